@@ -1,0 +1,92 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Kind says what a plugin provides.
+type Kind string
+
+// The plugin kinds driftd knows.
+const (
+	KindDetector Kind = "detector"
+	KindSink     Kind = "sink"
+)
+
+// Info describes a plugin. Name is the part after "driftd-plugin-" in the
+// binary's file name.
+type Info struct {
+	Name        string
+	Kind        Kind
+	Version     string
+	Description string
+}
+
+// SignalType is what a detector reports about a value.
+type SignalType string
+
+// The signals a detector can raise.
+const (
+	SignalDrift   SignalType = "drift"
+	SignalWarning SignalType = "warning"
+)
+
+// Batch is a run of consecutive values of one stream. Stream is an opaque key
+// chosen by the daemon; Start is the stream index of Values[0], so Values[i]
+// has index Start+i.
+type Batch struct {
+	Stream string
+	Start  uint64
+	Values []float64
+}
+
+// Signal is a drift or warning raised by the value at Index of Stream.
+// Details carries the detector's own figures (statistic, threshold, ...).
+type Signal struct {
+	Stream  string
+	Index   uint64
+	Type    SignalType
+	Details map[string]float64
+}
+
+// Detector is the contract of a detector plugin.
+//
+// A detector keeps its own state per stream. Update gets batches in stream
+// order; the result must not depend on how values were split into batches.
+// After a drift the detector resets that stream's state itself, as River's
+// detectors do, so one change gives one signal.
+type Detector interface {
+	// Info names the plugin.
+	Info() Info
+	// Schema declares the attributes of the plugin's config block.
+	Schema() Schema
+	// Configure sets the configuration, already checked against Schema and
+	// completed with its defaults. It is called once, before any Update.
+	// Return ConfigErrors to point the user at the attributes at fault.
+	Configure(cfg Config) error
+	// Update feeds values and returns the signals they raised, in order.
+	Update(ctx context.Context, batches []Batch) ([]Signal, error)
+}
+
+// Resetter is implemented by detectors that can forget a stream, so its next
+// value starts it afresh. Detectors built with Streams implement it.
+type Resetter interface {
+	Reset(ctx context.Context, stream string) error
+}
+
+// CheckValues reports the first value that is not finite. The daemon never
+// sends one; detectors may call it to guard against other callers.
+func CheckValues(values []float64) error {
+	for i, v := range values {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("value %d is %v: %w", i, v, ErrNonFinite)
+		}
+	}
+	return nil
+}
+
+// ErrNonFinite is returned for NaN and infinite values.
+var ErrNonFinite = errors.New("value is not finite")

@@ -1,0 +1,68 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// StreamDetector is one stream's detector state, the counterpart of a River
+// detector object. Update takes the next value and returns the signal it
+// raised, "" for none, with the detector's figures when it raised one.
+type StreamDetector interface {
+	Update(x float64) (SignalType, map[string]float64)
+}
+
+// Streams keeps one StreamDetector per stream and implements Detector's
+// Update and Resetter on top of them, for detectors whose streams are
+// independent. Embed it and set New in Configure.
+type Streams struct {
+	// New makes the state of a stream on its first value.
+	New func() StreamDetector
+
+	mu      sync.Mutex
+	streams map[string]StreamDetector
+}
+
+// Update feeds every batch, value by value, to its stream's state.
+func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams == nil {
+		s.streams = make(map[string]StreamDetector)
+	}
+	for _, b := range batches {
+		if err := CheckValues(b.Values); err != nil {
+			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
+		}
+	}
+	var out []Signal
+	for _, b := range batches {
+		st, ok := s.streams[b.Stream]
+		if !ok {
+			st = s.New()
+			s.streams[b.Stream] = st
+		}
+		for i, x := range b.Values {
+			if typ, details := st.Update(x); typ != "" {
+				out = append(out, Signal{Stream: b.Stream, Index: b.Start + uint64(i), Type: typ, Details: details})
+			}
+		}
+	}
+	return out, nil
+}
+
+// Reset forgets a stream.
+func (s *Streams) Reset(_ context.Context, stream string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, stream)
+	return nil
+}
+
+// Len returns how many streams have state.
+func (s *Streams) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
