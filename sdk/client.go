@@ -1,0 +1,66 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc"
+
+	"github.com/driftd/driftd/sdk/proto"
+)
+
+// client is the daemon side of a plugin connection. Its methods mirror the
+// Plugin and Detector contracts with a context and errors added.
+type client struct {
+	plugin   proto.PluginClient
+	detector proto.DetectorClient
+}
+
+func newClient(c *grpc.ClientConn) *client {
+	return &client{plugin: proto.NewPluginClient(c), detector: proto.NewDetectorClient(c)}
+}
+
+func (c *client) info(ctx context.Context) (Info, error) {
+	p, err := c.plugin.Info(ctx, &proto.Empty{})
+	if err != nil {
+		return Info{}, fromStatus("info", err)
+	}
+	return infoFromProto(p), nil
+}
+
+func (c *client) schema(ctx context.Context) (Schema, error) {
+	p, err := c.plugin.Schema(ctx, &proto.Empty{})
+	if err != nil {
+		return Schema{}, fromStatus("schema", err)
+	}
+	return schemaFromProto(p), nil
+}
+
+func (c *client) configure(ctx context.Context, cfg Config) error {
+	pc, err := configToProto(cfg)
+	if err != nil {
+		return err
+	}
+	resp, err := c.plugin.Configure(ctx, &proto.ConfigureRequest{Config: pc})
+	if err != nil {
+		return fromStatus("configure", err)
+	}
+	var errs []error
+	for _, e := range resp.GetErrors() {
+		errs = append(errs, &ConfigError{Attribute: e.GetAttribute(), Message: e.GetMessage()})
+	}
+	return errors.Join(errs...)
+}
+
+func (c *client) update(ctx context.Context, batches []Batch) ([]Signal, error) {
+	resp, err := c.detector.Update(ctx, &proto.UpdateRequest{Batches: batchesToProto(batches)})
+	if err != nil {
+		return nil, fromStatus("update", err)
+	}
+	return signalsFromProto(resp.GetSignals()), nil
+}
+
+func (c *client) reset(ctx context.Context, stream string) error {
+	_, err := c.detector.Reset(ctx, &proto.ResetRequest{Stream: stream})
+	return fromStatus("reset", err)
+}

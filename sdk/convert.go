@@ -1,0 +1,126 @@
+package sdk
+
+import (
+	"fmt"
+
+	"github.com/driftd/driftd/sdk/proto"
+)
+
+// Conversions between the sdk's Go types and their protobuf messages.
+
+func infoToProto(i Info) *proto.PluginInfo {
+	return &proto.PluginInfo{Name: i.Name, Kind: string(i.Kind), Version: i.Version, Description: i.Description}
+}
+
+func infoFromProto(p *proto.PluginInfo) Info {
+	return Info{Name: p.GetName(), Kind: Kind(p.GetKind()), Version: p.GetVersion(), Description: p.GetDescription()}
+}
+
+func valueToProto(v any) (*proto.Value, error) {
+	switch x := v.(type) {
+	case float64:
+		return &proto.Value{Kind: &proto.Value_Number{Number: x}}, nil
+	case int:
+		return &proto.Value{Kind: &proto.Value_Number{Number: float64(x)}}, nil
+	case string:
+		return &proto.Value{Kind: &proto.Value_String_{String_: x}}, nil
+	case bool:
+		return &proto.Value{Kind: &proto.Value_Bool{Bool: x}}, nil
+	}
+	return nil, fmt.Errorf("unsupported config value of type %T", v)
+}
+
+func valueFromProto(p *proto.Value) any {
+	switch x := p.GetKind().(type) {
+	case *proto.Value_Number:
+		return x.Number
+	case *proto.Value_String_:
+		return x.String_
+	case *proto.Value_Bool:
+		return x.Bool
+	}
+	return nil
+}
+
+func schemaToProto(s Schema) (*proto.ConfigSchema, error) {
+	out := &proto.ConfigSchema{}
+	for _, a := range s.Attributes {
+		pa := &proto.Attribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description}
+		if a.Default != nil {
+			v, err := valueToProto(a.Default)
+			if err != nil {
+				return nil, fmt.Errorf("attribute %q: %w", a.Name, err)
+			}
+			pa.Default = v
+		}
+		out.Attributes = append(out.Attributes, pa)
+	}
+	return out, nil
+}
+
+func schemaFromProto(p *proto.ConfigSchema) Schema {
+	var s Schema
+	for _, a := range p.GetAttributes() {
+		attr := Attribute{Name: a.GetName(), Type: Type(a.GetType()), Required: a.GetRequired(), Description: a.GetDescription()}
+		if a.GetDefault() != nil {
+			attr.Default = valueFromProto(a.GetDefault())
+		}
+		s.Attributes = append(s.Attributes, attr)
+	}
+	return s
+}
+
+func configToProto(c Config) (map[string]*proto.Value, error) {
+	out := make(map[string]*proto.Value, len(c))
+	for k, v := range c {
+		pv, err := valueToProto(v)
+		if err != nil {
+			return nil, fmt.Errorf("attribute %q: %w", k, err)
+		}
+		out[k] = pv
+	}
+	return out, nil
+}
+
+func configFromProto(m map[string]*proto.Value) Config {
+	out := make(Config, len(m))
+	for k, v := range m {
+		out[k] = valueFromProto(v)
+	}
+	return out
+}
+
+func batchesToProto(bs []Batch) []*proto.Batch {
+	out := make([]*proto.Batch, len(bs))
+	for i, b := range bs {
+		out[i] = &proto.Batch{Stream: b.Stream, Start: b.Start, Values: b.Values}
+	}
+	return out
+}
+
+func batchesFromProto(ps []*proto.Batch) []Batch {
+	out := make([]Batch, len(ps))
+	for i, p := range ps {
+		out[i] = Batch{Stream: p.GetStream(), Start: p.GetStart(), Values: p.GetValues()}
+	}
+	return out
+}
+
+func signalsToProto(ss []Signal) []*proto.Signal {
+	out := make([]*proto.Signal, len(ss))
+	for i, s := range ss {
+		out[i] = &proto.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Details}
+	}
+	return out
+}
+
+func signalsFromProto(ps []*proto.Signal) []Signal {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]Signal, len(ps))
+	for i, p := range ps {
+		out[i] = Signal{Stream: p.GetStream(), Index: p.GetIndex(), Type: SignalType(p.GetType()), Details: p.GetDetails()}
+	}
+	return out
+}

@@ -1,0 +1,54 @@
+// Package sdk is everything a driftd plugin author imports: the detector
+// contract, config schemas, and Serve, which runs a plugin over
+// hashicorp/go-plugin's gRPC transport. The daemon uses the same package to
+// start plugins (StartProcess) and talk to them (Remote).
+//
+// A complete detector plugin that raises a drift when a value exceeds a
+// limit. The binary must be called driftd-plugin-<name> and live in the
+// daemon's plugin_dir:
+//
+//	package main
+//
+//	import "github.com/driftd/driftd/sdk"
+//
+//	type Above struct {
+//		sdk.Streams // one state per stream; Update and Reset come with it
+//		limit float64
+//	}
+//
+//	func (a *Above) Info() sdk.Info {
+//		return sdk.Info{Name: "above", Kind: sdk.KindDetector, Version: "1.0.0"}
+//	}
+//
+//	func (a *Above) Schema() sdk.Schema {
+//		return sdk.Schema{Attributes: []sdk.Attribute{
+//			{Name: "limit", Type: sdk.TypeNumber, Default: 1.0, Description: "drift above this value"},
+//		}}
+//	}
+//
+//	func (a *Above) Configure(cfg sdk.Config) error {
+//		a.limit = cfg.Number("limit")
+//		a.New = func() sdk.StreamDetector { return &aboveState{limit: a.limit} }
+//		return nil
+//	}
+//
+//	type aboveState struct{ limit float64 }
+//
+//	func (s *aboveState) Update(x float64) (sdk.SignalType, map[string]float64) {
+//		if x > s.limit {
+//			return sdk.SignalDrift, map[string]float64{"value": x, "limit": s.limit}
+//		}
+//		return "", nil
+//	}
+//
+//	func main() { sdk.Serve(&Above{}) }
+//
+// Its config block in the daemon's HCL file:
+//
+//	detector "above" "latency_spike" {
+//	  metric = "latency_ms"
+//	  config { limit = 250 }
+//	}
+//
+// Test it over real gRPC with package sdktest.
+package sdk

@@ -1,0 +1,134 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
+)
+
+// above raises a drift when a value exceeds limit, then starts afresh.
+type above struct {
+	sdk.Streams
+	limit float64
+	mode  string
+}
+
+var _ sdk.Detector = (*above)(nil)
+
+func (a *above) Info() sdk.Info {
+	return sdk.Info{Name: "above", Kind: sdk.KindDetector, Version: "1.0.0"}
+}
+
+func (a *above) Schema() sdk.Schema {
+	return sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "limit", Type: sdk.TypeNumber, Default: 1.0},
+		{Name: "mode", Type: sdk.TypeString, Default: "strict"},
+		{Name: "verbose", Type: sdk.TypeBool},
+	}}
+}
+
+func (a *above) Configure(cfg sdk.Config) error {
+	a.limit, a.mode = cfg.Number("limit"), cfg.String("mode")
+	if err := sdk.OneOf("mode", a.mode, "strict", "loose"); err != nil {
+		return err
+	}
+	a.New = func() sdk.StreamDetector { return &aboveState{limit: a.limit} }
+	return nil
+}
+
+type aboveState struct{ limit float64 }
+
+func (s *aboveState) Update(x float64) (sdk.SignalType, map[string]float64) {
+	if x > s.limit {
+		return sdk.SignalDrift, map[string]float64{"value": x, "limit": s.limit}
+	}
+	return "", nil
+}
+
+func TestRemoteRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	r := sdktest.Start(t, &above{})
+	if got := r.Info(); got.Name != "above" || got.Kind != sdk.KindDetector || got.Version != "1.0.0" {
+		t.Fatalf("info = %+v", got)
+	}
+	if !reflect.DeepEqual(r.Schema(), (&above{}).Schema()) {
+		t.Fatalf("schema = %+v", r.Schema())
+	}
+	if err := r.Configure(ctx, sdk.Config{"limit": 2.0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Update(ctx, []sdk.Batch{
+		{Stream: "a", Start: 10, Values: []float64{1, 3, 1}},
+		{Stream: "b", Start: 0, Values: []float64{2.5}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sdk.Signal{
+		{Stream: "a", Index: 11, Type: sdk.SignalDrift, Details: map[string]float64{"value": 3, "limit": 2}},
+		{Stream: "b", Index: 0, Type: sdk.SignalDrift, Details: map[string]float64{"value": 2.5, "limit": 2}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("signals = %+v, want %+v", got, want)
+	}
+	if err := r.Reset(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigureErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  sdk.Config
+		want []sdk.ConfigError
+	}{
+		{"wrong type", sdk.Config{"limit": "high"}, []sdk.ConfigError{{Attribute: "limit", Message: "must be a number, not a string"}}},
+		{"unknown", sdk.Config{"limt": 1.0}, []sdk.ConfigError{{Attribute: "limt", Message: "unsupported attribute"}}},
+		{"refused by plugin", sdk.Config{"mode": "lax"}, []sdk.ConfigError{{Attribute: "mode", Message: `must be one of strict, loose, not "lax"`}}},
+		{"several", sdk.Config{"limit": true, "verbose": 1.0}, []sdk.ConfigError{
+			{Attribute: "limit", Message: "must be a number, not a bool"},
+			{Attribute: "verbose", Message: "must be a bool, not a number"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sdktest.Start(t, &above{})
+			err := r.Configure(context.Background(), tt.cfg)
+			if !errors.Is(err, sdk.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+			var got []sdk.ConfigError
+			for _, ce := range sdk.ConfigErrors(err) {
+				got = append(got, *ce)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("errors = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUpdateRefusesNonFinite(t *testing.T) {
+	r := sdktest.Detector(t, &above{}, nil)
+	_, err := r.Update(context.Background(), []sdk.Batch{{Stream: "a", Values: []float64{0.5, math.NaN()}}})
+	if !errors.Is(err, sdk.ErrBadRequest) {
+		t.Fatalf("err = %v, want ErrBadRequest", err)
+	}
+	// Nothing of the refused call was applied: the stream still works.
+	got, err := r.Update(context.Background(), []sdk.Batch{{Stream: "a", Values: []float64{5}}})
+	if err != nil || len(got) != 1 || got[0].Index != 0 {
+		t.Fatalf("after refusal: %+v, %v", got, err)
+	}
+}
+
+func TestConfigureTwiceRefused(t *testing.T) {
+	r := sdktest.Detector(t, &above{}, nil)
+	if err := r.Configure(context.Background(), nil); err == nil {
+		t.Fatal("second configure succeeded")
+	}
+}

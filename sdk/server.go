@@ -1,0 +1,73 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/driftd/driftd/sdk/proto"
+)
+
+// pluginServer serves the Plugin service on top of a Plugin implementation.
+type pluginServer struct {
+	proto.UnimplementedPluginServer
+	impl Plugin
+
+	mu         sync.Mutex
+	configured bool
+}
+
+func (s *pluginServer) Info(context.Context, *proto.Empty) (*proto.PluginInfo, error) {
+	return infoToProto(s.impl.Info()), nil
+}
+
+func (s *pluginServer) Schema(context.Context, *proto.Empty) (*proto.ConfigSchema, error) {
+	ps, err := schemaToProto(s.impl.Schema())
+	return ps, toStatus(err)
+}
+
+// Configure checks the config against the schema, fills in the defaults and
+// hands it to the implementation. Problems with the config travel in the
+// response, not as a gRPC error, so the daemon can place each one.
+func (s *pluginServer) Configure(_ context.Context, req *proto.ConfigureRequest) (*proto.ConfigureResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.configured {
+		return nil, toStatus(errors.New("configure: plugin is already configured"))
+	}
+	cfg, err := s.impl.Schema().Apply(configFromProto(req.GetConfig()))
+	if err == nil {
+		err = s.impl.Configure(cfg)
+	}
+	if err != nil {
+		resp := &proto.ConfigureResponse{}
+		for _, ce := range ConfigErrors(err) {
+			resp.Errors = append(resp.Errors, &proto.ConfigError{Attribute: ce.Attribute, Message: ce.Message})
+		}
+		return resp, nil
+	}
+	s.configured = true
+	return &proto.ConfigureResponse{}, nil
+}
+
+// detectorServer serves the Detector service.
+type detectorServer struct {
+	proto.UnimplementedDetectorServer
+	impl Detector
+}
+
+func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (*proto.UpdateResponse, error) {
+	signals, err := s.impl.Update(ctx, batchesFromProto(req.GetBatches()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &proto.UpdateResponse{Signals: signalsToProto(signals)}, nil
+}
+
+func (s *detectorServer) Reset(ctx context.Context, req *proto.ResetRequest) (*proto.Empty, error) {
+	r, ok := s.impl.(Resetter)
+	if !ok {
+		return nil, toStatus(errors.New("reset: detector cannot reset a stream"))
+	}
+	return &proto.Empty{}, toStatus(r.Reset(ctx, req.GetStream()))
+}
