@@ -1,0 +1,163 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func drift(model string) Event {
+	return Event{Type: Drift, Model: model, Version: "v1", Metric: "accuracy", Detector: "threshold.floor"}
+}
+
+func TestPublishAssignsSeqAndTime(t *testing.T) {
+	b := NewBus(10)
+	e1, e2 := b.Publish(drift("a")), b.Publish(drift("a"))
+	if e1.Seq != 1 || e2.Seq != 2 || e1.Time.IsZero() {
+		t.Fatalf("got %+v %+v", e1, e2)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	tests := []struct {
+		name string
+		f    Filter
+		e    Event
+		want bool
+	}{
+		{"empty matches drift", Filter{}, drift("a"), true},
+		{"empty skips metric", Filter{}, Event{Type: Metric}, false},
+		{"asked for metric", Filter{Types: []Type{Metric}}, Event{Type: Metric}, true},
+		{"model", Filter{Model: "b"}, drift("a"), false},
+		{"version", Filter{Version: "v2"}, drift("a"), false},
+		{"types", Filter{Types: []Type{Warning, Drift}}, drift("a"), true},
+		{"other type", Filter{Types: []Type{Plugin}}, drift("a"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.f.Match(&tt.e); got != tt.want {
+				t.Fatalf("Match = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSubscribeLiveAndReplay(t *testing.T) {
+	tests := []struct {
+		since      uint64
+		wantSeqs   []uint64
+		wantMissed uint64
+	}{
+		{0, nil, 0},
+		{4, []uint64{5}, 0},
+		{2, []uint64{3, 4, 5}, 0},
+		{1, []uint64{3, 4, 5}, 1},
+		{5, nil, 0},
+	}
+	for _, tt := range tests {
+		b := NewBus(3)
+		for i := 0; i < 5; i++ { // seqs 1..5; history holds 3, 4, 5
+			b.Publish(drift("a"))
+		}
+		s, err := b.Subscribe(Filter{}, tt.since, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for len(s.replay) > 0 {
+			e, _ := s.Next(nil)
+			got = append(got, e.Seq)
+		}
+		if !reflect.DeepEqual(got, tt.wantSeqs) || s.Missed != tt.wantMissed {
+			t.Errorf("since %d: replay %v missed %d, want %v missed %d", tt.since, got, s.Missed, tt.wantSeqs, tt.wantMissed)
+		}
+		live := b.Publish(drift("a"))
+		if e, err := s.Next(nil); err != nil || e.Seq != live.Seq {
+			t.Errorf("since %d: live event %+v, %v", tt.since, e, err)
+		}
+		s.Close()
+	}
+}
+
+func TestSlowSubscriberIsCutOffNotBlocking(t *testing.T) {
+	b := NewBus(100)
+	slow, _ := b.Subscribe(Filter{}, 0, 2)
+	fast, _ := b.Subscribe(Filter{}, 0, 100)
+	for i := 0; i < 10; i++ {
+		b.Publish(drift("a")) // must not block on slow
+	}
+	if b.CutOff() != 1 || b.Subscribers() != 1 {
+		t.Fatalf("cut off %d, subscribers %d", b.CutOff(), b.Subscribers())
+	}
+	// The slow one gets what it buffered, then the reason.
+	for i := 1; i <= 2; i++ {
+		if e, err := slow.Next(nil); err != nil || e.Seq != uint64(i) {
+			t.Fatalf("buffered %d: %+v %v", i, e, err)
+		}
+	}
+	if _, err := slow.Next(nil); !errors.Is(err, ErrSlowSubscriber) {
+		t.Fatalf("err = %v", err)
+	}
+	for i := 1; i <= 10; i++ {
+		if e, err := fast.Next(nil); err != nil || e.Seq != uint64(i) {
+			t.Fatalf("fast %d: %+v %v", i, e, err)
+		}
+	}
+	// Resuming with since loses nothing still held.
+	again, _ := b.Subscribe(Filter{}, 2, 100)
+	if e, _ := again.Next(nil); e.Seq != 3 {
+		t.Fatalf("resume starts at %d", e.Seq)
+	}
+}
+
+func TestWantsMetrics(t *testing.T) {
+	b := NewBus(1)
+	if b.WantsMetrics() {
+		t.Fatal("no subscriber yet")
+	}
+	s, _ := b.Subscribe(Filter{Types: []Type{Metric}}, 0, 1)
+	if !b.WantsMetrics() {
+		t.Fatal("metric subscriber not counted")
+	}
+	s.Close()
+	s.Close()
+	if b.WantsMetrics() {
+		t.Fatal("closed subscriber still counted")
+	}
+}
+
+func TestClose(t *testing.T) {
+	b := NewBus(1)
+	s, _ := b.Subscribe(Filter{}, 0, 1)
+	b.Close()
+	if _, err := s.Next(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := b.Subscribe(Filter{}, 0, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("subscribe after close: %v", err)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	e := Event{Seq: 7, Type: Drift, Model: "m", Version: "v", Metric: "accuracy", Detector: "pagehinkley.ph",
+		Index: 0, WindowSize: 1, WindowMean: 0, Details: map[string]float64{"statistic": 1.5}}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"index":0`, `"window_size":1`, `"window_mean":0`, `"detector":"pagehinkley.ph"`, `"details":{"statistic":1.5}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %s", b, want)
+		}
+	}
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, e) {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	p, _ := json.Marshal(Event{Seq: 1, Type: Plugin, Action: "started", Plugin: "threshold"})
+	if strings.Contains(string(p), "index") {
+		t.Errorf("plugin event has an index: %s", p)
+	}
+}

@@ -1,0 +1,136 @@
+// Package event holds driftd's events and the bus that fans them out to
+// subscribers without ever blocking the publisher.
+package event
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Type is the kind of an event.
+type Type string
+
+// The event types.
+const (
+	Drift   Type = "drift"
+	Warning Type = "warning"
+	Retrain Type = "retrain"
+	Plugin  Type = "plugin"
+	Config  Type = "config"
+	Metric  Type = "metric"
+)
+
+// ParseType checks an event type name.
+func ParseType(s string) (Type, bool) {
+	switch t := Type(s); t {
+	case Drift, Warning, Retrain, Plugin, Config, Metric:
+		return t, true
+	}
+	return "", false
+}
+
+// Event is one event. Which fields are set depends on Type:
+//   - drift, warning: Model, Version, Metric, Detector, Index, WindowSize,
+//     WindowMean, Details;
+//   - metric: Model, Version, Metric, Index, Value;
+//   - plugin, config, retrain: Action, and Plugin, Detector, Message,
+//     Generation or Diagnostics where they apply.
+type Event struct {
+	Seq  uint64    `json:"seq"`
+	Type Type      `json:"type"`
+	Time time.Time `json:"time"`
+
+	Model    string `json:"model,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Metric   string `json:"metric,omitempty"`
+	Detector string `json:"detector,omitempty"`
+
+	Index      uint64             `json:"-"`
+	Value      float64            `json:"-"`
+	WindowSize int                `json:"-"`
+	WindowMean float64            `json:"-"`
+	Details    map[string]float64 `json:"details,omitempty"`
+
+	Action      string `json:"action,omitempty"`
+	Plugin      string `json:"plugin,omitempty"`
+	Pid         int    `json:"pid,omitempty"`
+	Message     string `json:"message,omitempty"`
+	Generation  uint64 `json:"generation,omitempty"`
+	Diagnostics any    `json:"diagnostics,omitempty"`
+}
+
+// MarshalJSON writes the fields of the event's type, so that index 0 and a
+// mean of 0 still appear on drift events.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	switch e.Type {
+	case Drift, Warning:
+		return json.Marshal(struct {
+			plain
+			Index      uint64  `json:"index"`
+			WindowSize int     `json:"window_size"`
+			WindowMean float64 `json:"window_mean"`
+		}{plain(e), e.Index, e.WindowSize, e.WindowMean})
+	case Metric:
+		return json.Marshal(struct {
+			plain
+			Index uint64  `json:"index"`
+			Value float64 `json:"value"`
+		}{plain(e), e.Index, e.Value})
+	}
+	return json.Marshal(plain(e))
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event
+	var v struct {
+		plain
+		Index      uint64  `json:"index"`
+		Value      float64 `json:"value"`
+		WindowSize int     `json:"window_size"`
+		WindowMean float64 `json:"window_mean"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = Event(v.plain)
+	e.Index, e.Value, e.WindowSize, e.WindowMean = v.Index, v.Value, v.WindowSize, v.WindowMean
+	return nil
+}
+
+// Filter selects events. Empty fields match everything, except that metric
+// events are only delivered when Types names them: there is one per value.
+type Filter struct {
+	Model   string
+	Version string
+	Types   []Type
+}
+
+// Match reports whether e passes the filter.
+func (f Filter) Match(e *Event) bool {
+	if f.Model != "" && e.Model != f.Model {
+		return false
+	}
+	if f.Version != "" && e.Version != f.Version {
+		return false
+	}
+	if len(f.Types) == 0 {
+		return e.Type != Metric
+	}
+	for _, t := range f.Types {
+		if t == e.Type {
+			return true
+		}
+	}
+	return false
+}
+
+func (f Filter) wantsMetrics() bool {
+	for _, t := range f.Types {
+		if t == Metric {
+			return true
+		}
+	}
+	return false
+}
