@@ -201,3 +201,6 @@ func (s *Subscription) Close() {
 	defer s.bus.mu.Unlock()
 	s.bus.dropLocked(s, ErrClosed)
 }
+
+// Pending returns how many events wait to be read.
+func (s *Subscription) Pending() int { return len(s.replay) + len(s.ch) }

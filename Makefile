@@ -1,0 +1,54 @@
+# driftd — see README.md.
+GO      ?= go
+PLUGINS := $(notdir $(wildcard plugins/*))
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/driftd/driftd/core.Version=$(VERSION)
+GOBIN   ?= $(shell $(GO) env GOPATH)/bin
+
+.PHONY: all build run test test-short vet fmt-check bench proto clean
+
+all: build
+
+## build: the daemon as bin/driftd and every plugin as bin/plugins/driftd-plugin-<name>
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/driftd ./cmd/driftd
+	@for p in $(PLUGINS); do \
+		echo "$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p"; \
+		$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p || exit 1; \
+	done
+
+## run: build, then run the agent on examples/config.hcl (socket ./driftd.sock)
+run: build
+	./bin/driftd agent -config examples/config.hcl
+
+## test: vet, formatting, and every test with the race detector, end-to-end ones included
+test: vet fmt-check
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-short: the unit tests only
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## bench: hot-path Go benchmarks and the end-to-end load run
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/...
+	$(GO) run ./cmd/driftd-load -driftd bin/driftd -plugins bin/plugins
+
+## proto: regenerate sdk/proto from plugin.proto (needs protoc; plugins come from the module proxy)
+proto:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	PATH="$(GOBIN):$$PATH" protoc -I sdk/proto \
+		--go_out=sdk/proto --go_opt=paths=source_relative \
+		--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
+		sdk/proto/plugin.proto
+
+clean:
+	rm -rf bin data driftd.sock

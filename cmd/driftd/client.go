@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// socketFlag adds -socket to a client command.
+func socketFlag(fs *flag.FlagSet) *string {
+	return fs.String("socket", "", "daemon `socket` (default $DRIFTD_SOCKET, then ./driftd.sock)")
+}
+
+func socketPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := os.Getenv("DRIFTD_SOCKET"); env != "" {
+		return env
+	}
+	return "./driftd.sock"
+}
+
+// httpClient speaks HTTP over the daemon's Unix socket.
+func httpClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
+}
+
+func connectError(stderr io.Writer, cmd, socket string, err error) int {
+	fmt.Fprintf(stderr, "driftd %s: cannot reach the daemon at %s: %v\n", cmd, socket, err)
+	return exitFailure
+}
+
+func runPush(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("push", stderr)
+	sock := socketFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "usage: driftd push [-socket PATH] [FILE|-]")
+		return exitUsage
+	}
+	body := stdin
+	if name := fs.Arg(0); name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "driftd push: %v\n", err)
+			return exitFailure
+		}
+		defer f.Close()
+		body = f
+	}
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/metrics", body)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd push: %v\n", err)
+		return exitFailure
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "push", socket, err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Accepted int `json:"accepted"`
+		Rejected int `json:"rejected"`
+		Errors   []struct {
+			Line  int    `json:"line"`
+			Error string `json:"error"`
+		} `json:"errors"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		fmt.Fprintf(stderr, "driftd push: %s: unreadable answer: %v\n", resp.Status, err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "accepted %d, rejected %d\n", res.Accepted, res.Rejected)
+	for _, e := range res.Errors {
+		fmt.Fprintf(stderr, "line %d: %s\n", e.Line, e.Error)
+	}
+	if res.Error != "" {
+		fmt.Fprintf(stderr, "driftd push: %s: %s\n", resp.Status, res.Error)
+	}
+	if resp.StatusCode != http.StatusOK || res.Rejected > 0 {
+		return exitFailure
+	}
+	return exitOK
+}
+
+func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("events", stderr)
+	sock := socketFlag(fs)
+	model := fs.String("model", "", "only events of this `model`")
+	version := fs.String("version", "", "only events of this model `version`")
+	since := fs.Uint64("since", 0, "replay held events after this `seq` first")
+	var types stringList
+	fs.Var(&types, "type", "only events of this `type` (drift, warning, retrain, plugin, config, metric); repeatable")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: driftd events [-socket PATH] [-model M] [-version V] [-type T]... [-since SEQ]")
+		return exitUsage
+	}
+	q := url.Values{}
+	if *model != "" {
+		q.Set("model", *model)
+	}
+	if *version != "" {
+		q.Set("version", *version)
+	}
+	if *since > 0 {
+		q.Set("since", strconv.FormatUint(*since, 10))
+	}
+	for _, t := range types {
+		q.Add("type", t)
+	}
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/events?"+q.Encode(), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd events: %v\n", err)
+		return exitFailure
+	}
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "events", socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(stderr, "driftd events: %s: %s\n", resp.Status, strings.TrimSpace(string(msg)))
+		return exitFailure
+	}
+	if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
+		fmt.Fprintf(stderr, "driftd events: %s events after %d are no longer held\n", n, *since)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if _, err := fmt.Fprintf(stdout, "%s\n", sc.Bytes()); err != nil {
+			return exitFailure
+		}
+	}
+	if ctx.Err() != nil {
+		return exitOK // interrupted by the user
+	}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(stderr, "driftd events: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintln(stderr, "driftd events: the daemon closed the stream")
+	return exitFailure
+}
+
+func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("status", stderr)
+	sock := socketFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/status", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd status: %v\n", err)
+		return exitFailure
+	}
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "status", socket, err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(stdout, resp.Body); err != nil {
+		return exitFailure
+	}
+	if resp.StatusCode != http.StatusOK {
+		return exitFailure
+	}
+	return exitOK
+}

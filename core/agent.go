@@ -1,0 +1,269 @@
+// Package core is the driftd daemon: config generations, plugin processes,
+// windows, detector feeds, events and the socket API.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/sdk"
+)
+
+// ErrInvalidConfig marks a config file with errors; the error is a
+// *DiagnosticsError listing them.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// DiagnosticsError carries the diagnostics of a config that was refused.
+type DiagnosticsError struct {
+	Diags hcl.Diagnostics
+}
+
+func (e *DiagnosticsError) Error() string {
+	return strings.TrimRight(config.FormatDiagnostics(e.Diags), "\n")
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *DiagnosticsError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Options configure an Agent.
+type Options struct {
+	// ConfigPath is the HCL file.
+	ConfigPath string
+	// LogOutput receives the log; os.Stderr when nil.
+	LogOutput io.Writer
+	// LogLevel and LogJSON override the file's log_level and log_format
+	// when set.
+	LogLevel string
+	LogJSON  bool
+}
+
+// Agent is the daemon. Its parts own their own state: Windows the values,
+// the event bus the events, and the current generation the plugins and
+// routes built from the config.
+type Agent struct {
+	opts    Options
+	log     hclog.Logger
+	file    *config.File
+	windows *Windows
+	bus     *event.Bus
+	gen     atomic.Pointer[generation]
+	genSeq  uint64
+
+	reloadMu   sync.Mutex
+	lastReload ReloadResult
+
+	accepted, rejected atomic.Uint64
+	ready              atomic.Bool
+	started            time.Time
+	ingesting          sync.WaitGroup // metric requests in flight
+
+	// publish is the event sink; the bus by default, a recorder in backtest.
+	publish func(event.Event)
+}
+
+// ReloadResult is the outcome of the last load of the config file.
+type ReloadResult struct {
+	OK          bool                `json:"ok"`
+	Time        time.Time           `json:"time"`
+	Generation  uint64              `json:"generation"`
+	Diagnostics []config.Diagnostic `json:"diagnostics,omitempty"`
+}
+
+// NewAgent loads the config file and sets up logging. It starts nothing.
+func NewAgent(opts Options) (*Agent, error) {
+	f, diags := config.Load(opts.ConfigPath)
+	if diags.HasErrors() {
+		return nil, &DiagnosticsError{Diags: diags}
+	}
+	a := &Agent{
+		opts:    opts,
+		file:    f,
+		windows: NewWindows(),
+		bus:     event.NewBus(f.Events.History),
+	}
+	a.publish = func(e event.Event) { a.bus.Publish(e) }
+	a.log = newLogger(opts, f)
+	for _, d := range diags {
+		a.log.Warn("config", "diagnostic", strings.TrimSpace(config.FormatDiagnostics(hcl.Diagnostics{d})))
+	}
+	return a, nil
+}
+
+func newLogger(opts Options, f *config.File) hclog.Logger {
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	level := f.LogLevel
+	if opts.LogLevel != "" {
+		level = opts.LogLevel
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "driftd",
+		Level:      hclog.LevelFromString(level),
+		Output:     out,
+		JSONFormat: opts.LogJSON || f.LogFormat == "json",
+	})
+}
+
+// Logger returns the agent's logger.
+func (a *Agent) Logger() hclog.Logger { return a.log }
+
+// Bus returns the event bus.
+func (a *Agent) Bus() *event.Bus { return a.bus }
+
+// startGeneration builds the config's generation and makes it current.
+func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	a.genSeq++
+	opts.log = a.log.Named("plugin")
+	g, diags := buildGeneration(ctx, a.file, a.genSeq, opts)
+	res := ReloadResult{OK: !diags.HasErrors(), Time: time.Now().UTC(), Generation: a.genSeq, Diagnostics: config.Diagnostics(diags)}
+	a.lastReload = res
+	if diags.HasErrors() {
+		a.publish(event.Event{Type: event.Config, Action: "rejected", Generation: a.genSeq, Diagnostics: res.Diagnostics,
+			Message: strings.TrimSpace(config.FormatDiagnostics(diags))})
+		return &DiagnosticsError{Diags: diags}
+	}
+	g.start(a.onSignals, a.onFailed, a.onExited)
+	a.gen.Store(g)
+	for _, d := range g.detectors {
+		a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.proc.Pid()})
+		a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.proc.Pid())
+	}
+	a.publish(event.Event{Type: event.Config, Action: "loaded", Generation: g.id, Message: a.file.Filename})
+	return nil
+}
+
+// Ingest accepts one metric: every value goes into its window and to the
+// detectors of its metric. It waits while a detector's queue is full, and
+// gives up with ErrBusy when ctx ends first; then nothing of m was taken.
+func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
+	g := a.gen.Load()
+	if g == nil {
+		return fmt.Errorf("agent is not running: %w", ErrBusy)
+	}
+	if m.Time.IsZero() {
+		m.Time = time.Now()
+	}
+	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
+	w.mu.Lock()
+	rt := a.routeLocked(w, g)
+	w.mu.Unlock()
+	for _, v := range m.Values {
+		for _, r := range rt.byMetric[v.Name] {
+			if err := r.waitRoom(ctx); err != nil {
+				return err
+			}
+		}
+	}
+
+	wantMetrics := a.bus.WantsMetrics()
+	var metricEvents []event.Event
+	w.mu.Lock()
+	rt = a.routeLocked(w, g)
+	for _, v := range m.Values {
+		s := w.seriesLocked(v.Name)
+		idx := s.add(v.Value)
+		for _, r := range rt.byMetric[v.Name] {
+			r.add(s.key, idx, v.Value)
+		}
+		if wantMetrics {
+			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
+				Model: m.Model, Version: m.Version, Metric: v.Name, Index: idx, Value: v.Value})
+		}
+	}
+	w.mu.Unlock()
+	a.accepted.Add(1)
+	for _, e := range metricEvents {
+		a.publish(e)
+	}
+	return nil
+}
+
+// routeLocked returns the window's route in generation g, computing it and
+// resizing the window when the generation changed. w.mu is held.
+func (a *Agent) routeLocked(w *Window, g *generation) *route {
+	if w.route == nil || w.route.gen != g {
+		w.route = g.routeFor(w.Model, w.Version)
+		w.setCapacityLocked(w.route.window)
+	}
+	return w.route
+}
+
+// onSignals turns what a detector raised into events.
+func (a *Agent) onSignals(r *runner, sigs []sdk.Signal) {
+	for _, s := range sigs {
+		model, version, metricName, ok := splitStreamKey(s.Stream)
+		if !ok {
+			a.log.Warn("plugin raised a signal for an unknown stream", "detector", r.id, "stream", s.Stream)
+			continue
+		}
+		typ := event.Drift
+		if s.Type == sdk.SignalWarning {
+			typ = event.Warning
+		} else if s.Type != sdk.SignalDrift {
+			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", s.Type)
+			continue
+		}
+		var size int
+		var mean float64
+		if w := a.windows.Lookup(model, version); w != nil {
+			size, mean = w.Stats(metricName, s.Index)
+		}
+		a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
+			Index: s.Index, WindowSize: size, WindowMean: mean, Details: s.Details})
+		a.log.Info(string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id, "index", s.Index)
+	}
+}
+
+// onFailed reports a call that failed. The values it carried reached the
+// windows but not this detector; status counts them as lost.
+func (a *Agent) onFailed(r *runner, err error, lost int) {
+	a.log.Error("detector call failed", "detector", r.id, "values", lost, "error", err)
+	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id,
+		Message: fmt.Sprintf("%d values not evaluated: %v", lost, err)})
+}
+
+// onExited reports a plugin process that died.
+func (a *Agent) onExited(d *detectorInstance) {
+	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.proc.Pid())
+	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.proc.Pid()})
+}
+
+func splitStreamKey(k string) (model, version, metric string, ok bool) {
+	parts := strings.SplitN(k, "/", 3)
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// waitIngest waits for the metric requests in flight to finish.
+func (a *Agent) waitIngest(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		a.ingesting.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,174 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/metric"
+)
+
+// maxReportedErrors bounds the per-line errors one answer lists; the count
+// of rejected lines is always complete.
+const maxReportedErrors = 100
+
+// ingestWait bounds how long a request waits for a full detector queue
+// before it is answered 503.
+const ingestWait = 5 * time.Second
+
+// Handler returns the HTTP API served on the socket.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/metrics", a.handleMetrics)
+	mux.HandleFunc("GET /v1/events", a.handleEvents)
+	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	return mux
+}
+
+// LineError is one rejected line of a metrics body.
+type LineError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// IngestResult is the answer to POST /v1/metrics.
+type IngestResult struct {
+	Accepted int         `json:"accepted"`
+	Rejected int         `json:"rejected"`
+	Errors   []LineError `json:"errors"`
+	// Error says why reading stopped early: a limit, or the daemon being busy.
+	Error string `json:"error,omitempty"`
+}
+
+func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	a.ingesting.Add(1)
+	defer a.ingesting.Done()
+	res := IngestResult{Errors: []LineError{}}
+	status := http.StatusOK
+	rd := metric.NewReader(r.Body, metric.Limits{
+		MaxLineBytes:     int(a.file.Ingest.MaxLineBytes),
+		MaxDocumentBytes: int(a.file.Ingest.MaxDocumentBytes),
+	})
+	for {
+		m, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		var rec *metric.RecordError
+		switch {
+		case errors.As(err, &rec):
+			res.Rejected++
+			a.rejected.Add(1)
+			if len(res.Errors) < maxReportedErrors {
+				res.Errors = append(res.Errors, LineError{Line: rec.Line, Error: rec.Err.Error()})
+			}
+			continue
+		case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
+			status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
+		case err != nil:
+			status, res.Error = http.StatusBadRequest, "read body: "+err.Error()
+		}
+		if err != nil {
+			break
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), ingestWait)
+		err = a.Ingest(ctx, m)
+		cancel()
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			status, res.Error = http.StatusServiceUnavailable, err.Error()
+			break
+		}
+		res.Accepted++
+	}
+	if status == http.StatusOK && res.Accepted == 0 {
+		status = http.StatusBadRequest
+		if res.Rejected == 0 {
+			res.Error = "empty body: send one JSON object, a JSON array or newline-delimited JSON"
+		} else {
+			res.Error = "no metric accepted"
+		}
+	}
+	writeJSON(w, status, res)
+}
+
+func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := event.Filter{Model: q.Get("model"), Version: q.Get("version")}
+	for _, v := range q["type"] {
+		for _, name := range strings.Split(v, ",") {
+			t, ok := event.ParseType(strings.TrimSpace(name))
+			if !ok {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown event type %q: use drift, warning, retrain, plugin, config or metric", name)})
+				return
+			}
+			f.Types = append(f.Types, t)
+		}
+	}
+	var since uint64
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("since: %q is not a sequence number", s)})
+			return
+		}
+		since = n
+	}
+	sub, err := a.bus.Subscribe(f, since, a.file.Events.Buffer)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	defer sub.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Driftd-Last-Seq", strconv.FormatUint(a.bus.LastSeq(), 10))
+	if sub.Missed > 0 {
+		w.Header().Set("X-Driftd-Missed", strconv.FormatUint(sub.Missed, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	enc := json.NewEncoder(w)
+	for {
+		e, err := sub.Next(r.Context().Done())
+		if err != nil {
+			if errors.Is(err, event.ErrSlowSubscriber) {
+				a.log.Warn("event subscriber cut off", "remote", r.RemoteAddr)
+			}
+			return
+		}
+		if err := enc.Encode(e); err != nil {
+			return
+		}
+		if sub.Pending() == 0 {
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,151 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/metric"
+)
+
+// Validate checks a config file the way a start would, without binding
+// anything: it parses the file, starts each plugin for its schema, checks
+// every config block against it and lets each plugin check its values. The
+// diagnostics include warnings; the file is valid when none is an error.
+func Validate(ctx context.Context, path string, opts Options) hcl.Diagnostics {
+	opts.ConfigPath = path
+	a, err := NewAgent(opts)
+	if err != nil {
+		var de *DiagnosticsError
+		if errors.As(err, &de) {
+			return de.Diags
+		}
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot load config", Detail: err.Error()}}
+	}
+	_, diags := config.Load(path) // warnings of the static checks
+	g, gdiags := buildGeneration(ctx, a.file, 1, buildOptions{log: a.log.Named("plugin")})
+	if g != nil {
+		g.stop()
+	}
+	return append(diags, gdiags...)
+}
+
+// BacktestOptions configure a backtest.
+type BacktestOptions struct {
+	Options
+	// Detectors, when set, limits the run to these detector IDs.
+	Detectors []string
+}
+
+// BacktestResult sums up a backtest.
+type BacktestResult struct {
+	Accepted, Rejected int
+	Events             int
+}
+
+// Backtest runs the configured detectors, through their real plugins, over
+// recorded metrics read from in, and writes the drift and warning events
+// they raise to out as NDJSON, ordered by model, version, metric, index and
+// detector. Lines that are not valid metrics are reported to errOut and
+// skipped.
+func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts BacktestOptions) (BacktestResult, error) {
+	var res BacktestResult
+	a, err := NewAgent(opts.Options)
+	if err != nil {
+		return res, err
+	}
+	var only map[string]bool
+	if len(opts.Detectors) > 0 {
+		only = make(map[string]bool)
+		for _, id := range opts.Detectors {
+			if a.file.Detector(id) == nil {
+				return res, fmt.Errorf("-detector %s: no such detector in %s", id, a.file.Filename)
+			}
+			only[id] = true
+		}
+	}
+	var mu sync.Mutex
+	var events []event.Event
+	a.publish = func(e event.Event) {
+		if e.Type == event.Drift || e.Type == event.Warning || (e.Type == event.Plugin && e.Action == "failed") {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}
+	}
+	if err := a.startGeneration(ctx, buildOptions{only: only}); err != nil {
+		return res, err
+	}
+	g := a.gen.Load()
+	defer g.stop()
+
+	rd := metric.NewReader(in, metric.Limits{
+		MaxLineBytes:     int(a.file.Ingest.MaxLineBytes),
+		MaxDocumentBytes: int(a.file.Ingest.MaxDocumentBytes),
+	})
+	for {
+		m, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		var rec *metric.RecordError
+		if errors.As(err, &rec) {
+			res.Rejected++
+			fmt.Fprintf(errOut, "backtest: %v\n", rec)
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("read metrics: %w", err)
+		}
+		if err := a.Ingest(ctx, m); err != nil {
+			return res, err
+		}
+		res.Accepted++
+	}
+	if err := g.idle(ctx); err != nil {
+		return res, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var failures []string
+	for _, e := range events {
+		if e.Type == event.Plugin {
+			failures = append(failures, e.Detector+": "+e.Message)
+		}
+	}
+	if len(failures) > 0 {
+		return res, fmt.Errorf("detectors failed: %s", strings.Join(failures, "; "))
+	}
+	sort.SliceStable(events, func(i, j int) bool {
+		x, y := events[i], events[j]
+		switch {
+		case x.Model != y.Model:
+			return x.Model < y.Model
+		case x.Version != y.Version:
+			return x.Version < y.Version
+		case x.Metric != y.Metric:
+			return x.Metric < y.Metric
+		case x.Index != y.Index:
+			return x.Index < y.Index
+		}
+		return x.Detector < y.Detector
+	})
+	enc := json.NewEncoder(out)
+	for i, e := range events {
+		e.Seq = uint64(i + 1)
+		if err := enc.Encode(e); err != nil {
+			return res, err
+		}
+	}
+	res.Events = len(events)
+	return res, nil
+}

@@ -1,0 +1,72 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+)
+
+// shutdownGrace bounds how long a stop waits for requests in flight.
+const shutdownGrace = 10 * time.Second
+
+// Run starts the plugins, serves the socket API until ctx ends, then shuts
+// down in order: stop accepting, finish the requests in flight, deliver
+// what detectors still have queued, stop the plugins, end the event
+// streams, remove the socket.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	if err := os.MkdirAll(a.file.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data_dir: %w", err)
+	}
+	l, err := listenUnix(a.file.Listen.Socket, a.file.Listen.SocketMode)
+	if err != nil {
+		return err
+	}
+	if err := a.startGeneration(ctx, buildOptions{}); err != nil {
+		l.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          a.log.Named("http").StandardLogger(nil),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	a.ready.Store(true)
+	a.log.Info("driftd running", "socket", a.file.Listen.Socket, "config", a.file.Filename, "version", Version)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	a.ready.Store(false)
+	a.log.Info("shutting down")
+
+	// Shutdown closes the listener and waits for requests to finish; event
+	// streams only end once the bus closes, after the detectors flushed.
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(shutCtx) }()
+	if err := a.waitIngest(shutCtx); err != nil {
+		a.log.Warn("metric requests still running at shutdown; closing them", "error", err)
+		srv.Close()
+	}
+	if g := a.gen.Swap(nil); g != nil {
+		g.stop()
+	}
+	a.bus.Close()
+	if err := <-shut; err != nil {
+		srv.Close()
+	}
+	a.log.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}

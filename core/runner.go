@@ -1,0 +1,213 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/driftd/driftd/sdk"
+)
+
+// updater is the part of a detector plugin the runner calls. *sdk.Remote
+// implements it; unit tests use fakes.
+type updater interface {
+	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
+}
+
+// ErrBusy means a detector's queue is full: the daemon cannot keep up.
+var ErrBusy = errors.New("detector queue full")
+
+// runner feeds one configured detector. Ingestion appends values to its
+// queue; its goroutine takes everything queued at once and sends it in one
+// Update call, so under load a call carries many values and at rest a value
+// is sent as soon as it arrives. Values of a stream stay in index order, and
+// a detector sees every value of its metric exactly once, whatever the
+// batching.
+type runner struct {
+	id     string // "<plugin>.<name>"
+	metric string
+	up     updater
+	limit  int           // queued values beyond which ingestion waits
+	timout time.Duration // deadline of one Update call
+	log    hclog.Logger
+	// signals receives what a call raised; failed, a call that failed.
+	signals func(r *runner, sigs []sdk.Signal)
+	failed  func(r *runner, err error, lost int)
+
+	mu      sync.Mutex
+	room    *sync.Cond // signalled when the queue shrinks or the runner stops
+	queue   []sdk.Batch
+	last    map[string]int // stream key -> its batch in queue
+	queued  int
+	busy    bool // a call is in flight
+	stopped bool
+	spare   []sdk.Batch // the previous queue, reused
+
+	wake chan struct{}
+	done chan struct{}
+
+	// figures for status
+	calls, values, lost uint64
+	lastErr             string
+}
+
+func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
+	r := &runner{
+		id: id, metric: metric, up: up, limit: limit, timout: timeout, log: log,
+		last: make(map[string]int),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+	}
+	r.room = sync.NewCond(&r.mu)
+	return r
+}
+
+// add queues the value at index of a stream. The caller holds the stream's
+// window lock, which keeps each stream's values in order.
+func (r *runner) add(stream string, index uint64, v float64) {
+	r.mu.Lock()
+	if i, ok := r.last[stream]; ok {
+		b := &r.queue[i]
+		if b.Start+uint64(len(b.Values)) == index {
+			b.Values = append(b.Values, v)
+			r.queued++
+			r.mu.Unlock()
+			return
+		}
+	}
+	r.last[stream] = len(r.queue)
+	r.queue = append(r.queue, sdk.Batch{Stream: stream, Start: index, Values: []float64{v}})
+	r.queued++
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom waits until the queue is below its limit, the runner stopped or
+// ctx ends. It returns ErrBusy when ctx ended first.
+func (r *runner) waitRoom(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queued < r.limit || r.stopped {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.room.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	for r.queued >= r.limit && !r.stopped {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", r.id, ErrBusy)
+		}
+		r.room.Wait()
+	}
+	return nil
+}
+
+// run sends the queue to the plugin until ctx ends; then it sends what is
+// left once more and returns.
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.wake:
+			r.flushOnce(ctx)
+		case <-ctx.Done():
+			// Deliver what was accepted before the stop.
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timout)
+			r.flushOnce(final)
+			cancel()
+			r.mu.Lock()
+			r.stopped = true
+			r.room.Broadcast()
+			r.mu.Unlock()
+			return
+		}
+	}
+}
+
+// flushOnce sends everything queued in one call.
+func (r *runner) flushOnce(ctx context.Context) {
+	r.mu.Lock()
+	batch, n := r.queue, r.queued
+	if n == 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.queue, r.spare = r.spare[:0], nil
+	clear(r.last)
+	r.queued = 0
+	r.busy = true
+	r.room.Broadcast()
+	r.mu.Unlock()
+
+	callCtx, cancel := context.WithTimeout(ctx, r.timout)
+	sigs, err := r.up.Update(callCtx, batch)
+	cancel()
+
+	r.mu.Lock()
+	r.busy = false
+	r.calls++
+	if err != nil {
+		r.lost += uint64(n)
+		r.lastErr = err.Error()
+	} else {
+		r.values += uint64(n)
+	}
+	for i := range batch {
+		batch[i] = sdk.Batch{}
+	}
+	r.spare = batch[:0]
+	r.room.Broadcast()
+	r.mu.Unlock()
+
+	if err != nil {
+		r.failed(r, err, n)
+		return
+	}
+	if len(sigs) > 0 {
+		r.signals(r, sigs)
+	}
+}
+
+// idle waits until nothing is queued or in flight, or ctx ends.
+func (r *runner) idle(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.room.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	for (r.queued > 0 || r.busy) && !r.stopped {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.room.Wait()
+	}
+	return nil
+}
+
+// RunnerStatus describes a detector's feed.
+type RunnerStatus struct {
+	Queued    int    `json:"queued"`
+	Calls     uint64 `json:"calls"`
+	Values    uint64 `json:"values"`
+	Lost      uint64 `json:"lost,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+func (r *runner) status() RunnerStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr}
+}

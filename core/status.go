@@ -1,0 +1,127 @@
+package core
+
+import (
+	"net/http"
+	"time"
+)
+
+// Version is driftd's version, set at build time.
+var Version = "0.1.0-dev"
+
+// Status is the answer to GET /v1/status.
+type Status struct {
+	Version    string          `json:"version"`
+	ConfigFile string          `json:"config_file"`
+	Generation uint64          `json:"generation"`
+	Uptime     string          `json:"uptime"`
+	Ready      bool            `json:"ready"`
+	LastReload ReloadResult    `json:"last_reload"`
+	Plugins    []PluginStatus  `json:"plugins"`
+	Monitors   []MonitorStatus `json:"monitors"`
+	Streams    []StreamStatus  `json:"streams"`
+	Ingest     IngestStatus    `json:"ingest"`
+	Events     EventsStatus    `json:"events"`
+}
+
+// PluginStatus describes a detector's plugin process and its feed.
+type PluginStatus struct {
+	Detector string       `json:"detector"`
+	Plugin   string       `json:"plugin"`
+	Version  string       `json:"version"`
+	Metric   string       `json:"metric"`
+	Pid      int          `json:"pid"`
+	State    string       `json:"state"`
+	Restarts int          `json:"restarts"`
+	Feed     RunnerStatus `json:"feed"`
+}
+
+// MonitorStatus describes a monitor block.
+type MonitorStatus struct {
+	Pattern   string   `json:"pattern"`
+	Versions  []string `json:"versions"`
+	Window    int      `json:"window"`
+	Detectors []string `json:"detectors"`
+	Sinks     []string `json:"sinks"`
+	Cooldown  string   `json:"cooldown"`
+}
+
+// StreamStatus describes the window of a model version.
+type StreamStatus struct {
+	Model   string                  `json:"model"`
+	Version string                  `json:"version"`
+	Monitor string                  `json:"monitor,omitempty"`
+	Metrics map[string]SeriesStatus `json:"metrics"`
+}
+
+// IngestStatus counts metric lines.
+type IngestStatus struct {
+	Accepted uint64 `json:"accepted"`
+	Rejected uint64 `json:"rejected"`
+}
+
+// EventsStatus describes the event bus.
+type EventsStatus struct {
+	LastSeq     uint64 `json:"last_seq"`
+	Subscribers int    `json:"subscribers"`
+	CutOff      uint64 `json:"cut_off"`
+}
+
+// Status returns the agent's status.
+func (a *Agent) Status() Status {
+	a.reloadMu.Lock()
+	last := a.lastReload
+	a.reloadMu.Unlock()
+	st := Status{
+		Version:    Version,
+		ConfigFile: a.file.Filename,
+		Ready:      a.ready.Load(),
+		LastReload: last,
+		Plugins:    []PluginStatus{},
+		Monitors:   []MonitorStatus{},
+		Streams:    []StreamStatus{},
+		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
+		Events:     EventsStatus{LastSeq: a.bus.LastSeq(), Subscribers: a.bus.Subscribers(), CutOff: a.bus.CutOff()},
+	}
+	if !a.started.IsZero() {
+		st.Uptime = time.Since(a.started).Round(time.Second).String()
+	}
+	g := a.gen.Load()
+	if g != nil {
+		st.Generation = g.id
+		for _, d := range g.detectors {
+			d.mu.Lock()
+			state := "running"
+			if d.exited {
+				state = "exited"
+			}
+			d.mu.Unlock()
+			st.Plugins = append(st.Plugins, PluginStatus{Detector: d.block.ID(), Plugin: d.info.Name, Version: d.info.Version,
+				Metric: d.block.Metric, Pid: d.proc.Pid(), State: state, Feed: d.runner.status()})
+		}
+		for _, m := range g.file.Monitors {
+			st.Monitors = append(st.Monitors, MonitorStatus{Pattern: m.Pattern, Versions: m.Versions, Window: m.Window,
+				Detectors: nonNil(m.Detectors), Sinks: nonNil(m.Sinks), Cooldown: m.Cooldown.String()})
+		}
+	}
+	for _, w := range a.windows.All() {
+		ss := StreamStatus{Model: w.Model, Version: w.Version, Metrics: w.Status()}
+		if g != nil {
+			if m := g.file.MonitorFor(w.Model, w.Version); m != nil {
+				ss.Monitor = m.Pattern
+			}
+		}
+		st.Streams = append(st.Streams, ss)
+	}
+	return st
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (a *Agent) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.Status())
+}

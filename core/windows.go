@@ -1,0 +1,210 @@
+package core
+
+import (
+	"sort"
+	"sync"
+)
+
+// Windows holds the sliding window of every model version: the newest values
+// of each of its metrics, in ring buffers. It is state that outlives a
+// config: a reload may resize windows but never empties them.
+type Windows struct {
+	mu sync.RWMutex
+	m  map[modelVersion]*Window
+}
+
+type modelVersion struct{ model, version string }
+
+// NewWindows returns an empty set of windows.
+func NewWindows() *Windows {
+	return &Windows{m: make(map[modelVersion]*Window)}
+}
+
+// Get returns the window of a model version, creating it with capacity
+// values per metric when it is new.
+func (ws *Windows) Get(model, version string, capacity int) *Window {
+	k := modelVersion{model, version}
+	ws.mu.RLock()
+	w := ws.m[k]
+	ws.mu.RUnlock()
+	if w != nil {
+		return w
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if w = ws.m[k]; w == nil {
+		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series)}
+		ws.m[k] = w
+	}
+	return w
+}
+
+// Lookup returns the window of a model version, or nil.
+func (ws *Windows) Lookup(model, version string) *Window {
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	return ws.m[modelVersion{model, version}]
+}
+
+// All returns every window, sorted by model and version.
+func (ws *Windows) All() []*Window {
+	ws.mu.RLock()
+	out := make([]*Window, 0, len(ws.m))
+	for _, w := range ws.m {
+		out = append(out, w)
+	}
+	ws.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Model != out[j].Model {
+			return out[i].Model < out[j].Model
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}
+
+// Window is the window of one model version. Its lock also orders the
+// values of its streams on their way to the detectors.
+type Window struct {
+	Model, Version string
+
+	mu       sync.Mutex
+	capacity int
+	series   map[string]*series
+	route    *route // cached route for the current generation
+}
+
+// series is one metric's ring buffer and the count of values it has seen,
+// which is also the index of its next value.
+type series struct {
+	key  string // the stream key detectors see
+	ring []float64
+	next uint64
+}
+
+func (s *series) add(v float64) uint64 {
+	i := s.next
+	s.ring[i%uint64(len(s.ring))] = v
+	s.next++
+	return i
+}
+
+// oldest returns the index of the oldest value still held.
+func (s *series) oldest() uint64 {
+	if c := uint64(len(s.ring)); s.next > c {
+		return s.next - c
+	}
+	return 0
+}
+
+// at returns the value at index i, which must be held.
+func (s *series) at(i uint64) float64 { return s.ring[i%uint64(len(s.ring))] }
+
+// windowAt returns the size and mean of the window as it stood right after
+// the value at index i: up to len(ring) values ending at i, of those still
+// held.
+func (s *series) windowAt(i uint64) (int, float64) {
+	from := s.oldest()
+	if i >= s.next || i < from {
+		return 0, 0
+	}
+	if c := uint64(len(s.ring)); i+1 > c && i+1-c > from {
+		from = i + 1 - c
+	}
+	var sum float64
+	for j := from; j <= i; j++ {
+		sum += s.at(j)
+	}
+	n := int(i - from + 1)
+	return n, sum / float64(n)
+}
+
+// values returns the held values, oldest first, and the index of the first.
+func (s *series) values() (uint64, []float64) {
+	from := s.oldest()
+	out := make([]float64, 0, s.next-from)
+	for j := from; j < s.next; j++ {
+		out = append(out, s.at(j))
+	}
+	return from, out
+}
+
+// resize keeps the newest values that fit a new capacity.
+func (s *series) resize(capacity int) {
+	if capacity == len(s.ring) {
+		return
+	}
+	from, vals := s.values()
+	if len(vals) > capacity {
+		from += uint64(len(vals) - capacity)
+		vals = vals[len(vals)-capacity:]
+	}
+	s.ring = make([]float64, capacity)
+	for k, v := range vals {
+		j := from + uint64(k)
+		s.ring[j%uint64(capacity)] = v
+	}
+}
+
+// seriesLocked returns the series of a metric, creating it.
+func (w *Window) seriesLocked(metric string) *series {
+	s := w.series[metric]
+	if s == nil {
+		s = &series{key: streamKey(w.Model, w.Version, metric), ring: make([]float64, w.capacity)}
+		w.series[metric] = s
+	}
+	return s
+}
+
+// setCapacityLocked resizes every series of the window.
+func (w *Window) setCapacityLocked(capacity int) {
+	if capacity == w.capacity {
+		return
+	}
+	w.capacity = capacity
+	for _, s := range w.series {
+		s.resize(capacity)
+	}
+}
+
+// Stats returns the figures of the window as it stood right after the value
+// at index of metric.
+func (w *Window) Stats(metric string, index uint64) (size int, mean float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := w.series[metric]; s != nil {
+		return s.windowAt(index)
+	}
+	return 0, 0
+}
+
+// SeriesStatus describes one metric of a window.
+type SeriesStatus struct {
+	Count    uint64  `json:"count"`
+	Held     int     `json:"held"`
+	Capacity int     `json:"capacity"`
+	Fill     float64 `json:"fill"`
+	Last     float64 `json:"last"`
+}
+
+// Status describes the window.
+func (w *Window) Status() map[string]SeriesStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]SeriesStatus, len(w.series))
+	for name, s := range w.series {
+		held := int(s.next - s.oldest())
+		st := SeriesStatus{Count: s.next, Held: held, Capacity: len(s.ring), Fill: float64(held) / float64(len(s.ring))}
+		if s.next > 0 {
+			st.Last = s.at(s.next - 1)
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// streamKey is the stream's name on the wire to plugins. Model, version and
+// metric names cannot hold a slash, so the key is unambiguous.
+func streamKey(model, version, metric string) string {
+	return model + "/" + version + "/" + metric
+}

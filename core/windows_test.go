@@ -1,0 +1,72 @@
+package core
+
+import (
+	"math"
+	"reflect"
+	"testing"
+)
+
+func TestSeriesRing(t *testing.T) {
+	s := &series{ring: make([]float64, 3)}
+	for i := 0; i < 5; i++ {
+		if got := s.add(float64(i)); got != uint64(i) {
+			t.Fatalf("index %d, want %d", got, i)
+		}
+	}
+	from, vals := s.values()
+	if from != 2 || !reflect.DeepEqual(vals, []float64{2, 3, 4}) {
+		t.Fatalf("values = %d %v", from, vals)
+	}
+	tests := []struct {
+		index    uint64
+		wantN    int
+		wantMean float64
+	}{
+		{4, 3, 3},   // 2,3,4
+		{3, 2, 2.5}, // 1 is gone: 2,3
+		{2, 1, 2},
+		{1, 0, 0}, // older than anything held
+		{9, 0, 0}, // not yet seen
+	}
+	for _, tt := range tests {
+		n, mean := s.windowAt(tt.index)
+		if n != tt.wantN || math.Abs(mean-tt.wantMean) > 1e-12 {
+			t.Errorf("windowAt(%d) = %d %v, want %d %v", tt.index, n, mean, tt.wantN, tt.wantMean)
+		}
+	}
+}
+
+func TestSeriesResize(t *testing.T) {
+	s := &series{ring: make([]float64, 4)}
+	for i := 0; i < 6; i++ {
+		s.add(float64(i))
+	}
+	s.resize(2)
+	if from, vals := s.values(); from != 4 || !reflect.DeepEqual(vals, []float64{4, 5}) {
+		t.Fatalf("shrunk: %d %v", from, vals)
+	}
+	s.resize(5)
+	s.add(6)
+	if from, vals := s.values(); from != 4 || !reflect.DeepEqual(vals, []float64{4, 5, 6}) {
+		t.Fatalf("grown: %d %v", from, vals)
+	}
+}
+
+func TestWindowsGetAndStatus(t *testing.T) {
+	ws := NewWindows()
+	w := ws.Get("m", "v1", 2)
+	if ws.Get("m", "v1", 99) != w || ws.Lookup("m", "v1") != w || ws.Lookup("m", "v2") != nil {
+		t.Fatal("Get/Lookup disagree")
+	}
+	w.mu.Lock()
+	s := w.seriesLocked("accuracy")
+	s.add(0.9)
+	w.mu.Unlock()
+	if s.key != "m/v1/accuracy" {
+		t.Fatalf("key %q", s.key)
+	}
+	st := w.Status()["accuracy"]
+	if st.Count != 1 || st.Held != 1 || st.Capacity != 2 || st.Fill != 0.5 || st.Last != 0.9 {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -1,0 +1,493 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/driftd/driftd/sdk"
+)
+
+// parityDir holds River 0.26's reference results (see its README.md).
+const parityDir = "../../testdata/parity"
+
+type parityCase struct {
+	Name     string     `json:"name"`
+	Stream   string     `json:"stream"`
+	Detector string     `json:"detector"`
+	Params   sdk.Config `json:"params"`
+	Drift    []uint64   `json:"drift"`
+	Warnings []uint64   `json:"warnings"`
+}
+
+func loadParityCases(t *testing.T, detector string) []parityCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(parityDir, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []parityCase
+	if err := json.Unmarshal(data, &all); err != nil {
+		t.Fatalf("parse cases.json: %v", err)
+	}
+	var out []parityCase
+	for _, c := range all {
+		if c.Detector == detector {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no %q cases in cases.json", detector)
+	}
+	return out
+}
+
+func loadStream(t *testing.T, name string) []float64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join(parityDir, "streams", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var xs []float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		x, err := strconv.ParseFloat(sc.Text(), 64)
+		if err != nil {
+			t.Fatalf("%s line %d: %v", name, len(xs)+1, err)
+		}
+		xs = append(xs, x)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return xs
+}
+
+func configured(t *testing.T, cfg sdk.Config) *PageHinkley {
+	t.Helper()
+	p := &PageHinkley{}
+	if err := p.Configure(cfg); err != nil {
+		t.Fatalf("Configure(%v): %v", cfg, err)
+	}
+	return p
+}
+
+// feedOneByOne runs xs through a fresh stream state, value by value, and
+// returns the signals with their indices.
+func feedOneByOne(p *PageHinkley, stream string, xs []float64) []sdk.Signal {
+	st := p.New()
+	var out []sdk.Signal
+	for i, x := range xs {
+		if typ, details := st.Update(x); typ != "" {
+			out = append(out, sdk.Signal{Stream: stream, Index: uint64(i), Type: typ, Details: details})
+		}
+	}
+	return out
+}
+
+// feedRandomly feeds every stream to d in random batches: calls carry several
+// batches, interleaved across streams, of sizes from 1 to hundreds.
+func feedRandomly(t *testing.T, d sdk.Detector, streams map[string][]float64, rng *rand.Rand) map[string][]sdk.Signal {
+	t.Helper()
+	names := make([]string, 0, len(streams))
+	for name := range streams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	pos := make(map[string]int)
+	out := make(map[string][]sdk.Signal)
+	maxSizes := []int{1, 4, 60, 700}
+	for {
+		var call []sdk.Batch
+		done := true
+		for _, name := range names {
+			xs := streams[name]
+			for k := rng.IntN(3); k > 0 && pos[name] < len(xs); k-- {
+				end := min(pos[name]+1+rng.IntN(maxSizes[rng.IntN(len(maxSizes))]), len(xs))
+				call = append(call, sdk.Batch{Stream: name, Start: uint64(pos[name]), Values: xs[pos[name]:end]})
+				pos[name] = end
+			}
+			done = done && pos[name] == len(xs)
+		}
+		if len(call) > 0 {
+			sigs, err := d.Update(context.Background(), call)
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			for _, s := range sigs {
+				out[s.Stream] = append(out[s.Stream], s)
+			}
+		}
+		if done {
+			return out
+		}
+	}
+}
+
+func indices(sigs []sdk.Signal, typ sdk.SignalType) []uint64 {
+	var out []uint64
+	for _, s := range sigs {
+		if s.Type == typ {
+			out = append(out, s.Index)
+		}
+	}
+	return out
+}
+
+func TestParityWithRiver(t *testing.T) {
+	for _, c := range loadParityCases(t, "ph") {
+		t.Run(c.Name, func(t *testing.T) {
+			xs := loadStream(t, c.Stream)
+			p := configured(t, c.Params)
+			want := feedOneByOne(p, "s", xs)
+
+			if got := indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
+				t.Errorf("drifts at %v, River at %v", got, c.Drift)
+			}
+			if got := indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
+				t.Errorf("warnings at %v, River at %v", got, c.Warnings)
+			}
+			full, err := p.Schema().Apply(c.Params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			threshold := full.Number("threshold")
+			for _, s := range want {
+				d := s.Details
+				if d["threshold"] != threshold || !(d["statistic"] > threshold) || d["n"] < 1 || math.Abs(d["direction"]) != 1 {
+					t.Errorf("drift at %d: implausible details %v", s.Index, d)
+				}
+			}
+
+			for seed := range uint64(3) {
+				rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+				fresh := configured(t, c.Params)
+				got := feedRandomly(t, fresh, map[string][]float64{"a": xs, "b": xs}, rng)
+				for _, name := range []string{"a", "b"} {
+					w := slices.Clone(want)
+					for i := range w {
+						w[i].Stream = name
+					}
+					if !reflect.DeepEqual(got[name], w) && !(len(got[name]) == 0 && len(w) == 0) {
+						t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
+							seed, name, got[name], w)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestHandComputed checks small streams worked out by hand from River's
+// update rule.
+func TestHandComputed(t *testing.T) {
+	base := sdk.Config{"min_instances": 1.0, "delta": 0.0, "alpha": 1.0, "threshold": 5.0}
+	with := func(kv ...any) sdk.Config {
+		cfg := sdk.Config{}
+		for k, v := range base {
+			cfg[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			cfg[kv[i].(string)] = kv[i+1]
+		}
+		return cfg
+	}
+	tests := []struct {
+		name    string
+		cfg     sdk.Config
+		xs      []float64
+		want    []uint64
+		details map[string]float64 // of the first drift, when given
+	}{
+		{
+			// mean 2.5 after the 10, dev 7.5, sumUp 7.5, minUp 0.
+			name: "rise", cfg: with(), xs: []float64{0, 0, 0, 10}, want: []uint64{3},
+			details: map[string]float64{"statistic": 7.5, "direction": 1, "threshold": 5, "mean": 2.5, "n": 4},
+		},
+		{name: "rise is not a fall", cfg: with("mode", "down"), xs: []float64{0, 0, 0, 10}},
+		{
+			// dev -7.5, sumDown -7.5, maxDown 0.
+			name: "fall", cfg: with("mode", "down"), xs: []float64{10, 10, 10, 0}, want: []uint64{3},
+			details: map[string]float64{"statistic": 7.5, "direction": -1, "threshold": 5, "mean": 7.5, "n": 4},
+		},
+		{name: "fall is not a rise", cfg: with("mode", "up"), xs: []float64{10, 10, 10, 0}},
+		{name: "strict comparison", cfg: with("threshold", 7.5), xs: []float64{0, 0, 0, 10}},
+		{
+			// The sums run before min_instances is reached: at n = 5 sumUp is
+			// 7.5 + 6 = 13.5 > 10 (it would be 6 if they started at n = 5).
+			name: "sums run before min_instances", cfg: with("min_instances", 5.0, "threshold", 10.0),
+			xs: []float64{0, 0, 0, 10, 10}, want: []uint64{4},
+			details: map[string]float64{"statistic": 13.5, "direction": 1, "threshold": 10, "mean": 4, "n": 5},
+		},
+		{name: "min_instances gates the test", cfg: with("min_instances", 5.0), xs: []float64{0, 0, 0, 10}},
+		{
+			// After the drift at 3 the stream restarts at index 4: sumUp runs
+			// 0, -5, -8.33, -10.83, -4.83, so up = 6 > 5 at index 8. Without
+			// the reset, index 4 would drift with up = 13.5.
+			name: "reset after drift", cfg: with("mode", "up"),
+			xs: []float64{0, 0, 0, 10, 10, 0, 0, 0, 10}, want: []uint64{3, 8},
+		},
+		{
+			// alpha halves sumUp before each deviation is added:
+			// 0, 0, 0, then 0.5*0 + 7.5; then 0.5*7.5 + (10-4) = 9.75 > 9.
+			name: "alpha forgets the sums", cfg: with("alpha", 0.5, "threshold", 9.0),
+			xs: []float64{0, 0, 0, 10, 10}, want: []uint64{4},
+		},
+		{
+			// delta is taken off each deviation: sumUp runs -1, -2, -3, 3.5,
+			// so up = 3.5 - (-3) = 6.5, not > 7 (it is 7.5 with delta 0).
+			name: "delta tolerates", cfg: with("delta", 1.0, "threshold", 7.0), xs: []float64{0, 0, 0, 10},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sigs := feedOneByOne(configured(t, tt.cfg), "s", tt.xs)
+			if got := indices(sigs, sdk.SignalDrift); !slices.Equal(got, tt.want) {
+				t.Fatalf("drifts at %v, want %v", got, tt.want)
+			}
+			if tt.details != nil && !reflect.DeepEqual(sigs[0].Details, tt.details) {
+				t.Errorf("details %v, want %v", sigs[0].Details, tt.details)
+			}
+		})
+	}
+}
+
+// riverPH is a direct transcription of River 0.26's river/drift/page_hinkley.py
+// and river/stats/mean.py, statement by statement and with River's names,
+// written apart from phState to check it on streams River never saw.
+type riverPH struct {
+	min_instances, delta, threshold, alpha float64
+	mode                                   string
+
+	_drift_detected              bool
+	_x_mean                      struct{ n, _mean float64 }
+	_sum_increase, _sum_decrease float64
+	_min_increase, _max_decrease float64
+	_test_drift                  func(test_increase, test_decrease float64) bool
+}
+
+func (r *riverPH) _reset() {
+	r._drift_detected = false
+	r._x_mean.n, r._x_mean._mean = 0, 0.0
+	r._sum_increase = 0.0
+	r._sum_decrease = 0.0
+	r._min_increase = math.Inf(1)
+	r._max_decrease = -1
+	switch r.mode {
+	case "up":
+		r._test_drift = func(inc, _ float64) bool { return inc > r.threshold }
+	case "down":
+		r._test_drift = func(_, dec float64) bool { return dec > r.threshold }
+	default:
+		r._test_drift = func(inc, dec float64) bool { return inc > r.threshold || dec > r.threshold }
+	}
+}
+
+func (r *riverPH) update(x float64) {
+	if r._drift_detected {
+		r._reset()
+	}
+	// stats.Mean.update(x, w=1.0)
+	w := 1.0
+	r._x_mean.n += w
+	r._x_mean._mean += float64((w / r._x_mean.n) * (x - r._x_mean._mean))
+	dev := x - r._x_mean._mean
+
+	r._sum_increase = float64(r.alpha*r._sum_increase) + dev - r.delta
+	r._sum_decrease = float64(r.alpha*r._sum_decrease) + dev + r.delta
+
+	if r._sum_increase < r._min_increase {
+		r._min_increase = r._sum_increase
+	}
+	if r._sum_decrease > r._max_decrease {
+		r._max_decrease = r._sum_decrease
+	}
+	if r._x_mean.n >= r.min_instances {
+		test_increase := r._sum_increase - r._min_increase
+		test_decrease := r._max_decrease - r._sum_decrease
+		r._drift_detected = r._test_drift(test_increase, test_decrease)
+	}
+}
+
+// TestAgainstTranscription compares phState with riverPH on synthetic
+// streams: noisy steps up and down and a slow ramp.
+func TestAgainstTranscription(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	noisy := func(n int, level func(i int) float64, sd float64) []float64 {
+		xs := make([]float64, n)
+		for i := range xs {
+			xs[i] = level(i) + sd*rng.NormFloat64()
+		}
+		return xs
+	}
+	step := func(at int, from, to float64) func(int) float64 {
+		return func(i int) float64 {
+			if i < at {
+				return from
+			}
+			return to
+		}
+	}
+	tests := []struct {
+		name     string
+		xs       []float64
+		cfg      sdk.Config
+		firstMin uint64 // the first drift must fall in [firstMin, firstMax]
+		firstMax uint64
+	}{
+		{"step up", noisy(3000, step(1000, 0.1, 0.6), 0.05), sdk.Config{"threshold": 20.0}, 1000, 1100},
+		{"step down", noisy(3000, step(1000, 0.9, 0.4), 0.05), sdk.Config{"threshold": 20.0, "mode": "down"}, 1000, 1100},
+		{"step down both", noisy(3000, step(1500, 5, 2), 0.5), sdk.Config{}, 1500, 1600},
+		{"ramp", noisy(4000, func(i int) float64 { return 1 + float64(i)/500 }, 0.2), sdk.Config{"mode": "up", "alpha": 0.999, "delta": 0.05}, 0, 4000},
+		{"small lambda", noisy(2000, step(700, 0, 1), 1), sdk.Config{"threshold": 3.0, "min_instances": 10.0}, 0, 2000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := (&PageHinkley{}).Schema().Apply(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := &riverPH{
+				min_instances: cfg.Number("min_instances"), delta: cfg.Number("delta"),
+				threshold: cfg.Number("threshold"), alpha: cfg.Number("alpha"), mode: cfg.String("mode"),
+			}
+			ref._reset()
+			var want []uint64
+			for i, x := range tt.xs {
+				ref.update(x)
+				if ref._drift_detected {
+					want = append(want, uint64(i))
+				}
+			}
+			if len(want) == 0 || want[0] < tt.firstMin || want[0] > tt.firstMax {
+				t.Fatalf("reference drifts at %v: first not in [%d, %d]", want, tt.firstMin, tt.firstMax)
+			}
+			got := indices(feedOneByOne(configured(t, tt.cfg), "s", tt.xs), sdk.SignalDrift)
+			if !slices.Equal(got, want) {
+				t.Errorf("drifts at %v, transcription at %v", got, want)
+			}
+		})
+	}
+}
+
+func TestConfigure(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       sdk.Config
+		wantAttrs []string // attributes at fault, in order; nil for success
+	}{
+		{name: "defaults", cfg: nil},
+		{name: "all set", cfg: sdk.Config{"min_instances": 1.0, "delta": 0.0, "threshold": 0.1, "alpha": 1.0, "mode": "down"}},
+		{name: "int given", cfg: sdk.Config{"min_instances": 10}},
+		{name: "bad mode", cfg: sdk.Config{"mode": "sideways"}, wantAttrs: []string{"mode"}},
+		{name: "negative threshold", cfg: sdk.Config{"threshold": -1.0}, wantAttrs: []string{"threshold"}},
+		{name: "zero threshold", cfg: sdk.Config{"threshold": 0.0}, wantAttrs: []string{"threshold"}},
+		{name: "zero min_instances", cfg: sdk.Config{"min_instances": 0.0}, wantAttrs: []string{"min_instances"}},
+		{name: "fractional min_instances", cfg: sdk.Config{"min_instances": 2.5}, wantAttrs: []string{"min_instances"}},
+		{name: "negative delta", cfg: sdk.Config{"delta": -0.1}, wantAttrs: []string{"delta"}},
+		{name: "zero alpha", cfg: sdk.Config{"alpha": 0.0}, wantAttrs: []string{"alpha"}},
+		{name: "alpha above 1", cfg: sdk.Config{"alpha": 1.5}, wantAttrs: []string{"alpha"}},
+		{name: "unknown attribute", cfg: sdk.Config{"lambda": 50.0}, wantAttrs: []string{"lambda"}},
+		{name: "wrong type", cfg: sdk.Config{"mode": 1.0}, wantAttrs: []string{"mode"}},
+		{
+			name:      "every problem reported",
+			cfg:       sdk.Config{"min_instances": -3.0, "threshold": -1.0, "alpha": 2.0, "mode": "x"},
+			wantAttrs: []string{"min_instances", "threshold", "alpha", "mode"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &PageHinkley{}
+			err := p.Configure(tt.cfg)
+			if tt.wantAttrs == nil {
+				if err != nil {
+					t.Fatalf("Configure: %v", err)
+				}
+				if p.New == nil {
+					t.Fatal("Configure left Streams.New unset")
+				}
+				return
+			}
+			if !errors.Is(err, sdk.ErrInvalidConfig) {
+				t.Fatalf("Configure = %v, want an sdk.ErrInvalidConfig", err)
+			}
+			var attrs []string
+			for _, ce := range sdk.ConfigErrors(err) {
+				attrs = append(attrs, ce.Attribute)
+			}
+			if !slices.Equal(attrs, tt.wantAttrs) {
+				t.Errorf("errors on %v, want on %v (%v)", attrs, tt.wantAttrs, err)
+			}
+			if p.New != nil {
+				t.Error("a refused config set Streams.New")
+			}
+		})
+	}
+}
+
+func TestSchema(t *testing.T) {
+	p := &PageHinkley{}
+	s := p.Schema()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	for _, a := range s.Attributes {
+		if a.Description == "" || a.Default == nil {
+			t.Errorf("attribute %q lacks a description or default", a.Name)
+		}
+	}
+	cfg, err := s.Apply(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// River's defaults: PageHinkley(min_instances=30, delta=0.005,
+	// threshold=50.0, alpha=1 - 0.0001, mode="both").
+	want := sdk.Config{"min_instances": 30.0, "delta": 0.005, "threshold": 50.0, "alpha": 0.9999, "mode": "both"}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("defaults %v, want %v", cfg, want)
+	}
+	if got := math.Float64bits(cfg.Number("alpha")); got != 0x3fefff2e48e8a71e {
+		t.Errorf("alpha bits %#x, want Python's 1 - 0.0001 = 0x3fefff2e48e8a71e", got)
+	}
+	if _, err := s.Apply(sdk.Config{"bogus": 1.0}); !errors.Is(err, sdk.ErrInvalidConfig) {
+		t.Errorf("Apply with an unknown attribute = %v, want an sdk.ErrInvalidConfig", err)
+	}
+	if info := p.Info(); info.Name != "pagehinkley" || info.Kind != sdk.KindDetector || info.Version == "" {
+		t.Errorf("Info = %+v", info)
+	}
+}
+
+func TestStreamsAreIndependent(t *testing.T) {
+	p := configured(t, sdk.Config{"min_instances": 1.0, "delta": 0.0, "alpha": 1.0, "threshold": 5.0})
+	ctx := context.Background()
+	// Stream a rises at its index 3; b gets the same values split across
+	// calls and interleaved with a.
+	sigs, err := p.Update(ctx, []sdk.Batch{
+		{Stream: "b", Start: 0, Values: []float64{0, 0}},
+		{Stream: "a", Start: 0, Values: []float64{0, 0, 0, 10}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := p.Update(ctx, []sdk.Batch{{Stream: "b", Start: 2, Values: []float64{0, 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs = append(sigs, more...)
+	if len(sigs) != 2 || sigs[0].Stream != "a" || sigs[0].Index != 3 || sigs[1].Stream != "b" || sigs[1].Index != 3 {
+		t.Errorf("signals %+v, want a drift on a then b, both at index 3", sigs)
+	}
+	if _, err := p.Update(ctx, []sdk.Batch{{Stream: "a", Start: 4, Values: []float64{math.NaN()}}}); !errors.Is(err, sdk.ErrNonFinite) {
+		t.Errorf("Update with NaN = %v, want sdk.ErrNonFinite", err)
+	}
+}
