@@ -74,59 +74,69 @@ type Window struct {
 	route    *route // cached route for the current generation
 }
 
-// series is one metric's ring buffer and the count of values it has seen,
-// which is also the index of its next value.
+// series is one metric's ring buffer, with the window mean as it stood right
+// after each held value, and the count of values it has seen, which is also
+// the index of its next value.
 type series struct {
-	key  string // the stream key detectors see
-	ring []float64
-	next uint64
+	key   string // the stream key detectors see
+	ring  []float64
+	means []float64 // means[i%cap]: the window mean right after value i
+	first uint64    // the oldest index held
+	next  uint64
+	sum   float64 // of the held values
+	fresh int     // values added since sum was last recomputed
 }
 
+func newSeries(key string, capacity int) *series {
+	return &series{key: key, ring: make([]float64, capacity), means: make([]float64, capacity)}
+}
+
+func (s *series) held() int { return int(s.next - s.first) }
+
 func (s *series) add(v float64) uint64 {
+	c := uint64(len(s.ring))
 	i := s.next
-	s.ring[i%uint64(len(s.ring))] = v
+	if s.held() == len(s.ring) {
+		s.sum -= s.ring[i%c]
+		s.first++
+	}
+	s.ring[i%c] = v
 	s.next++
+	s.sum += v
+	if s.fresh++; s.fresh >= len(s.ring) {
+		s.recompute() // keep rounding from piling up
+	}
+	s.means[i%c] = s.sum / float64(s.held())
 	return i
 }
 
-// oldest returns the index of the oldest value still held.
-func (s *series) oldest() uint64 {
-	if c := uint64(len(s.ring)); s.next > c {
-		return s.next - c
+func (s *series) recompute() {
+	s.sum, s.fresh = 0, 0
+	for j := s.first; j < s.next; j++ {
+		s.sum += s.at(j)
 	}
-	return 0
 }
 
 // at returns the value at index i, which must be held.
 func (s *series) at(i uint64) float64 { return s.ring[i%uint64(len(s.ring))] }
 
 // windowAt returns the size and mean of the window as it stood right after
-// the value at index i: up to len(ring) values ending at i, of those still
-// held.
+// the value at index i, or zeros when i is no longer held.
 func (s *series) windowAt(i uint64) (int, float64) {
-	from := s.oldest()
-	if i >= s.next || i < from {
+	if i >= s.next || i < s.first {
 		return 0, 0
 	}
-	if c := uint64(len(s.ring)); i+1 > c && i+1-c > from {
-		from = i + 1 - c
-	}
-	var sum float64
-	for j := from; j <= i; j++ {
-		sum += s.at(j)
-	}
-	n := int(i - from + 1)
-	return n, sum / float64(n)
+	size := min(i+1, uint64(len(s.ring)))
+	return int(size), s.means[i%uint64(len(s.ring))]
 }
 
 // values returns the held values, oldest first, and the index of the first.
 func (s *series) values() (uint64, []float64) {
-	from := s.oldest()
-	out := make([]float64, 0, s.next-from)
-	for j := from; j < s.next; j++ {
+	out := make([]float64, 0, s.held())
+	for j := s.first; j < s.next; j++ {
 		out = append(out, s.at(j))
 	}
-	return from, out
+	return s.first, out
 }
 
 // resize keeps the newest values that fit a new capacity.
@@ -134,23 +144,25 @@ func (s *series) resize(capacity int) {
 	if capacity == len(s.ring) {
 		return
 	}
-	from, vals := s.values()
-	if len(vals) > capacity {
-		from += uint64(len(vals) - capacity)
-		vals = vals[len(vals)-capacity:]
+	c := uint64(capacity)
+	ring, means := make([]float64, capacity), make([]float64, capacity)
+	first := s.first
+	if s.held() > capacity {
+		first = s.next - c
 	}
-	s.ring = make([]float64, capacity)
-	for k, v := range vals {
-		j := from + uint64(k)
-		s.ring[j%uint64(capacity)] = v
+	for j := first; j < s.next; j++ {
+		ring[j%c] = s.at(j)
+		means[j%c] = s.means[j%uint64(len(s.ring))]
 	}
+	s.ring, s.means, s.first = ring, means, first
+	s.recompute()
 }
 
 // seriesLocked returns the series of a metric, creating it.
 func (w *Window) seriesLocked(metric string) *series {
 	s := w.series[metric]
 	if s == nil {
-		s = &series{key: streamKey(w.Model, w.Version, metric), ring: make([]float64, w.capacity)}
+		s = newSeries(streamKey(w.Model, w.Version, metric), w.capacity)
 		w.series[metric] = s
 	}
 	return s
@@ -193,7 +205,7 @@ func (w *Window) Status() map[string]SeriesStatus {
 	defer w.mu.Unlock()
 	out := make(map[string]SeriesStatus, len(w.series))
 	for name, s := range w.series {
-		held := int(s.next - s.oldest())
+		held := s.held()
 		st := SeriesStatus{Count: s.next, Held: held, Capacity: len(s.ring), Fill: float64(held) / float64(len(s.ring))}
 		if s.next > 0 {
 			st.Last = s.at(s.next - 1)

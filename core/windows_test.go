@@ -7,7 +7,7 @@ import (
 )
 
 func TestSeriesRing(t *testing.T) {
-	s := &series{ring: make([]float64, 3)}
+	s := newSeries("k", 3)
 	for i := 0; i < 5; i++ {
 		if got := s.add(float64(i)); got != uint64(i) {
 			t.Fatalf("index %d, want %d", got, i)
@@ -22,9 +22,9 @@ func TestSeriesRing(t *testing.T) {
 		wantN    int
 		wantMean float64
 	}{
-		{4, 3, 3},   // 2,3,4
-		{3, 2, 2.5}, // 1 is gone: 2,3
-		{2, 1, 2},
+		{4, 3, 3}, // 2,3,4
+		{3, 3, 2}, // 1,2,3: recorded when 3 arrived
+		{2, 3, 1}, // 0,1,2
 		{1, 0, 0}, // older than anything held
 		{9, 0, 0}, // not yet seen
 	}
@@ -37,7 +37,7 @@ func TestSeriesRing(t *testing.T) {
 }
 
 func TestSeriesResize(t *testing.T) {
-	s := &series{ring: make([]float64, 4)}
+	s := newSeries("k", 4)
 	for i := 0; i < 6; i++ {
 		s.add(float64(i))
 	}

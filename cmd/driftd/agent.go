@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 
-
 	"github.com/driftd/driftd/core"
 	"github.com/driftd/driftd/core/config"
 )
@@ -134,4 +133,3 @@ func runVersion(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer)
 	fmt.Fprintf(stdout, "driftd %s\n", core.Version)
 	return exitOK
 }
-
