@@ -1,0 +1,232 @@
+// Package config parses and validates driftd's HCL configuration file.
+//
+// The daemon uses it in two phases. Parse (or Load) reads the static
+// structure of the file and checks everything that needs no plugin: types,
+// names, globs, durations and the references between monitors, detectors and
+// sinks. The daemon then starts the plugins the file names (Plugins) and asks
+// each for its schema; DecodePluginConfig checks a detector's or sink's
+// config block against that schema, and ConfigErrorDiagnostics places the
+// errors a plugin's Configure returns at the attributes they concern.
+//
+// Every problem is a diagnostic with file:line:col, and all of them are
+// reported at once.
+package config
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// Defaults for everything the file may leave out.
+const (
+	DefaultDataDir          = "./data"
+	DefaultPluginDir        = "./bin/plugins"
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "text"
+	DefaultSocket           = "./driftd.sock"
+	DefaultSocketMode       = os.FileMode(0o660)
+	DefaultMaxLineBytes     = 1 << 20  // 1 MiB
+	DefaultMaxDocumentBytes = 16 << 20 // 16 MiB
+	DefaultEventsHistory    = 10000
+	DefaultEventsBuffer     = 1024
+	DefaultWindow           = 1000
+	DefaultCooldown         = 15 * time.Minute
+
+	// MaxWindow is the largest window a monitor may ask for.
+	MaxWindow = 1_000_000
+)
+
+// LogLevels and LogFormats list the values log_level and log_format accept.
+var (
+	LogLevels  = []string{"trace", "debug", "info", "warn", "error"}
+	LogFormats = []string{"text", "json"}
+)
+
+// File is a parsed and validated config file.
+type File struct {
+	Filename  string
+	DataDir   string
+	PluginDir string
+	LogLevel  string
+	LogFormat string
+	Listen    Listen
+	Ingest    Ingest
+	Events    Events
+	Detectors []*Detector // in file order
+	Sinks     []*Sink     // in file order
+	Monitors  []*Monitor  // in file order
+	Hash      [32]byte    // sha256 of the source
+}
+
+// Listen is the listen block: where the API socket and metrics live.
+type Listen struct {
+	Socket     string
+	SocketMode os.FileMode
+	Metrics    string // optional host:port for GET /metrics over TCP
+}
+
+// Ingest is the ingest block: limits on metric request bodies.
+type Ingest struct {
+	MaxLineBytes     int64
+	MaxDocumentBytes int64
+}
+
+// Events is the events block: the event history and subscriber buffers.
+type Events struct {
+	History int // events kept for since= replay
+	Buffer  int // events buffered per subscriber
+}
+
+// Detector is a detector block: detector "<plugin>" "<name>".
+type Detector struct {
+	Plugin string
+	Name   string
+	Metric string
+	// Body is the config block's body, for DecodePluginConfig. It is an
+	// empty body placed at the detector block when there is no config block.
+	Body hcl.Body
+	// DefRange is the block header; ConfigRange the config block's header,
+	// or DefRange when there is none.
+	DefRange    hcl.Range
+	ConfigRange hcl.Range
+}
+
+// ID returns "<plugin>.<name>", the name monitors and events use.
+func (d *Detector) ID() string { return d.Plugin + "." + d.Name }
+
+// Sink is a sink block: sink "<plugin>" "<name>".
+type Sink struct {
+	Plugin      string
+	Name        string
+	Body        hcl.Body // as Detector.Body
+	DefRange    hcl.Range
+	ConfigRange hcl.Range
+}
+
+// ID returns "<plugin>.<name>", the name monitors use.
+func (s *Sink) ID() string { return s.Plugin + "." + s.Name }
+
+// Monitor is a monitor block: which detectors and sinks watch the models its
+// pattern matches.
+type Monitor struct {
+	Pattern   string   // model name or path.Match glob
+	Versions  []string // path.Match globs
+	Window    int
+	Detectors []string // detector IDs, "<plugin>.<name>"
+	Sinks     []string // sink IDs, "<plugin>.<name>"
+	Cooldown  time.Duration
+	DefRange  hcl.Range
+}
+
+// Load reads and parses the file at path. Relative data_dir, plugin_dir and
+// socket paths are resolved against the file's directory, so they mean the
+// same whatever directory driftd is started from. The results are joined
+// onto filepath.Dir(path): relative to the working directory when path is
+// (which keeps the socket path short), absolute when path is.
+func Load(path string) (*File, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Failed to read config file",
+			Detail:   fmt.Sprintf("%s.", err),
+			Subject:  &hcl.Range{Filename: path},
+		}}
+	}
+	f, diags := Parse(path, src)
+	if f == nil {
+		return nil, diags
+	}
+	dir := filepath.Dir(path)
+	f.DataDir = resolve(dir, f.DataDir)
+	f.PluginDir = resolve(dir, f.PluginDir)
+	f.Listen.Socket = resolve(dir, f.Listen.Socket)
+	return f, diags
+}
+
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}
+
+// Parse parses and validates src, the contents of the file called filename.
+// Paths are kept as written; Load resolves them. The File is nil when diags
+// holds an error; warnings come with a File. Diagnostics are sorted by
+// position.
+func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
+	hf, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		// The rest would only repeat the syntax error in other words.
+		return nil, sortDiagnostics(diags)
+	}
+	f := &File{
+		Filename:  filename,
+		DataDir:   DefaultDataDir,
+		PluginDir: DefaultPluginDir,
+		LogLevel:  DefaultLogLevel,
+		LogFormat: DefaultLogFormat,
+		Listen:    Listen{Socket: DefaultSocket, SocketMode: DefaultSocketMode},
+		Ingest:    Ingest{MaxLineBytes: DefaultMaxLineBytes, MaxDocumentBytes: DefaultMaxDocumentBytes},
+		Events:    Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},
+		Hash:      sha256.Sum256(src),
+	}
+	p := &parser{ctx: evalContext()}
+	p.diags = append(p.diags, diags...)
+	p.file(f, hf.Body)
+	p.references(f)
+	diags = sortDiagnostics(p.diags)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return f, diags
+}
+
+// Plugins returns the distinct plugin names of the detector and sink blocks,
+// sorted: the plugins the daemon has to start.
+func (f *File) Plugins() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, d := range f.Detectors {
+		add(d.Plugin)
+	}
+	for _, s := range f.Sinks {
+		add(s.Plugin)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Detector returns the detector with the given ID, or nil.
+func (f *File) Detector(id string) *Detector {
+	for _, d := range f.Detectors {
+		if d.ID() == id {
+			return d
+		}
+	}
+	return nil
+}
+
+// Sink returns the sink with the given ID, or nil.
+func (f *File) Sink(id string) *Sink {
+	for _, s := range f.Sinks {
+		if s.ID() == id {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,570 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var (
+	pluginNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	blockNameRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// Model and metric names share the charset of SPEC §3.
+	nameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+)
+
+var rootSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "data_dir"},
+		{Name: "plugin_dir"},
+		{Name: "log_level"},
+		{Name: "log_format"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "listen"},
+		{Type: "ingest"},
+		{Type: "events"},
+		{Type: "detector", LabelNames: []string{"plugin", "name"}},
+		{Type: "sink", LabelNames: []string{"plugin", "name"}},
+		{Type: "monitor", LabelNames: []string{"pattern"}},
+	},
+}
+
+var listenSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "socket"},
+		{Name: "socket_mode"},
+		{Name: "metrics"},
+	},
+}
+
+var ingestSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "max_line_bytes"},
+		{Name: "max_document_bytes"},
+	},
+}
+
+var eventsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "history"},
+		{Name: "buffer"},
+	},
+}
+
+var detectorSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "metric", Required: true},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "config"},
+	},
+}
+
+var sinkSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "config"},
+	},
+}
+
+var monitorSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "versions"},
+		{Name: "window"},
+		{Name: "detectors"},
+		{Name: "sinks"},
+		{Name: "cooldown"},
+	},
+}
+
+// parser collects the diagnostics of one Parse.
+type parser struct {
+	ctx   *hcl.EvalContext
+	diags hcl.Diagnostics
+
+	// Where each singleton block and each ID was first defined.
+	singletons map[string]hcl.Range
+	detectors  map[string]*Detector
+	sinks      map[string]*Sink
+	monitors   map[string]*Monitor
+
+	// Monitor references, checked once every block is known.
+	refs []reference
+}
+
+type reference struct {
+	kind string // "detector" or "sink"
+	id   string
+	rng  hcl.Range
+}
+
+func (p *parser) errorf(rng hcl.Range, summary, format string, args ...any) {
+	p.diags = append(p.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  rng.Ptr(),
+	})
+}
+
+func (p *parser) warnf(rng hcl.Range, summary, format string, args ...any) {
+	p.diags = append(p.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  rng.Ptr(),
+	})
+}
+
+func (p *parser) file(f *File, body hcl.Body) {
+	p.singletons = map[string]hcl.Range{}
+	p.detectors = map[string]*Detector{}
+	p.sinks = map[string]*Sink{}
+	p.monitors = map[string]*Monitor{}
+
+	content, diags := body.Content(rootSchema)
+	p.diags = append(p.diags, diags...)
+
+	attrs := content.Attributes
+	if s, ok := p.nonEmptyString(attrs["data_dir"]); ok {
+		f.DataDir = s
+	}
+	if s, ok := p.nonEmptyString(attrs["plugin_dir"]); ok {
+		f.PluginDir = s
+	}
+	if s, ok := p.oneOf(attrs["log_level"], LogLevels); ok {
+		f.LogLevel = s
+	}
+	if s, ok := p.oneOf(attrs["log_format"], LogFormats); ok {
+		f.LogFormat = s
+	}
+
+	for _, b := range content.Blocks {
+		switch b.Type {
+		// A duplicate block is still checked, into a copy thrown away, so
+		// that its own problems are reported too.
+		case "listen":
+			l := &f.Listen
+			if !p.singleton(b) {
+				l = &Listen{}
+			}
+			p.listen(l, b.Body)
+		case "ingest":
+			in := &f.Ingest
+			if !p.singleton(b) {
+				in = &Ingest{}
+			}
+			p.ingest(in, b.Body)
+		case "events":
+			ev := &f.Events
+			if !p.singleton(b) {
+				ev = &Events{}
+			}
+			p.events(ev, b.Body)
+		case "detector":
+			if d := p.detector(b); d != nil {
+				f.Detectors = append(f.Detectors, d)
+			}
+		case "sink":
+			if s := p.sink(b); s != nil {
+				f.Sinks = append(f.Sinks, s)
+			}
+		case "monitor":
+			if m := p.monitor(b); m != nil {
+				f.Monitors = append(f.Monitors, m)
+			}
+		}
+	}
+}
+
+// singleton reports whether b is the first block of its type, and reports
+// an error when it is not.
+func (p *parser) singleton(b *hcl.Block) bool {
+	if first, dup := p.singletons[b.Type]; dup {
+		p.errorf(b.DefRange, fmt.Sprintf("Duplicate %s block", b.Type),
+			"Only one %s block is allowed; the first is on line %d.", b.Type, first.Start.Line)
+		return false
+	}
+	p.singletons[b.Type] = b.DefRange
+	return true
+}
+
+func (p *parser) listen(l *Listen, body hcl.Body) {
+	content, diags := body.Content(listenSchema)
+	p.diags = append(p.diags, diags...)
+	if s, ok := p.nonEmptyString(content.Attributes["socket"]); ok {
+		l.Socket = s
+	}
+	if attr := content.Attributes["socket_mode"]; attr != nil {
+		if s, ok := p.str(attr); ok {
+			mode, err := strconv.ParseUint(s, 8, 32)
+			switch {
+			case err != nil:
+				p.errorf(attr.Expr.Range(), "Invalid socket_mode",
+					"socket_mode must be an octal permission string such as \"0660\", not %q.", s)
+			case mode > 0o777:
+				p.errorf(attr.Expr.Range(), "Invalid socket_mode",
+					"socket_mode %q has bits beyond permissions; it must be at most \"0777\".", s)
+			default:
+				l.SocketMode = fileMode(mode)
+			}
+		}
+	}
+	if attr := content.Attributes["metrics"]; attr != nil {
+		if s, ok := p.str(attr); ok {
+			if err := checkHostPort(s); err != nil {
+				p.errorf(attr.Expr.Range(), "Invalid metrics address",
+					"metrics must be a TCP address host:port such as \"127.0.0.1:9464\", not %q: %s.", s, err)
+			} else {
+				l.Metrics = s
+			}
+		}
+	}
+}
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+func (p *parser) ingest(in *Ingest, body hcl.Body) {
+	content, diags := body.Content(ingestSchema)
+	p.diags = append(p.diags, diags...)
+	if n, ok := p.integer(content.Attributes["max_line_bytes"], 1, math.MaxInt64); ok {
+		in.MaxLineBytes = n
+	}
+	if n, ok := p.integer(content.Attributes["max_document_bytes"], 1, math.MaxInt64); ok {
+		in.MaxDocumentBytes = n
+	}
+}
+
+func (p *parser) events(ev *Events, body hcl.Body) {
+	content, diags := body.Content(eventsSchema)
+	p.diags = append(p.diags, diags...)
+	if n, ok := p.integer(content.Attributes["history"], 1, 10_000_000); ok {
+		ev.History = int(n)
+	}
+	if n, ok := p.integer(content.Attributes["buffer"], 1, 1_000_000); ok {
+		ev.Buffer = int(n)
+	}
+}
+
+// labels checks a detector's or sink's "<plugin>" "<name>" labels.
+func (p *parser) labels(b *hcl.Block) bool {
+	ok := true
+	if plugin := b.Labels[0]; !pluginNameRe.MatchString(plugin) {
+		p.errorf(b.LabelRanges[0], "Invalid plugin name",
+			"%q is not a valid plugin name: it names the file driftd-plugin-<name> in plugin_dir, "+
+				"so it must be 1 to 64 lowercase letters, digits, \"_\" or \"-\", starting with a letter or digit.", plugin)
+		ok = false
+	}
+	if name := b.Labels[1]; !blockNameRe.MatchString(name) {
+		p.errorf(b.LabelRanges[1], fmt.Sprintf("Invalid %s name", b.Type),
+			"%q is not a valid %s name: it must be 1 to 64 letters, digits, \"_\" or \"-\".", name, b.Type)
+		ok = false
+	}
+	return ok
+}
+
+// configBlock returns the body of the config block among blocks, or an empty
+// body placed at def when there is none.
+func (p *parser) configBlock(blocks hcl.Blocks, def hcl.Range, owner string) (hcl.Body, hcl.Range) {
+	configs := blocks.OfType("config")
+	if len(configs) == 0 {
+		return emptyBodyAt(def), def
+	}
+	for _, dup := range configs[1:] {
+		p.errorf(dup.DefRange, "Duplicate config block",
+			"A %s has at most one config block; the first is on line %d.", owner, configs[0].DefRange.Start.Line)
+	}
+	return configs[0].Body, configs[0].DefRange
+}
+
+func (p *parser) detector(b *hcl.Block) *Detector {
+	content, diags := b.Body.Content(detectorSchema)
+	p.diags = append(p.diags, diags...)
+	d := &Detector{Plugin: b.Labels[0], Name: b.Labels[1], DefRange: b.DefRange}
+	d.Body, d.ConfigRange = p.configBlock(content.Blocks, b.DefRange, "detector")
+	if attr := content.Attributes["metric"]; attr != nil {
+		if s, ok := p.requiredStr(attr); ok {
+			if nameRe.MatchString(s) {
+				d.Metric = s
+			} else {
+				p.errorf(attr.Expr.Range(), "Invalid metric name",
+					"%q is not a valid metric name: it must be 1 to 128 letters, digits, \".\", \"_\" or \"-\".", s)
+			}
+		}
+	}
+	labelsOK := p.labels(b)
+	if first, dup := p.detectors[d.ID()]; dup {
+		p.errorf(b.DefRange, "Duplicate detector",
+			"The detector %q is already defined on line %d; each detector needs its own \"<plugin>\" \"<name>\" pair.",
+			d.ID(), first.DefRange.Start.Line)
+		return nil
+	}
+	// Known even when its labels are bad, so monitors listing it do not add
+	// a second error about the same mistake.
+	p.detectors[d.ID()] = d
+	if !labelsOK {
+		return nil
+	}
+	return d
+}
+
+func (p *parser) sink(b *hcl.Block) *Sink {
+	content, diags := b.Body.Content(sinkSchema)
+	p.diags = append(p.diags, diags...)
+	s := &Sink{Plugin: b.Labels[0], Name: b.Labels[1], DefRange: b.DefRange}
+	s.Body, s.ConfigRange = p.configBlock(content.Blocks, b.DefRange, "sink")
+	labelsOK := p.labels(b)
+	if first, dup := p.sinks[s.ID()]; dup {
+		p.errorf(b.DefRange, "Duplicate sink",
+			"The sink %q is already defined on line %d; each sink needs its own \"<plugin>\" \"<name>\" pair.",
+			s.ID(), first.DefRange.Start.Line)
+		return nil
+	}
+	p.sinks[s.ID()] = s
+	if !labelsOK {
+		return nil
+	}
+	return s
+}
+
+func (p *parser) monitor(b *hcl.Block) *Monitor {
+	content, diags := b.Body.Content(monitorSchema)
+	p.diags = append(p.diags, diags...)
+	m := &Monitor{
+		Pattern:  b.Labels[0],
+		Versions: []string{"*"},
+		Window:   DefaultWindow,
+		Cooldown: DefaultCooldown,
+		DefRange: b.DefRange,
+	}
+	attrs := content.Attributes
+
+	patternOK := p.pattern(m.Pattern, b.LabelRanges[0])
+	if patternOK {
+		if first, dup := p.monitors[m.Pattern]; dup {
+			p.errorf(b.LabelRanges[0], "Duplicate monitor",
+				"A monitor for %q is already defined on line %d; list all versions, detectors and sinks for it in one block.",
+				m.Pattern, first.DefRange.Start.Line)
+			patternOK = false
+		} else {
+			p.monitors[m.Pattern] = m
+		}
+	}
+
+	if attr := attrs["versions"]; attr != nil {
+		if vs, ranges, ok := p.stringList(attr); ok {
+			if len(vs) == 0 {
+				p.errorf(attr.Expr.Range(), "Invalid versions",
+					"versions must list at least one version or glob; leave it out to match every version.")
+				ok = false
+			}
+			for i, v := range vs {
+				if !p.glob(v, ranges[i], "version") {
+					ok = false
+				}
+			}
+			if ok {
+				m.Versions = vs
+			}
+		}
+	}
+	if n, ok := p.integer(attrs["window"], 1, MaxWindow); ok {
+		m.Window = int(n)
+	}
+	m.Detectors = p.refList(attrs["detectors"], "detector")
+	m.Sinks = p.refList(attrs["sinks"], "sink")
+	if attr := attrs["cooldown"]; attr != nil {
+		if s, ok := p.str(attr); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				p.errorf(attr.Expr.Range(), "Invalid cooldown",
+					"cooldown must be a Go duration such as \"15m\" or \"1h30m\", not %q.", s)
+			case d < 0:
+				p.errorf(attr.Expr.Range(), "Invalid cooldown",
+					"cooldown must not be negative, not %q.", s)
+			default:
+				m.Cooldown = d
+			}
+		}
+	}
+	if !patternOK {
+		return nil
+	}
+	return m
+}
+
+// pattern checks a monitor label: a model name, or a glob over model names.
+func (p *parser) pattern(pat string, rng hcl.Range) bool {
+	if !isGlob(pat) {
+		if !nameRe.MatchString(pat) {
+			p.errorf(rng, "Invalid model pattern",
+				"%q is neither a model name (1 to 128 letters, digits, \".\", \"_\" or \"-\") nor a glob such as \"fraud_*\".", pat)
+			return false
+		}
+		return true
+	}
+	return p.glob(pat, rng, "model")
+}
+
+func (p *parser) glob(pat string, rng hcl.Range, what string) bool {
+	if pat == "" {
+		p.errorf(rng, "Invalid glob pattern", "A %s pattern must not be empty; use \"*\" to match every %s.", what, what)
+		return false
+	}
+	if _, err := path.Match(pat, ""); err != nil {
+		p.errorf(rng, "Invalid glob pattern",
+			"%q is not a valid %s pattern: %s (see Go's path.Match for the syntax).", pat, what, err)
+		return false
+	}
+	return true
+}
+
+// isGlob reports whether pat holds path.Match's special characters.
+func isGlob(pat string) bool { return strings.ContainsAny(pat, `*?[\`) }
+
+// refList decodes a list of "<plugin>.<name>" references and records them for
+// references, which checks them once every block has been read.
+func (p *parser) refList(attr *hcl.Attribute, kind string) []string {
+	if attr == nil {
+		return nil
+	}
+	// Elements that are fine are kept even when others are not, so the
+	// detectors and sinks they name are not reported unused as well.
+	ids, ranges, _ := p.stringList(attr)
+	seen := map[string]bool{}
+	var out []string
+	for i, id := range ids {
+		if seen[id] {
+			p.errorf(ranges[i], fmt.Sprintf("Duplicate %s reference", kind),
+				"The %s %q is listed more than once in %s.", kind, id, attr.Name)
+			continue
+		}
+		seen[id] = true
+		out = append(out, id)
+		p.refs = append(p.refs, reference{kind: kind, id: id, rng: ranges[i]})
+	}
+	return out
+}
+
+// references checks the monitors' references and warns about detectors and
+// sinks no monitor uses.
+func (p *parser) references(f *File) {
+	var detectorIDs, sinkIDs []string
+	for _, d := range f.Detectors {
+		detectorIDs = append(detectorIDs, d.ID())
+	}
+	for _, s := range f.Sinks {
+		sinkIDs = append(sinkIDs, s.ID())
+	}
+	used := map[string]bool{}
+	for _, r := range p.refs {
+		var known bool
+		var candidates []string
+		switch r.kind {
+		case "detector":
+			_, known = p.detectors[r.id]
+			candidates = detectorIDs
+		case "sink":
+			_, known = p.sinks[r.id]
+			candidates = sinkIDs
+		}
+		if known {
+			used[r.kind+" "+r.id] = true
+			continue
+		}
+		detail := fmt.Sprintf("No %s %q is defined.", r.kind, r.id)
+		if s := suggest(r.id, candidates); s != "" {
+			detail += fmt.Sprintf(" Did you mean %q?", s)
+		} else if !strings.Contains(r.id, ".") {
+			detail += fmt.Sprintf(" Refer to a %s as \"<plugin>.<name>\".", r.kind)
+		}
+		p.errorf(r.rng, fmt.Sprintf("Reference to undefined %s", r.kind), "%s", detail)
+	}
+	for _, d := range f.Detectors {
+		if !used["detector "+d.ID()] {
+			p.warnf(d.DefRange, "Unused detector",
+				"No monitor lists the detector %q, so it sees no metrics.", d.ID())
+		}
+	}
+	for _, s := range f.Sinks {
+		if !used["sink "+s.ID()] {
+			p.warnf(s.DefRange, "Unused sink",
+				"No monitor lists the sink %q, so it receives no retrain jobs.", s.ID())
+		}
+	}
+}
+
+// suggest returns the candidate closest to given when it is close enough to
+// be a likely typo, or the one whose name part equals given when given lacks
+// the plugin part.
+func suggest(given string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if _, name, ok := strings.Cut(c, "."); ok && name == given {
+			return c
+		}
+		if d := levenshtein(given, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+func sortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+	slices.SortStableFunc(diags, func(a, b *hcl.Diagnostic) int {
+		ra, rb := a.Subject, b.Subject
+		switch {
+		case ra == nil && rb == nil:
+			return 0
+		case ra == nil:
+			return -1
+		case rb == nil:
+			return 1
+		}
+		if c := strings.Compare(ra.Filename, rb.Filename); c != 0 {
+			return c
+		}
+		return ra.Start.Byte - rb.Start.Byte
+	})
+	return diags
+}

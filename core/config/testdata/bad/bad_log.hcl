@@ -1,0 +1,3 @@
+log_level  = "verbose"
+log_format = "xml"
+plugin_dir = ""

@@ -1,0 +1,10 @@
+monitor "quality_inspector" {
+  window = 100
+}
+
+monitor "*" {
+}
+
+monitor "quality_inspector" {
+  window = 200
+}

@@ -1,0 +1,9 @@
+detector "threshold" {
+  metric = "accuracy"
+}
+
+sink "webhook" "retrain" "extra" {
+}
+
+monitor {
+}

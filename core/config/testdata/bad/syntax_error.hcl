@@ -1,0 +1,5 @@
+data_dir = "./data"
+
+monitor "quality_inspector" {
+  window = 
+}

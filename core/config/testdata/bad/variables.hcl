@@ -1,0 +1,4 @@
+monitor "*" {
+  window   = var.window
+  cooldown = upper("15m")
+}

@@ -1,0 +1,98 @@
+# driftd example configuration, used by `make run`.
+#
+# Relative paths are resolved against this file's directory (examples/), so
+# the paths below put the data directory, the plugins and the socket at the
+# root of the repository, wherever driftd is started from.
+#
+# Check a change without applying it:  driftd validate examples/config.hcl
+# Apply it to a running daemon:         save the file (it is watched),
+#                                       `driftd reload`, or SIGHUP.
+
+# Where driftd keeps its state: queued retrain jobs survive restarts here.
+data_dir = "../data"
+
+# Where the plugin binaries are: a detector or sink block with plugin
+# "threshold" runs ../bin/plugins/driftd-plugin-threshold (`make build`
+# puts them there).
+plugin_dir = "../bin/plugins"
+
+# trace, debug, info, warn or error; text or json.
+log_level  = "info"
+log_format = "text"
+
+# The API: metrics in (POST /v1/metrics), events out (GET /v1/events),
+# status, reload and Prometheus metrics, all over one Unix socket.
+listen {
+  socket      = "../driftd.sock"
+  socket_mode = "0660" # owner and group may connect
+
+  # Uncomment to also serve GET /metrics over TCP, for a Prometheus scraper.
+  # metrics = "127.0.0.1:9464"
+}
+
+# Limits on request bodies sent to POST /v1/metrics (these are the defaults).
+ingest {
+  max_line_bytes     = 1048576  # one NDJSON line: 1 MiB
+  max_document_bytes = 16777216 # one JSON array or pretty-printed object: 16 MiB
+}
+
+# The event stream (these are the defaults).
+events {
+  history = 10000 # events kept for reconnecting subscribers (`since=<seq>`)
+  buffer  = 1024  # events queued per subscriber before a slow one is cut off
+}
+
+# Detectors: detector "<plugin>" "<name>". Monitors refer to one as
+# "<plugin>.<name>". Each watches one metric; its config block is checked
+# against the attributes its plugin declares.
+
+# Drift when the mean accuracy over the plugin's window falls below 0.90,
+# once at least 100 values have arrived.
+detector "threshold" "accuracy_floor" {
+  metric = "accuracy"
+  config {
+    min_samples = 100
+    floor       = 0.90
+  }
+}
+
+# Drift when the mean latency rises above 250 ms.
+detector "threshold" "latency_ceiling" {
+  metric = "latency_ms"
+  config {
+    ceiling = 250
+  }
+}
+
+# Page-Hinkley test (River's semantics) for a sustained drop in accuracy.
+detector "pagehinkley" "accuracy_ph" {
+  metric = "accuracy"
+  config {
+    mode      = "down"
+    delta     = 0.005
+    threshold = 1
+  }
+}
+
+# Sinks receive retrain jobs, e.g.
+#   sink "webhook" "retrain" {
+#     config { url = "http://127.0.0.1:8080/retrain"  secret = env("DRIFTD_WEBHOOK_SECRET") }
+#   }
+# and a monitor lists them in `sinks = ["webhook.retrain"]`. This example
+# has none yet.
+
+# Monitors wire models to detectors. The label is a model name or a glob;
+# for each model the most specific monitor wins: an exact name, then a glob,
+# then "*".
+monitor "quality_inspector" {
+  versions  = ["*"]  # version globs
+  window    = 1000   # values kept per model version and metric
+  detectors = ["threshold.accuracy_floor", "threshold.latency_ceiling", "pagehinkley.accuracy_ph"]
+  cooldown  = "15m"  # at most one retrain job per model version in this time
+}
+
+# Every other model: latency only, over a smaller window.
+monitor "*" {
+  window    = 500
+  detectors = ["threshold.latency_ceiling"]
+}
