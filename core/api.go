@@ -123,7 +123,8 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var since uint64
-	if s := q.Get("since"); s != "" {
+	replay := q.Has("since")
+	if s := q.Get("since"); replay {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("since: %q is not a sequence number", s)})
@@ -131,7 +132,7 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
-	sub, err := a.bus.Subscribe(f, since, a.file.Events.Buffer)
+	sub, err := a.bus.Subscribe(f, replay, since, a.file.Events.Buffer)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return

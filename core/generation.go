@@ -90,6 +90,9 @@ type buildOptions struct {
 	log hclog.Logger
 	// only, when set, keeps just these detector IDs (backtest -detector).
 	only map[string]bool
+	// start starts a plugin binary; sdk.StartProcess unless a test says
+	// otherwise.
+	start func(ctx context.Context, cfg sdk.ProcessConfig) (*sdk.Process, error)
 }
 
 // buildGeneration starts and configures a plugin process for every detector
@@ -110,7 +113,7 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildO
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], diags[i] = startDetector(ctx, f.PluginDir, b, opts.log)
+			results[i], diags[i] = startDetector(ctx, f.PluginDir, b, opts)
 		}()
 	}
 	wg.Wait()
@@ -142,20 +145,22 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildO
 }
 
 // startDetector starts one detector's plugin and configures it.
-func startDetector(ctx context.Context, pluginDir string, b *config.Detector, log hclog.Logger) (*detectorInstance, hcl.Diagnostics) {
+func startDetector(ctx context.Context, pluginDir string, b *config.Detector, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
 	path := PluginPath(pluginDir, b.Plugin)
+	log := opts.log
+	start := opts.start
+	if start == nil {
+		start = sdk.StartProcess
+	}
 	fail := func(summary, detail string) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
 	}
-	if st, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fail("Plugin not found", fmt.Sprintf("detector %q needs the plugin binary %s, which does not exist; check plugin_dir and the plugin name.", b.ID(), path))
+	if opts.start == nil {
+		if summary, detail := checkBinary(path, b.ID()); summary != "" {
+			return nil, fail(summary, detail)
 		}
-		return nil, fail("Plugin not usable", err.Error())
-	} else if st.IsDir() || st.Mode()&0o111 == 0 {
-		return nil, fail("Plugin not executable", fmt.Sprintf("%s is not an executable file.", path))
 	}
-	proc, err := sdk.StartProcess(ctx, sdk.ProcessConfig{Path: path, Logger: log.Named(b.ID())})
+	proc, err := start(ctx, sdk.ProcessConfig{Path: path, Logger: log.Named(b.ID())})
 	if err != nil {
 		return nil, fail("Plugin failed to start", err.Error())
 	}
@@ -180,6 +185,20 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, lo
 	d := &detectorInstance{block: b, proc: proc, info: info}
 	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, callTimeout, log.Named(b.ID()))
 	return d, diags
+}
+
+// checkBinary explains why the plugin binary at path cannot run, if it cannot.
+func checkBinary(path, detector string) (summary, detail string) {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "Plugin not found", fmt.Sprintf("detector %q needs the plugin binary %s, which does not exist; check plugin_dir and the plugin name.", detector, path)
+	case err != nil:
+		return "Plugin not usable", err.Error()
+	case st.IsDir() || st.Mode()&0o111 == 0:
+		return "Plugin not executable", fmt.Sprintf("%s is not an executable file.", path)
+	}
+	return "", ""
 }
 
 // start runs the detector feeds and the process watch. signals and failed

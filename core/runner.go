@@ -152,6 +152,13 @@ func (r *runner) flushOnce(ctx context.Context) {
 	callCtx, cancel := context.WithTimeout(ctx, r.timout)
 	sigs, err := r.up.Update(callCtx, batch)
 	cancel()
+	// Report before the call counts as done, so idle means "evaluated and
+	// reported".
+	if err != nil {
+		r.failed(r, err, n)
+	} else if len(sigs) > 0 {
+		r.signals(r, sigs)
+	}
 
 	r.mu.Lock()
 	r.busy = false
@@ -168,14 +175,6 @@ func (r *runner) flushOnce(ctx context.Context) {
 	r.spare = batch[:0]
 	r.room.Broadcast()
 	r.mu.Unlock()
-
-	if err != nil {
-		r.failed(r, err, n)
-		return
-	}
-	if len(sigs) > 0 {
-		r.signals(r, sigs)
-	}
 }
 
 // idle waits until nothing is queued or in flight, or ctx ends.

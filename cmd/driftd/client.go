@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -108,7 +107,7 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	sock := socketFlag(fs)
 	model := fs.String("model", "", "only events of this `model`")
 	version := fs.String("version", "", "only events of this model `version`")
-	since := fs.Uint64("since", 0, "replay held events after this `seq` first")
+	since := fs.String("since", "", "first replay the held events after this `seq` (0: all held events)")
 	var types stringList
 	fs.Var(&types, "type", "only events of this `type` (drift, warning, retrain, plugin, config, metric); repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -125,8 +124,8 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if *version != "" {
 		q.Set("version", *version)
 	}
-	if *since > 0 {
-		q.Set("since", strconv.FormatUint(*since, 10))
+	if *since != "" {
+		q.Set("since", *since)
 	}
 	for _, t := range types {
 		q.Add("type", t)
@@ -148,7 +147,7 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return exitFailure
 	}
 	if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
-		fmt.Fprintf(stderr, "driftd events: %s events after %d are no longer held\n", n, *since)
+		fmt.Fprintf(stderr, "driftd events: %s events after %s are no longer held\n", n, *since)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)

@@ -93,11 +93,11 @@ func (b *Bus) Subscribers() int {
 // ErrSlowSubscriber ends a subscription whose buffer overflowed.
 var ErrSlowSubscriber = errors.New("subscriber too slow: cut off; resume with since")
 
-// Subscribe returns a subscription to the events matching f. With since > 0,
-// the held events after seq since are delivered first; Missed tells how many
-// newer than since had already left the history. buffer bounds how many live
-// events may wait for the subscriber.
-func (b *Bus) Subscribe(f Filter, since uint64, buffer int) (*Subscription, error) {
+// Subscribe returns a subscription to the events matching f. With replay,
+// the held events after seq since are delivered first (since 0: all held
+// events), and Missed tells how many newer than since had already left the
+// history. buffer bounds how many live events may wait for the subscriber.
+func (b *Bus) Subscribe(f Filter, replay bool, since uint64, buffer int) (*Subscription, error) {
 	if buffer < 1 {
 		buffer = 1
 	}
@@ -107,7 +107,7 @@ func (b *Bus) Subscribe(f Filter, since uint64, buffer int) (*Subscription, erro
 		return nil, ErrClosed
 	}
 	s := &Subscription{bus: b, filter: f, ch: make(chan Event, buffer), done: make(chan struct{})}
-	if since > 0 {
+	if replay {
 		n := len(b.history)
 		for i := 0; i < n; i++ {
 			e := b.history[(b.start+i)%n]

@@ -50,7 +50,7 @@ func TestSubscribeLiveAndReplay(t *testing.T) {
 		wantSeqs   []uint64
 		wantMissed uint64
 	}{
-		{0, nil, 0},
+		{0, []uint64{3, 4, 5}, 2},
 		{4, []uint64{5}, 0},
 		{2, []uint64{3, 4, 5}, 0},
 		{1, []uint64{3, 4, 5}, 1},
@@ -61,7 +61,7 @@ func TestSubscribeLiveAndReplay(t *testing.T) {
 		for i := 0; i < 5; i++ { // seqs 1..5; history holds 3, 4, 5
 			b.Publish(drift("a"))
 		}
-		s, err := b.Subscribe(Filter{}, tt.since, 4)
+		s, err := b.Subscribe(Filter{}, true, tt.since, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,8 +83,8 @@ func TestSubscribeLiveAndReplay(t *testing.T) {
 
 func TestSlowSubscriberIsCutOffNotBlocking(t *testing.T) {
 	b := NewBus(100)
-	slow, _ := b.Subscribe(Filter{}, 0, 2)
-	fast, _ := b.Subscribe(Filter{}, 0, 100)
+	slow, _ := b.Subscribe(Filter{}, false, 0, 2)
+	fast, _ := b.Subscribe(Filter{}, false, 0, 100)
 	for i := 0; i < 10; i++ {
 		b.Publish(drift("a")) // must not block on slow
 	}
@@ -106,7 +106,7 @@ func TestSlowSubscriberIsCutOffNotBlocking(t *testing.T) {
 		}
 	}
 	// Resuming with since loses nothing still held.
-	again, _ := b.Subscribe(Filter{}, 2, 100)
+	again, _ := b.Subscribe(Filter{}, true, 2, 100)
 	if e, _ := again.Next(nil); e.Seq != 3 {
 		t.Fatalf("resume starts at %d", e.Seq)
 	}
@@ -117,7 +117,7 @@ func TestWantsMetrics(t *testing.T) {
 	if b.WantsMetrics() {
 		t.Fatal("no subscriber yet")
 	}
-	s, _ := b.Subscribe(Filter{Types: []Type{Metric}}, 0, 1)
+	s, _ := b.Subscribe(Filter{Types: []Type{Metric}}, false, 0, 1)
 	if !b.WantsMetrics() {
 		t.Fatal("metric subscriber not counted")
 	}
@@ -130,12 +130,12 @@ func TestWantsMetrics(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	b := NewBus(1)
-	s, _ := b.Subscribe(Filter{}, 0, 1)
+	s, _ := b.Subscribe(Filter{}, false, 0, 1)
 	b.Close()
 	if _, err := s.Next(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := b.Subscribe(Filter{}, 0, 1); !errors.Is(err, ErrClosed) {
+	if _, err := b.Subscribe(Filter{}, false, 0, 1); !errors.Is(err, ErrClosed) {
 		t.Fatalf("subscribe after close: %v", err)
 	}
 }

@@ -1,0 +1,452 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/sdk"
+)
+
+// below raises a drift when a value is below floor, and a warning when it
+// is below warn.
+type below struct {
+	sdk.Streams
+	floor, warn float64
+}
+
+func (b *below) Info() sdk.Info { return sdk.Info{Name: "below", Kind: sdk.KindDetector, Version: "1"} }
+func (b *below) Schema() sdk.Schema {
+	return sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "floor", Type: sdk.TypeNumber, Default: 0.5},
+		{Name: "warn", Type: sdk.TypeNumber, Default: 0.0},
+	}}
+}
+func (b *below) Configure(cfg sdk.Config) error {
+	b.floor, b.warn = cfg.Number("floor"), cfg.Number("warn")
+	b.New = func() sdk.StreamDetector { return belowState{b.floor, b.warn} }
+	return nil
+}
+
+type belowState struct{ floor, warn float64 }
+
+func (s belowState) Update(x float64) (sdk.SignalType, map[string]float64) {
+	switch {
+	case x < s.floor:
+		return sdk.SignalDrift, map[string]float64{"value": x}
+	case x < s.warn:
+		return sdk.SignalWarning, map[string]float64{"value": x}
+	}
+	return "", nil
+}
+
+// inProcess starts the named test plugins inside the test process, over
+// real go-plugin gRPC, instead of binaries.
+func inProcess(plugins map[string]func() sdk.Plugin) func(context.Context, sdk.ProcessConfig) (*sdk.Process, error) {
+	return func(ctx context.Context, cfg sdk.ProcessConfig) (*sdk.Process, error) {
+		name := strings.TrimPrefix(filepath.Base(cfg.Path), "driftd-plugin-")
+		mk, ok := plugins[name]
+		if !ok {
+			return nil, fmt.Errorf("no test plugin %q", name)
+		}
+		return sdk.ServeInProcess(ctx, mk())
+	}
+}
+
+const testConfig = `
+plugin_dir = "."
+listen { socket = "test.sock" }
+events { history = 1000 }
+detector "below" "floor" {
+  metric = "accuracy"
+  config {
+    floor = 0.5
+    warn  = 0.7
+  }
+}
+monitor "m" {
+  window    = 3
+  detectors = ["below.floor"]
+}
+monitor "other*" {
+  window = 5
+}
+`
+
+// newTestAgent runs an agent with in-process plugins and no socket.
+func newTestAgent(t *testing.T, hcl string) *Agent {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "driftd.hcl")
+	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.startGeneration(context.Background(), buildOptions{start: inProcess(map[string]func() sdk.Plugin{
+		"below": func() sdk.Plugin { return &below{} },
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ready.Store(true)
+	t.Cleanup(func() {
+		if g := a.gen.Swap(nil); g != nil {
+			g.stop()
+		}
+		a.bus.Close()
+	})
+	return a
+}
+
+func accuracy(model string, v float64) metric.Metric {
+	return metric.Metric{Model: model, Version: "v1", Values: []metric.Value{{Name: "accuracy", Value: v}}}
+}
+
+func (a *Agent) settle(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.gen.Load().idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIngestRaisesEventsWithWindowFigures(t *testing.T) {
+	a := newTestAgent(t, testConfig)
+	sub, err := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Drift, event.Warning}}, false, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []float64{0.9, 0.9, 0.6, 0.9, 0.3} {
+		if err := a.Ingest(context.Background(), accuracy("m", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.settle(t)
+	want := []struct {
+		typ   event.Type
+		index uint64
+		size  int
+		mean  float64
+	}{
+		{event.Warning, 2, 3, 0.8},          // 0.9 0.9 0.6
+		{event.Drift, 4, 3, (0.6 + 1.2) / 3}, // 0.6 0.9 0.3
+	}
+	for _, w := range want {
+		e, err := sub.Next(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != w.typ || e.Index != w.index || e.WindowSize != w.size || abs(e.WindowMean-w.mean) > 1e-12 ||
+			e.Model != "m" || e.Version != "v1" || e.Metric != "accuracy" || e.Detector != "below.floor" {
+			t.Errorf("event %+v, want %+v", e, w)
+		}
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func TestWindowsFollowMonitors(t *testing.T) {
+	a := newTestAgent(t, testConfig)
+	for _, model := range []string{"m", "other1", "nobody"} {
+		for i := 0; i < 10; i++ {
+			if err := a.Ingest(context.Background(), accuracy(model, 0.9)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		model    string
+		capacity int
+		monitor  string
+	}{
+		{"m", 3, "m"},
+		{"other1", 5, "other*"},
+		{"nobody", DefaultWindow, ""},
+	}
+	st := a.Status()
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			var found *StreamStatus
+			for i := range st.Streams {
+				if st.Streams[i].Model == tt.model {
+					found = &st.Streams[i]
+				}
+			}
+			if found == nil {
+				t.Fatalf("no stream for %s in %+v", tt.model, st.Streams)
+			}
+			s := found.Metrics["accuracy"]
+			if s.Capacity != tt.capacity || s.Count != 10 || found.Monitor != tt.monitor {
+				t.Fatalf("stream %+v, want capacity %d monitor %q", found, tt.capacity, tt.monitor)
+			}
+		})
+	}
+}
+
+// Detections must not depend on how values were split into requests.
+func TestDetectionsIndependentOfBatching(t *testing.T) {
+	values := make([]float64, 3000)
+	for i := range values {
+		values[i] = 0.9
+		if i%97 == 0 {
+			values[i] = 0.4
+		} else if i%31 == 0 {
+			values[i] = 0.6
+		}
+	}
+	run := func(chunk int) []string {
+		a := newTestAgent(t, testConfig)
+		srv := httptest.NewServer(a.Handler())
+		defer srv.Close()
+		for i := 0; i < len(values); i += chunk {
+			var b strings.Builder
+			for _, v := range values[i:min(i+chunk, len(values))] {
+				fmt.Fprintf(&b, `{"model":"m","version":"v1","accuracy":%v}`+"\n", v)
+			}
+			resp, err := http.Post(srv.URL+"/v1/metrics", "application/x-ndjson", strings.NewReader(b.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		a.settle(t)
+		var got []string
+		sub, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Drift, event.Warning}}, true, 0, 10000)
+		for sub.Pending() > 0 {
+			e, _ := sub.Next(nil)
+			got = append(got, fmt.Sprintf("%s@%d", e.Type, e.Index))
+		}
+		return got
+	}
+	one := run(len(values))
+	if len(one) == 0 {
+		t.Fatal("no events")
+	}
+	for _, chunk := range []int{1, 7, 250} {
+		if got := run(chunk); !sameSet(got, one) {
+			t.Errorf("chunks of %d: %d events, whole body: %d", chunk, len(got), len(one))
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	m := map[string]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		m[x]--
+	}
+	for _, n := range m {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestHandleMetrics(t *testing.T) {
+	a := newTestAgent(t, testConfig+"\ningest {\n  max_line_bytes = 200\n}\n")
+	good := `{"model":"m","version":"v1","accuracy":0.9}`
+	tests := []struct {
+		name         string
+		body         string
+		wantStatus   int
+		wantAccepted int
+		wantRejected int
+		wantErrors   []LineError
+		wantError    string
+	}{
+		{"one object", good, 200, 1, 0, []LineError{}, ""},
+		{"ndjson with a bad line", good + "\n{oops\n" + good + "\n", 200, 2, 1,
+			[]LineError{{Line: 2, Error: "invalid JSON: "}}, ""},
+		{"array", "[" + good + "," + good + "]", 200, 2, 0, []LineError{}, ""},
+		{"empty", "", 400, 0, 0, []LineError{}, "empty body"},
+		{"nothing good", `{"model":"m","version":"v1","accuracy":1.5}`, 400, 0, 1,
+			[]LineError{{Line: 1, Error: "accuracy: 1.5 is out of range [0, 1]"}}, "no metric accepted"},
+		{"line too long", good + "\n" + `{"model":"` + strings.Repeat("x", 300) + `"}` + "\n" + good, 413, 1, 0, []LineError{}, "line 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(tt.body)))
+			var res IngestResult
+			if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+				t.Fatalf("answer %q: %v", rec.Body, err)
+			}
+			if rec.Code != tt.wantStatus || res.Accepted != tt.wantAccepted || res.Rejected != tt.wantRejected {
+				t.Fatalf("%d %+v, want %d accepted %d rejected %d", rec.Code, res, tt.wantStatus, tt.wantAccepted, tt.wantRejected)
+			}
+			if len(res.Errors) != len(tt.wantErrors) {
+				t.Fatalf("errors %+v, want %+v", res.Errors, tt.wantErrors)
+			}
+			for i, w := range tt.wantErrors {
+				if res.Errors[i].Line != w.Line || !strings.HasPrefix(res.Errors[i].Error, w.Error) {
+					t.Errorf("error %d = %+v, want %+v", i, res.Errors[i], w)
+				}
+			}
+			if !strings.Contains(res.Error, tt.wantError) {
+				t.Errorf("error %q does not mention %q", res.Error, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestHandleEvents(t *testing.T) {
+	a := newTestAgent(t, testConfig)
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	for _, v := range []float64{0.1, 0.6} { // a drift, then a warning
+		if err := a.Ingest(context.Background(), accuracy("m", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.settle(t)
+	read := func(query string, n int) []event.Event {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events?"+query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		var out []event.Event
+		sc := bufio.NewScanner(resp.Body)
+		for len(out) < n && sc.Scan() {
+			var e event.Event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	types := func(es []event.Event) []event.Type {
+		var out []event.Type
+		for _, e := range es {
+			out = append(out, e.Type)
+		}
+		return out
+	}
+	if got := types(read("since=1&type=drift&type=warning", 2)); !reflect.DeepEqual(got, []event.Type{event.Drift, event.Warning}) {
+		t.Errorf("replay: %v", got)
+	}
+	if got := types(read("since=1&type=warning", 1)); !reflect.DeepEqual(got, []event.Type{event.Warning}) {
+		t.Errorf("type filter: %v", got)
+	}
+	if got := read("since=0&type=plugin,config", 2); len(got) != 2 || got[0].Type != event.Plugin || got[1].Type != event.Config {
+		t.Errorf("comma list: %+v", got)
+	}
+	// live: a subscriber with a model filter sees only its model
+	waitFor(t, func() bool { return a.bus.Subscribers() == 0 }) // earlier readers gone
+	done := make(chan []event.Event)
+	go func() { done <- read("model=m2", 1) }()
+	waitFor(t, func() bool { return a.bus.Subscribers() == 1 })
+	a.Ingest(context.Background(), accuracy("m", 0.1))
+	a.publish(event.Event{Type: event.Drift, Model: "m2"})
+	if got := <-done; len(got) != 1 || got[0].Model != "m2" {
+		t.Errorf("model filter: %+v", got)
+	}
+	for _, q := range []string{"type=bogus", "since=x"} {
+		resp, err := http.Get(srv.URL + "/v1/events?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: status %d, want 400", q, resp.StatusCode)
+		}
+	}
+}
+
+func TestStatusAndProbes(t *testing.T) {
+	a := newTestAgent(t, testConfig)
+	a.Ingest(context.Background(), accuracy("m", 0.9))
+	a.settle(t)
+	st := a.Status()
+	if len(st.Plugins) != 1 || st.Plugins[0].Detector != "below.floor" || st.Plugins[0].State != "running" || st.Plugins[0].Feed.Values != 1 {
+		t.Errorf("plugins %+v", st.Plugins)
+	}
+	if !st.LastReload.OK || st.Generation != 1 || len(st.Monitors) != 2 || st.Ingest.Accepted != 1 {
+		t.Errorf("status %+v", st)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/status": 200, "/nope": 404} {
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", path, rec.Code, want)
+		}
+	}
+	a.ready.Store(false)
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 {
+		t.Errorf("readyz while not ready: %d", rec.Code)
+	}
+}
+
+func TestBuildGenerationReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "driftd.hcl")
+	src := `
+plugin_dir = "."
+detector "below" "a" {
+  metric = "accuracy"
+  config {
+    floor = "high"
+  }
+}
+detector "missing" "b" {
+  metric = "accuracy"
+}
+monitor "*" {
+  detectors = ["below.a", "missing.b"]
+}
+`
+	os.WriteFile(path, []byte(src), 0o600)
+	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.startGeneration(context.Background(), buildOptions{start: inProcess(map[string]func() sdk.Plugin{
+		"below": func() sdk.Plugin { return &below{} },
+	})})
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"driftd.hcl:6:13", "floor", "driftd.hcl:9:1", `no test plugin "missing"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q lacks %q", msg, want)
+		}
+	}
+	if a.gen.Load() != nil || a.Status().LastReload.OK {
+		t.Error("a refused config became current")
+	}
+}

@@ -1,0 +1,178 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/driftd/driftd/sdk"
+)
+
+// fakeUpdater is a hand-written fake with a function field.
+type fakeUpdater struct {
+	update func(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
+}
+
+func (f *fakeUpdater) Update(ctx context.Context, b []sdk.Batch) ([]sdk.Signal, error) {
+	return f.update(ctx, b)
+}
+
+// recorder keeps every value a runner delivered, per stream.
+type recorder struct {
+	mu     sync.Mutex
+	calls  int
+	values map[string][]float64
+	starts map[string][]uint64
+}
+
+func (rec *recorder) update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.calls++
+	for _, b := range batches {
+		rec.values[b.Stream] = append(rec.values[b.Stream], b.Values...)
+		rec.starts[b.Stream] = append(rec.starts[b.Stream], b.Start)
+	}
+	return nil, nil
+}
+
+func startRunner(t *testing.T, up updater, limit int) (*runner, context.CancelFunc) {
+	t.Helper()
+	r := newRunner("fake.d", "accuracy", up, limit, time.Second, hclog.NewNullLogger())
+	r.signals = func(*runner, []sdk.Signal) {}
+	r.failed = func(*runner, error, int) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.run(ctx)
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r, cancel
+}
+
+func TestRunnerDeliversEveryValueInOrder(t *testing.T) {
+	rec := &recorder{values: map[string][]float64{}, starts: map[string][]uint64{}}
+	r, _ := startRunner(t, &fakeUpdater{update: rec.update}, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	next := map[string]uint64{}
+	streams := []string{"a/v/x", "b/v/x", "c/v/x"}
+	const n = 20000
+	for i := 0; i < n; i++ {
+		s := streams[rng.IntN(len(streams))]
+		r.add(s, next[s], float64(next[s]))
+		next[s]++
+		if rng.IntN(500) == 0 {
+			time.Sleep(time.Millisecond) // let some calls go out small
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	total := 0
+	for _, s := range streams {
+		vals := rec.values[s]
+		total += len(vals)
+		for i, v := range vals {
+			if v != float64(i) {
+				t.Fatalf("stream %s: value %d is %v: out of order or lost", s, i, v)
+			}
+		}
+	}
+	if total != n {
+		t.Fatalf("delivered %d values, want %d", total, n)
+	}
+	if rec.calls >= n/10 {
+		t.Errorf("%d calls for %d values: values were not batched", rec.calls, n)
+	}
+	if st := r.status(); st.Values != n || st.Queued != 0 || st.Lost != 0 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func TestRunnerReportsFailedCalls(t *testing.T) {
+	boom := errors.New("boom")
+	var mu sync.Mutex
+	var gotErr error
+	var gotLost int
+	r := newRunner("fake.d", "accuracy", &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
+		return nil, boom
+	}}, 100, time.Second, hclog.NewNullLogger())
+	r.signals = func(*runner, []sdk.Signal) {}
+	r.failed = func(_ *runner, err error, lost int) {
+		mu.Lock()
+		gotErr, gotLost = err, gotLost+lost
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); <-r.done }()
+	go r.run(ctx)
+	for i := 0; i < 3; i++ {
+		r.add("a/v/x", uint64(i), 1)
+	}
+	if err := r.idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(gotErr, boom) || gotLost != 3 {
+		t.Fatalf("failed(%v, %d)", gotErr, gotLost)
+	}
+	if st := r.status(); st.Lost != 3 || st.LastError != "boom" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestRunnerWaitRoom(t *testing.T) {
+	release := make(chan struct{})
+	r, _ := startRunner(t, &fakeUpdater{update: func(ctx context.Context, _ []sdk.Batch) ([]sdk.Signal, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}}, 2)
+	r.add("a/v/x", 0, 1) // taken by the blocked call
+	waitFor(t, func() bool { return r.status().Queued == 0 })
+	r.add("a/v/x", 1, 1)
+	r.add("a/v/x", 2, 1) // queue at its limit
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := r.waitRoom(ctx); !errors.Is(err, ErrBusy) {
+		t.Fatalf("waitRoom on a full queue = %v, want ErrBusy", err)
+	}
+	close(release)
+	if err := r.waitRoom(context.Background()); err != nil {
+		t.Fatalf("waitRoom after release = %v", err)
+	}
+}
+
+func TestRunnerFlushesOnStop(t *testing.T) {
+	rec := &recorder{values: map[string][]float64{}, starts: map[string][]uint64{}}
+	r := newRunner("fake.d", "accuracy", &fakeUpdater{update: rec.update}, 100, time.Second, hclog.NewNullLogger())
+	r.signals = func(*runner, []sdk.Signal) {}
+	r.failed = func(*runner, error, int) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it ran: the queue still goes out once
+	r.add("a/v/x", 0, 1)
+	r.run(ctx)
+	if len(rec.values["a/v/x"]) != 1 {
+		t.Fatalf("values delivered at stop: %v", rec.values)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
