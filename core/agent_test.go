@@ -144,7 +144,7 @@ func TestIngestRaisesEventsWithWindowFigures(t *testing.T) {
 		size  int
 		mean  float64
 	}{
-		{event.Warning, 2, 3, 0.8},          // 0.9 0.9 0.6
+		{event.Warning, 2, 3, 0.8},           // 0.9 0.9 0.6
 		{event.Drift, 4, 3, (0.6 + 1.2) / 3}, // 0.6 0.9 0.3
 	}
 	for _, w := range want {
@@ -206,7 +206,7 @@ func TestWindowsFollowMonitors(t *testing.T) {
 
 // Detections must not depend on how values were split into requests.
 func TestDetectionsIndependentOfBatching(t *testing.T) {
-	values := make([]float64, 3000)
+	values := make([]float64, 1000)
 	for i := range values {
 		values[i] = 0.9
 		if i%97 == 0 {

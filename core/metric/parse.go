@@ -1,0 +1,836 @@
+package metric
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The named value fields, in the order they take in Metric.Values.
+const (
+	fAccuracy = iota
+	fPrecision
+	fRecall
+	fLatency
+	numNamed
+)
+
+var namedFields = [numNamed]string{"accuracy", "precision", "recall", "latency_ms"}
+
+// Top-level fields; the bits of parser.seen.
+const (
+	bitModel = 1 << iota
+	bitVersion
+	bitTimestamp
+	bitMetrics
+	bitNamed // bitNamed << fAccuracy, ...
+)
+
+var knownFields = []string{"model", "version", "timestamp", "accuracy", "precision", "recall", "latency_ms", "metrics"}
+
+const (
+	maxNameLen  = 128
+	nameRule    = "must be 1-128 characters of A-Z a-z 0-9 . _ -"
+	maxProblems = 10 // per record; more are counted, not listed
+	maxDepth    = 64 // nesting of values that are skipped
+)
+
+// nameChar holds the bytes allowed in model, version and value names.
+var nameChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	t['.'], t['_'], t['-'] = true, true, true
+	return t
+}()
+
+// parser decodes one metric object at a time. It is reused from record to
+// record so that a steady stream costs no allocations: its buffers keep
+// their capacity, and with intern set, model, version and value names that
+// were seen before are not copied again.
+type parser struct {
+	data []byte
+	pos  int
+
+	strs []byte  // unescaped strings of the current record
+	vals []Value // values under "metrics" of the current record
+	out  []Value // the result's values, valid until the next parse
+	errs []error
+	more int // problems beyond maxProblems
+
+	seen    int // bit* of the top-level fields met
+	valid   int // 1<<f of the named fields with a valid value
+	present int // value fields met, valid or not
+	model   []byte
+	version []byte
+	time    time.Time
+	named   [numNamed]float64
+
+	intern map[string]string // nil: every string is a new copy
+}
+
+// parse decodes data. On success the values are in p.out. Errors are a
+// *syntaxError, a *fieldError or problems.
+func (p *parser) parse(data []byte) (Metric, error) {
+	p.data, p.pos = data, 0
+	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
+	p.errs, p.more = nil, 0
+	p.seen, p.valid, p.present = 0, 0, 0
+	p.model, p.version, p.time = nil, nil, time.Time{}
+
+	if err := p.object(); err != nil {
+		return Metric{}, err
+	}
+	if err := p.finish(); err != nil {
+		return Metric{}, err
+	}
+	for i, f := range namedFields {
+		if p.valid&(1<<i) != 0 {
+			p.out = append(p.out, Value{Name: f, Value: p.named[i]})
+		}
+	}
+	p.out = append(p.out, p.vals...)
+	return Metric{Model: p.string(p.model), Version: p.string(p.version), Time: p.time}, nil
+}
+
+// object reads the top-level object.
+func (p *parser) object() error {
+	p.skipWS()
+	if p.pos == len(p.data) {
+		return p.eoi()
+	}
+	if p.data[p.pos] != '{' {
+		kind, err := p.skip(0)
+		if err != nil {
+			return err
+		}
+		if err := p.end(); err != nil {
+			return err
+		}
+		return &fieldError{msg: "a metric must be a JSON object, not " + kind}
+	}
+	p.pos++
+	p.skipWS()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return p.end()
+	}
+	for {
+		key, err := p.key()
+		if err != nil {
+			return err
+		}
+		if err := p.field(key); err != nil {
+			return err
+		}
+		p.skipWS()
+		if p.pos == len(p.data) {
+			return p.eoi()
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipWS()
+		case '}':
+			p.pos++
+			return p.end()
+		default:
+			return p.unexpected("',' or '}' after a field")
+		}
+	}
+}
+
+// key reads a field name and the colon after it.
+func (p *parser) key() ([]byte, error) {
+	if p.pos == len(p.data) {
+		return nil, p.eoi()
+	}
+	if p.data[p.pos] != '"' {
+		return nil, p.unexpected("a field name in double quotes")
+	}
+	key, err := p.str()
+	if err != nil {
+		return nil, err
+	}
+	p.skipWS()
+	if p.pos == len(p.data) {
+		return nil, p.eoi()
+	}
+	if p.data[p.pos] != ':' {
+		return nil, p.unexpected("':' after a field name")
+	}
+	p.pos++
+	p.skipWS()
+	return key, nil
+}
+
+// end checks that nothing but white space follows the object.
+func (p *parser) end() error {
+	p.skipWS()
+	if p.pos < len(p.data) {
+		return p.syntax(p.pos, "unexpected "+describe(p.data[p.pos])+" after the object")
+	}
+	return nil
+}
+
+// field reads the value of a top-level field.
+func (p *parser) field(key []byte) error {
+	bit, named := 0, -1
+	switch string(key) {
+	case "model":
+		bit = bitModel
+	case "version":
+		bit = bitVersion
+	case "timestamp":
+		bit = bitTimestamp
+	case "metrics":
+		bit = bitMetrics
+	case "accuracy":
+		named = fAccuracy
+	case "precision":
+		named = fPrecision
+	case "recall":
+		named = fRecall
+	case "latency_ms":
+		named = fLatency
+	default:
+		kind, err := p.skip(0)
+		if err != nil {
+			return err
+		}
+		msg := "unknown field " + quote(key)
+		if s := suggest(key); s != "" {
+			msg += " (did you mean " + strconv.Quote(s) + "?)"
+		} else if kind == "a number" {
+			msg += " (other values go under \"metrics\")"
+		}
+		p.fail("", msg)
+		return nil
+	}
+	if named >= 0 {
+		bit = bitNamed << named
+	}
+	if p.seen&bit != 0 {
+		if _, err := p.skip(0); err != nil {
+			return err
+		}
+		p.fail(string(key), "duplicate field")
+		return nil
+	}
+	p.seen |= bit
+	switch {
+	case named >= 0:
+		p.present++
+		v, ok, err := p.value(namedFields[named], nil)
+		if ok {
+			p.named[named] = v
+			p.valid |= 1 << named
+		}
+		return err
+	case bit == bitModel:
+		return p.name("model", &p.model)
+	case bit == bitVersion:
+		return p.name("version", &p.version)
+	case bit == bitTimestamp:
+		return p.timestamp()
+	default:
+		return p.metrics()
+	}
+}
+
+// name reads model or version.
+func (p *parser) name(field string, dst *[]byte) error {
+	s, ok, err := p.stringValue(field)
+	if !ok {
+		return err
+	}
+	if msg := checkName(s); msg != "" {
+		p.fail(field, msg)
+		return nil
+	}
+	*dst = s
+	return nil
+}
+
+func (p *parser) timestamp() error {
+	s, ok, err := p.stringValue("timestamp")
+	if !ok {
+		return err
+	}
+	if p.time.UnmarshalText(s) != nil {
+		p.fail("timestamp", quote(s)+" is not an RFC 3339 time like \"2026-11-28T06:00:00Z\"")
+	}
+	return nil
+}
+
+// stringValue reads a value that must be a string. ok is false when it is
+// not (a problem is recorded) or on a syntax error.
+func (p *parser) stringValue(field string) (s []byte, ok bool, err error) {
+	if p.pos < len(p.data) && p.data[p.pos] == '"' {
+		s, err = p.str()
+		return s, err == nil, err
+	}
+	kind, err := p.skip(0)
+	if err == nil {
+		p.fail(field, "must be a string, not "+kind)
+	}
+	return nil, false, err
+}
+
+// metrics reads the "metrics" object.
+func (p *parser) metrics() error {
+	if p.pos == len(p.data) || p.data[p.pos] != '{' {
+		kind, err := p.skip(0)
+		if err == nil {
+			p.fail("metrics", "must be an object, not "+kind)
+		}
+		return err
+	}
+	p.pos++
+	p.skipWS()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return nil
+	}
+	for {
+		name, err := p.key()
+		if err != nil {
+			return err
+		}
+		p.present++
+		if msg := checkName(name); msg != "" {
+			if _, err := p.skip(0); err != nil {
+				return err
+			}
+			p.fail("metrics", "name "+msg)
+		} else {
+			v, ok, err := p.value("metrics.", name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				p.vals = append(p.vals, Value{Name: p.string(name), Value: v})
+			}
+		}
+		p.skipWS()
+		if p.pos == len(p.data) {
+			return p.eoi()
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.skipWS()
+		case '}':
+			p.pos++
+			return nil
+		default:
+			return p.unexpected("',' or '}' after a metric")
+		}
+	}
+}
+
+// value reads a number for the field label+name (name may be nil) and
+// checks it. ok is false when it is not a valid value (a problem is
+// recorded) or on a syntax error.
+func (p *parser) value(label string, name []byte) (v float64, ok bool, err error) {
+	if p.pos == len(p.data) {
+		return 0, false, p.eoi()
+	}
+	var msg string
+	switch c := p.data[p.pos]; {
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
+			return 0, false, err
+		}
+		if nonFinite(s) {
+			msg = quote(s) + " is not a finite number"
+		} else {
+			msg = "must be a number, not the string " + quote(s)
+		}
+	case c == '{' || c == '[':
+		kind, err := p.skip(0)
+		if err != nil {
+			return 0, false, err
+		}
+		msg = "must be a number, not " + kind
+	default:
+		start := p.pos
+		tok := p.literal()
+		switch {
+		case numberState(tok) == numOK:
+			// ParseFloat's only possible error here is ErrRange: ±Inf on
+			// overflow, which is caught below, or a tiny number rounded
+			// to zero, which is fine.
+			v, _ = strconv.ParseFloat(string(tok), 64)
+			if math.IsInf(v, 0) {
+				msg = token(tok) + " is not a finite number"
+			} else {
+				msg = checkRange(label, name, tok, v)
+			}
+		case nonFinite(tok):
+			msg = token(tok) + " is not a finite number"
+		case string(tok) == "null":
+			msg = "must be a number, not null"
+		case string(tok) == "true" || string(tok) == "false":
+			msg = "must be a number, not a boolean"
+		default:
+			return 0, false, p.badLiteral(start, tok)
+		}
+	}
+	if msg != "" {
+		p.fail(label+string(name), msg)
+		return 0, false, nil
+	}
+	return v, true, nil
+}
+
+// checkRange applies the range of the named fields, also when they are
+// given under "metrics".
+func checkRange(label string, name, tok []byte, v float64) string {
+	var fraction, duration bool
+	if name == nil {
+		fraction = label == "accuracy" || label == "precision" || label == "recall"
+		duration = label == "latency_ms"
+	} else {
+		fraction = string(name) == "accuracy" || string(name) == "precision" || string(name) == "recall"
+		duration = string(name) == "latency_ms"
+	}
+	switch {
+	case fraction && (v < 0 || v > 1):
+		return token(tok) + " is out of range [0, 1]"
+	case duration && v < 0:
+		return token(tok) + " must not be negative"
+	}
+	return ""
+}
+
+// checkName returns what is wrong with a model, version or value name.
+func checkName(s []byte) string {
+	if len(s) == 0 || len(s) > maxNameLen {
+		if len(s) > maxNameLen {
+			return quote(s) + " " + nameRule + "; it has " + strconv.Itoa(len(s))
+		}
+		return quote(s) + " " + nameRule
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameChar[s[i]] {
+			r, _ := utf8.DecodeRune(s[i:])
+			return quote(s) + " " + nameRule + "; " + strconv.QuoteRune(r) + " is not allowed"
+		}
+	}
+	return ""
+}
+
+// nonFinite tells whether s is one of the ways clients write NaN or an
+// infinity.
+func nonFinite(s []byte) bool {
+	if len(s) == 0 || len(s) > 9 {
+		return false
+	}
+	if s[0] == '+' || s[0] == '-' {
+		s = s[1:]
+	}
+	var buf [8]byte
+	if len(s) > len(buf) {
+		return false
+	}
+	for i, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(s)]) {
+	case "nan", "inf", "infinity":
+		return true
+	}
+	return false
+}
+
+// finish applies the rules that need the whole record and returns the
+// problems found.
+func (p *parser) finish() error {
+	if p.seen&bitModel == 0 {
+		p.fail("model", "required field is missing")
+	}
+	if p.seen&bitVersion == 0 {
+		p.fail("version", "required field is missing")
+	}
+	if p.present == 0 {
+		p.fail("", "no values: set at least one of accuracy, precision, recall, latency_ms or a name under \"metrics\"")
+	}
+	if len(p.vals) > 1 {
+		slices.SortFunc(p.vals, func(a, b Value) int { return strings.Compare(a.Name, b.Name) })
+		for i := 1; i < len(p.vals); i++ {
+			if p.vals[i].Name == p.vals[i-1].Name && (i < 2 || p.vals[i].Name != p.vals[i-2].Name) {
+				p.fail("metrics", "duplicate name "+strconv.Quote(p.vals[i].Name))
+			}
+		}
+	}
+	for i, f := range namedFields {
+		if p.seen&(bitNamed<<i) == 0 || len(p.vals) == 0 {
+			continue
+		}
+		if _, found := slices.BinarySearchFunc(p.vals, f, func(v Value, f string) int { return strings.Compare(v.Name, f) }); found {
+			p.fail("metrics."+f, "duplicates the top-level field "+strconv.Quote(f))
+		}
+	}
+	switch {
+	case len(p.errs) == 0:
+		return nil
+	case len(p.errs) == 1:
+		return p.errs[0]
+	}
+	errs := p.errs
+	if p.more > 0 {
+		errs = append(errs, &fieldError{msg: "and " + strconv.Itoa(p.more) + " more problems"})
+	}
+	return problems(errs)
+}
+
+// fail records a problem with field.
+func (p *parser) fail(field, msg string) {
+	if len(p.errs) == maxProblems {
+		p.more++
+		return
+	}
+	p.errs = append(p.errs, &fieldError{field: field, msg: msg})
+}
+
+// string returns s as a string, shared with earlier records when interning.
+func (p *parser) string(s []byte) string {
+	if p.intern == nil {
+		return string(s)
+	}
+	if v, ok := p.intern[string(s)]; ok {
+		return v
+	}
+	if len(p.intern) >= maxInterned {
+		clear(p.intern)
+	}
+	v := string(s)
+	p.intern[v] = v
+	return v
+}
+
+const maxInterned = 1024
+
+// JSON syntax.
+
+func (p *parser) skipWS() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) syntax(off int, msg string) error {
+	return &syntaxError{msg: msg, off: off}
+}
+
+// eoi reports that the record ends in the middle of a value.
+func (p *parser) eoi() error {
+	return &syntaxError{msg: "unexpected end of input", off: len(p.data), eoi: true}
+}
+
+// unexpected reports the byte at p.pos, where want was expected.
+func (p *parser) unexpected(want string) error {
+	return p.syntax(p.pos, "expected "+want+", found "+describe(p.data[p.pos]))
+}
+
+// literal reads the bytes that can make up a number or a bare word.
+func (p *parser) literal() []byte {
+	start := p.pos
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '+' || c == '.') {
+			break
+		}
+		p.pos++
+	}
+	return p.data[start:p.pos]
+}
+
+// badLiteral reports tok, which is not a JSON value. A literal cut short
+// by the end of the record is an early end.
+func (p *parser) badLiteral(start int, tok []byte) error {
+	if p.pos == len(p.data) && (numberState(tok) == numIncomplete ||
+		len(tok) > 0 && (strings.HasPrefix("null", string(tok)) || strings.HasPrefix("true", string(tok)) || strings.HasPrefix("false", string(tok)))) {
+		return p.eoi()
+	}
+	if len(tok) == 0 {
+		if p.pos == len(p.data) {
+			return p.eoi()
+		}
+		return p.unexpected("a value")
+	}
+	return p.syntax(start, "invalid value "+strconv.Quote(token(tok)))
+}
+
+// Results of numberState.
+const (
+	numOK         = iota
+	numIncomplete // a prefix of a number
+	numInvalid
+)
+
+// numberState checks s against JSON's number grammar.
+func numberState(s []byte) int {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i == len(s):
+		return numIncomplete
+	case s[i] == '0':
+		i++
+	case '1' <= s[i] && s[i] <= '9':
+		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	default:
+		return numInvalid
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i == len(s) {
+			return numIncomplete
+		}
+		if s[i] < '0' || s[i] > '9' {
+			return numInvalid
+		}
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i == len(s) {
+			return numIncomplete
+		}
+		if s[i] < '0' || s[i] > '9' {
+			return numInvalid
+		}
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	}
+	if i != len(s) {
+		return numInvalid
+	}
+	return numOK
+}
+
+// strSpecial holds the bytes that end the plain run of a string.
+var strSpecial = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// str reads the string at p.pos (a '"') and returns its contents, which
+// share memory with the record unless they had escapes.
+func (p *parser) str() ([]byte, error) {
+	start := p.pos + 1
+	i := start
+	for i < len(p.data) && !strSpecial[p.data[i]] {
+		i++
+	}
+	switch {
+	case i == len(p.data):
+		return nil, p.eoi()
+	case p.data[i] == '"':
+		p.pos = i + 1
+		return p.data[start:i], nil
+	case p.data[i] == '\\':
+		return p.strEscaped(start, i)
+	}
+	return nil, p.syntax(i, "control character "+describe(p.data[i])+" in a string")
+}
+
+// strEscaped continues str at the first backslash, at i.
+func (p *parser) strEscaped(start, i int) ([]byte, error) {
+	from := len(p.strs)
+	p.strs = append(p.strs, p.data[start:i]...)
+	for i < len(p.data) {
+		c := p.data[i]
+		switch {
+		case c == '"':
+			p.pos = i + 1
+			return p.strs[from:], nil
+		case c < 0x20:
+			return nil, p.syntax(i, "control character "+describe(c)+" in a string")
+		case c != '\\':
+			p.strs = append(p.strs, c)
+			i++
+			continue
+		}
+		if i+1 == len(p.data) {
+			return nil, p.eoi()
+		}
+		switch e := p.data[i+1]; e {
+		case '"', '\\', '/':
+			p.strs = append(p.strs, e)
+		case 'b':
+			p.strs = append(p.strs, '\b')
+		case 'f':
+			p.strs = append(p.strs, '\f')
+		case 'n':
+			p.strs = append(p.strs, '\n')
+		case 'r':
+			p.strs = append(p.strs, '\r')
+		case 't':
+			p.strs = append(p.strs, '\t')
+		case 'u':
+			r, err := p.hex4(i)
+			if err != nil {
+				return nil, err
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+1 < len(p.data) && p.data[i] == '\\' && p.data[i+1] == 'u' {
+					if r2, err = p.hex4(i); err != nil {
+						return nil, err
+					}
+				}
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			p.strs = utf8.AppendRune(p.strs, r)
+			continue
+		default:
+			return nil, p.syntax(i, "invalid escape "+strconv.Quote(string(p.data[i:i+2]))+" in a string")
+		}
+		i += 2
+	}
+	return nil, p.eoi()
+}
+
+// hex4 reads the \uXXXX escape at i.
+func (p *parser) hex4(i int) (rune, error) {
+	var r rune
+	for k := i + 2; k < i+6; k++ {
+		if k == len(p.data) {
+			return 0, p.eoi()
+		}
+		c := p.data[k]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, p.syntax(i, "invalid escape "+strconv.Quote(string(p.data[i:k+1]))+" in a string")
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, nil
+}
+
+// skip reads any JSON value and says what it was ("an object", ...). NaN
+// and Infinity count as numbers here: skip is only used where the record
+// already has a problem, and a clearer one.
+func (p *parser) skip(depth int) (string, error) {
+	if p.pos == len(p.data) {
+		return "", p.eoi()
+	}
+	if depth > maxDepth {
+		return "", p.syntax(p.pos, "values nested too deep")
+	}
+	switch p.data[p.pos] {
+	case '"':
+		from := len(p.strs)
+		_, err := p.str()
+		p.strs = p.strs[:from]
+		return "a string", err
+	case '{':
+		p.pos++
+		p.skipWS()
+		if p.pos < len(p.data) && p.data[p.pos] == '}' {
+			p.pos++
+			return "an object", nil
+		}
+		for {
+			if _, err := p.key(); err != nil {
+				return "", err
+			}
+			if _, err := p.skip(depth + 1); err != nil {
+				return "", err
+			}
+			p.skipWS()
+			if p.pos == len(p.data) {
+				return "", p.eoi()
+			}
+			switch p.data[p.pos] {
+			case ',':
+				p.pos++
+				p.skipWS()
+			case '}':
+				p.pos++
+				return "an object", nil
+			default:
+				return "", p.unexpected("',' or '}' after a field")
+			}
+		}
+	case '[':
+		p.pos++
+		p.skipWS()
+		if p.pos < len(p.data) && p.data[p.pos] == ']' {
+			p.pos++
+			return "an array", nil
+		}
+		for {
+			if _, err := p.skip(depth + 1); err != nil {
+				return "", err
+			}
+			p.skipWS()
+			if p.pos == len(p.data) {
+				return "", p.eoi()
+			}
+			switch p.data[p.pos] {
+			case ',':
+				p.pos++
+				p.skipWS()
+			case ']':
+				p.pos++
+				return "an array", nil
+			default:
+				return "", p.unexpected("',' or ']' after an array element")
+			}
+		}
+	}
+	start := p.pos
+	tok := p.literal()
+	switch {
+	case numberState(tok) == numOK || nonFinite(tok):
+		return "a number", nil
+	case string(tok) == "null":
+		return "null", nil
+	case string(tok) == "true" || string(tok) == "false":
+		return "a boolean", nil
+	}
+	return "", p.badLiteral(start, tok)
+}

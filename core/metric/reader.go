@@ -1,0 +1,417 @@
+package metric
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Reader reads the metrics of one request body.
+//
+// The body's first byte that is not white space decides its form (a UTF-8
+// byte order mark before it is skipped):
+//
+//   - '[': a JSON array of metric objects. Its elements are read one at a
+//     time; the whole body may be at most Limits.MaxDocumentBytes. After a
+//     JSON syntax error the rest of the array cannot be trusted: the error
+//     is returned as a *RecordError and reading ends.
+//   - anything else: NDJSON, one metric a line. Lines are read one at a
+//     time and at most Limits.MaxLineBytes are held, so the body can stream
+//     for ever. Blank lines are skipped; "\r\n" works like "\n". A bad line
+//     does not affect the others.
+//
+// One exception makes a single pretty-printed object work: if the first
+// line that is not blank starts a JSON object that it does not finish, the
+// body is read as a sequence of JSON objects separated by white space,
+// bounded like an array.
+type Reader struct {
+	in   input
+	lim  Limits
+	mode int
+	err  error // returned by every Next once mode is modeDone
+
+	line      int   // line number of the next unread byte
+	lineStart int64 // body offset of that line's first byte (document modes)
+	records   int   // records returned in modeLines
+	arr       int   // arr* state in modeArray
+
+	p    parser
+	slab []Value // Metric.Values are cut from it
+}
+
+// Reader modes.
+const (
+	modeStart    = iota
+	modeLines    // NDJSON
+	modeArray    // a JSON array
+	modeDocument // JSON objects separated by white space
+	modeDone
+)
+
+// States in modeArray: what may come next.
+const (
+	arrFirst  = iota // an element or ']'
+	arrNext          // ',' or ']'
+	arrValue         // an element, after ','
+	arrClosed        // white space only
+)
+
+// NewReader returns a Reader of the body r.
+func NewReader(r io.Reader, lim Limits) *Reader {
+	return &Reader{
+		in:   input{r: r},
+		lim:  lim.withDefaults(),
+		line: 1,
+		p:    parser{intern: make(map[string]string)},
+	}
+}
+
+// Next returns the next metric of the body.
+//
+// A record that is not a valid metric gives a *RecordError; call Next again
+// for the records after it. io.EOF marks the end of the body. Any other
+// error ends reading and is returned again by later calls: ErrLineTooLong,
+// ErrDocumentTooLarge (both wrapped) or a wrapped error from the body's
+// io.Reader. Metrics returned before an error are valid.
+//
+// The Values of the metrics a Reader returns share larger blocks of memory
+// to save allocations; keeping one metric keeps its block.
+func (r *Reader) Next() (Metric, error) {
+	var (
+		m   Metric
+		err error
+	)
+	switch r.mode {
+	case modeStart:
+		if err = r.start(); err != nil {
+			break
+		}
+		return r.Next()
+	case modeLines:
+		m, err = r.nextLine()
+	case modeArray:
+		m, err = r.nextElement()
+	case modeDocument:
+		m, err = r.nextObject()
+	case modeDone:
+		return Metric{}, r.err
+	}
+	if err == nil {
+		m.Values = r.keep(r.p.out)
+		return m, nil
+	}
+	var re *RecordError
+	if !errors.As(err, &re) {
+		r.mode, r.err = modeDone, err
+	}
+	return Metric{}, err
+}
+
+// start finds the body's form. It consumes blank lines but leaves the
+// first line that has something on it.
+func (r *Reader) start() error {
+	limit := max(r.lim.MaxLineBytes+1, 3) // room for a byte order mark
+	if c, _, err := r.in.byteAt(0, limit); err != nil {
+		return r.readErr(err)
+	} else if c == 0xEF {
+		bom := true
+		for k, b := range []byte{0xEF, 0xBB, 0xBF} {
+			c, ok, err := r.in.byteAt(k, limit)
+			if err != nil {
+				return r.readErr(err)
+			}
+			bom = bom && ok && c == b
+		}
+		if bom {
+			r.in.pos += 3
+		}
+	}
+	for k := 0; ; k++ {
+		if k > r.lim.MaxLineBytes {
+			return r.tooLong()
+		}
+		c, ok, err := r.in.byteAt(k, limit)
+		switch {
+		case err != nil:
+			return r.readErr(err)
+		case !ok:
+			r.mode, r.err = modeDone, io.EOF
+			return nil
+		case c == '\n':
+			r.in.pos += k + 1
+			r.line++
+			k = -1
+		case c == ' ' || c == '\t' || c == '\r':
+		case c == '[':
+			r.in.pos += k + 1
+			r.mode = modeArray
+			r.lineStart = r.in.offset() - int64(k+1)
+			return nil
+		default:
+			r.mode = modeLines
+			return nil
+		}
+	}
+}
+
+// nextLine reads an NDJSON line.
+func (r *Reader) nextLine() (Metric, error) {
+	for {
+		line, nl, err := r.in.line(r.lim.MaxLineBytes)
+		switch {
+		case err == io.EOF:
+			r.mode, r.err = modeDone, io.EOF
+			return Metric{}, io.EOF
+		case err == errLong:
+			return Metric{}, r.tooLong()
+		case err != nil:
+			return Metric{}, r.readErr(err)
+		}
+		n := r.line
+		r.line++
+		if blank(line) {
+			continue
+		}
+		m, err := r.p.parse(line)
+		if err == nil {
+			r.records++
+			return m, nil
+		}
+		se, syntax := err.(*syntaxError)
+		if syntax && se.eoi && r.records == 0 {
+			// The first record does not end on its line: read the body
+			// as pretty-printed JSON from this line on.
+			r.in.pos -= len(line)
+			if nl {
+				r.in.pos--
+			}
+			r.line, r.lineStart = n, r.in.offset()
+			r.mode = modeDocument
+			return r.nextObject()
+		}
+		r.records++
+		if syntax {
+			switch {
+			case !se.eoi:
+				se.locate(line, n, 1)
+			case nl:
+				se.msg = "unexpected end of line (NDJSON has one metric a line)"
+			default:
+				se.msg = "unexpected end of input (the body ended in the middle of a line)"
+			}
+		}
+		return Metric{}, &RecordError{Line: n, Err: err}
+	}
+}
+
+// nextElement reads the next element of an array.
+func (r *Reader) nextElement() (Metric, error) {
+	for {
+		if err := r.skipSpace(); err != nil {
+			return Metric{}, err
+		}
+		c, ok, err := r.peek(0)
+		switch {
+		case err != nil:
+			return Metric{}, err
+		case !ok && r.arr == arrClosed:
+			r.mode, r.err = modeDone, io.EOF
+			return Metric{}, io.EOF
+		case !ok:
+			return Metric{}, r.syntaxHere("unexpected end of input (the array is not closed)", true)
+		case r.arr == arrClosed:
+			return Metric{}, r.syntaxHere("unexpected "+describe(c)+" after the array", false)
+		case c == ']' && r.arr != arrValue:
+			r.advance(1)
+			r.arr = arrClosed
+		case r.arr == arrNext && c == ',':
+			r.advance(1)
+			r.arr = arrValue
+		case r.arr == arrNext:
+			return Metric{}, r.syntaxHere("expected ',' or ']' after an array element, found "+describe(c), false)
+		default:
+			r.arr = arrNext
+			return r.nextValue()
+		}
+	}
+}
+
+// nextObject reads the next object of a pretty-printed body.
+func (r *Reader) nextObject() (Metric, error) {
+	if err := r.skipSpace(); err != nil {
+		return Metric{}, err
+	}
+	if _, ok, err := r.peek(0); err != nil {
+		return Metric{}, err
+	} else if !ok {
+		r.mode, r.err = modeDone, io.EOF
+		return Metric{}, io.EOF
+	}
+	return r.nextValue()
+}
+
+// nextValue reads the JSON value that starts at the next byte, in an array
+// or a pretty-printed body. A syntax error ends the body.
+func (r *Reader) nextValue() (Metric, error) {
+	n, err := r.extent()
+	if err != nil {
+		return Metric{}, err
+	}
+	line, col := r.line, int(r.in.offset()-r.lineStart)+1
+	value := r.in.buf[r.in.pos : r.in.pos+n]
+	r.advance(n)
+	m, err := r.p.parse(value)
+	if err == nil {
+		return m, nil
+	}
+	if se, ok := err.(*syntaxError); ok {
+		se.locate(value, line, col)
+		r.mode, r.err = modeDone, io.EOF
+	}
+	return Metric{}, &RecordError{Line: line, Err: err}
+}
+
+// extent finds the length of the JSON value that starts at the next byte
+// without checking it: brackets are counted outside strings. A value cut
+// short by the end of the body is returned as it is.
+func (r *Reader) extent() (int, error) {
+	c, _, err := r.peek(0)
+	if err != nil {
+		return 0, err
+	}
+	switch c {
+	case '{', '[', '"':
+		depth, inString, escaped := 0, false, false
+		for k := 0; ; k++ {
+			c, ok, err := r.peek(k)
+			switch {
+			case err != nil:
+				return 0, err
+			case !ok:
+				return k, nil
+			case inString:
+				switch {
+				case escaped:
+					escaped = false
+				case c == '\\':
+					escaped = true
+				case c == '"':
+					inString = false
+					if depth == 0 {
+						return k + 1, nil
+					}
+				}
+			case c == '"':
+				inString = true
+			case c == '{' || c == '[':
+				depth++
+			case c == '}' || c == ']':
+				if depth--; depth == 0 {
+					return k + 1, nil
+				}
+			}
+		}
+	case ',', ':', ']', '}':
+		return 1, nil
+	}
+	for k := 1; ; k++ {
+		c, ok, err := r.peek(k)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || strings.IndexByte(" \t\r\n,:[]{}\"", c) >= 0 {
+			return k, nil
+		}
+	}
+}
+
+// peek returns the byte k bytes ahead in a document mode. A byte beyond
+// the document limit is an error.
+func (r *Reader) peek(k int) (byte, bool, error) {
+	c, ok, err := r.in.byteAt(k, r.lim.MaxDocumentBytes+1)
+	if err != nil {
+		return 0, false, r.readErr(err)
+	}
+	if ok && r.in.offset()+int64(k) >= int64(r.lim.MaxDocumentBytes) {
+		return 0, false, r.tooLarge()
+	}
+	return c, ok, nil
+}
+
+// skipSpace consumes white space in a document mode, counting lines.
+func (r *Reader) skipSpace() error {
+	for {
+		c, ok, err := r.peek(0)
+		if err != nil || !ok || !isSpace(c) {
+			return err
+		}
+		r.advance(1)
+	}
+}
+
+// advance consumes n bytes in a document mode, counting lines.
+func (r *Reader) advance(n int) {
+	b := r.in.buf[r.in.pos : r.in.pos+n]
+	if nl := bytes.Count(b, []byte{'\n'}); nl > 0 {
+		r.line += nl
+		r.lineStart = r.in.offset() + int64(bytes.LastIndexByte(b, '\n')+1)
+	}
+	r.in.pos += n
+}
+
+// syntaxHere reports a syntax error at the next byte of an array and ends
+// the body.
+func (r *Reader) syntaxHere(msg string, eoi bool) error {
+	se := &syntaxError{msg: msg}
+	if !eoi {
+		se.where = " at column " + strconv.FormatInt(r.in.offset()-r.lineStart+1, 10)
+	}
+	r.mode, r.err = modeDone, io.EOF
+	return &RecordError{Line: r.line, Err: se}
+}
+
+// keep copies vals into the slab, so that a metric's values need no
+// allocation of their own.
+func (r *Reader) keep(vals []Value) []Value {
+	n := len(vals)
+	if cap(r.slab)-len(r.slab) < n {
+		r.slab = make([]Value, 0, max(n, min(2*cap(r.slab), maxSlab), minSlab))
+	}
+	i := len(r.slab)
+	r.slab = append(r.slab, vals...)
+	return r.slab[i : i+n : i+n]
+}
+
+const (
+	minSlab = 16
+	maxSlab = 1024
+)
+
+func (r *Reader) tooLong() error {
+	return fmt.Errorf("line %d: %w (limit %d bytes)", r.line, ErrLineTooLong, r.lim.MaxLineBytes)
+}
+
+func (r *Reader) tooLarge() error {
+	return fmt.Errorf("%w (limit %d bytes)", ErrDocumentTooLarge, r.lim.MaxDocumentBytes)
+}
+
+func (r *Reader) readErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("read body: %w", err)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func blank(line []byte) bool {
+	for _, c := range line {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}
