@@ -13,8 +13,8 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/driftd ./cmd/driftd
 	@for p in $(PLUGINS); do \
-		echo "$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p"; \
-		$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p || exit 1; \
+		echo "$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p"; \
+		$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p || exit 1; \
 	done
 
 ## run: build, then run the agent on examples/config.hcl (socket ./driftd.sock)

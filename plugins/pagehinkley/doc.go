@@ -1,4 +1,4 @@
-// Command driftd-plugin-pagehinkley is a driftd detector plugin running the
+// Package pagehinkley is a driftd detector running the
 // Page-Hinkley test exactly as River 0.26 does (river.drift.PageHinkley), one
 // independent test per stream.
 //
@@ -42,4 +42,4 @@
 // the larger one if both did), "direction" (+1 for an increase, -1 for a
 // decrease), "threshold", "mean" (including the value that raised the drift)
 // and "n" (values since the last reset, that value included).
-package main
+package pagehinkley

@@ -1,4 +1,4 @@
-// Command driftd-plugin-threshold is a driftd detector plugin applying the
+// Package threshold is a driftd detector applying the
 // classic fixed-threshold rule to the mean of each stream's most recent
 // values, for example "alert when accuracy over the last 1000 predictions
 // drops below 0.90" or "alert when mean latency rises above 250 ms".
@@ -46,4 +46,4 @@
 // window every window values, so the cost per value is O(1) and rounding
 // error cannot build up over a long stream. The result depends only on the
 // stream's values, never on how they were batched.
-package main
+package threshold

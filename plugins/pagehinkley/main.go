@@ -1,5 +1,0 @@
-package main
-
-import "github.com/driftd/driftd/sdk"
-
-func main() { sdk.Serve(&PageHinkley{}) }
