@@ -48,6 +48,10 @@ type Options struct {
 	// when set.
 	LogLevel string
 	LogJSON  bool
+	// InProcess runs the detectors of the named plugins inside the daemon,
+	// called directly instead of through a plugin process. It exists to
+	// measure what the process boundary costs, and for tests.
+	InProcess map[string]func() sdk.Plugin
 }
 
 // Agent is the daemon. Its parts own their own state: Windows the values,
@@ -131,6 +135,9 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 	defer a.reloadMu.Unlock()
 	a.genSeq++
 	opts.log = a.log.Named("plugin")
+	if opts.inProcess == nil {
+		opts.inProcess = a.opts.InProcess
+	}
 	g, diags := buildGeneration(ctx, a.file, a.genSeq, opts)
 	res := ReloadResult{OK: !diags.HasErrors(), Time: time.Now().UTC(), Generation: a.genSeq, Diagnostics: config.Diagnostics(diags)}
 	a.lastReload = res
@@ -142,8 +149,8 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 	g.start(a.onSignals, a.onFailed, a.onExited)
 	a.gen.Store(g)
 	for _, d := range g.detectors {
-		a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.proc.Pid()})
-		a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.proc.Pid())
+		a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+		a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.pid())
 	}
 	a.publish(event.Event{Type: event.Config, Action: "loaded", Generation: g.id, Message: a.file.Filename})
 	return nil
@@ -241,8 +248,8 @@ func (a *Agent) onFailed(r *runner, err error, lost int) {
 
 // onExited reports a plugin process that died.
 func (a *Agent) onExited(d *detectorInstance) {
-	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.proc.Pid())
-	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.proc.Pid()})
+	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
+	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
 }
 
 func splitStreamKey(k string) (model, version, metric string, ok bool) {

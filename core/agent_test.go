@@ -85,15 +85,22 @@ monitor "other*" {
 }
 `
 
-// newTestAgent runs an agent with in-process plugins and no socket.
+// newTestAgent runs an agent whose plugins are served inside the test
+// process over real go-plugin gRPC, with no socket.
 func newTestAgent(t *testing.T, hcl string) *Agent {
+	t.Helper()
+	return newTestAgentWith(t, hcl, nil)
+}
+
+// newTestAgentWith runs the agent with Options.InProcess set to direct.
+func newTestAgentWith(t *testing.T, hcl string, direct map[string]func() sdk.Plugin) *Agent {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "driftd.hcl")
 	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard})
+	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard, InProcess: direct})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +134,17 @@ func (a *Agent) settle(t *testing.T) {
 }
 
 func TestIngestRaisesEventsWithWindowFigures(t *testing.T) {
-	a := newTestAgent(t, testConfig)
+	t.Run("plugin over gRPC", func(t *testing.T) { testIngestEvents(t, newTestAgent(t, testConfig)) })
+	t.Run("in process", func(t *testing.T) {
+		a := newTestAgentWith(t, testConfig, map[string]func() sdk.Plugin{"below": func() sdk.Plugin { return &below{} }})
+		if st := a.Status().Plugins[0].State; st != "in-process" {
+			t.Fatalf("state %q", st)
+		}
+		testIngestEvents(t, a)
+	})
+}
+
+func testIngestEvents(t *testing.T, a *Agent) {
 	sub, err := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Drift, event.Warning}}, false, 0, 100)
 	if err != nil {
 		t.Fatal(err)

@@ -48,12 +48,34 @@ type generation struct {
 // detectorInstance is one detector block brought to life.
 type detectorInstance struct {
 	block  *config.Detector
-	proc   *sdk.Process
+	proc   *sdk.Process // nil for a detector running in process
 	info   sdk.Info
 	runner *runner
 
 	mu     sync.Mutex
 	exited bool
+}
+
+func (d *detectorInstance) pid() int {
+	if d.proc == nil {
+		return 0
+	}
+	return d.proc.Pid()
+}
+
+func (d *detectorInstance) kill() {
+	if d.proc != nil {
+		d.proc.Kill()
+	}
+}
+
+// checkExited reports whether the process exited since the last check.
+func (d *detectorInstance) checkExited() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	newly := d.proc != nil && !d.exited && d.proc.Exited()
+	d.exited = d.exited || newly
+	return newly
 }
 
 // route says where the values of one model version go.
@@ -93,6 +115,9 @@ type buildOptions struct {
 	// start starts a plugin binary; sdk.StartProcess unless a test says
 	// otherwise.
 	start func(ctx context.Context, cfg sdk.ProcessConfig) (*sdk.Process, error)
+	// inProcess names plugins whose detectors run inside the daemon,
+	// called directly instead of over RPC (Options.InProcess).
+	inProcess map[string]func() sdk.Plugin
 }
 
 // buildGeneration starts and configures a plugin process for every detector
@@ -132,7 +157,7 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildO
 	if all.HasErrors() {
 		for _, d := range results {
 			if d != nil {
-				d.proc.Kill()
+				d.kill()
 			}
 		}
 		return nil, all
@@ -154,6 +179,9 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, op
 	}
 	fail := func(summary, detail string) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
+	}
+	if mk, ok := opts.inProcess[b.Plugin]; ok {
+		return startInProcess(mk(), b, log)
 	}
 	if opts.start == nil {
 		if summary, detail := checkBinary(path, b.ID()); summary != "" {
@@ -184,6 +212,28 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, op
 	}
 	d := &detectorInstance{block: b, proc: proc, info: info}
 	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, callTimeout, log.Named(b.ID()))
+	return d, diags
+}
+
+// startInProcess configures a detector that runs inside the daemon.
+func startInProcess(impl sdk.Plugin, b *config.Detector, log hclog.Logger) (*detectorInstance, hcl.Diagnostics) {
+	det, ok := impl.(sdk.Detector)
+	if !ok || impl.Info().Kind != sdk.KindDetector {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a detector", Subject: b.DefRange.Ptr()}}
+	}
+	cfg, diags := config.DecodePluginConfig(b.Body, impl.Schema())
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	full, err := impl.Schema().Apply(cfg)
+	if err == nil {
+		err = impl.Configure(full)
+	}
+	if err != nil {
+		return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
+	}
+	d := &detectorInstance{block: b, info: impl.Info()}
+	d.runner = newRunner(b.ID(), b.Metric, det, runnerQueueLimit, callTimeout, log.Named(b.ID()))
 	return d, diags
 }
 
@@ -233,11 +283,7 @@ func (g *generation) watch(ctx context.Context, exited func(*detectorInstance)) 
 		case <-t.C:
 		}
 		for _, d := range g.detectors {
-			d.mu.Lock()
-			newly := !d.exited && d.proc.Exited()
-			d.exited = d.exited || newly
-			d.mu.Unlock()
-			if newly {
+			if d.checkExited() {
 				exited(d)
 			}
 		}
@@ -268,7 +314,7 @@ func (g *generation) stop() {
 			d.mu.Lock()
 			d.exited = true
 			d.mu.Unlock()
-			d.proc.Kill()
+			d.kill()
 		}()
 	}
 	wg.Wait()

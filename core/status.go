@@ -91,12 +91,14 @@ func (a *Agent) Status() Status {
 		for _, d := range g.detectors {
 			d.mu.Lock()
 			state := "running"
-			if d.exited {
+			if d.proc == nil {
+				state = "in-process"
+			} else if d.exited {
 				state = "exited"
 			}
 			d.mu.Unlock()
 			st.Plugins = append(st.Plugins, PluginStatus{Detector: d.block.ID(), Plugin: d.info.Name, Version: d.info.Version,
-				Metric: d.block.Metric, Pid: d.proc.Pid(), State: state, Feed: d.runner.status()})
+				Metric: d.block.Metric, Pid: d.pid(), State: state, Feed: d.runner.status()})
 		}
 		for _, m := range g.file.Monitors {
 			st.Monitors = append(st.Monitors, MonitorStatus{Pattern: m.Pattern, Versions: m.Versions, Window: m.Window,
