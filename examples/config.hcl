@@ -4,11 +4,9 @@
 # the paths below put the data directory, the plugins and the socket at the
 # root of the repository, wherever driftd is started from.
 #
-# Check a change without applying it:  driftd validate examples/config.hcl
-# Apply it to a running daemon:         save the file (it is watched),
-#                                       `driftd reload`, or SIGHUP.
+# Check a change without starting the daemon:  driftd validate examples/config.hcl
 
-# Where driftd keeps its state: queued retrain jobs survive restarts here.
+# Where driftd keeps its state.
 data_dir = "../data"
 
 # Where the plugin binaries are: a detector or sink block with plugin
@@ -20,14 +18,11 @@ plugin_dir = "../bin/plugins"
 log_level  = "info"
 log_format = "text"
 
-# The API: metrics in (POST /v1/metrics), events out (GET /v1/events),
-# status, reload and Prometheus metrics, all over one Unix socket.
+# The API: metrics in (POST /v1/metrics), events out (GET /v1/events) and
+# status, all over one Unix socket.
 listen {
   socket      = "../driftd.sock"
   socket_mode = "0660" # owner and group may connect
-
-  # Uncomment to also serve GET /metrics over TCP, for a Prometheus scraper.
-  # metrics = "127.0.0.1:9464"
 }
 
 # Limits on request bodies sent to POST /v1/metrics (these are the defaults).
@@ -74,12 +69,14 @@ detector "pagehinkley" "accuracy_ph" {
   }
 }
 
-# Sinks receive retrain jobs, e.g.
+# Sinks will turn drift into retrain jobs (not supported by this version):
 #   sink "webhook" "retrain" {
-#     config { url = "http://127.0.0.1:8080/retrain"  secret = env("DRIFTD_WEBHOOK_SECRET") }
+#     config {
+#       url    = "http://127.0.0.1:8080/retrain"
+#       secret = env("DRIFTD_WEBHOOK_SECRET")
+#     }
 #   }
-# and a monitor lists them in `sinks = ["webhook.retrain"]`. This example
-# has none yet.
+# with `sinks = ["webhook.retrain"]` in a monitor.
 
 # Monitors wire models to detectors. The label is a model name or a glob;
 # for each model the most specific monitor wins: an exact name, then a glob,
@@ -88,7 +85,7 @@ monitor "quality_inspector" {
   versions  = ["*"]  # version globs
   window    = 1000   # values kept per model version and metric
   detectors = ["threshold.accuracy_floor", "threshold.latency_ceiling", "pagehinkley.accuracy_ph"]
-  cooldown  = "15m"  # at most one retrain job per model version in this time
+  cooldown  = "15m"  # for retrain jobs, once sinks exist
 }
 
 # Every other model: latency only, over a smaller window.
