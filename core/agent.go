@@ -239,11 +239,20 @@ func (a *Agent) onSignals(r *runner, sigs []sdk.Signal) {
 }
 
 // onFailed reports a call that failed. The values it carried reached the
-// windows but not this detector; status counts them as lost.
+// windows but not this detector; status counts them as lost. A detector
+// whose plugin died or hung is halted and its process killed.
 func (a *Agent) onFailed(r *runner, err error, lost int) {
+	msg := fmt.Sprintf("%d values not evaluated: %v", lost, err)
+	if fatal(err) {
+		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
+		if g := a.gen.Load(); g != nil {
+			if d := g.byID[r.id]; d != nil && d.runner == r {
+				g.killLater(d) // a hung plugin must not linger
+			}
+		}
+	}
 	a.log.Error("detector call failed", "detector", r.id, "values", lost, "error", err)
-	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id,
-		Message: fmt.Sprintf("%d values not evaluated: %v", lost, err)})
+	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id, Message: msg})
 }
 
 // onExited reports a plugin process that died.

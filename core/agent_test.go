@@ -467,3 +467,26 @@ monitor "*" {
 		t.Error("a refused config became current")
 	}
 }
+
+func TestCrashedPluginHaltsOnlyItsDetector(t *testing.T) {
+	a := newTestAgent(t, testConfig)
+	sub, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Plugin}}, false, 0, 100)
+	a.gen.Load().byID["below.floor"].proc.Kill() // the plugin dies
+	for i := 0; i < 3; i++ {
+		if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
+			t.Fatalf("ingest after the crash: %v", err)
+		}
+	}
+	a.settle(t)
+	e, err := sub.Next(nil)
+	if err != nil || e.Action != "failed" || e.Detector != "below.floor" || !strings.Contains(e.Message, "halted") {
+		t.Fatalf("event %+v, %v", e, err)
+	}
+	st := a.Status()
+	if feed := st.Plugins[0].Feed; !feed.Halted || feed.Lost != 3 {
+		t.Errorf("feed %+v", feed)
+	}
+	if got := st.Streams[0].Metrics["accuracy"].Count; got != 3 {
+		t.Errorf("window count %d: values must still be kept", got)
+	}
+}

@@ -290,6 +290,16 @@ func (g *generation) watch(ctx context.Context, exited func(*detectorInstance)) 
 	}
 }
 
+// killLater stops a detector's process without waiting for it. Only a
+// runner of g calls it, so g.wg is never zero here.
+func (g *generation) killLater(d *detectorInstance) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		d.kill()
+	}()
+}
+
 // idle waits until every detector has processed what was queued.
 func (g *generation) idle(ctx context.Context) error {
 	for _, d := range g.detectors {

@@ -45,6 +45,7 @@ type runner struct {
 	queued  int
 	busy    bool // a call is in flight
 	stopped bool
+	halted  bool        // the plugin is gone: values are counted as lost, not queued
 	spare   []sdk.Batch // the previous queue, reused
 
 	wake chan struct{}
@@ -70,6 +71,11 @@ func newRunner(id, metric string, up updater, limit int, timeout time.Duration, 
 // window lock, which keeps each stream's values in order.
 func (r *runner) add(stream string, index uint64, v float64) {
 	r.mu.Lock()
+	if r.halted {
+		r.lost++
+		r.mu.Unlock()
+		return
+	}
 	if i, ok := r.last[stream]; ok {
 		b := &r.queue[i]
 		if b.Start+uint64(len(b.Values)) == index {
@@ -94,7 +100,7 @@ func (r *runner) add(stream string, index uint64, v float64) {
 func (r *runner) waitRoom(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.queued < r.limit || r.stopped {
+	if r.queued < r.limit || r.stopped || r.halted {
 		return nil
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -103,7 +109,7 @@ func (r *runner) waitRoom(ctx context.Context) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for r.queued >= r.limit && !r.stopped {
+	for r.queued >= r.limit && !r.stopped && !r.halted {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}
@@ -166,6 +172,12 @@ func (r *runner) flushOnce(ctx context.Context) {
 	if err != nil {
 		r.lost += uint64(n)
 		r.lastErr = err.Error()
+		if fatal(err) {
+			r.halted = true
+			r.lost += uint64(r.queued)
+			r.queue, r.queued = r.queue[:0], 0
+			clear(r.last)
+		}
 	} else {
 		r.values += uint64(n)
 	}
@@ -175,6 +187,13 @@ func (r *runner) flushOnce(ctx context.Context) {
 	r.spare = batch[:0]
 	r.room.Broadcast()
 	r.mu.Unlock()
+}
+
+// fatal reports whether a failed call means the plugin is gone or stuck:
+// its process exited or the call ran past its deadline. Such a detector is
+// halted; a plugin error on one call is not fatal.
+func fatal(err error) bool {
+	return errors.Is(err, sdk.ErrPluginUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // idle waits until nothing is queued or in flight, or ctx ends.
@@ -203,10 +222,11 @@ type RunnerStatus struct {
 	Values    uint64 `json:"values"`
 	Lost      uint64 `json:"lost,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	Halted    bool   `json:"halted,omitempty"`
 }
 
 func (r *runner) status() RunnerStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr}
+	return RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -174,5 +175,29 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("update: %w: connection refused", sdk.ErrPluginUnavailable),
+		fmt.Errorf("update: %w", context.DeadlineExceeded),
+	} {
+		t.Run(err.Error(), func(t *testing.T) {
+			r, _ := startRunner(t, &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
+				return nil, err
+			}}, 1)
+			r.add("a/v/x", 0, 1)
+			waitFor(t, func() bool { return r.status().Halted })
+			for i := 1; i <= 5; i++ {
+				if err := r.waitRoom(context.Background()); err != nil {
+					t.Fatalf("waitRoom on a halted runner: %v", err) // never blocks ingestion
+				}
+				r.add("a/v/x", uint64(i), 1)
+			}
+			if st := r.status(); st.Lost != 6 || st.Queued != 0 || st.Calls != 1 {
+				t.Fatalf("status %+v", st)
+			}
+		})
 	}
 }
