@@ -90,6 +90,8 @@ func FuzzReader(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s), uint16(0), uint16(0))
 	}
+	f.Add([]byte("\xef0"), uint16(1), uint16(55)) // a byte order mark needs 3 bytes of buffer
+	f.Add([]byte("{\n\"model\":\"m\",\"version\":\"v\",\"recall\":1}\n"+good), uint16(8), uint16(30))
 	f.Fuzz(func(t *testing.T, body []byte, maxLine, maxDoc uint16) {
 		lim := Limits{MaxLineBytes: int(maxLine), MaxDocumentBytes: int(maxDoc)}
 		r := NewReader(&oneByteReader{bytes.NewReader(body)}, lim)

@@ -6,7 +6,7 @@ import (
 	"io"
 )
 
-const minBuffer = 64 << 10 // first buffer size; it grows up to a limit
+const minBuffer = 32 << 10 // first buffer size; it grows up to a limit
 
 // errFull is returned by fill when the buffer holds max bytes already.
 var errFull = errors.New("buffer full")

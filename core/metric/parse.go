@@ -69,6 +69,7 @@ type parser struct {
 	seen    int // bit* of the top-level fields met
 	valid   int // 1<<f of the named fields with a valid value
 	present int // value fields met, valid or not
+	unknown bool
 	model   []byte
 	version []byte
 	time    time.Time
@@ -83,7 +84,7 @@ func (p *parser) parse(data []byte) (Metric, error) {
 	p.data, p.pos = data, 0
 	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
 	p.errs, p.more = nil, 0
-	p.seen, p.valid, p.present = 0, 0, 0
+	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
 	p.model, p.version, p.time = nil, nil, time.Time{}
 
 	if err := p.object(); err != nil {
@@ -206,6 +207,7 @@ func (p *parser) field(key []byte) error {
 		if err != nil {
 			return err
 		}
+		p.unknown = true
 		msg := "unknown field " + quote(key)
 		if s := suggest(key); s != "" {
 			msg += " (did you mean " + strconv.Quote(s) + "?)"
@@ -465,7 +467,7 @@ func (p *parser) finish() error {
 	if p.seen&bitVersion == 0 {
 		p.fail("version", "required field is missing")
 	}
-	if p.present == 0 {
+	if p.present == 0 && !p.unknown { // an unknown field is likely a misspelt value
 		p.fail("", "no values: set at least one of accuracy, precision, recall, latency_ms or a name under \"metrics\"")
 	}
 	if len(p.vals) > 1 {

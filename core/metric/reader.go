@@ -2,7 +2,6 @@ package metric
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -74,8 +73,9 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 // A record that is not a valid metric gives a *RecordError; call Next again
 // for the records after it. io.EOF marks the end of the body. Any other
 // error ends reading and is returned again by later calls: ErrLineTooLong,
-// ErrDocumentTooLarge (both wrapped) or a wrapped error from the body's
-// io.Reader. Metrics returned before an error are valid.
+// ErrDocumentTooLarge, or an error from the body's io.Reader (all wrapped,
+// with the line number). Metrics returned before an error are valid.
+// A Reader is not safe for use by several goroutines at once.
 //
 // The Values of the metrics a Reader returns share larger blocks of memory
 // to save allocations; keeping one metric keeps its block.
@@ -103,8 +103,7 @@ func (r *Reader) Next() (Metric, error) {
 		m.Values = r.keep(r.p.out)
 		return m, nil
 	}
-	var re *RecordError
-	if !errors.As(err, &re) {
+	if _, ok := err.(*RecordError); !ok {
 		r.mode, r.err = modeDone, err
 	}
 	return Metric{}, err
@@ -395,14 +394,14 @@ func (r *Reader) tooLong() error {
 }
 
 func (r *Reader) tooLarge() error {
-	return fmt.Errorf("%w (limit %d bytes)", ErrDocumentTooLarge, r.lim.MaxDocumentBytes)
+	return fmt.Errorf("line %d: %w (limit %d bytes)", r.line, ErrDocumentTooLarge, r.lim.MaxDocumentBytes)
 }
 
 func (r *Reader) readErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("read body: %w", err)
+	return fmt.Errorf("line %d: %w", r.line, err)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

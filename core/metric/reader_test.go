@@ -81,7 +81,7 @@ func TestReader(t *testing.T) {
 		{"pretty objects", "{\n  \"model\": \"m\",\n  \"version\": \"v1\",\n  \"accuracy\": 0.5\n}\n{\n \"model\": \"m\", \"version\": \"v2\", \"recall\": 0.25}", Limits{},
 			[]string{"m v1 accuracy=0.5", "m v2 recall=0.25"}},
 		{"pretty object with error", "\n{\n  \"model\": \"m\",\n  \"version\": \"v1\",\n  \"acuracy\": 0.5\n}\n{\"model\":\"m\",\n\"version\":\"v2\",\"recall\":0.25}", Limits{},
-			[]string{`line 2: unknown field "acuracy" (did you mean "accuracy"?); no values: set at least one of accuracy, precision, recall, latency_ms or a name under "metrics"`, "m v2 recall=0.25"}},
+			[]string{`line 2: unknown field "acuracy" (did you mean "accuracy"?)`, "m v2 recall=0.25"}},
 		{"pretty object with syntax error ends the body", "{\n  \"model\": \"m\",\n  \"version\" \"v1\"\n}\n" + good + "\n", Limits{},
 			[]string{`line 1: invalid JSON: expected ':' after a field name, found '"' at line 3, column 13`}},
 		{"pretty object cut short", "{\n  \"model\": \"m\",\n", Limits{}, []string{"line 1: invalid JSON: unexpected end of input"}},
@@ -164,7 +164,7 @@ func TestReader(t *testing.T) {
 		// Fields.
 		{"unknown field with suggestion", `{"model":"m","version":"v","acuracy":0.5,"accuracy":0.5}`, Limits{}, []string{`line 1: unknown field "acuracy" (did you mean "accuracy"?)`}},
 		{"unknown field in another case", `{"Model":"m","version":"v","accuracy":0.5}`, Limits{}, []string{`line 1: unknown field "Model" (did you mean "model"?); model: required field is missing`}},
-		{"unknown field, prefix", `{"model":"m","version":"v","latency":3}`, Limits{}, []string{`line 1: unknown field "latency" (did you mean "latency_ms"?); no values: set at least one of accuracy, precision, recall, latency_ms or a name under "metrics"`}},
+		{"unknown field, prefix", `{"model":"m","version":"v","latency":3}`, Limits{}, []string{`line 1: unknown field "latency" (did you mean "latency_ms"?)`}},
 		{"unknown field, swapped letters", `{"mdoel":"m","version":"v","accuracy":0.5}`, Limits{}, []string{`line 1: unknown field "mdoel" (did you mean "model"?); model: required field is missing`}},
 		{"unknown number field", `{"model":"m","version":"v","accuracy":0.5,"f1":0.5}`, Limits{}, []string{`line 1: unknown field "f1" (other values go under "metrics")`}},
 		{"unknown field", `{"model":"m","version":"v","accuracy":0.5,"labels":{"a":[1,{"b":null}]}}`, Limits{}, []string{`line 1: unknown field "labels"`}},
@@ -176,7 +176,7 @@ func TestReader(t *testing.T) {
 		{"numeric timestamp", `{"model":"m","version":"v","timestamp":1795845600,"accuracy":0.5}`, Limits{}, []string{`line 1: timestamp: must be a string, not a number`}},
 		{"not an object", `"hello"`, Limits{}, []string{`line 1: a metric must be a JSON object, not a string`}},
 		{"many problems", `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"k":1,"l":1}`, Limits{},
-			[]string{`line 1: unknown field "a" (other values go under "metrics"); unknown field "b" (other values go under "metrics"); unknown field "c" (other values go under "metrics"); unknown field "d" (other values go under "metrics"); unknown field "e" (other values go under "metrics"); unknown field "f" (other values go under "metrics"); unknown field "g" (other values go under "metrics"); unknown field "h" (other values go under "metrics"); unknown field "i" (other values go under "metrics"); unknown field "j" (other values go under "metrics"); and 5 more problems`}},
+			[]string{`line 1: unknown field "a" (other values go under "metrics"); unknown field "b" (other values go under "metrics"); unknown field "c" (other values go under "metrics"); unknown field "d" (other values go under "metrics"); unknown field "e" (other values go under "metrics"); unknown field "f" (other values go under "metrics"); unknown field "g" (other values go under "metrics"); unknown field "h" (other values go under "metrics"); unknown field "i" (other values go under "metrics"); unknown field "j" (other values go under "metrics"); and 4 more problems`}},
 		{"invalid escape", `{"model":"a\x","version":"v","accuracy":0.5}`, Limits{}, []string{`line 1: invalid JSON: invalid escape "\\x" in a string at column 12`}},
 		{"control character", "{\"model\":\"a\tb\",\"version\":\"v\",\"accuracy\":0.5}", Limits{}, []string{`line 1: invalid JSON: control character byte 0x9 in a string at column 12`}},
 
@@ -195,9 +195,9 @@ func TestReader(t *testing.T) {
 		{"data after the array", "[" + good + "]\n" + good2, Limits{}, []string{"m v1 accuracy=0.5", `line 2: invalid JSON: unexpected '{' after the array at column 1`}},
 		{"array within the limit", "[" + good + "]\n", Limits{MaxDocumentBytes: len(good) + 3}, []string{"m v1 accuracy=0.5"}},
 		{"array too large", "[" + good + ",\n" + good + "," + good + "]", Limits{MaxDocumentBytes: 100},
-			[]string{"m v1 accuracy=0.5", "m v1 accuracy=0.5", "fatal: document too large (limit 100 bytes)"}},
+			[]string{"m v1 accuracy=0.5", "m v1 accuracy=0.5", "fatal: line 2: document too large (limit 100 bytes)"}},
 		{"pretty object too large", "{\n\"model\":\"m\",\n" + strings.Repeat(" ", 200) + "}", Limits{MaxDocumentBytes: 100},
-			[]string{"fatal: document too large (limit 100 bytes)"}},
+			[]string{"fatal: line 1: document too large (limit 100 bytes)"}},
 
 		// Lines.
 		{"line at the limit", good + "\n" + good2, Limits{MaxLineBytes: len(good)}, []string{"m v1 accuracy=0.5", "m v2 recall=0.25"}},
@@ -308,7 +308,7 @@ func TestReaderReadError(t *testing.T) {
 		t.Fatalf("first line: %v, %v", show(m), err)
 	}
 	_, err := r.Next()
-	if !errors.Is(err, boom) || err.Error() != "read body: connection reset" {
+	if !errors.Is(err, boom) || err.Error() != "line 2: connection reset" {
 		t.Fatalf("got %v, want the read error", err)
 	}
 	var re *RecordError
