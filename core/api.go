@@ -83,7 +83,7 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
 			status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
 		case err != nil:
-			status, res.Error = http.StatusBadRequest, "read body: "+err.Error()
+			status, res.Error = http.StatusBadRequest, err.Error()
 		}
 		if err != nil {
 			break
