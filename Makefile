@@ -36,10 +36,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## bench: hot-path Go benchmarks and the end-to-end load run
+## bench: hot-path Go benchmarks and the end-to-end load run (LOAD_FLAGS: more driftd-load flags, see -h)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/...
-	$(GO) run ./cmd/driftd-load -driftd bin/driftd -plugins bin/plugins
+	$(GO) run ./cmd/driftd-load -plugins bin/plugins $(LOAD_FLAGS)
 
 ## proto: regenerate sdk/proto from plugin.proto (needs protoc; plugins come from the module proxy)
 proto:

@@ -1,0 +1,166 @@
+// Command driftd-load measures driftd end to end: it runs an agent in this
+// process on a temporary Unix socket, pushes NDJSON metrics to it over the
+// socket, and reports
+//
+//   - throughput: metric objects per second from the first byte pushed until
+//     every detector has evaluated every value (polled on GET /v1/status),
+//     with the plugins out of process (the real binaries) and in process
+//     (the same detector code, called directly), and their ratio;
+//   - drift-detection latency: from the write of a triggering value to the
+//     drift event on a GET /v1/events subscriber, under background load;
+//   - memory after the throughput phase, per value held in the windows.
+//
+// Every run checks that nothing was rejected, refused or lost, and that the
+// stationary load raised no drift; a failed check is printed and makes the
+// exit status 1. See -h for the flags; `make bench` runs it with the
+// defaults, and LOAD_FLAGS adds more (make bench LOAD_FLAGS=-json).
+//
+// The same flags measure the larger targets, e.g.
+//
+//	-duration 30s                      sustained throughput, nothing lost
+//	-latency-rate 100000 -probes 2000  latency p99 under heavy background load
+//	-bare                              ingestion against a bare line splitter
+//	-streams 10000 -duration 60s       memory per window value, windows full
+//	-json                              figures for a script
+//	-cpuprofile cpu.prof               where the daemon's time goes
+//
+// The agent runs in this process, so this process's CPU time, heap and RSS
+// include the load generator's (its pre-generated load is a few MiB).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	plugins       string
+	streams       int
+	duration      time.Duration
+	conns         int
+	push          string
+	postLines     int
+	mode          string
+	window        int
+	latencyRate   int
+	probes        int
+	probeInterval time.Duration
+	bare          bool
+	json          bool
+	cpuprofile    string
+	seed          uint64
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	flag.StringVar(&o.plugins, "plugins", "bin/plugins", "directory of the plugin binaries (`make build` puts them in bin/plugins)")
+	flag.IntVar(&o.streams, "streams", 1000, "model versions pushing; each line carries accuracy, precision, recall and latency_ms")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each throughput phase pushes")
+	flag.IntVar(&o.conns, "conns", 2, "concurrent pushing connections")
+	flag.StringVar(&o.push, "push", "stream", `how a connection pushes: "stream" (one long chunked POST body) or "posts" (repeated POSTs of -post-lines lines)`)
+	flag.IntVar(&o.postLines, "post-lines", 1000, "lines per POST with -push posts")
+	flag.StringVar(&o.mode, "mode", "both", `where the detectors run: "out" (plugin processes), "in" (in process) or "both"`)
+	flag.IntVar(&o.window, "window", 1000, "window of the monitor and of the threshold detectors")
+	flag.IntVar(&o.latencyRate, "latency-rate", 10000, "lines/s of background load during the latency phase (0: none)")
+	flag.IntVar(&o.probes, "probes", 200, "drift probes in the latency phase (0: no latency phase)")
+	flag.DurationVar(&o.probeInterval, "probe-interval", 10*time.Millisecond, "mean spacing of the probes (each is jittered by ±50%)")
+	flag.BoolVar(&o.bare, "bare", false, "also push the same bytes to a bare reader that only splits lines, for the ingest/bare ratio")
+	flag.BoolVar(&o.json, "json", false, "print a machine-readable summary instead of text")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each throughput phase to `file` (with -mode both: file.out and file.in)")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated values")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: driftd-load [flags]\n\n"+
+			"Runs a driftd agent in this process and measures throughput, drift-detection\n"+
+			"latency and memory over its Unix socket. Build the plugins first: make build\n\nflags:\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		return 2
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "driftd-load: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sum, err := measure(ctx, o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "driftd-load: %v\n", err)
+		return 1
+	}
+	if o.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			fmt.Fprintf(os.Stderr, "driftd-load: %v\n", err)
+			return 1
+		}
+	} else {
+		sum.print(os.Stdout)
+	}
+	if len(sum.Failures) > 0 {
+		for _, f := range sum.Failures {
+			fmt.Fprintf(os.Stderr, "driftd-load: FAIL: %s\n", f)
+		}
+		return 1
+	}
+	return 0
+}
+
+func (o *options) check() error {
+	var errs []error
+	if o.streams < 1 {
+		errs = append(errs, errors.New("-streams must be at least 1"))
+	}
+	if o.duration <= 0 {
+		errs = append(errs, errors.New("-duration must be positive"))
+	}
+	if o.conns < 1 {
+		errs = append(errs, errors.New("-conns must be at least 1"))
+	}
+	if o.push != "stream" && o.push != "posts" {
+		errs = append(errs, fmt.Errorf("-push %q: use stream or posts", o.push))
+	}
+	if o.postLines < 1 {
+		errs = append(errs, errors.New("-post-lines must be at least 1"))
+	}
+	if o.mode != "out" && o.mode != "in" && o.mode != "both" {
+		errs = append(errs, fmt.Errorf("-mode %q: use out, in or both", o.mode))
+	}
+	if o.window < 1 {
+		errs = append(errs, errors.New("-window must be at least 1"))
+	}
+	if o.latencyRate < 0 || o.probes < 0 {
+		errs = append(errs, errors.New("-latency-rate and -probes must not be negative"))
+	}
+	if o.probeInterval <= 0 {
+		errs = append(errs, errors.New("-probe-interval must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// modes lists the runs -mode asks for, out of process first.
+func (o *options) modes() []mode {
+	switch o.mode {
+	case "out":
+		return []mode{outOfProcess}
+	case "in":
+		return []mode{inProcess}
+	}
+	return []mode{outOfProcess, inProcess}
+}
