@@ -158,7 +158,8 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 
 // Ingest accepts one metric: every value goes into its window and to the
 // detectors of its metric. It waits while a detector's queue is full, and
-// gives up with ErrBusy when ctx ends first; then nothing of m was taken.
+// gives up with ErrBusy when ctx ends or IngestWait passes first; then
+// nothing of m was taken.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	g := a.gen.Load()
 	if g == nil {
@@ -173,7 +174,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	w.mu.Unlock()
 	for _, v := range m.Values {
 		for _, r := range rt.byMetric[v.Name] {
-			if err := r.waitRoom(ctx); err != nil {
+			if err := r.waitRoom(ctx, IngestWait); err != nil {
 				return err
 			}
 		}

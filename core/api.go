@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,9 +18,9 @@ import (
 // of rejected lines is always complete.
 const maxReportedErrors = 100
 
-// ingestWait bounds how long a request waits for a full detector queue
-// before it is answered 503.
-const ingestWait = 5 * time.Second
+// IngestWait bounds how long a metric waits for room in a full detector
+// queue before its request is answered 503.
+const IngestWait = 5 * time.Second
 
 // Handler returns the HTTP API served on the socket.
 func (a *Agent) Handler() http.Handler {
@@ -88,10 +87,7 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), ingestWait)
-		err = a.Ingest(ctx, m)
-		cancel()
-		if err != nil {
+		if err := a.Ingest(r.Context(), m); err != nil {
 			w.Header().Set("Retry-After", "1")
 			status, res.Error = http.StatusServiceUnavailable, err.Error()
 			break

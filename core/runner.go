@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,7 +44,8 @@ type runner struct {
 	queue   []sdk.Batch
 	last    map[string]int // stream key -> its batch in queue
 	queued  int
-	busy    bool // a call is in flight
+	size    atomic.Int64 // queued, readable without the lock
+	busy    bool         // a call is in flight
 	stopped bool
 	halted  bool        // the plugin is gone: values are counted as lost, not queued
 	spare   []sdk.Batch // the previous queue, reused
@@ -81,6 +83,7 @@ func (r *runner) add(stream string, index uint64, v float64) {
 		if b.Start+uint64(len(b.Values)) == index {
 			b.Values = append(b.Values, v)
 			r.queued++
+			r.size.Store(int64(r.queued))
 			r.mu.Unlock()
 			return
 		}
@@ -88,6 +91,7 @@ func (r *runner) add(stream string, index uint64, v float64) {
 	r.last[stream] = len(r.queue)
 	r.queue = append(r.queue, sdk.Batch{Stream: stream, Start: index, Values: []float64{v}})
 	r.queued++
+	r.size.Store(int64(r.queued))
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -95,14 +99,17 @@ func (r *runner) add(stream string, index uint64, v float64) {
 	}
 }
 
-// waitRoom waits until the queue is below its limit, the runner stopped or
-// ctx ends. It returns ErrBusy when ctx ended first.
-func (r *runner) waitRoom(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.queued < r.limit || r.stopped || r.halted {
+// waitRoom waits until the queue is below its limit, the runner stopped,
+// ctx ends or maxWait passes. It returns ErrBusy when it gave up. The common
+// case, a queue with room, takes no lock.
+func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
+	if r.size.Load() < int64(r.limit) {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		r.mu.Lock()
 		r.room.Broadcast()
@@ -151,6 +158,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 	r.queue, r.spare = r.spare[:0], nil
 	clear(r.last)
 	r.queued = 0
+	r.size.Store(0)
 	r.busy = true
 	r.room.Broadcast()
 	r.mu.Unlock()
@@ -176,6 +184,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 			r.halted = true
 			r.lost += uint64(r.queued)
 			r.queue, r.queued = r.queue[:0], 0
+			r.size.Store(0)
 			clear(r.last)
 		}
 	} else {

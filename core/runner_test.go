@@ -142,13 +142,11 @@ func TestRunnerWaitRoom(t *testing.T) {
 	waitFor(t, func() bool { return r.status().Queued == 0 })
 	r.add("a/v/x", 1, 1)
 	r.add("a/v/x", 2, 1) // queue at its limit
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := r.waitRoom(ctx); !errors.Is(err, ErrBusy) {
+	if err := r.waitRoom(context.Background(), 20*time.Millisecond); !errors.Is(err, ErrBusy) {
 		t.Fatalf("waitRoom on a full queue = %v, want ErrBusy", err)
 	}
 	close(release)
-	if err := r.waitRoom(context.Background()); err != nil {
+	if err := r.waitRoom(context.Background(), time.Minute); err != nil {
 		t.Fatalf("waitRoom after release = %v", err)
 	}
 }
@@ -190,7 +188,7 @@ func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {
 			r.add("a/v/x", 0, 1)
 			waitFor(t, func() bool { return r.status().Halted })
 			for i := 1; i <= 5; i++ {
-				if err := r.waitRoom(context.Background()); err != nil {
+				if err := r.waitRoom(context.Background(), time.Minute); err != nil {
 					t.Fatalf("waitRoom on a halted runner: %v", err) // never blocks ingestion
 				}
 				r.add("a/v/x", uint64(i), 1)
