@@ -79,6 +79,7 @@ type Window struct {
 // the index of its next value.
 type series struct {
 	key   string // the stream key detectors see
+	cap   int    // the window size; ring grows up to it as values come
 	ring  []float64
 	means []float64 // means[i%cap]: the window mean right after value i
 	first uint64    // the oldest index held
@@ -87,13 +88,21 @@ type series struct {
 	fresh int     // values added since sum was last recomputed
 }
 
+// initialRing is the ring size of a new series; it doubles up to the
+// window size, so a stream with few values costs little.
+const initialRing = 16
+
 func newSeries(key string, capacity int) *series {
-	return &series{key: key, ring: make([]float64, capacity), means: make([]float64, capacity)}
+	n := min(capacity, initialRing)
+	return &series{key: key, cap: capacity, ring: make([]float64, n), means: make([]float64, n)}
 }
 
 func (s *series) held() int { return int(s.next - s.first) }
 
 func (s *series) add(v float64) uint64 {
+	if s.held() == len(s.ring) && len(s.ring) < s.cap {
+		s.setRing(min(2*len(s.ring), s.cap))
+	}
 	c := uint64(len(s.ring))
 	i := s.next
 	if s.held() == len(s.ring) {
@@ -103,7 +112,7 @@ func (s *series) add(v float64) uint64 {
 	s.ring[i%c] = v
 	s.next++
 	s.sum += v
-	if s.fresh++; s.fresh >= len(s.ring) {
+	if s.fresh++; s.fresh >= s.cap {
 		s.recompute() // keep rounding from piling up
 	}
 	s.means[i%c] = s.sum / float64(s.held())
@@ -126,7 +135,7 @@ func (s *series) windowAt(i uint64) (int, float64) {
 	if i >= s.next || i < s.first {
 		return 0, 0
 	}
-	size := min(i+1, uint64(len(s.ring)))
+	size := min(i+1, uint64(s.cap))
 	return int(size), s.means[i%uint64(len(s.ring))]
 }
 
@@ -141,21 +150,26 @@ func (s *series) values() (uint64, []float64) {
 
 // resize keeps the newest values that fit a new capacity.
 func (s *series) resize(capacity int) {
-	if capacity == len(s.ring) {
+	if capacity == s.cap {
 		return
 	}
-	c := uint64(capacity)
-	ring, means := make([]float64, capacity), make([]float64, capacity)
-	first := s.first
+	s.cap = capacity
 	if s.held() > capacity {
-		first = s.next - c
+		s.first = s.next - uint64(capacity)
 	}
-	for j := first; j < s.next; j++ {
+	s.setRing(min(max(s.held(), initialRing), capacity))
+	s.recompute()
+}
+
+// setRing moves the held values into a ring of size n >= held.
+func (s *series) setRing(n int) {
+	c := uint64(n)
+	ring, means := make([]float64, n), make([]float64, n)
+	for j := s.first; j < s.next; j++ {
 		ring[j%c] = s.at(j)
 		means[j%c] = s.means[j%uint64(len(s.ring))]
 	}
-	s.ring, s.means, s.first = ring, means, first
-	s.recompute()
+	s.ring, s.means = ring, means
 }
 
 // seriesLocked returns the series of a metric, creating it.
@@ -206,7 +220,7 @@ func (w *Window) Status() map[string]SeriesStatus {
 	out := make(map[string]SeriesStatus, len(w.series))
 	for name, s := range w.series {
 		held := s.held()
-		st := SeriesStatus{Count: s.next, Held: held, Capacity: len(s.ring), Fill: float64(held) / float64(len(s.ring))}
+		st := SeriesStatus{Count: s.next, Held: held, Capacity: s.cap, Fill: float64(held) / float64(s.cap)}
 		if s.next > 0 {
 			st.Last = s.at(s.next - 1)
 		}

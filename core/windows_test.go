@@ -70,3 +70,35 @@ func TestWindowsGetAndStatus(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// The ring grows as values come; every window figure is the same as with a
+// ring allocated whole.
+func TestSeriesGrowsLazily(t *testing.T) {
+	const capacity = 100
+	s := newSeries("k", capacity)
+	if len(s.ring) != initialRing {
+		t.Fatalf("new ring holds %d", len(s.ring))
+	}
+	var all []float64
+	for i := 0; i < 250; i++ {
+		v := float64(i%7) / 7
+		all = append(all, v)
+		s.add(v)
+		from := max(0, i+1-capacity)
+		var sum float64
+		for _, x := range all[from:] {
+			sum += x
+		}
+		n, mean := s.windowAt(uint64(i))
+		if n != i+1-from || math.Abs(mean-sum/float64(n)) > 1e-12 {
+			t.Fatalf("after %d values: window %d %v, want %d %v", i+1, n, mean, i+1-from, sum/float64(n))
+		}
+	}
+	if len(s.ring) != capacity {
+		t.Fatalf("ring %d, want %d", len(s.ring), capacity)
+	}
+	first, vals := s.values()
+	if first != 150 || !reflect.DeepEqual(vals, all[150:]) {
+		t.Fatalf("values from %d: %v", first, vals)
+	}
+}
