@@ -188,7 +188,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		s := w.seriesLocked(v.Name)
 		idx := s.add(v.Value)
 		for _, r := range rt.byMetric[v.Name] {
-			r.add(s.key, idx, v.Value)
+			r.add(s.key, idx, v.Value, s.mean(idx))
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
@@ -214,7 +214,7 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 }
 
 // onSignals turns what a detector raised into events.
-func (a *Agent) onSignals(r *runner, sigs []sdk.Signal) {
+func (a *Agent) onSignals(r *runner, sigs []raised) {
 	for _, s := range sigs {
 		model, version, metricName, ok := splitStreamKey(s.Stream)
 		if !ok {
@@ -228,13 +228,12 @@ func (a *Agent) onSignals(r *runner, sigs []sdk.Signal) {
 			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", s.Type)
 			continue
 		}
-		var size int
-		var mean float64
+		size := 0
 		if w := a.windows.Lookup(model, version); w != nil {
-			size, mean = w.Stats(metricName, s.Index)
+			size = w.sizeAt(s.Index)
 		}
 		a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
-			Index: s.Index, WindowSize: size, WindowMean: mean, Details: s.Details})
+			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details})
 		a.log.Info(string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id, "index", s.Index)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -76,6 +77,9 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	var mu sync.Mutex
 	var events []event.Event
 	a.publish = func(e event.Event) {
+		if e.Time.IsZero() {
+			e.Time = time.Now().UTC()
+		}
 		if e.Type == event.Drift || e.Type == event.Warning || (e.Type == event.Plugin && e.Action == "failed") {
 			mu.Lock()
 			events = append(events, e)

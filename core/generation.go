@@ -253,7 +253,7 @@ func checkBinary(path, detector string) (summary, detail string) {
 
 // start runs the detector feeds and the process watch. signals and failed
 // are the runners' callbacks; exited is told once when a process dies.
-func (g *generation) start(signals func(*runner, []sdk.Signal), failed func(*runner, error, int), exited func(*detectorInstance)) {
+func (g *generation) start(signals func(*runner, []raised), failed func(*runner, error, int), exited func(*detectorInstance)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.started = time.Now()

@@ -36,12 +36,13 @@ type runner struct {
 	timout time.Duration // deadline of one Update call
 	log    hclog.Logger
 	// signals receives what a call raised; failed, a call that failed.
-	signals func(r *runner, sigs []sdk.Signal)
+	signals func(r *runner, sigs []raised)
 	failed  func(r *runner, err error, lost int)
 
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when the queue shrinks or the runner stops
 	queue   []sdk.Batch
+	means   [][]float64    // means[i][j]: window mean recorded with queue[i].Values[j]
 	last    map[string]int // stream key -> its batch in queue
 	queued  int
 	size    atomic.Int64 // queued, readable without the lock
@@ -49,6 +50,7 @@ type runner struct {
 	stopped bool
 	halted  bool        // the plugin is gone: values are counted as lost, not queued
 	spare   []sdk.Batch // the previous queue, reused
+	spareM  [][]float64
 
 	wake chan struct{}
 	done chan struct{}
@@ -69,9 +71,17 @@ func newRunner(id, metric string, up updater, limit int, timeout time.Duration, 
 	return r
 }
 
-// add queues the value at index of a stream. The caller holds the stream's
-// window lock, which keeps each stream's values in order.
-func (r *runner) add(stream string, index uint64, v float64) {
+// raised is a signal with the window mean recorded when its value was
+// ingested: by the time the detector answers, the window may have moved on.
+type raised struct {
+	sdk.Signal
+	WindowMean float64
+}
+
+// add queues the value at index of a stream, with the window mean right
+// after it. The caller holds the stream's window lock, which keeps each
+// stream's values in order.
+func (r *runner) add(stream string, index uint64, v, mean float64) {
 	r.mu.Lock()
 	if r.halted {
 		r.lost++
@@ -82,6 +92,7 @@ func (r *runner) add(stream string, index uint64, v float64) {
 		b := &r.queue[i]
 		if b.Start+uint64(len(b.Values)) == index {
 			b.Values = append(b.Values, v)
+			r.means[i] = append(r.means[i], mean)
 			r.queued++
 			r.size.Store(int64(r.queued))
 			r.mu.Unlock()
@@ -90,6 +101,7 @@ func (r *runner) add(stream string, index uint64, v float64) {
 	}
 	r.last[stream] = len(r.queue)
 	r.queue = append(r.queue, sdk.Batch{Stream: stream, Start: index, Values: []float64{v}})
+	r.means = append(r.means, []float64{mean})
 	r.queued++
 	r.size.Store(int64(r.queued))
 	r.mu.Unlock()
@@ -132,7 +144,9 @@ func (r *runner) run(ctx context.Context) {
 	for {
 		select {
 		case <-r.wake:
-			r.flushOnce(ctx)
+			// A stop must not cut a call short: what was accepted is
+			// evaluated. The call's own deadline still bounds it.
+			r.flushOnce(context.WithoutCancel(ctx))
 		case <-ctx.Done():
 			// Deliver what was accepted before the stop.
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timout)
@@ -150,12 +164,13 @@ func (r *runner) run(ctx context.Context) {
 // flushOnce sends everything queued in one call.
 func (r *runner) flushOnce(ctx context.Context) {
 	r.mu.Lock()
-	batch, n := r.queue, r.queued
+	batch, means, n := r.queue, r.means, r.queued
 	if n == 0 {
 		r.mu.Unlock()
 		return
 	}
 	r.queue, r.spare = r.spare[:0], nil
+	r.means, r.spareM = r.spareM[:0], nil
 	clear(r.last)
 	r.queued = 0
 	r.size.Store(0)
@@ -171,7 +186,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 	if err != nil {
 		r.failed(r, err, n)
 	} else if len(sigs) > 0 {
-		r.signals(r, sigs)
+		r.signals(r, withMeans(sigs, batch, means))
 	}
 
 	r.mu.Lock()
@@ -183,7 +198,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 		if fatal(err) {
 			r.halted = true
 			r.lost += uint64(r.queued)
-			r.queue, r.queued = r.queue[:0], 0
+			r.queue, r.means, r.queued = r.queue[:0], r.means[:0], 0
 			r.size.Store(0)
 			clear(r.last)
 		}
@@ -191,11 +206,26 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.values += uint64(n)
 	}
 	for i := range batch {
-		batch[i] = sdk.Batch{}
+		batch[i], means[i] = sdk.Batch{}, nil
 	}
-	r.spare = batch[:0]
+	r.spare, r.spareM = batch[:0], means[:0]
 	r.room.Broadcast()
 	r.mu.Unlock()
+}
+
+// withMeans pairs each signal with the window mean recorded with its value.
+func withMeans(sigs []sdk.Signal, batch []sdk.Batch, means [][]float64) []raised {
+	out := make([]raised, len(sigs))
+	for k, s := range sigs {
+		out[k].Signal = s
+		for i, b := range batch {
+			if b.Stream == s.Stream && s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
+				out[k].WindowMean = means[i][s.Index-b.Start]
+				break
+			}
+		}
+	}
+	return out
 }
 
 // fatal reports whether a failed call means the plugin is gone or stuck:

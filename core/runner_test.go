@@ -45,7 +45,7 @@ func (rec *recorder) update(_ context.Context, batches []sdk.Batch) ([]sdk.Signa
 func startRunner(t *testing.T, up updater, limit int) (*runner, context.CancelFunc) {
 	t.Helper()
 	r := newRunner("fake.d", "accuracy", up, limit, time.Second, hclog.NewNullLogger())
-	r.signals = func(*runner, []sdk.Signal) {}
+	r.signals = func(*runner, []raised) {}
 	r.failed = func(*runner, error, int) {}
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.run(ctx)
@@ -62,7 +62,7 @@ func TestRunnerDeliversEveryValueInOrder(t *testing.T) {
 	const n = 20000
 	for i := 0; i < n; i++ {
 		s := streams[rng.IntN(len(streams))]
-		r.add(s, next[s], float64(next[s]))
+		r.add(s, next[s], float64(next[s]), 0)
 		next[s]++
 		if rng.IntN(500) == 0 {
 			time.Sleep(time.Millisecond) // let some calls go out small
@@ -104,7 +104,7 @@ func TestRunnerReportsFailedCalls(t *testing.T) {
 	r := newRunner("fake.d", "accuracy", &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
 		return nil, boom
 	}}, 100, time.Second, hclog.NewNullLogger())
-	r.signals = func(*runner, []sdk.Signal) {}
+	r.signals = func(*runner, []raised) {}
 	r.failed = func(_ *runner, err error, lost int) {
 		mu.Lock()
 		gotErr, gotLost = err, gotLost+lost
@@ -114,7 +114,7 @@ func TestRunnerReportsFailedCalls(t *testing.T) {
 	defer func() { cancel(); <-r.done }()
 	go r.run(ctx)
 	for i := 0; i < 3; i++ {
-		r.add("a/v/x", uint64(i), 1)
+		r.add("a/v/x", uint64(i), 1, 0)
 	}
 	if err := r.idle(ctx); err != nil {
 		t.Fatal(err)
@@ -138,10 +138,10 @@ func TestRunnerWaitRoom(t *testing.T) {
 		}
 		return nil, nil
 	}}, 2)
-	r.add("a/v/x", 0, 1) // taken by the blocked call
+	r.add("a/v/x", 0, 1, 0) // taken by the blocked call
 	waitFor(t, func() bool { return r.status().Queued == 0 })
-	r.add("a/v/x", 1, 1)
-	r.add("a/v/x", 2, 1) // queue at its limit
+	r.add("a/v/x", 1, 1, 0)
+	r.add("a/v/x", 2, 1, 0) // queue at its limit
 	if err := r.waitRoom(context.Background(), 20*time.Millisecond); !errors.Is(err, ErrBusy) {
 		t.Fatalf("waitRoom on a full queue = %v, want ErrBusy", err)
 	}
@@ -154,11 +154,11 @@ func TestRunnerWaitRoom(t *testing.T) {
 func TestRunnerFlushesOnStop(t *testing.T) {
 	rec := &recorder{values: map[string][]float64{}, starts: map[string][]uint64{}}
 	r := newRunner("fake.d", "accuracy", &fakeUpdater{update: rec.update}, 100, time.Second, hclog.NewNullLogger())
-	r.signals = func(*runner, []sdk.Signal) {}
+	r.signals = func(*runner, []raised) {}
 	r.failed = func(*runner, error, int) {}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // stopped before it ran: the queue still goes out once
-	r.add("a/v/x", 0, 1)
+	r.add("a/v/x", 0, 1, 0)
 	r.run(ctx)
 	if len(rec.values["a/v/x"]) != 1 {
 		t.Fatalf("values delivered at stop: %v", rec.values)
@@ -185,17 +185,29 @@ func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {
 			r, _ := startRunner(t, &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
 				return nil, err
 			}}, 1)
-			r.add("a/v/x", 0, 1)
+			r.add("a/v/x", 0, 1, 0)
 			waitFor(t, func() bool { return r.status().Halted })
 			for i := 1; i <= 5; i++ {
 				if err := r.waitRoom(context.Background(), time.Minute); err != nil {
 					t.Fatalf("waitRoom on a halted runner: %v", err) // never blocks ingestion
 				}
-				r.add("a/v/x", uint64(i), 1)
+				r.add("a/v/x", uint64(i), 1, 0)
 			}
 			if st := r.status(); st.Lost != 6 || st.Queued != 0 || st.Calls != 1 {
 				t.Fatalf("status %+v", st)
 			}
 		})
+	}
+}
+
+func TestWithMeansPairsSignalsWithTheirValues(t *testing.T) {
+	batch := []sdk.Batch{
+		{Stream: "a/v/x", Start: 10, Values: []float64{1, 2, 3}},
+		{Stream: "b/v/x", Start: 0, Values: []float64{4}},
+	}
+	means := [][]float64{{0.1, 0.2, 0.3}, {0.4}}
+	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}}, batch, means)
+	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 {
+		t.Fatalf("got %+v", got)
 	}
 }

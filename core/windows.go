@@ -129,15 +129,9 @@ func (s *series) recompute() {
 // at returns the value at index i, which must be held.
 func (s *series) at(i uint64) float64 { return s.ring[i%uint64(len(s.ring))] }
 
-// windowAt returns the size and mean of the window as it stood right after
-// the value at index i, or zeros when i is no longer held.
-func (s *series) windowAt(i uint64) (int, float64) {
-	if i >= s.next || i < s.first {
-		return 0, 0
-	}
-	size := min(i+1, uint64(s.cap))
-	return int(size), s.means[i%uint64(len(s.ring))]
-}
+// mean returns the window mean recorded right after the value at index i,
+// which must be the newest value or close enough to be held.
+func (s *series) mean(i uint64) float64 { return s.means[i%uint64(len(s.ring))] }
 
 // values returns the held values, oldest first, and the index of the first.
 func (s *series) values() (uint64, []float64) {
@@ -193,15 +187,12 @@ func (w *Window) setCapacityLocked(capacity int) {
 	}
 }
 
-// Stats returns the figures of the window as it stood right after the value
-// at index of metric.
-func (w *Window) Stats(metric string, index uint64) (size int, mean float64) {
+// sizeAt returns the size of the window right after the value at index i
+// of any of its streams: i+1 values up to the window's capacity.
+func (w *Window) sizeAt(i uint64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if s := w.series[metric]; s != nil {
-		return s.windowAt(index)
-	}
-	return 0, 0
+	return int(min(i+1, uint64(w.capacity)))
 }
 
 // SeriesStatus describes one metric of a window.

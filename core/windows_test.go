@@ -17,21 +17,10 @@ func TestSeriesRing(t *testing.T) {
 	if from != 2 || !reflect.DeepEqual(vals, []float64{2, 3, 4}) {
 		t.Fatalf("values = %d %v", from, vals)
 	}
-	tests := []struct {
-		index    uint64
-		wantN    int
-		wantMean float64
-	}{
-		{4, 3, 3}, // 2,3,4
-		{3, 3, 2}, // 1,2,3: recorded when 3 arrived
-		{2, 3, 1}, // 0,1,2
-		{1, 0, 0}, // older than anything held
-		{9, 0, 0}, // not yet seen
-	}
-	for _, tt := range tests {
-		n, mean := s.windowAt(tt.index)
-		if n != tt.wantN || math.Abs(mean-tt.wantMean) > 1e-12 {
-			t.Errorf("windowAt(%d) = %d %v, want %d %v", tt.index, n, mean, tt.wantN, tt.wantMean)
+	// the mean recorded with each held value: 0,1,2 then 1,2,3 then 2,3,4
+	for i, want := range map[uint64]float64{2: 1, 3: 2, 4: 3} {
+		if got := s.mean(i); math.Abs(got-want) > 1e-12 {
+			t.Errorf("mean(%d) = %v, want %v", i, got, want)
 		}
 	}
 }
@@ -89,9 +78,9 @@ func TestSeriesGrowsLazily(t *testing.T) {
 		for _, x := range all[from:] {
 			sum += x
 		}
-		n, mean := s.windowAt(uint64(i))
-		if n != i+1-from || math.Abs(mean-sum/float64(n)) > 1e-12 {
-			t.Fatalf("after %d values: window %d %v, want %d %v", i+1, n, mean, i+1-from, sum/float64(n))
+		n := i + 1 - from
+		if mean := s.mean(uint64(i)); math.Abs(mean-sum/float64(n)) > 1e-12 {
+			t.Fatalf("after %d values: window mean %v, want %v", i+1, mean, sum/float64(n))
 		}
 	}
 	if len(s.ring) != capacity {

@@ -63,7 +63,7 @@ func runValidate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 			Diagnostics []config.Diagnostic `json:"diagnostics"`
 		}{!diags.HasErrors(), nonNilDiags(config.Diagnostics(diags))})
 	} else if len(diags) > 0 {
-		fmt.Fprint(stderr, config.FormatDiagnostics(diags))
+		fmt.Fprintln(stderr, config.FormatDiagnostics(diags))
 	}
 	if diags.HasErrors() {
 		return exitFailure
@@ -116,7 +116,7 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		var de *core.DiagnosticsError
 		if errors.As(err, &de) {
-			fmt.Fprint(stderr, config.FormatDiagnostics(de.Diags))
+			fmt.Fprintln(stderr, config.FormatDiagnostics(de.Diags))
 		} else {
 			fmt.Fprintf(stderr, "driftd backtest: %v\n", err)
 		}
