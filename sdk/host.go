@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"syscall"
 	"time"
@@ -110,7 +109,7 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		Logger:           logger,
 		StartTimeout:     timeout,
 		SyncStdout:       logWriter{logger, "stdout"},
-		SyncStderr:       io.Discard,
+		SyncStderr:       logWriter{logger, "stderr"},
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
 	})

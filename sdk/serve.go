@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,15 +36,22 @@ func Serve(impl Plugin) {
 	})
 }
 
-// Logger returns the logger a plugin should use. Its lines go to stderr as
-// JSON, which the daemon reads and logs under the plugin's name.
-func Logger() hclog.Logger {
+// Logger returns the logger a plugin should use. Its lines go to the
+// process's stderr as JSON, which the daemon reads and logs under the
+// detector's name at the line's level.
+func Logger() hclog.Logger { return logger() }
+
+// logger writes to the stderr the process started with: once Serve runs,
+// go-plugin points os.Stderr elsewhere.
+var logger = sync.OnceValue(func() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
-		Output:     os.Stderr,
+		Output:     stderr,
 		JSONFormat: true,
 		Level:      hclog.Trace,
 	})
-}
+})
+
+var stderr = os.Stderr
 
 // exitWithParent ends the plugin when its parent is gone, a second line of
 // defence behind the Pdeathsig the daemon sets.
