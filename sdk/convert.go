@@ -9,11 +9,11 @@ import (
 // Conversions between the sdk's Go types and their protobuf messages.
 
 func infoToProto(i Info) *proto.PluginInfo {
-	return &proto.PluginInfo{Name: i.Name, Kind: string(i.Kind), Version: i.Version, Description: i.Description}
+	return &proto.PluginInfo{Name: i.Name, Kind: string(i.Kind), Version: i.Version, Description: i.Description, Domain: string(i.Domain)}
 }
 
 func infoFromProto(p *proto.PluginInfo) Info {
-	return Info{Name: p.GetName(), Kind: Kind(p.GetKind()), Version: p.GetVersion(), Description: p.GetDescription()}
+	return Info{Name: p.GetName(), Kind: Kind(p.GetKind()), Version: p.GetVersion(), Description: p.GetDescription(), Domain: Domain(p.GetDomain())}
 }
 
 func valueToProto(v any) (*proto.Value, error) {

@@ -23,6 +23,42 @@ type Info struct {
 	Kind        Kind
 	Version     string
 	Description string
+	// Domain restricts the values a detector takes. The daemon rejects
+	// other values of the metric at ingestion, with an error naming the
+	// detector, so a detector never sees them.
+	Domain Domain
+}
+
+// Domain is the set of values a detector takes.
+type Domain string
+
+// The domains.
+const (
+	// DomainReal is any finite number, the default.
+	DomainReal Domain = ""
+	// DomainBinary is 0 or 1, for detectors of error or success rates.
+	DomainBinary Domain = "binary"
+)
+
+// Check reports the first value outside the domain, wrapping ErrBadRequest.
+func (d Domain) Check(values []float64) error {
+	if err := CheckValues(values); err != nil {
+		return err
+	}
+	if d != DomainBinary {
+		return nil
+	}
+	for i, v := range values {
+		if v != 0 && v != 1 {
+			return fmt.Errorf("value %d is %v, not 0 or 1: %w", i, v, ErrBadRequest)
+		}
+	}
+	return nil
+}
+
+// Contains reports whether v is in the domain.
+func (d Domain) Contains(v float64) bool {
+	return !math.IsNaN(v) && !math.IsInf(v, 0) && (d != DomainBinary || v == 0 || v == 1)
 }
 
 // SignalType is what a detector reports about a value.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/driftd/driftd/sdk"
@@ -130,5 +131,36 @@ func TestConfigureTwiceRefused(t *testing.T) {
 	r := sdktest.Detector(t, &above{}, nil)
 	if err := r.Configure(context.Background(), nil); err == nil {
 		t.Fatal("second configure succeeded")
+	}
+}
+
+// errorRate is a binary detector: it takes 1 for an error, 0 for none.
+type errorRate struct{ above }
+
+func (e *errorRate) Info() sdk.Info {
+	return sdk.Info{Name: "errors", Kind: sdk.KindDetector, Version: "1", Domain: sdk.DomainBinary}
+}
+
+func (e *errorRate) Configure(cfg sdk.Config) error {
+	e.Domain = sdk.DomainBinary
+	return e.above.Configure(cfg)
+}
+
+func TestBinaryDomain(t *testing.T) {
+	r := sdktest.Detector(t, &errorRate{}, nil)
+	if r.Info().Domain != sdk.DomainBinary {
+		t.Fatalf("domain %q", r.Info().Domain)
+	}
+	_, err := r.Update(context.Background(), []sdk.Batch{{Stream: "a", Values: []float64{0, 1, 0.5}}})
+	if !errors.Is(err, sdk.ErrBadRequest) || !strings.Contains(err.Error(), "0.5, not 0 or 1") {
+		t.Fatalf("err = %v", err)
+	}
+	for v, want := range map[float64]bool{0: true, 1: true, 0.5: false, math.NaN(): false, -1: false} {
+		if got := sdk.DomainBinary.Contains(v); got != want {
+			t.Errorf("binary contains %v = %v", v, got)
+		}
+	}
+	if !sdk.DomainReal.Contains(0.5) || sdk.DomainReal.Contains(math.Inf(1)) {
+		t.Error("real domain")
 	}
 }

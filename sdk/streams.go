@@ -19,6 +19,9 @@ type StreamDetector interface {
 type Streams struct {
 	// New makes the state of a stream on its first value.
 	New func() StreamDetector
+	// Domain, when set, makes Update refuse values outside it, before any
+	// value of the call is applied.
+	Domain Domain
 
 	mu      sync.Mutex
 	streams map[string]StreamDetector
@@ -32,7 +35,7 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 		s.streams = make(map[string]StreamDetector)
 	}
 	for _, b := range batches {
-		if err := CheckValues(b.Values); err != nil {
+		if err := s.Domain.Check(b.Values); err != nil {
 			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
 		}
 	}
