@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/driftd/driftd/internal/parity"
 	"github.com/driftd/driftd/sdk"
 	"github.com/driftd/driftd/sdk/sdktest"
 )
@@ -13,9 +14,9 @@ import (
 // reaches it: over go-plugin gRPC, configured with River's parameter names,
 // with the stream sent in batches of uneven sizes.
 func TestParityOverGRPC(t *testing.T) {
-	for _, c := range loadParityCases(t, "ph") {
+	for _, c := range parity.Cases(t, "ph") {
 		t.Run(c.Name, func(t *testing.T) {
-			xs := loadStream(t, c.Stream)
+			xs := parity.Stream(t, c.Stream)
 			d := sdktest.Detector(t, &PageHinkley{}, c.Params)
 			var got []sdk.Signal
 			for start, size := 0, 1; start < len(xs); start, size = start+size, size*2%997+1 {
@@ -26,7 +27,7 @@ func TestParityOverGRPC(t *testing.T) {
 				}
 				got = append(got, sigs...)
 			}
-			if idx := indices(got, sdk.SignalDrift); !slices.Equal(idx, c.Drift) {
+			if idx := sdktest.Indices(got, sdk.SignalDrift); !slices.Equal(idx, c.Drift) {
 				t.Errorf("drifts at %v, River at %v", idx, c.Drift)
 			}
 		})

@@ -1,77 +1,18 @@
 package pagehinkley
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"testing"
 
+	"github.com/driftd/driftd/internal/parity"
 	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
-
-// parityDir holds River 0.26's reference results (see its README.md).
-const parityDir = "../../testdata/parity"
-
-type parityCase struct {
-	Name     string     `json:"name"`
-	Stream   string     `json:"stream"`
-	Detector string     `json:"detector"`
-	Params   sdk.Config `json:"params"`
-	Drift    []uint64   `json:"drift"`
-	Warnings []uint64   `json:"warnings"`
-}
-
-func loadParityCases(t *testing.T, detector string) []parityCase {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(parityDir, "cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []parityCase
-	if err := json.Unmarshal(data, &all); err != nil {
-		t.Fatalf("parse cases.json: %v", err)
-	}
-	var out []parityCase
-	for _, c := range all {
-		if c.Detector == detector {
-			out = append(out, c)
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("no %q cases in cases.json", detector)
-	}
-	return out
-}
-
-func loadStream(t *testing.T, name string) []float64 {
-	t.Helper()
-	f, err := os.Open(filepath.Join(parityDir, "streams", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var xs []float64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		x, err := strconv.ParseFloat(sc.Text(), 64)
-		if err != nil {
-			t.Fatalf("%s line %d: %v", name, len(xs)+1, err)
-		}
-		xs = append(xs, x)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return xs
-}
 
 func configured(t *testing.T, cfg sdk.Config) *PageHinkley {
 	t.Helper()
@@ -82,79 +23,17 @@ func configured(t *testing.T, cfg sdk.Config) *PageHinkley {
 	return p
 }
 
-// feedOneByOne runs xs through a fresh stream state, value by value, and
-// returns the signals with their indices.
-func feedOneByOne(p *PageHinkley, stream string, xs []float64) []sdk.Signal {
-	st := p.New()
-	var out []sdk.Signal
-	for i, x := range xs {
-		if typ, details := st.Update(x); typ != "" {
-			out = append(out, sdk.Signal{Stream: stream, Index: uint64(i), Type: typ, Details: details})
-		}
-	}
-	return out
-}
-
-// feedRandomly feeds every stream to d in random batches: calls carry several
-// batches, interleaved across streams, of sizes from 1 to hundreds.
-func feedRandomly(t *testing.T, d sdk.Detector, streams map[string][]float64, rng *rand.Rand) map[string][]sdk.Signal {
-	t.Helper()
-	names := make([]string, 0, len(streams))
-	for name := range streams {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	pos := make(map[string]int)
-	out := make(map[string][]sdk.Signal)
-	maxSizes := []int{1, 4, 60, 700}
-	for {
-		var call []sdk.Batch
-		done := true
-		for _, name := range names {
-			xs := streams[name]
-			for k := rng.IntN(3); k > 0 && pos[name] < len(xs); k-- {
-				end := min(pos[name]+1+rng.IntN(maxSizes[rng.IntN(len(maxSizes))]), len(xs))
-				call = append(call, sdk.Batch{Stream: name, Start: uint64(pos[name]), Values: xs[pos[name]:end]})
-				pos[name] = end
-			}
-			done = done && pos[name] == len(xs)
-		}
-		if len(call) > 0 {
-			sigs, err := d.Update(context.Background(), call)
-			if err != nil {
-				t.Fatalf("Update: %v", err)
-			}
-			for _, s := range sigs {
-				out[s.Stream] = append(out[s.Stream], s)
-			}
-		}
-		if done {
-			return out
-		}
-	}
-}
-
-func indices(sigs []sdk.Signal, typ sdk.SignalType) []uint64 {
-	var out []uint64
-	for _, s := range sigs {
-		if s.Type == typ {
-			out = append(out, s.Index)
-		}
-	}
-	return out
-}
-
 func TestParityWithRiver(t *testing.T) {
-	for _, c := range loadParityCases(t, "ph") {
+	for _, c := range parity.Cases(t, "ph") {
 		t.Run(c.Name, func(t *testing.T) {
-			xs := loadStream(t, c.Stream)
+			xs := parity.Stream(t, c.Stream)
 			p := configured(t, c.Params)
-			want := feedOneByOne(p, "s", xs)
+			want := sdktest.FeedOneByOne(p.New(), "s", xs)
 
-			if got := indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
+			if got := sdktest.Indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
 				t.Errorf("drifts at %v, River at %v", got, c.Drift)
 			}
-			if got := indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
+			if got := sdktest.Indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
 				t.Errorf("warnings at %v, River at %v", got, c.Warnings)
 			}
 			full, err := p.Schema().Apply(c.Params)
@@ -172,7 +51,7 @@ func TestParityWithRiver(t *testing.T) {
 			for seed := range uint64(3) {
 				rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 				fresh := configured(t, c.Params)
-				got := feedRandomly(t, fresh, map[string][]float64{"a": xs, "b": xs}, rng)
+				got := sdktest.FeedRandomly(t, fresh, map[string][]float64{"a": xs, "b": xs}, rng)
 				for _, name := range []string{"a", "b"} {
 					w := slices.Clone(want)
 					for i := range w {
@@ -251,8 +130,8 @@ func TestHandComputed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sigs := feedOneByOne(configured(t, tt.cfg), "s", tt.xs)
-			if got := indices(sigs, sdk.SignalDrift); !slices.Equal(got, tt.want) {
+			sigs := sdktest.FeedOneByOne(configured(t, tt.cfg).New(), "s", tt.xs)
+			if got := sdktest.Indices(sigs, sdk.SignalDrift); !slices.Equal(got, tt.want) {
 				t.Fatalf("drifts at %v, want %v", got, tt.want)
 			}
 			if tt.details != nil && !reflect.DeepEqual(sigs[0].Details, tt.details) {
@@ -372,7 +251,7 @@ func TestAgainstTranscription(t *testing.T) {
 			if len(want) == 0 || want[0] < tt.firstMin || want[0] > tt.firstMax {
 				t.Fatalf("reference drifts at %v: first not in [%d, %d]", want, tt.firstMin, tt.firstMax)
 			}
-			got := indices(feedOneByOne(configured(t, tt.cfg), "s", tt.xs), sdk.SignalDrift)
+			got := sdktest.Indices(sdktest.FeedOneByOne(configured(t, tt.cfg).New(), "s", tt.xs), sdk.SignalDrift)
 			if !slices.Equal(got, want) {
 				t.Errorf("drifts at %v, transcription at %v", got, want)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
 
 func configured(t *testing.T, cfg sdk.Config) *Threshold {
@@ -19,57 +20,6 @@ func configured(t *testing.T, cfg sdk.Config) *Threshold {
 		t.Fatalf("Configure(%v): %v", cfg, err)
 	}
 	return th
-}
-
-// feedOneByOne runs xs through a fresh stream state, value by value.
-func feedOneByOne(th *Threshold, stream string, xs []float64) []sdk.Signal {
-	st := th.New()
-	var out []sdk.Signal
-	for i, x := range xs {
-		if typ, details := st.Update(x); typ != "" {
-			out = append(out, sdk.Signal{Stream: stream, Index: uint64(i), Type: typ, Details: details})
-		}
-	}
-	return out
-}
-
-// feedRandomly feeds every stream to d in random batches: calls carry several
-// batches, interleaved across streams, of sizes from 1 to hundreds.
-func feedRandomly(t *testing.T, d sdk.Detector, streams map[string][]float64, rng *rand.Rand) map[string][]sdk.Signal {
-	t.Helper()
-	names := make([]string, 0, len(streams))
-	for name := range streams {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	pos := make(map[string]int)
-	out := make(map[string][]sdk.Signal)
-	maxSizes := []int{1, 4, 60, 700}
-	for {
-		var call []sdk.Batch
-		done := true
-		for _, name := range names {
-			xs := streams[name]
-			for k := rng.IntN(3); k > 0 && pos[name] < len(xs); k-- {
-				end := min(pos[name]+1+rng.IntN(maxSizes[rng.IntN(len(maxSizes))]), len(xs))
-				call = append(call, sdk.Batch{Stream: name, Start: uint64(pos[name]), Values: xs[pos[name]:end]})
-				pos[name] = end
-			}
-			done = done && pos[name] == len(xs)
-		}
-		if len(call) > 0 {
-			sigs, err := d.Update(context.Background(), call)
-			if err != nil {
-				t.Fatalf("Update: %v", err)
-			}
-			for _, s := range sigs {
-				out[s.Stream] = append(out[s.Stream], s)
-			}
-		}
-		if done {
-			return out
-		}
-	}
 }
 
 func driftIndices(sigs []sdk.Signal) []uint64 {
@@ -164,7 +114,7 @@ func TestClassicDegradation(t *testing.T) {
 			if len(want) == 0 || want[0] != tt.wantFirst || (tt.wantCount > 0 && len(want) != tt.wantCount) {
 				t.Fatalf("brute force drifts at %v; want first at %d, %d in all", want, tt.wantFirst, tt.wantCount)
 			}
-			sigs := feedOneByOne(configured(t, tt.cfg), "acc", xs)
+			sigs := sdktest.FeedOneByOne(configured(t, tt.cfg).New(), "acc", xs)
 			if got := driftIndices(sigs); !slices.Equal(got, want) {
 				t.Fatalf("drifts at %v, brute force at %v", got, want)
 			}
@@ -227,7 +177,7 @@ func TestRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sigs := feedOneByOne(configured(t, tt.cfg), "s", tt.xs)
+			sigs := sdktest.FeedOneByOne(configured(t, tt.cfg).New(), "s", tt.xs)
 			if got := driftIndices(sigs); !slices.Equal(got, tt.want) {
 				t.Fatalf("drifts at %v, want %v", got, tt.want)
 			}
@@ -269,7 +219,7 @@ func TestRandomStreams(t *testing.T) {
 		}
 
 		want := bruteForce(t, r, xs, 0)
-		seq := feedOneByOne(configured(t, cfg), "s", xs)
+		seq := sdktest.FeedOneByOne(configured(t, cfg).New(), "s", xs)
 		if got := driftIndices(seq); !slices.Equal(got, want) {
 			t.Fatalf("seed %d, %v: drifts at %v, brute force at %v", seed, cfg, got, want)
 		}
@@ -280,9 +230,9 @@ func TestRandomStreams(t *testing.T) {
 		for i := range other {
 			other[i] = 0.5 + 0.2*rng.NormFloat64()
 		}
-		otherSeq := feedOneByOne(configured(t, cfg), "other", other)
+		otherSeq := sdktest.FeedOneByOne(configured(t, cfg).New(), "other", other)
 
-		got := feedRandomly(t, configured(t, cfg), map[string][]float64{"s": xs, "other": other}, rng)
+		got := sdktest.FeedRandomly(t, configured(t, cfg), map[string][]float64{"s": xs, "other": other}, rng)
 		if !reflect.DeepEqual(got["s"], seq) && len(seq)+len(got["s"]) > 0 {
 			t.Errorf("seed %d: batched signals differ from value-by-value ones on s", seed)
 		}

@@ -1,0 +1,73 @@
+package sdktest
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/driftd/driftd/sdk"
+)
+
+// FeedOneByOne runs xs through one stream state, value by value, and returns
+// the signals with their indices: the reference a batched run must equal.
+func FeedOneByOne(st sdk.StreamDetector, stream string, xs []float64) []sdk.Signal {
+	var out []sdk.Signal
+	for i, x := range xs {
+		if typ, details := st.Update(x); typ != "" {
+			out = append(out, sdk.Signal{Stream: stream, Index: uint64(i), Type: typ, Details: details})
+		}
+	}
+	return out
+}
+
+// FeedRandomly feeds every stream to d in random batches, as the daemon may:
+// calls carry several batches, interleaved across streams, of 1 to hundreds
+// of values. It returns the signals per stream.
+func FeedRandomly(t testing.TB, d sdk.Detector, streams map[string][]float64, rng *rand.Rand) map[string][]sdk.Signal {
+	t.Helper()
+	names := make([]string, 0, len(streams))
+	for name := range streams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	pos := make(map[string]int)
+	out := make(map[string][]sdk.Signal)
+	maxSizes := []int{1, 4, 60, 700}
+	for {
+		var call []sdk.Batch
+		done := true
+		for _, name := range names {
+			xs := streams[name]
+			for k := rng.IntN(3); k > 0 && pos[name] < len(xs); k-- {
+				end := min(pos[name]+1+rng.IntN(maxSizes[rng.IntN(len(maxSizes))]), len(xs))
+				call = append(call, sdk.Batch{Stream: name, Start: uint64(pos[name]), Values: xs[pos[name]:end]})
+				pos[name] = end
+			}
+			done = done && pos[name] == len(xs)
+		}
+		if len(call) > 0 {
+			sigs, err := d.Update(context.Background(), call)
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			for _, s := range sigs {
+				out[s.Stream] = append(out[s.Stream], s)
+			}
+		}
+		if done {
+			return out
+		}
+	}
+}
+
+// Indices returns the indices of the signals of one type.
+func Indices(sigs []sdk.Signal, typ sdk.SignalType) []uint64 {
+	var out []uint64
+	for _, s := range sigs {
+		if s.Type == typ {
+			out = append(out, s.Index)
+		}
+	}
+	return out
+}
