@@ -174,6 +174,13 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	w.mu.Unlock()
 	for _, v := range m.Values {
 		for _, r := range rt.byMetric[v.Name] {
+			if !r.domain.Contains(v.Value) {
+				return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
+			}
+		}
+	}
+	for _, v := range m.Values {
+		for _, r := range rt.byMetric[v.Name] {
 			if err := r.waitRoom(ctx, IngestWait); err != nil {
 				return err
 			}
@@ -201,6 +208,23 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		a.publish(e)
 	}
 	return nil
+}
+
+// DomainError refuses a value that a detector watching its metric does not
+// take, such as 0.5 for a detector of error rates.
+type DomainError struct {
+	Metric   string
+	Value    float64
+	Detector string
+	Domain   sdk.Domain
+}
+
+func (e *DomainError) Error() string {
+	what := "a finite number"
+	if e.Domain == sdk.DomainBinary {
+		what = "0 or 1"
+	}
+	return fmt.Sprintf("%s: %v is not %s, which detector %s takes", e.Metric, e.Value, what, e.Detector)
 }
 
 // routeLocked returns the window's route in generation g, computing it and

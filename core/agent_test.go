@@ -490,3 +490,59 @@ func TestCrashedPluginHaltsOnlyItsDetector(t *testing.T) {
 		t.Errorf("window count %d: values must still be kept", got)
 	}
 }
+
+// errorsOnly is a binary detector: 1 for an error, 0 for none.
+type errorsOnly struct{ below }
+
+func (e *errorsOnly) Info() sdk.Info {
+	return sdk.Info{Name: "errs", Kind: sdk.KindDetector, Version: "1", Domain: sdk.DomainBinary}
+}
+
+func TestValuesOutsideADetectorsDomainAreRejected(t *testing.T) {
+	cfg := `
+plugin_dir = "."
+detector "errs" "rate" {
+  metric = "error"
+}
+monitor "*" {
+  detectors = ["errs.rate"]
+}
+`
+	for _, mode := range []string{"gRPC", "in process"} {
+		t.Run(mode, func(t *testing.T) {
+			mk := func() sdk.Plugin { return &errorsOnly{} }
+			var a *Agent
+			if mode == "gRPC" {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "driftd.hcl")
+				os.WriteFile(path, []byte(cfg), 0o600)
+				var err error
+				if a, err = NewAgent(Options{ConfigPath: path, LogOutput: io.Discard}); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.startGeneration(context.Background(), buildOptions{start: inProcess(map[string]func() sdk.Plugin{"errs": mk})}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { a.gen.Load().stop() })
+			} else {
+				a = newTestAgentWith(t, cfg, map[string]func() sdk.Plugin{"errs": mk})
+			}
+			body := `{"model":"m","version":"v1","metrics":{"error":1}}
+{"model":"m","version":"v1","metrics":{"error":0.5}}
+{"model":"m","version":"v1","metrics":{"error":0}}
+`
+			rec := httptest.NewRecorder()
+			a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(body)))
+			var res IngestResult
+			json.Unmarshal(rec.Body.Bytes(), &res)
+			want := LineError{Line: 2, Error: "error: 0.5 is not 0 or 1, which detector errs.rate takes"}
+			if rec.Code != 200 || res.Accepted != 2 || res.Rejected != 1 || len(res.Errors) != 1 || res.Errors[0] != want {
+				t.Fatalf("%d %+v", rec.Code, res)
+			}
+			a.settle(t)
+			if got := a.Status().Streams[0].Metrics["error"].Count; got != 2 {
+				t.Fatalf("window count %d, want the 2 good values", got)
+			}
+		})
+	}
+}

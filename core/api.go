@@ -65,6 +65,13 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		MaxLineBytes:     int(a.file.Ingest.MaxLineBytes),
 		MaxDocumentBytes: int(a.file.Ingest.MaxDocumentBytes),
 	})
+	reject := func(line int, msg string) {
+		res.Rejected++
+		a.rejected.Add(1)
+		if len(res.Errors) < maxReportedErrors {
+			res.Errors = append(res.Errors, LineError{Line: line, Error: msg})
+		}
+	}
 	for {
 		m, err := rd.Next()
 		if err == io.EOF {
@@ -73,11 +80,7 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		var rec *metric.RecordError
 		switch {
 		case errors.As(err, &rec):
-			res.Rejected++
-			a.rejected.Add(1)
-			if len(res.Errors) < maxReportedErrors {
-				res.Errors = append(res.Errors, LineError{Line: rec.Line, Error: rec.Err.Error()})
-			}
+			reject(rec.Line, rec.Err.Error())
 			continue
 		case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
 			status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
@@ -87,7 +90,13 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		if err := a.Ingest(r.Context(), m); err != nil {
+		err = a.Ingest(r.Context(), m)
+		var de *DomainError
+		if errors.As(err, &de) {
+			reject(rd.Line(), de.Error())
+			continue
+		}
+		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			status, res.Error = http.StatusServiceUnavailable, err.Error()
 			break

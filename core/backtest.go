@@ -110,7 +110,14 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		if err != nil {
 			return res, fmt.Errorf("read metrics: %w", err)
 		}
-		if err := a.Ingest(ctx, m); err != nil {
+		err = a.Ingest(ctx, m)
+		var de *DomainError
+		if errors.As(err, &de) {
+			res.Rejected++
+			fmt.Fprintf(errOut, "backtest: line %d: %v\n", rd.Line(), de)
+			continue
+		}
+		if err != nil {
 			return res, err
 		}
 		res.Accepted++

@@ -212,6 +212,7 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, op
 	}
 	d := &detectorInstance{block: b, proc: proc, info: info}
 	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, callTimeout, log.Named(b.ID()))
+	d.runner.domain = info.Domain
 	return d, diags
 }
 
@@ -234,6 +235,7 @@ func startInProcess(impl sdk.Plugin, b *config.Detector, log hclog.Logger) (*det
 	}
 	d := &detectorInstance{block: b, info: impl.Info()}
 	d.runner = newRunner(b.ID(), b.Metric, det, runnerQueueLimit, callTimeout, log.Named(b.ID()))
+	d.runner.domain = d.info.Domain
 	return d, diags
 }
 

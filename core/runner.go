@@ -31,6 +31,7 @@ var ErrBusy = errors.New("detector queue full")
 type runner struct {
 	id     string // "<plugin>.<name>"
 	metric string
+	domain sdk.Domain // the values the detector takes
 	up     updater
 	limit  int           // queued values beyond which ingestion waits
 	timout time.Duration // deadline of one Update call

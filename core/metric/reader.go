@@ -33,6 +33,7 @@ type Reader struct {
 	err  error // returned by every Next once mode is modeDone
 
 	line      int   // line number of the next unread byte
+	recLine   int   // line on which the last record returned started
 	lineStart int64 // body offset of that line's first byte (document modes)
 	records   int   // records returned in modeLines
 	arr       int   // arr* state in modeArray
@@ -109,6 +110,10 @@ func (r *Reader) Next() (Metric, error) {
 	return Metric{}, err
 }
 
+// Line returns the line of the body on which the record last returned by
+// Next started, so a caller that refuses a valid metric can name its line.
+func (r *Reader) Line() int { return r.recLine }
+
 // start finds the body's form. It consumes blank lines but leaves the
 // first line that has something on it.
 func (r *Reader) start() error {
@@ -175,6 +180,7 @@ func (r *Reader) nextLine() (Metric, error) {
 			continue
 		}
 		m, err := r.p.parse(line)
+		r.recLine = n
 		if err == nil {
 			r.records++
 			return m, nil
@@ -262,6 +268,7 @@ func (r *Reader) nextValue() (Metric, error) {
 	line, col := r.line, int(r.in.offset()-r.lineStart)+1
 	value := r.in.buf[r.in.pos : r.in.pos+n]
 	r.advance(n)
+	r.recLine = line
 	m, err := r.p.parse(value)
 	if err == nil {
 		return m, nil

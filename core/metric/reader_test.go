@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -404,5 +405,37 @@ func TestSuggest(t *testing.T) {
 		if got := suggest([]byte(key)); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func TestReaderLine(t *testing.T) {
+	good := `{"model":"m","version":"v","accuracy":0.5}`
+	tests := []struct {
+		name string
+		body string
+		want []int
+	}{
+		{"ndjson with blank lines", good + "\n\n" + good + "\n", []int{1, 3}},
+		{"array over lines", "[\n" + good + ",\n\n" + good + "]", []int{2, 4}},
+		{"pretty object", "{\n\"model\":\"m\",\n\"version\":\"v\",\n\"accuracy\":0.5}\n", []int{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tt.body), Limits{})
+			var got []int
+			for {
+				_, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, r.Line())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("lines %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
