@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/driftd/driftd/core.Version=$(VERSION)
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test test-short vet fmt-check bench proto clean
+.PHONY: all build run test test-short vet fmt-check bench proto detectors-doc clean
 
 all: build
 
@@ -40,6 +40,10 @@ fmt-check:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/...
 	$(GO) run ./cmd/driftd-load -plugins bin/plugins $(LOAD_FLAGS)
+
+## detectors-doc: rerun the detector evaluation and update its table in docs/detectors.md
+detectors-doc:
+	$(GO) run ./cmd/driftd-eval -runs 100 -update docs/detectors.md
 
 ## proto: regenerate sdk/proto from plugin.proto (needs protoc; plugins come from the module proxy)
 proto:
