@@ -53,7 +53,9 @@ var scenarios = []scenario{
 	{
 		Name: "abrupt accuracy drop", About: "accuracy N(0.92, 0.01), then N(0.80, 0.01) from value 2000 of 4000",
 		Len: 4000, At: 2000,
-		gen: func(rng *rand.Rand, i int) float64 { return clamp01(step(i, 2000, 0.92, 0.80) + 0.01*rng.NormFloat64()) },
+		gen: func(rng *rand.Rand, i int) float64 {
+			return clamp01(step(i, 2000, 0.92, 0.80) + 0.01*rng.NormFloat64())
+		},
 	},
 	{
 		Name: "gradual accuracy drop", About: "accuracy N(0.92, 0.01), falling linearly to 0.80 over values 2000-3000 of 4000",
