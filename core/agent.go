@@ -165,9 +165,6 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if g == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
-	if m.Time.IsZero() {
-		m.Time = time.Now()
-	}
 	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
 	w.mu.Lock()
 	rt := a.routeLocked(w, g)
@@ -188,6 +185,9 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	}
 
 	wantMetrics := a.bus.WantsMetrics()
+	if wantMetrics && m.Time.IsZero() {
+		m.Time = time.Now()
+	}
 	var metricEvents []event.Event
 	w.mu.Lock()
 	rt = a.routeLocked(w, g)
