@@ -2,9 +2,16 @@ package sdk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -81,19 +88,32 @@ type ProcessConfig struct {
 
 // Process is a running plugin binary and its gRPC connection.
 type Process struct {
-	pc     *plugin.Client
-	remote *Remote
-	pid    int
-	stop   func() // set for in-process plugins
+	pc         *plugin.Client
+	remote     *Remote
+	pid        int
+	stop       func() // set for in-process plugins
+	reattached bool   // started by hand in debug mode, see ReattachEnv
 }
 
 // StartProcess runs a plugin binary, performs the handshake and reads the
 // plugin's info and schema. The process gets SIGKILL when the daemon's
 // thread that started it dies, so a plugin never outlives a killed daemon.
+//
+// When $DRIFTD_PLUGIN_REATTACH names the plugin (the part of the file name
+// after "driftd-plugin-"), StartProcess attaches to that plugin, started by
+// hand in debug mode, instead of running the binary.
 func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
+	}
+	name := strings.TrimPrefix(filepath.Base(cfg.Path), "driftd-plugin-")
+	rc, err := reattachFor(os.Getenv(ReattachEnv), name)
+	if err != nil {
+		return nil, fmt.Errorf("start plugin %s: %w", cfg.Path, err)
+	}
+	if rc != nil {
+		return attach(ctx, rc, logger)
 	}
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
@@ -123,7 +143,7 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 func connect(ctx context.Context, pc *plugin.Client) (*Process, error) {
 	if _, err := pc.Start(); err != nil {
 		pc.Kill()
-		return nil, err
+		return nil, translateStartError(err)
 	}
 	r, err := dialRemote(ctx, pc)
 	if err != nil {
@@ -146,8 +166,16 @@ func (p *Process) Pid() int { return p.pid }
 // Exited reports whether the process has exited.
 func (p *Process) Exited() bool { return p.pc.Exited() }
 
-// Kill asks the plugin to exit, waits up to two seconds, then kills it.
+// Kill asks the plugin to exit, waits up to two seconds, then kills it. A
+// plugin reattached in debug mode is asked to exit and not waited for.
 func (p *Process) Kill() {
+	if p.reattached {
+		// go-plugin leaves a plugin in test mode alone; its controller's
+		// Shutdown ends the debug session.
+		if c, err := p.pc.Client(); err == nil {
+			_ = c.Close()
+		}
+	}
 	p.pc.Kill()
 	if p.stop != nil {
 		p.stop()
@@ -214,4 +242,113 @@ type logWriter struct {
 func (w logWriter) Write(p []byte) (int, error) {
 	w.l.Warn("plugin wrote to "+w.stream, "output", string(p))
 	return len(p), nil
+}
+
+// ErrProtocolVersion means the plugin speaks another version of the plugin
+// protocol than this sdk (ProtocolVersion).
+var ErrProtocolVersion = errors.New("incompatible plugin protocol version")
+
+// VersionError is a handshake with a plugin of another protocol version.
+type VersionError struct {
+	Plugin int // the version the plugin speaks
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("plugin speaks protocol version %d; this driftd speaks %d "+
+		"(use a plugin built with an sdk of protocol version %d, or a driftd that speaks %d)",
+		e.Plugin, ProtocolVersion, ProtocolVersion, e.Plugin)
+}
+
+// Is makes errors.Is(err, ErrProtocolVersion) true.
+func (e *VersionError) Is(target error) bool { return target == ErrProtocolVersion }
+
+// goPluginVersionError is go-plugin's message for a plugin that answered the
+// handshake with a protocol version the daemon does not speak.
+var goPluginVersionError = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: (\d+)`)
+
+// translateStartError turns go-plugin's handshake errors into sdk errors;
+// others are returned as they are.
+func translateStartError(err error) error {
+	if m := goPluginVersionError.FindStringSubmatch(err.Error()); m != nil {
+		v, _ := strconv.Atoi(m[1])
+		return &VersionError{Plugin: v}
+	}
+	return err
+}
+
+// Debug mode: a plugin started by hand, for instance under a debugger, with
+// DebugEnv=1 serves without the handshake on stdout and prints a reattach
+// config instead; a daemon started with that config in ReattachEnv attaches
+// to it instead of running the binary.
+const (
+	DebugEnv    = "DRIFTD_PLUGIN_DEBUG"
+	ReattachEnv = "DRIFTD_PLUGIN_REATTACH"
+)
+
+// Reattach says where a plugin in debug mode serves. ReattachEnv holds a JSON
+// object of them by plugin name.
+type Reattach struct {
+	Protocol        string `json:"protocol"`         // "grpc"
+	ProtocolVersion int    `json:"protocol_version"` // ProtocolVersion
+	Network         string `json:"network"`          // "unix" or "tcp"
+	Addr            string `json:"addr"`             // socket path or host:port
+	Pid             int    `json:"pid"`
+}
+
+// reattachFor returns the reattach config of the named plugin in env (the
+// value of ReattachEnv), or nil when env does not name it.
+func reattachFor(env, name string) (*plugin.ReattachConfig, error) {
+	if env == "" {
+		return nil, nil
+	}
+	var all map[string]Reattach
+	if err := json.Unmarshal([]byte(env), &all); err != nil {
+		return nil, fmt.Errorf("$%s: %w", ReattachEnv, err)
+	}
+	r, ok := all[name]
+	if !ok {
+		return nil, nil
+	}
+	var addr net.Addr
+	var err error
+	switch r.Network {
+	case "unix":
+		addr, err = net.ResolveUnixAddr("unix", r.Addr)
+	case "tcp":
+		addr, err = net.ResolveTCPAddr("tcp", r.Addr)
+	default:
+		err = fmt.Errorf("network %q is neither unix nor tcp", r.Network)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("$%s: plugin %q: %w", ReattachEnv, name, err)
+	}
+	if r.Protocol != string(plugin.ProtocolGRPC) {
+		return nil, fmt.Errorf("$%s: plugin %q: protocol %q, want grpc", ReattachEnv, name, r.Protocol)
+	}
+	if r.ProtocolVersion != ProtocolVersion {
+		return nil, &VersionError{Plugin: r.ProtocolVersion}
+	}
+	return &plugin.ReattachConfig{
+		Protocol: plugin.ProtocolGRPC, ProtocolVersion: r.ProtocolVersion, Addr: addr, Pid: r.Pid, Test: true,
+	}, nil
+}
+
+// attach connects to a plugin in debug mode.
+func attach(ctx context.Context, rc *plugin.ReattachConfig, logger hclog.Logger) (*Process, error) {
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		Plugins:          pluginSet(nil),
+		Reattach:         rc,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           logger,
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+	})
+	p, err := connect(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("attach to plugin at %s (pid %d): %w", rc.Addr, rc.Pid, err)
+	}
+	p.reattached = true
+	p.pid = rc.Pid
+	return p, nil
 }

@@ -164,3 +164,33 @@ func TestBinaryDomain(t *testing.T) {
 		t.Error("real domain")
 	}
 }
+
+// twice raises a warning and a drift for every value above 1.
+type twice struct{}
+
+func (twice) Update(x float64) (sdk.SignalType, map[string]float64) { return "", nil }
+func (twice) UpdateMulti(x float64, raise func(sdk.SignalType, map[string]float64)) {
+	if x > 1 {
+		raise(sdk.SignalWarning, nil)
+		raise(sdk.SignalDrift, nil)
+	}
+}
+
+func TestMultiSignaler(t *testing.T) {
+	s := &sdk.Streams{New: func() sdk.StreamDetector { return twice{} }}
+	got, err := s.Update(context.Background(), []sdk.Batch{{Stream: "a", Start: 5, Values: []float64{0, 2, 0, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sdk.Signal{
+		{Stream: "a", Index: 6, Type: sdk.SignalWarning}, {Stream: "a", Index: 6, Type: sdk.SignalDrift},
+		{Stream: "a", Index: 8, Type: sdk.SignalWarning}, {Stream: "a", Index: 8, Type: sdk.SignalDrift},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Streams.Update = %+v", got)
+	}
+	one := sdktest.FeedOneByOne(twice{}, "a", []float64{0, 2, 0, 3})
+	if len(one) != 4 || one[1].Index != 1 || one[1].Type != sdk.SignalDrift {
+		t.Fatalf("FeedOneByOne = %+v", one)
+	}
+}

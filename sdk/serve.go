@@ -1,9 +1,13 @@
 package sdk
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,11 +25,16 @@ type Plugin interface {
 // Serve runs impl as a driftd plugin: the body of a plugin's main function.
 // It speaks the handshake on stdout, serves gRPC until the daemon tells it to
 // stop, and exits if the daemon dies. Run by hand, it explains that it is a
-// plugin and exits.
+// plugin and exits, unless $DRIFTD_PLUGIN_DEBUG is 1: then it serves in
+// debug mode (see DebugEnv).
 func Serve(impl Plugin) {
 	if err := checkKind(impl); err != nil {
 		fmt.Fprintf(os.Stderr, "driftd plugin: %v\n", err)
 		os.Exit(1)
+	}
+	if os.Getenv(DebugEnv) == "1" {
+		serveDebug(impl)
+		return
 	}
 	go exitWithParent(os.Getppid(), time.Second)
 	plugin.Serve(&plugin.ServeConfig{
@@ -34,6 +43,38 @@ func Serve(impl Plugin) {
 		GRPCServer:       newGRPCServer,
 		Logger:           Logger(),
 	})
+}
+
+// serveDebug serves impl in go-plugin's test mode, for a plugin started by
+// hand or under a debugger: it prints the reattach config for
+// $DRIFTD_PLUGIN_REATTACH on stdout and serves one daemon, until that daemon
+// stops it or the process gets SIGINT or SIGTERM.
+func serveDebug(impl Plugin) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reattach := make(chan *plugin.ReattachConfig, 1)
+	closed := make(chan struct{})
+	go plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: pluginSet(impl)},
+		GRPCServer:       newGRPCServer,
+		Logger:           Logger(),
+		Test:             &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},
+	})
+	select {
+	case rc := <-reattach:
+		info := impl.Info()
+		env, _ := json.Marshal(map[string]Reattach{info.Name: {
+			Protocol: string(rc.Protocol), ProtocolVersion: rc.ProtocolVersion,
+			Network: rc.Addr.Network(), Addr: rc.Addr.String(), Pid: rc.Pid,
+		}})
+		fmt.Printf("driftd plugin %s %s in debug mode, pid %d. Start the daemon with:\n\n"+
+			"%s='%s'\n\nThe plugin serves that daemon and exits when it stops the plugin.\n",
+			info.Name, info.Version, rc.Pid, ReattachEnv, env)
+	case <-closed:
+		return
+	}
+	<-closed
 }
 
 // Logger returns the logger a plugin should use. Its lines go to the

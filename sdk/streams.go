@@ -13,6 +13,14 @@ type StreamDetector interface {
 	Update(x float64) (SignalType, map[string]float64)
 }
 
+// MultiSignaler is implemented by stream states that can raise more than one
+// signal for one value, as River's EDDM raises a warning and a drift
+// together. Streams and sdktest.FeedOneByOne call UpdateMulti instead of
+// Update when a state has it; raise is called once per signal, in order.
+type MultiSignaler interface {
+	UpdateMulti(x float64, raise func(typ SignalType, details map[string]float64))
+}
+
 // Streams keeps one StreamDetector per stream and implements Detector's
 // Update and Resetter on top of them, for detectors whose streams are
 // independent. Embed it and set New in Configure.
@@ -46,11 +54,7 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 			st = s.New()
 			s.streams[b.Stream] = st
 		}
-		for i, x := range b.Values {
-			if typ, details := st.Update(x); typ != "" {
-				out = append(out, Signal{Stream: b.Stream, Index: b.Start + uint64(i), Type: typ, Details: details})
-			}
-		}
+		out = Feed(st, b, out)
 	}
 	return out, nil
 }
@@ -68,4 +72,27 @@ func (s *Streams) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.streams)
+}
+
+// Feed runs a batch through one stream state and appends the signals it
+// raised to out.
+func Feed(st StreamDetector, b Batch, out []Signal) []Signal {
+	ms, multi := st.(MultiSignaler)
+	if !multi {
+		for i, x := range b.Values {
+			if typ, details := st.Update(x); typ != "" {
+				out = append(out, Signal{Stream: b.Stream, Index: b.Start + uint64(i), Type: typ, Details: details})
+			}
+		}
+		return out
+	}
+	var index uint64
+	raise := func(typ SignalType, details map[string]float64) {
+		out = append(out, Signal{Stream: b.Stream, Index: index, Type: typ, Details: details})
+	}
+	for i, x := range b.Values {
+		index = b.Start + uint64(i)
+		ms.UpdateMulti(x, raise)
+	}
+	return out
 }

@@ -14,9 +14,7 @@ import (
 func FeedOneByOne(st sdk.StreamDetector, stream string, xs []float64) []sdk.Signal {
 	var out []sdk.Signal
 	for i, x := range xs {
-		if typ, details := st.Update(x); typ != "" {
-			out = append(out, sdk.Signal{Stream: stream, Index: uint64(i), Type: typ, Details: details})
-		}
+		out = sdk.Feed(st, sdk.Batch{Stream: stream, Start: uint64(i), Values: []float64{x}}, out)
 	}
 	return out
 }

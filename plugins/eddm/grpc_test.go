@@ -1,0 +1,77 @@
+package eddm
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/driftd/driftd/internal/parity"
+	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
+)
+
+// TestParityOverGRPC runs every River case through the plugin as the daemon
+// reaches it: over go-plugin gRPC, configured with River's parameter names,
+// with the stream sent in batches of uneven sizes. The signals, details
+// included, must be the value-by-value ones.
+func TestParityOverGRPC(t *testing.T) {
+	for _, c := range parity.Cases(t, "eddm") {
+		t.Run(c.Name, func(t *testing.T) {
+			xs := parity.Stream(t, c.Stream)
+			d := sdktest.Detector(t, &EDDM{}, c.Params)
+			var got []sdk.Signal
+			for start, size := 0, 1; start < len(xs); start, size = start+size, size*2%997+1 {
+				end := min(start+size, len(xs))
+				sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Start: uint64(start), Values: xs[start:end]}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, sigs...)
+			}
+			if idx := sdktest.Indices(got, sdk.SignalDrift); !slices.Equal(idx, c.Drift) {
+				t.Errorf("drifts at %v, River at %v", idx, c.Drift)
+			}
+			if c.Warnings != nil {
+				if idx := sdktest.Indices(got, sdk.SignalWarning); !slices.Equal(idx, c.Warnings) {
+					t.Errorf("warnings at %v, River at %v", idx, c.Warnings)
+				}
+			}
+			if want := oneByOne(t, c.Params, "s", xs); !reflect.DeepEqual(got, want) {
+				t.Errorf("signals over gRPC differ from value-by-value ones")
+			}
+		})
+	}
+}
+
+func TestOverGRPC(t *testing.T) {
+	r := sdktest.Start(t, &EDDM{})
+	if info := r.Info(); info.Name != "eddm" || info.Domain != sdk.DomainBinary {
+		t.Errorf("Info over gRPC = %+v", info)
+	}
+	err := r.Configure(context.Background(), sdk.Config{"warm_start": 1.5, "alpha": 0.8, "beta": 0.9})
+	var attrs []string
+	for _, ce := range sdk.ConfigErrors(err) {
+		attrs = append(attrs, ce.Attribute)
+	}
+	slices.Sort(attrs)
+	if !slices.Equal(attrs, []string{"beta", "warm_start"}) {
+		t.Fatalf("config errors on %v (%v), want beta and warm_start", attrs, err)
+	}
+
+	d := sdktest.Detector(t, &EDDM{}, sdk.Config{"warm_start": 0.0})
+	if _, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{1, 3}}}); !errors.Is(err, sdk.ErrBadRequest) {
+		t.Errorf("Update with 3 over gRPC = %v, want sdk.ErrBadRequest", err)
+	}
+	sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx := sdktest.Indices(sigs, sdk.SignalDrift); !slices.Equal(idx, []uint64{10}) {
+		t.Errorf("after a refused call: drifts at %v, want [10]", idx)
+	}
+	if idx := sdktest.Indices(sigs, sdk.SignalWarning); !slices.Equal(idx, []uint64{9, 10}) {
+		t.Errorf("after a refused call: warnings at %v, want [9 10]", idx)
+	}
+}

@@ -1,0 +1,1 @@
+"""Code generated from sdk/proto/plugin.proto by `make proto`. Do not edit."""

@@ -1,0 +1,128 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Attribute(_message.Message):
+    __slots__ = ["default", "description", "name", "required", "type"]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    default: Value
+    description: str
+    name: str
+    required: bool
+    type: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., required: bool = ..., default: _Optional[_Union[Value, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ["start", "stream", "values"]
+    START_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    stream: str
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, stream: _Optional[str] = ..., start: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ConfigError(_message.Message):
+    __slots__ = ["attribute", "message"]
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    attribute: str
+    message: str
+    def __init__(self, attribute: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ConfigSchema(_message.Message):
+    __slots__ = ["attributes"]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    attributes: _containers.RepeatedCompositeFieldContainer[Attribute]
+    def __init__(self, attributes: _Optional[_Iterable[_Union[Attribute, _Mapping]]] = ...) -> None: ...
+
+class ConfigureRequest(_message.Message):
+    __slots__ = ["config"]
+    class ConfigEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: _containers.MessageMap[str, Value]
+    def __init__(self, config: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+
+class ConfigureResponse(_message.Message):
+    __slots__ = ["errors"]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedCompositeFieldContainer[ConfigError]
+    def __init__(self, errors: _Optional[_Iterable[_Union[ConfigError, _Mapping]]] = ...) -> None: ...
+
+class Empty(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class PluginInfo(_message.Message):
+    __slots__ = ["description", "domain", "kind", "name", "version"]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    description: str
+    domain: str
+    kind: str
+    name: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., domain: _Optional[str] = ...) -> None: ...
+
+class ResetRequest(_message.Message):
+    __slots__ = ["stream"]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    stream: str
+    def __init__(self, stream: _Optional[str] = ...) -> None: ...
+
+class Signal(_message.Message):
+    __slots__ = ["details", "index", "stream", "type"]
+    class DetailsEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    details: _containers.ScalarMap[str, float]
+    index: int
+    stream: str
+    type: str
+    def __init__(self, stream: _Optional[str] = ..., index: _Optional[int] = ..., type: _Optional[str] = ..., details: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ["batches"]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[Batch]
+    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ...) -> None: ...
+
+class UpdateResponse(_message.Message):
+    __slots__ = ["signals"]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    signals: _containers.RepeatedCompositeFieldContainer[Signal]
+    def __init__(self, signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ...) -> None: ...
+
+class Value(_message.Message):
+    __slots__ = ["bool", "number", "string"]
+    BOOL_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STRING_FIELD_NUMBER: _ClassVar[int]
+    bool: bool
+    number: float
+    string: str
+    def __init__(self, number: _Optional[float] = ..., string: _Optional[str] = ..., bool: bool = ...) -> None: ...
