@@ -77,15 +77,18 @@ func (s *Streams) Len() int {
 // Feed runs a batch through one stream state and appends the signals it
 // raised to out.
 func Feed(st StreamDetector, b Batch, out []Signal) []Signal {
-	ms, multi := st.(MultiSignaler)
-	if !multi {
-		for i, x := range b.Values {
-			if typ, details := st.Update(x); typ != "" {
-				out = append(out, Signal{Stream: b.Stream, Index: b.Start + uint64(i), Type: typ, Details: details})
-			}
-		}
-		return out
+	if ms, ok := st.(MultiSignaler); ok {
+		return feedMulti(ms, b, out)
 	}
+	for i, x := range b.Values {
+		if typ, details := st.Update(x); typ != "" {
+			out = append(out, Signal{Stream: b.Stream, Index: b.Start + uint64(i), Type: typ, Details: details})
+		}
+	}
+	return out
+}
+
+func feedMulti(ms MultiSignaler, b Batch, out []Signal) []Signal {
 	var index uint64
 	raise := func(typ SignalType, details map[string]float64) {
 		out = append(out, Signal{Stream: b.Stream, Index: index, Type: typ, Details: details})

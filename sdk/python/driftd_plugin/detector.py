@@ -4,7 +4,7 @@ detector.go and streams.go."""
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 # Plugin kinds. Only detectors are supported: driftd runs no sink plugins yet.
 KIND_DETECTOR = "detector"
@@ -124,9 +124,11 @@ class Detector:
 
 class StreamDetector(Protocol):
     """One stream's state (sdk.StreamDetector): update takes the next value
-    and returns None, or (DRIFT or WARNING, details)."""
+    and returns None, or (DRIFT or WARNING, details), or a list of such
+    pairs when one value raises several signals (sdk.MultiSignaler), as
+    River's EDDM raises a warning and a drift together."""
 
-    def update(self, x: float) -> Optional[Tuple[str, Dict[str, float]]]: ...
+    def update(self, x: float) -> Union[None, Tuple[str, Dict[str, float]], List[Tuple[str, Dict[str, float]]]]: ...
 
 
 def check_values(values: Sequence[float], domain: str = DOMAIN_REAL) -> None:
@@ -181,7 +183,11 @@ class Streams:
                 upd = st.update
                 for i, x in enumerate(b.values):
                     r = upd(x)
-                    if r is not None:
+                    if r is None:
+                        continue
+                    if isinstance(r, list):  # several signals for one value
+                        out.extend(Signal(b.stream, b.start + i, t, d or {}) for t, d in r)
+                    else:
                         out.append(Signal(b.stream, b.start + i, r[0], r[1] or {}))
             return out
 

@@ -88,7 +88,18 @@ class AboveState:
         return (DRIFT, {"value": x}) if x > 1 else None
 
 
+class Twice:
+    def update(self, x):
+        return [("warning", {}), (DRIFT, {"x": x})] if x > 1 else None
+
+
 class StreamsTest(unittest.TestCase):
+    def test_several_signals_for_one_value(self):
+        d = Above()
+        d.new = Twice
+        sigs = d.update([Batch("a", 5, [0, 2, 0, 3])])
+        self.assertEqual([(s.index, s.type) for s in sigs], [(6, "warning"), (6, DRIFT), (8, "warning"), (8, DRIFT)])
+
     def test_indices_and_streams(self):
         d = Above()
         d.configure({})
@@ -150,9 +161,10 @@ class MeanShiftTest(unittest.TestCase):
     def test_shift(self):
         st = self.state()
         got = [st.update(x) for x in [0.9] * 6 + [0.7, 0.7]]
-        self.assertEqual([i for i, r in enumerate(got) if r], [6])
-        self.assertAlmostEqual(got[6][1]["difference"], -0.1 - 1e-17 if False else got[6][1]["difference"])
-        self.assertAlmostEqual(got[6][1]["recent_mean"], 0.8)
+        # At 6 the recent mean is 0.8, not more than 0.1 below 0.9; at 7, 0.7.
+        self.assertEqual([i for i, r in enumerate(got) if r], [7])
+        self.assertAlmostEqual(got[7][1]["difference"], -0.2)
+        self.assertAlmostEqual(got[7][1]["reference_mean"], 0.9)
         # Reset after the drift: 5 more values before the next test.
         self.assertEqual([st.update(0.1) for _ in range(5)], [None] * 5)
 
