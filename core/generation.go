@@ -227,10 +227,7 @@ func startInProcess(impl sdk.Plugin, b *config.Detector, log hclog.Logger) (*det
 		return nil, diags
 	}
 	full, err := impl.Schema().Apply(cfg)
-	if err == nil {
-		err = impl.Configure(full)
-	}
-	if err != nil {
+	if err = errors.Join(err, impl.Configure(full)); err != nil {
 		return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
 	}
 	d := &detectorInstance{block: b, info: impl.Info()}

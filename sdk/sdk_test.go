@@ -194,3 +194,15 @@ func TestMultiSignaler(t *testing.T) {
 		t.Fatalf("FeedOneByOne = %+v", one)
 	}
 }
+
+func TestConfigureReportsSchemaAndPluginProblemsTogether(t *testing.T) {
+	r := sdktest.Start(t, &above{})
+	err := r.Configure(context.Background(), sdk.Config{"limit": "high", "mode": "lax"})
+	var attrs []string
+	for _, ce := range sdk.ConfigErrors(err) {
+		attrs = append(attrs, ce.Attribute)
+	}
+	if !reflect.DeepEqual(attrs, []string{"limit", "mode"}) {
+		t.Fatalf("errors on %v (%v), want limit and mode", attrs, err)
+	}
+}

@@ -35,10 +35,11 @@ func (s *pluginServer) Configure(_ context.Context, req *proto.ConfigureRequest)
 	if s.configured {
 		return nil, toStatus(errors.New("configure: plugin is already configured"))
 	}
+	// The plugin checks the values the schema let through even when others
+	// were refused, so one answer lists every problem. A refused config
+	// leaves the plugin unconfigured.
 	cfg, err := s.impl.Schema().Apply(configFromProto(req.GetConfig()))
-	if err == nil {
-		err = s.impl.Configure(cfg)
-	}
+	err = errors.Join(err, s.impl.Configure(cfg))
 	if err != nil {
 		resp := &proto.ConfigureResponse{}
 		for _, ce := range ConfigErrors(err) {
