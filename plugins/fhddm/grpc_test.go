@@ -1,0 +1,93 @@
+package fhddm
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/driftd/driftd/internal/parity"
+	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
+)
+
+// feedOverGRPC sends xs to d as one stream in batches of uneven sizes.
+func feedOverGRPC(t *testing.T, d *sdk.Remote, xs []float64) []sdk.Signal {
+	t.Helper()
+	var got []sdk.Signal
+	for start, size := 0, 1; start < len(xs); start, size = start+size, size*2%997+1 {
+		end := min(start+size, len(xs))
+		sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Start: uint64(start), Values: xs[start:end]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, sigs...)
+	}
+	return got
+}
+
+// TestParityOverGRPC runs every River case, and River's documented example
+// with and without the short window, through the plugin as the daemon
+// reaches it: over go-plugin gRPC, configured with River's parameter names.
+// The signals must equal the value-by-value ones, details included.
+func TestParityOverGRPC(t *testing.T) {
+	type run struct {
+		name     string
+		cfg      sdk.Config
+		xs       []float64
+		drift    []uint64
+		warnings []uint64
+	}
+	var runs []run
+	for _, c := range parity.Cases(t, "fhddm") {
+		runs = append(runs, run{c.Name, c.Params, parity.Stream(t, c.Stream), c.Drift, c.Warnings})
+	}
+	runs = append(runs,
+		run{"River's example", sdk.Config{}, riverExampleStream(), []uint64{315}, nil},
+		run{"River's example, stacking", sdk.Config{"short_window_size": 20}, riverExampleStream(), []uint64{279}, nil},
+	)
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			got := feedOverGRPC(t, sdktest.Detector(t, &FHDDM{}, r.cfg), r.xs)
+			if idx := sdktest.Indices(got, sdk.SignalDrift); !slices.Equal(idx, r.drift) {
+				t.Errorf("drifts at %v, River at %v", idx, r.drift)
+			}
+			if r.warnings != nil {
+				if idx := sdktest.Indices(got, sdk.SignalWarning); !slices.Equal(idx, r.warnings) {
+					t.Errorf("warnings at %v, River at %v", idx, r.warnings)
+				}
+			}
+			if want := sdktest.FeedOneByOne(configured(t, r.cfg).New(), "s", r.xs); !reflect.DeepEqual(got, want) {
+				t.Errorf("signals over gRPC %v, value by value %v", got, want)
+			}
+		})
+	}
+}
+
+func TestConfigErrorsOverGRPC(t *testing.T) {
+	r := sdktest.Start(t, &FHDDM{})
+	err := r.Configure(context.Background(), sdk.Config{"confidence_level": 0.0, "short_window_size": 500.0})
+	var attrs []string
+	for _, ce := range sdk.ConfigErrors(err) {
+		attrs = append(attrs, ce.Attribute)
+	}
+	slices.Sort(attrs)
+	if !slices.Equal(attrs, []string{"confidence_level", "short_window_size"}) {
+		t.Fatalf("config errors on %v (%v), want confidence_level and short_window_size", attrs, err)
+	}
+}
+
+func TestRefusesNonBinaryOverGRPC(t *testing.T) {
+	d := sdktest.Detector(t, &FHDDM{}, sdk.Config{"sliding_window_size": 2})
+	_, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{1, 0.5}}})
+	if !errors.Is(err, sdk.ErrBadRequest) {
+		t.Fatalf("Update with 0.5 = %v, want sdk.ErrBadRequest", err)
+	}
+	// Nothing of the refused call was applied: [1, 0] fills the window at
+	// index 1 from scratch, with no fall from a rate of 1.
+	sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{1, 0}}})
+	if err != nil || len(sigs) != 0 {
+		t.Errorf("after the refused call: %v, %v; want no signal", sigs, err)
+	}
+}
