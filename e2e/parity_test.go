@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
 
 // parityCase is one entry of testdata/parity/cases.json: River 0.26's own
@@ -40,7 +44,7 @@ func loadParity(t *testing.T, detector string) ([]parityCase, map[string][]float
 	var cases []parityCase
 	streams := map[string][]float64{}
 	for _, c := range all {
-		if c.Detector != detector {
+		if detector != "" && c.Detector != detector {
 			continue
 		}
 		cases = append(cases, c)
@@ -94,8 +98,19 @@ func hclConfigBody(t *testing.T, params map[string]any) string {
 
 // phDetector is a pagehinkley detector block called name on metric.
 func phDetector(t *testing.T, name, metric string, params map[string]any) string {
-	return fmt.Sprintf("detector \"pagehinkley\" %q {\n  metric = %q\n  config {\n%s  }\n}\n\n",
-		name, metric, hclConfigBody(t, params))
+	return detectorBlock(t, "pagehinkley", name, metric, params)
+}
+
+// detectorBlock is a detector block of plugin called name on metric.
+func detectorBlock(t *testing.T, plugin, name, metric string, params map[string]any) string {
+	return fmt.Sprintf("detector %q %q {\n  metric = %q\n  config {\n%s  }\n}\n\n",
+		plugin, name, metric, hclConfigBody(t, params))
+}
+
+// riverPlugins names the plugin of each detector of the parity fixtures.
+var riverPlugins = map[string]string{
+	"ph": "pagehinkley", "adwin": "adwin", "ddm": "ddm", "eddm": "eddm",
+	"hddm_a": "hddm_a", "hddm_w": "hddm_w", "fhddm": "fhddm",
 }
 
 // indices returns the indices of the events of a type (and detector, when
@@ -118,12 +133,12 @@ func orEmpty(s []int) []int {
 	return s
 }
 
-// Every Page-Hinkley case of the parity fixtures, through `driftd backtest`
-// and the real plugin: drift at exactly River's indices.
+// Every case of the parity fixtures, through `driftd backtest` and the real
+// plugin binaries: drifts and warnings at exactly River's indices.
 func TestParityBacktest(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	cases, streams := loadParity(t, "ph")
+	cases, streams := loadParity(t, "")
 	shared := tempDir(t)
 	files := map[string]string{}
 	for name, vals := range streams {
@@ -135,9 +150,13 @@ func TestParityBacktest(t *testing.T) {
 			t.Parallel()
 			dir := tempDir(t)
 			n := len(streams[c.Stream])
+			plugin, ok := riverPlugins[c.Detector]
+			if !ok {
+				t.Fatalf("no plugin for River detector %q", c.Detector)
+			}
 			cfg := writeConfig(t, dir, filepath.Join(dir, "driftd.sock"), "",
-				phDetector(t, "parity", "x", c.Params)+
-					fmt.Sprintf("monitor \"*\" {\n  window    = %d\n  detectors = [\"pagehinkley.parity\"]\n}\n", n))
+				detectorBlock(t, plugin, "parity", "x", c.Params)+
+					fmt.Sprintf("monitor \"*\" {\n  window    = %d\n  detectors = [\"%s.parity\"]\n}\n", n, plugin))
 			code, stdout, stderr := run(t, dir, nil, "backtest", "-config", cfg, files[c.Stream])
 			if code != 0 {
 				t.Fatalf("backtest: exit %d\n%s", code, stderr)
@@ -147,7 +166,7 @@ func TestParityBacktest(t *testing.T) {
 			}
 			es := parseEvents(t, stdout)
 			for _, e := range es {
-				if e.Model != "parity" || e.Version != "v1" || e.Metric != "x" || e.Detector != "pagehinkley.parity" {
+				if e.Model != "parity" || e.Version != "v1" || e.Metric != "x" || e.Detector != plugin+".parity" {
 					t.Errorf("unexpected event %s", e)
 				}
 			}
@@ -230,5 +249,46 @@ func TestParityAgent(t *testing.T) {
 	}
 	if w := indices(es, "warning", ""); len(w) > 0 {
 		t.Errorf("Page-Hinkley raised warnings at %v", w)
+	}
+}
+
+// Every case of the parity fixtures straight through the real plugin
+// binaries, as the daemon starts them (go-plugin, handshake, gRPC), with the
+// stream sent in uneven batches: drifts and warnings at River's indices.
+func TestParityPluginBinaries(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	cases, streams := loadParity(t, "")
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			r := sdktest.Binary(t, filepath.Join(pluginDir, "driftd-plugin-"+riverPlugins[c.Detector]))
+			if err := r.Configure(context.Background(), sdk.Config(c.Params)); err != nil {
+				t.Fatal(err)
+			}
+			xs := streams[c.Stream]
+			var sigs []sdk.Signal
+			for start, size := 0, 1; start < len(xs); start, size = start+size, size*3%499+1 {
+				end := min(start+size, len(xs))
+				got, err := r.Update(context.Background(), []sdk.Batch{{Stream: "s", Start: uint64(start), Values: xs[start:end]}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sigs = append(sigs, got...)
+			}
+			toInts := func(u []uint64) []int {
+				out := []int{}
+				for _, x := range u {
+					out = append(out, int(x))
+				}
+				return out
+			}
+			if got := toInts(sdktest.Indices(sigs, sdk.SignalDrift)); !slices.Equal(got, orEmpty(c.Drift)) {
+				t.Errorf("drift at %v, River at %v", got, c.Drift)
+			}
+			if got := toInts(sdktest.Indices(sigs, sdk.SignalWarning)); !slices.Equal(got, orEmpty(c.Warnings)) {
+				t.Errorf("warnings at %v, River at %v", got, c.Warnings)
+			}
+		})
 	}
 }

@@ -5,6 +5,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/driftd/driftd/plugins/adwin"
+	"github.com/driftd/driftd/plugins/cusum"
+	"github.com/driftd/driftd/plugins/ddm"
+	"github.com/driftd/driftd/plugins/eddm"
+	"github.com/driftd/driftd/plugins/fhddm"
+	hddma "github.com/driftd/driftd/plugins/hddm_a"
+	hddmw "github.com/driftd/driftd/plugins/hddm_w"
+	"github.com/driftd/driftd/plugins/kswin"
 	"github.com/driftd/driftd/plugins/pagehinkley"
 	"github.com/driftd/driftd/plugins/threshold"
 	"github.com/driftd/driftd/sdk"
@@ -31,11 +39,18 @@ var candidates = []candidate{
 			return sdk.Config{"floor": 0.90}
 		},
 	},
-	{
-		name: "pagehinkley", anyInput: true, plugin: func() sdk.Plugin { return &pagehinkley.PageHinkley{} },
-		config: func(scenario) sdk.Config { return sdk.Config{} },
-	},
+	{name: "pagehinkley", anyInput: true, plugin: func() sdk.Plugin { return &pagehinkley.PageHinkley{} }, config: defaults},
+	{name: "adwin", anyInput: true, plugin: func() sdk.Plugin { return &adwin.ADWIN{} }, config: defaults},
+	{name: "kswin", anyInput: true, plugin: func() sdk.Plugin { return &kswin.KSWIN{} }, config: defaults},
+	{name: "cusum", anyInput: true, plugin: func() sdk.Plugin { return &cusum.CUSUM{} }, config: defaults},
+	{name: "ddm", binary: true, plugin: func() sdk.Plugin { return &ddm.DDM{} }, config: defaults},
+	{name: "eddm", binary: true, plugin: func() sdk.Plugin { return &eddm.EDDM{} }, config: defaults},
+	{name: "hddm_a", binary: true, plugin: func() sdk.Plugin { return &hddma.HDDMA{} }, config: defaults},
+	{name: "hddm_w", binary: true, plugin: func() sdk.Plugin { return &hddmw.HDDMW{} }, config: defaults},
+	{name: "fhddm", binary: true, correct: true, plugin: func() sdk.Plugin { return &fhddm.FHDDM{} }, config: defaults},
 }
+
+func defaults(scenario) sdk.Config { return sdk.Config{} }
 
 func (c candidate) make(s scenario) (sdk.Detector, error) {
 	p := c.plugin()
