@@ -21,9 +21,11 @@ build:
 run: build
 	./bin/driftd agent -config examples/config.hcl
 
-## test: vet, formatting, and every test with the race detector, end-to-end ones included
+## test: vet, formatting, and every test with the race detector, end-to-end ones included;
+## then the example plugin module examples/plugins/zscore, which has a go.mod of its own
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd examples/plugins/zscore && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 ## test-short: the unit tests only
 test-short:
@@ -45,13 +47,20 @@ bench: build
 detectors-doc:
 	$(GO) run ./cmd/driftd-eval -runs 100 -update docs/detectors.md
 
-## proto: regenerate sdk/proto from plugin.proto (needs protoc; plugins come from the module proxy)
+## proto: regenerate sdk/proto and the Python kit's stubs (sdk/python/driftd_plugin/_proto) from
+## plugin.proto (needs Debian's protobuf-compiler and protobuf-compiler-grpc; the Go plugins come
+## from the module proxy)
+GRPC_PYTHON_PLUGIN ?= /usr/bin/grpc_python_plugin
 proto:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 	PATH="$(GOBIN):$$PATH" protoc -I sdk/proto \
 		--go_out=sdk/proto --go_opt=paths=source_relative \
 		--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
+		sdk/proto/plugin.proto
+	protoc -I driftd_plugin/_proto=sdk/proto \
+		--python_out=sdk/python --pyi_out=sdk/python \
+		--plugin=protoc-gen-grpc_python=$(GRPC_PYTHON_PLUGIN) --grpc_python_out=sdk/python \
 		sdk/proto/plugin.proto
 
 clean:

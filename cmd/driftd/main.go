@@ -21,6 +21,8 @@ Commands:
   status                     print the daemon's status
   backtest -config FILE [-detector plugin.name]... FILE.ndjson
                              run the configured detectors over recorded metrics
+  plugin info [-plugin-dir DIR | -config FILE] NAME|PATH
+                             print a plugin's info and its config block
   version                    print the version
 
 Client commands find the socket with -socket, then $DRIFTD_SOCKET, then ./driftd.sock.
@@ -43,6 +45,7 @@ var commands = map[string]command{
 	"events":   runEvents,
 	"status":   runStatus,
 	"backtest": runBacktest,
+	"plugin":   runPlugin,
 	"version":  runVersion,
 }
 

@@ -34,7 +34,8 @@ def validate(schema: List[Attribute]) -> None:
 def apply(schema: List[Attribute], config: Dict[str, object]) -> Dict[str, object]:
     """Check config against schema and return a copy completed with the
     defaults (sdk.Schema.Apply). Every problem is reported, as a list of
-    ConfigError in a ConfigErrors."""
+    ConfigError in a ConfigErrors whose .config holds the rest: the config
+    without the attributes at fault."""
     from .detector import ConfigErrors
 
     by_name = {a.name: a for a in schema}
@@ -61,7 +62,9 @@ def apply(schema: List[Attribute], config: Dict[str, object]) -> Dict[str, objec
         elif a.required:
             errors.append(ConfigError(a.name, "required attribute is missing"))
     if errors:
-        raise ConfigErrors(errors)
+        e = ConfigErrors(errors)
+        e.config = out
+        raise e
     return out
 
 

@@ -110,16 +110,27 @@ class _PluginServicer(pb_grpc.PluginServicer):
             if self.configured:
                 _abort(context, grpc.StatusCode.INTERNAL, "configure: plugin is already configured")
             config = {k: _value_from_proto(v) for k, v in request.config.items()}
+            # As the Go sdk does: the plugin checks what the schema let
+            # through even when it refused something, so that one answer
+            # lists every problem. Its configure may then miss attributes;
+            # what that makes it raise, other than ConfigErrors, is dropped.
+            errors = []
             try:
                 full = schema.apply(self.attrs, config)
+            except ConfigErrors as e:
+                errors, full = list(e.errors), e.config
+            try:
                 self.impl.configure(full)
             except ConfigErrors as e:
-                return pb.ConfigureResponse(errors=[pb.ConfigError(attribute=x.attribute, message=x.message) for x in e.errors])
+                errors += e.errors
             except ConfigError as e:
-                return pb.ConfigureResponse(errors=[pb.ConfigError(attribute=e.attribute, message=e.message)])
+                errors.append(e)
             except Exception as e:
-                _log.error("configure failed", exc_info=True)
-                return pb.ConfigureResponse(errors=[pb.ConfigError(message=f"{type(e).__name__}: {e}")])
+                if not errors:
+                    _log.error("configure failed", exc_info=True)
+                    errors.append(ConfigError("", f"{type(e).__name__}: {e}"))
+            if errors:
+                return pb.ConfigureResponse(errors=[pb.ConfigError(attribute=x.attribute, message=x.message) for x in errors])
             self.configured = True
             return pb.ConfigureResponse()
 
@@ -257,7 +268,9 @@ def _socket_path() -> str:
 
 def _capture_stdout(into: "queue.Queue[bytes]") -> None:
     """Points fd 1 at a pipe whose data the GRPCStdio stream carries to the
-    daemon, which logs it: after the handshake, stdout is no protocol."""
+    daemon, which logs it: after the handshake, stdout is no protocol. When
+    nobody reads the stream, output beyond the queue is dropped: stray
+    output must never block the plugin."""
     r, w = os.pipe()
     sys.stdout.flush()
     os.dup2(w, 1)
@@ -269,7 +282,10 @@ def _capture_stdout(into: "queue.Queue[bytes]") -> None:
             data = os.read(r, 1024)
             if not data:
                 return
-            into.put(data)
+            try:
+                into.put_nowait(data)
+            except queue.Full:
+                pass
 
     threading.Thread(target=pump, name="driftd-stdout", daemon=True).start()
 

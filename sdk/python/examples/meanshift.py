@@ -42,18 +42,21 @@ class MeanShift(Streams, Detector):
         ]
 
     def configure(self, config):
-        reference, recent = config["reference"], config["recent"]
-        threshold, direction = config["threshold"], config["direction"]
+        # When the schema refused an attribute, configure still runs, without
+        # it, so that one answer lists every problem: check what is there.
         errors = []
-        for name, v in (("reference", reference), ("recent", recent)):
-            if v < 1 or v != int(v):
+        for name in ("reference", "recent"):
+            v = config.get(name)
+            if v is not None and (v < 1 or v != int(v)):
                 errors.append(ConfigError(name, "must be a whole number >= 1"))
-        if threshold <= 0:
+        if config.get("threshold", 1) <= 0:
             errors.append(ConfigError("threshold", "must be > 0"))
-        if direction not in ("up", "down", "both"):
-            errors.append(ConfigError("direction", f'must be one of up, down, both, not "{direction}"'))
+        if config.get("direction", "both") not in ("up", "down", "both"):
+            errors.append(ConfigError("direction", f'must be one of up, down, both, not "{config["direction"]}"'))
         if errors:
             raise ConfigErrors(errors)
+        reference, recent = config["reference"], config["recent"]
+        threshold, direction = config["threshold"], config["direction"]
         logger.info("meanshift configured", extra={"reference": reference, "recent": recent, "threshold": threshold})
         self.new = lambda: MeanShiftState(int(reference), int(recent), threshold, direction)
 
