@@ -99,9 +99,12 @@ type Detector interface {
 	Info() Info
 	// Schema declares the attributes of the plugin's config block.
 	Schema() Schema
-	// Configure sets the configuration, already checked against Schema and
+	// Configure sets the configuration, checked against Schema and
 	// completed with its defaults. It is called once, before any Update.
 	// Return ConfigErrors to point the user at the attributes at fault.
+	// When the schema refused some attributes, Configure still runs, with
+	// their defaults in their place, so one answer lists every problem;
+	// the plugin is then not used.
 	Configure(cfg Config) error
 	// Update feeds values and returns the signals they raised, in order.
 	Update(ctx context.Context, batches []Batch) ([]Signal, error)

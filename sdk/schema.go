@@ -72,7 +72,9 @@ func (s Schema) Validate() error {
 }
 
 // Apply checks cfg against the schema and returns a copy completed with the
-// defaults. Every problem is reported, as ConfigErrors joined together.
+// defaults. Every problem is reported, as ConfigErrors joined together; an
+// attribute refused for its type is replaced by its default in the copy, so
+// the copy stays usable for checking the other attributes.
 func (s Schema) Apply(cfg Config) (Config, error) {
 	out := make(Config, len(s.Attributes))
 	var errs []error
@@ -101,10 +103,11 @@ func (s Schema) Apply(cfg Config) (Config, error) {
 		if _, ok := out[a.Name]; ok {
 			continue
 		}
-		if _, given := cfg[a.Name]; given {
-			continue
-		}
+		_, given := cfg[a.Name]
 		switch {
+		case given && a.Default != nil:
+			out[a.Name] = a.Default // refused above; the default keeps out complete
+		case given:
 		case a.Default != nil:
 			out[a.Name] = a.Default
 		case a.Required:

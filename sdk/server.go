@@ -38,12 +38,19 @@ func (s *pluginServer) Configure(_ context.Context, req *proto.ConfigureRequest)
 	// The plugin checks the values the schema let through even when others
 	// were refused, so one answer lists every problem. A refused config
 	// leaves the plugin unconfigured.
-	cfg, err := s.impl.Schema().Apply(configFromProto(req.GetConfig()))
-	err = errors.Join(err, s.impl.Configure(cfg))
-	if err != nil {
+	cfg, schemaErr := s.impl.Schema().Apply(configFromProto(req.GetConfig()))
+	err := s.impl.Configure(cfg)
+	if schemaErr != nil || err != nil {
 		resp := &proto.ConfigureResponse{}
-		for _, ce := range ConfigErrors(err) {
+		refused := map[string]bool{}
+		for _, ce := range ConfigErrors(schemaErr) {
+			refused[ce.Attribute] = true
 			resp.Errors = append(resp.Errors, &proto.ConfigError{Attribute: ce.Attribute, Message: ce.Message})
+		}
+		for _, ce := range ConfigErrors(err) {
+			if !refused[ce.Attribute] || ce.Attribute == "" {
+				resp.Errors = append(resp.Errors, &proto.ConfigError{Attribute: ce.Attribute, Message: ce.Message})
+			}
 		}
 		return resp, nil
 	}
