@@ -48,6 +48,9 @@ type Options struct {
 	// when set.
 	LogLevel string
 	LogJSON  bool
+	// NoWatch turns off reloading when the config file changes; SIGHUP and
+	// POST /v1/reload still reload.
+	NoWatch bool
 	// InProcess runs the detectors of the named plugins inside the daemon,
 	// called directly instead of through a plugin process. It exists to
 	// measure what the process boundary costs, and for tests.
@@ -56,18 +59,28 @@ type Options struct {
 
 // Agent is the daemon. Its parts own their own state: Windows the values,
 // the event bus the events, and the current generation the plugins and
-// routes built from the config.
+// routes built from the config. A reload builds the next generation beside
+// the current one and swaps them; the windows outlive both.
 type Agent struct {
 	opts    Options
 	log     hclog.Logger
-	file    *config.File
+	file    atomic.Pointer[config.File] // the current generation's, or the one loaded by NewAgent
 	windows *Windows
 	bus     *event.Bus
 	gen     atomic.Pointer[generation]
-	genSeq  uint64
 
-	reloadMu   sync.Mutex
-	lastReload ReloadResult
+	// applyMu makes loads and reloads one at a time; it guards genSeq and
+	// build.
+	applyMu sync.Mutex
+	genSeq  uint64
+	build   buildOptions // how generations are built, set by the first load
+
+	lastMu      sync.Mutex
+	lastReload  ReloadResult
+	lastSuccess LoadInfo
+
+	loop      atomic.Pointer[reloadLoop] // while it runs
+	listening atomic.Bool                // Run serves the socket
 
 	accepted, rejected atomic.Uint64
 	ready              atomic.Bool
@@ -78,14 +91,6 @@ type Agent struct {
 	publish func(event.Event)
 }
 
-// ReloadResult is the outcome of the last load of the config file.
-type ReloadResult struct {
-	OK          bool                `json:"ok"`
-	Time        time.Time           `json:"time"`
-	Generation  uint64              `json:"generation"`
-	Diagnostics []config.Diagnostic `json:"diagnostics,omitempty"`
-}
-
 // NewAgent loads the config file and sets up logging. It starts nothing.
 func NewAgent(opts Options) (*Agent, error) {
 	f, diags := config.Load(opts.ConfigPath)
@@ -94,10 +99,10 @@ func NewAgent(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opts:    opts,
-		file:    f,
 		windows: NewWindows(),
 		bus:     event.NewBus(f.Events.History),
 	}
+	a.file.Store(f)
 	a.publish = func(e event.Event) { a.bus.Publish(e) }
 	a.log = newLogger(opts, f)
 	for _, d := range diags {
@@ -129,30 +134,23 @@ func (a *Agent) Logger() hclog.Logger { return a.log }
 // Bus returns the event bus.
 func (a *Agent) Bus() *event.Bus { return a.bus }
 
-// startGeneration builds the config's generation and makes it current.
+// current returns the current config file.
+func (a *Agent) current() *config.File { return a.file.Load() }
+
+// startGeneration builds the first generation from the file NewAgent loaded
+// and makes it current. opts also serve every later reload.
 func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	a.genSeq++
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
 	opts.log = a.log.Named("plugin")
 	if opts.inProcess == nil {
 		opts.inProcess = a.opts.InProcess
 	}
-	g, diags := buildGeneration(ctx, a.file, a.genSeq, opts)
-	res := ReloadResult{OK: !diags.HasErrors(), Time: time.Now().UTC(), Generation: a.genSeq, Diagnostics: config.Diagnostics(diags)}
-	a.lastReload = res
-	if diags.HasErrors() {
-		a.publish(event.Event{Type: event.Config, Action: "rejected", Generation: a.genSeq, Diagnostics: res.Diagnostics,
-			Message: strings.TrimSpace(config.FormatDiagnostics(diags))})
-		return &DiagnosticsError{Diags: diags}
+	a.build = opts
+	res := a.applyLocked(ctx, a.current(), nil, ReloadStart, time.Now())
+	if !res.OK {
+		return &DiagnosticsError{Diags: res.diags}
 	}
-	g.start(a.onSignals, a.onFailed, a.onExited)
-	a.gen.Store(g)
-	for _, d := range g.detectors {
-		a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
-		a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.pid())
-	}
-	a.publish(event.Event{Type: event.Config, Action: "loaded", Generation: g.id, Message: a.file.Filename})
 	return nil
 }
 
@@ -161,20 +159,18 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 // gives up with ErrBusy when ctx ends or IngestWait passes first; then
 // nothing of m was taken.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
-	g := a.gen.Load()
-	if g == nil {
+	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
 	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
 	w.mu.Lock()
-	rt := a.routeLocked(w, g)
+	rt := a.currentRouteLocked(w)
 	w.mu.Unlock()
-	for _, v := range m.Values {
-		for _, r := range rt.byMetric[v.Name] {
-			if !r.domain.Contains(v.Value) {
-				return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
-			}
-		}
+	if rt == nil {
+		return fmt.Errorf("agent is not running: %w", ErrBusy)
+	}
+	if err := rt.check(m); err != nil {
+		return err
 	}
 	for _, v := range m.Values {
 		for _, r := range rt.byMetric[v.Name] {
@@ -190,7 +186,19 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	}
 	var metricEvents []event.Event
 	w.mu.Lock()
-	rt = a.routeLocked(w, g)
+	// A reload may have swapped generations meanwhile: the values go where
+	// the current one routes them.
+	if cur := a.currentRouteLocked(w); cur != rt {
+		rt = cur
+		err := fmt.Errorf("agent is not running: %w", ErrBusy)
+		if rt != nil {
+			err = rt.check(m)
+		}
+		if err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	}
 	for _, v := range m.Values {
 		s := w.seriesLocked(v.Name)
 		idx := s.add(v.Value)
@@ -206,6 +214,19 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	a.accepted.Add(1)
 	for _, e := range metricEvents {
 		a.publish(e)
+	}
+	return nil
+}
+
+// check refuses m when a detector its values go to does not take one of
+// them.
+func (rt *route) check(m metric.Metric) error {
+	for _, v := range m.Values {
+		for _, r := range rt.byMetric[v.Name] {
+			if !r.domain.Contains(v.Value) {
+				return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
+			}
+		}
 	}
 	return nil
 }
@@ -227,14 +248,61 @@ func (e *DomainError) Error() string {
 	return fmt.Sprintf("%s: %v is not %s, which detector %s takes", e.Metric, e.Value, what, e.Detector)
 }
 
-// routeLocked returns the window's route in generation g, computing it and
-// resizing the window when the generation changed. w.mu is held.
-func (a *Agent) routeLocked(w *Window, g *generation) *route {
-	if w.route == nil || w.route.gen != g {
-		w.route = g.routeFor(w.Model, w.Version)
-		w.setCapacityLocked(w.route.window)
+// currentRouteLocked returns the window's route in the current generation,
+// or nil when there is none. w.mu is held.
+func (a *Agent) currentRouteLocked(w *Window) *route {
+	g := a.gen.Load()
+	if g == nil {
+		return nil
 	}
-	return w.route
+	return a.routeLocked(w, g)
+}
+
+// routeLocked returns the window's route in generation g. The first time
+// the window is routed in g, it is resized to g's window, and every
+// detector g started that its values now go to is fed the values the
+// window holds, oldest first, before any live value: such a detector
+// starts with the window's history instead of from nothing. Holding w.mu
+// makes sure no live value slips in before them.
+func (a *Agent) routeLocked(w *Window, g *generation) *route {
+	old := w.route
+	if old != nil && old.gen == g {
+		return old
+	}
+	rt := g.routeFor(w.Model, w.Version)
+	w.route = rt
+	w.setCapacityLocked(rt.window)
+	if old == nil {
+		return rt // a new window: nothing held
+	}
+	for name, runners := range rt.byMetric {
+		s := w.series[name]
+		if s == nil || s.held() == 0 {
+			continue
+		}
+		for _, r := range runners {
+			// Started after the window's last route was made: it has seen
+			// none of its values. An older detector newly routed here goes
+			// on from the live values.
+			if r.born > old.gen.id {
+				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
+			}
+		}
+	}
+	return rt
+}
+
+// reroute moves every window onto generation g's routes, so the detectors g
+// started get the held values right away rather than with a window's next
+// value.
+func (a *Agent) reroute(g *generation) {
+	for _, w := range a.windows.All() {
+		w.mu.Lock()
+		if a.gen.Load() == g {
+			a.routeLocked(w, g)
+		}
+		w.mu.Unlock()
+	}
 }
 
 // onSignals turns what a detector raised into events.
@@ -269,14 +337,14 @@ func (a *Agent) onFailed(r *runner, err error, lost int) {
 	msg := fmt.Sprintf("%d values not evaluated: %v", lost, err)
 	if fatal(err) {
 		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
-		if g := a.gen.Load(); g != nil {
-			if d := g.byID[r.id]; d != nil && d.runner == r {
-				g.killLater(d) // a hung plugin must not linger
-			}
-		}
 	}
 	a.log.Error("detector call failed", "detector", r.id, "values", lost, "error", err)
 	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id, Message: msg})
+}
+
+// callbacks are the agent's side of its detectors.
+func (a *Agent) callbacks() callbacks {
+	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited}
 }
 
 // onExited reports a plugin process that died.

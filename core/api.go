@@ -28,6 +28,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/metrics", a.handleMetrics)
 	mux.HandleFunc("GET /v1/events", a.handleEvents)
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	mux.HandleFunc("POST /v1/reload", a.handleReload)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -61,9 +62,10 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	defer a.ingesting.Done()
 	res := IngestResult{Errors: []LineError{}}
 	status := http.StatusOK
+	limits := a.current().Ingest // as the request starts; a reload applies to the next one
 	rd := metric.NewReader(r.Body, metric.Limits{
-		MaxLineBytes:     int(a.file.Ingest.MaxLineBytes),
-		MaxDocumentBytes: int(a.file.Ingest.MaxDocumentBytes),
+		MaxLineBytes:     int(limits.MaxLineBytes),
+		MaxDocumentBytes: int(limits.MaxDocumentBytes),
 	})
 	reject := func(line int, msg string) {
 		res.Rejected++
@@ -137,7 +139,7 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		since = n
 	}
-	sub, err := a.bus.Subscribe(f, replay, since, a.file.Events.Buffer)
+	sub, err := a.bus.Subscribe(f, replay, since, a.current().Events.Buffer)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return

@@ -33,7 +33,7 @@ func Validate(ctx context.Context, path string, opts Options) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot load config", Detail: err.Error()}}
 	}
 	_, diags := config.Load(path) // warnings of the static checks
-	g, gdiags := buildGeneration(ctx, a.file, 1, buildOptions{log: a.log.Named("plugin")})
+	g, gdiags := buildGeneration(ctx, a.current(), 1, nil, buildOptions{log: a.log.Named("plugin")})
 	if g != nil {
 		g.stop()
 	}
@@ -68,8 +68,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	if len(opts.Detectors) > 0 {
 		only = make(map[string]bool)
 		for _, id := range opts.Detectors {
-			if a.file.Detector(id) == nil {
-				return res, fmt.Errorf("-detector %s: no such detector in %s", id, a.file.Filename)
+			if a.current().Detector(id) == nil {
+				return res, fmt.Errorf("-detector %s: no such detector in %s", id, a.current().Filename)
 			}
 			only[id] = true
 		}
@@ -93,8 +93,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	defer g.stop()
 
 	rd := metric.NewReader(in, metric.Limits{
-		MaxLineBytes:     int(a.file.Ingest.MaxLineBytes),
-		MaxDocumentBytes: int(a.file.Ingest.MaxDocumentBytes),
+		MaxLineBytes:     int(a.current().Ingest.MaxLineBytes),
+		MaxDocumentBytes: int(a.current().Ingest.MaxDocumentBytes),
 	})
 	for {
 		m, err := rd.Next()

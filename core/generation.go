@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -31,8 +32,11 @@ func PluginPath(pluginDir, name string) string {
 }
 
 // generation is everything built from one version of the config file: the
-// plugin processes, the detector feeds and the routes. It is replaced whole;
-// the windows outlive it.
+// detectors and the routes. It is replaced whole; the windows outlive it.
+// A detector the next version leaves unchanged moves on to the next
+// generation with its process, its feed and so its per-stream state, which
+// is why a detectorInstance owns its feed goroutine, and a generation only
+// the watch on its processes.
 type generation struct {
 	id      uint64
 	file    *config.File
@@ -41,16 +45,24 @@ type generation struct {
 	detectors []*detectorInstance // in file order
 	byID      map[string]*detectorInstance
 
-	cancel context.CancelFunc
+	cancel context.CancelFunc // ends watch
 	wg     sync.WaitGroup
 }
 
-// detectorInstance is one detector block brought to life.
+// detectorInstance is one detector block brought to life: a configured
+// plugin and the feed of its values.
 type detectorInstance struct {
-	block  *config.Detector
-	proc   *sdk.Process // nil for a detector running in process
+	block  *config.Detector // as first started; a kept instance keeps it
+	proc   *sdk.Process     // nil for a detector running in process
 	info   sdk.Info
+	schema sdk.Schema
+	cfg    sdk.Config // the config block as decoded, before the plugin's defaults
+	binary binaryID   // the plugin it runs
+	born   uint64     // the generation that started it
 	runner *runner
+
+	cancel context.CancelFunc // ends the runner
+	wg     sync.WaitGroup     // the runner and the kills it asked for
 
 	mu     sync.Mutex
 	exited bool
@@ -76,6 +88,74 @@ func (d *detectorInstance) checkExited() bool {
 	newly := d.proc != nil && !d.exited && d.proc.Exited()
 	d.exited = d.exited || newly
 	return newly
+}
+
+// alive reports whether the detector still evaluates values: its process
+// runs and its feed was not halted.
+func (d *detectorInstance) alive() bool {
+	d.mu.Lock()
+	exited := d.exited || (d.proc != nil && d.proc.Exited())
+	d.mu.Unlock()
+	return !exited && !d.runner.status().Halted
+}
+
+// callbacks are what a generation's detectors tell the agent: signals and
+// failed calls of a feed, and a plugin process that exited by itself.
+type callbacks struct {
+	signals func(*runner, []raised)
+	failed  func(*runner, error, int)
+	exited  func(*detectorInstance)
+}
+
+// start runs the detector's feed until stop. A call that finds the plugin
+// gone or stuck kills its process, without waiting for it.
+func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
+	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.runner.signals = cb.signals
+	d.runner.failed = func(r *runner, err error, lost int) {
+		cb.failed(r, err, lost)
+		if fatal(err) {
+			d.wg.Add(1) // from the runner's goroutine, so wg is not zero
+			go func() {
+				defer d.wg.Done()
+				d.kill() // a hung plugin must not linger
+			}()
+		}
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.runner.run(ctx)
+	}()
+}
+
+// stop delivers what the feed has queued, then stops the plugin process.
+// The process is not reported as exited.
+func (d *detectorInstance) stop() {
+	if d.cancel != nil {
+		d.cancel()
+		d.wg.Wait()
+	}
+	d.mu.Lock()
+	d.exited = true
+	d.mu.Unlock()
+	d.kill()
+}
+
+// binaryID tells whether a plugin binary was replaced: its path, size and
+// modification time.
+type binaryID struct {
+	path string
+	size int64
+	mod  time.Time
+}
+
+func binaryOf(path string) binaryID {
+	id := binaryID{path: path}
+	if st, err := os.Stat(path); err == nil {
+		id.size, id.mod = st.Size(), st.ModTime()
+	}
+	return id
 }
 
 // route says where the values of one model version go.
@@ -120,10 +200,12 @@ type buildOptions struct {
 	inProcess map[string]func() sdk.Plugin
 }
 
-// buildGeneration starts and configures a plugin process for every detector
-// block. It either returns a complete generation or, with the diagnostics of
-// every problem, nothing: processes it started are stopped again.
-func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildOptions) (*generation, hcl.Diagnostics) {
+// buildGeneration makes generation id of f. A detector that prev runs
+// unchanged (see keeps) is taken over as it is; every other one gets a new
+// plugin process, configured. It either returns a complete generation or,
+// with the diagnostics of every problem, nothing: processes it started are
+// stopped again, and prev is left as it was. Nothing runs until start.
+func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *generation, opts buildOptions) (*generation, hcl.Diagnostics) {
 	g := &generation{id: id, file: f, byID: make(map[string]*detectorInstance)}
 	var blocks []*config.Detector
 	for _, d := range f.Detectors {
@@ -135,10 +217,18 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildO
 	diags := make([]hcl.Diagnostics, len(blocks))
 	var wg sync.WaitGroup
 	for i, b := range blocks {
+		if old := prev.detector(b.ID()); old != nil {
+			keep, why, ds := old.keeps(b, f.PluginDir, opts)
+			if keep || ds.HasErrors() {
+				results[i], diags[i] = old, ds
+				continue
+			}
+			opts.log.Debug("detector changed: starting a new instance", "detector", b.ID(), "reason", why)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], diags[i] = startDetector(ctx, f.PluginDir, b, opts)
+			results[i], diags[i] = startDetector(ctx, f.PluginDir, b, id, opts)
 		}()
 	}
 	wg.Wait()
@@ -156,7 +246,7 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildO
 	}
 	if all.HasErrors() {
 		for _, d := range results {
-			if d != nil {
+			if d != nil && d.born == id {
 				d.kill()
 			}
 		}
@@ -169,8 +259,51 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, opts buildO
 	return g, all
 }
 
-// startDetector starts one detector's plugin and configures it.
-func startDetector(ctx context.Context, pluginDir string, b *config.Detector, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
+// detector returns the generation's detector with the given ID; nil when
+// there is none or g is nil.
+func (g *generation) detector(id string) *detectorInstance {
+	if g == nil {
+		return nil
+	}
+	return g.byID[id]
+}
+
+// keeps reports whether d can serve the detector block b of a new version
+// of the file as it is: same plugin binary, unchanged since it started, same
+// metric, a config block that decodes to the same values against the
+// plugin's schema, and a plugin still alive. When not, why says what
+// differs. A config block the schema refuses is reported in diags.
+func (d *detectorInstance) keeps(b *config.Detector, pluginDir string, opts buildOptions) (keep bool, why string, diags hcl.Diagnostics) {
+	switch {
+	case d.block.Metric != b.Metric:
+		return false, "metric changed", nil
+	case d.binary != pluginBinary(pluginDir, b.Plugin, opts):
+		return false, "plugin binary changed", nil // checked against the new binary's schema
+	}
+	cfg, diags := config.DecodePluginConfig(b.Body, d.schema)
+	if diags.HasErrors() {
+		return false, "", diags
+	}
+	switch {
+	case !reflect.DeepEqual(d.cfg, cfg):
+		return false, "config changed", diags
+	case !d.alive():
+		return false, "plugin exited or halted", diags
+	}
+	return true, "", diags
+}
+
+// pluginBinary identifies what runs a plugin.
+func pluginBinary(pluginDir, plugin string, opts buildOptions) binaryID {
+	if _, ok := opts.inProcess[plugin]; ok {
+		return binaryID{path: "in-process:" + plugin}
+	}
+	return binaryOf(PluginPath(pluginDir, plugin))
+}
+
+// startDetector starts one detector's plugin and configures it, as a
+// detector of generation id.
+func startDetector(ctx context.Context, pluginDir string, b *config.Detector, id uint64, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
 	path := PluginPath(pluginDir, b.Plugin)
 	log := opts.log
 	start := opts.start
@@ -181,13 +314,18 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, op
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
 	}
 	if mk, ok := opts.inProcess[b.Plugin]; ok {
-		return startInProcess(mk(), b, log)
+		d, diags := startInProcess(mk(), b, id, log)
+		if d != nil {
+			d.binary = pluginBinary(pluginDir, b.Plugin, opts)
+		}
+		return d, diags
 	}
 	if opts.start == nil {
 		if summary, detail := checkBinary(path, b.ID()); summary != "" {
 			return nil, fail(summary, detail)
 		}
 	}
+	binary := binaryOf(path) // before it starts: a binary replaced meanwhile is started anew next time
 	proc, err := start(ctx, sdk.ProcessConfig{Path: path, Logger: log.Named(b.ID())})
 	if err != nil {
 		return nil, fail("Plugin failed to start", err.Error())
@@ -198,7 +336,8 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, op
 		proc.Kill()
 		return nil, fail("Plugin is not a detector", fmt.Sprintf("%s is a %s plugin; detector blocks need a detector plugin.", path, info.Kind))
 	}
-	cfg, diags := config.DecodePluginConfig(b.Body, remote.Schema())
+	schema := remote.Schema()
+	cfg, diags := config.DecodePluginConfig(b.Body, schema)
 	if diags.HasErrors() {
 		proc.Kill()
 		return nil, diags
@@ -210,29 +349,30 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, op
 		}
 		return nil, fail("Plugin failed to configure", err.Error())
 	}
-	d := &detectorInstance{block: b, proc: proc, info: info}
+	d := &detectorInstance{block: b, proc: proc, info: info, schema: schema, cfg: cfg, binary: binary, born: id}
 	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, callTimeout, log.Named(b.ID()))
-	d.runner.domain = info.Domain
+	d.runner.domain, d.runner.born = info.Domain, id
 	return d, diags
 }
 
 // startInProcess configures a detector that runs inside the daemon.
-func startInProcess(impl sdk.Plugin, b *config.Detector, log hclog.Logger) (*detectorInstance, hcl.Diagnostics) {
+func startInProcess(impl sdk.Plugin, b *config.Detector, id uint64, log hclog.Logger) (*detectorInstance, hcl.Diagnostics) {
 	det, ok := impl.(sdk.Detector)
 	if !ok || impl.Info().Kind != sdk.KindDetector {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a detector", Subject: b.DefRange.Ptr()}}
 	}
-	cfg, diags := config.DecodePluginConfig(b.Body, impl.Schema())
+	schema := impl.Schema()
+	cfg, diags := config.DecodePluginConfig(b.Body, schema)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	full, err := impl.Schema().Apply(cfg)
+	full, err := schema.Apply(cfg)
 	if err = errors.Join(err, impl.Configure(full)); err != nil {
 		return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
 	}
-	d := &detectorInstance{block: b, info: impl.Info()}
+	d := &detectorInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, born: id}
 	d.runner = newRunner(b.ID(), b.Metric, det, runnerQueueLimit, callTimeout, log.Named(b.ID()))
-	d.runner.domain = d.info.Domain
+	d.runner.domain, d.runner.born = d.info.Domain, id
 	return d, diags
 }
 
@@ -250,24 +390,20 @@ func checkBinary(path, detector string) (summary, detail string) {
 	return "", ""
 }
 
-// start runs the detector feeds and the process watch. signals and failed
-// are the runners' callbacks; exited is told once when a process dies.
-func (g *generation) start(signals func(*runner, []raised), failed func(*runner, error, int), exited func(*detectorInstance)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
+// start runs the feeds of the detectors born in g (those taken over from
+// the previous generation run already) and the watch on the processes.
+func (g *generation) start(ctx context.Context, cb callbacks) {
 	g.started = time.Now()
 	for _, d := range g.detectors {
-		d.runner.signals, d.runner.failed = signals, failed
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			d.runner.run(ctx)
-		}()
+		if d.born == g.id {
+			d.start(ctx, cb)
+		}
 	}
+	ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.watch(ctx, exited)
+		g.watch(ctx, cb.exited)
 	}()
 }
 
@@ -289,16 +425,6 @@ func (g *generation) watch(ctx context.Context, exited func(*detectorInstance)) 
 	}
 }
 
-// killLater stops a detector's process without waiting for it. Only a
-// runner of g calls it, so g.wg is never zero here.
-func (g *generation) killLater(d *detectorInstance) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		d.kill()
-	}()
-}
-
 // idle waits until every detector has processed what was queued.
 func (g *generation) idle(ctx context.Context) error {
 	for _, d := range g.detectors {
@@ -309,21 +435,48 @@ func (g *generation) idle(ctx context.Context) error {
 	return nil
 }
 
-// stop delivers what is queued, stops the feeds and the plugin processes.
+// stop ends the watch and stops every detector: each delivers what is
+// queued, then its process stops.
 func (g *generation) stop() {
+	g.retire(nil)
+}
+
+// retire ends the watch and stops the detectors that next does not run,
+// which it returns, in file order. With next nil, it stops them all.
+func (g *generation) retire(next *generation) []*detectorInstance {
 	if g.cancel != nil {
 		g.cancel()
 		g.wg.Wait()
 	}
-	var wg sync.WaitGroup
+	var gone []*detectorInstance
 	for _, d := range g.detectors {
+		if next.detector(d.block.ID()) != d {
+			gone = append(gone, d)
+		}
+	}
+	stopAll(gone)
+	return gone
+}
+
+// discard stops the detectors g started, for a generation that never
+// became current; those it took over are left running.
+func (g *generation) discard() {
+	var born []*detectorInstance
+	for _, d := range g.detectors {
+		if d.born == g.id {
+			born = append(born, d)
+		}
+	}
+	stopAll(born)
+}
+
+func stopAll(ds []*detectorInstance) {
+	var wg sync.WaitGroup
+	for _, d := range ds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.mu.Lock()
-			d.exited = true
-			d.mu.Unlock()
-			d.kill()
+			d.stop()
 		}()
 	}
 	wg.Wait()

@@ -12,16 +12,18 @@ import (
 // shutdownGrace bounds how long a stop waits for requests in flight.
 const shutdownGrace = 10 * time.Second
 
-// Run starts the plugins, serves the socket API until ctx ends, then shuts
-// down in order: stop accepting, finish the requests in flight, deliver
-// what detectors still have queued, stop the plugins, end the event
+// Run starts the plugins, serves the socket API and reloads the config
+// file when asked or when it changes, until ctx ends. Then it shuts down in
+// order: stop accepting, finish the requests in flight, stop reloading,
+// deliver what detectors still have queued, stop the plugins, end the event
 // streams, remove the socket.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
-	if err := os.MkdirAll(a.file.DataDir, 0o750); err != nil {
+	f := a.current()
+	if err := os.MkdirAll(f.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data_dir: %w", err)
 	}
-	l, err := listenUnix(a.file.Listen.Socket, a.file.Listen.SocketMode)
+	l, err := listenUnix(f.Listen.Socket, f.Listen.SocketMode)
 	if err != nil {
 		return err
 	}
@@ -29,6 +31,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		l.Close()
 		return err
 	}
+	a.listening.Store(true)
+	stopReloads := a.startReloadLoop(ctx, !a.opts.NoWatch)
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -37,7 +41,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	a.ready.Store(true)
-	a.log.Info("driftd running", "socket", a.file.Listen.Socket, "config", a.file.Filename, "version", Version)
+	a.log.Info("driftd running", "socket", f.Listen.Socket, "config", f.Filename, "version", Version)
 
 	var serveErr error
 	select {
@@ -57,6 +61,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("metric requests still running at shutdown; closing them", "error", err)
 		srv.Close()
 	}
+	stopReloads() // a POST /v1/reload still waiting is answered 503
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}

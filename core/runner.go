@@ -32,6 +32,7 @@ type runner struct {
 	id     string // "<plugin>.<name>"
 	metric string
 	domain sdk.Domain // the values the detector takes
+	born   uint64     // the generation that started the detector
 	up     updater
 	limit  int           // queued values beyond which ingestion waits
 	timout time.Duration // deadline of one Update call

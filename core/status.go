@@ -3,6 +3,8 @@ package core
 import (
 	"net/http"
 	"time"
+
+	"github.com/driftd/driftd/core/config"
 )
 
 // Version is driftd's version, set at build time.
@@ -15,7 +17,7 @@ type Status struct {
 	Generation uint64          `json:"generation"`
 	Uptime     string          `json:"uptime"`
 	Ready      bool            `json:"ready"`
-	LastReload ReloadResult    `json:"last_reload"`
+	LastReload ReloadStatus    `json:"last_reload"`
 	Plugins    []PluginStatus  `json:"plugins"`
 	Monitors   []MonitorStatus `json:"monitors"`
 	Streams    []StreamStatus  `json:"streams"`
@@ -68,12 +70,15 @@ type EventsStatus struct {
 
 // Status returns the agent's status.
 func (a *Agent) Status() Status {
-	a.reloadMu.Lock()
-	last := a.lastReload
-	a.reloadMu.Unlock()
+	a.lastMu.Lock()
+	last := ReloadStatus{ReloadResult: a.lastReload, LastSuccess: a.lastSuccess}
+	a.lastMu.Unlock()
+	if last.Diagnostics == nil {
+		last.Diagnostics = []config.Diagnostic{}
+	}
 	st := Status{
 		Version:    Version,
-		ConfigFile: a.file.Filename,
+		ConfigFile: a.opts.ConfigPath,
 		Ready:      a.ready.Load(),
 		LastReload: last,
 		Plugins:    []PluginStatus{},

@@ -142,6 +142,14 @@ func (s *series) values() (uint64, []float64) {
 	return s.first, out
 }
 
+// each calls fn with every held value, oldest first: its index, the value
+// and the window mean recorded right after it.
+func (s *series) each(fn func(i uint64, v, mean float64)) {
+	for j := s.first; j < s.next; j++ {
+		fn(j, s.at(j), s.mean(j))
+	}
+}
+
 // resize keeps the newest values that fit a new capacity.
 func (s *series) resize(capacity int) {
 	if capacity == s.cap {

@@ -132,13 +132,13 @@ func startAgentWith(t *testing.T, o agentOptions) *agent {
 	return a
 }
 
-// launchAgent starts `driftd agent -config cfg` and returns at once.
-func launchAgent(t *testing.T, dir, cfg, socket string) *agent {
+// launchAgent starts `driftd agent -config cfg [args]` and returns at once.
+func launchAgent(t *testing.T, dir, cfg, socket string, args ...string) *agent {
 	t.Helper()
 	a := &agent{t: t, dir: dir, config: cfg, socket: socket, log: &syncBuffer{}, done: make(chan struct{})}
 	a.httpc = unixClient(socket)
 	t.Cleanup(a.httpc.CloseIdleConnections)
-	a.cmd = exec.Command(driftdBin, "agent", "-config", cfg)
+	a.cmd = exec.Command(driftdBin, append([]string{"agent", "-config", cfg}, args...)...)
 	a.cmd.Dir = dir
 	// Plugins put their sockets in TMPDIR: in dir, they go away with it.
 	a.cmd.Env = cleanEnv("TMPDIR=" + dir)

@@ -5,6 +5,11 @@
 # root of the repository, wherever driftd is started from.
 #
 # Check a change without starting the daemon:  driftd validate examples/config.hcl
+#
+# The running daemon reloads this file when it changes (or on SIGHUP, or
+# `driftd reload`). A file with an error is refused whole and the running
+# config stays; `driftd status` shows why. data_dir and listen.socket need
+# a restart to change.
 
 # Where driftd keeps its state.
 data_dir = "../data"

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/driftd/driftd/core"
 	"github.com/driftd/driftd/core/config"
@@ -25,6 +28,7 @@ func runAgent(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	path := fs.String("config", "", "config `file` (HCL)")
 	level := fs.String("log-level", "", "log level: trace, debug, info, warn or error (overrides log_level)")
 	jsonLog := fs.Bool("log-json", false, "log as JSON (overrides log_format)")
+	watch := fs.Bool("watch", true, "reload when the config file changes (SIGHUP and driftd reload always do)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -32,12 +36,37 @@ func runAgent(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		fmt.Fprintln(stderr, "driftd agent: -config FILE is required")
 		return exitUsage
 	}
-	a, err := core.NewAgent(core.Options{ConfigPath: *path, LogOutput: stderr, LogLevel: *level, LogJSON: *jsonLog})
+	// SIGHUP reloads the config; caught from the start, so that an early
+	// one does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	a, err := core.NewAgent(core.Options{ConfigPath: *path, LogOutput: stderr, LogLevel: *level, LogJSON: *jsonLog, NoWatch: !*watch})
 	if err != nil {
 		fmt.Fprintf(stderr, "driftd agent: %v\n", err)
 		return exitFailure
 	}
-	if err := a.Run(ctx); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				// The agent logs the outcome.
+				if _, err := a.Reload(ctx, core.ReloadSignal); err != nil && ctx.Err() == nil {
+					a.Logger().Warn("SIGHUP: no reload", "error", err)
+				}
+			}
+		}
+	}()
+	err = a.Run(ctx)
+	cancel()
+	wg.Wait()
+	if err != nil {
 		fmt.Fprintf(stderr, "driftd agent: %v\n", err)
 		return exitFailure
 	}

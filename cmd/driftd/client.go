@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/driftd/driftd/core/config"
 )
 
 // socketFlag adds -socket to a client command.
@@ -189,6 +191,65 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	if resp.StatusCode != http.StatusOK {
 		return exitFailure
+	}
+	return exitOK
+}
+
+func runReload(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("reload", stderr)
+	sock := socketFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: driftd reload [-socket PATH]")
+		return exitUsage
+	}
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/reload", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd reload: %v\n", err)
+		return exitFailure
+	}
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "reload", socket, err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		OK          bool                `json:"ok"`
+		Changed     bool                `json:"changed"`
+		Generation  uint64              `json:"generation"`
+		Diagnostics []config.Diagnostic `json:"diagnostics"`
+		Detectors   *struct {
+			Started []string `json:"started"`
+			Kept    []string `json:"kept"`
+			Stopped []string `json:"stopped"`
+		} `json:"detectors"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		fmt.Fprintf(stderr, "driftd reload: %s: unreadable answer: %v\n", resp.Status, err)
+		return exitFailure
+	}
+	for _, d := range res.Diagnostics {
+		fmt.Fprintln(stderr, d)
+	}
+	switch {
+	case res.Error != "":
+		fmt.Fprintf(stderr, "driftd reload: %s: %s\n", resp.Status, res.Error)
+		return exitFailure
+	case !res.OK:
+		fmt.Fprintf(stderr, "driftd reload: config refused; generation %d keeps running\n", res.Generation)
+		return exitFailure
+	case !res.Changed:
+		fmt.Fprintf(stdout, "unchanged: generation %d\n", res.Generation)
+	default:
+		fmt.Fprintf(stdout, "reloaded: generation %d", res.Generation)
+		if d := res.Detectors; d != nil {
+			fmt.Fprintf(stdout, " (detectors started %d, kept %d, stopped %d)", len(d.Started), len(d.Kept), len(d.Stopped))
+		}
+		fmt.Fprintln(stdout)
 	}
 	return exitOK
 }

@@ -19,6 +19,7 @@ Commands:
   events [-model M] [-version V] [-type T]... [-since SEQ]
                              stream events as NDJSON
   status                     print the daemon's status
+  reload                     reload the daemon's config file and print the outcome
   backtest -config FILE [-detector plugin.name]... FILE.ndjson
                              run the configured detectors over recorded metrics
   plugin info [-plugin-dir DIR | -config FILE] NAME|PATH
@@ -44,6 +45,7 @@ var commands = map[string]command{
 	"push":     runPush,
 	"events":   runEvents,
 	"status":   runStatus,
+	"reload":   runReload,
 	"backtest": runBacktest,
 	"plugin":   runPlugin,
 	"version":  runVersion,

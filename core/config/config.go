@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -63,6 +64,26 @@ type File struct {
 	Sinks     []*Sink     // in file order
 	Monitors  []*Monitor  // in file order
 	Hash      [32]byte    // sha256 of the source
+	// Places says where the settings outside detector, sink and monitor
+	// blocks were written: the value of each attribute, keyed by its name
+	// ("data_dir") or block and name ("listen.socket"), and the header of
+	// each such block ("listen"). Settings left at their default have no
+	// place; the map is nil when there is none.
+	Places map[string]hcl.Range
+}
+
+// Place returns where the setting key (a key of Places) was written, or
+// where its block was, or the file itself when neither was written.
+func (f *File) Place(key string) hcl.Range {
+	if r, ok := f.Places[key]; ok {
+		return r
+	}
+	if block, _, ok := strings.Cut(key, "."); ok {
+		if r, ok := f.Places[block]; ok {
+			return r
+		}
+	}
+	return hcl.Range{Filename: f.Filename}
 }
 
 // Listen is the listen block: where the API socket and metrics live.

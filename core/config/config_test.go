@@ -427,3 +427,29 @@ func pluginsOf(f *File) []string {
 	}
 	return f.Plugins()
 }
+
+func TestPlaces(t *testing.T) {
+	src := "data_dir = \"./d\"\nlisten {\n  socket = \"./s.sock\"\n}\nlisten {\n  socket_mode = \"0600\"\n}\n"
+	f, diags := Parse("p.hcl", []byte(src))
+	if f != nil || !diags.HasErrors() {
+		t.Fatal("a duplicate listen block was accepted")
+	}
+	f, diags = Parse("p.hcl", []byte(src[:strings.LastIndex(src, "listen {")]))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for _, tt := range []struct {
+		key       string
+		line, col int
+	}{
+		{"data_dir", 1, 12},
+		{"listen.socket", 3, 12},
+		{"listen.socket_mode", 2, 1}, // left at its default: the block
+		{"log_level", 0, 0},          // nowhere: the file
+	} {
+		r := f.Place(tt.key)
+		if r.Filename != "p.hcl" || r.Start.Line != tt.line || r.Start.Column != tt.col {
+			t.Errorf("Place(%q) = %s, want line %d column %d", tt.key, r, tt.line, tt.col)
+		}
+	}
+}

@@ -39,6 +39,26 @@ func Diagnostics(diags hcl.Diagnostics) []Diagnostic {
 	return out
 }
 
+// String renders the diagnostic as FormatDiagnostics does, for a client
+// that received it as JSON.
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	switch {
+	case d.Line > 0:
+		fmt.Fprintf(&b, "%s:%d:%d: ", d.File, d.Line, d.Column)
+	case d.File != "":
+		fmt.Fprintf(&b, "%s: ", d.File)
+	}
+	b.WriteString(d.Severity)
+	b.WriteString(": ")
+	b.WriteString(oneLine(d.Summary))
+	if d.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(oneLine(d.Detail))
+	}
+	return b.String()
+}
+
 // FormatDiagnostics renders diags one a line, without a final newline, as
 //
 //	file:line:col: error: summary: detail

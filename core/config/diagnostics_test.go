@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -44,6 +45,14 @@ func TestFormatDiagnostics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := FormatDiagnostics(tc.diags); got != tc.want {
 				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+			// A client holding the JSON form prints the same.
+			var lines []string
+			for _, d := range Diagnostics(tc.diags) {
+				lines = append(lines, d.String())
+			}
+			if got := strings.Join(lines, "\n"); got != tc.want {
+				t.Errorf("Diagnostic.String:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
 	}

@@ -134,6 +134,9 @@ func (p *parser) file(f *File, body hcl.Body) {
 	p.diags = append(p.diags, diags...)
 
 	attrs := content.Attributes
+	for name, attr := range attrs {
+		place(f, name, attr.Expr.Range())
+	}
 	if s, ok := p.nonEmptyString(attrs["data_dir"]); ok {
 		f.DataDir = s
 	}
@@ -152,23 +155,23 @@ func (p *parser) file(f *File, body hcl.Body) {
 		// A duplicate block is still checked, into a copy thrown away, so
 		// that its own problems are reported too.
 		case "listen":
-			l := &f.Listen
+			l, places := &f.Listen, f
 			if !p.singleton(b) {
-				l = &Listen{}
+				l, places = &Listen{}, nil
 			}
-			p.listen(l, b.Body)
+			p.listen(l, b, places)
 		case "ingest":
-			in := &f.Ingest
+			in, places := &f.Ingest, f
 			if !p.singleton(b) {
-				in = &Ingest{}
+				in, places = &Ingest{}, nil
 			}
-			p.ingest(in, b.Body)
+			p.ingest(in, b, places)
 		case "events":
-			ev := &f.Events
+			ev, places := &f.Events, f
 			if !p.singleton(b) {
-				ev = &Events{}
+				ev, places = &Events{}, nil
 			}
-			p.events(ev, b.Body)
+			p.events(ev, b, places)
 		case "detector":
 			if d := p.detector(b); d != nil {
 				f.Detectors = append(f.Detectors, d)
@@ -185,6 +188,26 @@ func (p *parser) file(f *File, body hcl.Body) {
 	}
 }
 
+// place records where a setting was written, unless f is nil: the setting
+// belongs to a duplicate block, which is thrown away.
+func place(f *File, key string, rng hcl.Range) {
+	if f == nil {
+		return
+	}
+	if f.Places == nil {
+		f.Places = make(map[string]hcl.Range)
+	}
+	f.Places[key] = rng
+}
+
+// placeBlock records where a singleton block and its attributes were.
+func placeBlock(f *File, b *hcl.Block, content *hcl.BodyContent) {
+	place(f, b.Type, b.DefRange)
+	for name, attr := range content.Attributes {
+		place(f, b.Type+"."+name, attr.Expr.Range())
+	}
+}
+
 // singleton reports whether b is the first block of its type, and reports
 // an error when it is not.
 func (p *parser) singleton(b *hcl.Block) bool {
@@ -197,9 +220,10 @@ func (p *parser) singleton(b *hcl.Block) bool {
 	return true
 }
 
-func (p *parser) listen(l *Listen, body hcl.Body) {
-	content, diags := body.Content(listenSchema)
+func (p *parser) listen(l *Listen, b *hcl.Block, places *File) {
+	content, diags := b.Body.Content(listenSchema)
 	p.diags = append(p.diags, diags...)
+	placeBlock(places, b, content)
 	if s, ok := p.nonEmptyString(content.Attributes["socket"]); ok {
 		l.Socket = s
 	}
@@ -242,9 +266,10 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-func (p *parser) ingest(in *Ingest, body hcl.Body) {
-	content, diags := body.Content(ingestSchema)
+func (p *parser) ingest(in *Ingest, b *hcl.Block, places *File) {
+	content, diags := b.Body.Content(ingestSchema)
 	p.diags = append(p.diags, diags...)
+	placeBlock(places, b, content)
 	if n, ok := p.integer(content.Attributes["max_line_bytes"], 1, math.MaxInt64); ok {
 		in.MaxLineBytes = n
 	}
@@ -253,9 +278,10 @@ func (p *parser) ingest(in *Ingest, body hcl.Body) {
 	}
 }
 
-func (p *parser) events(ev *Events, body hcl.Body) {
-	content, diags := body.Content(eventsSchema)
+func (p *parser) events(ev *Events, b *hcl.Block, places *File) {
+	content, diags := b.Body.Content(eventsSchema)
 	p.diags = append(p.diags, diags...)
+	placeBlock(places, b, content)
 	if n, ok := p.integer(content.Attributes["history"], 1, 10_000_000); ok {
 		ev.History = int(n)
 	}

@@ -69,6 +69,26 @@ func (b *Bus) Publish(e Event) Event {
 	return e
 }
 
+// SetHistory changes how many events are kept for replay, keeping the
+// newest of those held.
+func (b *Bus) SetHistory(n int) {
+	if n < 1 {
+		n = 1
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n == cap(b.history) {
+		return
+	}
+	held := len(b.history)
+	keep := min(held, n)
+	h := make([]Event, keep, n)
+	for i := range keep {
+		h[i] = b.history[(b.start+held-keep+i)%held]
+	}
+	b.history, b.start = h, 0
+}
+
 // WantsMetrics reports whether a subscriber asked for metric events, so the
 // ingestion path can skip building them otherwise.
 func (b *Bus) WantsMetrics() bool { return b.metricSubs.Load() > 0 }

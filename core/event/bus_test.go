@@ -161,3 +161,49 @@ func TestJSON(t *testing.T) {
 		t.Errorf("plugin event has an index: %s", p)
 	}
 }
+
+func TestSetHistoryKeepsTheNewest(t *testing.T) {
+	held := func(b *Bus) []uint64 {
+		s, err := b.Subscribe(Filter{}, true, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var seqs []uint64
+		for s.Pending() > 0 {
+			e, _ := s.Next(nil)
+			seqs = append(seqs, e.Seq)
+		}
+		return seqs
+	}
+	tests := []struct {
+		name      string
+		history   int
+		published int
+		resize    int
+		then      int // published after the resize
+		want      []uint64
+	}{
+		{"shrink a full ring", 4, 6, 2, 0, []uint64{5, 6}},
+		{"shrink, then wrap", 4, 6, 2, 3, []uint64{8, 9}},
+		{"grow a full ring", 3, 5, 5, 2, []uint64{3, 4, 5, 6, 7}},
+		{"grow, then wrap", 3, 5, 4, 3, []uint64{5, 6, 7, 8}},
+		{"shrink a ring not full", 10, 3, 2, 0, []uint64{2, 3}},
+		{"same size", 3, 5, 3, 1, []uint64{4, 5, 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBus(tt.history)
+			for range tt.published {
+				b.Publish(drift("a"))
+			}
+			b.SetHistory(tt.resize)
+			for range tt.then {
+				b.Publish(drift("a"))
+			}
+			if got := held(b); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("held %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

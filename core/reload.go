@@ -1,0 +1,397 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+)
+
+// What asked for a load of the config file (ReloadResult.Source).
+const (
+	ReloadStart  = "start"  // the daemon starting
+	ReloadFile   = "file"   // a change of the file, seen by the watch
+	ReloadSignal = "signal" // SIGHUP
+	ReloadAPI    = "api"    // POST /v1/reload
+)
+
+// reloadDebounce is how long the watch waits after the last change of the
+// file before it reloads: editors and Kubernetes change a file in bursts.
+const reloadDebounce = 250 * time.Millisecond
+
+// ErrNotRunning means the agent's reload loop does not run: the agent has
+// not started yet, or is stopping.
+var ErrNotRunning = errors.New("agent is not running")
+
+// ReloadResult is the outcome of a load of the config file: the answer to
+// POST /v1/reload, and the last one in status.
+type ReloadResult struct {
+	// OK is true when the file was applied or found unchanged, false when
+	// it was refused; then the running config stays as it was.
+	OK bool `json:"ok"`
+	// Changed is true when a new generation was made from the file.
+	Changed bool `json:"changed"`
+	// Generation is the generation running after the load: the new one, or
+	// the one kept when the file was unchanged or refused.
+	Generation uint64    `json:"generation"`
+	Time       time.Time `json:"time"`
+	Source     string    `json:"source"`
+	// DurationMS is how long the load took until the new generation was
+	// live, plugin starts included (stopping the old plugins comes after).
+	DurationMS float64 `json:"duration_ms"`
+	// Detectors says what a change did to the detectors.
+	Detectors *DetectorChanges `json:"detectors,omitempty"`
+	// Diagnostics are the errors of a refused file, or the warnings of an
+	// accepted one.
+	Diagnostics []config.Diagnostic `json:"diagnostics"`
+
+	diags hcl.Diagnostics
+}
+
+// DetectorChanges lists the detector IDs a new generation started (new or
+// changed detectors), kept running with their state (unchanged ones) and
+// stopped (removed or replaced ones).
+type DetectorChanges struct {
+	Started []string `json:"started"`
+	Kept    []string `json:"kept"`
+	Stopped []string `json:"stopped"`
+}
+
+// LoadInfo names a generation and when it was loaded.
+type LoadInfo struct {
+	Time       time.Time `json:"time"`
+	Generation uint64    `json:"generation"`
+}
+
+// ReloadStatus is the last load in status, with the last one that was
+// applied.
+type ReloadStatus struct {
+	ReloadResult
+	LastSuccess LoadInfo `json:"last_success"`
+}
+
+// reloadLoop is the one goroutine that reloads the config file, whatever
+// asked for it, so that reloads never overlap.
+type reloadLoop struct {
+	reqs chan reloadRequest
+	done chan struct{}
+}
+
+type reloadRequest struct {
+	source string
+	reply  chan ReloadResult // buffered: the loop never waits for the asker
+}
+
+// Reload loads the config file again, through the reload loop, and returns
+// the result once it is applied or refused; source says who asked
+// (ReloadSignal, ReloadAPI, ...). The error is ErrNotRunning when the agent
+// does not run, or ctx's when it ends first.
+func (a *Agent) Reload(ctx context.Context, source string) (ReloadResult, error) {
+	l := a.loop.Load()
+	if l == nil {
+		return ReloadResult{}, ErrNotRunning
+	}
+	req := reloadRequest{source: source, reply: make(chan ReloadResult, 1)}
+	select {
+	case l.reqs <- req:
+	case <-l.done:
+		return ReloadResult{}, ErrNotRunning
+	case <-ctx.Done():
+		return ReloadResult{}, ctx.Err()
+	}
+	select {
+	case res := <-req.reply:
+		return res, nil
+	case <-ctx.Done():
+		return ReloadResult{}, ctx.Err()
+	}
+}
+
+// startReloadLoop runs the reload loop until stop is called, which waits
+// for it. With watch, the loop also reloads when the config file changes.
+func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &reloadLoop{reqs: make(chan reloadRequest), done: make(chan struct{})}
+	var fw *fileWatcher
+	if watch {
+		var err error
+		if fw, err = watchFile(a.opts.ConfigPath); err != nil {
+			a.log.Warn("cannot watch the config file; reload with SIGHUP or POST /v1/reload", "error", err)
+		} else {
+			// A change made while the first generation started, before the
+			// watch, would wait for the next one.
+			a.reload(ctx, ReloadFile)
+		}
+	}
+	go func() {
+		defer close(l.done)
+		a.runReloadLoop(ctx, l, fw)
+	}()
+	a.loop.Store(l)
+	return func() {
+		cancel()
+		<-l.done
+		a.loop.CompareAndSwap(l, nil)
+	}
+}
+
+func (a *Agent) runReloadLoop(ctx context.Context, l *reloadLoop, fw *fileWatcher) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if fw != nil {
+		defer fw.close()
+		events, errs = fw.w.Events, fw.w.Errors
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-l.reqs:
+			req.reply <- a.reload(ctx, req.source)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if fw.relevant(ev) {
+				a.log.Trace("config file event", "event", ev.String())
+				debounce = time.After(reloadDebounce)
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			a.log.Warn("config file watch", "error", err)
+		case <-debounce:
+			debounce = nil
+			a.reload(ctx, ReloadFile)
+		}
+	}
+}
+
+// reload loads the config file and applies it, unless it is unchanged.
+func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	started := time.Now()
+	if a.gen.Load() == nil {
+		return a.rejectLocked(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Agent is not running",
+			Detail: "The config is loaded once the agent has started."}}, source, started)
+	}
+	f, diags := config.Load(a.opts.ConfigPath)
+	if diags.HasErrors() {
+		return a.rejectLocked(diags, source, started)
+	}
+	if f.Hash == a.current().Hash {
+		return a.unchangedLocked(diags, source, started)
+	}
+	return a.applyLocked(ctx, f, diags, source, started)
+}
+
+// applyLocked makes f the running config, all or nothing: it builds the
+// next generation beside the current one (new plugin processes only for new
+// and changed detectors), and only when that worked swaps them, moves the
+// windows onto the new routes, and stops what the old generation alone
+// used. On any problem the running generation stays as it was. diags are
+// the warnings of loading f. applyMu is held.
+func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagnostics, source string, started time.Time) ReloadResult {
+	old := a.gen.Load()
+	if old != nil {
+		diags = append(diags, a.fixedSettings(old.file, f)...)
+	}
+	var g *generation
+	if !diags.HasErrors() {
+		var more hcl.Diagnostics
+		g, more = buildGeneration(ctx, f, a.genSeq+1, old, a.build)
+		diags = append(diags, more...)
+	}
+	if g != nil && old != nil && a.listening.Load() && f.Listen.SocketMode != old.file.Listen.SocketMode {
+		if err := os.Chmod(f.Listen.Socket, f.Listen.SocketMode); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot change socket_mode",
+				Detail: err.Error(), Subject: f.Place("listen.socket_mode").Ptr()})
+		}
+	}
+	if diags.HasErrors() {
+		if g != nil {
+			g.discard()
+		}
+		return a.rejectLocked(diags, source, started)
+	}
+
+	a.genSeq = g.id
+	g.start(ctx, a.callbacks())
+	a.file.Store(f)
+	a.gen.Store(g)
+	a.reroute(g)
+	changes := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
+	for _, d := range g.detectors {
+		if d.born == g.id {
+			changes.Started = append(changes.Started, d.block.ID())
+		} else {
+			changes.Kept = append(changes.Kept, d.block.ID())
+		}
+	}
+	if old != nil {
+		for _, d := range old.detectors {
+			if g.detector(d.block.ID()) != d {
+				changes.Stopped = append(changes.Stopped, d.block.ID())
+			}
+		}
+	}
+	res := ReloadResult{OK: true, Changed: true, Generation: g.id, Source: source, Detectors: changes,
+		Diagnostics: config.Diagnostics(diags), diags: diags}
+	a.record(&res, started, true) // the new generation is live
+
+	for _, d := range g.detectors {
+		if d.born == g.id {
+			a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+			a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.pid())
+		}
+	}
+	if old != nil {
+		for _, d := range old.retire(g) {
+			a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+			a.log.Info("plugin stopped", "detector", d.block.ID(), "plugin", d.info.Name, "pid", d.pid())
+		}
+		a.applySettings(old.file, f)
+	}
+	a.publish(event.Event{Type: event.Config, Action: "loaded", Generation: g.id, Message: f.Filename})
+	if source != ReloadStart {
+		// NewAgent logged the warnings of the first load already.
+		for _, d := range diags {
+			a.log.Log(logLevel(d), config.FormatDiagnostics(hcl.Diagnostics{d}))
+		}
+		a.log.Info("config reloaded", "generation", g.id, "source", source, "started", len(changes.Started),
+			"kept", len(changes.Kept), "stopped", len(changes.Stopped), "duration", time.Since(started).Round(time.Microsecond))
+	}
+	return res
+}
+
+// rejectLocked reports a config that was refused; the running generation,
+// if any, goes on unchanged. applyMu is held.
+func (a *Agent) rejectLocked(diags hcl.Diagnostics, source string, started time.Time) ReloadResult {
+	var gen uint64
+	if g := a.gen.Load(); g != nil {
+		gen = g.id
+	}
+	res := ReloadResult{OK: false, Generation: gen, Source: source, Diagnostics: config.Diagnostics(diags), diags: diags}
+	a.record(&res, started, false)
+	if source != ReloadStart { // at start, the caller reports the error
+		a.log.Error("config rejected; the running config stays in effect", "source", source, "generation", gen)
+		for _, d := range diags {
+			a.log.Log(logLevel(d), config.FormatDiagnostics(hcl.Diagnostics{d}))
+		}
+	}
+	a.publish(event.Event{Type: event.Config, Action: "rejected", Generation: gen, Diagnostics: res.Diagnostics,
+		Message: config.FormatDiagnostics(diags)})
+	return res
+}
+
+// unchangedLocked reports a reload that found the file as it runs. It is
+// recorded as the last reload only when that one had failed: the file is
+// back to what runs, and status stops showing the old error.
+func (a *Agent) unchangedLocked(diags hcl.Diagnostics, source string, started time.Time) ReloadResult {
+	res := ReloadResult{OK: true, Generation: a.gen.Load().id, Source: source, Diagnostics: config.Diagnostics(diags), diags: diags}
+	res.Time = time.Now().UTC()
+	res.DurationMS = durationMS(time.Since(started))
+	a.lastMu.Lock()
+	if !a.lastReload.OK {
+		a.lastReload = res
+	}
+	a.lastMu.Unlock()
+	level := hclog.Info
+	if source == ReloadFile {
+		level = hclog.Debug // the watch sees many events that change nothing
+	}
+	a.log.Log(level, "config file unchanged; nothing to reload", "source", source, "generation", res.Generation)
+	return res
+}
+
+func (a *Agent) record(res *ReloadResult, started time.Time, ok bool) {
+	res.Time = time.Now().UTC()
+	res.DurationMS = durationMS(time.Since(started))
+	a.lastMu.Lock()
+	defer a.lastMu.Unlock()
+	a.lastReload = *res
+	if ok {
+		a.lastSuccess = LoadInfo{Time: res.Time, Generation: res.Generation}
+	}
+}
+
+// logLevel is the level a diagnostic is logged at.
+func logLevel(d *hcl.Diagnostic) hclog.Level {
+	if d.Severity == hcl.DiagWarning {
+		return hclog.Warn
+	}
+	return hclog.Error
+}
+
+func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// fixedSettings refuses changes to the settings a running daemon cannot
+// change: data_dir and listen.socket. A new log_format is a warning: it
+// takes effect at the next start.
+func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	fixed := func(key, was, now, why string) {
+		if was == now {
+			return
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Cannot change %s while running", key),
+			Detail: fmt.Sprintf("%s is %q in the running daemon and %q in the file; %s. Restart driftd to apply it, or set it back.",
+				key, was, now, why),
+			Subject: f.Place(key).Ptr(),
+		})
+	}
+	fixed("data_dir", running.DataDir, f.DataDir, "the daemon keeps its state there")
+	fixed("listen.socket", running.Listen.Socket, f.Listen.Socket, "clients reach the daemon on it")
+	if running.LogFormat != f.LogFormat && !a.opts.LogJSON {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "log_format applies at the next start",
+			Detail:   fmt.Sprintf("The daemon logs as %s until it restarts.", running.LogFormat),
+			Subject:  f.Place("log_format").Ptr(),
+		})
+	}
+	return diags
+}
+
+// applySettings applies the settings outside the generation that a reload
+// changed: the log level (unless the command line set it) and the size of
+// the event history. The ingest limits and event buffers are read from the
+// current file where they are used.
+func (a *Agent) applySettings(running, f *config.File) {
+	if a.opts.LogLevel == "" && running.LogLevel != f.LogLevel {
+		a.log.SetLevel(hclog.LevelFromString(f.LogLevel))
+	}
+	a.bus.SetHistory(f.Events.History)
+}
+
+// handleReload is POST /v1/reload: it reloads the config file and answers
+// the result: 200 when it was applied or unchanged, 422 with the
+// diagnostics when it was refused, 503 when the agent is stopping.
+func (a *Agent) handleReload(w http.ResponseWriter, r *http.Request) {
+	res, err := a.Reload(r.Context(), ReloadAPI)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	code := http.StatusOK
+	if !res.OK {
+		code = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, code, res)
+}
