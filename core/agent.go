@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
@@ -51,6 +52,9 @@ type Options struct {
 	// NoWatch turns off reloading when the config file changes; SIGHUP and
 	// POST /v1/reload still reload.
 	NoWatch bool
+	// Registry receives the agent's Prometheus metrics, served on GET
+	// /metrics; a registry of its own when nil.
+	Registry *prometheus.Registry
 	// InProcess runs the detectors of the named plugins inside the daemon,
 	// called directly instead of through a plugin process. It exists to
 	// measure what the process boundary costs, and for tests.
@@ -87,6 +91,8 @@ type Agent struct {
 	started            time.Time
 	ingesting          sync.WaitGroup // metric requests in flight
 
+	metrics *agentMetrics
+
 	// publish is the event sink; the bus by default, a recorder in backtest.
 	publish func(event.Event)
 }
@@ -103,7 +109,11 @@ func NewAgent(opts Options) (*Agent, error) {
 		bus:     event.NewBus(f.Events.History),
 	}
 	a.file.Store(f)
-	a.publish = func(e event.Event) { a.bus.Publish(e) }
+	a.metrics = newAgentMetrics(a, opts.Registry)
+	a.publish = func(e event.Event) {
+		e = a.bus.Publish(e)
+		a.metrics.observe(&e)
+	}
 	a.log = newLogger(opts, f)
 	for _, d := range diags {
 		a.log.Warn("config", "diagnostic", strings.TrimSpace(config.FormatDiagnostics(hcl.Diagnostics{d})))

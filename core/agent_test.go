@@ -546,3 +546,36 @@ monitor "*" {
 		})
 	}
 }
+
+func TestPrometheusMetrics(t *testing.T) {
+	a := newTestAgent(t, testConfig)
+	body := `{"model":"m","version":"v1","accuracy":0.1}
+{"model":"m","version":"v1","accuracy":7}
+`
+	a.Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(body)))
+	a.settle(t)
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("GET /metrics: %d", rec.Code)
+	}
+	out := rec.Body.String()
+	for _, want := range []string{
+		"driftd_metrics_accepted_total 1",
+		`driftd_metrics_rejected_total{reason="invalid"} 1`,
+		`driftd_metrics_rejected_total{reason="domain"} 0`,
+		`driftd_detections_total{detector="below.floor",type="drift"} 1`,
+		`driftd_events_total{type="drift"} 1`,
+		`driftd_detector_values_total{detector="below.floor"} 1`,
+		`driftd_detector_queue_values{detector="below.floor"} 0`,
+		"driftd_event_subscribers 0",
+		"driftd_config_generation 1",
+		`driftd_build_info{version=`,
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

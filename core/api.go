@@ -29,6 +29,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/events", a.handleEvents)
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	mux.HandleFunc("POST /v1/reload", a.handleReload)
+	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -67,7 +68,8 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		MaxLineBytes:     int(limits.MaxLineBytes),
 		MaxDocumentBytes: int(limits.MaxDocumentBytes),
 	})
-	reject := func(line int, msg string) {
+	reject := func(line int, reason, msg string) {
+		a.metrics.rejected.WithLabelValues(reason).Inc()
 		res.Rejected++
 		a.rejected.Add(1)
 		if len(res.Errors) < maxReportedErrors {
@@ -82,10 +84,11 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		var rec *metric.RecordError
 		switch {
 		case errors.As(err, &rec):
-			reject(rec.Line, rec.Err.Error())
+			reject(rec.Line, reasonInvalid, rec.Err.Error())
 			continue
 		case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
 			status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
+			a.metrics.stopped.WithLabelValues(reasonTooLarge).Inc()
 		case err != nil:
 			status, res.Error = http.StatusBadRequest, err.Error()
 		}
@@ -95,12 +98,13 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		err = a.Ingest(r.Context(), m)
 		var de *DomainError
 		if errors.As(err, &de) {
-			reject(rd.Line(), de.Error())
+			reject(rd.Line(), reasonDomain, de.Error())
 			continue
 		}
 		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			status, res.Error = http.StatusServiceUnavailable, err.Error()
+			a.metrics.stopped.WithLabelValues(reasonBusy).Inc()
 			break
 		}
 		res.Accepted++

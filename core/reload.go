@@ -358,6 +358,7 @@ func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
 	}
 	fixed("data_dir", running.DataDir, f.DataDir, "the daemon keeps its state there")
 	fixed("listen.socket", running.Listen.Socket, f.Listen.Socket, "clients reach the daemon on it")
+	fixed("listen.metrics", running.Listen.Metrics, f.Listen.Metrics, "Prometheus scrapes it")
 	if running.LogFormat != f.LogFormat && !a.opts.LogJSON {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,

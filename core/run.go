@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -26,6 +27,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	l, err := listenUnix(f.Listen.Socket, f.Listen.SocketMode)
 	if err != nil {
 		return err
+	}
+	var metricsSrv *http.Server
+	if f.Listen.Metrics != "" {
+		ml, err := net.Listen("tcp", f.Listen.Metrics)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.handler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go metricsSrv.Serve(ml)
+		defer metricsSrv.Close()
 	}
 	if err := a.startGeneration(ctx, buildOptions{}); err != nil {
 		l.Close()

@@ -111,6 +111,7 @@ type agent struct {
 // agentOptions configure startAgentWith.
 type agentOptions struct {
 	socketMode string // listen.socket_mode; the default when empty
+	metrics    string // listen.metrics, a TCP address; none when empty
 	body       string // the rest of the config: detectors, monitors, ...
 }
 
@@ -127,6 +128,16 @@ func startAgentWith(t *testing.T, o agentOptions) *agent {
 	dir := tempDir(t)
 	socket := filepath.Join(dir, "driftd.sock")
 	cfg := writeConfig(t, dir, socket, o.socketMode, o.body)
+	if o.metrics != "" {
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.Replace(string(b), "listen {\n", fmt.Sprintf("listen {\n  metrics = %q\n", o.metrics), 1))
+		if err := os.WriteFile(cfg, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a := launchAgent(t, dir, cfg, socket)
 	a.waitReady(t)
 	return a

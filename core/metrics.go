@@ -1,0 +1,186 @@
+package core
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/driftd/driftd/core/event"
+)
+
+// agentMetrics are the agent's own figures in Prometheus form, served on
+// GET /metrics. Counters of things that happen are updated where they
+// happen; figures of state (queues, subscribers, reload status) are read
+// when scraped.
+type agentMetrics struct {
+	reg *prometheus.Registry
+
+	rejected   *prometheus.CounterVec // lines refused, by reason
+	stopped    *prometheus.CounterVec // requests cut short, by reason
+	detections *prometheus.CounterVec // drift and warning events, by detector
+	events     *prometheus.CounterVec // events published, by type
+	reloads    *prometheus.CounterVec // config loads, by result
+	restarts   *prometheus.CounterVec // plugin restarts, by detector
+}
+
+// Reasons a metric line is rejected or a request cut short.
+const (
+	reasonInvalid  = "invalid"   // not a valid metric
+	reasonDomain   = "domain"    // a value a watching detector does not take
+	reasonTooLarge = "too_large" // over max_line_bytes or max_document_bytes
+	reasonBusy     = "busy"      // a detector queue stayed full
+)
+
+func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &agentMetrics{
+		reg: reg,
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_metrics_rejected_total",
+			Help: "Metric lines rejected, by reason: invalid (not a valid metric) or domain (a value a watching detector does not take).",
+		}, []string{"reason"}),
+		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_metric_requests_stopped_total",
+			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413) or busy (503).",
+		}, []string{"reason"}),
+		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_detections_total",
+			Help: "Drift and warning events raised, by detector and type.",
+		}, []string{"detector", "type"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_events_total",
+			Help: "Events published, by type.",
+		}, []string{"type"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_config_reloads_total",
+			Help: "Loads of the config file that built a new generation or were refused, by result (success, failure).",
+		}, []string{"result"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_plugin_restarts_total",
+			Help: "Plugin processes started again after they exited, crashed or hung, by detector.",
+		}, []string{"detector"}),
+	}
+	for _, r := range []string{reasonInvalid, reasonDomain} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, r := range []string{reasonTooLarge, reasonBusy} {
+		m.stopped.WithLabelValues(r)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	reg.MustRegister(m.rejected,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "driftd_metrics_accepted_total",
+			Help: "Metric lines accepted: every value in its window and queued to its detectors.",
+		}, func() float64 { return float64(a.accepted.Load()) }), m.stopped, m.detections, m.events, m.reloads, m.restarts,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "driftd_build_info",
+			Help:        "Always 1; the version is a label.",
+			ConstLabels: prometheus.Labels{"version": Version},
+		}, func() float64 { return 1 }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "driftd_event_subscribers_cut_off_total",
+			Help: "Event subscribers cut off because they fell a buffer behind.",
+		}, func() float64 { return float64(a.bus.CutOff()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_event_subscribers",
+			Help: "Event subscribers connected.",
+		}, func() float64 { return float64(a.bus.Subscribers()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_config_last_reload_successful",
+			Help: "1 when the last load of the config file was applied (or found it unchanged), 0 when it was refused.",
+		}, func() float64 {
+			a.lastMu.Lock()
+			defer a.lastMu.Unlock()
+			if a.lastReload.OK {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last load of the config file that was applied.",
+		}, func() float64 {
+			a.lastMu.Lock()
+			defer a.lastMu.Unlock()
+			if a.lastSuccess.Time.IsZero() {
+				return 0
+			}
+			return float64(a.lastSuccess.Time.UnixNano()) / 1e9
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_config_generation",
+			Help: "The generation of the config in effect.",
+		}, func() float64 {
+			if g := a.gen.Load(); g != nil {
+				return float64(g.id)
+			}
+			return 0
+		}),
+		feedCollector{a},
+	)
+	return m
+}
+
+// observe counts what an event says happened.
+func (m *agentMetrics) observe(e *event.Event) {
+	m.events.WithLabelValues(string(e.Type)).Inc()
+	switch {
+	case e.Type == event.Drift || e.Type == event.Warning:
+		m.detections.WithLabelValues(e.Detector, string(e.Type)).Inc()
+	case e.Type == event.Config && e.Action == "loaded":
+		m.reloads.WithLabelValues("success").Inc()
+	case e.Type == event.Config && e.Action == "rejected":
+		m.reloads.WithLabelValues("failure").Inc()
+	case e.Type == event.Plugin && e.Action == "restarted":
+		m.restarts.WithLabelValues(e.Detector).Inc()
+	}
+}
+
+func (m *agentMetrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// feedCollector reports each detector's feed of the current generation
+// when scraped.
+type feedCollector struct{ a *Agent }
+
+var (
+	feedQueuedDesc = prometheus.NewDesc("driftd_detector_queue_values",
+		"Values waiting to be sent to a detector's plugin.", []string{"detector"}, nil)
+	feedValuesDesc = prometheus.NewDesc("driftd_detector_values_total",
+		"Values a detector's plugin has evaluated (counted per plugin process; a restart or reload starts it again).", []string{"detector"}, nil)
+	feedCallsDesc = prometheus.NewDesc("driftd_detector_calls_total",
+		"Update calls made to a detector's plugin (per plugin process).", []string{"detector"}, nil)
+	feedLostDesc = prometheus.NewDesc("driftd_detector_values_lost_total",
+		"Values a detector could not evaluate because its plugin failed (per plugin process).", []string{"detector"}, nil)
+)
+
+func (c feedCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- feedQueuedDesc
+	ch <- feedValuesDesc
+	ch <- feedCallsDesc
+	ch <- feedLostDesc
+}
+
+func (c feedCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.a.gen.Load()
+	if g == nil {
+		return
+	}
+	for _, d := range g.detectors {
+		st := d.runner.status()
+		id := d.block.ID()
+		ch <- prometheus.MustNewConstMetric(feedQueuedDesc, prometheus.GaugeValue, float64(st.Queued), id)
+		ch <- prometheus.MustNewConstMetric(feedValuesDesc, prometheus.CounterValue, float64(st.Values), id)
+		ch <- prometheus.MustNewConstMetric(feedCallsDesc, prometheus.CounterValue, float64(st.Calls), id)
+		ch <- prometheus.MustNewConstMetric(feedLostDesc, prometheus.CounterValue, float64(st.Lost), id)
+	}
+}
