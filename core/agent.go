@@ -95,6 +95,9 @@ type Agent struct {
 
 	// publish is the event sink; the bus by default, a recorder in backtest.
 	publish func(event.Event)
+
+	// persist keeps the windows across restarts (persist.go).
+	persist persistence
 }
 
 // NewAgent loads the config file and sets up logging. It starts nothing.
@@ -282,7 +285,7 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 	rt := g.routeFor(w.Model, w.Version)
 	w.route = rt
 	w.setCapacityLocked(rt.window)
-	if old == nil {
+	if old == nil && len(w.series) == 0 {
 		return rt // a new window: nothing held
 	}
 	for name, runners := range rt.byMetric {
@@ -291,10 +294,17 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 			continue
 		}
 		for _, r := range runners {
-			// Started after the window's last route was made: it has seen
-			// none of its values. An older detector newly routed here goes
-			// on from the live values.
-			if r.born > old.gen.id {
+			switch {
+			case old == nil:
+				// A window without a route holds values only when it was
+				// restored from a snapshot: every detector is new to
+				// them, and what it raises about them is history.
+				a.persist.mute(r, s.key, s.next)
+				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
+			case r.born > old.gen.id:
+				// Started after the window's last route was made: it has
+				// seen none of its values. An older detector newly routed
+				// here goes on from the live values.
 				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
 			}
 		}
@@ -330,6 +340,11 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", s.Type)
 			continue
 		}
+		if a.persist.muted(r, s.Stream, s.Index) {
+			a.log.Debug(string(typ)+" about a value from before the restart; not published again",
+				"detector", r.id, "stream", s.Stream, "index", s.Index)
+			continue
+		}
 		size := 0
 		if w := a.windows.Lookup(model, version); w != nil {
 			size = w.sizeAt(s.Index)
@@ -341,8 +356,9 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 }
 
 // onFailed reports a call that failed. The values it carried reached the
-// windows but not this detector; status counts them as lost. A detector
-// whose plugin died or hung is halted and its process killed.
+// windows but not this detector; status counts them as lost. (A plugin that
+// died or hung is restarted instead, see supervise.go; only a detector that
+// cannot be restarted is halted.)
 func (a *Agent) onFailed(r *runner, err error, lost int) {
 	msg := fmt.Sprintf("%d values not evaluated: %v", lost, err)
 	if fatal(err) {
@@ -354,7 +370,29 @@ func (a *Agent) onFailed(r *runner, err error, lost int) {
 
 // callbacks are the agent's side of its detectors.
 func (a *Agent) callbacks() callbacks {
-	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited}
+	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited,
+		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted}
+}
+
+// onKilled reports a plugin process killed because it did not answer.
+func (a *Agent) onKilled(d *detectorInstance, cause error) {
+	a.log.Error("plugin does not answer; killing it", "detector", d.block.ID(), "pid", d.pid(), "error", cause)
+	a.publish(event.Event{Type: event.Plugin, Action: "killed", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+		Message: cause.Error()})
+}
+
+// onRestarting reports a restart to come.
+func (a *Agent) onRestarting(d *detectorInstance, attempt int, delay time.Duration, cause error) {
+	a.log.Warn("restarting plugin", "detector", d.block.ID(), "attempt", attempt, "delay", delay.Round(time.Millisecond), "cause", cause)
+	a.publish(event.Event{Type: event.Plugin, Action: "restarting", Plugin: d.info.Name, Detector: d.block.ID(),
+		Attempt: attempt, DelayMS: delay.Milliseconds(), Message: cause.Error()})
+}
+
+// onRestarted reports a plugin running again, its state replayed.
+func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
+	a.log.Info("plugin restarted", "detector", d.block.ID(), "pid", d.pid(), "attempts", attempts)
+	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+		Attempt: attempts})
 }
 
 // onExited reports a plugin process that died.

@@ -468,26 +468,41 @@ monitor "*" {
 	}
 }
 
-func TestCrashedPluginHaltsOnlyItsDetector(t *testing.T) {
+func TestCrashedPluginIsRestarted(t *testing.T) {
 	a := newTestAgent(t, testConfig)
-	sub, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Plugin}}, false, 0, 100)
-	a.gen.Load().byID["below.floor"].proc.Kill() // the plugin dies
-	for i := 0; i < 3; i++ {
-		if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
+	plugins, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Plugin}}, false, 0, 100)
+	drifts, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Drift}}, false, 0, 100)
+	a.gen.Load().byID["below.floor"].kill() // the plugin dies
+	for _, v := range []float64{0.9, 0.2, 0.9} {
+		if err := a.Ingest(context.Background(), accuracy("m", v)); err != nil {
 			t.Fatalf("ingest after the crash: %v", err)
 		}
 	}
 	a.settle(t)
-	e, err := sub.Next(nil)
-	if err != nil || e.Action != "failed" || e.Detector != "below.floor" || !strings.Contains(e.Message, "halted") {
-		t.Fatalf("event %+v, %v", e, err)
+	var actions []string
+	for len(actions) < 3 {
+		e, err := plugins.Next(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions = append(actions, e.Action)
+		if e.Action == "restarting" && (e.Attempt != 1 || e.DelayMS > restartMin.Milliseconds()) {
+			t.Errorf("restarting event %+v", e)
+		}
 	}
-	st := a.Status()
-	if feed := st.Plugins[0].Feed; !feed.Halted || feed.Lost != 3 {
-		t.Errorf("feed %+v", feed)
+	if (actions[0] != "exited" && actions[0] != "killed") || actions[1] != "restarting" || actions[2] != "restarted" {
+		t.Errorf("plugin events %q, want exited (or killed), restarting, restarted", actions)
 	}
-	if got := st.Streams[0].Metrics["accuracy"].Count; got != 3 {
-		t.Errorf("window count %d: values must still be kept", got)
+	e, err := drifts.Next(nil)
+	if err != nil || e.Index != 1 {
+		t.Fatalf("drift %+v, %v: the value sent to the dead process must be evaluated", e, err)
+	}
+	if pending := drifts.Pending(); pending != 0 {
+		t.Errorf("%d more drift events, want the one", pending)
+	}
+	st := a.Status().Plugins[0]
+	if st.State != "running" || st.Restarts != 1 || st.Feed.Values != 3 || st.Feed.Lost != 0 || st.Feed.Halted {
+		t.Errorf("plugin status %+v", st)
 	}
 }
 

@@ -35,6 +35,7 @@ func Validate(ctx context.Context, path string, opts Options) hcl.Diagnostics {
 	_, diags := config.Load(path) // warnings of the static checks
 	g, gdiags := buildGeneration(ctx, a.current(), 1, nil, buildOptions{log: a.log.Named("plugin")})
 	if g != nil {
+		gdiags = append(gdiags, g.refusals...)
 		g.stop()
 	}
 	return append(diags, gdiags...)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type generation struct {
 
 	detectors []*detectorInstance // in file order
 	byID      map[string]*detectorInstance
+	// refused are the detectors not started because their plugin binary
+	// does not have the sha256 its plugin block gives, with why.
+	refused  []refusal
+	refusals hcl.Diagnostics
 
 	cancel context.CancelFunc // ends watch
 	wg     sync.WaitGroup
@@ -58,8 +63,12 @@ type detectorInstance struct {
 	schema sdk.Schema
 	cfg    sdk.Config // the config block as decoded, before the plugin's defaults
 	binary binaryID   // the plugin it runs
+	sha256 string     // the sha256 its plugin block required, or ""
 	born   uint64     // the generation that started it
 	runner *runner
+	// launch starts and configures a new process for the detector, for a
+	// restart; nil for a detector running in process.
+	launch func(ctx context.Context) (*sdk.Process, *sdk.Remote, error)
 
 	cancel context.CancelFunc // ends the runner
 	wg     sync.WaitGroup     // the runner and the kills it asked for
@@ -68,7 +77,15 @@ type detectorInstance struct {
 	exited bool
 }
 
+// refusal is a detector left out of a generation.
+type refusal struct {
+	block *config.Detector
+	err   string
+}
+
 func (d *detectorInstance) pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.proc == nil {
 		return 0
 	}
@@ -76,8 +93,11 @@ func (d *detectorInstance) pid() int {
 }
 
 func (d *detectorInstance) kill() {
-	if d.proc != nil {
-		d.proc.Kill()
+	d.mu.Lock()
+	proc := d.proc
+	d.mu.Unlock()
+	if proc != nil {
+		proc.Kill()
 	}
 }
 
@@ -91,8 +111,11 @@ func (d *detectorInstance) checkExited() bool {
 }
 
 // alive reports whether the detector still evaluates values: its process
-// runs and its feed was not halted.
+// runs or is being restarted, and its feed was not halted.
 func (d *detectorInstance) alive() bool {
+	if d.launch != nil {
+		return !d.runner.status().Halted // supervised: restarted when it fails
+	}
 	d.mu.Lock()
 	exited := d.exited || (d.proc != nil && d.proc.Exited())
 	d.mu.Unlock()
@@ -100,11 +123,15 @@ func (d *detectorInstance) alive() bool {
 }
 
 // callbacks are what a generation's detectors tell the agent: signals and
-// failed calls of a feed, and a plugin process that exited by itself.
+// failed calls of a feed, a plugin process that exited by itself or was
+// killed for not answering, and its restarts.
 type callbacks struct {
-	signals func(*runner, []raised)
-	failed  func(*runner, error, int)
-	exited  func(*detectorInstance)
+	signals    func(*runner, []raised)
+	failed     func(*runner, error, int)
+	exited     func(*detectorInstance)
+	killed     func(*detectorInstance, error)
+	restarting func(d *detectorInstance, attempt int, delay time.Duration, cause error)
+	restarted  func(d *detectorInstance, attempts int)
 }
 
 // start runs the detector's feed until stop. A call that finds the plugin
@@ -122,11 +149,72 @@ func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
 			}()
 		}
 	}
+	if d.launch != nil {
+		d.runner.revive, d.runner.health = d.revive, d.ping
+		d.runner.hooks = supervisorHooks{
+			gone:       func(cause error) { d.gone(cause, cb) },
+			restarting: func(attempt int, delay time.Duration, cause error) { cb.restarting(d, attempt, delay, cause) },
+			restarted:  func(_, attempts int) { cb.restarted(d, attempts) },
+		}
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		d.runner.run(ctx)
 	}()
+}
+
+// gone reports the process that failed, unless that was done already, and
+// kills it: one that exited by itself is "exited", one that is still there
+// but does not answer is "killed".
+func (d *detectorInstance) gone(cause error, cb callbacks) {
+	d.mu.Lock()
+	proc, reported := d.proc, d.exited
+	d.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	if !reported {
+		if errors.Is(cause, sdk.ErrPluginUnavailable) {
+			// A crash fails the call at once; go-plugin sees the exit a
+			// few milliseconds later.
+			for deadline := time.Now().Add(500 * time.Millisecond); !proc.Exited() && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if d.checkExited() {
+			cb.exited(d)
+		} else {
+			d.mu.Lock()
+			d.exited = true
+			d.mu.Unlock()
+			cb.killed(d, cause)
+		}
+	}
+	proc.Kill()
+}
+
+// revive starts a new process for the detector, configured as the old one.
+func (d *detectorInstance) revive(ctx context.Context) (updater, int, error) {
+	proc, remote, err := d.launch(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	d.mu.Lock()
+	d.proc, d.exited = proc, false
+	d.mu.Unlock()
+	return remote, proc.Pid(), nil
+}
+
+// ping checks that the plugin process is there and answers.
+func (d *detectorInstance) ping(ctx context.Context) error {
+	d.mu.Lock()
+	proc := d.proc
+	d.mu.Unlock()
+	if proc.Exited() {
+		return fmt.Errorf("plugin process exited: %w", sdk.ErrPluginUnavailable)
+	}
+	return proc.Remote().Ping(ctx)
 }
 
 // stop delivers what the feed has queued, then stops the plugin process.
@@ -198,6 +286,9 @@ type buildOptions struct {
 	// inProcess names plugins whose detectors run inside the daemon,
 	// called directly instead of over RPC (Options.InProcess).
 	inProcess map[string]func() sdk.Plugin
+	// socketDir is where plugin processes get their private socket
+	// directories; the temp dir when empty.
+	socketDir string
 }
 
 // buildGeneration makes generation id of f. A detector that prev runs
@@ -213,12 +304,22 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *gener
 			blocks = append(blocks, d)
 		}
 	}
+	refused := checkSums(f, blocks, opts)
 	results := make([]*detectorInstance, len(blocks))
 	diags := make([]hcl.Diagnostics, len(blocks))
 	var wg sync.WaitGroup
+	reported := map[string]bool{}
 	for i, b := range blocks {
+		if d, ok := refused[b.Plugin]; ok {
+			if !reported[b.Plugin] {
+				reported[b.Plugin] = true
+				g.refusals = append(g.refusals, d)
+			}
+			g.refused = append(g.refused, refusal{block: b, err: d.Summary + ": " + d.Detail})
+			continue
+		}
 		if old := prev.detector(b.ID()); old != nil {
-			keep, why, ds := old.keeps(b, f.PluginDir, opts)
+			keep, why, ds := old.keeps(b, f, opts)
 			if keep || ds.HasErrors() {
 				results[i], diags[i] = old, ds
 				continue
@@ -228,7 +329,7 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *gener
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], diags[i] = startDetector(ctx, f.PluginDir, b, id, opts)
+			results[i], diags[i] = startDetector(ctx, f, b, id, opts)
 		}()
 	}
 	wg.Wait()
@@ -253,10 +354,55 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *gener
 		return nil, all
 	}
 	for _, d := range results {
-		g.detectors = append(g.detectors, d)
-		g.byID[d.block.ID()] = d
+		if d != nil {
+			g.detectors = append(g.detectors, d)
+			g.byID[d.block.ID()] = d
+		}
 	}
 	return g, all
+}
+
+// checkSums hashes the binary of every plugin whose plugin block gives a
+// sha256, once each, and returns the plugins whose binary does not match,
+// with the diagnostic that says so. Their detectors are refused while the
+// rest of the config runs.
+func checkSums(f *config.File, blocks []*config.Detector, opts buildOptions) map[string]*hcl.Diagnostic {
+	refused := map[string]*hcl.Diagnostic{}
+	checked := map[string]bool{}
+	for _, b := range blocks {
+		pb := f.Binary(b.Plugin)
+		if pb == nil || pb.SHA256 == "" || checked[b.Plugin] {
+			continue
+		}
+		checked[b.Plugin] = true
+		if _, ok := opts.inProcess[b.Plugin]; ok {
+			continue
+		}
+		var ids []string
+		for _, o := range blocks {
+			if o.Plugin == b.Plugin {
+				ids = append(ids, o.ID())
+			}
+		}
+		got, err := sdk.FileSHA256(pb.Path)
+		var detail string
+		switch {
+		case err != nil:
+			detail = fmt.Sprintf("Cannot hash %s: %s.", pb.Path, err)
+		case got != pb.SHA256:
+			detail = fmt.Sprintf("%s has sha256 %s, but the plugin block expects %s.", pb.Path, got, pb.SHA256)
+		default:
+			continue
+		}
+		refused[b.Plugin] = &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Plugin binary refused",
+			Detail: detail + fmt.Sprintf(" The binary is not run: detectors %s are not started; the rest of the config runs."+
+				" Put the expected binary in place or correct sha256, then reload.", strings.Join(ids, ", ")),
+			Subject: pb.SHA256Range.Ptr(),
+		}
+	}
+	return refused
 }
 
 // detector returns the generation's detector with the given ID; nil when
@@ -273,12 +419,14 @@ func (g *generation) detector(id string) *detectorInstance {
 // metric, a config block that decodes to the same values against the
 // plugin's schema, and a plugin still alive. When not, why says what
 // differs. A config block the schema refuses is reported in diags.
-func (d *detectorInstance) keeps(b *config.Detector, pluginDir string, opts buildOptions) (keep bool, why string, diags hcl.Diagnostics) {
+func (d *detectorInstance) keeps(b *config.Detector, f *config.File, opts buildOptions) (keep bool, why string, diags hcl.Diagnostics) {
 	switch {
 	case d.block.Metric != b.Metric:
 		return false, "metric changed", nil
-	case d.binary != pluginBinary(pluginDir, b.Plugin, opts):
+	case d.binary != pluginBinary(f, b.Plugin, opts):
 		return false, "plugin binary changed", nil // checked against the new binary's schema
+	case d.sha256 != wantSum(f, b.Plugin):
+		return false, "plugin sha256 changed", nil // checked before the new process runs
 	}
 	cfg, diags := config.DecodePluginConfig(b.Body, d.schema)
 	if diags.HasErrors() {
@@ -294,17 +442,25 @@ func (d *detectorInstance) keeps(b *config.Detector, pluginDir string, opts buil
 }
 
 // pluginBinary identifies what runs a plugin.
-func pluginBinary(pluginDir, plugin string, opts buildOptions) binaryID {
+func pluginBinary(f *config.File, plugin string, opts buildOptions) binaryID {
 	if _, ok := opts.inProcess[plugin]; ok {
 		return binaryID{path: "in-process:" + plugin}
 	}
-	return binaryOf(PluginPath(pluginDir, plugin))
+	return binaryOf(f.PluginPath(plugin))
+}
+
+// wantSum returns the sha256 the plugin block of a plugin requires, or "".
+func wantSum(f *config.File, plugin string) string {
+	if pb := f.Binary(plugin); pb != nil {
+		return pb.SHA256
+	}
+	return ""
 }
 
 // startDetector starts one detector's plugin and configures it, as a
 // detector of generation id.
-func startDetector(ctx context.Context, pluginDir string, b *config.Detector, id uint64, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
-	path := PluginPath(pluginDir, b.Plugin)
+func startDetector(ctx context.Context, f *config.File, b *config.Detector, id uint64, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
+	path := f.PluginPath(b.Plugin)
 	log := opts.log
 	start := opts.start
 	if start == nil {
@@ -316,7 +472,8 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, id
 	if mk, ok := opts.inProcess[b.Plugin]; ok {
 		d, diags := startInProcess(mk(), b, id, log)
 		if d != nil {
-			d.binary = pluginBinary(pluginDir, b.Plugin, opts)
+			d.binary = pluginBinary(f, b.Plugin, opts)
+			d.runner.setTimeout(f.PluginTimeout)
 		}
 		return d, diags
 	}
@@ -326,7 +483,8 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, id
 		}
 	}
 	binary := binaryOf(path) // before it starts: a binary replaced meanwhile is started anew next time
-	proc, err := start(ctx, sdk.ProcessConfig{Path: path, Logger: log.Named(b.ID())})
+	pcfg := sdk.ProcessConfig{Path: path, Logger: log.Named(b.ID()), SHA256: wantSum(f, b.Plugin), SocketDir: opts.socketDir}
+	proc, err := start(ctx, pcfg)
 	if err != nil {
 		return nil, fail("Plugin failed to start", err.Error())
 	}
@@ -349,9 +507,29 @@ func startDetector(ctx context.Context, pluginDir string, b *config.Detector, id
 		}
 		return nil, fail("Plugin failed to configure", err.Error())
 	}
-	d := &detectorInstance{block: b, proc: proc, info: info, schema: schema, cfg: cfg, binary: binary, born: id}
-	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, callTimeout, log.Named(b.ID()))
+	d := &detectorInstance{block: b, proc: proc, info: info, schema: schema, cfg: cfg, binary: binary, sha256: pcfg.SHA256, born: id}
+	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, f.PluginTimeout, log.Named(b.ID()))
 	d.runner.domain, d.runner.born = info.Domain, id
+	d.runner.hist = newHistory(historyLimit)
+	d.launch = func(ctx context.Context) (*sdk.Process, *sdk.Remote, error) {
+		proc, err := start(ctx, pcfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		remote := proc.Remote()
+		if kind := remote.Info().Kind; kind != sdk.KindDetector {
+			proc.Kill()
+			return nil, nil, fmt.Errorf("%s is a %s plugin now, not a detector", path, kind)
+		}
+		cctx, cancel := context.WithTimeout(ctx, d.runner.timeout())
+		err = remote.Configure(cctx, cfg)
+		cancel()
+		if err != nil {
+			proc.Kill()
+			return nil, nil, fmt.Errorf("configure plugin %s: %w", path, err)
+		}
+		return proc, remote, nil
+	}
 	return d, diags
 }
 
@@ -420,6 +598,7 @@ func (g *generation) watch(ctx context.Context, exited func(*detectorInstance)) 
 		for _, d := range g.detectors {
 			if d.checkExited() {
 				exited(d)
+				d.runner.poke() // restart it
 			}
 		}
 	}

@@ -193,7 +193,9 @@ func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
 	if diags.HasErrors() {
 		return a.rejectLocked(diags, source, started)
 	}
-	if f.Hash == a.current().Hash {
+	// A file that refused a plugin binary is applied again, to check the
+	// binary again.
+	if f.Hash == a.current().Hash && len(a.gen.Load().refused) == 0 {
 		return a.unchangedLocked(diags, source, started)
 	}
 	return a.applyLocked(ctx, f, diags, source, started)
@@ -229,7 +231,12 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 		return a.rejectLocked(diags, source, started)
 	}
 
+	// Refused plugin binaries leave their detectors out; the rest runs.
+	diags = append(diags, g.refusals...)
 	a.genSeq = g.id
+	for _, d := range g.detectors {
+		d.runner.setTimeout(f.PluginTimeout) // kept ones too
+	}
 	g.start(ctx, a.callbacks())
 	a.file.Store(f)
 	a.gen.Store(g)
@@ -265,6 +272,14 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			a.log.Info("plugin stopped", "detector", d.block.ID(), "plugin", d.info.Name, "pid", d.pid())
 		}
 		a.applySettings(old.file, f)
+	}
+	for _, r := range g.refused {
+		a.publish(event.Event{Type: event.Plugin, Action: "refused", Plugin: r.block.Plugin, Detector: r.block.ID(), Message: r.err})
+	}
+	if source == ReloadStart {
+		for _, d := range g.refusals {
+			a.log.Error(config.FormatDiagnostics(hcl.Diagnostics{d}))
+		}
 	}
 	a.publish(event.Event{Type: event.Config, Action: "loaded", Generation: g.id, Message: f.Filename})
 	if source != ReloadStart {
@@ -379,6 +394,9 @@ func (a *Agent) applySettings(running, f *config.File) {
 		a.log.SetLevel(hclog.LevelFromString(f.LogLevel))
 	}
 	a.bus.SetHistory(f.Events.History)
+	if running.SnapshotInterval != f.SnapshotInterval {
+		a.persist.intervalChanged()
+	}
 }
 
 // handleReload is POST /v1/reload: it reloads the config file and answers

@@ -329,23 +329,23 @@ func TestReloadUnchangedFileIsANoOp(t *testing.T) {
 	}
 }
 
-func TestReloadResizesWindowsAndRestartsHaltedDetectors(t *testing.T) {
+func TestReloadResizesWindowsAndKeepsRestartedDetectors(t *testing.T) {
 	src := counterConfig(4, []string{"a"}, map[string]string{"a": "mark = 5"})
 	a, path := newReloadAgent(t, src)
 	ingestAll(t, a, 1, 2, 3, 4, 1, 2)
 	a.settle(t)
 	old := a.gen.Load().byID["counter.a"]
-	old.proc.Kill() // the plugin dies
+	old.kill() // the plugin dies
 	ingestAll(t, a, 1)
 	a.settle(t)
-	if !old.runner.status().Halted {
-		t.Fatal("the feed of a dead plugin is not halted")
+	if st := a.Status().Plugins[0]; st.Restarts != 1 || st.State != "running" || st.Feed.Values != 7 || st.Feed.Lost != 0 {
+		t.Fatalf("status %+v: the plugin must be restarted, every value evaluated", st)
 	}
 
 	writeTestFile(t, path, strings.Replace(src, "window    = 4", "window    = 2", 1))
 	res := a.reload(context.Background(), ReloadAPI)
-	if !res.OK || !slices.Equal(res.Detectors.Started, []string{"counter.a"}) {
-		t.Fatalf("reload %+v: a halted detector must start again", res)
+	if !res.OK || !slices.Equal(res.Detectors.Kept, []string{"counter.a"}) {
+		t.Fatalf("reload %+v: a restarted detector runs on", res)
 	}
 	s := a.Status().Streams[0].Metrics["accuracy"]
 	if s.Capacity != 2 || s.Held != 2 || s.Count != 7 {
@@ -354,8 +354,8 @@ func TestReloadResizesWindowsAndRestartsHaltedDetectors(t *testing.T) {
 	sub, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Warning}}, false, 0, 100)
 	ingestAll(t, a, 8)
 	es := a.warnings(t, sub)["counter.a"]
-	if len(es) != 1 || es[0].Index != 7 || es[0].Details["seen"] != 3 || es[0].Details["first"] != 5 {
-		t.Errorf("warnings %+v, want the restarted detector fed 5-6, then 7", es)
+	if len(es) != 1 || es[0].Index != 7 || es[0].Details["seen"] != 8 || es[0].Details["first"] != 0 || es[0].Details["gaps"] != 0 {
+		t.Errorf("warnings %+v, want the restarted process to have been replayed 0-6, then fed 7", es)
 	}
 
 	// Growing the window keeps what is held.

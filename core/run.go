@@ -7,17 +7,19 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 )
 
 // shutdownGrace bounds how long a stop waits for requests in flight.
 const shutdownGrace = 10 * time.Second
 
-// Run starts the plugins, serves the socket API and reloads the config
-// file when asked or when it changes, until ctx ends. Then it shuts down in
-// order: stop accepting, finish the requests in flight, stop reloading,
-// deliver what detectors still have queued, stop the plugins, end the event
-// streams, remove the socket.
+// Run restores the windows from data_dir, starts the plugins, serves the
+// socket API, reloads the config file when asked or when it changes and
+// writes the windows to data_dir every snapshot_interval, until ctx ends.
+// Then it shuts down in order: stop accepting, finish the requests in
+// flight, stop reloading, write the windows, deliver what detectors still
+// have queued, stop the plugins, end the event streams, remove the socket.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	f := a.current()
@@ -28,6 +30,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Once the socket is ours (no other daemon runs on it), and before the
+	// first generation, which feeds the restored values to its detectors.
+	a.restoreWindows(f.DataDir)
 	var metricsSrv *http.Server
 	if f.Listen.Metrics != "" {
 		ml, err := net.Listen("tcp", f.Listen.Metrics)
@@ -41,11 +46,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		go metricsSrv.Serve(ml)
 		defer metricsSrv.Close()
 	}
-	if err := a.startGeneration(ctx, buildOptions{}); err != nil {
+	// Each plugin process gets a private socket directory in here.
+	if err := a.startGeneration(ctx, buildOptions{socketDir: filepath.Join(f.DataDir, "plugins")}); err != nil {
 		l.Close()
 		return err
 	}
 	a.listening.Store(true)
+	stopSnapshots := a.startSnapshots(ctx, f.DataDir)
 	stopReloads := a.startReloadLoop(ctx, !a.opts.NoWatch)
 	srv := &http.Server{
 		Handler:           a.Handler(),
@@ -76,6 +83,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		srv.Close()
 	}
 	stopReloads() // a POST /v1/reload still waiting is answered 503
+	stopSnapshots()
+	if err := a.writeSnapshot(f.DataDir, "shutdown"); err != nil {
+		a.log.Error("cannot write the windows snapshot; the previous one stays", "error", err)
+	}
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}

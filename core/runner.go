@@ -34,12 +34,24 @@ type runner struct {
 	domain sdk.Domain // the values the detector takes
 	born   uint64     // the generation that started the detector
 	up     updater
-	limit  int           // queued values beyond which ingestion waits
-	timout time.Duration // deadline of one Update call
+	limit  int          // queued values beyond which ingestion waits
+	timout atomic.Int64 // deadline of one Update call, in nanoseconds
 	log    hclog.Logger
 	// signals receives what a call raised; failed, a call that failed.
 	signals func(r *runner, sigs []raised)
 	failed  func(r *runner, err error, lost int)
+
+	// Supervision (supervise.go). revive starts a new process, configured,
+	// and returns it with its pid; nil for a detector that cannot be
+	// restarted, whose feed halts instead. health pings the plugin.
+	revive  func(ctx context.Context) (updater, int, error)
+	health  func(ctx context.Context) error
+	hooks   supervisorHooks
+	kick    chan struct{}
+	hist    *history // the runner's goroutine only
+	broken  error    // the runner's goroutine only: the plugin failed
+	backoff backoff  // the runner's goroutine only
+	final   bool     // the runner's goroutine only: the last flush before a stop
 
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when the queue shrinks or the runner stops
@@ -54,6 +66,11 @@ type runner struct {
 	spare   []sdk.Batch // the previous queue, reused
 	spareM  [][]float64
 
+	// restarting: the plugin failed and is being restarted; values are
+	// held in the queue meanwhile.
+	restarting bool
+	restarts   int
+
 	wake chan struct{}
 	done chan struct{}
 
@@ -64,14 +81,22 @@ type runner struct {
 
 func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
 	r := &runner{
-		id: id, metric: metric, up: up, limit: limit, timout: timeout, log: log,
+		id: id, metric: metric, up: up, limit: limit, log: log,
 		last: make(map[string]int),
 		wake: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
+	r.timout.Store(int64(timeout))
 	r.room = sync.NewCond(&r.mu)
 	return r
 }
+
+// timeout returns the deadline of one call.
+func (r *runner) timeout() time.Duration { return time.Duration(r.timout.Load()) }
+
+// setTimeout changes the deadline of the calls to come.
+func (r *runner) setTimeout(d time.Duration) { r.timout.Store(int64(d)) }
 
 // raised is a signal with the window mean recorded when its value was
 // ingested: by the time the detector answers, the window may have moved on.
@@ -143,15 +168,29 @@ func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 // left once more and returns.
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
+	var ping <-chan time.Time
+	if r.health != nil && r.revive != nil {
+		t := time.NewTicker(healthEvery)
+		defer t.Stop()
+		ping = t.C
+	}
 	for {
+		if r.broken != nil {
+			r.recover(ctx)
+		}
 		select {
 		case <-r.wake:
 			// A stop must not cut a call short: what was accepted is
 			// evaluated. The call's own deadline still bounds it.
 			r.flushOnce(context.WithoutCancel(ctx))
+		case <-ping:
+			r.checkHealth(ctx)
+		case <-r.kick:
+			r.checkHealth(ctx)
 		case <-ctx.Done():
 			// Deliver what was accepted before the stop.
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timout)
+			r.final = true
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout())
 			r.flushOnce(final)
 			cancel()
 			r.mu.Lock()
@@ -180,20 +219,37 @@ func (r *runner) flushOnce(ctx context.Context) {
 	r.room.Broadcast()
 	r.mu.Unlock()
 
-	callCtx, cancel := context.WithTimeout(ctx, r.timout)
+	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	sigs, err := r.up.Update(callCtx, batch)
 	cancel()
+	// A plugin gone or stuck is restarted, and the batch sent again.
+	restart := err != nil && fatal(err) && r.revive != nil && !r.final
 	// Report before the call counts as done, so idle means "evaluated and
 	// reported".
-	if err != nil {
+	switch {
+	case restart:
+	case err != nil:
 		r.failed(r, err, n)
-	} else if len(sigs) > 0 {
-		r.signals(r, withMeans(sigs, batch, means))
+	default:
+		if r.hist != nil {
+			r.hist.record(batch, sigs)
+		}
+		if len(sigs) > 0 {
+			r.signals(r, withMeans(sigs, batch, means))
+		}
 	}
 
 	r.mu.Lock()
 	r.busy = false
 	r.calls++
+	if restart {
+		r.requeueLocked(batch, means)
+		r.restarting, r.lastErr = true, err.Error()
+		r.broken = err
+		r.room.Broadcast()
+		r.mu.Unlock()
+		return
+	}
 	if err != nil {
 		r.lost += uint64(n)
 		r.lastErr = err.Error()
@@ -231,8 +287,9 @@ func withMeans(sigs []sdk.Signal, batch []sdk.Batch, means [][]float64) []raised
 }
 
 // fatal reports whether a failed call means the plugin is gone or stuck:
-// its process exited or the call ran past its deadline. Such a detector is
-// halted; a plugin error on one call is not fatal.
+// its process exited or the call ran past its deadline. Such a plugin is
+// restarted (or, when it cannot be, its detector halted); a plugin error on
+// one call is not fatal.
 func fatal(err error) bool {
 	return errors.Is(err, sdk.ErrPluginUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
@@ -264,10 +321,16 @@ type RunnerStatus struct {
 	Lost      uint64 `json:"lost,omitempty"`
 	LastError string `json:"last_error,omitempty"`
 	Halted    bool   `json:"halted,omitempty"`
+	// Held counts the values queued while the plugin restarts.
+	Held int `json:"held,omitempty"`
 }
 
 func (r *runner) status() RunnerStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	st := RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	if r.restarting {
+		st.Held = r.queued
+	}
+	return st
 }

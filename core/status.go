@@ -25,7 +25,11 @@ type Status struct {
 	Events     EventsStatus    `json:"events"`
 }
 
-// PluginStatus describes a detector's plugin process and its feed.
+// PluginStatus describes a detector's plugin process and its feed. State is
+// running, restarting (the plugin failed and is being restarted), exited
+// (seen to exit, about to restart), halted (it failed and cannot be
+// restarted), in-process, or refused (its binary does not have the sha256
+// of its plugin block; Error says more).
 type PluginStatus struct {
 	Detector string       `json:"detector"`
 	Plugin   string       `json:"plugin"`
@@ -34,6 +38,7 @@ type PluginStatus struct {
 	Pid      int          `json:"pid"`
 	State    string       `json:"state"`
 	Restarts int          `json:"restarts"`
+	Error    string       `json:"error,omitempty"`
 	Feed     RunnerStatus `json:"feed"`
 }
 
@@ -94,16 +99,29 @@ func (a *Agent) Status() Status {
 	if g != nil {
 		st.Generation = g.id
 		for _, d := range g.detectors {
+			feed := d.runner.status()
+			d.runner.mu.Lock()
+			restarting, restarts := d.runner.restarting, d.runner.restarts
+			d.runner.mu.Unlock()
 			d.mu.Lock()
 			state := "running"
-			if d.proc == nil {
+			switch {
+			case d.proc == nil:
 				state = "in-process"
-			} else if d.exited {
+			case feed.Halted:
+				state = "halted"
+			case restarting:
+				state = "restarting"
+			case d.exited:
 				state = "exited"
 			}
 			d.mu.Unlock()
 			st.Plugins = append(st.Plugins, PluginStatus{Detector: d.block.ID(), Plugin: d.info.Name, Version: d.info.Version,
-				Metric: d.block.Metric, Pid: d.pid(), State: state, Feed: d.runner.status()})
+				Metric: d.block.Metric, Pid: d.pid(), State: state, Restarts: restarts, Feed: feed})
+		}
+		for _, r := range g.refused {
+			st.Plugins = append(st.Plugins, PluginStatus{Detector: r.block.ID(), Plugin: r.block.Plugin, Metric: r.block.Metric,
+				State: "refused", Error: r.err})
 		}
 		for _, m := range g.file.Monitors {
 			st.Monitors = append(st.Monitors, MonitorStatus{Pattern: m.Pattern, Versions: m.Versions, Window: m.Window,

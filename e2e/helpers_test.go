@@ -425,10 +425,12 @@ type status struct {
 		Pid      int    `json:"pid"`
 		State    string `json:"state"`
 		Restarts int    `json:"restarts"`
+		Error    string `json:"error"`
 		Feed     struct {
 			Queued int    `json:"queued"`
 			Values uint64 `json:"values"`
 			Lost   uint64 `json:"lost"`
+			Held   int    `json:"held"`
 		} `json:"feed"`
 	} `json:"plugins"`
 	Monitors []struct {
@@ -535,6 +537,8 @@ type event struct {
 	Action     string             `json:"action"`
 	Plugin     string             `json:"plugin"`
 	Pid        int                `json:"pid"`
+	Attempt    int                `json:"attempt"`
+	DelayMS    int64              `json:"delay_ms"`
 	Message    string             `json:"message"`
 
 	raw string

@@ -11,8 +11,10 @@
 # config stays; `driftd status` shows why. data_dir and listen.socket need
 # a restart to change.
 
-# Where driftd keeps its state.
+# Where driftd keeps its state: the windows, in windows.snapshot, written
+# every snapshot_interval (and when driftd stops) and read back at start.
 data_dir = "../data"
+snapshot_interval = "30s"
 
 # Where the plugin binaries are: a detector or sink block with plugin
 # "threshold" runs ../bin/plugins/driftd-plugin-threshold (`make build`

@@ -2,9 +2,12 @@ package sdk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -50,6 +53,14 @@ func (r *Remote) Reset(ctx context.Context, stream string) error {
 	return r.c.reset(ctx, stream)
 }
 
+// Ping checks that the plugin answers, with a call as cheap as there is (its
+// info). A plugin that is gone fails with ErrPluginUnavailable, one that does
+// not answer before ctx's deadline with context.DeadlineExceeded.
+func (r *Remote) Ping(ctx context.Context) error {
+	_, err := r.c.info(ctx)
+	return err
+}
+
 func dialRemote(ctx context.Context, pc *plugin.Client) (*Remote, error) {
 	proto, err := pc.Client()
 	if err != nil {
@@ -84,6 +95,75 @@ type ProcessConfig struct {
 	Logger hclog.Logger
 	// StartTimeout bounds the handshake; 10s when zero.
 	StartTimeout time.Duration
+	// SHA256, when set, is the hex sha256 the binary must have: it is
+	// checked right before the binary runs, and a mismatch is a
+	// *ChecksumError.
+	SHA256 string
+	// SocketDir is where the process gets its private directory (mode 0700)
+	// for its Unix socket, removed when the process is killed; the system's
+	// temp dir when empty, or when a socket path in SocketDir would be too
+	// long for a Unix socket.
+	SocketDir string
+}
+
+// ErrChecksum means a plugin binary does not have the sha256 the config
+// gives for it.
+var ErrChecksum = errors.New("plugin binary checksum mismatch")
+
+// ChecksumError is a plugin binary whose sha256 is not the expected one.
+type ChecksumError struct {
+	Path     string
+	Expected string
+	Actual   string
+}
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("%s has sha256 %s, expected %s", e.Path, e.Actual, e.Expected)
+}
+
+// Is makes errors.Is(err, ErrChecksum) true.
+func (e *ChecksumError) Is(target error) bool { return target == ErrChecksum }
+
+// FileSHA256 returns the hex sha256 of the file at path.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkSHA256 checks the binary at path against want, a hex sha256.
+func checkSHA256(path, want string) error {
+	got, err := FileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(got, want) {
+		return &ChecksumError{Path: path, Expected: strings.ToLower(want), Actual: got}
+	}
+	return nil
+}
+
+// maxSocketDir bounds the length of a private socket directory's path, so
+// that the socket go-plugin makes in it ("plugin" and up to ten digits)
+// stays within sun_path's 108 bytes.
+const maxSocketDir = 90
+
+// socketDir makes a process's private socket directory, mode 0700, in
+// parent or, when parent is empty or too deep, in the temp dir.
+func socketDir(parent, name string) (string, error) {
+	if parent == "" || len(parent)+len(name)+12 > maxSocketDir {
+		parent = ""
+	} else if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(parent, name+"-")
 }
 
 // Process is a running plugin binary and its gRPC connection.
@@ -93,6 +173,7 @@ type Process struct {
 	pid        int
 	stop       func() // set for in-process plugins
 	reattached bool   // started by hand in debug mode, see ReattachEnv
+	sockDir    string // the private socket directory, removed by Kill
 }
 
 // StartProcess runs a plugin binary, performs the handshake and reads the
@@ -119,12 +200,26 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	if cfg.SHA256 != "" {
+		if err := checkSHA256(cfg.Path, cfg.SHA256); err != nil {
+			return nil, fmt.Errorf("start plugin %s: %w", cfg.Path, err)
+		}
+	}
+	dir, err := socketDir(cfg.SocketDir, name)
+	if err != nil {
+		return nil, fmt.Errorf("start plugin %s: socket directory: %w", cfg.Path, err)
+	}
+	// Exec'd directly, no shell; SIGKILL when the daemon dies; its socket
+	// in a directory only the daemon's user can enter. The host environment
+	// comes first so that the socket directory is the one that counts.
 	cmd := exec.Command(cfg.Path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+dir)
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: pluginSet(nil)},
 		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           logger,
 		StartTimeout:     timeout,
@@ -135,8 +230,10 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	})
 	p, err := connect(ctx, pc)
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start plugin %s: %w", cfg.Path, err)
 	}
+	p.sockDir = dir
 	return p, nil
 }
 
@@ -180,7 +277,14 @@ func (p *Process) Kill() {
 	if p.stop != nil {
 		p.stop()
 	}
+	if p.sockDir != "" {
+		os.RemoveAll(p.sockDir)
+	}
 }
+
+// SocketDir returns the process's private socket directory; "" for a
+// plugin that was not started by StartProcess.
+func (p *Process) SocketDir() string { return p.sockDir }
 
 // ServeInProcess serves impl inside this process, over a real go-plugin gRPC
 // connection on a Unix socket, and connects to it as the daemon would. It is

@@ -39,9 +39,16 @@ const (
 	DefaultEventsBuffer     = 1024
 	DefaultWindow           = 1000
 	DefaultCooldown         = 15 * time.Minute
+	DefaultSnapshotInterval = 30 * time.Second
+	DefaultPluginTimeout    = 10 * time.Second
 
 	// MaxWindow is the largest window a monitor may ask for.
 	MaxWindow = 1_000_000
+	// MinPluginTimeout and MaxPluginTimeout bound plugin_timeout.
+	MinPluginTimeout = 100 * time.Millisecond
+	MaxPluginTimeout = 10 * time.Minute
+	// MinSnapshotInterval is the shortest snapshot_interval but 0.
+	MinSnapshotInterval = 100 * time.Millisecond
 )
 
 // LogLevels and LogFormats list the values log_level and log_format accept.
@@ -70,6 +77,17 @@ type File struct {
 	// each such block ("listen"). Settings left at their default have no
 	// place; the map is nil when there is none.
 	Places map[string]hcl.Range
+
+	// PluginTimeout is the deadline of every call to a plugin; a plugin
+	// that does not answer in time is killed and restarted.
+	PluginTimeout time.Duration
+	// Binaries are the plugin blocks, in file order: plugins whose binary
+	// is not plugin_dir/driftd-plugin-<name>, or has a known sha256.
+	Binaries []*PluginBinary
+
+	// SnapshotInterval is how often the windows are written to data_dir;
+	// 0 writes them only when the daemon stops.
+	SnapshotInterval time.Duration
 }
 
 // Place returns where the setting key (a key of Places) was written, or
@@ -134,6 +152,21 @@ type Sink struct {
 // ID returns "<plugin>.<name>", the name monitors use.
 func (s *Sink) ID() string { return s.Plugin + "." + s.Name }
 
+// PluginBinary is a plugin block: plugin "<name>" { path = "..." sha256 = "..." }.
+// The detector and sink blocks of that plugin run the binary at Path instead
+// of plugin_dir/driftd-plugin-<name>; when SHA256 is set, the binary must
+// have that hash each time it is started.
+type PluginBinary struct {
+	Name string
+	// Path is the binary; Load resolves a relative path against the
+	// file's directory.
+	Path string
+	// SHA256 is the binary's expected sha256 in lowercase hex, or "".
+	SHA256      string
+	DefRange    hcl.Range
+	SHA256Range hcl.Range // the sha256 value, when set
+}
+
 // Monitor is a monitor block: which detectors and sinks watch the models its
 // pattern matches.
 type Monitor struct {
@@ -169,6 +202,9 @@ func Load(path string) (*File, hcl.Diagnostics) {
 	f.DataDir = resolve(dir, f.DataDir)
 	f.PluginDir = resolve(dir, f.PluginDir)
 	f.Listen.Socket = resolve(dir, f.Listen.Socket)
+	for _, b := range f.Binaries {
+		b.Path = resolve(dir, b.Path)
+	}
 	return f, diags
 }
 
@@ -200,6 +236,8 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 		Events:    Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},
 		Hash:      sha256.Sum256(src),
 	}
+	f.SnapshotInterval = DefaultSnapshotInterval
+	f.PluginTimeout = DefaultPluginTimeout
 	p := &parser{ctx: evalContext()}
 	p.diags = append(p.diags, diags...)
 	p.file(f, hf.Body)
@@ -230,6 +268,26 @@ func (f *File) Plugins() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Binary returns the plugin block of the named plugin, or nil.
+func (f *File) Binary(name string) *PluginBinary {
+	for _, b := range f.Binaries {
+		if b.Name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+// PluginPath returns the binary of the named plugin: the path of its plugin
+// block, or driftd-plugin-<name> in plugin_dir. A plugin name is 1 to 64 of
+// [a-z0-9_-], so the latter never leaves plugin_dir.
+func (f *File) PluginPath(name string) string {
+	if b := f.Binary(name); b != nil {
+		return b.Path
+	}
+	return filepath.Join(f.PluginDir, "driftd-plugin-"+name)
 }
 
 // Detector returns the detector with the given ID, or nil.

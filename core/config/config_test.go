@@ -187,6 +187,8 @@ func TestParseDefaults(t *testing.T) {
 		Events:    Events{History: 10000, Buffer: 1024},
 		Hash:      f.Hash,
 	}
+	want.SnapshotInterval = 30 * time.Second
+	want.PluginTimeout = 10 * time.Second
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
 	}

@@ -27,6 +27,8 @@ var rootSchema = &hcl.BodySchema{
 		{Name: "plugin_dir"},
 		{Name: "log_level"},
 		{Name: "log_format"},
+		{Name: "snapshot_interval"},
+		{Name: "plugin_timeout"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "listen"},
@@ -35,8 +37,18 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "detector", LabelNames: []string{"plugin", "name"}},
 		{Type: "sink", LabelNames: []string{"plugin", "name"}},
 		{Type: "monitor", LabelNames: []string{"pattern"}},
+		{Type: "plugin", LabelNames: []string{"name"}},
 	},
 }
+
+var pluginSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "path", Required: true},
+		{Name: "sha256"},
+	},
+}
+
+var sha256Re = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 var listenSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
@@ -95,6 +107,7 @@ type parser struct {
 	detectors  map[string]*Detector
 	sinks      map[string]*Sink
 	monitors   map[string]*Monitor
+	plugins    map[string]*PluginBinary
 
 	// Monitor references, checked once every block is known.
 	refs []reference
@@ -129,6 +142,7 @@ func (p *parser) file(f *File, body hcl.Body) {
 	p.detectors = map[string]*Detector{}
 	p.sinks = map[string]*Sink{}
 	p.monitors = map[string]*Monitor{}
+	p.plugins = map[string]*PluginBinary{}
 
 	content, diags := body.Content(rootSchema)
 	p.diags = append(p.diags, diags...)
@@ -148,6 +162,20 @@ func (p *parser) file(f *File, body hcl.Body) {
 	}
 	if s, ok := p.oneOf(attrs["log_format"], LogFormats); ok {
 		f.LogFormat = s
+	}
+	if attr := attrs["plugin_timeout"]; attr != nil {
+		if s, ok := p.str(attr); ok {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < MinPluginTimeout || d > MaxPluginTimeout {
+				p.errorf(attr.Expr.Range(), "Invalid plugin_timeout",
+					"plugin_timeout must be a Go duration from %s to %s such as \"10s\", not %q.", MinPluginTimeout, MaxPluginTimeout, s)
+			} else {
+				f.PluginTimeout = d
+			}
+		}
+	}
+	if d, ok := p.snapshotInterval(attrs["snapshot_interval"]); ok {
+		f.SnapshotInterval = d
 	}
 
 	for _, b := range content.Blocks {
@@ -183,6 +211,10 @@ func (p *parser) file(f *File, body hcl.Body) {
 		case "monitor":
 			if m := p.monitor(b); m != nil {
 				f.Monitors = append(f.Monitors, m)
+			}
+		case "plugin":
+			if pb := p.plugin(b); pb != nil {
+				f.Binaries = append(f.Binaries, pb)
 			}
 		}
 	}
@@ -350,6 +382,59 @@ func (p *parser) detector(b *hcl.Block) *Detector {
 		return nil
 	}
 	return d
+}
+
+// plugin parses a plugin block: plugin "<name>" { path = "...", sha256 = "..." }.
+func (p *parser) plugin(b *hcl.Block) *PluginBinary {
+	content, diags := b.Body.Content(pluginSchema)
+	p.diags = append(p.diags, diags...)
+	pb := &PluginBinary{Name: b.Labels[0], DefRange: b.DefRange}
+	ok := true
+	if !pluginNameRe.MatchString(pb.Name) {
+		p.errorf(b.LabelRanges[0], "Invalid plugin name",
+			"%q is not a valid plugin name: it must be 1 to 64 lowercase letters, digits, \"_\" or \"-\", "+
+				"starting with a letter or digit.", pb.Name)
+		ok = false
+	}
+	if attr := content.Attributes["path"]; attr != nil {
+		s, good := p.str(attr)
+		switch {
+		case !good:
+			ok = false
+		case s == "":
+			p.errorf(attr.Expr.Range(), "Invalid path",
+				"path must name the plugin's binary, relative to the config file's directory or absolute.")
+			ok = false
+		default:
+			pb.Path = s
+		}
+	} else {
+		ok = false // Content reported it
+	}
+	if attr := content.Attributes["sha256"]; attr != nil {
+		s, good := p.str(attr)
+		switch {
+		case !good:
+			ok = false
+		case !sha256Re.MatchString(s):
+			p.errorf(attr.Expr.Range(), "Invalid sha256",
+				"sha256 must be the 64 hexadecimal digits of the binary's SHA-256 (as sha256sum prints them), not %q.", s)
+			ok = false
+		default:
+			pb.SHA256 = strings.ToLower(s)
+			pb.SHA256Range = attr.Expr.Range()
+		}
+	}
+	if first, dup := p.plugins[pb.Name]; dup {
+		p.errorf(b.DefRange, "Duplicate plugin block",
+			"The plugin %q is already given a binary on line %d.", pb.Name, first.DefRange.Start.Line)
+		return nil
+	}
+	p.plugins[pb.Name] = pb
+	if !ok {
+		return nil
+	}
+	return pb
 }
 
 func (p *parser) sink(b *hcl.Block) *Sink {
@@ -593,4 +678,31 @@ func sortDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 		return ra.Start.Byte - rb.Start.Byte
 	})
 	return diags
+}
+
+// snapshotInterval parses snapshot_interval: a Go duration, "0" for no
+// periodic snapshot.
+func (p *parser) snapshotInterval(attr *hcl.Attribute) (time.Duration, bool) {
+	if attr == nil {
+		return 0, false
+	}
+	s, ok := p.str(attr)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(attr.Expr.Range(), "Invalid snapshot_interval",
+			"snapshot_interval must be a Go duration such as \"30s\" or \"5m\", or \"0\" to write the windows only when driftd stops, not %q.", s)
+	case d < 0:
+		p.errorf(attr.Expr.Range(), "Invalid snapshot_interval",
+			"snapshot_interval must not be negative, not %q; \"0\" writes the windows only when driftd stops.", s)
+	case d > 0 && d < MinSnapshotInterval:
+		p.errorf(attr.Expr.Range(), "Invalid snapshot_interval",
+			"snapshot_interval must be at least %v (or \"0\" for none), not %q: each snapshot writes every window.", MinSnapshotInterval, s)
+	default:
+		return d, true
+	}
+	return 0, false
 }

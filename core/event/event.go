@@ -33,8 +33,8 @@ func ParseType(s string) (Type, bool) {
 //   - drift, warning: Model, Version, Metric, Detector, Index, WindowSize,
 //     WindowMean, Details;
 //   - metric: Model, Version, Metric, Index, Value;
-//   - plugin, config, retrain: Action, and Plugin, Detector, Message,
-//     Generation or Diagnostics where they apply.
+//   - plugin, config, retrain: Action, and Plugin, Detector, Pid, Attempt,
+//     DelayMS, Message, Generation or Diagnostics where they apply.
 type Event struct {
 	Seq  uint64    `json:"seq"`
 	Type Type      `json:"type"`
@@ -54,6 +54,8 @@ type Event struct {
 	Action      string `json:"action,omitempty"`
 	Plugin      string `json:"plugin,omitempty"`
 	Pid         int    `json:"pid,omitempty"`
+	Attempt     int    `json:"attempt,omitempty"`  // plugin restarting: the attempt, from 1
+	DelayMS     int64  `json:"delay_ms,omitempty"` // plugin restarting: the wait before it
 	Message     string `json:"message,omitempty"`
 	Generation  uint64 `json:"generation,omitempty"`
 	Diagnostics any    `json:"diagnostics,omitempty"`

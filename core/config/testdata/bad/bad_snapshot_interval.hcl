@@ -1,0 +1,1 @@
+snapshot_interval = "30 seconds"

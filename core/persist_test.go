@@ -1,0 +1,391 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/snapshot"
+)
+
+// fill adds n pseudo-random values to each of metrics of model/version.
+func fill(ws *Windows, model, version string, capacity, n int, metrics ...string) {
+	w := ws.Get(model, version, capacity)
+	r := rand.New(rand.NewPCG(uint64(n), uint64(capacity)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range n {
+		for _, m := range metrics {
+			w.seriesLocked(m).add(float64(i%7) + r.Float64())
+		}
+	}
+}
+
+// A snapshot brings back every window exactly: capacities, indices, values,
+// recorded means and the running sum, so that restored streams go on with
+// the very same means as the originals.
+func TestSnapshotRoundTrip(t *testing.T) {
+	ws := NewWindows()
+	fill(ws, "a", "v1", 10, 3, "accuracy")                      // the ring has not grown to the capacity
+	fill(ws, "a", "v2", 10, 37, "accuracy", "latency_ms", "f1") // wrapped, sum recomputed on the way
+	fill(ws, "b", "v1", 1000, 2500, "accuracy")
+	ws.Get("c", "v1", 5) // no values: not in the snapshot
+
+	dir := t.TempDir()
+	st, err := snapshot.Write(dir, time.Now(), ws.snapshots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Windows != 3 || st.Series != 5 || st.Values != 3+3*10+1000 {
+		t.Errorf("stats %+v", st)
+	}
+	snap, err := snapshot.Read(snapshot.Path(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := NewWindows()
+	got.restore(snap.Windows)
+
+	if n := len(got.All()); n != 3 {
+		t.Fatalf("%d windows restored, want 3", n)
+	}
+	for _, w := range ws.All() {
+		r := got.Lookup(w.Model, w.Version)
+		if len(w.series) == 0 {
+			if r != nil {
+				t.Errorf("%s/%s: an empty window was restored", w.Model, w.Version)
+			}
+			continue
+		}
+		if r == nil {
+			t.Fatalf("%s/%s: not restored", w.Model, w.Version)
+		}
+		if !reflect.DeepEqual(r.Status(), w.Status()) || r.capacity != w.capacity {
+			t.Errorf("%s/%s: status %+v, want %+v", w.Model, w.Version, r.Status(), w.Status())
+		}
+		for name, s := range w.series {
+			rs := r.series[name]
+			if rs.key != s.key || rs.first != s.first || rs.next != s.next || rs.sum != s.sum || rs.fresh != s.fresh || rs.cap != s.cap {
+				t.Errorf("%s: restored %+v, want %+v", s.key, *rs, *s)
+			}
+			for i := s.first; i < s.next; i++ {
+				if rs.at(i) != s.at(i) || math.Float64bits(rs.mean(i)) != math.Float64bits(s.mean(i)) {
+					t.Fatalf("%s[%d]: %v (mean %v), want %v (mean %v)", s.key, i, rs.at(i), rs.mean(i), s.at(i), s.mean(i))
+				}
+			}
+			// Both go on alike, to the last bit, through a recompute of the sum.
+			for k := range 3 * s.cap {
+				v := float64(k%5) / 3
+				i, j := s.add(v), rs.add(v)
+				if i != j || math.Float64bits(s.mean(i)) != math.Float64bits(rs.mean(j)) {
+					t.Fatalf("%s: after restore, value %d got index %d mean %v, want index %d mean %v", s.key, k, j, rs.mean(j), i, s.mean(i))
+				}
+			}
+		}
+	}
+}
+
+// A snapshot that cannot be used (damaged, cut short, of another format
+// version, not a snapshot at all) is moved aside and the daemon starts with
+// empty windows; an unfinished write is removed.
+func TestRestoreSetsAsideUnusableSnapshots(t *testing.T) {
+	ws := NewWindows()
+	fill(ws, "a", "v1", 10, 30, "accuracy")
+	src := t.TempDir()
+	if _, err := snapshot.Write(src, time.Now(), ws.snapshots()); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(snapshot.Path(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 0x10
+	version := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(version[8:], 99)
+
+	for _, tt := range []struct {
+		name, content, log string
+	}{
+		{"truncated", string(good[:len(good)-9]), "checksum mismatch"},
+		{"damaged", string(flipped), "checksum mismatch"},
+		{"wrong version", string(version), "format version 99"},
+		{"empty", "", "truncated"},
+		{"not a snapshot", "hello, world\n", "not a driftd windows snapshot"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := snapshot.Path(dir)
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			unfinished := filepath.Join(dir, snapshot.FileName+".tmp-42")
+			if err := os.WriteFile(unfinished, good[:20], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			a := &Agent{windows: NewWindows(), log: hclog.New(&hclog.LoggerOptions{Output: &log})}
+			a.restoreWindows(dir)
+
+			if n := len(a.windows.All()); n != 0 {
+				t.Errorf("%d windows restored from an unusable snapshot", n)
+			}
+			if !strings.Contains(log.String(), "[WARN]") || !strings.Contains(log.String(), tt.log) {
+				t.Errorf("log %q: want a warning saying %q", log.String(), tt.log)
+			}
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("unusable snapshot still in place: %v", err)
+			}
+			if _, err := os.Stat(unfinished); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("unfinished write still there: %v", err)
+			}
+			bad, _ := filepath.Glob(filepath.Join(dir, snapshot.FileName+".bad-*"))
+			if len(bad) != 1 {
+				t.Fatalf("set aside: %v, want one windows.snapshot.bad-<time>", bad)
+			}
+			if b, err := os.ReadFile(bad[0]); err != nil || string(b) != tt.content {
+				t.Errorf("set-aside file differs from the snapshot (%v)", err)
+			}
+		})
+	}
+}
+
+// A restored window is fed to the detectors of the first generation once,
+// with its original indices; what they raise about the restored values is
+// not published again, and a new value gets the next index.
+func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
+	src := counterConfig(5, []string{"c"}, map[string]string{"c": "mark = 10"})
+	a, path := newReloadAgent(t, src)
+	sub, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Warning}}, false, 0, 1000)
+	ingestAll(t, a, 1, 11, 2, 12, 3, 13, 4) // warnings at 1, 3 and 5; the window holds 2..6
+	before := a.warnings(t, sub)["counter.c"]
+	if idx := indices(before); !reflect.DeepEqual(idx, []uint64{1, 3, 5}) {
+		t.Fatalf("warnings before the restart at %v, want [1 3 5]", idx)
+	}
+	dir := t.TempDir()
+	if err := a.writeSnapshot(dir, "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.restoreWindows(dir)
+	sub, _ = b.bus.Subscribe(event.Filter{Types: []event.Type{event.Warning}}, false, 0, 1000)
+	if err := b.startGeneration(context.Background(), buildOptions{start: inProcess(testPlugins)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if g := b.gen.Swap(nil); g != nil {
+			g.stop()
+		}
+		b.bus.Close()
+	})
+	if got := b.warnings(t, sub)["counter.c"]; len(got) != 0 {
+		t.Errorf("warnings about restored values published again: %v", got)
+	}
+	feed := b.gen.Load().detector("counter.c").runner.status()
+	if feed.Values != 5 {
+		t.Errorf("the new detector was fed %d values, want the 5 held", feed.Values)
+	}
+	if st := b.windows.Lookup("m", "v1").Status()["accuracy"]; st.Count != 7 || st.Held != 5 {
+		t.Errorf("restored window: %+v, want count 7, held 5", st)
+	}
+
+	ingestAll(t, b, 14)
+	got := b.warnings(t, sub)["counter.c"]
+	if len(got) != 1 || got[0].Index != 7 {
+		t.Fatalf("after the restart: %v, want one warning at index 7", got)
+	}
+	// The detector saw the held values 2..6, once, in order, then 7.
+	if d := got[0].Details; d["seen"] != 6 || d["first"] != 2 || d["gaps"] != 0 {
+		t.Errorf("detector's view: %v, want seen 6, first 2, no gaps", d)
+	}
+	if got[0].WindowSize != 5 {
+		t.Errorf("window_size %d, want 5", got[0].WindowSize)
+	}
+
+	// A detector added by a reload after the restart starts afresh, like
+	// any new detector: it is fed the held values (3..7), and what it
+	// raises about them is published, as at any reload.
+	writeTestFile(t, path, counterConfig(5, []string{"c", "d"}, map[string]string{"c": "mark = 10", "d": "mark = 10"}))
+	if res := b.reload(context.Background(), ReloadAPI); !res.OK {
+		t.Fatalf("reload: %+v", res)
+	}
+	all := b.warnings(t, sub)
+	if len(all["counter.c"]) != 0 {
+		t.Errorf("the kept detector raised %v", all["counter.c"])
+	}
+	if idx := indices(all["counter.d"]); !reflect.DeepEqual(idx, []uint64{3, 5, 7}) {
+		t.Errorf("the new detector's warnings at %v, want [3 5 7]", idx)
+	}
+}
+
+func indices(es []event.Event) []uint64 {
+	var out []uint64
+	for _, e := range es {
+		out = append(out, e.Index)
+	}
+	return out
+}
+
+// Run restores the windows, writes them every snapshot_interval and when
+// it stops, and writes nothing once it has returned.
+func TestRunWritesSnapshots(t *testing.T) {
+	for _, interval := range []string{"100ms", "0"} {
+		t.Run("snapshot_interval="+interval, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "dd") // a short socket path
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			path := filepath.Join(dir, "driftd.hcl")
+			writeTestFile(t, path, fmt.Sprintf(`
+snapshot_interval = %q
+plugin_dir = "."
+listen { socket = "d.sock" }
+detector "counter" "c" {
+  metric = "accuracy"
+  config { mark = 10 }
+}
+monitor "m" {
+  window    = 4
+  detectors = ["counter.c"]
+}
+`, interval))
+			snap := snapshot.Path(filepath.Join(dir, "data"))
+			run := func(first bool, values ...float64) *Agent {
+				t.Helper()
+				a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard, NoWatch: true, InProcess: testPlugins})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- a.Run(ctx) }()
+				eventuallyTrue(t, "ready", a.ready.Load)
+				ingestAll(t, a, values...)
+				count := a.windows.Lookup("m", "v1").Status()["accuracy"].Count
+				if interval != "0" {
+					eventuallyTrue(t, "a periodic snapshot", func() bool {
+						s, err := snapshot.Read(snap)
+						return err == nil && len(s.Windows) == 1 && s.Windows[0].Series[0].Next == count
+					})
+				} else if _, err := os.Stat(snap); first && !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("snapshot_interval 0, yet a snapshot before the stop: %v", err)
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+
+			run(true, 1, 2, 3, 11, 4)
+			s, err := snapshot.Read(snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sr := s.Windows[0].Series[0]; sr.Next != 5 || !reflect.DeepEqual(sr.Values, []float64{2, 3, 11, 4}) {
+				t.Fatalf("snapshot at the stop: %+v", sr)
+			}
+			info, _ := os.Stat(snap)
+			time.Sleep(300 * time.Millisecond) // three intervals: the writer has stopped
+			if now, _ := os.Stat(snap); !now.ModTime().Equal(info.ModTime()) {
+				t.Error("snapshot written after Run returned")
+			}
+
+			a := run(false, 5)
+			if st := a.windows.Lookup("m", "v1").Status()["accuracy"]; st.Count != 6 || st.Last != 5 {
+				t.Errorf("after the restart: %+v, want count 6, last 5", st)
+			}
+			if s, err := snapshot.Read(snap); err != nil || s.Windows[0].Series[0].Next != 6 {
+				t.Errorf("snapshot after the second run: %+v, %v", s, err)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "data", snapshot.FileName+"*")); len(left) != 1 {
+				t.Errorf("data_dir holds %v, want only the snapshot", left)
+			}
+		})
+	}
+}
+
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// benchWindows is 1,000 model versions with 4 metrics of 1,000 values each.
+func benchWindows(b *testing.B) *Windows {
+	b.Helper()
+	ws := NewWindows()
+	for i := range 1000 {
+		fill(ws, "model", fmt.Sprintf("v%d", i), 1000, 1000, "accuracy", "precision", "recall", "latency_ms")
+	}
+	return ws
+}
+
+// BenchmarkSnapshotWrite writes 4 million values: copy, encode, fsync,
+// rename. It reports the file's size.
+func BenchmarkSnapshotWrite(b *testing.B) {
+	ws := benchWindows(b)
+	dir := b.TempDir()
+	var st snapshot.Stats
+	for b.Loop() {
+		var err error
+		if st, err = snapshot.Write(dir, time.Now(), ws.snapshots()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(st.Bytes)/(1<<20), "MiB")
+	b.ReportMetric(float64(st.Values), "values")
+}
+
+// BenchmarkSnapshotRestore reads the snapshot of BenchmarkSnapshotWrite
+// back into windows.
+func BenchmarkSnapshotRestore(b *testing.B) {
+	dir := b.TempDir()
+	if _, err := snapshot.Write(dir, time.Now(), benchWindows(b).snapshots()); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		snap, err := snapshot.Read(snapshot.Path(dir))
+		if err != nil {
+			b.Fatal(err)
+		}
+		NewWindows().restore(snap.Windows)
+	}
+}
+
+// BenchmarkSnapshotCopyWindow is how long a snapshot holds one window's
+// lock (4 metrics of 1,000 values): what ingestion into that window may
+// wait at most.
+func BenchmarkSnapshotCopyWindow(b *testing.B) {
+	ws := NewWindows()
+	fill(ws, "model", "v1", 1000, 1000, "accuracy", "precision", "recall", "latency_ms")
+	w := ws.Lookup("model", "v1")
+	var dst snapshot.Window
+	for b.Loop() {
+		w.copyTo(&dst)
+	}
+}
