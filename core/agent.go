@@ -371,7 +371,10 @@ func (a *Agent) onFailed(r *runner, err error, lost int) {
 // callbacks are the agent's side of its detectors.
 func (a *Agent) callbacks() callbacks {
 	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited,
-		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted}
+		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted,
+		called: func(r *runner, took time.Duration) {
+			a.metrics.calls.WithLabelValues(r.id).Observe(took.Seconds())
+		}}
 }
 
 // onKilled reports a plugin process killed because it did not answer.

@@ -583,6 +583,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		`driftd_events_total{type="drift"} 1`,
 		`driftd_detector_values_total{detector="below.floor"} 1`,
 		`driftd_detector_queue_values{detector="below.floor"} 0`,
+		`driftd_plugin_call_duration_seconds_count{detector="below.floor"} `,
 		"driftd_event_subscribers 0",
 		"driftd_config_generation 1",
 		`driftd_build_info{version=`,

@@ -132,6 +132,8 @@ type callbacks struct {
 	killed     func(*detectorInstance, error)
 	restarting func(d *detectorInstance, attempt int, delay time.Duration, cause error)
 	restarted  func(d *detectorInstance, attempts int)
+	// called times every Update call of a live feed.
+	called func(r *runner, took time.Duration)
 }
 
 // start runs the detector's feed until stop. A call that finds the plugin
@@ -139,6 +141,7 @@ type callbacks struct {
 func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	d.runner.signals = cb.signals
+	d.runner.called = cb.called
 	d.runner.failed = func(r *runner, err error, lost int) {
 		cb.failed(r, err, lost)
 		if fatal(err) {

@@ -23,6 +23,7 @@ type agentMetrics struct {
 	events     *prometheus.CounterVec // events published, by type
 	reloads    *prometheus.CounterVec // config loads, by result
 	restarts   *prometheus.CounterVec // plugin restarts, by detector
+	calls      *prometheus.HistogramVec
 }
 
 // Reasons a metric line is rejected or a request cut short.
@@ -63,6 +64,11 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 			Name: "driftd_plugin_restarts_total",
 			Help: "Plugin processes started again after they exited, crashed or hung, by detector.",
 		}, []string{"detector"}),
+		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "driftd_plugin_call_duration_seconds",
+			Help:    "Time of Update calls to detector plugins, by detector: one call carries every value queued for it.",
+			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
+		}, []string{"detector"}),
 	}
 	for _, r := range []string{reasonInvalid, reasonDomain} {
 		m.rejected.WithLabelValues(r)
@@ -73,11 +79,11 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
-	reg.MustRegister(m.rejected,
+	reg.MustRegister(m.rejected, m.stopped, m.detections, m.events, m.reloads, m.restarts, m.calls,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "driftd_metrics_accepted_total",
 			Help: "Metric lines accepted: every value in its window and queued to its detectors.",
-		}, func() float64 { return float64(a.accepted.Load()) }), m.stopped, m.detections, m.events, m.reloads, m.restarts,
+		}, func() float64 { return float64(a.accepted.Load()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -39,6 +39,8 @@ type runner struct {
 	log    hclog.Logger
 	// signals receives what a call raised; failed, a call that failed.
 	signals func(r *runner, sigs []raised)
+	// called, when set, is told how long each Update call took.
+	called func(r *runner, took time.Duration)
 	failed  func(r *runner, err error, lost int)
 
 	// Supervision (supervise.go). revive starts a new process, configured,
@@ -220,7 +222,11 @@ func (r *runner) flushOnce(ctx context.Context) {
 	r.mu.Unlock()
 
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
+	began := time.Now()
 	sigs, err := r.up.Update(callCtx, batch)
+	if r.called != nil {
+		r.called(r, time.Since(began))
+	}
 	cancel()
 	// A plugin gone or stuck is restarted, and the batch sent again.
 	restart := err != nil && fatal(err) && r.revive != nil && !r.final
