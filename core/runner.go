@@ -41,7 +41,7 @@ type runner struct {
 	signals func(r *runner, sigs []raised)
 	// called, when set, is told how long each Update call took.
 	called func(r *runner, took time.Duration)
-	failed  func(r *runner, err error, lost int)
+	failed func(r *runner, err error, lost int)
 
 	// Supervision (supervise.go). revive starts a new process, configured,
 	// and returns it with its pid; nil for a detector that cannot be
