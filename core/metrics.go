@@ -141,7 +141,7 @@ func (m *agentMetrics) observe(e *event.Event) {
 	switch {
 	case e.Type == event.Drift || e.Type == event.Warning:
 		m.detections.WithLabelValues(e.Detector, string(e.Type)).Inc()
-	case e.Type == event.Config && e.Action == "loaded":
+	case e.Type == event.Config && (e.Action == "loaded" || e.Action == "reloaded"):
 		m.reloads.WithLabelValues("success").Inc()
 	case e.Type == event.Config && e.Action == "rejected":
 		m.reloads.WithLabelValues("failure").Inc()

@@ -281,7 +281,11 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			a.log.Error(config.FormatDiagnostics(hcl.Diagnostics{d}))
 		}
 	}
-	a.publish(event.Event{Type: event.Config, Action: "loaded", Generation: g.id, Message: f.Filename})
+	action := "reloaded"
+	if source == ReloadStart {
+		action = "loaded"
+	}
+	a.publish(event.Event{Type: event.Config, Action: action, Generation: g.id, Message: f.Filename})
 	if source != ReloadStart {
 		// NewAgent logged the warnings of the first load already.
 		for _, d := range diags {

@@ -231,7 +231,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 	}
 	wantEvents := []string{
 		"plugin started counter.keep", "plugin started counter.change", "plugin started counter.gone", "config loaded ",
-		"plugin started counter.change", "plugin started counter.fresh", "plugin stopped counter.change", "plugin stopped counter.gone", "config loaded ",
+		"plugin started counter.change", "plugin started counter.fresh", "plugin stopped counter.change", "plugin stopped counter.gone", "config reloaded ",
 	}
 	if !slices.Equal(plugin, wantEvents) {
 		t.Errorf("events\n%q\nwant\n%q", plugin, wantEvents)

@@ -192,7 +192,7 @@ func waitEvent(t *testing.T, s *eventStream, what string, match func(event) bool
 
 func isLoaded(gen uint64) func(event) bool {
 	return func(e event) bool {
-		return e.Type == "config" && e.Action == "loaded" && strings.Contains(e.raw, fmt.Sprintf(`"generation":%d`, gen))
+		return e.Type == "config" && e.Action == "reloaded" && strings.Contains(e.raw, fmt.Sprintf(`"generation":%d`, gen))
 	}
 }
 
