@@ -4,14 +4,18 @@ package parity
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
 
 // Case is one reference run: River's detector with Params (River's
@@ -77,4 +81,39 @@ func Stream(t testing.TB, name string) []float64 {
 		t.Fatal(err)
 	}
 	return xs
+}
+
+// CheckOverGRPC runs every case of one detector through the plugin as the
+// daemon reaches it, over go-plugin gRPC (sdktest), configured with River's
+// parameter names and fed in batches of uneven sizes. Drifts, and warnings
+// where the case lists them, must be River's, and every signal, details
+// included, the one the detector raises in process on the whole stream.
+func CheckOverGRPC(t *testing.T, detector string, plugin func() sdk.Plugin) {
+	for _, c := range Cases(t, detector) {
+		t.Run(c.Name, func(t *testing.T) {
+			xs := Stream(t, c.Stream)
+			local := plugin()
+			cfg, err := local.Schema().Apply(c.Params)
+			if err == nil {
+				err = local.Configure(cfg)
+			}
+			if err != nil {
+				t.Fatalf("configure %v: %v", c.Params, err)
+			}
+			want, err := local.(sdk.Detector).Update(context.Background(), []sdk.Batch{{Stream: "s", Values: xs}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sdktest.FeedUneven(t, sdktest.Detector(t, plugin().(sdk.Detector), c.Params), "s", xs)
+			if idx := sdktest.Indices(got, sdk.SignalDrift); !slices.Equal(idx, c.Drift) {
+				t.Errorf("drifts at %v, River at %v", idx, c.Drift)
+			}
+			if idx := sdktest.Indices(got, sdk.SignalWarning); c.Warnings != nil && !slices.Equal(idx, c.Warnings) {
+				t.Errorf("warnings at %v, River at %v", idx, c.Warnings)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("signals over gRPC differ from those in process:\n got  %v\n want %v", got, want)
+			}
+		})
+	}
 }

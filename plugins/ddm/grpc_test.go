@@ -3,7 +3,6 @@ package ddm
 import (
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -12,37 +11,9 @@ import (
 	"github.com/driftd/driftd/sdk/sdktest"
 )
 
-// TestParityOverGRPC runs every River case through the plugin as the daemon
-// reaches it: over go-plugin gRPC, configured with River's parameter names,
-// with the stream sent in batches of uneven sizes. The signals, details
-// included, must be the value-by-value ones.
+// TestParityOverGRPC runs every River case through the plugin over gRPC.
 func TestParityOverGRPC(t *testing.T) {
-	for _, c := range parity.Cases(t, "ddm") {
-		t.Run(c.Name, func(t *testing.T) {
-			xs := parity.Stream(t, c.Stream)
-			d := sdktest.Detector(t, &DDM{}, c.Params)
-			var got []sdk.Signal
-			for start, size := 0, 1; start < len(xs); start, size = start+size, size*2%997+1 {
-				end := min(start+size, len(xs))
-				sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Start: uint64(start), Values: xs[start:end]}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, sigs...)
-			}
-			if idx := sdktest.Indices(got, sdk.SignalDrift); !slices.Equal(idx, c.Drift) {
-				t.Errorf("drifts at %v, River at %v", idx, c.Drift)
-			}
-			if c.Warnings != nil {
-				if idx := sdktest.Indices(got, sdk.SignalWarning); !slices.Equal(idx, c.Warnings) {
-					t.Errorf("warnings at %v, River at %v", idx, c.Warnings)
-				}
-			}
-			if want := sdktest.FeedOneByOne(configured(t, c.Params).New(), "s", xs); !reflect.DeepEqual(got, want) {
-				t.Errorf("signals over gRPC differ from value-by-value ones")
-			}
-		})
-	}
+	parity.CheckOverGRPC(t, "ddm", func() sdk.Plugin { return &DDM{} })
 }
 
 func TestOverGRPC(t *testing.T) {

@@ -3,7 +3,6 @@ package fhddm
 import (
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -27,42 +26,9 @@ func feedOverGRPC(t *testing.T, d *sdk.Remote, xs []float64) []sdk.Signal {
 	return got
 }
 
-// TestParityOverGRPC runs every River case, and River's documented example
-// with and without the short window, through the plugin as the daemon
-// reaches it: over go-plugin gRPC, configured with River's parameter names.
-// The signals must equal the value-by-value ones, details included.
+// TestParityOverGRPC runs every River case through the plugin over gRPC.
 func TestParityOverGRPC(t *testing.T) {
-	type run struct {
-		name     string
-		cfg      sdk.Config
-		xs       []float64
-		drift    []uint64
-		warnings []uint64
-	}
-	var runs []run
-	for _, c := range parity.Cases(t, "fhddm") {
-		runs = append(runs, run{c.Name, c.Params, parity.Stream(t, c.Stream), c.Drift, c.Warnings})
-	}
-	runs = append(runs,
-		run{"River's example", sdk.Config{}, riverExampleStream(), []uint64{315}, nil},
-		run{"River's example, stacking", sdk.Config{"short_window_size": 20}, riverExampleStream(), []uint64{279}, nil},
-	)
-	for _, r := range runs {
-		t.Run(r.name, func(t *testing.T) {
-			got := feedOverGRPC(t, sdktest.Detector(t, &FHDDM{}, r.cfg), r.xs)
-			if idx := sdktest.Indices(got, sdk.SignalDrift); !slices.Equal(idx, r.drift) {
-				t.Errorf("drifts at %v, River at %v", idx, r.drift)
-			}
-			if r.warnings != nil {
-				if idx := sdktest.Indices(got, sdk.SignalWarning); !slices.Equal(idx, r.warnings) {
-					t.Errorf("warnings at %v, River at %v", idx, r.warnings)
-				}
-			}
-			if want := sdktest.FeedOneByOne(configured(t, r.cfg).New(), "s", r.xs); !reflect.DeepEqual(got, want) {
-				t.Errorf("signals over gRPC %v, value by value %v", got, want)
-			}
-		})
-	}
+	parity.CheckOverGRPC(t, "fhddm", func() sdk.Plugin { return &FHDDM{} })
 }
 
 func TestConfigErrorsOverGRPC(t *testing.T) {

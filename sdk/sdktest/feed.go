@@ -19,10 +19,32 @@ func FeedOneByOne(st sdk.StreamDetector, stream string, xs []float64) []sdk.Sign
 	return out
 }
 
+// Updater is what takes batches: an sdk.Detector in process, or the
+// *sdk.Remote that Detector and Start return.
+type Updater interface {
+	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
+}
+
+// FeedUneven sends xs as one stream in batches of uneven sizes, from 1 value
+// to hundreds, one batch a call, and returns the signals.
+func FeedUneven(t testing.TB, d Updater, stream string, xs []float64) []sdk.Signal {
+	t.Helper()
+	var out []sdk.Signal
+	for start, size := 0, 1; start < len(xs); start, size = start+size, size*2%997+1 {
+		end := min(start+size, len(xs))
+		sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: stream, Start: uint64(start), Values: xs[start:end]}})
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		out = append(out, sigs...)
+	}
+	return out
+}
+
 // FeedRandomly feeds every stream to d in random batches, as the daemon may:
 // calls carry several batches, interleaved across streams, of 1 to hundreds
 // of values. It returns the signals per stream.
-func FeedRandomly(t testing.TB, d sdk.Detector, streams map[string][]float64, rng *rand.Rand) map[string][]sdk.Signal {
+func FeedRandomly(t testing.TB, d Updater, streams map[string][]float64, rng *rand.Rand) map[string][]sdk.Signal {
 	t.Helper()
 	names := make([]string, 0, len(streams))
 	for name := range streams {
