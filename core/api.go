@@ -154,6 +154,9 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if sub.Missed > 0 {
 		w.Header().Set("X-Driftd-Missed", strconv.FormatUint(sub.Missed, 10))
 	}
+	if sub.Restarted {
+		w.Header().Set("X-Driftd-Restarted", "true")
+	}
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()

@@ -503,7 +503,10 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 		proc.Kill()
 		return nil, diags
 	}
-	if err := remote.Configure(ctx, cfg); err != nil {
+	cctx, cancel := context.WithTimeout(ctx, f.PluginTimeout)
+	err = remote.Configure(cctx, cfg)
+	cancel()
+	if err != nil {
 		proc.Kill()
 		if errors.Is(err, sdk.ErrInvalidConfig) {
 			return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)

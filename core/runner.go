@@ -112,7 +112,7 @@ type raised struct {
 // stream's values in order.
 func (r *runner) add(stream string, index uint64, v, mean float64) {
 	r.mu.Lock()
-	if r.halted {
+	if r.halted || r.stopped { // a stopped feed never evaluates it: count it
 		r.lost++
 		r.mu.Unlock()
 		return

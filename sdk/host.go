@@ -228,7 +228,9 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
 	})
-	p, err := connect(ctx, pc)
+	dctx, cancel := context.WithTimeout(ctx, timeout) // info and schema, after the handshake
+	defer cancel()
+	p, err := connect(dctx, pc)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start plugin %s: %w", cfg.Path, err)

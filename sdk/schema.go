@@ -210,8 +210,9 @@ func ConfigErrors(err error) []*ConfigError {
 			}
 			return
 		}
-		if u := errors.Unwrap(e); u != nil {
-			walk(u)
+		var ce *ConfigError
+		if errors.As(e, &ce) {
+			out = append(out, ce)
 			return
 		}
 		out = append(out, &ConfigError{Message: e.Error()})

@@ -3,7 +3,9 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -204,5 +206,17 @@ func TestConfigureReportsSchemaAndPluginProblemsTogether(t *testing.T) {
 	}
 	if !reflect.DeepEqual(attrs, []string{"limit", "mode"}) {
 		t.Fatalf("errors on %v (%v), want limit and mode", attrs, err)
+	}
+}
+
+func TestConfigErrorsKeepContext(t *testing.T) {
+	err := fmt.Errorf("load baseline /data/b.csv: %w", os.ErrNotExist)
+	got := sdk.ConfigErrors(err)
+	if len(got) != 1 || got[0].Message != err.Error() || got[0].Attribute != "" {
+		t.Fatalf("ConfigErrors = %+v", got)
+	}
+	wrapped := fmt.Errorf("check: %w", &sdk.ConfigError{Attribute: "limit", Message: "must be > 0"})
+	if got := sdk.ConfigErrors(wrapped); len(got) != 1 || got[0].Attribute != "limit" {
+		t.Fatalf("ConfigErrors(wrapped) = %+v", got)
 	}
 }

@@ -148,7 +148,10 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "driftd events: %s: %s\n", resp.Status, strings.TrimSpace(string(msg)))
 		return exitFailure
 	}
-	if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
+	if resp.Header.Get("X-Driftd-Restarted") == "true" {
+		fmt.Fprintf(stderr, "driftd events: the daemon restarted since seq %s; replaying every event it holds\n", *since)
+	}
+		if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
 		fmt.Fprintf(stderr, "driftd events: %s events after %s are no longer held\n", n, *since)
 	}
 	sc := bufio.NewScanner(resp.Body)
@@ -173,6 +176,10 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fs := newFlags("status", stderr)
 	sock := socketFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: driftd status [-socket PATH]")
 		return exitUsage
 	}
 	socket := socketPath(*sock)

@@ -127,6 +127,11 @@ func (b *Bus) Subscribe(f Filter, replay bool, since uint64, buffer int) (*Subsc
 		return nil, ErrClosed
 	}
 	s := &Subscription{bus: b, filter: f, ch: make(chan Event, buffer), done: make(chan struct{})}
+	if replay && since > b.seq {
+		// A since beyond the newest event comes from before a restart of
+		// the daemon, whose numbering began again: everything held is new.
+		since, s.Restarted = 0, true
+	}
 	if replay {
 		n := len(b.history)
 		for i := 0; i < n; i++ {
@@ -184,6 +189,10 @@ type Subscription struct {
 	// Missed counts the events after the requested since that were no
 	// longer held when the subscription began.
 	Missed uint64
+	// Restarted says that since was beyond the newest event: the daemon
+	// restarted and numbers its events from 1 again, and the replay holds
+	// every event still held.
+	Restarted bool
 }
 
 // Next returns the next event. It returns an error when ctxDone is closed,

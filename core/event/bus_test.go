@@ -207,3 +207,21 @@ func TestSetHistoryKeepsTheNewest(t *testing.T) {
 		})
 	}
 }
+
+// A since from before a restart, beyond the newest event, replays every
+// held event and says so.
+func TestSubscribeSinceBeyondNewest(t *testing.T) {
+	b := NewBus(10)
+	b.Publish(drift("a"))
+	b.Publish(drift("a"))
+	s, err := b.Subscribe(Filter{}, true, 5000, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Restarted || s.Pending() != 2 || s.Missed != 0 {
+		t.Fatalf("restarted %v, pending %d, missed %d", s.Restarted, s.Pending(), s.Missed)
+	}
+	if s2, _ := b.Subscribe(Filter{}, true, 2, 10); s2.Restarted || s2.Pending() != 0 {
+		t.Fatalf("since = newest: restarted %v pending %d", s2.Restarted, s2.Pending())
+	}
+}
