@@ -151,7 +151,7 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if resp.Header.Get("X-Driftd-Restarted") == "true" {
 		fmt.Fprintf(stderr, "driftd events: the daemon restarted since seq %s; replaying every event it holds\n", *since)
 	}
-		if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
+	if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
 		fmt.Fprintf(stderr, "driftd events: %s events after %s are no longer held\n", n, *since)
 	}
 	sc := bufio.NewScanner(resp.Body)
