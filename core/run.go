@@ -30,6 +30,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The socket goes last, once everything else has stopped, and the lock
+	// on data_dir keeps a second daemon from sharing the state meanwhile.
+	defer os.Remove(f.Listen.Socket)
+	unlock, err := lockDataDir(f.DataDir)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer unlock()
 	// Once the socket is ours (no other daemon runs on it), and before the
 	// first generation, which feeds the restored values to its detectors.
 	a.restoreWindows(f.DataDir)

@@ -251,3 +251,29 @@ func processesUnder(dir string) []int {
 	}
 	return out
 }
+
+// Two daemons never share a data_dir: the second is refused, naming it, and
+// the first keeps serving.
+func TestSecondAgentSameDataDir(t *testing.T) {
+	a := startAgent(t, "")
+	dir := tempDir(t)
+	cfg := writeConfig(t, dir, filepath.Join(dir, "driftd.sock"), "", "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := strings.Replace(string(b), filepath.Join(dir, "data"), filepath.Join(a.dir, "data"), 1)
+	if err := os.WriteFile(cfg, []byte(shared), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, dir, nil, "agent", "-config", cfg)
+	if code != 1 || !strings.Contains(stderr, "data_dir in use") || !strings.Contains(stderr, filepath.Join(a.dir, "data")) {
+		t.Errorf("second agent: exit %d, want 1 naming the data_dir in use; stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "driftd.sock")); !os.IsNotExist(err) {
+		t.Errorf("the refused agent left its socket behind (%v)", err)
+	}
+	if code, _ := a.get(t, "/healthz"); code != 200 {
+		t.Errorf("first agent: /healthz %d", code)
+	}
+}
