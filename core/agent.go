@@ -347,7 +347,7 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 		}
 		size := 0
 		if w := a.windows.Lookup(model, version); w != nil {
-			size = w.sizeAt(s.Index)
+			size = w.sizeAt(metricName, s.Index)
 		}
 		a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
 			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details})

@@ -270,6 +270,8 @@ func restoreSeries(key string, capacity int, ss *snapshot.Series) *series {
 	n := min(max(len(ss.Values), initialRing), capacity)
 	s := &series{key: key, cap: capacity, ring: make([]float64, n), means: make([]float64, n),
 		first: ss.First(), next: ss.Next, sum: ss.Sum, fresh: ss.Fresh}
+	// Resizes before the restart are not kept: sizes count from index 0.
+	s.epochs = []epoch{{cap: capacity}}
 	c := uint64(n)
 	for k, v := range ss.Values {
 		j := s.first + uint64(k)

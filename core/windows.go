@@ -78,14 +78,15 @@ type Window struct {
 // after each held value, and the count of values it has seen, which is also
 // the index of its next value.
 type series struct {
-	key   string // the stream key detectors see
-	cap   int    // the window size; ring grows up to it as values come
-	ring  []float64
-	means []float64 // means[i%cap]: the window mean right after value i
-	first uint64    // the oldest index held
-	next  uint64
-	sum   float64 // of the held values
-	fresh int     // values added since sum was last recomputed
+	key    string // the stream key detectors see
+	cap    int    // the window size; ring grows up to it as values come
+	ring   []float64
+	means  []float64 // means[i%cap]: the window mean right after value i
+	first  uint64    // the oldest index held
+	next   uint64
+	sum    float64 // of the held values
+	fresh  int     // values added since sum was last recomputed
+	epochs []epoch // the resizes, oldest first, for sizeAt
 }
 
 // initialRing is the ring size of a new series; it doubles up to the
@@ -94,7 +95,34 @@ const initialRing = 16
 
 func newSeries(key string, capacity int) *series {
 	n := min(capacity, initialRing)
-	return &series{key: key, cap: capacity, ring: make([]float64, n), means: make([]float64, n)}
+	return &series{key: key, cap: capacity, ring: make([]float64, n), means: make([]float64, n),
+		epochs: []epoch{{cap: capacity}}}
+}
+
+// epoch is a stretch of a series between two resizes: from the value at
+// index from on, the window held at most cap values, counted from first.
+type epoch struct {
+	from, first uint64
+	cap         int
+}
+
+// maxEpochs bounds the resizes a series remembers for sizeAt.
+const maxEpochs = 16
+
+// sizeAt returns how many values the window held right after the value at
+// index i: i - first + 1 of the epoch i fell in, up to its capacity.
+func (s *series) sizeAt(i uint64) int {
+	e := s.epochs[0]
+	for k := len(s.epochs) - 1; k >= 0; k-- {
+		if s.epochs[k].from <= i {
+			e = s.epochs[k]
+			break
+		}
+	}
+	if i < e.first {
+		return 0
+	}
+	return int(min(i-e.first+1, uint64(e.cap)))
 }
 
 func (s *series) held() int { return int(s.next - s.first) }
@@ -159,6 +187,10 @@ func (s *series) resize(capacity int) {
 	if s.held() > capacity {
 		s.first = s.next - uint64(capacity)
 	}
+	s.epochs = append(s.epochs, epoch{from: s.next, first: s.first, cap: capacity})
+	if len(s.epochs) > maxEpochs {
+		s.epochs = s.epochs[len(s.epochs)-maxEpochs:]
+	}
 	s.setRing(min(max(s.held(), initialRing), capacity))
 	s.recompute()
 }
@@ -195,11 +227,14 @@ func (w *Window) setCapacityLocked(capacity int) {
 	}
 }
 
-// sizeAt returns the size of the window right after the value at index i
-// of any of its streams: i+1 values up to the window's capacity.
-func (w *Window) sizeAt(i uint64) int {
+// sizeAt returns the size of the window of metric right after the value at
+// index i, as it stood then: resizes by later reloads do not change it.
+func (w *Window) sizeAt(metric string, i uint64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if s := w.series[metric]; s != nil {
+		return s.sizeAt(i)
+	}
 	return int(min(i+1, uint64(w.capacity)))
 }
 

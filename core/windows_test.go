@@ -91,3 +91,33 @@ func TestSeriesGrowsLazily(t *testing.T) {
 		t.Fatalf("values from %d: %v", first, vals)
 	}
 }
+
+// The window size of a value is the one it had then, whatever resizes came
+// after.
+func TestSeriesSizeAtAcrossResizes(t *testing.T) {
+	s := newSeries("k", 5)
+	for i := 0; i < 8; i++ {
+		s.add(1)
+	}
+	s.resize(2) // from index 8 on: held counted from 6, at most 2
+	for i := 0; i < 3; i++ {
+		s.add(1)
+	}
+	s.resize(10) // from index 11 on: counted from 9
+	for i := 0; i < 4; i++ {
+		s.add(1)
+	}
+	tests := []struct {
+		index uint64
+		want  int
+	}{
+		{0, 1}, {3, 4}, {4, 5}, {7, 5}, // capacity 5
+		{8, 2}, {10, 2}, // capacity 2
+		{11, 3}, {14, 6}, // growing again from the 2 held at the resize
+	}
+	for _, tt := range tests {
+		if got := s.sizeAt(tt.index); got != tt.want {
+			t.Errorf("sizeAt(%d) = %d, want %d", tt.index, got, tt.want)
+		}
+	}
+}
