@@ -117,3 +117,37 @@ func CheckOverGRPC(t *testing.T, detector string, plugin func() sdk.Plugin) {
 		})
 	}
 }
+
+// Check runs every case of one detector in process: fed one value per call
+// and in random batches (sdktest.CheckBatching, on the stream and on a copy
+// interleaved with it), the drifts, and the warnings where the case lists
+// them, must be River's. check, when set, looks further at each case's
+// signals.
+func Check(t *testing.T, detector string, plugin func() sdk.Plugin, check func(t *testing.T, c Case, sigs []sdk.Signal)) {
+	for _, c := range Cases(t, detector) {
+		t.Run(c.Name, func(t *testing.T) {
+			xs := Stream(t, c.Stream)
+			fresh := func() sdktest.Updater {
+				p := plugin()
+				cfg, err := p.Schema().Apply(c.Params)
+				if err == nil {
+					err = p.Configure(cfg)
+				}
+				if err != nil {
+					t.Fatalf("configure %v: %v", c.Params, err)
+				}
+				return p.(sdk.Detector)
+			}
+			sigs := sdktest.CheckBatching(t, fresh, map[string][]float64{"a": xs, "b": xs}, 4)["a"]
+			if idx := sdktest.Indices(sigs, sdk.SignalDrift); !slices.Equal(idx, c.Drift) {
+				t.Errorf("drifts at %v, River at %v", idx, c.Drift)
+			}
+			if idx := sdktest.Indices(sigs, sdk.SignalWarning); c.Warnings != nil && !slices.Equal(idx, c.Warnings) {
+				t.Errorf("warnings at %v, River at %v", idx, c.Warnings)
+			}
+			if check != nil {
+				check(t, c, sigs)
+			}
+		})
+	}
+}

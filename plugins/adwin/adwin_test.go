@@ -28,12 +28,6 @@ func newState(t testing.TB, cfg sdk.Config) *window {
 	return configured(t, cfg).New().(*window)
 }
 
-func reversed(xs []float64) []float64 {
-	r := slices.Clone(xs)
-	slices.Reverse(r)
-	return r
-}
-
 // checkDetails checks what every drift must satisfy, whatever the stream.
 func checkDetails(t *testing.T, cfg sdk.Config, sigs []sdk.Signal) {
 	t.Helper()
@@ -60,36 +54,12 @@ func checkDetails(t *testing.T, cfg sdk.Config, sigs []sdk.Signal) {
 	}
 }
 
+// TestParityWithRiver runs every River case in process, one value per call
+// and in random batches: River's indices, and plausible details.
 func TestParityWithRiver(t *testing.T) {
-	for _, c := range parity.Cases(t, "adwin") {
-		t.Run(c.Name, func(t *testing.T) {
-			xs := parity.Stream(t, c.Stream)
-			want := sdktest.FeedOneByOne(configured(t, c.Params).New(), "a", xs)
-			if got := sdktest.Indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
-				t.Errorf("drifts at %v, River at %v", got, c.Drift)
-			}
-			if c.Warnings != nil {
-				if got := sdktest.Indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
-					t.Errorf("warnings at %v, River at %v", got, c.Warnings)
-				}
-			}
-			checkDetails(t, c.Params, want)
-
-			// The same stream, and the stream reversed, interleaved in
-			// random batches.
-			wantB := sdktest.FeedOneByOne(configured(t, c.Params).New(), "b", reversed(xs))
-			for seed := range uint64(5) {
-				rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-				got := sdktest.FeedRandomly(t, configured(t, c.Params), map[string][]float64{"a": xs, "b": reversed(xs)}, rng)
-				for name, w := range map[string][]sdk.Signal{"a": want, "b": wantB} {
-					if !reflect.DeepEqual(got[name], w) && !(len(got[name]) == 0 && len(w) == 0) {
-						t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-							seed, name, got[name], w)
-					}
-				}
-			}
-		})
-	}
+	parity.Check(t, "adwin", func() sdk.Plugin { return &ADWIN{} }, func(t *testing.T, c parity.Case, sigs []sdk.Signal) {
+		checkDetails(t, c.Params, sigs)
+	})
 }
 
 // TestHandComputed checks streams small enough to follow by hand. With

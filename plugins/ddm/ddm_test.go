@@ -52,39 +52,12 @@ func checkDetails(t *testing.T, cfg sdk.Config, sigs []sdk.Signal) {
 	}
 }
 
+// TestParityWithRiver runs every River case in process, one value per call
+// and in random batches: River's indices, and plausible details.
 func TestParityWithRiver(t *testing.T) {
-	for _, c := range parity.Cases(t, "ddm") {
-		t.Run(c.Name, func(t *testing.T) {
-			xs := parity.Stream(t, c.Stream)
-			d := configured(t, c.Params)
-			want := sdktest.FeedOneByOne(d.New(), "s", xs)
-
-			if got := sdktest.Indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
-				t.Errorf("drifts at %v, River at %v", got, c.Drift)
-			}
-			if c.Warnings != nil {
-				if got := sdktest.Indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
-					t.Errorf("warnings at %v, River at %v", got, c.Warnings)
-				}
-			}
-			checkDetails(t, full(t, c.Params), want)
-
-			for seed := range uint64(4) {
-				rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-				got := sdktest.FeedRandomly(t, configured(t, c.Params), map[string][]float64{"a": xs, "b": xs}, rng)
-				for _, name := range []string{"a", "b"} {
-					w := slices.Clone(want)
-					for i := range w {
-						w[i].Stream = name
-					}
-					if !reflect.DeepEqual(got[name], w) {
-						t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-							seed, name, got[name], w)
-					}
-				}
-			}
-		})
-	}
+	parity.Check(t, "ddm", func() sdk.Plugin { return &DDM{} }, func(t *testing.T, c parity.Case, sigs []sdk.Signal) {
+		checkDetails(t, full(t, c.Params), sigs)
+	})
 }
 
 // TestHandComputed checks small streams worked out by hand from River's

@@ -44,30 +44,17 @@ func checkBatching(t *testing.T, cfg sdk.Config, xs []float64, want []sdk.Signal
 	}
 }
 
+// TestParityWithRiver runs every River case in process, one value per call
+// and in random batches: River's indices, and plausible details.
 func TestParityWithRiver(t *testing.T) {
-	for _, c := range parity.Cases(t, "fhddm") {
-		t.Run(c.Name, func(t *testing.T) {
-			xs := parity.Stream(t, c.Stream)
-			f := configured(t, c.Params)
-			want := sdktest.FeedOneByOne(f.New(), "s", xs)
-
-			if got := sdktest.Indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
-				t.Errorf("drifts at %v, River at %v", got, c.Drift)
+	parity.Check(t, "fhddm", func() sdk.Plugin { return &FHDDM{} }, func(t *testing.T, c parity.Case, sigs []sdk.Signal) {
+		for _, s := range sigs {
+			d := s.Details
+			if !(d["statistic"] > d["epsilon"] || d["short_statistic"] > d["short_epsilon"]) || d["max_mean"] < d["mean"] || d["n"] < 1 {
+				t.Errorf("drift at %d: implausible details %v", s.Index, d)
 			}
-			if c.Warnings != nil {
-				if got := sdktest.Indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
-					t.Errorf("warnings at %v, River at %v", got, c.Warnings)
-				}
-			}
-			for _, s := range want {
-				d := s.Details
-				if !(d["statistic"] > d["epsilon"] || d["short_statistic"] > d["short_epsilon"]) || d["max_mean"] < d["mean"] || d["n"] < 1 {
-					t.Errorf("drift at %d: implausible details %v", s.Index, d)
-				}
-			}
-			checkBatching(t, c.Params, xs, want)
-		})
-	}
+		}
+	})
 }
 
 // riverExampleStream is the stream of the example in River's FHDDM

@@ -47,42 +47,14 @@ func checkDetails(t *testing.T, cfg sdk.Config, s sdk.Signal) {
 	}
 }
 
+// TestParityWithRiver runs every River case in process, one value per call
+// and in random batches: River's indices, and plausible details.
 func TestParityWithRiver(t *testing.T) {
-	for _, c := range parity.Cases(t, "hddm_w") {
-		t.Run(c.Name, func(t *testing.T) {
-			xs := parity.Stream(t, c.Stream)
-			h := configured(t, c.Params)
-			want := sdktest.FeedOneByOne(h.New(), "s", xs)
-
-			if got := sdktest.Indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
-				t.Errorf("drifts at %v, River at %v", got, c.Drift)
-			}
-			if c.Warnings != nil {
-				if got := sdktest.Indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
-					t.Errorf("warnings at %v, River at %v", got, c.Warnings)
-				}
-			}
-			for _, s := range want {
-				checkDetails(t, c.Params, s)
-			}
-
-			for seed := range uint64(4) {
-				rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-				fresh := configured(t, c.Params)
-				got := sdktest.FeedRandomly(t, fresh, map[string][]float64{"a": xs, "b": xs}, rng)
-				for _, name := range []string{"a", "b"} {
-					w := slices.Clone(want)
-					for i := range w {
-						w[i].Stream = name
-					}
-					if !reflect.DeepEqual(got[name], w) {
-						t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-							seed, name, got[name], w)
-					}
-				}
-			}
-		})
-	}
+	parity.Check(t, "hddm_w", func() sdk.Plugin { return &HDDMW{} }, func(t *testing.T, c parity.Case, sigs []sdk.Signal) {
+		for _, s := range sigs {
+			checkDetails(t, c.Params, s)
+		}
+	})
 }
 
 // TestHandComputed checks small streams worked out by hand.

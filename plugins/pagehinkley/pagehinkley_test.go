@@ -23,48 +23,22 @@ func configured(t *testing.T, cfg sdk.Config) *PageHinkley {
 	return p
 }
 
+// TestParityWithRiver runs every River case in process, one value per call
+// and in random batches: River's indices, and plausible details.
 func TestParityWithRiver(t *testing.T) {
-	for _, c := range parity.Cases(t, "ph") {
-		t.Run(c.Name, func(t *testing.T) {
-			xs := parity.Stream(t, c.Stream)
-			p := configured(t, c.Params)
-			want := sdktest.FeedOneByOne(p.New(), "s", xs)
-
-			if got := sdktest.Indices(want, sdk.SignalDrift); !slices.Equal(got, c.Drift) {
-				t.Errorf("drifts at %v, River at %v", got, c.Drift)
+	parity.Check(t, "ph", func() sdk.Plugin { return &PageHinkley{} }, func(t *testing.T, c parity.Case, sigs []sdk.Signal) {
+		full, err := (&PageHinkley{}).Schema().Apply(c.Params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		threshold := full.Number("threshold")
+		for _, s := range sigs {
+			d := s.Details
+			if d["threshold"] != threshold || !(d["statistic"] > threshold) || d["n"] < 1 || math.Abs(d["direction"]) != 1 {
+				t.Errorf("drift at %d: implausible details %v", s.Index, d)
 			}
-			if got := sdktest.Indices(want, sdk.SignalWarning); !slices.Equal(got, c.Warnings) {
-				t.Errorf("warnings at %v, River at %v", got, c.Warnings)
-			}
-			full, err := p.Schema().Apply(c.Params)
-			if err != nil {
-				t.Fatal(err)
-			}
-			threshold := full.Number("threshold")
-			for _, s := range want {
-				d := s.Details
-				if d["threshold"] != threshold || !(d["statistic"] > threshold) || d["n"] < 1 || math.Abs(d["direction"]) != 1 {
-					t.Errorf("drift at %d: implausible details %v", s.Index, d)
-				}
-			}
-
-			for seed := range uint64(3) {
-				rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-				fresh := configured(t, c.Params)
-				got := sdktest.FeedRandomly(t, fresh, map[string][]float64{"a": xs, "b": xs}, rng)
-				for _, name := range []string{"a", "b"} {
-					w := slices.Clone(want)
-					for i := range w {
-						w[i].Stream = name
-					}
-					if !reflect.DeepEqual(got[name], w) && !(len(got[name]) == 0 && len(w) == 0) {
-						t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-							seed, name, got[name], w)
-					}
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestHandComputed checks small streams worked out by hand from River's

@@ -3,6 +3,7 @@ package sdktest
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -90,4 +91,36 @@ func Indices(sigs []sdk.Signal, typ sdk.SignalType) []uint64 {
 		}
 	}
 	return out
+}
+
+// CheckBatching checks that a detector's signals do not depend on how its
+// values are batched: the streams fed one value per call to one fresh
+// detector, and in random interleaved batches to another for each seed,
+// must give the same signals, details included. It returns the signals of
+// the one-value-per-call run, per stream.
+func CheckBatching(t testing.TB, fresh func() Updater, streams map[string][]float64, seeds int) map[string][]sdk.Signal {
+	t.Helper()
+	want := make(map[string][]sdk.Signal, len(streams))
+	one := fresh()
+	for name, xs := range streams {
+		for i, x := range xs {
+			sigs, err := one.Update(context.Background(), []sdk.Batch{{Stream: name, Start: uint64(i), Values: []float64{x}}})
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			want[name] = append(want[name], sigs...)
+		}
+	}
+	for seed := range uint64(seeds) {
+		got := FeedRandomly(t, fresh(), streams, rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)))
+		for name, w := range want {
+			if len(got[name]) == 0 && len(w) == 0 {
+				continue
+			}
+			if !reflect.DeepEqual(got[name], w) {
+				t.Errorf("seed %d stream %q: batched signals differ from one value per call:\n got  %v\n want %v", seed, name, got[name], w)
+			}
+		}
+	}
+	return want
 }
