@@ -45,3 +45,17 @@ func TestStatusTranslation(t *testing.T) {
 		t.Fatal("nil not kept")
 	}
 }
+
+func TestPluginsOwnDeadlineIsNotTheDaemons(t *testing.T) {
+	own := fmt.Errorf("query baseline: %w", context.DeadlineExceeded)
+	got := fromStatus("update", toStatus(ownError(context.Background(), own)))
+	var pe *PluginError
+	if errors.Is(got, context.DeadlineExceeded) || !errors.As(got, &pe) || pe.Code != "Internal" {
+		t.Fatalf("a plugin's own deadline came back as %v", got)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := fromStatus("update", toStatus(ownError(done, context.Canceled))); !errors.Is(got, context.Canceled) {
+		t.Fatalf("the daemon's cancel came back as %v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"sync"
@@ -67,7 +68,7 @@ type detectorServer struct {
 func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (*proto.UpdateResponse, error) {
 	signals, err := s.impl.Update(ctx, batchesFromProto(req.GetBatches()))
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, toStatus(ownError(ctx, err))
 	}
 	return &proto.UpdateResponse{Signals: signalsToProto(signals)}, nil
 }
@@ -78,4 +79,14 @@ func (s *detectorServer) Reset(ctx context.Context, req *proto.ResetRequest) (*p
 		return nil, toStatus(errors.New("reset: detector cannot reset a stream"))
 	}
 	return &proto.Empty{}, toStatus(r.Reset(ctx, req.GetStream()))
+}
+
+// ownError keeps a context error that the plugin ran into on its own (a
+// deadline of its own making, say) from passing for the daemon's: the
+// daemon takes a deadline error as a plugin that hung, and restarts it.
+func ownError(ctx context.Context, err error) error {
+	if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("plugin error: %s", err.Error())
+	}
+	return err
 }
