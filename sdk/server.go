@@ -1,9 +1,9 @@
 package sdk
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/driftd/driftd/sdk/proto"
