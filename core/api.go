@@ -59,8 +59,12 @@ type IngestResult struct {
 }
 
 func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	a.ingesting.Add(1)
-	defer a.ingesting.Done()
+	if !a.ingest.enter() {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, IngestResult{Errors: []LineError{}, Error: "driftd is stopping"})
+		return
+	}
+	defer a.ingest.leave()
 	res := IngestResult{Errors: []LineError{}}
 	status := http.StatusOK
 	limits := a.current().Ingest // as the request starts; a reload applies to the next one
