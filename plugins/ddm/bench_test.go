@@ -1,11 +1,10 @@
 package ddm
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 
-	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
 
 // benchStreams are the benchmarks' error streams: "periodic" has an error
@@ -29,45 +28,15 @@ func benchStreams() map[string][]float64 {
 func BenchmarkUpdate(b *testing.B) {
 	for _, name := range []string{"periodic", "stationary", "changing"} {
 		xs := benchStreams()[name]
-		b.Run(name, func(b *testing.B) {
-			st := configured(b, nil).New()
-			signals := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if typ, _ := st.Update(xs[i%len(xs)]); typ != "" {
-					signals++
-				}
-			}
-			b.ReportMetric(float64(signals)/float64(b.N), "signals/value")
-		})
+		b.Run(name, func(b *testing.B) { sdktest.BenchmarkState(b, configured(b, nil).New(), xs) })
 	}
 }
 
 // BenchmarkDetectorUpdate feeds one stream through the detector's Update in
 // batches of 1024 values, as the daemon does: one op is one value.
 func BenchmarkDetectorUpdate(b *testing.B) {
-	const size = 1024
-	ctx := context.Background()
 	for _, name := range []string{"periodic", "stationary", "changing"} {
 		xs := benchStreams()[name]
-		b.Run(name, func(b *testing.B) {
-			d := configured(b, nil)
-			batch := []sdk.Batch{{Stream: "s"}}
-			signals := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for done := 0; done < b.N; done += size {
-				start := done % len(xs)
-				batch[0].Start = uint64(done)
-				batch[0].Values = xs[start:min(start+size, start+b.N-done, len(xs))]
-				sigs, err := d.Update(ctx, batch)
-				if err != nil {
-					b.Fatal(err)
-				}
-				signals += len(sigs)
-			}
-			b.ReportMetric(float64(signals)/float64(b.N), "signals/value")
-		})
+		b.Run(name, func(b *testing.B) { sdktest.BenchmarkUpdate(b, configured(b, nil), xs, 1024) })
 	}
 }

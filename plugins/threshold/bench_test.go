@@ -1,11 +1,11 @@
 package threshold
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
 
 // benchValues is a stationary stream, N(0.92, 0.01) like an accuracy: no
@@ -19,39 +19,22 @@ func benchValues() []float64 {
 	return xs
 }
 
+func configuredBench(b *testing.B) *Threshold {
+	d := &Threshold{}
+	if err := d.Configure(sdk.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
 // BenchmarkUpdate feeds one stream through its state, value by value: an op
 // is one value.
 func BenchmarkUpdate(b *testing.B) {
-	xs := benchValues()
-	d := &Threshold{}
-	if err := d.Configure(sdk.Config{}); err != nil {
-		b.Fatal(err)
-	}
-	st := d.New()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		st.Update(xs[i&(len(xs)-1)])
-	}
+	sdktest.BenchmarkState(b, configuredBench(b).New(), benchValues())
 }
 
 // BenchmarkDetectorUpdate feeds one stream through the detector's Update in
-// batches of 1024 values, as the daemon does.
+// batches of 1024 values, as the daemon does: an op is one value.
 func BenchmarkDetectorUpdate(b *testing.B) {
-	const size = 1024
-	xs := benchValues()
-	d := &Threshold{}
-	if err := d.Configure(sdk.Config{}); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		start := (i * size) % len(xs)
-		if _, err := d.Update(ctx, []sdk.Batch{{Stream: "s", Start: uint64(i * size), Values: xs[start : start+size]}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/value")
+	sdktest.BenchmarkUpdate(b, configuredBench(b), benchValues(), 1024)
 }
