@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -14,10 +15,11 @@ import (
 type client struct {
 	plugin   proto.PluginClient
 	detector proto.DetectorClient
+	sink     proto.SinkClient
 }
 
 func newClient(c *grpc.ClientConn) *client {
-	return &client{plugin: proto.NewPluginClient(c), detector: proto.NewDetectorClient(c)}
+	return &client{plugin: proto.NewPluginClient(c), detector: proto.NewDetectorClient(c), sink: proto.NewSinkClient(c)}
 }
 
 func (c *client) info(ctx context.Context) (Info, error) {
@@ -63,4 +65,19 @@ func (c *client) update(ctx context.Context, batches []Batch) ([]Signal, error) 
 func (c *client) reset(ctx context.Context, stream string) error {
 	_, err := c.detector.Reset(ctx, &proto.ResetRequest{Stream: stream})
 	return fromStatus("reset", err)
+}
+
+func (c *client) deliver(ctx context.Context, job Job) error {
+	resp, err := c.sink.Deliver(ctx, &proto.DeliverRequest{Job: jobToProto(job)})
+	if err != nil {
+		return fromStatus("deliver", err)
+	}
+	if resp.GetError() == "" && !resp.GetPermanent() {
+		return nil
+	}
+	return &DeliveryError{
+		Message:    resp.GetError(),
+		Permanent:  resp.GetPermanent(),
+		RetryAfter: time.Duration(resp.GetRetryAfterMs()) * time.Millisecond,
+	}
 }

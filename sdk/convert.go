@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/driftd/driftd/sdk/proto"
 )
@@ -123,4 +124,45 @@ func signalsFromProto(ps []*proto.Signal) []Signal {
 		out[i] = Signal{Stream: p.GetStream(), Index: p.GetIndex(), Type: SignalType(p.GetType()), Details: p.GetDetails()}
 	}
 	return out
+}
+
+func jobToProto(j Job) *proto.Job {
+	return &proto.Job{
+		Id: j.ID, Kind: string(j.Kind), Model: j.Model, Version: j.Version,
+		Metric: j.Metric, Detector: j.Detector, Monitor: j.Monitor, Sink: j.Sink,
+		CreatedUnixNano: unixNano(j.Created), Attempt: uint32(j.Attempt), Resolves: j.Resolves,
+		Event: &proto.Event{
+			Seq: j.Event.Seq, Type: j.Event.Type, TimeUnixNano: unixNano(j.Event.Time),
+			Index: j.Event.Index, WindowSize: uint64(j.Event.WindowSize),
+			WindowMean: j.Event.WindowMean, Details: j.Event.Details,
+		},
+	}
+}
+
+func jobFromProto(p *proto.Job) Job {
+	e := p.GetEvent()
+	return Job{
+		ID: p.GetId(), Kind: JobKind(p.GetKind()), Model: p.GetModel(), Version: p.GetVersion(),
+		Metric: p.GetMetric(), Detector: p.GetDetector(), Monitor: p.GetMonitor(), Sink: p.GetSink(),
+		Created: fromUnixNano(p.GetCreatedUnixNano()), Attempt: int(p.GetAttempt()), Resolves: p.GetResolves(),
+		Event: Event{
+			Seq: e.GetSeq(), Type: e.GetType(), Time: fromUnixNano(e.GetTimeUnixNano()),
+			Index: e.GetIndex(), WindowSize: int(e.GetWindowSize()),
+			WindowMean: e.GetWindowMean(), Details: e.GetDetails(),
+		},
+	}
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }

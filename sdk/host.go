@@ -53,6 +53,13 @@ func (r *Remote) Reset(ctx context.Context, stream string) error {
 	return r.c.reset(ctx, stream)
 }
 
+// Deliver hands a job to a sink plugin. A failure the sink reports is a
+// *DeliveryError; a plugin that is gone fails with ErrPluginUnavailable, one
+// that does not answer in time with context.DeadlineExceeded.
+func (r *Remote) Deliver(ctx context.Context, job Job) error {
+	return r.c.deliver(ctx, job)
+}
+
 // Ping checks that the plugin answers, with a call as cheap as there is (its
 // info). A plugin that is gone fails with ErrPluginUnavailable, one that does
 // not answer before ctx's deadline with context.DeadlineExceeded.

@@ -45,6 +45,9 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if d, ok := p.impl.(Detector); ok {
 		proto.RegisterDetectorServer(s, &detectorServer{impl: d})
 	}
+	if k, ok := p.impl.(Sink); ok {
+		proto.RegisterSinkServer(s, &sinkServer{impl: k})
+	}
 	return nil
 }
 
@@ -62,6 +65,10 @@ func checkKind(impl Plugin) error {
 	case KindDetector:
 		if _, ok := impl.(Detector); !ok {
 			return fmt.Errorf("plugin %q says it is a detector but does not implement sdk.Detector", info.Name)
+		}
+	case KindSink:
+		if _, ok := impl.(Sink); !ok {
+			return fmt.Errorf("plugin %q says it is a sink but does not implement sdk.Sink", info.Name)
 		}
 	default:
 		return fmt.Errorf("plugin %q has unsupported kind %q", info.Name, info.Kind)

@@ -90,3 +90,28 @@ func ownError(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// sinkServer serves the Sink service. A failed delivery is an answer, not a
+// gRPC error, so the daemon can tell a receiver that said no from a plugin
+// that broke.
+type sinkServer struct {
+	proto.UnimplementedSinkServer
+	impl Sink
+}
+
+func (s *sinkServer) Deliver(ctx context.Context, req *proto.DeliverRequest) (*proto.DeliverResponse, error) {
+	job := jobFromProto(req.GetJob())
+	if err := CheckJob(job); err != nil {
+		return nil, toStatus(err)
+	}
+	err := s.impl.Deliver(ctx, job)
+	if err == nil {
+		return &proto.DeliverResponse{}, nil
+	}
+	if ctx.Err() != nil {
+		// The daemon gave up on the call; it counts that as a hang.
+		return nil, toStatus(ctx.Err())
+	}
+	de := asDelivery(err)
+	return &proto.DeliverResponse{Error: de.Message, Permanent: de.Permanent, RetryAfterMs: de.RetryAfter.Milliseconds()}, nil
+}

@@ -761,6 +761,340 @@ func (x *ResetRequest) GetStream() string {
 	return ""
 }
 
+// Event is the drift event that triggered a job.
+type Event struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	TimeUnixNano  int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Index         uint64                 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	WindowSize    uint64                 `protobuf:"varint,5,opt,name=window_size,json=windowSize,proto3" json:"window_size,omitempty"`
+	WindowMean    float64                `protobuf:"fixed64,6,opt,name=window_mean,json=windowMean,proto3" json:"window_mean,omitempty"`
+	Details       map[string]float64     `protobuf:"bytes,7,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Event) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Event) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Event) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *Event) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Event) GetWindowSize() uint64 {
+	if x != nil {
+		return x.WindowSize
+	}
+	return 0
+}
+
+func (x *Event) GetWindowMean() float64 {
+	if x != nil {
+		return x.WindowMean
+	}
+	return 0
+}
+
+func (x *Event) GetDetails() map[string]float64 {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// Job is a retrain job, or the notice that the model version behind an
+// earlier one recovered (kind "recovered", with that job's id in resolves).
+type Job struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind            string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "retrain" or "recovered"
+	Model           string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Version         string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	Metric          string                 `protobuf:"bytes,5,opt,name=metric,proto3" json:"metric,omitempty"`
+	Detector        string                 `protobuf:"bytes,6,opt,name=detector,proto3" json:"detector,omitempty"`
+	Monitor         string                 `protobuf:"bytes,7,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	Sink            string                 `protobuf:"bytes,8,opt,name=sink,proto3" json:"sink,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,9,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	Attempt         uint32                 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Event           *Event                 `protobuf:"bytes,11,opt,name=event,proto3" json:"event,omitempty"`
+	Resolves        string                 `protobuf:"bytes,12,opt,name=resolves,proto3" json:"resolves,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Job) Reset() {
+	*x = Job{}
+	mi := &file_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Job) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Job) ProtoMessage() {}
+
+func (x *Job) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Job.ProtoReflect.Descriptor instead.
+func (*Job) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Job) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Job) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Job) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Job) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Job) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *Job) GetDetector() string {
+	if x != nil {
+		return x.Detector
+	}
+	return ""
+}
+
+func (x *Job) GetMonitor() string {
+	if x != nil {
+		return x.Monitor
+	}
+	return ""
+}
+
+func (x *Job) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
+}
+
+func (x *Job) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *Job) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Job) GetEvent() *Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *Job) GetResolves() string {
+	if x != nil {
+		return x.Resolves
+	}
+	return ""
+}
+
+type DeliverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverRequest) Reset() {
+	*x = DeliverRequest{}
+	mi := &file_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverRequest) ProtoMessage() {}
+
+func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
+func (*DeliverRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeliverRequest) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// DeliverResponse is empty when the job was delivered. A failure the sink
+// understood travels here, not as a gRPC error: a permanent one is not
+// retried, and retry_after_ms asks for a delay before the next attempt.
+type DeliverResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Permanent     bool                   `protobuf:"varint,2,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	RetryAfterMs  int64                  `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverResponse) Reset() {
+	*x = DeliverResponse{}
+	mi := &file_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverResponse) ProtoMessage() {}
+
+func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverResponse.ProtoReflect.Descriptor instead.
+func (*DeliverResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeliverResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeliverResponse) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
+func (x *DeliverResponse) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
 var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
@@ -816,14 +1150,49 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0eUpdateResponse\x122\n" +
 	"\asignals\x18\x01 \x03(\v2\x18.driftd.plugin.v1.SignalR\asignals\"&\n" +
 	"\fResetRequest\x12\x16\n" +
-	"\x06stream\x18\x01 \x01(\tR\x06stream2\xe0\x01\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\"\xa7\x02\n" +
+	"\x05Event\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12$\n" +
+	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\x12\x1f\n" +
+	"\vwindow_size\x18\x05 \x01(\x04R\n" +
+	"windowSize\x12\x1f\n" +
+	"\vwindow_mean\x18\x06 \x01(\x01R\n" +
+	"windowMean\x12>\n" +
+	"\adetails\x18\a \x03(\v2$.driftd.plugin.v1.Event.DetailsEntryR\adetails\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xcc\x02\n" +
+	"\x03Job\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12\x16\n" +
+	"\x06metric\x18\x05 \x01(\tR\x06metric\x12\x1a\n" +
+	"\bdetector\x18\x06 \x01(\tR\bdetector\x12\x18\n" +
+	"\amonitor\x18\a \x01(\tR\amonitor\x12\x12\n" +
+	"\x04sink\x18\b \x01(\tR\x04sink\x12*\n" +
+	"\x11created_unix_nano\x18\t \x01(\x03R\x0fcreatedUnixNano\x12\x18\n" +
+	"\aattempt\x18\n" +
+	" \x01(\rR\aattempt\x12-\n" +
+	"\x05event\x18\v \x01(\v2\x17.driftd.plugin.v1.EventR\x05event\x12\x1a\n" +
+	"\bresolves\x18\f \x01(\tR\bresolves\"9\n" +
+	"\x0eDeliverRequest\x12'\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.driftd.plugin.v1.JobR\x03job\"k\n" +
+	"\x0fDeliverResponse\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1c\n" +
+	"\tpermanent\x18\x02 \x01(\bR\tpermanent\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs2\xe0\x01\n" +
 	"\x06Plugin\x12=\n" +
 	"\x04Info\x12\x17.driftd.plugin.v1.Empty\x1a\x1c.driftd.plugin.v1.PluginInfo\x12A\n" +
 	"\x06Schema\x12\x17.driftd.plugin.v1.Empty\x1a\x1e.driftd.plugin.v1.ConfigSchema\x12T\n" +
 	"\tConfigure\x12\".driftd.plugin.v1.ConfigureRequest\x1a#.driftd.plugin.v1.ConfigureResponse2\x99\x01\n" +
 	"\bDetector\x12K\n" +
 	"\x06Update\x12\x1f.driftd.plugin.v1.UpdateRequest\x1a .driftd.plugin.v1.UpdateResponse\x12@\n" +
-	"\x05Reset\x12\x1e.driftd.plugin.v1.ResetRequest\x1a\x17.driftd.plugin.v1.EmptyB$Z\"github.com/driftd/driftd/sdk/protob\x06proto3"
+	"\x05Reset\x12\x1e.driftd.plugin.v1.ResetRequest\x1a\x17.driftd.plugin.v1.Empty2V\n" +
+	"\x04Sink\x12N\n" +
+	"\aDeliver\x12 .driftd.plugin.v1.DeliverRequest\x1a!.driftd.plugin.v1.DeliverResponseB$Z\"github.com/driftd/driftd/sdk/protob\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -837,7 +1206,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_plugin_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: driftd.plugin.v1.Empty
 	(*PluginInfo)(nil),        // 1: driftd.plugin.v1.PluginInfo
@@ -852,33 +1221,43 @@ var file_plugin_proto_goTypes = []any{
 	(*Signal)(nil),            // 10: driftd.plugin.v1.Signal
 	(*UpdateResponse)(nil),    // 11: driftd.plugin.v1.UpdateResponse
 	(*ResetRequest)(nil),      // 12: driftd.plugin.v1.ResetRequest
-	nil,                       // 13: driftd.plugin.v1.ConfigureRequest.ConfigEntry
-	nil,                       // 14: driftd.plugin.v1.Signal.DetailsEntry
+	(*Event)(nil),             // 13: driftd.plugin.v1.Event
+	(*Job)(nil),               // 14: driftd.plugin.v1.Job
+	(*DeliverRequest)(nil),    // 15: driftd.plugin.v1.DeliverRequest
+	(*DeliverResponse)(nil),   // 16: driftd.plugin.v1.DeliverResponse
+	nil,                       // 17: driftd.plugin.v1.ConfigureRequest.ConfigEntry
+	nil,                       // 18: driftd.plugin.v1.Signal.DetailsEntry
+	nil,                       // 19: driftd.plugin.v1.Event.DetailsEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	2,  // 0: driftd.plugin.v1.Attribute.default:type_name -> driftd.plugin.v1.Value
 	3,  // 1: driftd.plugin.v1.ConfigSchema.attributes:type_name -> driftd.plugin.v1.Attribute
-	13, // 2: driftd.plugin.v1.ConfigureRequest.config:type_name -> driftd.plugin.v1.ConfigureRequest.ConfigEntry
+	17, // 2: driftd.plugin.v1.ConfigureRequest.config:type_name -> driftd.plugin.v1.ConfigureRequest.ConfigEntry
 	6,  // 3: driftd.plugin.v1.ConfigureResponse.errors:type_name -> driftd.plugin.v1.ConfigError
 	8,  // 4: driftd.plugin.v1.UpdateRequest.batches:type_name -> driftd.plugin.v1.Batch
-	14, // 5: driftd.plugin.v1.Signal.details:type_name -> driftd.plugin.v1.Signal.DetailsEntry
+	18, // 5: driftd.plugin.v1.Signal.details:type_name -> driftd.plugin.v1.Signal.DetailsEntry
 	10, // 6: driftd.plugin.v1.UpdateResponse.signals:type_name -> driftd.plugin.v1.Signal
-	2,  // 7: driftd.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> driftd.plugin.v1.Value
-	0,  // 8: driftd.plugin.v1.Plugin.Info:input_type -> driftd.plugin.v1.Empty
-	0,  // 9: driftd.plugin.v1.Plugin.Schema:input_type -> driftd.plugin.v1.Empty
-	5,  // 10: driftd.plugin.v1.Plugin.Configure:input_type -> driftd.plugin.v1.ConfigureRequest
-	9,  // 11: driftd.plugin.v1.Detector.Update:input_type -> driftd.plugin.v1.UpdateRequest
-	12, // 12: driftd.plugin.v1.Detector.Reset:input_type -> driftd.plugin.v1.ResetRequest
-	1,  // 13: driftd.plugin.v1.Plugin.Info:output_type -> driftd.plugin.v1.PluginInfo
-	4,  // 14: driftd.plugin.v1.Plugin.Schema:output_type -> driftd.plugin.v1.ConfigSchema
-	7,  // 15: driftd.plugin.v1.Plugin.Configure:output_type -> driftd.plugin.v1.ConfigureResponse
-	11, // 16: driftd.plugin.v1.Detector.Update:output_type -> driftd.plugin.v1.UpdateResponse
-	0,  // 17: driftd.plugin.v1.Detector.Reset:output_type -> driftd.plugin.v1.Empty
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 7: driftd.plugin.v1.Event.details:type_name -> driftd.plugin.v1.Event.DetailsEntry
+	13, // 8: driftd.plugin.v1.Job.event:type_name -> driftd.plugin.v1.Event
+	14, // 9: driftd.plugin.v1.DeliverRequest.job:type_name -> driftd.plugin.v1.Job
+	2,  // 10: driftd.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> driftd.plugin.v1.Value
+	0,  // 11: driftd.plugin.v1.Plugin.Info:input_type -> driftd.plugin.v1.Empty
+	0,  // 12: driftd.plugin.v1.Plugin.Schema:input_type -> driftd.plugin.v1.Empty
+	5,  // 13: driftd.plugin.v1.Plugin.Configure:input_type -> driftd.plugin.v1.ConfigureRequest
+	9,  // 14: driftd.plugin.v1.Detector.Update:input_type -> driftd.plugin.v1.UpdateRequest
+	12, // 15: driftd.plugin.v1.Detector.Reset:input_type -> driftd.plugin.v1.ResetRequest
+	15, // 16: driftd.plugin.v1.Sink.Deliver:input_type -> driftd.plugin.v1.DeliverRequest
+	1,  // 17: driftd.plugin.v1.Plugin.Info:output_type -> driftd.plugin.v1.PluginInfo
+	4,  // 18: driftd.plugin.v1.Plugin.Schema:output_type -> driftd.plugin.v1.ConfigSchema
+	7,  // 19: driftd.plugin.v1.Plugin.Configure:output_type -> driftd.plugin.v1.ConfigureResponse
+	11, // 20: driftd.plugin.v1.Detector.Update:output_type -> driftd.plugin.v1.UpdateResponse
+	0,  // 21: driftd.plugin.v1.Detector.Reset:output_type -> driftd.plugin.v1.Empty
+	16, // 22: driftd.plugin.v1.Sink.Deliver:output_type -> driftd.plugin.v1.DeliverResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -897,9 +1276,9 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   20,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_plugin_proto_goTypes,
 		DependencyIndexes: file_plugin_proto_depIdxs,

@@ -346,3 +346,109 @@ var Detector_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "plugin.proto",
 }
+
+const (
+	Sink_Deliver_FullMethodName = "/driftd.plugin.v1.Sink/Deliver"
+)
+
+// SinkClient is the client API for Sink service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Sink is served by sink plugins.
+type SinkClient interface {
+	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*DeliverResponse, error)
+}
+
+type sinkClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSinkClient(cc grpc.ClientConnInterface) SinkClient {
+	return &sinkClient{cc}
+}
+
+func (c *sinkClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*DeliverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeliverResponse)
+	err := c.cc.Invoke(ctx, Sink_Deliver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SinkServer is the server API for Sink service.
+// All implementations must embed UnimplementedSinkServer
+// for forward compatibility.
+//
+// Sink is served by sink plugins.
+type SinkServer interface {
+	Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error)
+	mustEmbedUnimplementedSinkServer()
+}
+
+// UnimplementedSinkServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSinkServer struct{}
+
+func (UnimplementedSinkServer) Deliver(context.Context, *DeliverRequest) (*DeliverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
+func (UnimplementedSinkServer) testEmbeddedByValue()              {}
+
+// UnsafeSinkServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SinkServer will
+// result in compilation errors.
+type UnsafeSinkServer interface {
+	mustEmbedUnimplementedSinkServer()
+}
+
+func RegisterSinkServer(s grpc.ServiceRegistrar, srv SinkServer) {
+	// If the following call panics, it indicates UnimplementedSinkServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Sink_ServiceDesc, srv)
+}
+
+func _Sink_Deliver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeliverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).Deliver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_Deliver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).Deliver(ctx, req.(*DeliverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Sink_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "driftd.plugin.v1.Sink",
+	HandlerType: (*SinkServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Deliver",
+			Handler:    _Sink_Deliver_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "plugin.proto",
+}

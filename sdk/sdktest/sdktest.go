@@ -52,3 +52,15 @@ func Binary(t testing.TB, path string) *sdk.Remote {
 	t.Cleanup(p.Kill)
 	return p.Remote()
 }
+
+// Sink serves impl, configures it with cfg as the daemon would and returns
+// the handle; call Deliver on it as the daemon does. A config the plugin
+// refuses fails the test.
+func Sink(t testing.TB, impl sdk.Sink, cfg sdk.Config) *sdk.Remote {
+	t.Helper()
+	r := Start(t, impl)
+	if err := r.Configure(context.Background(), cfg); err != nil {
+		t.Fatalf("configure %s: %v", r.Info().Name, err)
+	}
+	return r
+}

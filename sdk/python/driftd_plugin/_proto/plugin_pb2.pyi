@@ -62,9 +62,78 @@ class ConfigureResponse(_message.Message):
     errors: _containers.RepeatedCompositeFieldContainer[ConfigError]
     def __init__(self, errors: _Optional[_Iterable[_Union[ConfigError, _Mapping]]] = ...) -> None: ...
 
+class DeliverRequest(_message.Message):
+    __slots__ = ["job"]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class DeliverResponse(_message.Message):
+    __slots__ = ["error", "permanent", "retry_after_ms"]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PERMANENT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    permanent: bool
+    retry_after_ms: int
+    def __init__(self, error: _Optional[str] = ..., permanent: bool = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+
 class Empty(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ["details", "index", "seq", "time_unix_nano", "type", "window_mean", "window_size"]
+    class DetailsEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MEAN_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    details: _containers.ScalarMap[str, float]
+    index: int
+    seq: int
+    time_unix_nano: int
+    type: str
+    window_mean: float
+    window_size: int
+    def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., time_unix_nano: _Optional[int] = ..., index: _Optional[int] = ..., window_size: _Optional[int] = ..., window_mean: _Optional[float] = ..., details: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ["attempt", "created_unix_nano", "detector", "event", "id", "kind", "metric", "model", "monitor", "resolves", "sink", "version"]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MONITOR_FIELD_NUMBER: _ClassVar[int]
+    RESOLVES_FIELD_NUMBER: _ClassVar[int]
+    SINK_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    created_unix_nano: int
+    detector: str
+    event: Event
+    id: str
+    kind: str
+    metric: str
+    model: str
+    monitor: str
+    resolves: str
+    sink: str
+    version: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., metric: _Optional[str] = ..., detector: _Optional[str] = ..., monitor: _Optional[str] = ..., sink: _Optional[str] = ..., created_unix_nano: _Optional[int] = ..., attempt: _Optional[int] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., resolves: _Optional[str] = ...) -> None: ...
 
 class PluginInfo(_message.Message):
     __slots__ = ["description", "domain", "kind", "name", "version"]

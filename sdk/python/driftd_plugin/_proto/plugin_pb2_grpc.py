@@ -230,3 +230,67 @@ class Detector(object):
             driftd__plugin_dot___proto_dot_plugin__pb2.Empty.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+
+class SinkStub(object):
+    """Sink is served by sink plugins.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Deliver = channel.unary_unary(
+                '/driftd.plugin.v1.Sink/Deliver',
+                request_serializer=driftd__plugin_dot___proto_dot_plugin__pb2.DeliverRequest.SerializeToString,
+                response_deserializer=driftd__plugin_dot___proto_dot_plugin__pb2.DeliverResponse.FromString,
+                )
+
+
+class SinkServicer(object):
+    """Sink is served by sink plugins.
+    """
+
+    def Deliver(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SinkServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Deliver': grpc.unary_unary_rpc_method_handler(
+                    servicer.Deliver,
+                    request_deserializer=driftd__plugin_dot___proto_dot_plugin__pb2.DeliverRequest.FromString,
+                    response_serializer=driftd__plugin_dot___proto_dot_plugin__pb2.DeliverResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'driftd.plugin.v1.Sink', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Sink(object):
+    """Sink is served by sink plugins.
+    """
+
+    @staticmethod
+    def Deliver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/driftd.plugin.v1.Sink/Deliver',
+            driftd__plugin_dot___proto_dot_plugin__pb2.DeliverRequest.SerializeToString,
+            driftd__plugin_dot___proto_dot_plugin__pb2.DeliverResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
