@@ -96,7 +96,6 @@ func TestSinkRefusesBadJob(t *testing.T) {
 	}
 }
 
-
 func TestServeRefusesSinkWithoutDeliver(t *testing.T) {
 	_, err := sdk.ServeInProcess(context.Background(), &struct{ sdk.Plugin }{&recorder{}})
 	if err == nil || !strings.Contains(err.Error(), "does not implement sdk.Sink") {
