@@ -27,6 +27,8 @@ func valueToProto(v any) (*proto.Value, error) {
 		return &proto.Value{Kind: &proto.Value_String_{String_: x}}, nil
 	case bool:
 		return &proto.Value{Kind: &proto.Value_Bool{Bool: x}}, nil
+	case map[string]string:
+		return &proto.Value{Kind: &proto.Value_StringMap{StringMap: &proto.StringMap{Entries: x}}}, nil
 	}
 	return nil, fmt.Errorf("unsupported config value of type %T", v)
 }
@@ -39,6 +41,12 @@ func valueFromProto(p *proto.Value) any {
 		return x.String_
 	case *proto.Value_Bool:
 		return x.Bool
+	case *proto.Value_StringMap:
+		m := x.StringMap.GetEntries()
+		if m == nil {
+			m = map[string]string{}
+		}
+		return m
 	}
 	return nil
 }

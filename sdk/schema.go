@@ -16,6 +16,9 @@ const (
 	TypeNumber Type = "number"
 	TypeString Type = "string"
 	TypeBool   Type = "bool"
+	// TypeStringMap is a map of strings, such as HTTP headers:
+	// headers = { Authorization = "Bearer ${env("TOKEN")}" }.
+	TypeStringMap Type = "map(string)"
 )
 
 // Attribute declares one attribute of a plugin's config block.
@@ -23,7 +26,7 @@ type Attribute struct {
 	Name        string
 	Type        Type
 	Required    bool
-	Default     any // float64, string or bool, matching Type; nil for none
+	Default     any // float64, string, bool or map[string]string, matching Type; nil for none
 	Description string
 }
 
@@ -57,7 +60,7 @@ func (s Schema) Validate() error {
 		}
 		seen[a.Name] = true
 		switch a.Type {
-		case TypeNumber, TypeString, TypeBool:
+		case TypeNumber, TypeString, TypeBool, TypeStringMap:
 		default:
 			errs = append(errs, fmt.Errorf("attribute %q: unknown type %q", a.Name, a.Type))
 			continue
@@ -135,6 +138,10 @@ func checkType(t Type, v any) error {
 		if _, ok := v.(bool); !ok {
 			return fmt.Errorf("must be a bool, not %s", typeName(v))
 		}
+	case TypeStringMap:
+		if _, ok := v.(map[string]string); !ok {
+			return fmt.Errorf("must be a map of strings, not %s", typeName(v))
+		}
 	}
 	return nil
 }
@@ -147,14 +154,16 @@ func typeName(v any) string {
 		return "a string"
 	case bool:
 		return "a bool"
+	case map[string]string:
+		return "a map of strings"
 	case nil:
 		return "null"
 	}
 	return fmt.Sprintf("%T", v)
 }
 
-// Config is a plugin's configuration: attribute name to float64, string or
-// bool, as its Schema declares.
+// Config is a plugin's configuration: attribute name to float64, string,
+// bool or map[string]string, as its Schema declares.
 type Config map[string]any
 
 // Number returns a number attribute, 0 when it is absent.
@@ -168,6 +177,12 @@ func (c Config) String(name string) string { s, _ := c[name].(string); return s 
 
 // Bool returns a bool attribute, false when it is absent.
 func (c Config) Bool(name string) bool { b, _ := c[name].(bool); return b }
+
+// StringMap returns a map attribute, nil when it is absent.
+func (c Config) StringMap(name string) map[string]string {
+	m, _ := c[name].(map[string]string)
+	return m
+}
 
 // Has reports whether the attribute is set.
 func (c Config) Has(name string) bool { _, ok := c[name]; return ok }

@@ -63,6 +63,17 @@ func DecodePluginConfig(body hcl.Body, schema sdk.Schema) (sdk.Config, hcl.Diagn
 			cfg[a.Name] = v.AsString()
 		case sdk.TypeBool:
 			cfg[a.Name] = v.True()
+		case sdk.TypeStringMap:
+			m := map[string]string{}
+			for k, e := range v.AsValueMap() {
+				if e.IsNull() {
+					diags = append(diags, attrDiagnostic(body, a.Name, "Invalid value for "+quote(a.Name),
+						fmt.Sprintf("The value of %q must not be null.", k)))
+					continue
+				}
+				m[k] = e.AsString()
+			}
+			cfg[a.Name] = m
 		}
 	}
 	if diags.HasErrors() {
@@ -77,6 +88,8 @@ func ctyType(t sdk.Type) cty.Type {
 		return cty.Number
 	case sdk.TypeBool:
 		return cty.Bool
+	case sdk.TypeStringMap:
+		return cty.Map(cty.String)
 	}
 	return cty.String
 }

@@ -32,6 +32,7 @@ var testSchema = sdk.Schema{Attributes: []sdk.Attribute{
 	{Name: "min_samples", Type: sdk.TypeNumber, Default: 30.0},
 	{Name: "mode", Type: sdk.TypeString, Default: "down"},
 	{Name: "strict", Type: sdk.TypeBool},
+	{Name: "headers", Type: sdk.TypeStringMap},
 }}
 
 // detectorBody parses a detector whose body holds inner, from line 3 of
@@ -59,6 +60,17 @@ func TestDecodePluginConfig(t *testing.T) {
 			name:  "all types",
 			inner: "  config {\n    floor = 0.9\n    min_samples = 100\n    mode = \"up\"\n    strict = true\n  }\n",
 			want:  sdk.Config{"floor": 0.9, "min_samples": 100.0, "mode": "up", "strict": true},
+		},
+		{
+			name:  "map of strings",
+			inner: "  config {\n    floor = 1\n    headers = { Authorization = \"Bearer ${env(\"DRIFTD_TEST_TOKEN\")}\", \"X-Team\" = \"ml\", Retries = 3 }\n  }\n",
+			env:   map[string]string{"DRIFTD_TEST_TOKEN": "t0k"},
+			want:  sdk.Config{"floor": 1.0, "headers": map[string]string{"Authorization": "Bearer t0k", "X-Team": "ml", "Retries": "3"}},
+		},
+		{
+			name:  "map of strings, wrong type",
+			inner: "  config {\n    floor = 1\n    headers = \"Authorization: x\"\n  }\n",
+			diags: "plugin.hcl:5:15: error: Incorrect attribute value type: Inappropriate value for attribute \"headers\": map of string required, but have string.",
 		},
 		{
 			name:  "no defaults applied",

@@ -137,7 +137,7 @@ func (x *PluginInfo) GetDomain() string {
 	return ""
 }
 
-// Value is a config value: a number, a string or a bool.
+// Value is a config value: a number, a string, a bool or a map of strings.
 type Value struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -145,6 +145,7 @@ type Value struct {
 	//	*Value_Number
 	//	*Value_String_
 	//	*Value_Bool
+	//	*Value_StringMap
 	Kind          isValue_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -214,6 +215,15 @@ func (x *Value) GetBool() bool {
 	return false
 }
 
+func (x *Value) GetStringMap() *StringMap {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_StringMap); ok {
+			return x.StringMap
+		}
+	}
+	return nil
+}
+
 type isValue_Kind interface {
 	isValue_Kind()
 }
@@ -230,17 +240,67 @@ type Value_Bool struct {
 	Bool bool `protobuf:"varint,3,opt,name=bool,proto3,oneof"`
 }
 
+type Value_StringMap struct {
+	StringMap *StringMap `protobuf:"bytes,4,opt,name=string_map,json=stringMap,proto3,oneof"`
+}
+
 func (*Value_Number) isValue_Kind() {}
 
 func (*Value_String_) isValue_Kind() {}
 
 func (*Value_Bool) isValue_Kind() {}
 
+func (*Value_StringMap) isValue_Kind() {}
+
+type StringMap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       map[string]string      `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StringMap) Reset() {
+	*x = StringMap{}
+	mi := &file_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StringMap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StringMap) ProtoMessage() {}
+
+func (x *StringMap) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StringMap.ProtoReflect.Descriptor instead.
+func (*StringMap) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StringMap) GetEntries() map[string]string {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 // Attribute declares one attribute of a plugin's config block.
 type Attribute struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"` // "number", "string" or "bool"
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"` // "number", "string", "bool" or "map(string)"
 	Required      bool                   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
 	Default       *Value                 `protobuf:"bytes,4,opt,name=default,proto3" json:"default,omitempty"` // unset for none
 	Description   string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
@@ -250,7 +310,7 @@ type Attribute struct {
 
 func (x *Attribute) Reset() {
 	*x = Attribute{}
-	mi := &file_plugin_proto_msgTypes[3]
+	mi := &file_plugin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +322,7 @@ func (x *Attribute) String() string {
 func (*Attribute) ProtoMessage() {}
 
 func (x *Attribute) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[3]
+	mi := &file_plugin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +335,7 @@ func (x *Attribute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attribute.ProtoReflect.Descriptor instead.
 func (*Attribute) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{3}
+	return file_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Attribute) GetName() string {
@@ -322,7 +382,7 @@ type ConfigSchema struct {
 
 func (x *ConfigSchema) Reset() {
 	*x = ConfigSchema{}
-	mi := &file_plugin_proto_msgTypes[4]
+	mi := &file_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +394,7 @@ func (x *ConfigSchema) String() string {
 func (*ConfigSchema) ProtoMessage() {}
 
 func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[4]
+	mi := &file_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +407,7 @@ func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSchema.ProtoReflect.Descriptor instead.
 func (*ConfigSchema) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{4}
+	return file_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigSchema) GetAttributes() []*Attribute {
@@ -366,7 +426,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +438,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +451,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{5}
+	return file_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConfigureRequest) GetConfig() map[string]*Value {
@@ -413,7 +473,7 @@ type ConfigError struct {
 
 func (x *ConfigError) Reset() {
 	*x = ConfigError{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +485,7 @@ func (x *ConfigError) String() string {
 func (*ConfigError) ProtoMessage() {}
 
 func (x *ConfigError) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +498,7 @@ func (x *ConfigError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigError.ProtoReflect.Descriptor instead.
 func (*ConfigError) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigError) GetAttribute() string {
@@ -464,7 +524,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +536,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +549,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfigureResponse) GetErrors() []*ConfigError {
@@ -512,7 +572,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +584,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +597,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Batch) GetStream() string {
@@ -570,7 +630,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +642,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +655,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateRequest) GetBatches() []*Batch {
@@ -617,7 +677,7 @@ type Signal struct {
 
 func (x *Signal) Reset() {
 	*x = Signal{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +689,7 @@ func (x *Signal) String() string {
 func (*Signal) ProtoMessage() {}
 
 func (x *Signal) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +702,7 @@ func (x *Signal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signal.ProtoReflect.Descriptor instead.
 func (*Signal) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Signal) GetStream() string {
@@ -682,7 +742,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +754,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +767,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateResponse) GetSignals() []*Signal {
@@ -726,7 +786,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +798,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +811,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResetRequest) GetStream() string {
@@ -777,7 +837,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +849,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +862,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -876,7 +936,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +948,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +961,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Job) GetId() string {
@@ -997,7 +1057,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1069,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1082,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeliverRequest) GetJob() *Job {
@@ -1046,7 +1106,7 @@ type DeliverResponse struct {
 
 func (x *DeliverResponse) Reset() {
 	*x = DeliverResponse{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1118,7 @@ func (x *DeliverResponse) String() string {
 func (*DeliverResponse) ProtoMessage() {}
 
 func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1131,7 @@ func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResponse.ProtoReflect.Descriptor instead.
 func (*DeliverResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeliverResponse) GetError() string {
@@ -1107,12 +1167,19 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x16\n" +
-	"\x06domain\x18\x05 \x01(\tR\x06domain\"Y\n" +
+	"\x06domain\x18\x05 \x01(\tR\x06domain\"\x97\x01\n" +
 	"\x05Value\x12\x18\n" +
 	"\x06number\x18\x01 \x01(\x01H\x00R\x06number\x12\x18\n" +
 	"\x06string\x18\x02 \x01(\tH\x00R\x06string\x12\x14\n" +
-	"\x04bool\x18\x03 \x01(\bH\x00R\x04boolB\x06\n" +
-	"\x04kind\"\xa4\x01\n" +
+	"\x04bool\x18\x03 \x01(\bH\x00R\x04bool\x12<\n" +
+	"\n" +
+	"string_map\x18\x04 \x01(\v2\x1b.driftd.plugin.v1.StringMapH\x00R\tstringMapB\x06\n" +
+	"\x04kind\"\x8b\x01\n" +
+	"\tStringMap\x12B\n" +
+	"\aentries\x18\x01 \x03(\v2(.driftd.plugin.v1.StringMap.EntriesEntryR\aentries\x1a:\n" +
+	"\fEntriesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x01\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -1206,58 +1273,62 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_plugin_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: driftd.plugin.v1.Empty
 	(*PluginInfo)(nil),        // 1: driftd.plugin.v1.PluginInfo
 	(*Value)(nil),             // 2: driftd.plugin.v1.Value
-	(*Attribute)(nil),         // 3: driftd.plugin.v1.Attribute
-	(*ConfigSchema)(nil),      // 4: driftd.plugin.v1.ConfigSchema
-	(*ConfigureRequest)(nil),  // 5: driftd.plugin.v1.ConfigureRequest
-	(*ConfigError)(nil),       // 6: driftd.plugin.v1.ConfigError
-	(*ConfigureResponse)(nil), // 7: driftd.plugin.v1.ConfigureResponse
-	(*Batch)(nil),             // 8: driftd.plugin.v1.Batch
-	(*UpdateRequest)(nil),     // 9: driftd.plugin.v1.UpdateRequest
-	(*Signal)(nil),            // 10: driftd.plugin.v1.Signal
-	(*UpdateResponse)(nil),    // 11: driftd.plugin.v1.UpdateResponse
-	(*ResetRequest)(nil),      // 12: driftd.plugin.v1.ResetRequest
-	(*Event)(nil),             // 13: driftd.plugin.v1.Event
-	(*Job)(nil),               // 14: driftd.plugin.v1.Job
-	(*DeliverRequest)(nil),    // 15: driftd.plugin.v1.DeliverRequest
-	(*DeliverResponse)(nil),   // 16: driftd.plugin.v1.DeliverResponse
-	nil,                       // 17: driftd.plugin.v1.ConfigureRequest.ConfigEntry
-	nil,                       // 18: driftd.plugin.v1.Signal.DetailsEntry
-	nil,                       // 19: driftd.plugin.v1.Event.DetailsEntry
+	(*StringMap)(nil),         // 3: driftd.plugin.v1.StringMap
+	(*Attribute)(nil),         // 4: driftd.plugin.v1.Attribute
+	(*ConfigSchema)(nil),      // 5: driftd.plugin.v1.ConfigSchema
+	(*ConfigureRequest)(nil),  // 6: driftd.plugin.v1.ConfigureRequest
+	(*ConfigError)(nil),       // 7: driftd.plugin.v1.ConfigError
+	(*ConfigureResponse)(nil), // 8: driftd.plugin.v1.ConfigureResponse
+	(*Batch)(nil),             // 9: driftd.plugin.v1.Batch
+	(*UpdateRequest)(nil),     // 10: driftd.plugin.v1.UpdateRequest
+	(*Signal)(nil),            // 11: driftd.plugin.v1.Signal
+	(*UpdateResponse)(nil),    // 12: driftd.plugin.v1.UpdateResponse
+	(*ResetRequest)(nil),      // 13: driftd.plugin.v1.ResetRequest
+	(*Event)(nil),             // 14: driftd.plugin.v1.Event
+	(*Job)(nil),               // 15: driftd.plugin.v1.Job
+	(*DeliverRequest)(nil),    // 16: driftd.plugin.v1.DeliverRequest
+	(*DeliverResponse)(nil),   // 17: driftd.plugin.v1.DeliverResponse
+	nil,                       // 18: driftd.plugin.v1.StringMap.EntriesEntry
+	nil,                       // 19: driftd.plugin.v1.ConfigureRequest.ConfigEntry
+	nil,                       // 20: driftd.plugin.v1.Signal.DetailsEntry
+	nil,                       // 21: driftd.plugin.v1.Event.DetailsEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	2,  // 0: driftd.plugin.v1.Attribute.default:type_name -> driftd.plugin.v1.Value
-	3,  // 1: driftd.plugin.v1.ConfigSchema.attributes:type_name -> driftd.plugin.v1.Attribute
-	17, // 2: driftd.plugin.v1.ConfigureRequest.config:type_name -> driftd.plugin.v1.ConfigureRequest.ConfigEntry
-	6,  // 3: driftd.plugin.v1.ConfigureResponse.errors:type_name -> driftd.plugin.v1.ConfigError
-	8,  // 4: driftd.plugin.v1.UpdateRequest.batches:type_name -> driftd.plugin.v1.Batch
-	18, // 5: driftd.plugin.v1.Signal.details:type_name -> driftd.plugin.v1.Signal.DetailsEntry
-	10, // 6: driftd.plugin.v1.UpdateResponse.signals:type_name -> driftd.plugin.v1.Signal
-	19, // 7: driftd.plugin.v1.Event.details:type_name -> driftd.plugin.v1.Event.DetailsEntry
-	13, // 8: driftd.plugin.v1.Job.event:type_name -> driftd.plugin.v1.Event
-	14, // 9: driftd.plugin.v1.DeliverRequest.job:type_name -> driftd.plugin.v1.Job
-	2,  // 10: driftd.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> driftd.plugin.v1.Value
-	0,  // 11: driftd.plugin.v1.Plugin.Info:input_type -> driftd.plugin.v1.Empty
-	0,  // 12: driftd.plugin.v1.Plugin.Schema:input_type -> driftd.plugin.v1.Empty
-	5,  // 13: driftd.plugin.v1.Plugin.Configure:input_type -> driftd.plugin.v1.ConfigureRequest
-	9,  // 14: driftd.plugin.v1.Detector.Update:input_type -> driftd.plugin.v1.UpdateRequest
-	12, // 15: driftd.plugin.v1.Detector.Reset:input_type -> driftd.plugin.v1.ResetRequest
-	15, // 16: driftd.plugin.v1.Sink.Deliver:input_type -> driftd.plugin.v1.DeliverRequest
-	1,  // 17: driftd.plugin.v1.Plugin.Info:output_type -> driftd.plugin.v1.PluginInfo
-	4,  // 18: driftd.plugin.v1.Plugin.Schema:output_type -> driftd.plugin.v1.ConfigSchema
-	7,  // 19: driftd.plugin.v1.Plugin.Configure:output_type -> driftd.plugin.v1.ConfigureResponse
-	11, // 20: driftd.plugin.v1.Detector.Update:output_type -> driftd.plugin.v1.UpdateResponse
-	0,  // 21: driftd.plugin.v1.Detector.Reset:output_type -> driftd.plugin.v1.Empty
-	16, // 22: driftd.plugin.v1.Sink.Deliver:output_type -> driftd.plugin.v1.DeliverResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 0: driftd.plugin.v1.Value.string_map:type_name -> driftd.plugin.v1.StringMap
+	18, // 1: driftd.plugin.v1.StringMap.entries:type_name -> driftd.plugin.v1.StringMap.EntriesEntry
+	2,  // 2: driftd.plugin.v1.Attribute.default:type_name -> driftd.plugin.v1.Value
+	4,  // 3: driftd.plugin.v1.ConfigSchema.attributes:type_name -> driftd.plugin.v1.Attribute
+	19, // 4: driftd.plugin.v1.ConfigureRequest.config:type_name -> driftd.plugin.v1.ConfigureRequest.ConfigEntry
+	7,  // 5: driftd.plugin.v1.ConfigureResponse.errors:type_name -> driftd.plugin.v1.ConfigError
+	9,  // 6: driftd.plugin.v1.UpdateRequest.batches:type_name -> driftd.plugin.v1.Batch
+	20, // 7: driftd.plugin.v1.Signal.details:type_name -> driftd.plugin.v1.Signal.DetailsEntry
+	11, // 8: driftd.plugin.v1.UpdateResponse.signals:type_name -> driftd.plugin.v1.Signal
+	21, // 9: driftd.plugin.v1.Event.details:type_name -> driftd.plugin.v1.Event.DetailsEntry
+	14, // 10: driftd.plugin.v1.Job.event:type_name -> driftd.plugin.v1.Event
+	15, // 11: driftd.plugin.v1.DeliverRequest.job:type_name -> driftd.plugin.v1.Job
+	2,  // 12: driftd.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> driftd.plugin.v1.Value
+	0,  // 13: driftd.plugin.v1.Plugin.Info:input_type -> driftd.plugin.v1.Empty
+	0,  // 14: driftd.plugin.v1.Plugin.Schema:input_type -> driftd.plugin.v1.Empty
+	6,  // 15: driftd.plugin.v1.Plugin.Configure:input_type -> driftd.plugin.v1.ConfigureRequest
+	10, // 16: driftd.plugin.v1.Detector.Update:input_type -> driftd.plugin.v1.UpdateRequest
+	13, // 17: driftd.plugin.v1.Detector.Reset:input_type -> driftd.plugin.v1.ResetRequest
+	16, // 18: driftd.plugin.v1.Sink.Deliver:input_type -> driftd.plugin.v1.DeliverRequest
+	1,  // 19: driftd.plugin.v1.Plugin.Info:output_type -> driftd.plugin.v1.PluginInfo
+	5,  // 20: driftd.plugin.v1.Plugin.Schema:output_type -> driftd.plugin.v1.ConfigSchema
+	8,  // 21: driftd.plugin.v1.Plugin.Configure:output_type -> driftd.plugin.v1.ConfigureResponse
+	12, // 22: driftd.plugin.v1.Detector.Update:output_type -> driftd.plugin.v1.UpdateResponse
+	0,  // 23: driftd.plugin.v1.Detector.Reset:output_type -> driftd.plugin.v1.Empty
+	17, // 24: driftd.plugin.v1.Sink.Deliver:output_type -> driftd.plugin.v1.DeliverResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1269,6 +1340,7 @@ func file_plugin_proto_init() {
 		(*Value_Number)(nil),
 		(*Value_String_)(nil),
 		(*Value_Bool)(nil),
+		(*Value_StringMap)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1276,7 +1348,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

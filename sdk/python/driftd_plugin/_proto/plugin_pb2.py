@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!driftd_plugin/_proto/plugin.proto\x12\x10\x64riftd.plugin.v1\"\x07\n\x05\x45mpty\"^\n\nPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06\x64omain\x18\x05 \x01(\t\"C\n\x05Value\x12\x10\n\x06number\x18\x01 \x01(\x01H\x00\x12\x10\n\x06string\x18\x02 \x01(\tH\x00\x12\x0e\n\x04\x62ool\x18\x03 \x01(\x08H\x00\x42\x06\n\x04kind\"x\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12(\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\x0b\x32\x17.driftd.plugin.v1.Value\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"?\n\x0c\x43onfigSchema\x12/\n\nattributes\x18\x01 \x03(\x0b\x32\x1b.driftd.plugin.v1.Attribute\"\x9a\x01\n\x10\x43onfigureRequest\x12>\n\x06\x63onfig\x18\x01 \x03(\x0b\x32..driftd.plugin.v1.ConfigureRequest.ConfigEntry\x1a\x46\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.driftd.plugin.v1.Value:\x02\x38\x01\"1\n\x0b\x43onfigError\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"B\n\x11\x43onfigureResponse\x12-\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x1d.driftd.plugin.v1.ConfigError\"6\n\x05\x42\x61tch\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x04\x12\x0e\n\x06values\x18\x03 \x03(\x01\"9\n\rUpdateRequest\x12(\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x17.driftd.plugin.v1.Batch\"\x9d\x01\n\x06Signal\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x36\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32%.driftd.plugin.v1.Signal.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\";\n\x0eUpdateResponse\x12)\n\x07signals\x18\x01 \x03(\x0b\x32\x18.driftd.plugin.v1.Signal\"\x1e\n\x0cResetRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\"\xda\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0etime_unix_nano\x18\x03 \x01(\x03\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x13\n\x0bwindow_size\x18\x05 \x01(\x04\x12\x13\n\x0bwindow_mean\x18\x06 \x01(\x01\x12\x35\n\x07\x64\x65tails\x18\x07 \x03(\x0b\x32$.driftd.plugin.v1.Event.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe6\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0e\n\x06metric\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x06 \x01(\t\x12\x0f\n\x07monitor\x18\x07 \x01(\t\x12\x0c\n\x04sink\x18\x08 \x01(\t\x12\x19\n\x11\x63reated_unix_nano\x18\t \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\n \x01(\r\x12&\n\x05\x65vent\x18\x0b \x01(\x0b\x32\x17.driftd.plugin.v1.Event\x12\x10\n\x08resolves\x18\x0c \x01(\t\"4\n\x0e\x44\x65liverRequest\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.driftd.plugin.v1.Job\"K\n\x0f\x44\x65liverResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x11\n\tpermanent\x18\x02 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\x03 \x01(\x03\x32\xe0\x01\n\x06Plugin\x12=\n\x04Info\x12\x17.driftd.plugin.v1.Empty\x1a\x1c.driftd.plugin.v1.PluginInfo\x12\x41\n\x06Schema\x12\x17.driftd.plugin.v1.Empty\x1a\x1e.driftd.plugin.v1.ConfigSchema\x12T\n\tConfigure\x12\".driftd.plugin.v1.ConfigureRequest\x1a#.driftd.plugin.v1.ConfigureResponse2\x99\x01\n\x08\x44\x65tector\x12K\n\x06Update\x12\x1f.driftd.plugin.v1.UpdateRequest\x1a .driftd.plugin.v1.UpdateResponse\x12@\n\x05Reset\x12\x1e.driftd.plugin.v1.ResetRequest\x1a\x17.driftd.plugin.v1.Empty2V\n\x04Sink\x12N\n\x07\x44\x65liver\x12 .driftd.plugin.v1.DeliverRequest\x1a!.driftd.plugin.v1.DeliverResponseB$Z\"github.com/driftd/driftd/sdk/protob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!driftd_plugin/_proto/plugin.proto\x12\x10\x64riftd.plugin.v1\"\x07\n\x05\x45mpty\"^\n\nPluginInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06\x64omain\x18\x05 \x01(\t\"v\n\x05Value\x12\x10\n\x06number\x18\x01 \x01(\x01H\x00\x12\x10\n\x06string\x18\x02 \x01(\tH\x00\x12\x0e\n\x04\x62ool\x18\x03 \x01(\x08H\x00\x12\x31\n\nstring_map\x18\x04 \x01(\x0b\x32\x1b.driftd.plugin.v1.StringMapH\x00\x42\x06\n\x04kind\"v\n\tStringMap\x12\x39\n\x07\x65ntries\x18\x01 \x03(\x0b\x32(.driftd.plugin.v1.StringMap.EntriesEntry\x1a.\n\x0c\x45ntriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\tAttribute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12(\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\x0b\x32\x17.driftd.plugin.v1.Value\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"?\n\x0c\x43onfigSchema\x12/\n\nattributes\x18\x01 \x03(\x0b\x32\x1b.driftd.plugin.v1.Attribute\"\x9a\x01\n\x10\x43onfigureRequest\x12>\n\x06\x63onfig\x18\x01 \x03(\x0b\x32..driftd.plugin.v1.ConfigureRequest.ConfigEntry\x1a\x46\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.driftd.plugin.v1.Value:\x02\x38\x01\"1\n\x0b\x43onfigError\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"B\n\x11\x43onfigureResponse\x12-\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x1d.driftd.plugin.v1.ConfigError\"6\n\x05\x42\x61tch\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x04\x12\x0e\n\x06values\x18\x03 \x03(\x01\"9\n\rUpdateRequest\x12(\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x17.driftd.plugin.v1.Batch\"\x9d\x01\n\x06Signal\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x36\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32%.driftd.plugin.v1.Signal.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\";\n\x0eUpdateResponse\x12)\n\x07signals\x18\x01 \x03(\x0b\x32\x18.driftd.plugin.v1.Signal\"\x1e\n\x0cResetRequest\x12\x0e\n\x06stream\x18\x01 \x01(\t\"\xda\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0etime_unix_nano\x18\x03 \x01(\x03\x12\r\n\x05index\x18\x04 \x01(\x04\x12\x13\n\x0bwindow_size\x18\x05 \x01(\x04\x12\x13\n\x0bwindow_mean\x18\x06 \x01(\x01\x12\x35\n\x07\x64\x65tails\x18\x07 \x03(\x0b\x32$.driftd.plugin.v1.Event.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe6\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0e\n\x06metric\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x06 \x01(\t\x12\x0f\n\x07monitor\x18\x07 \x01(\t\x12\x0c\n\x04sink\x18\x08 \x01(\t\x12\x19\n\x11\x63reated_unix_nano\x18\t \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\n \x01(\r\x12&\n\x05\x65vent\x18\x0b \x01(\x0b\x32\x17.driftd.plugin.v1.Event\x12\x10\n\x08resolves\x18\x0c \x01(\t\"4\n\x0e\x44\x65liverRequest\x12\"\n\x03job\x18\x01 \x01(\x0b\x32\x15.driftd.plugin.v1.Job\"K\n\x0f\x44\x65liverResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x11\n\tpermanent\x18\x02 \x01(\x08\x12\x16\n\x0eretry_after_ms\x18\x03 \x01(\x03\x32\xe0\x01\n\x06Plugin\x12=\n\x04Info\x12\x17.driftd.plugin.v1.Empty\x1a\x1c.driftd.plugin.v1.PluginInfo\x12\x41\n\x06Schema\x12\x17.driftd.plugin.v1.Empty\x1a\x1e.driftd.plugin.v1.ConfigSchema\x12T\n\tConfigure\x12\".driftd.plugin.v1.ConfigureRequest\x1a#.driftd.plugin.v1.ConfigureResponse2\x99\x01\n\x08\x44\x65tector\x12K\n\x06Update\x12\x1f.driftd.plugin.v1.UpdateRequest\x1a .driftd.plugin.v1.UpdateResponse\x12@\n\x05Reset\x12\x1e.driftd.plugin.v1.ResetRequest\x1a\x17.driftd.plugin.v1.Empty2V\n\x04Sink\x12N\n\x07\x44\x65liver\x12 .driftd.plugin.v1.DeliverRequest\x1a!.driftd.plugin.v1.DeliverResponseB$Z\"github.com/driftd/driftd/sdk/protob\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'driftd_plugin._proto.plugin_pb2', globals())
@@ -21,6 +21,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z\"github.com/driftd/driftd/sdk/proto'
+  _STRINGMAP_ENTRIESENTRY._options = None
+  _STRINGMAP_ENTRIESENTRY._serialized_options = b'8\001'
   _CONFIGUREREQUEST_CONFIGENTRY._options = None
   _CONFIGUREREQUEST_CONFIGENTRY._serialized_options = b'8\001'
   _SIGNAL_DETAILSENTRY._options = None
@@ -32,45 +34,49 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _PLUGININFO._serialized_start=64
   _PLUGININFO._serialized_end=158
   _VALUE._serialized_start=160
-  _VALUE._serialized_end=227
-  _ATTRIBUTE._serialized_start=229
-  _ATTRIBUTE._serialized_end=349
-  _CONFIGSCHEMA._serialized_start=351
-  _CONFIGSCHEMA._serialized_end=414
-  _CONFIGUREREQUEST._serialized_start=417
-  _CONFIGUREREQUEST._serialized_end=571
-  _CONFIGUREREQUEST_CONFIGENTRY._serialized_start=501
-  _CONFIGUREREQUEST_CONFIGENTRY._serialized_end=571
-  _CONFIGERROR._serialized_start=573
-  _CONFIGERROR._serialized_end=622
-  _CONFIGURERESPONSE._serialized_start=624
-  _CONFIGURERESPONSE._serialized_end=690
-  _BATCH._serialized_start=692
-  _BATCH._serialized_end=746
-  _UPDATEREQUEST._serialized_start=748
-  _UPDATEREQUEST._serialized_end=805
-  _SIGNAL._serialized_start=808
-  _SIGNAL._serialized_end=965
-  _SIGNAL_DETAILSENTRY._serialized_start=919
-  _SIGNAL_DETAILSENTRY._serialized_end=965
-  _UPDATERESPONSE._serialized_start=967
-  _UPDATERESPONSE._serialized_end=1026
-  _RESETREQUEST._serialized_start=1028
-  _RESETREQUEST._serialized_end=1058
-  _EVENT._serialized_start=1061
-  _EVENT._serialized_end=1279
-  _EVENT_DETAILSENTRY._serialized_start=919
-  _EVENT_DETAILSENTRY._serialized_end=965
-  _JOB._serialized_start=1282
-  _JOB._serialized_end=1512
-  _DELIVERREQUEST._serialized_start=1514
-  _DELIVERREQUEST._serialized_end=1566
-  _DELIVERRESPONSE._serialized_start=1568
-  _DELIVERRESPONSE._serialized_end=1643
-  _PLUGIN._serialized_start=1646
-  _PLUGIN._serialized_end=1870
-  _DETECTOR._serialized_start=1873
-  _DETECTOR._serialized_end=2026
-  _SINK._serialized_start=2028
-  _SINK._serialized_end=2114
+  _VALUE._serialized_end=278
+  _STRINGMAP._serialized_start=280
+  _STRINGMAP._serialized_end=398
+  _STRINGMAP_ENTRIESENTRY._serialized_start=352
+  _STRINGMAP_ENTRIESENTRY._serialized_end=398
+  _ATTRIBUTE._serialized_start=400
+  _ATTRIBUTE._serialized_end=520
+  _CONFIGSCHEMA._serialized_start=522
+  _CONFIGSCHEMA._serialized_end=585
+  _CONFIGUREREQUEST._serialized_start=588
+  _CONFIGUREREQUEST._serialized_end=742
+  _CONFIGUREREQUEST_CONFIGENTRY._serialized_start=672
+  _CONFIGUREREQUEST_CONFIGENTRY._serialized_end=742
+  _CONFIGERROR._serialized_start=744
+  _CONFIGERROR._serialized_end=793
+  _CONFIGURERESPONSE._serialized_start=795
+  _CONFIGURERESPONSE._serialized_end=861
+  _BATCH._serialized_start=863
+  _BATCH._serialized_end=917
+  _UPDATEREQUEST._serialized_start=919
+  _UPDATEREQUEST._serialized_end=976
+  _SIGNAL._serialized_start=979
+  _SIGNAL._serialized_end=1136
+  _SIGNAL_DETAILSENTRY._serialized_start=1090
+  _SIGNAL_DETAILSENTRY._serialized_end=1136
+  _UPDATERESPONSE._serialized_start=1138
+  _UPDATERESPONSE._serialized_end=1197
+  _RESETREQUEST._serialized_start=1199
+  _RESETREQUEST._serialized_end=1229
+  _EVENT._serialized_start=1232
+  _EVENT._serialized_end=1450
+  _EVENT_DETAILSENTRY._serialized_start=1090
+  _EVENT_DETAILSENTRY._serialized_end=1136
+  _JOB._serialized_start=1453
+  _JOB._serialized_end=1683
+  _DELIVERREQUEST._serialized_start=1685
+  _DELIVERREQUEST._serialized_end=1737
+  _DELIVERRESPONSE._serialized_start=1739
+  _DELIVERRESPONSE._serialized_end=1814
+  _PLUGIN._serialized_start=1817
+  _PLUGIN._serialized_end=2041
+  _DETECTOR._serialized_start=2044
+  _DETECTOR._serialized_end=2197
+  _SINK._serialized_start=2199
+  _SINK._serialized_end=2285
 # @@protoc_insertion_point(module_scope)

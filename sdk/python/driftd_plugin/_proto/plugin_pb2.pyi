@@ -174,6 +174,19 @@ class Signal(_message.Message):
     type: str
     def __init__(self, stream: _Optional[str] = ..., index: _Optional[int] = ..., type: _Optional[str] = ..., details: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class StringMap(_message.Message):
+    __slots__ = ["entries"]
+    class EntriesEntry(_message.Message):
+        __slots__ = ["key", "value"]
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.ScalarMap[str, str]
+    def __init__(self, entries: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class UpdateRequest(_message.Message):
     __slots__ = ["batches"]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
@@ -187,11 +200,13 @@ class UpdateResponse(_message.Message):
     def __init__(self, signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ...) -> None: ...
 
 class Value(_message.Message):
-    __slots__ = ["bool", "number", "string"]
+    __slots__ = ["bool", "number", "string", "string_map"]
     BOOL_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     STRING_FIELD_NUMBER: _ClassVar[int]
+    STRING_MAP_FIELD_NUMBER: _ClassVar[int]
     bool: bool
     number: float
     string: str
-    def __init__(self, number: _Optional[float] = ..., string: _Optional[str] = ..., bool: bool = ...) -> None: ...
+    string_map: StringMap
+    def __init__(self, number: _Optional[float] = ..., string: _Optional[str] = ..., bool: bool = ..., string_map: _Optional[_Union[StringMap, _Mapping]] = ...) -> None: ...
