@@ -295,8 +295,8 @@ func TestAnswers(t *testing.T) {
 			permanent: true, inMessage: []string{"400 Bad Request", "start time must be before end time", "/api/v2/alerts"},
 		},
 		{
-			name:   "long body is cut",
-			answer: func(w http.ResponseWriter) { http.Error(w, strings.Repeat("x", 5000), http.StatusBadRequest) },
+			name:      "long body is cut",
+			answer:    func(w http.ResponseWriter) { http.Error(w, strings.Repeat("x", 5000), http.StatusBadRequest) },
 			permanent: true, inMessage: []string{strings.Repeat("x", 200) + "..."},
 		},
 		{
