@@ -129,7 +129,7 @@ func presetBody(preset string, cfg sdk.Config) func(sdk.Job) ([]byte, error) {
 			}
 			return json.Marshal(kubeflowRun{
 				DisplayName: j.ID,
-				Description: fmt.Sprintf("driftd: retrain %s version %s (%s drifted on %s)",
+				Description: fmt.Sprintf("driftd: retrain %s version %s (drift in %s seen by %s)",
 					j.Model, j.Version, j.Metric, j.Detector),
 				ExperimentID:             exp,
 				PipelineVersionReference: ref,
