@@ -615,6 +615,12 @@ func TestGoodConfigs(t *testing.T) {
 			t.Errorf("%s: %v", preset, err)
 		}
 	}
+	// The Slack example of README.md, as an HCL heredoc delivers it.
+	slack := "{\"text\": {{json (printf \"Model %s %s drifted on %s (window mean %.3f), retrain job %s\" " +
+		".Model .Version .Metric .Event.WindowMean .ID)}}}\n"
+	if err := (&webhook.Webhook{}).Configure(sdk.Config{"url": "https://hooks.slack.com/services/x", "template": slack}); err != nil {
+		t.Errorf("slack template: %v", err)
+	}
 	// A template for a receiver that does not take JSON.
 	if err := (&webhook.Webhook{}).Configure(sdk.Config{"url": "http://h", "template": "model={{.Model}}",
 		"headers": map[string]string{"Content-Type": "text/plain"}}); err != nil {
