@@ -94,7 +94,12 @@ type Agent struct {
 	metrics *agentMetrics
 
 	// publish is the event sink; the bus by default, a recorder in backtest.
-	publish func(event.Event)
+	// It returns the event as published, numbered.
+	publish func(event.Event) event.Event
+
+	// outbox turns drift into retrain jobs for the sinks; nil until Run
+	// opens it, and in backtest.
+	outbox *outbox
 
 	// persist keeps the windows across restarts (persist.go).
 	persist persistence
@@ -113,9 +118,10 @@ func NewAgent(opts Options) (*Agent, error) {
 	}
 	a.file.Store(f)
 	a.metrics = newAgentMetrics(a, opts.Registry)
-	a.publish = func(e event.Event) {
+	a.publish = func(e event.Event) event.Event {
 		e = a.bus.Publish(e)
 		a.metrics.observe(&e)
+		return e
 	}
 	a.log = newLogger(opts, f)
 	for _, d := range diags {
@@ -349,9 +355,16 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 		if w := a.windows.Lookup(model, version); w != nil {
 			size = w.sizeAt(metricName, s.Index)
 		}
-		a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
+		e := a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
 			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details})
 		a.log.Info(string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id, "index", s.Index)
+		if typ == event.Drift && a.outbox != nil {
+			if g := a.gen.Load(); g != nil {
+				if m := g.file.MonitorFor(model, version); m != nil {
+					a.outbox.drift(m, e, s.Stream, m.Window)
+				}
+			}
+		}
 	}
 }
 
@@ -396,6 +409,13 @@ func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
 	a.log.Info("plugin restarted", "detector", d.block.ID(), "pid", d.pid(), "attempts", attempts)
 	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
 		Attempt: attempts})
+}
+
+// onSinkRestart reports a sink plugin started again, for the delivery that
+// found its previous process gone.
+func (a *Agent) onSinkRestart(s *sinkInstance, pid int, cause string) {
+	a.log.Warn("sink plugin restarted", "sink", s.ID(), "pid", pid, "cause", cause)
+	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
 }
 
 // onExited reports a plugin process that died.

@@ -77,7 +77,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	}
 	var mu sync.Mutex
 	var events []event.Event
-	a.publish = func(e event.Event) {
+	a.publish = func(e event.Event) event.Event {
 		if e.Time.IsZero() {
 			e.Time = time.Now().UTC()
 		}
@@ -86,8 +86,9 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 			events = append(events, e)
 			mu.Unlock()
 		}
+		return e
 	}
-	if err := a.startGeneration(ctx, buildOptions{only: only}); err != nil {
+	if err := a.startGeneration(ctx, buildOptions{only: only, noSinks: true}); err != nil {
 		return res, err
 	}
 	g := a.gen.Load()

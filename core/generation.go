@@ -50,6 +50,9 @@ type generation struct {
 	refused  []refusal
 	refusals hcl.Diagnostics
 
+	sinks    []*sinkInstance // in file order
+	sinkByID map[string]*sinkInstance
+
 	cancel context.CancelFunc // ends watch
 	wg     sync.WaitGroup
 }
@@ -292,6 +295,8 @@ type buildOptions struct {
 	// socketDir is where plugin processes get their private socket
 	// directories; the temp dir when empty.
 	socketDir string
+	// noSinks leaves the sink blocks out (backtest).
+	noSinks bool
 }
 
 // buildGeneration makes generation id of f. A detector that prev runs
@@ -300,7 +305,7 @@ type buildOptions struct {
 // with the diagnostics of every problem, nothing: processes it started are
 // stopped again, and prev is left as it was. Nothing runs until start.
 func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *generation, opts buildOptions) (*generation, hcl.Diagnostics) {
-	g := &generation{id: id, file: f, byID: make(map[string]*detectorInstance)}
+	g := &generation{id: id, file: f, byID: make(map[string]*detectorInstance), sinkByID: make(map[string]*sinkInstance)}
 	var blocks []*config.Detector
 	for _, d := range f.Detectors {
 		if opts.only == nil || opts.only[d.ID()] {
@@ -335,18 +340,37 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *gener
 			results[i], diags[i] = startDetector(ctx, f, b, id, opts)
 		}()
 	}
+	var sinkBlocks []*config.Sink
+	if !opts.noSinks {
+		sinkBlocks = f.Sinks
+	}
+	sinks := make([]*sinkInstance, len(sinkBlocks))
+	sinkDiags := make([]hcl.Diagnostics, len(sinkBlocks))
+	for i, b := range sinkBlocks {
+		if d, ok := refused[b.Plugin]; ok {
+			if !reported[b.Plugin] {
+				reported[b.Plugin] = true
+				g.refusals = append(g.refusals, d)
+			}
+			continue
+		}
+		if old := prev.sink(b.ID()); old != nil {
+			keep, ds := old.keeps(b, f, opts)
+			if keep || ds.HasErrors() {
+				sinks[i], sinkDiags[i] = old, ds
+				continue
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sinks[i], sinkDiags[i] = startSink(ctx, f, b, id, opts)
+		}()
+	}
 	wg.Wait()
 	var all hcl.Diagnostics
-	for _, d := range diags {
+	for _, d := range append(diags, sinkDiags...) {
 		all = append(all, d...)
-	}
-	for _, s := range f.Sinks {
-		all = append(all, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Sinks are not supported yet",
-			Detail:   fmt.Sprintf("sink %q cannot be started: this version of driftd runs detector plugins only.", s.ID()),
-			Subject:  s.DefRange.Ptr(),
-		})
 	}
 	if all.HasErrors() {
 		for _, d := range results {
@@ -354,7 +378,18 @@ func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *gener
 				d.kill()
 			}
 		}
+		for _, s := range sinks {
+			if s != nil && s.born == id {
+				s.stop()
+			}
+		}
 		return nil, all
+	}
+	for _, s := range sinks {
+		if s != nil {
+			g.sinks = append(g.sinks, s)
+			g.sinkByID[s.ID()] = s
+		}
 	}
 	for _, d := range results {
 		if d != nil {
@@ -415,6 +450,14 @@ func (g *generation) detector(id string) *detectorInstance {
 		return nil
 	}
 	return g.byID[id]
+}
+
+// sink returns the sink with the given ID, or nil; g may be nil.
+func (g *generation) sink(id string) *sinkInstance {
+	if g == nil {
+		return nil
+	}
+	return g.sinkByID[id]
 }
 
 // keeps reports whether d can serve the detector block b of a new version
@@ -640,6 +683,11 @@ func (g *generation) retire(next *generation) []*detectorInstance {
 		}
 	}
 	stopAll(gone)
+	for _, s := range g.sinks {
+		if next.sink(s.ID()) != s {
+			s.stop()
+		}
+	}
 	return gone
 }
 
@@ -653,6 +701,11 @@ func (g *generation) discard() {
 		}
 	}
 	stopAll(born)
+	for _, s := range g.sinks {
+		if s.born == g.id {
+			s.stop()
+		}
+	}
 }
 
 func stopAll(ds []*detectorInstance) {

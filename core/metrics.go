@@ -24,6 +24,9 @@ type agentMetrics struct {
 	reloads    *prometheus.CounterVec // config loads, by result
 	restarts   *prometheus.CounterVec // plugin restarts, by detector
 	calls      *prometheus.HistogramVec
+	jobs       *prometheus.CounterVec // retrain job events, by sink and action
+	suppressed *prometheus.CounterVec // drift kept from becoming a job by a cooldown, by sink
+	sinkStarts *prometheus.CounterVec // sink plugin restarts, by sink
 }
 
 // Reasons a metric line is rejected or a request cut short.
@@ -69,6 +72,18 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 			Help:    "Time of Update calls to detector plugins, by detector: one call carries every value queued for it.",
 			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
 		}, []string{"detector"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_retrain_jobs_total",
+			Help: "Retrain jobs by sink and what happened: queued (written to the outbox), retrying (an attempt failed), delivered, failed (given up; kept in the outbox).",
+		}, []string{"sink", "action"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_retrain_jobs_suppressed_total",
+			Help: "Drift events that queued no job because the model version's sink was in its cooldown, by sink.",
+		}, []string{"sink"}),
+		sinkStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftd_sink_restarts_total",
+			Help: "Sink plugin processes started again after they exited, crashed or hung, by sink.",
+		}, []string{"sink"}),
 	}
 	for _, r := range []string{reasonInvalid, reasonDomain} {
 		m.rejected.WithLabelValues(r)
@@ -80,6 +95,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		m.reloads.WithLabelValues(r)
 	}
 	reg.MustRegister(m.rejected, m.stopped, m.detections, m.events, m.reloads, m.restarts, m.calls,
+		m.jobs, m.suppressed, m.sinkStarts, outboxCollector{a},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "driftd_metrics_accepted_total",
 			Help: "Metric lines accepted: every value in its window and queued to its detectors.",
@@ -145,8 +161,12 @@ func (m *agentMetrics) observe(e *event.Event) {
 		m.reloads.WithLabelValues("success").Inc()
 	case e.Type == event.Config && e.Action == "rejected":
 		m.reloads.WithLabelValues("failure").Inc()
+	case e.Type == event.Plugin && e.Action == "restarted" && e.Sink != "":
+		m.sinkStarts.WithLabelValues(e.Sink).Inc()
 	case e.Type == event.Plugin && e.Action == "restarted":
 		m.restarts.WithLabelValues(e.Detector).Inc()
+	case e.Type == event.Retrain:
+		m.jobs.WithLabelValues(e.Sink, e.Action).Inc()
 	}
 }
 
@@ -188,5 +208,38 @@ func (c feedCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(feedValuesDesc, prometheus.CounterValue, float64(st.Values), id)
 		ch <- prometheus.MustNewConstMetric(feedCallsDesc, prometheus.CounterValue, float64(st.Calls), id)
 		ch <- prometheus.MustNewConstMetric(feedLostDesc, prometheus.CounterValue, float64(st.Lost), id)
+	}
+}
+
+// outboxCollector reports the jobs waiting in the outbox when scraped.
+type outboxCollector struct{ a *Agent }
+
+var outboxJobsDesc = prometheus.NewDesc("driftd_retrain_jobs",
+	"Retrain jobs in the outbox, by sink and state: pending (to be delivered) or failed (given up, kept for inspection).",
+	[]string{"sink", "state"}, nil)
+
+func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- outboxJobsDesc }
+
+func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	ob := c.a.outbox
+	if ob == nil {
+		return
+	}
+	pending, failed := ob.counts()
+	sinks := map[string]bool{}
+	if g := c.a.gen.Load(); g != nil {
+		for _, s := range g.sinks {
+			sinks[s.ID()] = true
+		}
+	}
+	for s := range pending {
+		sinks[s] = true
+	}
+	for s := range failed {
+		sinks[s] = true
+	}
+	for s := range sinks {
+		ch <- prometheus.MustNewConstMetric(outboxJobsDesc, prometheus.GaugeValue, float64(pending[s]), s, "pending")
+		ch <- prometheus.MustNewConstMetric(outboxJobsDesc, prometheus.GaugeValue, float64(failed[s]), s, "failed")
 	}
 }

@@ -241,6 +241,12 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	a.file.Store(f)
 	a.gen.Store(g)
 	a.reroute(g)
+	for _, s := range g.sinks {
+		s.onRestart = a.onSinkRestart
+	}
+	if a.outbox != nil {
+		a.outbox.setGeneration(g)
+	}
 	changes := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
 	for _, d := range g.detectors {
 		if d.born == g.id {
@@ -266,7 +272,20 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.pid())
 		}
 	}
+	for _, s := range g.sinks {
+		if s.born == g.id {
+			_, pid, _ := s.state()
+			a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
+			a.log.Info("plugin started", "sink", s.ID(), "plugin", s.info.Name, "version", s.info.Version, "pid", pid)
+		}
+	}
 	if old != nil {
+		for _, s := range old.sinks {
+			if g.sink(s.ID()) != s {
+				a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: s.info.Name, Sink: s.ID()})
+				a.log.Info("plugin stopped", "sink", s.ID(), "plugin", s.info.Name)
+			}
+		}
 		for _, d := range old.retire(g) {
 			a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
 			a.log.Info("plugin stopped", "detector", d.block.ID(), "plugin", d.info.Name, "pid", d.pid())

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/driftd/driftd/core/event"
 )
 
 // shutdownGrace bounds how long a stop waits for requests in flight.
@@ -20,6 +22,8 @@ const shutdownGrace = 10 * time.Second
 // Then it shuts down in order: stop accepting, finish the requests in
 // flight, stop reloading, write the windows, deliver what detectors still
 // have queued, stop the plugins, end the event streams, remove the socket.
+// Retrain jobs wait in the outbox in data_dir; their delivery stops before
+// the plugins do, and resumes at the next start.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	f := a.current()
@@ -42,6 +46,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Once the socket is ours (no other daemon runs on it), and before the
 	// first generation, which feeds the restored values to its detectors.
 	a.restoreWindows(f.DataDir)
+	ob, err := openOutbox(f.DataDir, a.log.Named("outbox"), func(e event.Event) { a.publish(e) })
+	if err != nil {
+		l.Close()
+		return err
+	}
+	ob.next = a.windows.next
+	ob.suppressed = func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }
+	a.outbox = ob
+	defer ob.close()
 	var metricsSrv *http.Server
 	if f.Listen.Metrics != "" {
 		ml, err := net.Listen("tcp", f.Listen.Metrics)
@@ -96,6 +109,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.writeSnapshot(f.DataDir, "shutdown"); err != nil {
 		a.log.Error("cannot write the windows snapshot; the previous one stays", "error", err)
 	}
+	// Deliveries stop first; detectors still flushing may queue jobs, which
+	// are written to the outbox for the next start.
+	ob.stopDelivery()
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}

@@ -19,6 +19,8 @@ type Status struct {
 	Ready      bool            `json:"ready"`
 	LastReload ReloadStatus    `json:"last_reload"`
 	Plugins    []PluginStatus  `json:"plugins"`
+	Sinks      []SinkStatus    `json:"sinks"`
+	Jobs       JobsStatus      `json:"jobs"`
 	Monitors   []MonitorStatus `json:"monitors"`
 	Streams    []StreamStatus  `json:"streams"`
 	Ingest     IngestStatus    `json:"ingest"`
@@ -40,6 +42,20 @@ type PluginStatus struct {
 	Restarts int          `json:"restarts"`
 	Error    string       `json:"error,omitempty"`
 	Feed     RunnerStatus `json:"feed"`
+}
+
+// SinkStatus describes a sink's plugin process and its jobs. State is
+// running, exited (a new process starts with the next delivery), in-process
+// or stopped.
+type SinkStatus struct {
+	Sink     string `json:"sink"`
+	Plugin   string `json:"plugin"`
+	Version  string `json:"version"`
+	Pid      int    `json:"pid"`
+	State    string `json:"state"`
+	Restarts int    `json:"restarts"`
+	Pending  int    `json:"pending"`
+	Failed   int    `json:"failed"`
 }
 
 // MonitorStatus describes a monitor block.
@@ -87,6 +103,8 @@ func (a *Agent) Status() Status {
 		Ready:      a.ready.Load(),
 		LastReload: last,
 		Plugins:    []PluginStatus{},
+		Sinks:      []SinkStatus{},
+		Jobs:       a.outbox.status(),
 		Monitors:   []MonitorStatus{},
 		Streams:    []StreamStatus{},
 		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
@@ -122,6 +140,15 @@ func (a *Agent) Status() Status {
 		for _, r := range g.refused {
 			st.Plugins = append(st.Plugins, PluginStatus{Detector: r.block.ID(), Plugin: r.block.Plugin, Metric: r.block.Metric,
 				State: "refused", Error: r.err})
+		}
+		var pending, failed map[string]int
+		if a.outbox != nil {
+			pending, failed = a.outbox.counts()
+		}
+		for _, k := range g.sinks {
+			state, pid, restarts := k.state()
+			st.Sinks = append(st.Sinks, SinkStatus{Sink: k.ID(), Plugin: k.info.Name, Version: k.info.Version, Pid: pid,
+				State: state, Restarts: restarts, Pending: pending[k.ID()], Failed: failed[k.ID()]})
 		}
 		for _, m := range g.file.Monitors {
 			st.Monitors = append(st.Monitors, MonitorStatus{Pattern: m.Pattern, Versions: m.Versions, Window: m.Window,

@@ -238,6 +238,25 @@ func (w *Window) sizeAt(metric string, i uint64) int {
 	return int(min(i+1, uint64(w.capacity)))
 }
 
+// next returns the index the next value of a stream will get: how many
+// values it has had.
+func (ws *Windows) next(stream string) uint64 {
+	model, version, metric, ok := splitStreamKey(stream)
+	if !ok {
+		return 0
+	}
+	w := ws.Lookup(model, version)
+	if w == nil {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := w.series[metric]; s != nil {
+		return s.next
+	}
+	return 0
+}
+
 // SeriesStatus describes one metric of a window.
 type SeriesStatus struct {
 	Count    uint64  `json:"count"`

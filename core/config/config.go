@@ -147,7 +147,27 @@ type Sink struct {
 	Body        hcl.Body // as Detector.Body
 	DefRange    hcl.Range
 	ConfigRange hcl.Range
+	// Timeout bounds one delivery call to the plugin.
+	Timeout time.Duration
+	Retry   Retry
 }
+
+// Retry says how a sink's failed deliveries are retried: after
+// InitialBackoff, doubling up to MaxBackoff, with jitter, until MaxAttempts
+// attempts were made (0: no limit) or the job is MaxAge old (0: no limit).
+// Then the job fails, and stays in the outbox for inspection.
+type Retry struct {
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	MaxAttempts    int
+	MaxAge         time.Duration
+}
+
+// The delivery defaults of a sink.
+var (
+	DefaultSinkTimeout = 30 * time.Second
+	DefaultRetry       = Retry{InitialBackoff: time.Second, MaxBackoff: 5 * time.Minute, MaxAttempts: 20, MaxAge: 24 * time.Hour}
+)
 
 // ID returns "<plugin>.<name>", the name monitors use.
 func (s *Sink) ID() string { return s.Plugin + "." + s.Name }

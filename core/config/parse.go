@@ -82,8 +82,21 @@ var detectorSchema = &hcl.BodySchema{
 }
 
 var sinkSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "timeout"},
+	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "config"},
+		{Type: "retry"},
+	},
+}
+
+var retrySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "initial_backoff"},
+		{Name: "max_backoff"},
+		{Name: "max_attempts"},
+		{Name: "max_age"},
 	},
 }
 
@@ -440,8 +453,12 @@ func (p *parser) plugin(b *hcl.Block) *PluginBinary {
 func (p *parser) sink(b *hcl.Block) *Sink {
 	content, diags := b.Body.Content(sinkSchema)
 	p.diags = append(p.diags, diags...)
-	s := &Sink{Plugin: b.Labels[0], Name: b.Labels[1], DefRange: b.DefRange}
+	s := &Sink{Plugin: b.Labels[0], Name: b.Labels[1], DefRange: b.DefRange, Timeout: DefaultSinkTimeout, Retry: DefaultRetry}
 	s.Body, s.ConfigRange = p.configBlock(content.Blocks, b.DefRange, "sink")
+	if d, ok := p.duration(content.Attributes["timeout"], time.Millisecond, MaxPluginTimeout); ok {
+		s.Timeout = d
+	}
+	p.retry(&s.Retry, content.Blocks)
 	labelsOK := p.labels(b)
 	if first, dup := p.sinks[s.ID()]; dup {
 		p.errorf(b.DefRange, "Duplicate sink",
@@ -454,6 +471,69 @@ func (p *parser) sink(b *hcl.Block) *Sink {
 		return nil
 	}
 	return s
+}
+
+// retry reads a sink's retry block, if it has one.
+func (p *parser) retry(r *Retry, blocks hcl.Blocks) {
+	var seen *hcl.Block
+	for _, b := range blocks {
+		if b.Type != "retry" {
+			continue
+		}
+		if seen != nil {
+			p.errorf(b.DefRange, "Duplicate retry block",
+				"A sink has one retry block; the first is on line %d.", seen.DefRange.Start.Line)
+			continue
+		}
+		seen = b
+		content, diags := b.Body.Content(retrySchema)
+		p.diags = append(p.diags, diags...)
+		attrs := content.Attributes
+		if d, ok := p.duration(attrs["initial_backoff"], time.Millisecond, 24*time.Hour); ok {
+			r.InitialBackoff = d
+		}
+		if d, ok := p.duration(attrs["max_backoff"], time.Millisecond, 24*time.Hour); ok {
+			r.MaxBackoff = d
+		}
+		if n, ok := p.integer(attrs["max_attempts"], 0, 1<<31-1); ok {
+			r.MaxAttempts = int(n)
+		}
+		if d, ok := p.duration(attrs["max_age"], 0, 100*365*24*time.Hour); ok {
+			r.MaxAge = d
+		}
+		if r.MaxBackoff < r.InitialBackoff {
+			rng := b.DefRange
+			if a := attrs["max_backoff"]; a != nil {
+				rng = a.Expr.Range()
+			}
+			p.errorf(rng, "Invalid max_backoff",
+				"max_backoff (%s) must not be shorter than initial_backoff (%s).", r.MaxBackoff, r.InitialBackoff)
+		}
+	}
+}
+
+// duration parses a Go duration attribute within [lo, hi]; "0" is allowed
+// when lo is 0.
+func (p *parser) duration(attr *hcl.Attribute, lo, hi time.Duration) (time.Duration, bool) {
+	if attr == nil {
+		return 0, false
+	}
+	s, ok := p.str(attr)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(attr.Expr.Range(), "Invalid "+attr.Name,
+			"%s must be a Go duration such as \"30s\" or \"5m\", not %q.", attr.Name, s)
+	case d < lo || d > hi:
+		p.errorf(attr.Expr.Range(), "Invalid "+attr.Name,
+			"%s must be from %s to %s, not %q.", attr.Name, lo, hi, s)
+	default:
+		return d, true
+	}
+	return 0, false
 }
 
 func (p *parser) monitor(b *hcl.Block) *Monitor {

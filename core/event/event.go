@@ -33,7 +33,10 @@ func ParseType(s string) (Type, bool) {
 //   - drift, warning: Model, Version, Metric, Detector, Index, WindowSize,
 //     WindowMean, Details;
 //   - metric: Model, Version, Metric, Index, Value;
-//   - plugin, config, retrain: Action, and Plugin, Detector, Pid, Attempt,
+//   - retrain: Action (queued, retrying, delivered, failed), Model, Version,
+//     Metric, Detector, Sink, Job, JobKind, Attempt, and DelayMS and Message
+//     where they apply;
+//   - plugin, config: Action, and Plugin, Detector, Sink, Pid, Attempt,
 //     DelayMS, Message, Generation or Diagnostics where they apply.
 type Event struct {
 	Seq  uint64    `json:"seq"`
@@ -53,6 +56,9 @@ type Event struct {
 
 	Action      string `json:"action,omitempty"`
 	Plugin      string `json:"plugin,omitempty"`
+	Sink        string `json:"sink,omitempty"`
+	Job         string `json:"job,omitempty"`
+	JobKind     string `json:"job_kind,omitempty"`
 	Pid         int    `json:"pid,omitempty"`
 	Attempt     int    `json:"attempt,omitempty"`  // plugin restarting: the attempt, from 1
 	DelayMS     int64  `json:"delay_ms,omitempty"` // plugin restarting: the wait before it

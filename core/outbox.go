@@ -1,0 +1,563 @@
+package core
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/sdk"
+)
+
+// Tuning of the outbox.
+const (
+	recoveryEvery = time.Second // how often open jobs are checked for recovery
+	keepDelivered = 100         // delivered jobs listed in status
+)
+
+// outbox turns drift into retrain jobs and delivers them to sinks. A job is
+// written to data_dir (fsynced) before it counts as queued, and stays there
+// until its sink took it, or until it failed for good, when it is kept for
+// inspection. Each sink has one delivery worker, so a sink sees its jobs one
+// at a time; jobs of one model version reach a sink in the order they were
+// queued. At most one job is queued per model version and sink per cooldown.
+type outbox struct {
+	store   *outboxStore
+	log     hclog.Logger
+	publish func(event.Event)
+	now     func() time.Time
+	// next returns the index the stream's next value will get.
+	next func(stream string) uint64
+	// suppressed counts drift that a cooldown kept from becoming a job.
+	suppressed func(sink string)
+
+	mu        sync.Mutex
+	jobs      map[string]*jobRecord // pending, failed and open ones
+	recent    []*jobRecord          // the last keepDelivered delivered, newest last
+	cooldowns map[string]cooldown
+	gen       *generation // its sinks deliver, its file has their settings
+	wake      map[string]chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// openOutbox opens the outbox in dir and loads the jobs it holds.
+func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbox, error) {
+	store, err := openOutboxStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	jobs, cds, bad, err := store.load()
+	if err != nil {
+		store.close()
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	for _, e := range bad {
+		log.Error("outbox entry skipped: it does not decode", "error", e)
+	}
+	o := &outbox{
+		store: store, log: log, publish: publish, now: time.Now,
+		next:       func(string) uint64 { return 0 },
+		suppressed: func(string) {},
+		jobs:       make(map[string]*jobRecord, len(jobs)),
+		cooldowns:  cds,
+		wake:       map[string]chan struct{}{},
+	}
+	pending := 0
+	for _, r := range jobs {
+		o.jobs[r.Job.ID] = r
+		if r.State == jobPending {
+			pending++
+		}
+	}
+	if len(jobs) > 0 {
+		log.Info("outbox loaded", "pending", pending, "jobs", len(jobs))
+	}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		o.watchRecovery()
+	}()
+	return o, nil
+}
+
+// setGeneration makes g's sinks the ones that deliver, and starts a worker
+// for each sink that has none. Jobs of a sink g does not have wait until a
+// generation has it again.
+func (o *outbox) setGeneration(g *generation) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gen = g
+	if o.ctx.Err() != nil {
+		return
+	}
+	for _, s := range g.sinks {
+		id := s.ID()
+		if ch, ok := o.wake[id]; ok {
+			poke(ch)
+			continue
+		}
+		ch := make(chan struct{}, 1)
+		o.wake[id] = ch
+		o.wg.Add(1)
+		go func() {
+			defer o.wg.Done()
+			o.work(id, ch)
+		}()
+	}
+}
+
+// stopDelivery ends delivery: attempts in flight are cancelled and do not
+// count. Jobs can still be queued; they wait in the store for the next
+// start.
+func (o *outbox) stopDelivery() {
+	o.cancel()
+	o.wg.Wait()
+}
+
+// close stops delivery and closes the store.
+func (o *outbox) close() {
+	o.stopDelivery()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.store == nil {
+		return
+	}
+	if err := o.store.close(); err != nil {
+		o.log.Error("close outbox", "error", err)
+	}
+	o.store = nil
+}
+
+// write writes to the store; o.mu is held.
+func (o *outbox) write(recs []*jobRecord, cds map[string]cooldown, drop []string) error {
+	if o.store == nil {
+		return errors.New("outbox closed")
+	}
+	return o.store.write(recs, cds, drop)
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// drift queues a retrain job for each sink of monitor m that is out of its
+// cooldown for the model version. e is the published drift event; stream
+// its stream key and window the size of the monitor's window, the distance
+// to recovery.
+func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window int) {
+	if len(m.Sinks) == 0 {
+		return
+	}
+	now := o.now().UTC()
+	o.mu.Lock()
+	var recs []*jobRecord
+	cds := map[string]cooldown{}
+	for _, sink := range m.Sinks {
+		key := cooldownKey(e.Model, e.Version, sink)
+		if last, ok := o.cooldowns[key]; ok && now.Sub(last.Queued) < m.Cooldown {
+			// The drift belongs to the job already queued: its recovery
+			// now waits for a full window after this one.
+			if r := o.jobs[last.Job]; r != nil && r.Open && r.Stream == stream {
+				r.RecoverAt = e.Index + uint64(window)
+			}
+			o.suppressed(sink)
+			continue
+		}
+		job := sdk.Job{
+			ID: newJobID(now), Kind: sdk.JobRetrain, Model: e.Model, Version: e.Version, Metric: e.Metric,
+			Detector: e.Detector, Monitor: m.Pattern, Sink: sink, Created: now,
+			Event: sdk.Event{Seq: e.Seq, Type: string(e.Type), Time: e.Time, Index: e.Index,
+				WindowSize: e.WindowSize, WindowMean: e.WindowMean, Details: e.Details},
+		}
+		recs = append(recs, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now,
+			Stream: stream, RecoverAt: e.Index + uint64(window), Open: true})
+		cds[key] = cooldown{Queued: now, Job: job.ID}
+	}
+	if len(recs) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	// Written, and fsynced, before the jobs count as queued.
+	if err := o.write(recs, cds, nil); err != nil {
+		o.mu.Unlock()
+		o.log.Error("cannot write retrain jobs to the outbox; they are lost", "model", e.Model, "version", e.Version, "error", err)
+		for _, r := range recs {
+			o.publish(o.jobEvent(r, "failed", "not queued: cannot write the outbox: "+err.Error()))
+		}
+		return
+	}
+	for k, c := range cds {
+		o.cooldowns[k] = c
+	}
+	o.queuedLocked(recs)
+}
+
+// queuedLocked adds jobs written to the store to the outbox, unlocks o.mu,
+// reports the jobs and wakes their sinks' workers.
+func (o *outbox) queuedLocked(recs []*jobRecord) {
+	events := make([]event.Event, len(recs))
+	wake := make([]chan struct{}, len(recs))
+	for i, r := range recs {
+		o.jobs[r.Job.ID] = r
+		events[i], wake[i] = o.jobEvent(r, "queued", ""), o.wake[r.Job.Sink]
+	}
+	o.mu.Unlock()
+	for i, e := range events {
+		o.log.Info("retrain job queued", "job", e.Job, "kind", e.JobKind, "sink", e.Sink, "model", e.Model, "version", e.Version)
+		o.publish(e)
+		if wake[i] != nil {
+			poke(wake[i])
+		}
+	}
+}
+
+func (o *outbox) jobEvent(r *jobRecord, action, msg string) event.Event {
+	j := r.Job
+	return event.Event{Type: event.Retrain, Action: action, Model: j.Model, Version: j.Version, Metric: j.Metric,
+		Detector: j.Detector, Sink: j.Sink, Job: j.ID, JobKind: string(j.Kind), Attempt: r.Attempts, Message: msg}
+}
+
+// newJobID returns a job ID that sorts by time and suits the receivers it
+// goes to: lowercase letters, digits and dashes, as Airflow run IDs and
+// Kubernetes names accept.
+func newJobID(now time.Time) string {
+	var b [4]byte
+	crand.Read(b[:])
+	return "drift-" + strings.ToLower(now.UTC().Format("20060102-150405")) + "-" + hex.EncodeToString(b[:])
+}
+
+// work delivers the jobs of one sink until the outbox stops.
+func (o *outbox) work(sink string, wake chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		r, s, block, wait := o.due(sink)
+		if r != nil {
+			o.attempt(r, s, block)
+			continue
+		}
+		if wait <= 0 {
+			wait = time.Hour
+		}
+		timer.Reset(wait)
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// due picks the next job for sink: of each model version's oldest pending
+// job, the one due first. It returns the job when it is due,
+// or else how long to wait. Only this sink's worker changes the job until
+// it returns.
+func (o *outbox) due(sink string) (*jobRecord, *sinkInstance, *config.Sink, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ctx.Err() != nil || o.gen == nil {
+		return nil, nil, nil, 0
+	}
+	s := o.gen.sinkByID[sink]
+	block := o.gen.file.Sink(sink)
+	if s == nil || block == nil {
+		return nil, nil, nil, 0 // not configured now: wait for a generation that has it
+	}
+	heads := map[string]*jobRecord{}
+	for _, r := range o.jobs {
+		if r.State != jobPending || r.Job.Sink != sink {
+			continue
+		}
+		k := r.Job.Model + "\x00" + r.Job.Version
+		if h := heads[k]; h == nil || older(r, h) {
+			heads[k] = r
+		}
+	}
+	var best *jobRecord
+	for _, r := range heads {
+		if best == nil || r.NextAttempt.Before(best.NextAttempt) || (r.NextAttempt.Equal(best.NextAttempt) && older(r, best)) {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil, nil, nil, 0
+	}
+	if wait := best.NextAttempt.Sub(o.now()); wait > 0 {
+		return nil, nil, nil, wait
+	}
+	return best, s, block, 0
+}
+
+func older(a, b *jobRecord) bool {
+	if !a.Job.Created.Equal(b.Job.Created) {
+		return a.Job.Created.Before(b.Job.Created)
+	}
+	return a.Job.ID < b.Job.ID
+}
+
+// attempt delivers r once and records the outcome.
+func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
+	now := o.now().UTC()
+	if block.Retry.MaxAge > 0 && now.Sub(r.Job.Created) > block.Retry.MaxAge {
+		o.fail(r, fmt.Sprintf("gave up after %d attempts: the job is older than max_age (%s); last error: %s",
+			r.Attempts, block.Retry.MaxAge, r.LastError))
+		return
+	}
+	job := r.Job
+	job.Attempt = r.Attempts + 1
+	err := s.deliver(o.ctx, job)
+	if o.ctx.Err() != nil {
+		return // stopping: the attempt does not count, the job stays pending
+	}
+	o.mu.Lock()
+	r.Attempts = job.Attempt
+	r.Updated = o.now().UTC()
+	o.mu.Unlock()
+	if err == nil {
+		o.delivered(r)
+		return
+	}
+	msg := err.Error()
+	var de *sdk.DeliveryError
+	if errors.As(err, &de) && de.Permanent {
+		o.fail(r, "refused by the sink (permanent failure): "+msg)
+		return
+	}
+	if block.Retry.MaxAttempts > 0 && r.Attempts >= block.Retry.MaxAttempts {
+		o.fail(r, fmt.Sprintf("gave up after %d attempts (max_attempts); last error: %s", r.Attempts, msg))
+		return
+	}
+	delay := retryDelay(block.Retry, r.Attempts)
+	if de != nil && de.RetryAfter > delay {
+		delay = min(de.RetryAfter, max(block.Retry.MaxBackoff, delay))
+	}
+	o.mu.Lock()
+	r.LastError = msg
+	r.NextAttempt = r.Updated.Add(delay)
+	werr := o.write([]*jobRecord{r}, nil, nil)
+	o.mu.Unlock()
+	if werr != nil {
+		o.log.Error("cannot record a failed attempt in the outbox", "job", r.Job.ID, "error", werr)
+	}
+	o.log.Warn("retrain job delivery failed; retrying", "job", r.Job.ID, "sink", r.Job.Sink, "attempt", r.Attempts,
+		"delay", delay.Round(time.Millisecond), "error", msg)
+	e := o.jobEvent(r, "retrying", msg)
+	e.DelayMS = delay.Milliseconds()
+	o.publish(e)
+}
+
+// retryDelay returns the wait after the attempt-th failed attempt: the
+// initial backoff doubled per attempt up to the maximum, drawn between half
+// and all of that ("equal jitter") so that jobs that failed together are
+// not retried together.
+func retryDelay(r config.Retry, attempt int) time.Duration {
+	d := r.InitialBackoff
+	for i := 1; i < attempt && d < r.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, r.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// delivered records a job the sink took. A retrain job stays in the store
+// while its recovery is tracked; the rest leave it.
+func (o *outbox) delivered(r *jobRecord) {
+	o.mu.Lock()
+	r.State, r.LastError, r.NextAttempt = jobDelivered, "", time.Time{}
+	keep := r.Open && r.Job.Kind == sdk.JobRetrain
+	var err error
+	if keep {
+		err = o.write([]*jobRecord{r}, nil, nil)
+	} else {
+		err = o.write(nil, nil, []string{r.Job.ID})
+		delete(o.jobs, r.Job.ID)
+	}
+	o.remember(r)
+	o.mu.Unlock()
+	if err != nil {
+		o.log.Error("cannot record a delivered job in the outbox; it may be delivered again after a restart", "job", r.Job.ID, "error", err)
+	}
+	o.log.Info("retrain job delivered", "job", r.Job.ID, "kind", r.Job.Kind, "sink", r.Job.Sink, "attempts", r.Attempts)
+	o.publish(o.jobEvent(r, "delivered", ""))
+}
+
+// remember keeps r among the recently delivered jobs.
+func (o *outbox) remember(r *jobRecord) {
+	c := *r
+	o.recent = append(o.recent, &c)
+	if len(o.recent) > keepDelivered {
+		o.recent = append(o.recent[:0], o.recent[len(o.recent)-keepDelivered:]...)
+	}
+}
+
+// fail records a job that will not be delivered; it stays in the store.
+func (o *outbox) fail(r *jobRecord, msg string) {
+	o.mu.Lock()
+	r.State, r.LastError, r.NextAttempt, r.Open = jobFailed, msg, time.Time{}, false
+	r.Updated = o.now().UTC()
+	err := o.write([]*jobRecord{r}, nil, nil)
+	o.mu.Unlock()
+	if err != nil {
+		o.log.Error("cannot record a failed job in the outbox", "job", r.Job.ID, "error", err)
+	}
+	o.log.Error("retrain job failed", "job", r.Job.ID, "sink", r.Job.Sink, "attempts", r.Attempts, "error", msg)
+	o.publish(o.jobEvent(r, "failed", msg))
+}
+
+// watchRecovery queues a recovered job for each open retrain job whose
+// stream went a full window past its last drift.
+func (o *outbox) watchRecovery() {
+	t := time.NewTicker(recoveryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-t.C:
+		}
+		o.checkRecovery()
+	}
+}
+
+func (o *outbox) checkRecovery() {
+	o.mu.Lock()
+	now := o.now().UTC()
+	var changed, queued []*jobRecord
+	for _, r := range o.jobs {
+		if !r.Open || r.Job.Kind != sdk.JobRetrain || o.next(r.Stream) <= r.RecoverAt {
+			continue
+		}
+		r.Open = false
+		r.Updated = now
+		changed = append(changed, r)
+		job := r.Job
+		job.ID, job.Kind, job.Resolves, job.Created, job.Attempt = r.Job.ID+"-recovered", sdk.JobRecovered, r.Job.ID, now, 0
+		queued = append(queued, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now})
+	}
+	if len(changed) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	var drop []string
+	var keep []*jobRecord
+	for _, r := range changed {
+		if r.State == jobDelivered {
+			drop = append(drop, r.Job.ID)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	err := o.write(append(keep, queued...), nil, drop)
+	if err != nil {
+		for _, r := range changed {
+			r.Open = true
+		}
+		o.mu.Unlock()
+		o.log.Error("cannot write recovered jobs to the outbox; trying again", "error", err)
+		return
+	}
+	for _, id := range drop {
+		delete(o.jobs, id)
+	}
+	o.queuedLocked(queued)
+}
+
+// JobStatus describes a job in the outbox.
+type JobStatus struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Sink        string    `json:"sink"`
+	Model       string    `json:"model"`
+	Version     string    `json:"version"`
+	Metric      string    `json:"metric"`
+	Detector    string    `json:"detector"`
+	State       string    `json:"state"`
+	Created     time.Time `json:"created"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+// JobsStatus lists the outbox's jobs by state, oldest first.
+type JobsStatus struct {
+	Pending   []JobStatus `json:"pending"`
+	Failed    []JobStatus `json:"failed"`
+	Delivered []JobStatus `json:"delivered"` // the last ones, newest last
+}
+
+func (o *outbox) status() JobsStatus {
+	st := JobsStatus{Pending: []JobStatus{}, Failed: []JobStatus{}, Delivered: []JobStatus{}}
+	if o == nil {
+		return st
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.jobs {
+		switch r.State {
+		case jobPending:
+			st.Pending = append(st.Pending, jobStatus(r))
+		case jobFailed:
+			st.Failed = append(st.Failed, jobStatus(r))
+		}
+	}
+	for _, r := range o.recent {
+		st.Delivered = append(st.Delivered, jobStatus(r))
+	}
+	for _, l := range [][]JobStatus{st.Pending, st.Failed} {
+		sort.Slice(l, func(i, j int) bool {
+			if !l[i].Created.Equal(l[j].Created) {
+				return l[i].Created.Before(l[j].Created)
+			}
+			return l[i].ID < l[j].ID
+		})
+	}
+	return st
+}
+
+func jobStatus(r *jobRecord) JobStatus {
+	j := r.Job
+	return JobStatus{ID: j.ID, Kind: string(j.Kind), Sink: j.Sink, Model: j.Model, Version: j.Version, Metric: j.Metric,
+		Detector: j.Detector, State: r.State, Created: j.Created, Attempts: r.Attempts, NextAttempt: r.NextAttempt,
+		LastError: r.LastError, Updated: r.Updated}
+}
+
+// counts returns the pending and failed jobs per sink, for the metrics.
+func (o *outbox) counts() (pending, failed map[string]int) {
+	pending, failed = map[string]int{}, map[string]int{}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.jobs {
+		switch r.State {
+		case jobPending:
+			pending[r.Job.Sink]++
+		case jobFailed:
+			failed[r.Job.Sink]++
+		}
+	}
+	return pending, failed
+}

@@ -1,0 +1,315 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/sdk"
+)
+
+// fakeSink records deliveries and fails the first fails of them with err.
+type fakeSink struct {
+	mu    sync.Mutex
+	jobs  []sdk.Job
+	fails int
+	err   error
+}
+
+func (f *fakeSink) Info() sdk.Info                 { return sdk.Info{Name: "fake", Kind: sdk.KindSink} }
+func (f *fakeSink) Schema() sdk.Schema             { return sdk.Schema{} }
+func (f *fakeSink) Configure(cfg sdk.Config) error { return nil }
+func (f *fakeSink) Deliver(_ context.Context, job sdk.Job) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs = append(f.jobs, job)
+	if f.fails != 0 {
+		f.fails--
+		return f.err
+	}
+	return nil
+}
+
+func (f *fakeSink) got() []sdk.Job {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sdk.Job(nil), f.jobs...)
+}
+
+// eventLog collects published events.
+type eventLog struct {
+	mu  sync.Mutex
+	all []event.Event
+	seq uint64
+}
+
+func (l *eventLog) publish(e event.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	e.Seq = l.seq
+	l.all = append(l.all, e)
+}
+
+func (l *eventLog) actions() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.all {
+		out = append(out, e.Action+":"+e.JobKind)
+	}
+	return out
+}
+
+const outboxConfig = `
+sink "fake" "s" {
+  retry {
+    initial_backoff = "5ms"
+    max_backoff     = "20ms"
+    max_attempts    = %d
+  }
+}
+monitor "m" {
+  window   = 10
+  sinks    = ["fake.s"]
+  cooldown = "1h"
+}
+`
+
+// outboxFixture is an outbox in a temp dir whose generation has one
+// in-process sink, fake.s.
+type outboxFixture struct {
+	t      *testing.T
+	dir    string
+	ob     *outbox
+	sink   *fakeSink
+	events *eventLog
+	gen    *generation
+	next   atomic.Uint64 // what every stream's next index is
+}
+
+func newOutboxFixture(t *testing.T, sink *fakeSink, maxAttempts int) *outboxFixture {
+	t.Helper()
+	fx := &outboxFixture{t: t, dir: t.TempDir(), sink: sink}
+	f, diags := config.Parse("outbox.hcl", fmt.Appendf(nil, outboxConfig, maxAttempts))
+	if diags.HasErrors() {
+		t.Fatal(config.FormatDiagnostics(diags))
+	}
+	s := &sinkInstance{block: f.Sinks[0], info: sink.Info(), impl: sink}
+	fx.gen = &generation{file: f, sinks: []*sinkInstance{s}, sinkByID: map[string]*sinkInstance{"fake.s": s}}
+	fx.open()
+	return fx
+}
+
+func (fx *outboxFixture) open() {
+	fx.t.Helper()
+	fx.events = &eventLog{}
+	ob, err := openOutbox(fx.dir, hclog.NewNullLogger(), fx.events.publish)
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	ob.next = func(string) uint64 { return fx.next.Load() }
+	fx.ob = ob
+	fx.t.Cleanup(ob.close)
+}
+
+func (fx *outboxFixture) drift(index uint64) {
+	m := fx.gen.file.Monitors[0]
+	e := event.Event{Seq: index + 1, Type: event.Drift, Time: time.Now(), Model: "m", Version: "v1", Metric: "accuracy",
+		Detector: "ph.a", Index: index, WindowSize: 10, WindowMean: 0.5}
+	fx.ob.drift(m, e, streamKey("m", "v1", "accuracy"), m.Window)
+}
+
+func TestOutboxRetriesWithTheSameID(t *testing.T) {
+	sink := &fakeSink{fails: 3, err: errors.New("503 Service Unavailable")}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(41)
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	jobs := sink.got()
+	if len(jobs) != 4 {
+		t.Fatalf("%d attempts, want 4", len(jobs))
+	}
+	for i, j := range jobs {
+		if j.ID != jobs[0].ID || j.Attempt != i+1 || j.Kind != sdk.JobRetrain {
+			t.Errorf("attempt %d: id %s kind %s attempt %d; want id %s", i+1, j.ID, j.Kind, j.Attempt, jobs[0].ID)
+		}
+	}
+	j := jobs[0]
+	if j.Model != "m" || j.Version != "v1" || j.Metric != "accuracy" || j.Detector != "ph.a" || j.Sink != "fake.s" ||
+		j.Monitor != "m" || j.Event.Index != 41 || j.Event.Seq != 42 {
+		t.Errorf("job = %+v", j)
+	}
+	want := []string{"queued:retrain", "retrying:retrain", "retrying:retrain", "retrying:retrain", "delivered:retrain"}
+	if got := fx.events.actions(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	if st := fx.ob.status(); len(st.Pending) != 0 || len(st.Failed) != 0 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+func TestOutboxPermanentFailureIsKept(t *testing.T) {
+	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("POST http://x/retrain: 401 Unauthorized"))}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(5)
+	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	f := fx.ob.status().Failed[0]
+	if f.Attempts != 1 || f.LastError != "refused by the sink (permanent failure): POST http://x/retrain: 401 Unauthorized" {
+		t.Errorf("failed job = %+v", f)
+	}
+	// Kept on disk for inspection.
+	fx.ob.close()
+	fx.open()
+	if st := fx.ob.status(); len(st.Failed) != 1 || st.Failed[0].ID != f.ID {
+		t.Errorf("after reopen: %+v", st)
+	}
+}
+
+func TestOutboxGivesUpAfterMaxAttempts(t *testing.T) {
+	sink := &fakeSink{fails: -1, err: errors.New("connection refused")}
+	fx := newOutboxFixture(t, sink, 3)
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(5)
+	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	if n := len(sink.got()); n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+	if f := fx.ob.status().Failed[0]; f.LastError != "gave up after 3 attempts (max_attempts); last error: connection refused" {
+		t.Errorf("last error %q", f.LastError)
+	}
+}
+
+func TestOutboxCooldownMakesOneJobOfABurst(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	var suppressed atomic.Int32
+	fx.ob.suppressed = func(string) { suppressed.Add(1) }
+	for i := range 100 {
+		fx.drift(uint64(i))
+	}
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(sink.got()); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+	if n := suppressed.Load(); n != 99 {
+		t.Errorf("%d suppressed, want 99", n)
+	}
+}
+
+func TestOutboxJobSurvivesRestart(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.drift(7) // no generation yet: the job waits
+	st := fx.ob.status()
+	if len(st.Pending) != 1 {
+		t.Fatalf("pending = %+v", st.Pending)
+	}
+	id := st.Pending[0].ID
+	fx.ob.close()
+	fx.open()
+	if st := fx.ob.status(); len(st.Pending) != 1 || st.Pending[0].ID != id {
+		t.Fatalf("after reopen: %+v", st)
+	}
+	fx.ob.setGeneration(fx.gen)
+	waitFor(t, func() bool { return len(sink.got()) == 1 })
+	if got := sink.got()[0].ID; got != id {
+		t.Errorf("delivered %s, want %s", got, id)
+	}
+	// The cooldown survived too.
+	fx.drift(8)
+	if st := fx.ob.status(); len(st.Pending) != 0 {
+		t.Errorf("a second job was queued inside the cooldown: %+v", st.Pending)
+	}
+}
+
+func TestOutboxRecoveredAfterAFullWindow(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	fx.next.Store(42)
+	fx.drift(41)
+	waitFor(t, func() bool { return len(sink.got()) == 1 })
+	fx.ob.checkRecovery()
+	if n := len(sink.got()); n != 1 {
+		t.Fatalf("recovered before a full window: %d deliveries", n)
+	}
+	// A later drift in the cooldown moves recovery on.
+	fx.drift(45)
+	fx.next.Store(52)
+	fx.ob.checkRecovery()
+	if st := fx.ob.status(); len(st.Pending) != 0 {
+		t.Fatalf("recovered too early: %+v", st.Pending)
+	}
+	fx.next.Store(56)
+	fx.ob.checkRecovery()
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	jobs := sink.got()
+	if r := jobs[1]; r.Kind != sdk.JobRecovered || r.Resolves != jobs[0].ID || r.ID != jobs[0].ID+"-recovered" {
+		t.Errorf("recovered job = %+v", r)
+	}
+	fx.ob.checkRecovery()
+	time.Sleep(20 * time.Millisecond)
+	if n := len(sink.got()); n != 2 {
+		t.Errorf("%d deliveries, want 2", n)
+	}
+}
+
+func TestOutboxRecoveredWaitsForItsRetrainJob(t *testing.T) {
+	sink := &fakeSink{fails: 2, err: errors.New("503")}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.gen.file.Sinks[0].Retry.InitialBackoff = 100 * time.Millisecond
+	fx.gen.file.Sinks[0].Retry.MaxBackoff = 100 * time.Millisecond
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(sink.got()) == 1 })
+	fx.next.Store(100)
+	fx.ob.checkRecovery()
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 2 })
+	var kinds []sdk.JobKind
+	for _, j := range sink.got() {
+		kinds = append(kinds, j.Kind)
+	}
+	want := []sdk.JobKind{sdk.JobRetrain, sdk.JobRetrain, sdk.JobRetrain, sdk.JobRecovered}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("deliveries %v, want %v", kinds, want)
+	}
+}
+
+func TestOutboxRetryAfter(t *testing.T) {
+	sink := &fakeSink{fails: 1, err: sdk.RetryAfter(errors.New("429 Too Many Requests"), 15*time.Millisecond)}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.gen.file.Sinks[0].Retry.InitialBackoff = time.Millisecond
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	fx.events.mu.Lock()
+	defer fx.events.mu.Unlock()
+	for _, e := range fx.events.all {
+		if e.Action == "retrying" && e.DelayMS != 15 {
+			t.Errorf("retrying after %d ms, want the 15 ms the sink asked for", e.DelayMS)
+		}
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	r := config.Retry{InitialBackoff: time.Second, MaxBackoff: 8 * time.Second}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 30: 8 * time.Second} {
+		for range 50 {
+			if d := retryDelay(r, attempt); d < want/2 || d > want {
+				t.Fatalf("attempt %d: %v, want within [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+}

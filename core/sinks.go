@@ -1,0 +1,238 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/sdk"
+)
+
+// sinkInstance is one sink block brought to life: a configured plugin
+// process that delivers jobs. A process that dies or hangs is killed, and
+// the next delivery starts a new one; the outbox's backoff spaces those
+// attempts, so a crashing sink cannot spin.
+type sinkInstance struct {
+	block  *config.Sink // as first started; a kept instance keeps it
+	info   sdk.Info
+	schema sdk.Schema
+	cfg    sdk.Config // the config block as decoded, before the plugin's defaults
+	binary binaryID
+	sha256 string
+	born   uint64
+	// launch starts and configures a new process; nil for a sink running
+	// in process (impl).
+	launch func(ctx context.Context) (*sdk.Process, error)
+	impl   sdk.Sink
+
+	mu       sync.Mutex
+	proc     *sdk.Process
+	restarts int
+	stopped  bool
+	// onRestart reports a process started again after the previous one
+	// died; set by the agent.
+	onRestart func(s *sinkInstance, pid int, cause string)
+	lastCause string // why the previous process went away
+}
+
+// ID returns "<plugin>.<name>".
+func (s *sinkInstance) ID() string { return s.block.ID() }
+
+// deliver hands job to the plugin, starting a process first if the last one
+// is gone. A plugin that is unreachable or does not answer within the
+// sink's timeout is killed; the job is then retried like any failed
+// delivery.
+func (s *sinkInstance) deliver(ctx context.Context, job sdk.Job) error {
+	if s.impl != nil {
+		cctx, cancel := context.WithTimeout(ctx, s.block.Timeout)
+		defer cancel()
+		return s.impl.Deliver(cctx, job)
+	}
+	proc, err := s.process(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.block.Timeout)
+	defer cancel()
+	err = proc.Remote().Deliver(cctx, job)
+	switch {
+	case errors.Is(err, sdk.ErrPluginUnavailable):
+		s.drop(proc, "plugin exited: "+err.Error())
+		return fmt.Errorf("sink plugin exited during delivery: %w", err)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		s.drop(proc, fmt.Sprintf("plugin did not answer within %s", s.block.Timeout))
+		return fmt.Errorf("sink plugin did not answer within %s (timeout); killed it", s.block.Timeout)
+	}
+	return err
+}
+
+// process returns the running process, starting one if there is none.
+func (s *sinkInstance) process(ctx context.Context) (*sdk.Process, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil, errors.New("sink stopped")
+	}
+	if s.proc != nil && !s.proc.Exited() {
+		return s.proc, nil
+	}
+	cause := s.lastCause
+	if s.proc != nil {
+		s.proc.Kill()
+		s.proc = nil
+		if cause == "" {
+			cause = "plugin exited"
+		}
+	}
+	proc, err := s.launch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start sink plugin: %w", err)
+	}
+	s.proc, s.lastCause = proc, ""
+	s.restarts++
+	if s.onRestart != nil {
+		s.onRestart(s, proc.Pid(), cause)
+	}
+	return proc, nil
+}
+
+// drop kills proc if it is still the current process.
+func (s *sinkInstance) drop(proc *sdk.Process, cause string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == proc {
+		s.proc = nil
+		s.lastCause = cause
+	}
+	go proc.Kill()
+}
+
+// stop kills the process; later deliveries fail.
+func (s *sinkInstance) stop() {
+	s.mu.Lock()
+	proc := s.proc
+	s.proc, s.stopped = nil, true
+	s.mu.Unlock()
+	if proc != nil {
+		proc.Kill()
+	}
+}
+
+// state describes the process for status: running, exited (to be started
+// again on the next delivery), in-process or stopped.
+func (s *sinkInstance) state() (state string, pid, restarts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.impl != nil:
+		return "in-process", 0, 0
+	case s.stopped:
+		return "stopped", 0, s.restarts
+	case s.proc == nil || s.proc.Exited():
+		return "exited", 0, s.restarts
+	}
+	return "running", s.proc.Pid(), s.restarts
+}
+
+// keeps reports whether s can serve block unchanged in the next
+// generation: same plugin binary, same config.
+func (s *sinkInstance) keeps(b *config.Sink, f *config.File, opts buildOptions) (bool, hcl.Diagnostics) {
+	if s.impl != nil {
+		return false, nil
+	}
+	if pluginBinary(f, b.Plugin, opts) != s.binary || wantSum(f, b.Plugin) != s.sha256 {
+		return false, nil
+	}
+	cfg, diags := config.DecodePluginConfig(b.Body, s.schema)
+	if diags.HasErrors() {
+		return false, diags
+	}
+	// Retry settings are read from the current file's block at each
+	// attempt, so changing them alone keeps the process.
+	return reflect.DeepEqual(cfg, s.cfg) && b.Timeout == s.block.Timeout, nil
+}
+
+// startSink starts a sink's plugin and configures it, as a sink of
+// generation id.
+func startSink(ctx context.Context, f *config.File, b *config.Sink, id uint64, opts buildOptions) (*sinkInstance, hcl.Diagnostics) {
+	fail := func(summary, detail string) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
+	}
+	if mk, ok := opts.inProcess[b.Plugin]; ok {
+		impl, ok := mk().(sdk.Sink)
+		if !ok || impl.Info().Kind != sdk.KindSink {
+			return nil, fail("Plugin is not a sink", fmt.Sprintf("sink %q needs a sink plugin.", b.ID()))
+		}
+		schema := impl.Schema()
+		cfg, diags := config.DecodePluginConfig(b.Body, schema)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		full, err := schema.Apply(cfg)
+		if err = errors.Join(err, impl.Configure(full)); err != nil {
+			return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
+		}
+		return &sinkInstance{block: b, info: impl.Info(), cfg: cfg, impl: impl, born: id,
+			binary: pluginBinary(f, b.Plugin, opts), schema: schema}, diags
+	}
+	path := f.PluginPath(b.Plugin)
+	start := opts.start
+	if start == nil {
+		start = sdk.StartProcess
+		if summary, detail := checkBinary(path, "sink "+b.ID()); summary != "" {
+			return nil, fail(summary, detail)
+		}
+	}
+	binary := binaryOf(path)
+	pcfg := sdk.ProcessConfig{Path: path, Logger: opts.log.Named(b.ID()), SHA256: wantSum(f, b.Plugin), SocketDir: opts.socketDir}
+	proc, err := start(ctx, pcfg)
+	if err != nil {
+		return nil, fail("Plugin failed to start", err.Error())
+	}
+	remote := proc.Remote()
+	info := remote.Info()
+	if info.Kind != sdk.KindSink {
+		proc.Kill()
+		return nil, fail("Plugin is not a sink", fmt.Sprintf("%s is a %s plugin; sink blocks need a sink plugin.", path, info.Kind))
+	}
+	schema := remote.Schema()
+	cfg, diags := config.DecodePluginConfig(b.Body, schema)
+	if diags.HasErrors() {
+		proc.Kill()
+		return nil, diags
+	}
+	configure := func(ctx context.Context, r *sdk.Remote) error {
+		cctx, cancel := context.WithTimeout(ctx, f.PluginTimeout)
+		defer cancel()
+		return r.Configure(cctx, cfg)
+	}
+	if err := configure(ctx, remote); err != nil {
+		proc.Kill()
+		if errors.Is(err, sdk.ErrInvalidConfig) {
+			return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
+		}
+		return nil, fail("Plugin failed to configure", err.Error())
+	}
+	s := &sinkInstance{block: b, info: info, cfg: cfg, binary: binary, sha256: pcfg.SHA256, born: id, proc: proc, schema: schema}
+	s.launch = func(ctx context.Context) (*sdk.Process, error) {
+		proc, err := start(ctx, pcfg)
+		if err != nil {
+			return nil, err
+		}
+		if kind := proc.Remote().Info().Kind; kind != sdk.KindSink {
+			proc.Kill()
+			return nil, fmt.Errorf("%s is a %s plugin now, not a sink", path, kind)
+		}
+		if err := configure(ctx, proc.Remote()); err != nil {
+			proc.Kill()
+			return nil, fmt.Errorf("configure plugin %s: %w", path, err)
+		}
+		return proc, nil
+	}
+	return s, diags
+}
