@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,8 +133,8 @@ func (w *Webhook) Configure(cfg sdk.Config) error {
 		knownPreset = false
 	}
 	if knownPreset {
-		for preset, attrs := range presetAttrs {
-			for _, a := range attrs {
+		for _, preset := range []string{PresetAirflow, PresetArgo, PresetKubeflow} {
+			for _, a := range presetAttrs[preset] {
 				switch {
 				case preset != s.preset && given.Has(a.name):
 					bad(a.name, "only used with preset = %q, not %q", preset, s.preset)
@@ -161,7 +163,9 @@ func (w *Webhook) Configure(cfg sdk.Config) error {
 	}
 
 	s.headers = http.Header{}
-	for name, value := range cfg.StringMap("headers") {
+	headers := cfg.StringMap("headers")
+	for _, name := range slices.Sorted(maps.Keys(headers)) {
+		value := headers[name]
 		if err := checkHeader(name, value); err != nil {
 			bad("headers", "%v", err)
 			continue
