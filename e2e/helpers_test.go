@@ -433,6 +433,20 @@ type status struct {
 			Held   int    `json:"held"`
 		} `json:"feed"`
 	} `json:"plugins"`
+	Sinks []struct {
+		Sink     string `json:"sink"`
+		Plugin   string `json:"plugin"`
+		Pid      int    `json:"pid"`
+		State    string `json:"state"`
+		Restarts int    `json:"restarts"`
+		Pending  int    `json:"pending"`
+		Failed   int    `json:"failed"`
+	} `json:"sinks"`
+	Jobs struct {
+		Pending   []jobStatus `json:"pending"`
+		Failed    []jobStatus `json:"failed"`
+		Delivered []jobStatus `json:"delivered"`
+	} `json:"jobs"`
 	Monitors []struct {
 		Pattern   string   `json:"pattern"`
 		Versions  []string `json:"versions"`
@@ -459,6 +473,18 @@ type status struct {
 		Subscribers int    `json:"subscribers"`
 		CutOff      uint64 `json:"cut_off"`
 	} `json:"events"`
+}
+
+// jobStatus is a retrain job as /v1/status lists it.
+type jobStatus struct {
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	Sink      string `json:"sink"`
+	Model     string `json:"model"`
+	Version   string `json:"version"`
+	State     string `json:"state"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error"`
 }
 
 func (a *agent) status(t *testing.T) status {
@@ -536,6 +562,9 @@ type event struct {
 	Details    map[string]float64 `json:"details"`
 	Action     string             `json:"action"`
 	Plugin     string             `json:"plugin"`
+	Sink       string             `json:"sink"`
+	Job        string             `json:"job"`
+	JobKind    string             `json:"job_kind"`
 	Pid        int                `json:"pid"`
 	Attempt    int                `json:"attempt"`
 	DelayMS    int64              `json:"delay_ms"`
