@@ -50,6 +50,9 @@ type ReloadResult struct {
 	DurationMS float64 `json:"duration_ms"`
 	// Detectors says what a change did to the detectors.
 	Detectors *DetectorChanges `json:"detectors,omitempty"`
+	// Sinks says the same of the sinks' plugin processes; their jobs stay
+	// in the outbox whatever happens to them.
+	Sinks *DetectorChanges `json:"sinks,omitempty"`
 	// Diagnostics are the errors of a refused file, or the warnings of an
 	// accepted one.
 	Diagnostics []config.Diagnostic `json:"diagnostics"`
@@ -57,9 +60,9 @@ type ReloadResult struct {
 	diags hcl.Diagnostics
 }
 
-// DetectorChanges lists the detector IDs a new generation started (new or
-// changed detectors), kept running with their state (unchanged ones) and
-// stopped (removed or replaced ones).
+// DetectorChanges lists the detector (or sink) IDs a new generation
+// started (new or changed ones), kept running with their state (unchanged
+// ones) and stopped (removed or replaced ones).
 type DetectorChanges struct {
 	Started []string `json:"started"`
 	Kept    []string `json:"kept"`
@@ -262,7 +265,22 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			}
 		}
 	}
-	res := ReloadResult{OK: true, Changed: true, Generation: g.id, Source: source, Detectors: changes,
+	sinkChanges := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
+	for _, s := range g.sinks {
+		if s.born == g.id {
+			sinkChanges.Started = append(sinkChanges.Started, s.ID())
+		} else {
+			sinkChanges.Kept = append(sinkChanges.Kept, s.ID())
+		}
+	}
+	if old != nil {
+		for _, s := range old.sinks {
+			if g.sink(s.ID()) != s {
+				sinkChanges.Stopped = append(sinkChanges.Stopped, s.ID())
+			}
+		}
+	}
+	res := ReloadResult{OK: true, Changed: true, Generation: g.id, Source: source, Detectors: changes, Sinks: sinkChanges,
 		Diagnostics: config.Diagnostics(diags), diags: diags}
 	a.record(&res, started, true) // the new generation is live
 
