@@ -202,6 +202,13 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	return exitOK
 }
 
+// changes is what a reload did to the detectors or the sinks.
+type changes struct {
+	Started []string `json:"started"`
+	Kept    []string `json:"kept"`
+	Stopped []string `json:"stopped"`
+}
+
 func runReload(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("reload", stderr)
 	sock := socketFlag(fs)
@@ -228,12 +235,9 @@ func runReload(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		Changed     bool                `json:"changed"`
 		Generation  uint64              `json:"generation"`
 		Diagnostics []config.Diagnostic `json:"diagnostics"`
-		Detectors   *struct {
-			Started []string `json:"started"`
-			Kept    []string `json:"kept"`
-			Stopped []string `json:"stopped"`
-		} `json:"detectors"`
-		Error string `json:"error"`
+		Detectors   *changes            `json:"detectors"`
+		Sinks       *changes            `json:"sinks"`
+		Error       string              `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		fmt.Fprintf(stderr, "driftd reload: %s: unreadable answer: %v\n", resp.Status, err)
@@ -254,7 +258,11 @@ func runReload(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	default:
 		fmt.Fprintf(stdout, "reloaded: generation %d", res.Generation)
 		if d := res.Detectors; d != nil {
-			fmt.Fprintf(stdout, " (detectors started %d, kept %d, stopped %d)", len(d.Started), len(d.Kept), len(d.Stopped))
+			fmt.Fprintf(stdout, " (detectors started %d, kept %d, stopped %d", len(d.Started), len(d.Kept), len(d.Stopped))
+			if k := res.Sinks; k != nil && len(k.Started)+len(k.Kept)+len(k.Stopped) > 0 {
+				fmt.Fprintf(stdout, "; sinks started %d, kept %d, stopped %d", len(k.Started), len(k.Kept), len(k.Stopped))
+			}
+			fmt.Fprint(stdout, ")")
 		}
 		fmt.Fprintln(stdout)
 	}
