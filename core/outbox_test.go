@@ -149,6 +149,7 @@ func TestOutboxRetriesWithTheSameID(t *testing.T) {
 		t.Errorf("job = %+v", j)
 	}
 	want := []string{"queued:retrain", "retrying:retrain", "retrying:retrain", "retrying:retrain", "delivered:retrain"}
+	waitFor(t, func() bool { return len(fx.events.actions()) == len(want) })
 	if got := fx.events.actions(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
