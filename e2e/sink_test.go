@@ -349,6 +349,16 @@ func TestDriftBurstMakesOneJobPerCooldown(t *testing.T) {
 // A sink plugin that crashes in the middle of a delivery is started again
 // and delivers every job.
 func TestSinkPluginCrashMidDelivery(t *testing.T) {
+	testSinkPluginFailsMidDelivery(t, "exit", "plugin exited")
+}
+
+// A sink plugin that hangs in a delivery is killed after the sink's
+// timeout, started again, and delivers every job.
+func TestSinkPluginHangMidDelivery(t *testing.T) {
+	testSinkPluginFailsMidDelivery(t, "hang", "did not answer within 1s")
+}
+
+func testSinkPluginFailsMidDelivery(t *testing.T, mode, cause string) {
 	requireE2E(t)
 	t.Parallel()
 	if err := buildCrashSink(); err != nil {
@@ -358,13 +368,15 @@ func TestSinkPluginCrashMidDelivery(t *testing.T) {
 	recv := startReceiver(t, "", "")
 	a := startAgent(t, lowDetector+fmt.Sprintf(`
 sink "crashsink" "c" {
+  timeout = "1s"
 %s
   config {
     url    = %q
     marker = %q
+    mode   = %q
   }
 }
-`, fastRetry, recv.url(), filepath.Join(dir, "crashed-once"))+sinkMonitor(10, "crashsink.c"))
+`, fastRetry, recv.url(), filepath.Join(dir, "failed-once"), mode)+sinkMonitor(10, "crashsink.c"))
 	plugins := a.subscribe(t, "type=plugin")
 	jobs := a.subscribe(t, "type=retrain")
 	pid := a.status(t).Sinks[0].Pid
@@ -383,9 +395,10 @@ sink "crashsink" "c" {
 		}
 	}
 	e, ok := plugins.next(eventTimeout)
-	if !ok || e.Action != "restarted" || e.Sink != "crashsink.c" || e.Pid == pid || e.Pid == 0 {
-		t.Errorf("plugin event %s, want crashsink.c restarted with a new pid", e)
+	if !ok || e.Action != "restarted" || e.Sink != "crashsink.c" || e.Pid == pid || e.Pid == 0 || !strings.Contains(e.Message, cause) {
+		t.Errorf("plugin event %s, want crashsink.c restarted with a new pid after %q", e, cause)
 	}
+	eventually(t, eventTimeout, "the first sink process gone", func() bool { return syscall.Kill(pid, 0) != nil })
 	if ds := recv.accepted(); len(ds) != 3 {
 		t.Errorf("receiver got %d jobs, want 3", len(ds))
 	}

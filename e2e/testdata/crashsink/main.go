@@ -1,7 +1,8 @@
-// Command crashsink is a sink plugin that crashes on purpose: the first
-// delivery it gets makes the process exit, unless the file named by its
-// marker setting exists, which it creates; so a restarted process goes on.
-// It delivers a job by posting its JSON to url.
+// Command crashsink is a sink plugin that fails on purpose: the first
+// delivery it gets makes the process exit (mode "exit") or hang (mode
+// "hang"), unless the file named by its marker setting exists, which it
+// creates; so a restarted process goes on. It delivers a job by posting its
+// JSON to url.
 package main
 
 import (
@@ -16,7 +17,7 @@ import (
 )
 
 type crashSink struct {
-	url, marker string
+	url, marker, mode string
 }
 
 func (c *crashSink) Info() sdk.Info {
@@ -27,17 +28,21 @@ func (c *crashSink) Schema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "url", Type: sdk.TypeString, Required: true},
 		{Name: "marker", Type: sdk.TypeString, Required: true},
+		{Name: "mode", Type: sdk.TypeString, Default: "exit"},
 	}}
 }
 
 func (c *crashSink) Configure(cfg sdk.Config) error {
-	c.url, c.marker = cfg.String("url"), cfg.String("marker")
-	return nil
+	c.url, c.marker, c.mode = cfg.String("url"), cfg.String("marker"), cfg.String("mode")
+	return sdk.OneOf("mode", c.mode, "exit", "hang")
 }
 
 func (c *crashSink) Deliver(ctx context.Context, job sdk.Job) error {
 	if f, err := os.OpenFile(c.marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
 		f.Close()
+		if c.mode == "hang" {
+			select {}
+		}
 		os.Exit(3)
 	}
 	body, err := json.Marshal(job)
