@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
@@ -56,6 +59,18 @@ type outbox struct {
 // openOutbox opens the outbox in dir and loads the jobs it holds.
 func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbox, error) {
 	store, err := openOutboxStore(dir)
+	if err != nil && !errors.Is(err, bolt.ErrTimeout) {
+		// A file that is not an outbox is kept aside for inspection, and a
+		// new one started: jobs to come must not wait for someone to
+		// repair it.
+		path := filepath.Join(dir, OutboxFile)
+		bad := path + ".bad-" + time.Now().UTC().Format("20060102T150405.000Z")
+		if rerr := os.Rename(path, bad); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		log.Error("outbox unusable; keeping the file aside and starting an empty one", "error", err, "moved_to", bad)
+		store, err = openOutboxStore(dir)
+	}
 	if err != nil {
 		return nil, err
 	}

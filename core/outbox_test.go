@@ -1,9 +1,12 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -312,5 +315,28 @@ func TestRetryDelay(t *testing.T) {
 				t.Fatalf("attempt %d: %v, want within [%v, %v]", attempt, d, want/2, want)
 			}
 		}
+	}
+}
+
+func TestOutboxUnusableFileIsKeptAside(t *testing.T) {
+	dir := t.TempDir()
+	garbage := bytes.Repeat([]byte("not a bbolt file "), 1000)
+	if err := os.WriteFile(filepath.Join(dir, OutboxFile), garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := openOutbox(dir, hclog.NewNullLogger(), func(event.Event) {})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer ob.close()
+	aside, _ := filepath.Glob(filepath.Join(dir, OutboxFile+".bad-*"))
+	if len(aside) != 1 {
+		t.Fatalf("files kept aside: %v", aside)
+	}
+	if b, _ := os.ReadFile(aside[0]); !bytes.Equal(b, garbage) {
+		t.Error("the file kept aside is not the unusable one")
+	}
+	if st := ob.status(); len(st.Pending)+len(st.Failed) != 0 {
+		t.Errorf("status %+v", st)
 	}
 }
