@@ -12,7 +12,8 @@
 # a restart to change.
 
 # Where driftd keeps its state: the windows, in windows.snapshot, written
-# every snapshot_interval (and when driftd stops) and read back at start.
+# every snapshot_interval (and when driftd stops) and read back at start;
+# and the retrain jobs waiting for their sinks, in outbox.db.
 data_dir = "../data"
 snapshot_interval = "30s"
 
@@ -76,23 +77,37 @@ detector "pagehinkley" "accuracy_ph" {
   }
 }
 
-# Sinks will turn drift into retrain jobs (not supported by this version):
-#   sink "webhook" "retrain" {
-#     config {
-#       url    = "http://127.0.0.1:8080/retrain"
-#       secret = env("DRIFTD_WEBHOOK_SECRET")
-#     }
+# Sinks: sink "<plugin>" "<name>". A monitor's drift becomes a retrain job
+# for each sink it lists, written to data_dir and delivered with retries
+# (see docs/sinks.md). This one POSTs each job, signed, to a URL. It is
+# commented out because nothing listens there in a fresh clone, and a sink
+# whose receiver is down retries (and logs) until it gives up. To try it,
+# start a receiver, uncomment this block and the `sinks` line of the
+# quality_inspector monitor below, and set DRIFTD_WEBHOOK_SECRET.
+#
+# sink "webhook" "retrain" {
+#   timeout = "30s" # one delivery call (the default)
+#   retry {         # the defaults
+#     initial_backoff = "1s"
+#     max_backoff     = "5m"
+#     max_attempts    = 20
+#     max_age         = "24h"
 #   }
-# with `sinks = ["webhook.retrain"]` in a monitor.
+#   config {
+#     url    = "http://127.0.0.1:8080/retrain"
+#     secret = env("DRIFTD_WEBHOOK_SECRET")
+#   }
+# }
 
-# Monitors wire models to detectors. The label is a model name or a glob;
+# Monitors wire models to detectors and sinks. The label is a model name or a glob;
 # for each model the most specific monitor wins: an exact name, then a glob,
 # then "*".
 monitor "quality_inspector" {
   versions  = ["*"]  # version globs
   window    = 1000   # values kept per model version and metric
   detectors = ["threshold.accuracy_floor", "threshold.latency_ceiling", "pagehinkley.accuracy_ph"]
-  cooldown  = "15m"  # for retrain jobs, once sinks exist
+  # sinks     = ["webhook.retrain"] # with the sink block above
+  cooldown  = "15m"  # at most one retrain job per model version and sink in this time
 }
 
 # Every other model: latency only, over a smaller window.
