@@ -383,7 +383,7 @@ func (a *Agent) onFailed(r *runner, err error, lost int) {
 
 // callbacks are the agent's side of its detectors.
 func (a *Agent) callbacks() callbacks {
-	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited,
+	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited, sinkExited: a.onSinkExited,
 		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted,
 		called: func(r *runner, took time.Duration) {
 			a.metrics.calls.WithLabelValues(r.id).Observe(took.Seconds())
@@ -416,6 +416,12 @@ func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
 func (a *Agent) onSinkRestart(s *sinkInstance, pid int, cause string) {
 	a.log.Warn("sink plugin restarted", "sink", s.ID(), "pid", pid, "cause", cause)
 	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
+}
+
+// onSinkExited reports a sink plugin process that died between deliveries.
+func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
+	a.log.Error("sink plugin exited; the next delivery starts it again", "sink", s.ID(), "pid", pid)
+	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
 }
 
 // onExited reports a plugin process that died.

@@ -132,6 +132,7 @@ type callbacks struct {
 	signals    func(*runner, []raised)
 	failed     func(*runner, error, int)
 	exited     func(*detectorInstance)
+	sinkExited func(s *sinkInstance, pid int)
 	killed     func(*detectorInstance, error)
 	restarting func(d *detectorInstance, attempt int, delay time.Duration, cause error)
 	restarted  func(d *detectorInstance, attempts int)
@@ -630,12 +631,12 @@ func (g *generation) start(ctx context.Context, cb callbacks) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.watch(ctx, cb.exited)
+		g.watch(ctx, cb)
 	}()
 }
 
 // watch notices plugin processes that exit on their own.
-func (g *generation) watch(ctx context.Context, exited func(*detectorInstance)) {
+func (g *generation) watch(ctx context.Context, cb callbacks) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -646,8 +647,13 @@ func (g *generation) watch(ctx context.Context, exited func(*detectorInstance)) 
 		}
 		for _, d := range g.detectors {
 			if d.checkExited() {
-				exited(d)
+				cb.exited(d)
 				d.runner.poke() // restart it
+			}
+		}
+		for _, s := range g.sinks {
+			if pid, ok := s.checkExited(); ok && cb.sinkExited != nil {
+				cb.sinkExited(s, pid)
 			}
 		}
 	}

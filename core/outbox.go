@@ -26,6 +26,9 @@ import (
 const (
 	recoveryEvery = time.Second // how often open jobs are checked for recovery
 	keepDelivered = 100         // delivered jobs listed in status
+	// openLimit is how long a delivered job waits for its model version
+	// to recover; one that stops sending metrics never does.
+	openLimit = 7 * 24 * time.Hour
 )
 
 // outbox turns drift into retrain jobs and delivers them to sinks. A job is
@@ -59,7 +62,7 @@ type outbox struct {
 // openOutbox opens the outbox in dir and loads the jobs it holds.
 func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbox, error) {
 	store, err := openOutboxStore(dir)
-	if err != nil && !errors.Is(err, bolt.ErrTimeout) {
+	if unusable(err) {
 		// A file that is not an outbox is kept aside for inspection, and a
 		// new one started: jobs to come must not wait for someone to
 		// repair it.
@@ -107,6 +110,14 @@ func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbo
 		o.watchRecovery()
 	}()
 	return o, nil
+}
+
+// unusable reports whether an error opening the outbox says the file is
+// not a bbolt database, or a damaged one. Other errors (permissions, a full
+// disk, a lock) are the operator's to fix, and the daemon does not start.
+func unusable(err error) bool {
+	return err != nil && (errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) ||
+		errors.Is(err, bolt.ErrVersionMismatch) || strings.Contains(err.Error(), "file size too small"))
 }
 
 // setGeneration makes g's sinks the ones that deliver, and starts a worker
@@ -182,7 +193,7 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 	}
 	now := o.now().UTC()
 	o.mu.Lock()
-	var recs []*jobRecord
+	var recs, superseded []*jobRecord
 	cds := map[string]cooldown{}
 	for _, sink := range m.Sinks {
 		key := cooldownKey(e.Model, e.Version, sink)
@@ -204,13 +215,29 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 		recs = append(recs, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now,
 			Stream: stream, RecoverAt: e.Index + uint64(window), Open: true})
 		cds[key] = cooldown{Queued: now, Job: job.ID}
+		// The new job carries the model version's recovery from now on:
+		// the earlier one is closed without a recovered job, which would
+		// resolve the new one's alert.
+		if prev := o.jobs[o.cooldowns[key].Job]; prev != nil && prev.Open {
+			superseded = append(superseded, prev)
+		}
 	}
 	if len(recs) == 0 {
 		o.mu.Unlock()
 		return
 	}
+	closed, drop := recs, []string(nil)
+	for _, p := range superseded {
+		if p.State == jobDelivered {
+			drop = append(drop, p.Job.ID)
+			continue
+		}
+		c := *p
+		c.Open = false
+		closed = append(closed, &c)
+	}
 	// Written, and fsynced, before the jobs count as queued.
-	if err := o.write(recs, cds, nil); err != nil {
+	if err := o.write(closed, cds, drop); err != nil {
 		o.mu.Unlock()
 		o.log.Error("cannot write retrain jobs to the outbox; they are lost", "model", e.Model, "version", e.Version, "error", err)
 		for _, r := range recs {
@@ -220,6 +247,12 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 	}
 	for k, c := range cds {
 		o.cooldowns[k] = c
+	}
+	for _, p := range superseded {
+		p.Open = false
+	}
+	for _, id := range drop {
+		delete(o.jobs, id)
 	}
 	o.queuedLocked(recs)
 }
@@ -368,7 +401,12 @@ func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
 	}
 	delay := retryDelay(block.Retry, r.Attempts)
 	if de != nil && de.RetryAfter > delay {
-		delay = min(de.RetryAfter, max(block.Retry.MaxBackoff, delay))
+		delay = de.RetryAfter // the receiver knows best when it can take the job
+	}
+	if block.Retry.MaxAge > 0 && r.Updated.Add(delay).Sub(r.Job.Created) > block.Retry.MaxAge {
+		o.fail(r, fmt.Sprintf("gave up after %d attempts: the next one, in %s, would be past max_age (%s); last error: %s",
+			r.Attempts, delay.Round(time.Millisecond), block.Retry.MaxAge, msg))
+		return
 	}
 	o.mu.Lock()
 	r.LastError = msg
@@ -434,7 +472,20 @@ func (o *outbox) fail(r *jobRecord, msg string) {
 	o.mu.Lock()
 	r.State, r.LastError, r.NextAttempt, r.Open = jobFailed, msg, time.Time{}, false
 	r.Updated = o.now().UTC()
-	err := o.write([]*jobRecord{r}, nil, nil)
+	// A recovered job closes what its retrain job opened; with the retrain
+	// job failed, there is nothing to close.
+	var drop []string
+	for id, p := range o.jobs {
+		if p.State == jobPending && p.Job.Resolves == r.Job.ID {
+			drop = append(drop, id)
+		}
+	}
+	err := o.write([]*jobRecord{r}, nil, drop)
+	if err == nil {
+		for _, id := range drop {
+			delete(o.jobs, id)
+		}
+	}
 	o.mu.Unlock()
 	if err != nil {
 		o.log.Error("cannot record a failed job in the outbox", "job", r.Job.ID, "error", err)
@@ -459,11 +510,34 @@ func (o *outbox) watchRecovery() {
 }
 
 func (o *outbox) checkRecovery() {
+	o.prune()
+	// Where the open jobs' streams are, read without o.mu: the windows have
+	// locks of their own.
+	o.mu.Lock()
+	streams := map[string]uint64{}
+	for _, r := range o.jobs {
+		if r.Open {
+			streams[r.Stream] = 0
+		}
+	}
+	o.mu.Unlock()
+	for s := range streams {
+		streams[s] = o.next(s)
+	}
+
 	o.mu.Lock()
 	now := o.now().UTC()
 	var changed, queued []*jobRecord
 	for _, r := range o.jobs {
-		if !r.Open || r.Job.Kind != sdk.JobRetrain || o.next(r.Stream) <= r.RecoverAt {
+		if !r.Open || r.Job.Kind != sdk.JobRetrain {
+			continue
+		}
+		if r.State == jobDelivered && now.Sub(r.Updated) > openLimit {
+			r.Open = false // given up: see openLimit
+			changed = append(changed, r)
+			continue
+		}
+		if next, ok := streams[r.Stream]; !ok || next <= r.RecoverAt {
 			continue
 		}
 		r.Open = false
@@ -499,6 +573,37 @@ func (o *outbox) checkRecovery() {
 		delete(o.jobs, id)
 	}
 	o.queuedLocked(queued)
+}
+
+// prune forgets the cooldowns that no monitor of the current config would
+// still apply.
+func (o *outbox) prune() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.gen == nil || o.store == nil {
+		return
+	}
+	var longest time.Duration
+	for _, m := range o.gen.file.Monitors {
+		longest = max(longest, m.Cooldown)
+	}
+	now := o.now()
+	var keys []string
+	for k, c := range o.cooldowns {
+		if now.Sub(c.Queued) > longest {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	if err := o.store.dropCooldowns(keys); err != nil {
+		o.log.Warn("cannot prune cooldowns", "error", err)
+		return
+	}
+	for _, k := range keys {
+		delete(o.cooldowns, k)
+	}
 }
 
 // JobStatus describes a job in the outbox.

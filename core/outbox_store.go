@@ -142,6 +142,19 @@ func (s *outboxStore) write(recs []*jobRecord, cds map[string]cooldown, drop []s
 	})
 }
 
+// dropCooldowns deletes cooldown entries.
+func (s *outboxStore) dropCooldowns(keys []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(cooldownsBucket)
+		for _, k := range keys {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (s *outboxStore) close() error {
 	if s == nil || s.db == nil {
 		return errors.New("outbox not open")

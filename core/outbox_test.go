@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,5 +339,91 @@ func TestOutboxUnusableFileIsKeptAside(t *testing.T) {
 	}
 	if st := ob.status(); len(st.Pending)+len(st.Failed) != 0 {
 		t.Errorf("status %+v", st)
+	}
+}
+
+func TestOutboxLaterJobSupersedesTheOpenOne(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.gen.file.Monitors[0].Cooldown = 0
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	fx.drift(2)
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	fx.next.Store(100)
+	fx.ob.checkRecovery()
+	waitFor(t, func() bool { return len(sink.got()) == 3 })
+	time.Sleep(20 * time.Millisecond)
+	fx.ob.checkRecovery()
+	jobs := sink.got()
+	if len(jobs) != 3 || jobs[2].Kind != sdk.JobRecovered || jobs[2].Resolves != jobs[1].ID {
+		t.Fatalf("deliveries %+v, want one recovered job, for the second retrain job", jobs)
+	}
+}
+
+func TestOutboxFailedRetrainJobDropsItsRecoveredJob(t *testing.T) {
+	sink := &fakeSink{fails: -1, err: errors.New("503")}
+	fx := newOutboxFixture(t, sink, 3)
+	fx.gen.file.Sinks[0].Retry.InitialBackoff = 50 * time.Millisecond
+	fx.gen.file.Sinks[0].Retry.MaxBackoff = 50 * time.Millisecond
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(sink.got()) == 1 })
+	fx.next.Store(100)
+	fx.ob.checkRecovery()
+	if st := fx.ob.status(); len(st.Pending) != 2 {
+		t.Fatalf("pending %+v, want the retrain job and its recovered job", st.Pending)
+	}
+	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if st := fx.ob.status(); len(st.Pending) != 0 {
+		t.Errorf("pending %+v, want none", st.Pending)
+	}
+	for _, j := range sink.got() {
+		if j.Kind != sdk.JobRetrain {
+			t.Errorf("delivered %+v", j)
+		}
+	}
+}
+
+func TestOutboxFailsWhenTheNextAttemptIsPastMaxAge(t *testing.T) {
+	sink := &fakeSink{fails: -1, err: errors.New("503")}
+	fx := newOutboxFixture(t, sink, 0)
+	fx.gen.file.Sinks[0].Retry = config.Retry{InitialBackoff: time.Hour, MaxBackoff: time.Hour, MaxAge: time.Minute}
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	f := fx.ob.status().Failed[0]
+	if f.Attempts != 1 || !strings.Contains(f.LastError, "would be past max_age (1m0s); last error: 503") {
+		t.Errorf("failed job %+v", f)
+	}
+}
+
+func TestOutboxRetryAfterBeyondMaxBackoff(t *testing.T) {
+	sink := &fakeSink{fails: 1, err: sdk.RetryAfter(errors.New("429"), 150*time.Millisecond)}
+	fx := newOutboxFixture(t, sink, 10) // max_backoff 20ms
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	fx.events.mu.Lock()
+	defer fx.events.mu.Unlock()
+	for _, e := range fx.events.all {
+		if e.Action == "retrying" && e.DelayMS != 150 {
+			t.Errorf("retrying after %d ms, want the 150 ms the receiver asked for", e.DelayMS)
+		}
+	}
+}
+
+func TestOutboxOtherOpenErrorsStopTheStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, OutboxFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openOutbox(dir, hclog.NewNullLogger(), func(event.Event) {})
+	if err == nil || !strings.Contains(err.Error(), "open outbox") {
+		t.Fatalf("err = %v", err)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, OutboxFile+".bad-*")); len(aside) != 0 {
+		t.Errorf("moved aside: %v", aside)
 	}
 }

@@ -34,6 +34,7 @@ type sinkInstance struct {
 	proc     *sdk.Process
 	restarts int
 	stopped  bool
+	seenExit bool // checkExited reported proc
 	// onRestart reports a process started again after the previous one
 	// died; set by the agent.
 	onRestart func(s *sinkInstance, pid int, cause string)
@@ -93,12 +94,24 @@ func (s *sinkInstance) process(ctx context.Context) (*sdk.Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start sink plugin: %w", err)
 	}
-	s.proc, s.lastCause = proc, ""
+	s.proc, s.lastCause, s.seenExit = proc, "", false
 	s.restarts++
 	if s.onRestart != nil {
 		s.onRestart(s, proc.Pid(), cause)
 	}
 	return proc, nil
+}
+
+// checkExited reports the pid of a process that exited by itself since the
+// last check; the next delivery starts a new one.
+func (s *sinkInstance) checkExited() (pid int, exited bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.seenExit || s.stopped || !s.proc.Exited() {
+		return 0, false
+	}
+	s.seenExit = true
+	return s.proc.Pid(), true
 }
 
 // drop kills proc if it is still the current process.

@@ -509,3 +509,31 @@ func reload(t *testing.T, a *agent) {
 		t.Fatalf("reload: %d %s", code, body)
 	}
 }
+
+// A sink plugin that dies between deliveries is reported, shown exited in
+// status, and started again by the next delivery.
+func TestSinkPluginExitsWhileIdle(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	recv := startReceiver(t, "", "")
+	a := startAgent(t, lowDetector+webhookSink("retrain", recv.url(), "")+sinkMonitor(10, "webhook.retrain"))
+	plugins := a.subscribe(t, "type=plugin")
+	pid := a.status(t).Sinks[0].Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := plugins.collect(t, 1)[0]; e.Action != "exited" || e.Sink != "webhook.retrain" || e.Pid != pid {
+		t.Fatalf("got %s, want webhook.retrain exited", e)
+	}
+	if s := a.status(t).Sinks[0]; s.State != "exited" || s.Pid != 0 {
+		t.Errorf("sink status %+v, want exited", s)
+	}
+	pushLow(t, a, "v1", 2)
+	eventually(t, eventTimeout, "the job delivered", func() bool { return len(recv.accepted()) == 1 })
+	if e := plugins.collect(t, 1)[0]; e.Action != "restarted" || e.Sink != "webhook.retrain" || e.Pid == pid {
+		t.Errorf("got %s, want webhook.retrain restarted", e)
+	}
+	if s := a.status(t).Sinks[0]; s.State != "running" || s.Restarts != 1 {
+		t.Errorf("sink status %+v", s)
+	}
+}

@@ -72,11 +72,15 @@ func (c *client) deliver(ctx context.Context, job Job) error {
 	if err != nil {
 		return fromStatus("deliver", err)
 	}
-	if resp.GetError() == "" && !resp.GetPermanent() {
+	if resp.GetError() == "" && !resp.GetPermanent() && resp.GetRetryAfterMs() == 0 {
 		return nil
 	}
+	msg := resp.GetError()
+	if msg == "" {
+		msg = "delivery failed; the sink gave no reason"
+	}
 	return &DeliveryError{
-		Message:    resp.GetError(),
+		Message:    msg,
 		Permanent:  resp.GetPermanent(),
 		RetryAfter: time.Duration(resp.GetRetryAfterMs()) * time.Millisecond,
 	}

@@ -1,5 +1,5 @@
 // Package sdk is everything a driftd plugin author imports: the detector
-// contract, config schemas, and Serve, which runs a plugin over
+// and sink contracts, config schemas, and Serve, which runs a plugin over
 // hashicorp/go-plugin's gRPC transport. The daemon uses the same package to
 // start plugins (StartProcess) and talk to them (Remote).
 //
@@ -50,5 +50,17 @@
 //	  config { limit = 250 }
 //	}
 //
-// Test it over real gRPC with package sdktest.
+// A sink plugin implements Sink instead: Deliver gets retrain jobs, each
+// with a stable Job.ID to pass on as an idempotency key. It returns nil once
+// the job is delivered, Permanent(err) when retrying cannot help, and any
+// other error to have the daemon retry with backoff:
+//
+//	func (s *Drop) Deliver(ctx context.Context, job sdk.Job) error {
+//		if err := s.queue.Put(ctx, job.ID, job); err != nil {
+//			return err // retried
+//		}
+//		return nil
+//	}
+//
+// Test either kind over real gRPC with package sdktest (Detector, Sink).
 package sdk

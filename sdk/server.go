@@ -113,5 +113,8 @@ func (s *sinkServer) Deliver(ctx context.Context, req *proto.DeliverRequest) (*p
 		return nil, toStatus(ctx.Err())
 	}
 	de := asDelivery(err)
+	if de.Message == "" {
+		de.Message = "delivery failed; the sink gave no reason"
+	}
 	return &proto.DeliverResponse{Error: de.Message, Permanent: de.Permanent, RetryAfterMs: de.RetryAfter.Milliseconds()}, nil
 }

@@ -15,10 +15,12 @@ const (
 	// JobRetrain asks for the model version to be retrained.
 	JobRetrain JobKind = "retrain"
 	// JobRecovered says the model version behind an earlier retrain job
-	// (Job.Resolves) recovered: the detector that raised the drift saw a
-	// full window of values after it without raising another. Sinks that
-	// keep state open for a job, such as an alert, close it; others may
-	// ignore it by returning nil.
+	// (Job.Resolves) recovered: the metric that drifted took a full window
+	// of values (the monitor's window) after its last drift without
+	// another. Sinks that keep state open for a job, such as an alert,
+	// close it; others may ignore it by returning nil. A later retrain job
+	// for the same model version and sink supersedes an earlier one: only
+	// the latest gets a recovered job.
 	JobRecovered JobKind = "recovered"
 )
 

@@ -102,3 +102,15 @@ func TestServeRefusesSinkWithoutDeliver(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestSinkErrorWithoutMessageIsNoDelivery(t *testing.T) {
+	job := sdk.Job{ID: "j1", Kind: sdk.JobRetrain, Model: "m", Version: "v1"}
+	for _, fail := range []error{errors.New(""), sdk.RetryAfter(errors.New(""), time.Second), sdk.Permanent(errors.New(""))} {
+		r := sdktest.Sink(t, &recorder{fail: fail}, sdk.Config{"url": "http://x"})
+		err := r.Deliver(context.Background(), job)
+		var de *sdk.DeliveryError
+		if !errors.As(err, &de) || de.Message != "delivery failed; the sink gave no reason" {
+			t.Errorf("%#v: got %v, want a failed delivery", fail, err)
+		}
+	}
+}

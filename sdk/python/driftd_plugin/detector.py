@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
-# Plugin kinds. Only detectors are supported: driftd runs no sink plugins yet.
+# Plugin kinds. This kit serves detectors; write sink plugins in Go with the sdk package.
 KIND_DETECTOR = "detector"
 
 # Signal types.
