@@ -29,6 +29,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/events", a.handleEvents)
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	mux.HandleFunc("POST /v1/reload", a.handleReload)
+	mux.HandleFunc("POST /v1/jobs/{id}/retry", a.handleRetryJob)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -190,4 +191,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// handleRetryJob queues a failed job again: same id, attempts from zero.
+// 404 for a job the outbox does not hold, 409 for one that has not failed.
+func (a *Agent) handleRetryJob(w http.ResponseWriter, r *http.Request) {
+	if a.outbox == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the outbox is not open"})
+		return
+	}
+	js, err := a.outbox.retry(r.PathValue("id"))
+	switch {
+	case errors.Is(err, errNoJob):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+	case errors.Is(err, errNotFailed):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, js)
+	}
 }

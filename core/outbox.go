@@ -606,6 +606,45 @@ func (o *outbox) prune() {
 	}
 }
 
+// Why a job cannot be retried.
+var (
+	errNoJob     = errors.New("no such job in the outbox")
+	errNotFailed = errors.New("the job has not failed")
+)
+
+// retry queues the failed job id again, as it was first queued: same id,
+// no attempts made. Its cooldown is left as it is.
+func (o *outbox) retry(id string) (JobStatus, error) {
+	o.mu.Lock()
+	r := o.jobs[id]
+	switch {
+	case r == nil:
+		o.mu.Unlock()
+		return JobStatus{}, fmt.Errorf("%w: %s", errNoJob, id)
+	case r.State != jobFailed:
+		o.mu.Unlock()
+		return JobStatus{}, fmt.Errorf("%w: %s is %s", errNotFailed, id, r.State)
+	}
+	now := o.now().UTC()
+	c := *r
+	c.State, c.Attempts, c.NextAttempt, c.Updated = jobPending, 0, now, now
+	if err := o.write([]*jobRecord{&c}, nil, nil); err != nil {
+		o.mu.Unlock()
+		return JobStatus{}, err
+	}
+	*r = c
+	js := jobStatus(r)
+	e := o.jobEvent(r, "queued", "queued again by POST /v1/jobs/"+id+"/retry; last error: "+r.LastError)
+	ch := o.wake[r.Job.Sink]
+	o.mu.Unlock()
+	o.log.Info("failed retrain job queued again", "job", id, "sink", e.Sink)
+	o.publish(e)
+	if ch != nil {
+		poke(ch)
+	}
+	return js, nil
+}
+
 // JobStatus describes a job in the outbox.
 type JobStatus struct {
 	ID          string    `json:"id"`

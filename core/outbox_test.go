@@ -427,3 +427,31 @@ func TestOutboxOtherOpenErrorsStopTheStart(t *testing.T) {
 		t.Errorf("moved aside: %v", aside)
 	}
 }
+
+func TestOutboxRetryAFailedJob(t *testing.T) {
+	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("401"))}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.drift(1) // no sink yet: it waits
+	pending := fx.ob.status().Pending[0].ID
+	if _, err := fx.ob.retry(pending); !errors.Is(err, errNotFailed) {
+		t.Errorf("retry of a pending job: %v", err)
+	}
+	fx.ob.setGeneration(fx.gen)
+	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	id := fx.ob.status().Failed[0].ID
+	if _, err := fx.ob.retry("nope"); !errors.Is(err, errNoJob) {
+		t.Errorf("retry of an unknown job: %v", err)
+	}
+	js, err := fx.ob.retry(id)
+	if err != nil || js.State != jobPending || js.Attempts != 0 {
+		t.Fatalf("retry: %+v %v", js, err)
+	}
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	if j := sink.got()[1]; j.ID != id || j.Attempt != 1 {
+		t.Errorf("redelivered %+v", j)
+	}
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	if _, err := fx.ob.retry(id); !errors.Is(err, errNoJob) {
+		t.Errorf("retry of a delivered job, which left the outbox: %v", err)
+	}
+}

@@ -537,3 +537,42 @@ func TestSinkPluginExitsWhileIdle(t *testing.T) {
 		t.Errorf("sink status %+v", s)
 	}
 }
+
+// A failed job stays in the outbox; once the cause is fixed, `driftd job
+// retry` queues it again with its id, and `driftd job list` shows it all.
+func TestFailedJobRetriedFromTheCLI(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	recv := startReceiver(t, "", "new-secret")
+	a := startAgent(t, lowDetector+webhookSink("retrain", recv.url(), "old-secret")+sinkMonitor(10, "webhook.retrain"))
+	jobs := a.subscribe(t, "type=retrain")
+	pushLow(t, a, "v1", 2)
+	es := retrainEvents(t, jobs, "failed")
+	id := es[0].Job
+
+	code, stdout, stderr := run(t, a.dir, nil, "job", "list", "-socket", a.socket)
+	if code != 0 || !strings.Contains(stdout, id) || !strings.Contains(stdout, "failed") || !strings.Contains(stdout, "401 Unauthorized") {
+		t.Errorf("job list: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := run(t, a.dir, nil, "job", "retry", "-socket", a.socket, "drift-nope"); code != 1 || !strings.Contains(stderr, "no such job") {
+		t.Errorf("job retry of an unknown job: exit %d, %s", code, stderr)
+	}
+
+	recv.mu.Lock()
+	recv.secret = "old-secret" // the receiver now takes the daemon's secret
+	recv.mu.Unlock()
+	code, stdout, stderr = run(t, a.dir, nil, "job", "retry", "-socket", a.socket, id)
+	if code != 0 || !strings.Contains(stdout, "queued again: "+id) {
+		t.Fatalf("job retry: exit %d\n%s%s", code, stdout, stderr)
+	}
+	es = retrainEvents(t, jobs, "delivered")
+	if es[0].Action != "queued" || es[0].Job != id || !strings.Contains(es[0].Message, "401") {
+		t.Errorf("after retry %s, want the job queued again with its last error", es[0])
+	}
+	if ds := recv.accepted(); len(ds) != 1 || ds[0].id != id || ds[0].job.Attempt != 1 {
+		t.Errorf("receiver got %+v, want job %s at attempt 1", ds, id)
+	}
+	if code, _, stderr := run(t, a.dir, nil, "job", "retry", "-socket", a.socket, id); code != 1 || !strings.Contains(stderr, "no such job") {
+		t.Errorf("job retry of a delivered job: exit %d, %s", code, stderr)
+	}
+}

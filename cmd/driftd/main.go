@@ -24,6 +24,8 @@ Commands:
                              run the configured detectors over recorded metrics
   plugin info [-plugin-dir DIR | -config FILE] NAME|PATH
                              print a plugin's info and its config block
+  job list                   list the retrain jobs in the outbox
+  job retry ID               queue a failed retrain job again
   version                    print the version
 
 Client commands find the socket with -socket, then $DRIFTD_SOCKET, then ./driftd.sock.
@@ -48,6 +50,7 @@ var commands = map[string]command{
 	"reload":   runReload,
 	"backtest": runBacktest,
 	"plugin":   runPlugin,
+	"job":      runJob,
 	"version":  runVersion,
 }
 

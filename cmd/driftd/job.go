@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/driftd/driftd/core"
+)
+
+const jobUsage = `Usage: driftd job <subcommand> [-socket PATH]
+
+Subcommands:
+  list       list the retrain jobs in the outbox: pending, failed and the last delivered
+  retry ID   queue a failed job again, with its id and no attempts made
+`
+
+// runJob is `driftd job <subcommand>`.
+func runJob(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, jobUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "list":
+		return runJobList(ctx, args[1:], stdout, stderr)
+	case "retry":
+		return runJobRetry(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, jobUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "driftd job: unknown subcommand %q\n\n%s", args[0], jobUsage)
+	return exitUsage
+}
+
+func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("job list", stderr)
+	sock := socketFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: driftd job list [-socket PATH]")
+		return exitUsage
+	}
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/status", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd job list: %v\n", err)
+		return exitFailure
+	}
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "job list", socket, err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Jobs core.JobsStatus `json:"jobs"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "driftd job list: %s: unreadable status: %v\n", resp.Status, err)
+		return exitFailure
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSINK\tMODEL\tVERSION\tSTATE\tATTEMPTS\tCREATED\tNEXT OR LAST ERROR")
+	for _, group := range [][]core.JobStatus{st.Jobs.Pending, st.Jobs.Failed, st.Jobs.Delivered} {
+		for _, j := range group {
+			note := j.LastError
+			if j.State == "pending" && !j.NextAttempt.IsZero() {
+				note = "next attempt " + j.NextAttempt.Local().Format(time.DateTime)
+				if j.LastError != "" {
+					note += "; last error: " + j.LastError
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Kind, j.Sink, j.Model, j.Version, j.State,
+				j.Attempts, j.Created.Local().Format(time.DateTime), note)
+		}
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func runJobRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("job retry", stderr)
+	sock := socketFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: driftd job retry [-socket PATH] ID")
+		return exitUsage
+	}
+	id := fs.Arg(0)
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/jobs/"+url.PathEscape(id)+"/retry", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd job retry: %v\n", err)
+		return exitFailure
+	}
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "job retry", socket, err)
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		core.JobStatus
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		fmt.Fprintf(stderr, "driftd job retry: %s: unreadable answer: %v\n", resp.Status, err)
+		return exitFailure
+	}
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "driftd job retry: %s\n", ans.Error)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "queued again: %s (sink %s, model %s %s)\n", ans.ID, ans.Sink, ans.Model, ans.Version)
+	return exitOK
+}
