@@ -507,109 +507,47 @@ func wantSum(f *config.File, plugin string) string {
 // startDetector starts one detector's plugin and configures it, as a
 // detector of generation id.
 func startDetector(ctx context.Context, f *config.File, b *config.Detector, id uint64, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
-	path := f.PluginPath(b.Plugin)
-	log := opts.log
-	start := opts.start
-	if start == nil {
-		start = sdk.StartProcess
-	}
-	fail := func(summary, detail string) hcl.Diagnostics {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
-	}
+	pb := pluginBlock{kind: sdk.KindDetector, plugin: b.Plugin, id: b.ID(), body: b.Body, defRange: b.DefRange, configRange: b.ConfigRange}
 	if mk, ok := opts.inProcess[b.Plugin]; ok {
-		d, diags := startInProcess(mk(), b, id, log)
-		if d != nil {
-			d.binary = pluginBinary(f, b.Plugin, opts)
-			d.runner.setTimeout(f.PluginTimeout)
+		impl := mk()
+		det, isDetector := impl.(sdk.Detector)
+		if !isDetector {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a detector", Subject: b.DefRange.Ptr()}}
 		}
+		schema, cfg, diags := configureInProcess(impl, pb)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+		d := &detectorInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, born: id, binary: pluginBinary(f, b.Plugin, opts)}
+		d.runner = newRunner(b.ID(), b.Metric, det, runnerQueueLimit, f.PluginTimeout, opts.log.Named(b.ID()))
+		d.runner.domain, d.runner.born = d.info.Domain, id
 		return d, diags
 	}
-	if opts.start == nil {
-		if summary, detail := checkBinary(path, b.ID()); summary != "" {
-			return nil, fail(summary, detail)
-		}
-	}
-	binary := binaryOf(path) // before it starts: a binary replaced meanwhile is started anew next time
-	pcfg := sdk.ProcessConfig{Path: path, Logger: log.Named(b.ID()), SHA256: wantSum(f, b.Plugin), SocketDir: opts.socketDir}
-	proc, err := start(ctx, pcfg)
-	if err != nil {
-		return nil, fail("Plugin failed to start", err.Error())
-	}
-	remote := proc.Remote()
-	info := remote.Info()
-	if info.Kind != sdk.KindDetector {
-		proc.Kill()
-		return nil, fail("Plugin is not a detector", fmt.Sprintf("%s is a %s plugin; detector blocks need a detector plugin.", path, info.Kind))
-	}
-	schema := remote.Schema()
-	cfg, diags := config.DecodePluginConfig(b.Body, schema)
-	if diags.HasErrors() {
-		proc.Kill()
+	st, diags := startPlugin(ctx, f, pb, opts)
+	if st == nil {
 		return nil, diags
 	}
-	cctx, cancel := context.WithTimeout(ctx, f.PluginTimeout)
-	err = remote.Configure(cctx, cfg)
-	cancel()
-	if err != nil {
-		proc.Kill()
-		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
-		}
-		return nil, fail("Plugin failed to configure", err.Error())
-	}
-	d := &detectorInstance{block: b, proc: proc, info: info, schema: schema, cfg: cfg, binary: binary, sha256: pcfg.SHA256, born: id}
-	d.runner = newRunner(b.ID(), b.Metric, remote, runnerQueueLimit, f.PluginTimeout, log.Named(b.ID()))
-	d.runner.domain, d.runner.born = info.Domain, id
+	d := &detectorInstance{block: b, proc: st.proc, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
+	d.runner = newRunner(b.ID(), b.Metric, st.proc.Remote(), runnerQueueLimit, f.PluginTimeout, opts.log.Named(b.ID()))
+	d.runner.domain, d.runner.born = st.info.Domain, id
 	d.runner.hist = newHistory(historyLimit)
 	d.launch = func(ctx context.Context) (*sdk.Process, *sdk.Remote, error) {
-		proc, err := start(ctx, pcfg)
+		proc, err := st.relaunch(ctx, d.runner.timeout())
 		if err != nil {
 			return nil, nil, err
 		}
-		remote := proc.Remote()
-		if kind := remote.Info().Kind; kind != sdk.KindDetector {
-			proc.Kill()
-			return nil, nil, fmt.Errorf("%s is a %s plugin now, not a detector", path, kind)
-		}
-		cctx, cancel := context.WithTimeout(ctx, d.runner.timeout())
-		err = remote.Configure(cctx, cfg)
-		cancel()
-		if err != nil {
-			proc.Kill()
-			return nil, nil, fmt.Errorf("configure plugin %s: %w", path, err)
-		}
-		return proc, remote, nil
+		return proc, proc.Remote(), nil
 	}
 	return d, diags
 }
 
-// startInProcess configures a detector that runs inside the daemon.
-func startInProcess(impl sdk.Plugin, b *config.Detector, id uint64, log hclog.Logger) (*detectorInstance, hcl.Diagnostics) {
-	det, ok := impl.(sdk.Detector)
-	if !ok || impl.Info().Kind != sdk.KindDetector {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a detector", Subject: b.DefRange.Ptr()}}
-	}
-	schema := impl.Schema()
-	cfg, diags := config.DecodePluginConfig(b.Body, schema)
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	full, err := schema.Apply(cfg)
-	if err = errors.Join(err, impl.Configure(full)); err != nil {
-		return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
-	}
-	d := &detectorInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, born: id}
-	d.runner = newRunner(b.ID(), b.Metric, det, runnerQueueLimit, callTimeout, log.Named(b.ID()))
-	d.runner.domain, d.runner.born = d.info.Domain, id
-	return d, diags
-}
-
-// checkBinary explains why the plugin binary at path cannot run, if it cannot.
-func checkBinary(path, detector string) (summary, detail string) {
+// checkBinary explains why the plugin binary at path, which the block id
+// of kind (detector or sink) needs, cannot run, if it cannot.
+func checkBinary(path, kind, id string) (summary, detail string) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return "Plugin not found", fmt.Sprintf("detector %q needs the plugin binary %s, which does not exist; check plugin_dir and the plugin name.", detector, path)
+		return "Plugin not found", fmt.Sprintf("%s %q needs the plugin binary %s, which does not exist; check plugin_dir and the plugin name.", kind, id, path)
 	case err != nil:
 		return "Plugin not usable", err.Error()
 	case st.IsDir() || st.Mode()&0o111 == 0:

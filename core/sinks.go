@@ -173,79 +173,26 @@ func (s *sinkInstance) keeps(b *config.Sink, f *config.File, opts buildOptions) 
 // startSink starts a sink's plugin and configures it, as a sink of
 // generation id.
 func startSink(ctx context.Context, f *config.File, b *config.Sink, id uint64, opts buildOptions) (*sinkInstance, hcl.Diagnostics) {
-	fail := func(summary, detail string) hcl.Diagnostics {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: b.DefRange.Ptr()}}
-	}
+	pb := pluginBlock{kind: sdk.KindSink, plugin: b.Plugin, id: b.ID(), body: b.Body, defRange: b.DefRange, configRange: b.ConfigRange}
 	if mk, ok := opts.inProcess[b.Plugin]; ok {
-		impl, ok := mk().(sdk.Sink)
-		if !ok || impl.Info().Kind != sdk.KindSink {
-			return nil, fail("Plugin is not a sink", fmt.Sprintf("sink %q needs a sink plugin.", b.ID()))
+		impl := mk()
+		sink, isSink := impl.(sdk.Sink)
+		if !isSink {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a sink", Subject: b.DefRange.Ptr()}}
 		}
-		schema := impl.Schema()
-		cfg, diags := config.DecodePluginConfig(b.Body, schema)
+		schema, cfg, diags := configureInProcess(impl, pb)
 		if diags.HasErrors() {
 			return nil, diags
 		}
-		full, err := schema.Apply(cfg)
-		if err = errors.Join(err, impl.Configure(full)); err != nil {
-			return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
-		}
-		return &sinkInstance{block: b, info: impl.Info(), cfg: cfg, impl: impl, born: id,
-			binary: pluginBinary(f, b.Plugin, opts), schema: schema}, diags
+		return &sinkInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, impl: sink, born: id,
+			binary: pluginBinary(f, b.Plugin, opts)}, diags
 	}
-	path := f.PluginPath(b.Plugin)
-	start := opts.start
-	if start == nil {
-		start = sdk.StartProcess
-		if summary, detail := checkBinary(path, "sink "+b.ID()); summary != "" {
-			return nil, fail(summary, detail)
-		}
-	}
-	binary := binaryOf(path)
-	pcfg := sdk.ProcessConfig{Path: path, Logger: opts.log.Named(b.ID()), SHA256: wantSum(f, b.Plugin), SocketDir: opts.socketDir}
-	proc, err := start(ctx, pcfg)
-	if err != nil {
-		return nil, fail("Plugin failed to start", err.Error())
-	}
-	remote := proc.Remote()
-	info := remote.Info()
-	if info.Kind != sdk.KindSink {
-		proc.Kill()
-		return nil, fail("Plugin is not a sink", fmt.Sprintf("%s is a %s plugin; sink blocks need a sink plugin.", path, info.Kind))
-	}
-	schema := remote.Schema()
-	cfg, diags := config.DecodePluginConfig(b.Body, schema)
-	if diags.HasErrors() {
-		proc.Kill()
+	st, diags := startPlugin(ctx, f, pb, opts)
+	if st == nil {
 		return nil, diags
 	}
-	configure := func(ctx context.Context, r *sdk.Remote) error {
-		cctx, cancel := context.WithTimeout(ctx, f.PluginTimeout)
-		defer cancel()
-		return r.Configure(cctx, cfg)
-	}
-	if err := configure(ctx, remote); err != nil {
-		proc.Kill()
-		if errors.Is(err, sdk.ErrInvalidConfig) {
-			return nil, config.ConfigErrorDiagnostics(b.Body, b.ConfigRange, err)
-		}
-		return nil, fail("Plugin failed to configure", err.Error())
-	}
-	s := &sinkInstance{block: b, info: info, cfg: cfg, binary: binary, sha256: pcfg.SHA256, born: id, proc: proc, schema: schema}
-	s.launch = func(ctx context.Context) (*sdk.Process, error) {
-		proc, err := start(ctx, pcfg)
-		if err != nil {
-			return nil, err
-		}
-		if kind := proc.Remote().Info().Kind; kind != sdk.KindSink {
-			proc.Kill()
-			return nil, fmt.Errorf("%s is a %s plugin now, not a sink", path, kind)
-		}
-		if err := configure(ctx, proc.Remote()); err != nil {
-			proc.Kill()
-			return nil, fmt.Errorf("configure plugin %s: %w", path, err)
-		}
-		return proc, nil
-	}
+	s := &sinkInstance{block: b, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256,
+		born: id, proc: st.proc}
+	s.launch = func(ctx context.Context) (*sdk.Process, error) { return st.relaunch(ctx, f.PluginTimeout) }
 	return s, diags
 }
