@@ -576,3 +576,61 @@ func TestFailedJobRetriedFromTheCLI(t *testing.T) {
 		t.Errorf("job retry of a delivered job: exit %d, %s", code, stderr)
 	}
 }
+
+// Sink blocks are checked like detector blocks: a missing plugin, a
+// detector plugin in a sink block and a bad config attribute are reported
+// at their place; so is a bad retry block, found before any plugin starts.
+func TestValidateSinks(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		sinks string
+		want  []string
+	}{
+		{
+			sinks: `
+sink "nosuch" "x" {}
+sink "threshold" "wrong_kind" {}
+sink "webhook" "bad" {
+  config {
+    url = "ftp://example.com/"
+  }
+}
+`,
+			want: []string{
+				`driftd.hcl:19:1: error: Plugin not found: sink "nosuch.x" needs the plugin binary`,
+				`driftd.hcl:20:1: error: Plugin is not a sink: `,
+				`driftd.hcl:23:11: error: Invalid value for "url": must be an http or https URL, not "ftp://example.com/".`,
+			},
+		},
+		{
+			sinks: `
+sink "nosuch" "x" {}
+sink "threshold" "wrong_kind" {}
+sink "webhook" "bad" {
+  timeout = "-1s"
+  retry {
+    max_backoff = "soon"
+  }
+}
+`,
+			want: []string{
+				`driftd.hcl:22:13: error: Invalid timeout: timeout must be from 1ms to`,
+				`driftd.hcl:24:19: error: Invalid max_backoff: max_backoff must be a Go duration such as "30s" or "5m", not "soon".`,
+			},
+		},
+	} {
+		dir := tempDir(t)
+		cfg := writeConfig(t, dir, filepath.Join(dir, "driftd.sock"), "", lowDetector+tc.sinks+
+			sinkMonitor(10, "nosuch.x", "threshold.wrong_kind", "webhook.bad"))
+		code, stdout, stderr := run(t, dir, nil, "validate", cfg)
+		for _, want := range tc.want {
+			if !strings.Contains(stdout+stderr, want) {
+				t.Errorf("validate output lacks %q:\n%s%s", want, stdout, stderr)
+			}
+		}
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+	}
+}
