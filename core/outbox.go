@@ -62,7 +62,7 @@ type outbox struct {
 // openOutbox opens the outbox in dir and loads the jobs it holds.
 func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbox, error) {
 	store, err := openOutboxStore(dir)
-	if unusable(err) {
+	if unusable(dir, err) {
 		// A file that is not an outbox is kept aside for inspection, and a
 		// new one started: jobs to come must not wait for someone to
 		// repair it.
@@ -112,12 +112,20 @@ func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbo
 	return o, nil
 }
 
-// unusable reports whether an error opening the outbox says the file is
-// not a bbolt database, or a damaged one. Other errors (permissions, a full
+// unusable reports whether an error opening the outbox in dir says the file
+// is not a bbolt database, or a damaged one. Other errors (permissions, a full
 // disk, a lock) are the operator's to fix, and the daemon does not start.
-func unusable(err error) bool {
-	return err != nil && (errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) ||
-		errors.Is(err, bolt.ErrVersionMismatch) || strings.Contains(err.Error(), "file size too small"))
+func unusable(dir string, err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) || errors.Is(err, bolt.ErrVersionMismatch) {
+		return true
+	}
+	// bbolt refuses a file shorter than its two meta pages (say, one cut
+	// short by a full disk) with an error of no type of its own.
+	st, serr := os.Stat(filepath.Join(dir, OutboxFile))
+	return serr == nil && st.Mode().IsRegular() && st.Size() > 0 && st.Size() < 2*int64(os.Getpagesize())
 }
 
 // setGeneration makes g's sinks the ones that deliver, and starts a worker
@@ -212,15 +220,13 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 			Event: sdk.Event{Seq: e.Seq, Type: string(e.Type), Time: e.Time, Index: e.Index,
 				WindowSize: e.WindowSize, WindowMean: e.WindowMean, Details: e.Details},
 		}
-		recs = append(recs, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now,
+		recs = append(recs, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now, Queued: now,
 			Stream: stream, RecoverAt: e.Index + uint64(window), Open: true})
 		cds[key] = cooldown{Queued: now, Job: job.ID}
 		// The new job carries the model version's recovery from now on:
 		// the earlier one is closed without a recovered job, which would
 		// resolve the new one's alert.
-		if prev := o.jobs[o.cooldowns[key].Job]; prev != nil && prev.Open {
-			superseded = append(superseded, prev)
-		}
+		superseded = append(superseded, o.openJobs(e.Model, e.Version, sink)...)
 	}
 	if len(recs) == 0 {
 		o.mu.Unlock()
@@ -255,6 +261,18 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 		delete(o.jobs, id)
 	}
 	o.queuedLocked(recs)
+}
+
+// openJobs returns the retrain jobs of a model version and sink whose
+// recovery is tracked; o.mu is held.
+func (o *outbox) openJobs(model, version, sink string) []*jobRecord {
+	var out []*jobRecord
+	for _, r := range o.jobs {
+		if r.Open && r.Job.Model == model && r.Job.Version == version && r.Job.Sink == sink {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // queuedLocked adds jobs written to the store to the outbox, unlocks o.mu,
@@ -370,9 +388,9 @@ func older(a, b *jobRecord) bool {
 // attempt delivers r once and records the outcome.
 func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
 	now := o.now().UTC()
-	if block.Retry.MaxAge > 0 && now.Sub(r.Job.Created) > block.Retry.MaxAge {
-		o.fail(r, fmt.Sprintf("gave up after %d attempts: the job is older than max_age (%s); last error: %s",
-			r.Attempts, block.Retry.MaxAge, r.LastError))
+	if block.Retry.MaxAge > 0 && now.Sub(r.queued()) > block.Retry.MaxAge {
+		o.fail(r, fmt.Sprintf("gave up after %s: the job was queued longer than max_age (%s) ago; last error: %s",
+			attempts(r.Attempts), block.Retry.MaxAge, r.LastError))
 		return
 	}
 	job := r.Job
@@ -390,37 +408,48 @@ func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
 		return
 	}
 	msg := err.Error()
+	if msg == "" {
+		msg = "delivery failed; the sink gave no reason"
+	}
 	var de *sdk.DeliveryError
 	if errors.As(err, &de) && de.Permanent {
 		o.fail(r, "refused by the sink (permanent failure): "+msg)
 		return
 	}
 	if block.Retry.MaxAttempts > 0 && r.Attempts >= block.Retry.MaxAttempts {
-		o.fail(r, fmt.Sprintf("gave up after %d attempts (max_attempts); last error: %s", r.Attempts, msg))
+		o.fail(r, fmt.Sprintf("gave up after %s (max_attempts); last error: %s", attempts(r.Attempts), msg))
 		return
 	}
 	delay := retryDelay(block.Retry, r.Attempts)
 	if de != nil && de.RetryAfter > delay {
 		delay = de.RetryAfter // the receiver knows best when it can take the job
 	}
-	if block.Retry.MaxAge > 0 && r.Updated.Add(delay).Sub(r.Job.Created) > block.Retry.MaxAge {
-		o.fail(r, fmt.Sprintf("gave up after %d attempts: the next one, in %s, would be past max_age (%s); last error: %s",
-			r.Attempts, delay.Round(time.Millisecond), block.Retry.MaxAge, msg))
+	if block.Retry.MaxAge > 0 && r.Updated.Add(delay).Sub(r.queued()) > block.Retry.MaxAge {
+		o.fail(r, fmt.Sprintf("gave up after %s: the next one, in %s, would be past max_age (%s); last error: %s",
+			attempts(r.Attempts), delay.Round(time.Millisecond), block.Retry.MaxAge, msg))
 		return
 	}
 	o.mu.Lock()
 	r.LastError = msg
 	r.NextAttempt = r.Updated.Add(delay)
 	werr := o.write([]*jobRecord{r}, nil, nil)
+	e := o.jobEvent(r, "retrying", msg)
 	o.mu.Unlock()
 	if werr != nil {
-		o.log.Error("cannot record a failed attempt in the outbox", "job", r.Job.ID, "error", werr)
+		o.log.Error("cannot record a failed attempt in the outbox", "job", e.Job, "error", werr)
 	}
-	o.log.Warn("retrain job delivery failed; retrying", "job", r.Job.ID, "sink", r.Job.Sink, "attempt", r.Attempts,
+	o.log.Warn("retrain job delivery failed; retrying", "job", e.Job, "sink", e.Sink, "attempt", e.Attempt,
 		"delay", delay.Round(time.Millisecond), "error", msg)
-	e := o.jobEvent(r, "retrying", msg)
 	e.DelayMS = delay.Milliseconds()
 	o.publish(e)
+}
+
+// attempts says "1 attempt", "2 attempts".
+func attempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
 }
 
 // retryDelay returns the wait after the attempt-th failed attempt: the
@@ -450,12 +479,13 @@ func (o *outbox) delivered(r *jobRecord) {
 		delete(o.jobs, r.Job.ID)
 	}
 	o.remember(r)
+	e := o.jobEvent(r, "delivered", "")
 	o.mu.Unlock()
 	if err != nil {
-		o.log.Error("cannot record a delivered job in the outbox; it may be delivered again after a restart", "job", r.Job.ID, "error", err)
+		o.log.Error("cannot record a delivered job in the outbox; it may be delivered again after a restart", "job", e.Job, "error", err)
 	}
-	o.log.Info("retrain job delivered", "job", r.Job.ID, "kind", r.Job.Kind, "sink", r.Job.Sink, "attempts", r.Attempts)
-	o.publish(o.jobEvent(r, "delivered", ""))
+	o.log.Info("retrain job delivered", "job", e.Job, "kind", e.JobKind, "sink", e.Sink, "attempts", e.Attempt)
+	o.publish(e)
 }
 
 // remember keeps r among the recently delivered jobs.
@@ -486,12 +516,13 @@ func (o *outbox) fail(r *jobRecord, msg string) {
 			delete(o.jobs, id)
 		}
 	}
+	e := o.jobEvent(r, "failed", msg)
 	o.mu.Unlock()
 	if err != nil {
-		o.log.Error("cannot record a failed job in the outbox", "job", r.Job.ID, "error", err)
+		o.log.Error("cannot record a failed job in the outbox", "job", e.Job, "error", err)
 	}
-	o.log.Error("retrain job failed", "job", r.Job.ID, "sink", r.Job.Sink, "attempts", r.Attempts, "error", msg)
-	o.publish(o.jobEvent(r, "failed", msg))
+	o.log.Error("retrain job failed", "job", e.Job, "sink", e.Sink, "attempts", e.Attempt, "error", msg)
+	o.publish(e)
 }
 
 // watchRecovery queues a recovered job for each open retrain job whose
@@ -545,7 +576,7 @@ func (o *outbox) checkRecovery() {
 		changed = append(changed, r)
 		job := r.Job
 		job.ID, job.Kind, job.Resolves, job.Created, job.Attempt = r.Job.ID+"-recovered", sdk.JobRecovered, r.Job.ID, now, 0
-		queued = append(queued, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now})
+		queued = append(queued, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now, Queued: now})
 	}
 	if len(changed) == 0 {
 		o.mu.Unlock()
@@ -627,7 +658,11 @@ func (o *outbox) retry(id string) (JobStatus, error) {
 	}
 	now := o.now().UTC()
 	c := *r
-	c.State, c.Attempts, c.NextAttempt, c.Updated = jobPending, 0, now, now
+	c.State, c.Attempts, c.NextAttempt, c.Updated, c.Queued = jobPending, 0, now, now, now
+	// A retrain job queued again tracks its model version's recovery again,
+	// unless a later job took that over.
+	c.Open = c.Job.Kind == sdk.JobRetrain && c.Stream != "" &&
+		len(o.openJobs(c.Job.Model, c.Job.Version, c.Job.Sink)) == 0 && o.latest(&c)
 	if err := o.write([]*jobRecord{&c}, nil, nil); err != nil {
 		o.mu.Unlock()
 		return JobStatus{}, err
@@ -643,6 +678,18 @@ func (o *outbox) retry(id string) (JobStatus, error) {
 		poke(ch)
 	}
 	return js, nil
+}
+
+// latest reports whether no retrain job of r's model version and sink was
+// created after r; o.mu is held.
+func (o *outbox) latest(r *jobRecord) bool {
+	for _, p := range o.jobs {
+		if p.Job.Kind == sdk.JobRetrain && p.Job.Model == r.Job.Model && p.Job.Version == r.Job.Version &&
+			p.Job.Sink == r.Job.Sink && older(r, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // JobStatus describes a job in the outbox.

@@ -30,12 +30,24 @@ type jobRecord struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Updated     time.Time `json:"updated"`
+	// Queued is when the job was queued: created, or queued again by a
+	// retry. max_age counts from it.
+	Queued time.Time `json:"queued,omitzero"`
 	// Stream and RecoverAt track a retrain job's recovery: once Stream has
 	// a value at RecoverAt (a full window after the last drift that led to
 	// this job), the model version recovered. Open is true until then.
 	Stream    string `json:"stream,omitempty"`
 	RecoverAt uint64 `json:"recover_at,omitempty"`
 	Open      bool   `json:"open,omitempty"`
+}
+
+// queued returns when r was queued; records written before Queued existed
+// have their creation time.
+func (r *jobRecord) queued() time.Time {
+	if r.Queued.IsZero() {
+		return r.Job.Created
+	}
+	return r.Queued
 }
 
 // cooldown is the last job queued for a model version and sink.

@@ -348,6 +348,8 @@ func TestOutboxLaterJobSupersedesTheOpenOne(t *testing.T) {
 	fx.gen.file.Monitors[0].Cooldown = 0
 	fx.ob.setGeneration(fx.gen)
 	fx.drift(1)
+	waitFor(t, func() bool { return len(sink.got()) == 1 })
+	fx.ob.prune() // forgets the cooldown, which has passed
 	fx.drift(2)
 	waitFor(t, func() bool { return len(sink.got()) == 2 })
 	fx.next.Store(100)
@@ -451,7 +453,28 @@ func TestOutboxRetryAFailedJob(t *testing.T) {
 		t.Errorf("redelivered %+v", j)
 	}
 	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
-	if _, err := fx.ob.retry(id); !errors.Is(err, errNoJob) {
-		t.Errorf("retry of a delivered job, which left the outbox: %v", err)
+	// Delivered, it waits for its model version to recover again.
+	if _, err := fx.ob.retry(id); !errors.Is(err, errNotFailed) {
+		t.Errorf("retry of a delivered job: %v", err)
 	}
+	fx.next.Store(100)
+	fx.ob.checkRecovery()
+	waitFor(t, func() bool { return len(sink.got()) == 3 })
+	if j := sink.got()[2]; j.Kind != sdk.JobRecovered || j.Resolves != id {
+		t.Errorf("after recovery %+v, want the recovered job of %s", j, id)
+	}
+}
+
+func TestOutboxRetriedJobGetsMaxAgeAgain(t *testing.T) {
+	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("401"))}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.gen.file.Sinks[0].Retry.MaxAge = 100 * time.Millisecond
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	time.Sleep(150 * time.Millisecond) // past max_age since the job was created
+	if _, err := fx.ob.retry(fx.ob.status().Failed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -97,6 +100,35 @@ func RetryAfter(err error, d time.Duration) error {
 		return nil
 	}
 	return &DeliveryError{Message: err.Error(), RetryAfter: d}
+}
+
+// MaxRetryAfter bounds the delays ParseRetryAfter accepts.
+const MaxRetryAfter = 7 * 24 * time.Hour
+
+// ParseRetryAfter reads an HTTP Retry-After header, delay-seconds or an
+// HTTP-date, relative to now, for sinks that speak HTTP. A date in the past
+// gives 0. A negative, unreadable or absurd value (beyond MaxRetryAfter) is
+// ignored: ok is false, and the daemon's backoff applies.
+func ParseRetryAfter(header string, now time.Time) (d time.Duration, ok bool) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(header, 10, 64); err == nil {
+		if n < 0 || n > int64(MaxRetryAfter/time.Second) {
+			return 0, false
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(header)
+	if err != nil {
+		return 0, false
+	}
+	d = max(t.Sub(now), 0)
+	if d > MaxRetryAfter {
+		return 0, false
+	}
+	return d, true
 }
 
 // asDelivery turns a Deliver error into a DeliveryError.

@@ -114,3 +114,29 @@ func TestSinkErrorWithoutMessageIsNoDelivery(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 2 * time.Minute, true},
+		{"0", 0, true},
+		{" 5 ", 5 * time.Second, true},
+		{"Sat, 28 Nov 2026 06:01:30 GMT", 90 * time.Second, true},
+		{"Sat, 28 Nov 2026 05:00:00 GMT", 0, true}, // in the past: now
+		{"Saturday, 28-Nov-26 06:00:10 GMT", 10 * time.Second, true},
+		{"Sat, 26 Dec 2026 06:00:00 GMT", 0, false}, // beyond MaxRetryAfter
+		{"", 0, false},
+		{"-3", 0, false},
+		{"soon", 0, false},
+		{"99999999999", 0, false}, // beyond MaxRetryAfter
+	} {
+		got, ok := sdk.ParseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseRetryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

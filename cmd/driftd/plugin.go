@@ -114,7 +114,7 @@ func writePluginInfo(w io.Writer, path string, info sdk.Info, schema sdk.Schema)
 	case sdk.KindDetector:
 		fmt.Fprintf(w, "# In a detector block: detector %q \"<name>\" { metric = \"<metric>\" ... }\n", info.Name)
 	case sdk.KindSink:
-		fmt.Fprintf(w, "# In a sink block: sink %q \"<name>\" { timeout = \"30s\"  retry { ... }  config { ... } },\n"+
+		fmt.Fprintf(w, "# In a sink block: sink %q \"<name>\" { timeout = \"30s\"  retry { ... }  config { ... } }\n"+
 			"# named in a monitor's sinks as \"%s.<name>\"\n", info.Name, info.Name)
 	}
 	if len(schema.Attributes) == 0 {

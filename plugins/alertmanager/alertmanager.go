@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -269,7 +268,7 @@ func (a *Alertmanager) Deliver(ctx context.Context, job sdk.Job) error {
 	err = fmt.Errorf("alertmanager: POST %s: %s%s", s.endpoint.Redacted(), resp.Status, snippet)
 	switch code := resp.StatusCode; {
 	case code == http.StatusTooManyRequests, code == http.StatusRequestTimeout, code >= 500:
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), a.clock()); ok {
+		if d, ok := sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), a.clock()); ok {
 			return sdk.RetryAfter(err, d)
 		}
 		return err
@@ -306,28 +305,6 @@ func readSnippet(r io.Reader) string {
 		text = text[:cut] + "..."
 	}
 	return ": " + strings.ToValidUTF8(text, "\uFFFD")
-}
-
-// retryAfter parses a Retry-After header, seconds or an HTTP date.
-func retryAfter(h string, now time.Time) (time.Duration, bool) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, false
-	}
-	if secs, err := strconv.Atoi(h); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return d, true
-	}
-	return 0, false
 }
 
 // validName reports whether s is a classic Prometheus label name, which

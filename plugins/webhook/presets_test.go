@@ -3,7 +3,6 @@ package webhook
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestWorkflowName(t *testing.T) {
@@ -42,31 +41,6 @@ func TestLabelValue(t *testing.T) {
 	} {
 		if got := LabelValue(tc.in); got != tc.want {
 			t.Errorf("LabelValue(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"120", 2 * time.Minute, true},
-		{"0", 0, true},
-		{" 5 ", 5 * time.Second, true},
-		{"Sat, 28 Nov 2026 06:01:30 GMT", 90 * time.Second, true},
-		{"Sat, 28 Nov 2026 05:00:00 GMT", 0, true}, // in the past: now
-		{"Saturday, 28-Nov-26 06:00:10 GMT", 10 * time.Second, true},
-		{"", 0, false},
-		{"-3", 0, false},
-		{"soon", 0, false},
-		{"99999999999", 0, false}, // beyond maxRetryAfter
-	} {
-		got, ok := retryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("retryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

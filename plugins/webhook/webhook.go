@@ -43,8 +43,6 @@ const (
 	// drainLen is how much of an answer's body is read so that the
 	// connection can be reused.
 	drainLen = 64 << 10
-	// maxRetryAfter bounds the Retry-After values taken seriously.
-	maxRetryAfter = 7 * 24 * time.Hour
 )
 
 // reserved lists the headers the plugin sets itself, which `headers` may not
@@ -294,7 +292,7 @@ func (s *settings) classify(resp *http.Response) error {
 		}
 		return sdk.Permanent(fmt.Errorf("%s (redirect %s not followed: set url to the final address)", msg, loc))
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := sdk.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return sdk.RetryAfter(fmt.Errorf("%s (retry after %s)", msg, d.Round(time.Second)), d)
 		}
 		return errors.New(msg)
@@ -313,28 +311,6 @@ func statusLine(resp *http.Response) string {
 		return resp.Status
 	}
 	return strings.TrimSpace(fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
-}
-
-// retryAfter parses a Retry-After value, delay-seconds or an HTTP-date,
-// relative to now. A date in the past gives 0; a delay beyond maxRetryAfter
-// is ignored, leaving the backoff to the daemon.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 || n > int64(maxRetryAfter/time.Second) {
-			return 0, false
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	d := max(t.Sub(now), 0)
-	return d, d <= maxRetryAfter
 }
 
 // parseURL checks a url attribute.
