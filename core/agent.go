@@ -99,7 +99,7 @@ type Agent struct {
 
 	// outbox turns drift into retrain jobs for the sinks; nil until Run
 	// opens it, and in backtest.
-	outbox *outbox
+	outbox atomic.Pointer[outbox]
 
 	// persist keeps the windows across restarts (persist.go).
 	persist persistence
@@ -162,6 +162,7 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
 	opts.log = a.log.Named("plugin")
+	opts.sinkRestarted = a.onSinkRestart
 	if opts.inProcess == nil {
 		opts.inProcess = a.opts.InProcess
 	}
@@ -358,11 +359,12 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 		e := a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
 			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details})
 		a.log.Info(string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id, "index", s.Index)
-		if typ == event.Drift && a.outbox != nil {
-			if g := a.gen.Load(); g != nil {
-				if m := g.file.MonitorFor(model, version); m != nil {
-					a.outbox.drift(m, e, s.Stream, m.Window)
-				}
+		// The file, not the generation: at shutdown the detectors flush
+		// after the generation was taken down, and their drift still
+		// makes jobs.
+		if ob := a.outbox.Load(); typ == event.Drift && ob != nil {
+			if m := a.current().MonitorFor(model, version); m != nil {
+				ob.drift(m, e, s.Stream, m.Window)
 			}
 		}
 	}

@@ -196,11 +196,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // handleRetryJob queues a failed job again: same id, attempts from zero.
 // 404 for a job the outbox does not hold, 409 for one that has not failed.
 func (a *Agent) handleRetryJob(w http.ResponseWriter, r *http.Request) {
-	if a.outbox == nil {
+	ob := a.outbox.Load()
+	if ob == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the outbox is not open"})
 		return
 	}
-	js, err := a.outbox.retry(r.PathValue("id"))
+	js, err := ob.retry(r.PathValue("id"))
 	switch {
 	case errors.Is(err, errNoJob):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})

@@ -298,6 +298,9 @@ type buildOptions struct {
 	socketDir string
 	// noSinks leaves the sink blocks out (backtest).
 	noSinks bool
+	// sinkRestarted reports a sink plugin started again after its
+	// process went away.
+	sinkRestarted func(s *sinkInstance, pid int, cause string)
 }
 
 // buildGeneration makes generation id of f. A detector that prev runs

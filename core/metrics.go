@@ -221,7 +221,7 @@ var outboxJobsDesc = prometheus.NewDesc("driftd_retrain_jobs",
 func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- outboxJobsDesc }
 
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ob := c.a.outbox
+	ob := c.a.outbox.Load()
 	if ob == nil {
 		return
 	}

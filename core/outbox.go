@@ -53,6 +53,8 @@ type outbox struct {
 	cooldowns map[string]cooldown
 	gen       *generation // its sinks deliver, its file has their settings
 	wake      map[string]chan struct{}
+	// dirty are the jobs whose RecoverAt moved since they were written.
+	dirty map[string]bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -92,6 +94,7 @@ func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbo
 		jobs:       make(map[string]*jobRecord, len(jobs)),
 		cooldowns:  cds,
 		wake:       map[string]chan struct{}{},
+		dirty:      map[string]bool{},
 	}
 	pending := 0
 	for _, r := range jobs {
@@ -162,13 +165,23 @@ func (o *outbox) stopDelivery() {
 	o.wg.Wait()
 }
 
-// close stops delivery and closes the store.
+// close stops delivery, writes what changed in memory only, and closes the
+// store.
 func (o *outbox) close() {
 	o.stopDelivery()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.store == nil {
 		return
+	}
+	var dirty []*jobRecord
+	for id := range o.dirty {
+		if r := o.jobs[id]; r != nil {
+			dirty = append(dirty, r)
+		}
+	}
+	if err := o.store.write(dirty, nil, nil); err != nil {
+		o.log.Error("cannot write the jobs' recovery points to the outbox", "error", err)
 	}
 	if err := o.store.close(); err != nil {
 		o.log.Error("close outbox", "error", err)
@@ -210,6 +223,7 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 			// now waits for a full window after this one.
 			if r := o.jobs[last.Job]; r != nil && r.Open && r.Stream == stream {
 				r.RecoverAt = e.Index + uint64(window)
+				o.dirty[r.Job.ID] = true // written within recoveryEvery
 			}
 			o.suppressed(sink)
 			continue
@@ -400,8 +414,16 @@ func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
 		return // stopping: the attempt does not count, the job stays pending
 	}
 	o.mu.Lock()
+	// A reload that replaced or removed the sink stopped its process under
+	// the call: not the job's fault, so the attempt does not count, and the
+	// next goes to the sink the config has now.
+	if err != nil && (s.isStopped() || o.gen == nil || o.gen.sinkByID[r.Job.Sink] != s) {
+		o.mu.Unlock()
+		return
+	}
 	r.Attempts = job.Attempt
 	r.Updated = o.now().UTC()
+	updated := r.Updated
 	o.mu.Unlock()
 	if err == nil {
 		o.delivered(r)
@@ -422,16 +444,17 @@ func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
 	}
 	delay := retryDelay(block.Retry, r.Attempts)
 	if de != nil && de.RetryAfter > delay {
-		delay = de.RetryAfter // the receiver knows best when it can take the job
+		// The receiver knows best when it can take the job.
+		delay = min(de.RetryAfter, sdk.MaxRetryAfter)
 	}
-	if block.Retry.MaxAge > 0 && r.Updated.Add(delay).Sub(r.queued()) > block.Retry.MaxAge {
+	if block.Retry.MaxAge > 0 && updated.Add(delay).Sub(r.queued()) > block.Retry.MaxAge {
 		o.fail(r, fmt.Sprintf("gave up after %s: the next one, in %s, would be past max_age (%s); last error: %s",
 			attempts(r.Attempts), delay.Round(time.Millisecond), block.Retry.MaxAge, msg))
 		return
 	}
 	o.mu.Lock()
 	r.LastError = msg
-	r.NextAttempt = r.Updated.Add(delay)
+	r.NextAttempt = updated.Add(delay)
 	werr := o.write([]*jobRecord{r}, nil, nil)
 	e := o.jobEvent(r, "retrying", msg)
 	o.mu.Unlock()
@@ -558,22 +581,28 @@ func (o *outbox) checkRecovery() {
 
 	o.mu.Lock()
 	now := o.now().UTC()
-	var changed, queued []*jobRecord
-	for _, r := range o.jobs {
+	changed := map[string]*jobRecord{} // to write (or drop)
+	closed := map[string]*jobRecord{}  // closed here, reopened if the write fails
+	var queued []*jobRecord
+	for id := range o.dirty {
+		if r := o.jobs[id]; r != nil {
+			changed[id] = r
+		}
+	}
+	for id, r := range o.jobs {
 		if !r.Open || r.Job.Kind != sdk.JobRetrain {
 			continue
 		}
 		if r.State == jobDelivered && now.Sub(r.Updated) > openLimit {
 			r.Open = false // given up: see openLimit
-			changed = append(changed, r)
+			changed[id], closed[id] = r, r
 			continue
 		}
 		if next, ok := streams[r.Stream]; !ok || next <= r.RecoverAt {
 			continue
 		}
 		r.Open = false
-		r.Updated = now
-		changed = append(changed, r)
+		changed[id], closed[id] = r, r
 		job := r.Job
 		job.ID, job.Kind, job.Resolves, job.Created, job.Attempt = r.Job.ID+"-recovered", sdk.JobRecovered, r.Job.ID, now, 0
 		queued = append(queued, &jobRecord{Job: job, State: jobPending, NextAttempt: now, Updated: now, Queued: now})
@@ -583,23 +612,23 @@ func (o *outbox) checkRecovery() {
 		return
 	}
 	var drop []string
-	var keep []*jobRecord
-	for _, r := range changed {
-		if r.State == jobDelivered {
-			drop = append(drop, r.Job.ID)
+	keep := queued
+	for id, r := range changed {
+		if r.State == jobDelivered && !r.Open {
+			drop = append(drop, id) // its part is done
 		} else {
 			keep = append(keep, r)
 		}
 	}
-	err := o.write(append(keep, queued...), nil, drop)
-	if err != nil {
-		for _, r := range changed {
+	if err := o.write(keep, nil, drop); err != nil {
+		for _, r := range closed {
 			r.Open = true
 		}
 		o.mu.Unlock()
 		o.log.Error("cannot write recovered jobs to the outbox; trying again", "error", err)
 		return
 	}
+	clear(o.dirty)
 	for _, id := range drop {
 		delete(o.jobs, id)
 	}
@@ -639,7 +668,7 @@ func (o *outbox) prune() {
 
 // Why a job cannot be retried.
 var (
-	errNoJob     = errors.New("no such job in the outbox")
+	errNoJob     = errors.New("no such job in the outbox (a delivered job leaves it once its part is done)")
 	errNotFailed = errors.New("the job has not failed")
 )
 

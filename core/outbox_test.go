@@ -478,3 +478,177 @@ func TestOutboxRetriedJobGetsMaxAgeAgain(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
 }
+
+// slowBelow is below, taking its time over each value.
+type slowBelow struct{ below }
+
+func (b *slowBelow) Configure(cfg sdk.Config) error {
+	b.floor, b.warn = cfg.Number("floor"), cfg.Number("warn")
+	b.New = func() sdk.StreamDetector { return slowState{belowState{b.floor, b.warn}} }
+	return nil
+}
+
+type slowState struct{ belowState }
+
+func (s slowState) Update(x float64) (sdk.SignalType, map[string]float64) {
+	time.Sleep(200 * time.Millisecond)
+	return s.belowState.Update(x)
+}
+
+// A drift that detectors raise while they flush at shutdown, after the
+// generation was taken down, still becomes a job.
+func TestDriftDuringShutdownFlushQueuesAJob(t *testing.T) {
+	sink := &fakeSink{}
+	a := newTestAgentWith(t, `
+plugin_dir = "."
+listen { socket = "test.sock" }
+detector "below" "floor" {
+  metric = "accuracy"
+}
+sink "fake" "s" {}
+monitor "m" {
+  window    = 3
+  detectors = ["below.floor"]
+  sinks     = ["fake.s"]
+}
+`, map[string]func() sdk.Plugin{
+		"below": func() sdk.Plugin { return &slowBelow{} },
+		"fake":  func() sdk.Plugin { return sink },
+	})
+	ob, err := openOutbox(t.TempDir(), hclog.NewNullLogger(), func(event.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.close()
+	a.outbox.Store(ob)
+	ob.setGeneration(a.gen.Load())
+	if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the first value is in the detector
+	if err := a.Ingest(context.Background(), accuracy("m", 0.1)); err != nil {
+		t.Fatal(err)
+	}
+	// Run's order.
+	ob.stopDelivery()
+	if g := a.gen.Swap(nil); g != nil {
+		g.stop()
+	}
+	if st := ob.status(); len(st.Pending) != 1 {
+		t.Errorf("%d jobs pending, want the one of the drift raised at shutdown", len(st.Pending))
+	}
+}
+
+// A drift inside the cooldown moves recovery on, also across a restart.
+func TestOutboxRecoveryPointSurvivesRestart(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1) // recovery at 11
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	fx.drift(45) // in the cooldown: recovery at 55
+	fx.ob.close()
+	fx.open()
+	fx.ob.setGeneration(fx.gen)
+	fx.next.Store(20)
+	fx.ob.checkRecovery()
+	fx.next.Store(56)
+	fx.ob.checkRecovery()
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if jobs := sink.got(); len(jobs) != 2 || jobs[1].Kind != sdk.JobRecovered {
+		t.Errorf("deliveries %+v, want the recovered job once the stream is past 55", jobs)
+	}
+	// Its part done, the retrain job left the outbox, and so did the
+	// recovered one.
+	fx.ob.close()
+	fx.open()
+	if n := len(fx.ob.jobs); n != 0 {
+		t.Errorf("%d jobs left in the outbox", n)
+	}
+}
+
+// blockingSink holds each delivery until released or cancelled.
+type blockingSink struct {
+	fakeSink
+	release chan struct{}
+}
+
+func (b *blockingSink) Deliver(ctx context.Context, job sdk.Job) error {
+	b.fakeSink.Deliver(ctx, job)
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A reload that replaces the sink while it delivers costs the job no
+// attempt: the next goes to the new sink.
+func TestOutboxSinkReplacedMidDelivery(t *testing.T) {
+	impl := &blockingSink{release: make(chan struct{})}
+	fx := newOutboxFixture(t, &impl.fakeSink, 1) // max_attempts = 1
+	mk := func() *sinkInstance {
+		s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info()}
+		s.launch = func(ctx context.Context, _ time.Duration) (*sdk.Process, error) { return sdk.ServeInProcess(ctx, impl) }
+		return s
+	}
+	old := mk()
+	fx.ob.setGeneration(&generation{file: fx.gen.file, sinks: []*sinkInstance{old}, sinkByID: map[string]*sinkInstance{"fake.s": old}})
+	fx.drift(1)
+	waitFor(t, func() bool { return len(impl.got()) == 1 }) // in flight
+	nu := mk()
+	fx.ob.setGeneration(&generation{file: fx.gen.file, sinks: []*sinkInstance{nu}, sinkByID: map[string]*sinkInstance{"fake.s": nu}})
+	old.stop() // as retire does
+	waitFor(t, func() bool { return len(impl.got()) == 2 })
+	close(impl.release)
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	if d := fx.ob.status().Delivered[0]; d.Attempts != 1 {
+		t.Errorf("delivered after %d attempts, want 1", d.Attempts)
+	}
+	nu.stop()
+}
+
+// An attempt cut short by a stop does not count.
+func TestOutboxStopDoesNotCountAnAttempt(t *testing.T) {
+	impl := &blockingSink{release: make(chan struct{})}
+	fx := newOutboxFixture(t, &impl.fakeSink, 10)
+	s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info(), impl: impl}
+	fx.gen.sinks, fx.gen.sinkByID = []*sinkInstance{s}, map[string]*sinkInstance{"fake.s": s}
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(impl.got()) == 1 })
+	fx.ob.close()
+	fx.open()
+	if st := fx.ob.status(); len(st.Pending) != 1 || st.Pending[0].Attempts != 0 {
+		t.Errorf("pending %+v, want the job with no attempt made", st.Pending)
+	}
+}
+
+// A model version that does not recover within openLimit of its job's
+// delivery gets no recovered job, and its job leaves the outbox.
+func TestOutboxOpenJobsGiveUpAfterOpenLimit(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	later := time.Now().Add(openLimit + time.Hour)
+	fx.ob.mu.Lock()
+	fx.ob.now = func() time.Time { return later }
+	fx.ob.mu.Unlock()
+	fx.ob.checkRecovery()
+	fx.next.Store(100)
+	fx.ob.checkRecovery()
+	time.Sleep(20 * time.Millisecond)
+	if n := len(sink.got()); n != 1 {
+		t.Errorf("%d deliveries, want the retrain job only", n)
+	}
+	fx.ob.mu.Lock()
+	n := len(fx.ob.jobs)
+	fx.ob.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d jobs left in the outbox", n)
+	}
+}

@@ -245,10 +245,10 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	a.gen.Store(g)
 	a.reroute(g)
 	for _, s := range g.sinks {
-		s.onRestart = a.onSinkRestart
+		s.setTimeout(f.PluginTimeout) // kept ones too
 	}
-	if a.outbox != nil {
-		a.outbox.setGeneration(g)
+	if ob := a.outbox.Load(); ob != nil {
+		ob.setGeneration(g)
 	}
 	changes := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
 	for _, d := range g.detectors {
@@ -298,15 +298,15 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 		}
 	}
 	if old != nil {
+		for _, d := range old.retire(g) {
+			a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+			a.log.Info("plugin stopped", "detector", d.block.ID(), "plugin", d.info.Name, "pid", d.pid())
+		}
 		for _, s := range old.sinks {
 			if g.sink(s.ID()) != s {
 				a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: s.info.Name, Sink: s.ID()})
 				a.log.Info("plugin stopped", "sink", s.ID(), "plugin", s.info.Name)
 			}
-		}
-		for _, d := range old.retire(g) {
-			a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
-			a.log.Info("plugin stopped", "detector", d.block.ID(), "plugin", d.info.Name, "pid", d.pid())
 		}
 		a.applySettings(old.file, f)
 	}

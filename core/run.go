@@ -53,7 +53,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	ob.next = a.windows.next
 	ob.suppressed = func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }
-	a.outbox = ob
+	a.outbox.Store(ob)
 	defer ob.close()
 	var metricsSrv *http.Server
 	if f.Listen.Metrics != "" {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -25,19 +27,21 @@ type sinkInstance struct {
 	binary binaryID
 	sha256 string
 	born   uint64
-	// launch starts and configures a new process; nil for a sink running
-	// in process (impl).
-	launch func(ctx context.Context) (*sdk.Process, error)
-	impl   sdk.Sink
-
-	mu       sync.Mutex
-	proc     *sdk.Process
-	restarts int
-	stopped  bool
-	seenExit bool // checkExited reported proc
+	// launch starts and configures a new process, giving Configure
+	// timeout; nil for a sink running in process (impl).
+	launch  func(ctx context.Context, timeout time.Duration) (*sdk.Process, error)
+	impl    sdk.Sink
+	timeout atomic.Int64 // plugin_timeout, for launch
 	// onRestart reports a process started again after the previous one
-	// died; set by the agent.
+	// went away.
 	onRestart func(s *sinkInstance, pid int, cause string)
+	kills     sync.WaitGroup // the kills drop started
+
+	mu        sync.Mutex
+	proc      *sdk.Process
+	restarts  int
+	stopped   bool
+	seenExit  bool   // checkExited reported proc
 	lastCause string // why the previous process went away
 }
 
@@ -73,34 +77,51 @@ func (s *sinkInstance) deliver(ctx context.Context, job sdk.Job) error {
 }
 
 // process returns the running process, starting one if there is none.
+// Only the sink's delivery worker calls it, so one start runs at a time;
+// the start runs without s.mu, so status and the watch on processes never
+// wait for it.
 func (s *sinkInstance) process(ctx context.Context) (*sdk.Process, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.stopped {
+		s.mu.Unlock()
 		return nil, errors.New("sink stopped")
 	}
 	if s.proc != nil && !s.proc.Exited() {
-		return s.proc, nil
+		proc := s.proc
+		s.mu.Unlock()
+		return proc, nil
 	}
-	cause := s.lastCause
-	if s.proc != nil {
-		s.proc.Kill()
-		s.proc = nil
-		if cause == "" {
-			cause = "plugin exited"
-		}
+	cause, old := s.lastCause, s.proc
+	if old != nil && cause == "" {
+		cause = "plugin exited"
 	}
-	proc, err := s.launch(ctx)
+	s.proc = nil
+	s.mu.Unlock()
+	if old != nil {
+		old.Kill()
+	}
+	proc, err := s.launch(ctx, time.Duration(s.timeout.Load()))
 	if err != nil {
 		return nil, fmt.Errorf("start sink plugin: %w", err)
 	}
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		proc.Kill()
+		return nil, errors.New("sink stopped")
+	}
 	s.proc, s.lastCause, s.seenExit = proc, "", false
 	s.restarts++
+	s.mu.Unlock()
 	if s.onRestart != nil {
 		s.onRestart(s, proc.Pid(), cause)
 	}
 	return proc, nil
 }
+
+// setTimeout sets the time Configure gets when the plugin is started again
+// (the config's plugin_timeout).
+func (s *sinkInstance) setTimeout(d time.Duration) { s.timeout.Store(int64(d)) }
 
 // checkExited reports the pid of a process that exited by itself since the
 // last check; the next delivery starts a new one.
@@ -114,18 +135,32 @@ func (s *sinkInstance) checkExited() (pid int, exited bool) {
 	return s.proc.Pid(), true
 }
 
-// drop kills proc if it is still the current process.
+// drop kills proc, and forgets it if it is still the current process. The
+// kill runs in the background, where stop waits for it; once the sink is
+// stopped it runs here.
 func (s *sinkInstance) drop(proc *sdk.Process, cause string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.proc == proc {
 		s.proc = nil
 		s.lastCause = cause
 	}
-	go proc.Kill()
+	stopped := s.stopped
+	if !stopped {
+		s.kills.Add(1) // under s.mu, so never while stop waits
+	}
+	s.mu.Unlock()
+	if stopped {
+		proc.Kill()
+		return
+	}
+	go func() {
+		defer s.kills.Done()
+		proc.Kill()
+	}()
 }
 
-// stop kills the process; later deliveries fail.
+// stop kills the process and waits for the kills drop asked for; later
+// deliveries fail.
 func (s *sinkInstance) stop() {
 	s.mu.Lock()
 	proc := s.proc
@@ -134,6 +169,14 @@ func (s *sinkInstance) stop() {
 	if proc != nil {
 		proc.Kill()
 	}
+	s.kills.Wait()
+}
+
+// isStopped reports whether stop was called.
+func (s *sinkInstance) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
 }
 
 // state describes the process for status: running, exited (to be started
@@ -192,7 +235,7 @@ func startSink(ctx context.Context, f *config.File, b *config.Sink, id uint64, o
 		return nil, diags
 	}
 	s := &sinkInstance{block: b, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256,
-		born: id, proc: st.proc}
-	s.launch = func(ctx context.Context) (*sdk.Process, error) { return st.relaunch(ctx, f.PluginTimeout) }
+		born: id, proc: st.proc, launch: st.relaunch, onRestart: opts.sinkRestarted}
+	s.setTimeout(f.PluginTimeout)
 	return s, diags
 }

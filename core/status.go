@@ -104,7 +104,7 @@ func (a *Agent) Status() Status {
 		LastReload: last,
 		Plugins:    []PluginStatus{},
 		Sinks:      []SinkStatus{},
-		Jobs:       a.outbox.status(),
+		Jobs:       a.outbox.Load().status(),
 		Monitors:   []MonitorStatus{},
 		Streams:    []StreamStatus{},
 		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
@@ -142,8 +142,8 @@ func (a *Agent) Status() Status {
 				State: "refused", Error: r.err})
 		}
 		var pending, failed map[string]int
-		if a.outbox != nil {
-			pending, failed = a.outbox.counts()
+		if ob := a.outbox.Load(); ob != nil {
+			pending, failed = ob.counts()
 		}
 		for _, k := range g.sinks {
 			state, pid, restarts := k.state()

@@ -635,3 +635,53 @@ sink "webhook" "bad" {
 		}
 	}
 }
+
+// A reload keeps a sink whose block did not change, with its process, and
+// replaces one whose config did.
+func TestSinkKeptAcrossReload(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	recv := startReceiver(t, "", "")
+	other := startReceiver(t, "", "")
+	a := startAgent(t, lowDetector+webhookSink("retrain", recv.url(), "")+sinkMonitor(10, "webhook.retrain"))
+	pid := a.status(t).Sinks[0].Pid
+
+	// Another window: the monitor changes, the sink does not.
+	writeConfig(t, a.dir, a.socket, "", lowDetector+webhookSink("retrain", recv.url(), "")+sinkMonitor(20, "webhook.retrain"))
+	res := reloadResult(t, a)
+	if fmt.Sprint(res.Sinks.Kept) != "[webhook.retrain]" || len(res.Sinks.Started)+len(res.Sinks.Stopped) != 0 {
+		t.Errorf("reload sinks %+v, want webhook.retrain kept", res.Sinks)
+	}
+	if got := a.status(t).Sinks[0].Pid; got != pid {
+		t.Errorf("sink pid %d after the reload, want %d", got, pid)
+	}
+
+	// Another URL: a new process.
+	writeConfig(t, a.dir, a.socket, "", lowDetector+webhookSink("retrain", other.url(), "")+sinkMonitor(20, "webhook.retrain"))
+	res = reloadResult(t, a)
+	if fmt.Sprint(res.Sinks.Started) != "[webhook.retrain]" || fmt.Sprint(res.Sinks.Stopped) != "[webhook.retrain]" {
+		t.Errorf("reload sinks %+v, want webhook.retrain started and stopped", res.Sinks)
+	}
+	eventually(t, eventTimeout, "the old sink process gone", func() bool { return syscall.Kill(pid, 0) != nil })
+	pushLow(t, a, "v1", 2)
+	eventually(t, eventTimeout, "the job at the new URL", func() bool { return len(other.accepted()) == 1 })
+	if n := len(recv.deliveries()); n != 0 {
+		t.Errorf("the old URL got %d requests", n)
+	}
+}
+
+// reloadResult asks the agent to reload, fails unless it applied the file,
+// and returns what it did to the sinks.
+func reloadResult(t *testing.T, a *agent) (res struct {
+	OK    bool `json:"ok"`
+	Sinks struct {
+		Started, Kept, Stopped []string
+	} `json:"sinks"`
+}) {
+	t.Helper()
+	code, body := a.post(t, "/v1/reload", nil)
+	if err := json.Unmarshal(body, &res); code != http.StatusOK || err != nil || !res.OK {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	return res
+}

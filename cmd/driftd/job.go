@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -63,8 +64,13 @@ func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var st struct {
 		Jobs core.JobsStatus `json:"jobs"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "driftd job list: %s: unreadable status: %v\n", resp.Status, err)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		fmt.Fprintf(stderr, "driftd job list: GET /v1/status: %s: %s\n", resp.Status, strings.TrimSpace(string(b)))
+		return exitFailure
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		fmt.Fprintf(stderr, "driftd job list: unreadable status: %v\n", err)
 		return exitFailure
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
