@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,17 +57,17 @@ type runner struct {
 	final   bool     // the runner's goroutine only: the last flush before a stop
 
 	mu      sync.Mutex
-	room    *sync.Cond // signalled when the queue shrinks or the runner stops
-	queue   []sdk.Batch
-	means   [][]float64    // means[i][j]: window mean recorded with queue[i].Values[j]
-	last    map[string]int // stream key -> its batch in queue
-	queued  int
-	size    atomic.Int64 // queued, readable without the lock
+	room    *sync.Cond   // signalled when the queue shrinks or the runner stops
+	queue   []entry      // in arrival order; grouped into batches by stream when sent
+	size    atomic.Int64 // len(queue), readable without the lock
 	busy    bool         // a call is in flight
 	stopped bool
-	halted  bool        // the plugin is gone: values are counted as lost, not queued
-	spare   []sdk.Batch // the previous queue, reused
-	spareM  [][]float64
+	halted  bool              // the plugin is gone: values are counted as lost, not queued
+	spare   []entry           // the previous queue, reused
+	ids     map[string]uint32 // stream ids of keys given to add (tests), not to push
+
+	// The runner's goroutine only: the queue being sent, grouped.
+	group grouping
 
 	// restarting: the plugin failed and is being restarted; values are
 	// held in the queue meanwhile.
@@ -84,7 +85,6 @@ type runner struct {
 func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
 	r := &runner{
 		id: id, metric: metric, up: up, limit: limit, log: log,
-		last: make(map[string]int),
 		wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
@@ -107,37 +107,140 @@ type raised struct {
 	WindowMean float64
 }
 
-// add queues the value at index of a stream, with the window mean right
-// after it. The caller holds the stream's window lock, which keeps each
-// stream's values in order.
+// entry is a queued value: its stream, its index in the stream, and the
+// window mean recorded right after it.
+type entry struct {
+	key   string
+	id    uint32 // the stream's id, see streamIDs
+	index uint64
+	v     float64
+	mean  float64
+}
+
+// streamIDs numbers streams densely, so that the runner's goroutine groups
+// queued values by stream with slice lookups instead of a map. A series
+// takes its id the first time a value of it is queued.
+var streamIDs atomic.Uint32
+
+func newStreamID() uint32 { return streamIDs.Add(1) }
+
+// add queues the value at index of a stream named by its key. The caller
+// holds the stream's window lock, which keeps each stream's values in
+// order. Ingestion uses push, with the id its series holds.
 func (r *runner) add(stream string, index uint64, v, mean float64) {
+	r.mu.Lock()
+	id, ok := r.ids[stream]
+	if !ok {
+		if r.ids == nil {
+			r.ids = make(map[string]uint32)
+		}
+		id = newStreamID()
+		r.ids[stream] = id
+	}
+	r.mu.Unlock()
+	r.push(stream, id, index, v, mean)
+}
+
+// push queues the value at index of the stream with key and id, with the
+// window mean right after it. The caller holds the stream's window lock.
+func (r *runner) push(key string, id uint32, index uint64, v, mean float64) {
 	r.mu.Lock()
 	if r.halted || r.stopped { // a stopped feed never evaluates it: count it
 		r.lost++
 		r.mu.Unlock()
 		return
 	}
-	if i, ok := r.last[stream]; ok {
-		b := &r.queue[i]
-		if b.Start+uint64(len(b.Values)) == index {
-			b.Values = append(b.Values, v)
-			r.means[i] = append(r.means[i], mean)
-			r.queued++
-			r.size.Store(int64(r.queued))
-			r.mu.Unlock()
-			return
+	r.queue = append(r.queue, entry{key: key, id: id, index: index, v: v, mean: mean})
+	n := len(r.queue)
+	r.size.Store(int64(n))
+	r.mu.Unlock()
+	if n == 1 { // the first since the last flush: the runner may sleep
+		select {
+		case r.wake <- struct{}{}:
+		default:
 		}
 	}
-	r.last[stream] = len(r.queue)
-	r.queue = append(r.queue, sdk.Batch{Stream: stream, Start: index, Values: []float64{v}})
-	r.means = append(r.means, []float64{mean})
-	r.queued++
-	r.size.Store(int64(r.queued))
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
+}
+
+// grouping turns a queue into the batches of one call: the values of a
+// stream, in index order, in one batch (two when a stream's indices have a
+// gap), batches in the order their streams first appear. Its slices are
+// reused from call to call.
+type grouping struct {
+	epoch   uint32
+	mark    []uint32 // mark[id] == epoch: pos[id] is the stream's current batch
+	pos     []int32
+	which   []int32 // which[k]: the batch of queue entry k
+	count   []int
+	batches []sdk.Batch
+	means   [][]float64 // means[i][j]: window mean recorded with batches[i].Values[j]
+	values  []float64   // the arena batches[i].Values are cut from
+	meanArr []float64   // the same for means
+}
+
+// group fills g with the batches of q.
+func (g *grouping) group(q []entry) {
+	g.epoch++
+	if g.epoch == 0 { // wrapped: old marks could match
+		clear(g.mark)
+		g.epoch = 1
 	}
+	g.batches, g.count, g.means = g.batches[:0], g.count[:0], g.means[:0]
+	g.which = slices.Grow(g.which[:0], len(q))[:len(q)]
+	for k := range q {
+		e := &q[k]
+		if int(e.id) >= len(g.mark) {
+			n := max(2*len(g.mark), int(e.id)+1, 1024)
+			g.mark = append(g.mark, make([]uint32, n-len(g.mark))...)
+			g.pos = append(g.pos, make([]int32, n-len(g.pos))...)
+		}
+		if g.mark[e.id] == g.epoch {
+			b := g.pos[e.id]
+			if g.batches[b].Start+uint64(g.count[b]) == e.index {
+				g.count[b]++
+				g.which[k] = b
+				continue
+			}
+		}
+		b := int32(len(g.batches))
+		g.mark[e.id], g.pos[e.id] = g.epoch, b
+		g.batches = append(g.batches, sdk.Batch{Stream: e.key, Start: e.index})
+		g.count = append(g.count, 1)
+		g.which[k] = b
+	}
+	g.values = slices.Grow(g.values[:0], len(q))[:len(q)]
+	g.meanArr = slices.Grow(g.meanArr[:0], len(q))[:len(q)]
+	off := 0
+	for i := range g.batches {
+		n := g.count[i]
+		g.batches[i].Values = g.values[off : off : off+n]
+		g.means = append(g.means, g.meanArr[off:off:off+n])
+		off += n
+	}
+	for k := range q {
+		b := g.which[k]
+		g.batches[b].Values = append(g.batches[b].Values, q[k].v)
+		g.means[b] = append(g.means[b], q[k].mean)
+	}
+}
+
+// release drops the references to the keys of the last call.
+func (g *grouping) release() {
+	clear(g.batches)
+	clear(g.means)
+	g.batches, g.means = g.batches[:0], g.means[:0]
+}
+
+// hasRoom reports whether ingestion can go on: the queue is below its
+// limit, or the runner takes no more values (they are counted as lost).
+// The common case takes no lock.
+func (r *runner) hasRoom() bool {
+	if r.size.Load() < int64(r.limit) {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.queue) < r.limit || r.stopped || r.halted
 }
 
 // waitRoom waits until the queue is below its limit, the runner stopped,
@@ -157,7 +260,7 @@ func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for r.queued >= r.limit && !r.stopped && !r.halted {
+	for len(r.queue) >= r.limit && !r.stopped && !r.halted {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}
@@ -207,20 +310,19 @@ func (r *runner) run(ctx context.Context) {
 // flushOnce sends everything queued in one call.
 func (r *runner) flushOnce(ctx context.Context) {
 	r.mu.Lock()
-	batch, means, n := r.queue, r.means, r.queued
+	q, n := r.queue, len(r.queue)
 	if n == 0 {
 		r.mu.Unlock()
 		return
 	}
 	r.queue, r.spare = r.spare[:0], nil
-	r.means, r.spareM = r.spareM[:0], nil
-	clear(r.last)
-	r.queued = 0
 	r.size.Store(0)
 	r.busy = true
 	r.room.Broadcast()
 	r.mu.Unlock()
 
+	r.group.group(q)
+	batch, means := r.group.batches, r.group.means
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
 	sigs, err := r.up.Update(callCtx, batch)
@@ -244,12 +346,13 @@ func (r *runner) flushOnce(ctx context.Context) {
 			r.signals(r, withMeans(sigs, batch, means))
 		}
 	}
+	r.group.release()
 
 	r.mu.Lock()
 	r.busy = false
 	r.calls++
 	if restart {
-		r.requeueLocked(batch, means)
+		r.requeueLocked(q)
 		r.restarting, r.lastErr = true, err.Error()
 		r.broken = err
 		r.room.Broadcast()
@@ -261,18 +364,16 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.lastErr = err.Error()
 		if fatal(err) {
 			r.halted = true
-			r.lost += uint64(r.queued)
-			r.queue, r.means, r.queued = r.queue[:0], r.means[:0], 0
+			r.lost += uint64(len(r.queue))
+			clear(r.queue)
+			r.queue = r.queue[:0]
 			r.size.Store(0)
-			clear(r.last)
 		}
 	} else {
 		r.values += uint64(n)
 	}
-	for i := range batch {
-		batch[i], means[i] = sdk.Batch{}, nil
-	}
-	r.spare, r.spareM = batch[:0], means[:0]
+	clear(q) // the keys
+	r.spare = q[:0]
 	r.room.Broadcast()
 	r.mu.Unlock()
 }
@@ -310,7 +411,7 @@ func (r *runner) idle(ctx context.Context) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for (r.queued > 0 || r.busy) && !r.stopped {
+	for (len(r.queue) > 0 || r.busy) && !r.stopped {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -334,9 +435,9 @@ type RunnerStatus struct {
 func (r *runner) status() RunnerStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	st := RunnerStatus{Queued: len(r.queue), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
 	if r.restarting {
-		st.Held = r.queued
+		st.Held = len(r.queue)
 	}
 	return st
 }

@@ -168,24 +168,13 @@ func (h *history) batches() [][]sdk.Batch {
 	return calls
 }
 
-// requeueLocked puts the batches of a failed call back in front of the
+// requeueLocked puts the values of a failed call back in front of the
 // queue, so they are sent again before anything that came after them.
 // r.mu is held.
-func (r *runner) requeueLocked(batch []sdk.Batch, means [][]float64) {
-	q := append(batch, r.queue...)
-	m := append(means, r.means...)
-	clear(r.queue)
-	clear(r.means)
-	clear(r.last)
-	for i, b := range q {
-		r.last[b.Stream] = i
-	}
-	for _, b := range batch {
-		r.queued += len(b.Values)
-	}
-	r.queue, r.means = q, m
-	r.spare, r.spareM = nil, nil
-	r.size.Store(int64(r.queued))
+func (r *runner) requeueLocked(q []entry) {
+	r.queue = append(q, r.queue...)
+	r.spare = nil
+	r.size.Store(int64(len(r.queue)))
 }
 
 // poke makes the runner check its plugin now, for instance because its
@@ -266,10 +255,10 @@ func (r *runner) recover(ctx context.Context) {
 // plugin was down.
 func (r *runner) abandon() {
 	r.mu.Lock()
-	r.lost += uint64(r.queued)
-	r.queue, r.means, r.queued = r.queue[:0], r.means[:0], 0
+	r.lost += uint64(len(r.queue))
+	clear(r.queue)
+	r.queue = r.queue[:0]
 	r.size.Store(0)
-	clear(r.last)
 	r.room.Broadcast()
 	r.mu.Unlock()
 }

@@ -72,6 +72,40 @@ type Window struct {
 	capacity int
 	series   map[string]*series
 	route    *route // cached route for the current generation
+	// feeds caches, for route, where each metric's values go.
+	feeds      []feed
+	feedsRoute *route
+}
+
+// feed is where the values of one metric of a window go under a route: its
+// series (nil until its first value) and the detectors of the metric.
+type feed struct {
+	name    string
+	s       *series
+	runners []*runner
+}
+
+// maxFeeds bounds the metrics a window caches feeds for; beyond it, a
+// lookup goes through the maps.
+const maxFeeds = 16
+
+// feedLocked returns the feed of a metric under rt, or -1 when it is not
+// cached (then the caller uses rt.byMetric and seriesLocked). w.mu is held.
+func (w *Window) feedLocked(rt *route, name string) int {
+	if w.feedsRoute != rt {
+		clear(w.feeds)
+		w.feeds, w.feedsRoute = w.feeds[:0], rt
+	}
+	for i := range w.feeds {
+		if w.feeds[i].name == name {
+			return i
+		}
+	}
+	if len(w.feeds) == maxFeeds {
+		return -1
+	}
+	w.feeds = append(w.feeds, feed{name: name, s: w.series[name], runners: rt.byMetric[name]})
+	return len(w.feeds) - 1
 }
 
 // series is one metric's ring buffer, with the window mean as it stood right
@@ -79,6 +113,7 @@ type Window struct {
 // the index of its next value.
 type series struct {
 	key    string // the stream key detectors see
+	id     uint32 // the stream's id for the runners; 0 until first used
 	cap    int    // the window size; ring grows up to it as values come
 	ring   []float64
 	means  []float64 // means[i%cap]: the window mean right after value i
@@ -214,6 +249,15 @@ func (w *Window) seriesLocked(metric string) *series {
 		w.series[metric] = s
 	}
 	return s
+}
+
+// streamID returns the id of the series' stream, see streamIDs. The
+// window's lock is held.
+func (s *series) streamID() uint32 {
+	if s.id == 0 {
+		s.id = newStreamID()
+	}
+	return s.id
 }
 
 // setCapacityLocked resizes every series of the window.
