@@ -76,6 +76,9 @@ type runner struct {
 
 	wake chan struct{}
 	done chan struct{}
+	// lastCall is when the last call began; the runner's goroutine only.
+	lastCall time.Time
+	spacing  *time.Timer
 
 	// figures for status
 	calls, values, lost uint64
@@ -285,6 +288,9 @@ func (r *runner) run(ctx context.Context) {
 		}
 		select {
 		case <-r.wake:
+			if !r.space(ctx) {
+				continue // stopping: the final flush sends it
+			}
 			// A stop must not cut a call short: what was accepted is
 			// evaluated. The call's own deadline still bounds it.
 			r.flushOnce(context.WithoutCancel(ctx))
@@ -307,6 +313,34 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
+// callSpacing is the least time from the start of one call to the start of
+// the next. A detector fed slowly gets each value at once; one fed faster
+// than a call per callSpacing gets them in batches of what came meanwhile,
+// which bounds the calls, each of which costs both processes far more than
+// a value does, at the price of at most callSpacing of latency.
+const callSpacing = time.Millisecond
+
+// space waits until callSpacing has passed since the last call began. It
+// returns false when ctx ended first.
+func (r *runner) space(ctx context.Context) bool {
+	wait := callSpacing - time.Since(r.lastCall)
+	if wait <= 0 {
+		return true
+	}
+	if r.spacing == nil {
+		r.spacing = time.NewTimer(wait)
+	} else {
+		r.spacing.Reset(wait)
+	}
+	select {
+	case <-r.spacing.C:
+		return true
+	case <-ctx.Done():
+		r.spacing.Stop()
+		return false
+	}
+}
+
 // flushOnce sends everything queued in one call.
 func (r *runner) flushOnce(ctx context.Context) {
 	r.mu.Lock()
@@ -325,6 +359,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 	batch, means := r.group.batches, r.group.means
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
+	r.lastCall = began
 	sigs, err := r.up.Update(callCtx, batch)
 	if r.called != nil {
 		r.called(r, time.Since(began))
