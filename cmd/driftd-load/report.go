@@ -20,7 +20,21 @@ type summary struct {
 	Runs          []modeRun `json:"runs"`
 	RatioOutIn    float64   `json:"ratio_out_in,omitempty"`
 	Bare          *bare     `json:"bare,omitempty"`
+	Memory        *memPhase `json:"memory,omitempty"`
+	GoBench       []goBench `json:"go_bench,omitempty"`
+	Targets       []target  `json:"targets"`
 	Failures      []string  `json:"failures"`
+}
+
+// memPhase is the memory phase: every window full.
+type memPhase struct {
+	Mode            mode    `json:"mode"`
+	Streams         int     `json:"streams"`
+	ValuesPerStream int     `json:"values_per_stream"`
+	Seconds         float64 `json:"seconds"`
+	Memory          memory  `json:"memory"`
+
+	failures []string
 }
 
 // modeRun is one agent's figures.
@@ -137,7 +151,7 @@ func (s *summary) print(w io.Writer) {
 			mib(m.RSS), m.RSSPerValue, plugins)
 	}
 	if s.RatioOutIn > 0 {
-		fmt.Fprintf(w, "ratio out/in: %.2f\n", s.RatioOutIn)
+		fmt.Fprintf(w, "ratio out/in: %.3f\n", s.RatioOutIn)
 	}
 	for _, r := range s.Runs {
 		if l := r.Latency; l != nil {
@@ -148,11 +162,20 @@ func (s *summary) print(w io.Writer) {
 		}
 	}
 	if b := s.Bare; b != nil {
-		fmt.Fprintf(w, "bare reader: %.0f lines/s", b.LinesPerSec)
+		fmt.Fprintf(w, "bare reader: %.0f lines/s for %.1f s", b.LinesPerSec, b.Seconds)
 		for _, r := range s.Runs {
 			fmt.Fprintf(w, "; ingest/bare %s %.3f", r.Mode, r.Throughput.IngestPerBare)
 		}
 		fmt.Fprintln(w)
+	}
+	if mp := s.Memory; mp != nil {
+		m := mp.Memory
+		fmt.Fprintf(w, "memory phase (%s): %d streams x %d values, %d window values held; heap %.1f MiB (+%.1f MiB) = %.1f B/value, RSS %.1f MiB = %.1f B/value, plugins RSS %.1f MiB\n",
+			mp.Mode, mp.Streams, mp.ValuesPerStream, m.WindowValues, mib(m.HeapInuse), mib(m.HeapInuse)-mib(m.HeapBaseline),
+			m.HeapPerValue, mib(m.RSS), m.RSSPerValue, mib(m.PluginRSS))
+	}
+	for _, t := range s.Targets {
+		fmt.Fprintf(w, "target %s: %s  %s\n", t.Name, t.Got, t.Status)
 	}
 }
 
