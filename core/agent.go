@@ -230,17 +230,16 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			f := &w.feeds[feeds[i]]
 			if f.s == nil {
 				f.s = w.seriesLocked(v.Name)
+				w.watchLocked(f.s, f.runners, &a.windows.retain)
 			}
 			s, runners = f.s, f.runners
 		} else {
 			s, runners = w.seriesLocked(v.Name), rt.byMetric[v.Name]
+			w.watchLocked(s, runners, &a.windows.retain)
 		}
 		idx := s.add(v.Value)
-		if len(runners) > 0 {
-			id, mean := s.streamID(), s.mean(idx)
-			for _, r := range runners {
-				r.push(s.key, id, idx, v.Value, mean)
-			}
+		for _, r := range runners {
+			r.push(s, idx, v.Value, s.mean(idx))
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
@@ -330,6 +329,7 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 		if s == nil || s.held() == 0 {
 			continue
 		}
+		w.watchLocked(s, runners, &a.windows.retain)
 		for _, r := range runners {
 			switch {
 			case old == nil:
@@ -337,12 +337,12 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 				// restored from a snapshot: every detector is new to
 				// them, and what it raises about them is history.
 				a.persist.mute(r, s.key, s.next)
-				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
+				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
 			case r.born > old.gen.id:
 				// Started after the window's last route was made: it has
 				// seen none of its values. An older detector newly routed
 				// here goes on from the live values.
-				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
+				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
 			}
 		}
 	}

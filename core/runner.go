@@ -114,7 +114,8 @@ type raised struct {
 // window mean recorded right after it.
 type entry struct {
 	key   string
-	id    uint32 // the stream's id, see streamIDs
+	s     *series // nil for values given to add
+	id    uint32  // the stream's id, see streamIDs
 	index uint64
 	v     float64
 	mean  float64
@@ -141,19 +142,23 @@ func (r *runner) add(stream string, index uint64, v, mean float64) {
 		r.ids[stream] = id
 	}
 	r.mu.Unlock()
-	r.push(stream, id, index, v, mean)
+	r.queue1(entry{key: stream, id: id, index: index, v: v, mean: mean})
 }
 
-// push queues the value at index of the stream with key and id, with the
-// window mean right after it. The caller holds the stream's window lock.
-func (r *runner) push(key string, id uint32, index uint64, v, mean float64) {
+// push queues the value at index of series s, with the window mean right
+// after it. The caller holds the window's lock.
+func (r *runner) push(s *series, index uint64, v, mean float64) {
+	r.queue1(entry{key: s.key, s: s, id: s.streamID(), index: index, v: v, mean: mean})
+}
+
+func (r *runner) queue1(e entry) {
 	r.mu.Lock()
 	if r.halted || r.stopped { // a stopped feed never evaluates it: count it
 		r.lost++
 		r.mu.Unlock()
 		return
 	}
-	r.queue = append(r.queue, entry{key: key, id: id, index: index, v: v, mean: mean})
+	r.queue = append(r.queue, e)
 	n := len(r.queue)
 	r.size.Store(int64(n))
 	r.mu.Unlock()
@@ -176,6 +181,7 @@ type grouping struct {
 	which   []int32 // which[k]: the batch of queue entry k
 	count   []int
 	batches []sdk.Batch
+	refs    []*series   // refs[i]: the series of batches[i], or nil
 	means   [][]float64 // means[i][j]: window mean recorded with batches[i].Values[j]
 	values  []float64   // the arena batches[i].Values are cut from
 	meanArr []float64   // the same for means
@@ -188,7 +194,7 @@ func (g *grouping) group(q []entry) {
 		clear(g.mark)
 		g.epoch = 1
 	}
-	g.batches, g.count, g.means = g.batches[:0], g.count[:0], g.means[:0]
+	g.batches, g.refs, g.count, g.means = g.batches[:0], g.refs[:0], g.count[:0], g.means[:0]
 	g.which = slices.Grow(g.which[:0], len(q))[:len(q)]
 	for k := range q {
 		e := &q[k]
@@ -208,6 +214,7 @@ func (g *grouping) group(q []entry) {
 		b := int32(len(g.batches))
 		g.mark[e.id], g.pos[e.id] = g.epoch, b
 		g.batches = append(g.batches, sdk.Batch{Stream: e.key, Start: e.index})
+		g.refs = append(g.refs, e.s)
 		g.count = append(g.count, 1)
 		g.which[k] = b
 	}
@@ -230,8 +237,9 @@ func (g *grouping) group(q []entry) {
 // release drops the references to the keys of the last call.
 func (g *grouping) release() {
 	clear(g.batches)
+	clear(g.refs)
 	clear(g.means)
-	g.batches, g.means = g.batches[:0], g.means[:0]
+	g.batches, g.refs, g.means = g.batches[:0], g.refs[:0], g.means[:0]
 }
 
 // hasRoom reports whether ingestion can go on: the queue is below its
@@ -375,7 +383,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.failed(r, err, n)
 	default:
 		if r.hist != nil {
-			r.hist.record(batch, sigs)
+			r.hist.recordFor(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
 			r.signals(r, withMeans(sigs, batch, means))
