@@ -346,13 +346,17 @@ func (d *driftCounter) count() int {
 }
 
 // memoryFigures measures the heap after a collection and the RSS of this
-// process and of the plugin processes, and divides them by the values the
-// windows hold.
+// process (also once free pages went back to the system) and of the plugin
+// processes, and divides them by the values the windows hold.
 func memoryFigures(st core.Status, baseHeap uint64) memory {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m := memory{HeapInuse: ms.HeapInuse, HeapBaseline: baseHeap, RSS: rss("self")}
+	// What the process holds once the free pages went back to the system,
+	// as the runtime's scavenger does over time.
+	debug.FreeOSMemory()
+	m.RSSReturned = rss("self")
 	for _, p := range st.Plugins {
 		if p.Pid > 0 {
 			m.PluginRSS += rss(fmt.Sprint(p.Pid))
@@ -366,6 +370,7 @@ func memoryFigures(st core.Status, baseHeap uint64) memory {
 	if m.WindowValues > 0 {
 		m.HeapPerValue = float64(int64(m.HeapInuse)-int64(baseHeap)) / float64(m.WindowValues)
 		m.RSSPerValue = float64(m.RSS) / float64(m.WindowValues)
+		m.RSSReturnedPerValue = float64(m.RSSReturned) / float64(m.WindowValues)
 	}
 	return m
 }

@@ -101,12 +101,13 @@ func (s *summary) checkTargets(dur time.Duration) {
 		add(name, got, verdict(out.Throughput.IngestPerBare >= targetBare, true))
 	}
 
-	name = fmt.Sprintf("memory <= %g B per window value, %s streams x %s values", targetBytes, commas(targetMemStr), commas(targetMemVal))
+	name = fmt.Sprintf("memory (heap) <= %g B per window value, %s streams x %s values", targetBytes, commas(targetMemStr), commas(targetMemVal))
 	if s.Memory == nil {
 		add(name, "-", statusMissing)
 	} else {
 		mp := s.Memory
-		got := fmt.Sprintf("heap %.1f B/value, RSS %.1f B/value (%s, %s streams x %s values)", mp.Memory.HeapPerValue, mp.Memory.RSSPerValue,
+		got := fmt.Sprintf("heap %.1f B/value; RSS %.1f B/value, %.1f once free pages are returned (%s, %s streams x %s values)",
+			mp.Memory.HeapPerValue, mp.Memory.RSSPerValue, mp.Memory.RSSReturnedPerValue,
 			mp.Mode, commas(float64(mp.Streams)), commas(float64(mp.ValuesPerStream)))
 		full := mp.Streams >= targetMemStr && mp.ValuesPerStream >= targetMemVal
 		add(name, got, verdict(mp.Memory.HeapPerValue <= targetBytes && len(mp.failures) == 0, full))
