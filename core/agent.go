@@ -271,8 +271,20 @@ func (a *Agent) fullRunnerLocked(w *Window, rt *route, m metric.Metric, feeds []
 		if i < len(feeds) {
 			f = feeds[i]
 		}
-		for _, r := range w.runnersLocked(rt, f, v.Name) {
-			if !r.hasRoom() {
+		runners := w.runnersLocked(rt, f, v.Name)
+		if len(runners) == 0 {
+			continue
+		}
+		var id uint32 // 0 until the series' first value is queued
+		if f >= 0 {
+			if s := w.feeds[f].s; s != nil {
+				id = s.id
+			}
+		} else if s := w.series[v.Name]; s != nil {
+			id = s.id
+		}
+		for _, r := range runners {
+			if !r.hasRoom(id) {
 				return r
 			}
 		}

@@ -56,15 +56,18 @@ type runner struct {
 	backoff backoff  // the runner's goroutine only
 	final   bool     // the runner's goroutine only: the last flush before a stop
 
+	// The queue, in shards by stream id, each with a lock of its own, so
+	// that ingestion of different streams seldom waits for one another.
+	shards     []shard
+	shardLimit int // queued values of a shard beyond which ingestion waits
+
 	mu      sync.Mutex
-	room    *sync.Cond   // signalled when the queue shrinks or the runner stops
-	queue   []entry      // in arrival order; grouped into batches by stream when sent
-	size    atomic.Int64 // len(queue), readable without the lock
-	busy    bool         // a call is in flight
+	room    *sync.Cond // signalled when the queue shrinks or the runner stops
+	busy    bool       // a call is in flight
 	stopped bool
-	halted  bool              // the plugin is gone: values are counted as lost, not queued
-	spare   []entry           // the previous queue, reused
-	ids     map[string]uint32 // stream ids of keys given to add (tests), not to push
+	halted  bool               // the plugin is gone: values are counted as lost, not queued
+	ids     map[string]*series // streams given to add by key (tests), of no window
+	taken   [][]entry          // the runner's goroutine only: the shards' queues being sent
 
 	// The runner's goroutine only: the queue being sent, grouped.
 	group grouping
@@ -85,9 +88,33 @@ type runner struct {
 	lastErr             string
 }
 
+// shard is part of a runner's queue: the values of the streams whose id
+// falls in it, in arrival order.
+type shard struct {
+	mu     sync.Mutex
+	queue  []entry
+	closed bool         // the runner takes no more values; they are counted in lost
+	lost   uint64       // values refused while closed
+	size   atomic.Int64 // len(queue), readable without the lock
+	spare  []entry      // the runner's goroutine only: the queue before, reused
+	_      [64]byte     // a cache line of its own
+}
+
+// queueShards is the number of shards of a runner's queue whose limit is
+// at least minShardLimit per shard; smaller queues have one.
+const (
+	queueShards   = 8
+	minShardLimit = 1024
+)
+
 func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
+	n := 1
+	if limit/queueShards >= minShardLimit {
+		n = queueShards
+	}
 	r := &runner{
 		id: id, metric: metric, up: up, limit: limit, log: log,
+		shards: make([]shard, n), shardLimit: (limit + n - 1) / n,
 		wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
@@ -110,12 +137,11 @@ type raised struct {
 	WindowMean float64
 }
 
-// entry is a queued value: its stream, its index in the stream, and the
-// window mean recorded right after it.
+// entry is a queued value: its stream's series, its index in the stream,
+// and the window mean recorded right after it. (Two fit in a cache line:
+// each is written on one core and read on another.)
 type entry struct {
-	key   string
-	s     *series // nil for values given to add
-	id    uint32  // the stream's id, see streamIDs
+	s     *series
 	index uint64
 	v     float64
 	mean  float64
@@ -133,41 +159,77 @@ func newStreamID() uint32 { return streamIDs.Add(1) }
 // order. Ingestion uses push, with the id its series holds.
 func (r *runner) add(stream string, index uint64, v, mean float64) {
 	r.mu.Lock()
-	id, ok := r.ids[stream]
+	s, ok := r.ids[stream]
 	if !ok {
 		if r.ids == nil {
-			r.ids = make(map[string]uint32)
+			r.ids = make(map[string]*series)
 		}
-		id = newStreamID()
-		r.ids[stream] = id
+		s = &series{key: stream, id: newStreamID()} // of no window
+		r.ids[stream] = s
 	}
 	r.mu.Unlock()
-	r.queue1(entry{key: stream, id: id, index: index, v: v, mean: mean})
+	r.queue1(entry{s: s, index: index, v: v, mean: mean})
 }
 
 // push queues the value at index of series s, with the window mean right
 // after it. The caller holds the window's lock.
 func (r *runner) push(s *series, index uint64, v, mean float64) {
-	r.queue1(entry{key: s.key, s: s, id: s.streamID(), index: index, v: v, mean: mean})
+	s.streamID()
+	r.queue1(entry{s: s, index: index, v: v, mean: mean})
 }
 
 func (r *runner) queue1(e entry) {
-	r.mu.Lock()
-	if r.halted || r.stopped { // a stopped feed never evaluates it: count it
-		r.lost++
-		r.mu.Unlock()
+	sh := r.shard(e.s.id)
+	sh.mu.Lock()
+	if sh.closed { // a stopped feed never evaluates it: count it
+		sh.lost++
+		sh.mu.Unlock()
 		return
 	}
-	r.queue = append(r.queue, e)
-	n := len(r.queue)
-	r.size.Store(int64(n))
-	r.mu.Unlock()
+	sh.queue = append(sh.queue, e)
+	n := len(sh.queue)
+	sh.size.Store(int64(n))
+	sh.mu.Unlock()
 	if n == 1 { // the first since the last flush: the runner may sleep
 		select {
 		case r.wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// shard returns the shard of stream id. The ids are hashed (Fibonacci
+// hashing): streams are numbered in the order they come, and ingestion
+// going through them in that order on two connections at a fixed distance
+// would otherwise meet in the same shard every time.
+func (r *runner) shard(id uint32) *shard {
+	return &r.shards[int((id*0x9E3779B9)>>16)%len(r.shards)]
+}
+
+// queued returns the number of values queued.
+func (r *runner) queued() int {
+	n := 0
+	for i := range r.shards {
+		n += int(r.shards[i].size.Load())
+	}
+	return n
+}
+
+// closeShards makes the shards refuse values from now on, counting them as
+// lost, and empties them, returning how many values they held.
+func (r *runner) closeShards() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sh.closed = true
+		n += len(sh.queue)
+		clear(sh.queue)
+		sh.queue = sh.queue[:0]
+		sh.size.Store(0)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // grouping turns a queue into the batches of one call: the values of a
@@ -187,50 +249,70 @@ type grouping struct {
 	meanArr []float64   // the same for means
 }
 
-// group fills g with the batches of q.
-func (g *grouping) group(q []entry) {
+// group fills g with the batches of the queues qs, one after the other.
+// A stream's values are all in one of them.
+func (g *grouping) group(qs [][]entry) {
 	g.epoch++
 	if g.epoch == 0 { // wrapped: old marks could match
 		clear(g.mark)
 		g.epoch = 1
 	}
 	g.batches, g.refs, g.count, g.means = g.batches[:0], g.refs[:0], g.count[:0], g.means[:0]
-	g.which = slices.Grow(g.which[:0], len(q))[:len(q)]
-	for k := range q {
-		e := &q[k]
-		if int(e.id) >= len(g.mark) {
-			n := max(2*len(g.mark), int(e.id)+1, 1024)
+	n := 0
+	for _, q := range qs {
+		n += len(q)
+	}
+	g.which = slices.Grow(g.which[:0], n)[:n]
+	k := -1
+	for _, q := range qs {
+		for i := range q {
+			k++
+			g.add(&q[i], k)
+		}
+	}
+	g.values = slices.Grow(g.values[:0], n)[:n]
+	g.meanArr = slices.Grow(g.meanArr[:0], n)[:n]
+	off := 0
+	for i := range g.batches {
+		c := g.count[i]
+		g.batches[i].Values = g.values[off : off : off+c]
+		g.means = append(g.means, g.meanArr[off:off:off+c])
+		off += c
+	}
+	k = -1
+	for _, q := range qs {
+		for i := range q {
+			k++
+			b := g.which[k]
+			g.batches[b].Values = append(g.batches[b].Values, q[i].v)
+			g.means[b] = append(g.means[b], q[i].mean)
+		}
+	}
+}
+
+// add puts queue entry k, e, in its stream's batch.
+func (g *grouping) add(e *entry, k int) {
+	{
+		id := e.s.id
+		if int(id) >= len(g.mark) {
+			n := max(2*len(g.mark), int(id)+1, 1024)
 			g.mark = append(g.mark, make([]uint32, n-len(g.mark))...)
 			g.pos = append(g.pos, make([]int32, n-len(g.pos))...)
 		}
-		if g.mark[e.id] == g.epoch {
-			b := g.pos[e.id]
+		if g.mark[id] == g.epoch {
+			b := g.pos[id]
 			if g.batches[b].Start+uint64(g.count[b]) == e.index {
 				g.count[b]++
 				g.which[k] = b
-				continue
+				return
 			}
 		}
 		b := int32(len(g.batches))
-		g.mark[e.id], g.pos[e.id] = g.epoch, b
-		g.batches = append(g.batches, sdk.Batch{Stream: e.key, Start: e.index})
+		g.mark[id], g.pos[id] = g.epoch, b
+		g.batches = append(g.batches, sdk.Batch{Stream: e.s.key, Start: e.index})
 		g.refs = append(g.refs, e.s)
 		g.count = append(g.count, 1)
 		g.which[k] = b
-	}
-	g.values = slices.Grow(g.values[:0], len(q))[:len(q)]
-	g.meanArr = slices.Grow(g.meanArr[:0], len(q))[:len(q)]
-	off := 0
-	for i := range g.batches {
-		n := g.count[i]
-		g.batches[i].Values = g.values[off : off : off+n]
-		g.means = append(g.means, g.meanArr[off:off:off+n])
-		off += n
-	}
-	for k := range q {
-		b := g.which[k]
-		g.batches[b].Values = append(g.batches[b].Values, q[k].v)
-		g.means[b] = append(g.means[b], q[k].mean)
 	}
 }
 
@@ -242,25 +324,37 @@ func (g *grouping) release() {
 	g.batches, g.refs, g.means = g.batches[:0], g.refs[:0], g.means[:0]
 }
 
-// hasRoom reports whether ingestion can go on: the queue is below its
-// limit, or the runner takes no more values (they are counted as lost).
-// The common case takes no lock.
-func (r *runner) hasRoom() bool {
-	if r.size.Load() < int64(r.limit) {
+// hasRoom reports whether ingestion of stream id can go on: its shard of
+// the queue is below its limit, or the runner takes no more values (they
+// are counted as lost). The common case takes no lock.
+func (r *runner) hasRoom(id uint32) bool {
+	sh := r.shard(id)
+	if sh.size.Load() < int64(r.shardLimit) {
 		return true
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.queue) < r.limit || r.stopped || r.halted
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return len(sh.queue) < r.shardLimit || sh.closed
 }
 
-// waitRoom waits until the queue is below its limit, the runner stopped,
-// ctx ends or maxWait passes. It returns ErrBusy when it gave up. The common
-// case, a queue with room, takes no lock.
-func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
-	if r.size.Load() < int64(r.limit) {
-		return nil
+// full reports whether a shard of the queue is at its limit while the
+// runner takes values. r.mu is held.
+func (r *runner) fullLocked() bool {
+	if r.stopped || r.halted {
+		return false
 	}
+	for i := range r.shards {
+		if r.shards[i].size.Load() >= int64(r.shardLimit) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitRoom waits until every shard of the queue is below its limit, the
+// runner stopped, ctx ends or maxWait passes. It returns ErrBusy when it
+// gave up.
+func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	r.mu.Lock()
@@ -271,7 +365,7 @@ func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for len(r.queue) >= r.limit && !r.stopped && !r.halted {
+	for r.fullLocked() {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}
@@ -312,8 +406,10 @@ func (r *runner) run(ctx context.Context) {
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout())
 			r.flushOnce(final)
 			cancel()
+			lost := r.closeShards() // only values that came during the final flush
 			r.mu.Lock()
 			r.stopped = true
+			r.lost += uint64(lost)
 			r.room.Broadcast()
 			r.mu.Unlock()
 			return
@@ -351,19 +447,28 @@ func (r *runner) space(ctx context.Context) bool {
 
 // flushOnce sends everything queued in one call.
 func (r *runner) flushOnce(ctx context.Context) {
-	r.mu.Lock()
-	q, n := r.queue, len(r.queue)
+	r.taken = r.taken[:0]
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		q := sh.queue
+		sh.queue, sh.spare = sh.spare[:0], nil
+		sh.size.Store(0)
+		sh.mu.Unlock()
+		r.taken = append(r.taken, q)
+		n += len(q)
+	}
 	if n == 0 {
-		r.mu.Unlock()
+		r.restoreSpares()
 		return
 	}
-	r.queue, r.spare = r.spare[:0], nil
-	r.size.Store(0)
+	r.mu.Lock()
 	r.busy = true
 	r.room.Broadcast()
 	r.mu.Unlock()
 
-	r.group.group(q)
+	r.group.group(r.taken)
 	batch, means := r.group.batches, r.group.means
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
@@ -395,7 +500,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 	r.busy = false
 	r.calls++
 	if restart {
-		r.requeueLocked(q)
+		r.requeueLocked(r.taken)
 		r.restarting, r.lastErr = true, err.Error()
 		r.broken = err
 		r.room.Broadcast()
@@ -407,18 +512,26 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.lastErr = err.Error()
 		if fatal(err) {
 			r.halted = true
-			r.lost += uint64(len(r.queue))
-			clear(r.queue)
-			r.queue = r.queue[:0]
-			r.size.Store(0)
+			r.lost += uint64(r.closeShards())
 		}
 	} else {
 		r.values += uint64(n)
 	}
-	clear(q) // the keys
-	r.spare = q[:0]
 	r.room.Broadcast()
 	r.mu.Unlock()
+	r.restoreSpares()
+}
+
+// restoreSpares keeps the queues just sent for reuse by their shards. They
+// are not cleared: the series they point to live as long as the windows,
+// and a write here would only take their cache lines from the ingesting
+// core.
+func (r *runner) restoreSpares() {
+	for i, q := range r.taken {
+		r.shards[i].spare = q[:0]
+	}
+	clear(r.taken)
+	r.taken = r.taken[:0]
 }
 
 // withMeans pairs each signal with the window mean recorded with its value.
@@ -454,7 +567,7 @@ func (r *runner) idle(ctx context.Context) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for (len(r.queue) > 0 || r.busy) && !r.stopped {
+	for (r.queued() > 0 || r.busy) && !r.stopped {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -478,9 +591,15 @@ type RunnerStatus struct {
 func (r *runner) status() RunnerStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RunnerStatus{Queued: len(r.queue), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	st := RunnerStatus{Queued: r.queued(), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		st.Lost += sh.lost
+		sh.mu.Unlock()
+	}
 	if r.restarting {
-		st.Held = len(r.queue)
+		st.Held = st.Queued
 	}
 	return st
 }

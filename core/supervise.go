@@ -271,13 +271,18 @@ func (h *history) batches() [][]sdk.Batch {
 	return calls
 }
 
-// requeueLocked puts the values of a failed call back in front of the
-// queue, so they are sent again before anything that came after them.
-// r.mu is held.
-func (r *runner) requeueLocked(q []entry) {
-	r.queue = append(q, r.queue...)
-	r.spare = nil
-	r.size.Store(int64(len(r.queue)))
+// requeueLocked puts the values of a failed call, taken from the shards,
+// back in front of them, so they are sent again before anything that came
+// after them. r.mu is held.
+func (r *runner) requeueLocked(taken [][]entry) {
+	for i, q := range taken {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sh.queue = append(q, sh.queue...)
+		sh.size.Store(int64(len(sh.queue)))
+		sh.mu.Unlock()
+		taken[i] = nil // not a spare: the shard holds it
+	}
 }
 
 // poke makes the runner check its plugin now, for instance because its
@@ -357,11 +362,9 @@ func (r *runner) recover(ctx context.Context) {
 // abandon counts what is queued as lost, for a runner stopped while its
 // plugin was down.
 func (r *runner) abandon() {
+	lost := r.closeShards()
 	r.mu.Lock()
-	r.lost += uint64(len(r.queue))
-	clear(r.queue)
-	r.queue = r.queue[:0]
-	r.size.Store(0)
+	r.lost += uint64(lost)
 	r.room.Broadcast()
 	r.mu.Unlock()
 }

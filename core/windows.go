@@ -296,12 +296,9 @@ func (s *series) evict(v float64) {
 		return
 	}
 	if s.nOld == s.reserved {
-		if s.budget != nil && s.budget.Add(-retainBlock) >= 0 {
+		if s.takeBlock() {
 			s.growOld(s.reserved + retainBlock)
 		} else {
-			if s.budget != nil {
-				s.budget.Add(retainBlock)
-			}
 			if s.nOld == 0 { // the budget is spent: replays of j are not exact
 				return
 			}
@@ -310,6 +307,20 @@ func (s *series) evict(v float64) {
 	}
 	s.old[(s.oldHead+s.nOld)%len(s.old)] = v
 	s.nOld++
+}
+
+// takeBlock takes retainBlock values of the budget, if there are. It reads
+// the budget first: once it is spent, every eviction of a watched series
+// asks, and reads of a shared counter are cheap where writes contend.
+func (s *series) takeBlock() bool {
+	if s.budget == nil || s.budget.Load() < retainBlock {
+		return false
+	}
+	if s.budget.Add(-retainBlock) >= 0 {
+		return true
+	}
+	s.budget.Add(retainBlock) // another series took the last one
+	return false
 }
 
 // oldFirst is the index of the oldest value kept for replays.
