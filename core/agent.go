@@ -208,7 +208,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 				}
 			}
 		}
-		full := a.fullRunnerLocked(w, rt, m, feeds[:])
+		full := w.fullRunnerLocked(rt, m, feeds[:])
 		if full == nil {
 			break
 		}
@@ -265,7 +265,7 @@ func (w *Window) runnersLocked(rt *route, f int, name string) []*runner {
 
 // fullRunnerLocked returns a detector that m's values go to whose queue is
 // full, or nil when all have room. w.mu is held.
-func (a *Agent) fullRunnerLocked(w *Window, rt *route, m metric.Metric, feeds []int) *runner {
+func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) *runner {
 	for i, v := range m.Values {
 		f := -1
 		if i < len(feeds) {
