@@ -100,6 +100,10 @@ type shard struct {
 	_      [64]byte     // a cache line of its own
 }
 
+// maxSpare is the largest capacity, in entries, a shard keeps for reuse
+// when it was used far below it.
+const maxSpare = 1 << 14
+
 // queueShards is the number of shards of a runner's queue whose limit is
 // at least minShardLimit per shard; smaller queues have one.
 const (
@@ -528,6 +532,9 @@ func (r *runner) flushOnce(ctx context.Context) {
 // core.
 func (r *runner) restoreSpares() {
 	for i, q := range r.taken {
+		if cap(q) > maxSpare && cap(q) > 4*len(q) {
+			q = nil // a backlog passed: let its memory go
+		}
 		r.shards[i].spare = q[:0]
 	}
 	clear(r.taken)
