@@ -451,6 +451,11 @@ func (r *runner) space(ctx context.Context) bool {
 
 // flushOnce sends everything queued in one call.
 func (r *runner) flushOnce(ctx context.Context) {
+	// Busy before the queue is taken, so that at no moment a value is
+	// neither queued nor in a call in flight (idle relies on it).
+	r.mu.Lock()
+	r.busy = true
+	r.mu.Unlock()
 	r.taken = r.taken[:0]
 	n := 0
 	for i := range r.shards {
@@ -463,14 +468,16 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.taken = append(r.taken, q)
 		n += len(q)
 	}
+	r.mu.Lock()
+	if n == 0 {
+		r.busy = false
+	}
+	r.room.Broadcast()
+	r.mu.Unlock()
 	if n == 0 {
 		r.restoreSpares()
 		return
 	}
-	r.mu.Lock()
-	r.busy = true
-	r.room.Broadcast()
-	r.mu.Unlock()
 
 	r.group.group(r.taken)
 	batch, means := r.group.batches, r.group.means
