@@ -38,10 +38,14 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## bench: hot-path Go benchmarks and the end-to-end load run (LOAD_FLAGS: more driftd-load flags, see -h)
+## bench: hot-path Go benchmarks and the end-to-end load run with the performance targets' settings
+## (BENCH_FLAGS), ending with one line per target; LOAD_FLAGS adds or overrides driftd-load flags
+## (see go run ./cmd/driftd-load -h), e.g. make bench LOAD_FLAGS="-duration 10s -mem-streams 0"
+BENCH_FLAGS ?= -duration 30s -latency-rate 100000 -probes 500 -bare -mem-streams 10000 -mem-values 1000
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/...
-	$(GO) run ./cmd/driftd-load -plugins bin/plugins $(LOAD_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/... 2>&1 | tee bin/gobench.txt
+	@! grep -qE '^(FAIL|--- FAIL|panic:)' bin/gobench.txt
+	$(GO) run ./cmd/driftd-load -plugins bin/plugins -gobench bin/gobench.txt $(BENCH_FLAGS) $(LOAD_FLAGS)
 
 ## detectors-doc: rerun the detector evaluation and update its table in docs/detectors.md
 detectors-doc:

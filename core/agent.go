@@ -183,47 +183,70 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
 	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
-	w.mu.Lock()
-	rt := a.currentRouteLocked(w)
-	w.mu.Unlock()
-	if rt == nil {
-		return fmt.Errorf("agent is not running: %w", ErrBusy)
-	}
-	if err := rt.check(m); err != nil {
-		return err
-	}
-	for _, v := range m.Values {
-		for _, r := range rt.byMetric[v.Name] {
-			if err := r.waitRoom(ctx, IngestWait); err != nil {
-				return err
-			}
-		}
-	}
-
 	wantMetrics := a.bus.WantsMetrics()
 	if wantMetrics && m.Time.IsZero() {
 		m.Time = time.Now()
 	}
-	var metricEvents []event.Event
+	var (
+		feeds    [8]int // m.Values[i] goes to w.feeds[feeds[i]]; -1: look it up
+		deadline time.Time
+	)
 	w.mu.Lock()
-	// A reload may have swapped generations meanwhile: the values go where
-	// the current one routes them.
-	if cur := a.currentRouteLocked(w); cur != rt {
-		rt = cur
-		err := fmt.Errorf("agent is not running: %w", ErrBusy)
-		if rt != nil {
-			err = rt.check(m)
-		}
-		if err != nil {
+	var rt *route
+	for {
+		// The route is taken anew after a wait: a reload may have swapped
+		// generations meanwhile, and the values go where the current one
+		// routes them.
+		rt = a.currentRouteLocked(w)
+		if rt == nil {
 			w.mu.Unlock()
+			return fmt.Errorf("agent is not running: %w", ErrBusy)
+		}
+		for i, v := range m.Values {
+			f := -1
+			if i < len(feeds) {
+				f = w.feedLocked(rt, v.Name)
+				feeds[i] = f
+			}
+			for _, r := range w.runnersLocked(rt, f, v.Name) {
+				if !r.domain.Contains(v.Value) {
+					w.mu.Unlock()
+					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
+				}
+			}
+		}
+		full := w.fullRunnerLocked(rt, m, feeds[:])
+		if full == nil {
+			break
+		}
+		// Wait for room without the window's lock, then start over.
+		w.mu.Unlock()
+		if deadline.IsZero() {
+			deadline = time.Now().Add(IngestWait)
+		}
+		if err := full.waitRoom(ctx, time.Until(deadline)); err != nil {
 			return err
 		}
+		w.mu.Lock()
 	}
-	for _, v := range m.Values {
-		s := w.seriesLocked(v.Name)
+	var metricEvents []event.Event
+	for i, v := range m.Values {
+		var s *series
+		var runners []*runner
+		if i < len(feeds) && feeds[i] >= 0 {
+			f := &w.feeds[feeds[i]]
+			if f.s == nil {
+				f.s = w.seriesLocked(v.Name)
+				w.watchLocked(f.s, f.runners, &a.windows.retain)
+			}
+			s, runners = f.s, f.runners
+		} else {
+			s, runners = w.seriesLocked(v.Name), rt.byMetric[v.Name]
+			w.watchLocked(s, runners, &a.windows.retain)
+		}
 		idx := s.add(v.Value)
-		for _, r := range rt.byMetric[v.Name] {
-			r.add(s.key, idx, v.Value, s.mean(idx))
+		for _, r := range runners {
+			r.push(s, idx, v.Value, s.mean(idx))
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
@@ -238,13 +261,38 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	return nil
 }
 
-// check refuses m when a detector its values go to does not take one of
-// them.
-func (rt *route) check(m metric.Metric) error {
-	for _, v := range m.Values {
-		for _, r := range rt.byMetric[v.Name] {
-			if !r.domain.Contains(v.Value) {
-				return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
+// runnersLocked returns the detectors of a metric under rt: those of feed f
+// of w, or, with f -1, rt's. w.mu is held.
+func (w *Window) runnersLocked(rt *route, f int, name string) []*runner {
+	if f >= 0 {
+		return w.feeds[f].runners
+	}
+	return rt.byMetric[name]
+}
+
+// fullRunnerLocked returns a detector that m's values go to whose queue is
+// full, or nil when all have room. w.mu is held.
+func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) *runner {
+	for i, v := range m.Values {
+		f := -1
+		if i < len(feeds) {
+			f = feeds[i]
+		}
+		runners := w.runnersLocked(rt, f, v.Name)
+		if len(runners) == 0 {
+			continue
+		}
+		var id uint32 // 0 until the series' first value is queued
+		if f >= 0 {
+			if s := w.feeds[f].s; s != nil {
+				id = s.id
+			}
+		} else if s := w.series[v.Name]; s != nil {
+			id = s.id
+		}
+		for _, r := range runners {
+			if !r.hasRoom(id) {
+				return r
 			}
 		}
 	}
@@ -300,6 +348,7 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 		if s == nil || s.held() == 0 {
 			continue
 		}
+		w.watchLocked(s, runners, &a.windows.retain)
 		for _, r := range runners {
 			switch {
 			case old == nil:
@@ -307,12 +356,12 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 				// restored from a snapshot: every detector is new to
 				// them, and what it raises about them is history.
 				a.persist.mute(r, s.key, s.next)
-				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
+				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
 			case r.born > old.gen.id:
 				// Started after the window's last route was made: it has
 				// seen none of its values. An older detector newly routed
 				// here goes on from the live values.
-				s.each(func(i uint64, v, mean float64) { r.add(s.key, i, v, mean) })
+				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
 			}
 		}
 	}

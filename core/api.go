@@ -86,27 +86,28 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		if err == io.EOF {
 			break
 		}
-		var rec *metric.RecordError
-		switch {
-		case errors.As(err, &rec):
-			reject(rec.Line, reasonInvalid, rec.Err.Error())
-			continue
-		case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
-			status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
-			a.metrics.stopped.WithLabelValues(reasonTooLarge).Inc()
-		case err != nil:
-			status, res.Error = http.StatusBadRequest, err.Error()
-		}
 		if err != nil {
+			// (The error variables are declared here, off the path of a
+			// good line: errors.As makes them escape to the heap.)
+			var rec *metric.RecordError
+			switch {
+			case errors.As(err, &rec):
+				reject(rec.Line, reasonInvalid, rec.Err.Error())
+				continue
+			case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
+				status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
+				a.metrics.stopped.WithLabelValues(reasonTooLarge).Inc()
+			default:
+				status, res.Error = http.StatusBadRequest, err.Error()
+			}
 			break
 		}
-		err = a.Ingest(r.Context(), m)
-		var de *DomainError
-		if errors.As(err, &de) {
-			reject(rd.Line(), reasonDomain, de.Error())
-			continue
-		}
-		if err != nil {
+		if err = a.Ingest(r.Context(), m); err != nil {
+			var de *DomainError
+			if errors.As(err, &de) {
+				reject(rd.Line(), reasonDomain, de.Error())
+				continue
+			}
 			w.Header().Set("Retry-After", "1")
 			status, res.Error = http.StatusServiceUnavailable, err.Error()
 			a.metrics.stopped.WithLabelValues(reasonBusy).Inc()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,18 +56,21 @@ type runner struct {
 	backoff backoff  // the runner's goroutine only
 	final   bool     // the runner's goroutine only: the last flush before a stop
 
+	// The queue, in shards by stream id, each with a lock of its own, so
+	// that ingestion of different streams seldom waits for one another.
+	shards     []shard
+	shardLimit int // queued values of a shard beyond which ingestion waits
+
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when the queue shrinks or the runner stops
-	queue   []sdk.Batch
-	means   [][]float64    // means[i][j]: window mean recorded with queue[i].Values[j]
-	last    map[string]int // stream key -> its batch in queue
-	queued  int
-	size    atomic.Int64 // queued, readable without the lock
-	busy    bool         // a call is in flight
+	busy    bool       // a call is in flight
 	stopped bool
-	halted  bool        // the plugin is gone: values are counted as lost, not queued
-	spare   []sdk.Batch // the previous queue, reused
-	spareM  [][]float64
+	halted  bool               // the plugin is gone: values are counted as lost, not queued
+	ids     map[string]*series // streams given to add by key (tests), of no window
+	taken   [][]entry          // the runner's goroutine only: the shards' queues being sent
+
+	// The runner's goroutine only: the queue being sent, grouped.
+	group grouping
 
 	// restarting: the plugin failed and is being restarted; values are
 	// held in the queue meanwhile.
@@ -75,16 +79,46 @@ type runner struct {
 
 	wake chan struct{}
 	done chan struct{}
+	// lastCall is when the last call began; the runner's goroutine only.
+	lastCall time.Time
+	spacing  *time.Timer
 
 	// figures for status
 	calls, values, lost uint64
 	lastErr             string
 }
 
+// shard is part of a runner's queue: the values of the streams whose id
+// falls in it, in arrival order.
+type shard struct {
+	mu     sync.Mutex
+	queue  []entry
+	closed bool         // the runner takes no more values; they are counted in lost
+	lost   uint64       // values refused while closed
+	size   atomic.Int64 // len(queue), readable without the lock
+	spare  []entry      // the runner's goroutine only: the queue before, reused
+	_      [64]byte     // a cache line of its own
+}
+
+// maxSpare is the largest capacity, in entries, a shard keeps for reuse
+// when it was used far below it.
+const maxSpare = 1 << 14
+
+// queueShards is the number of shards of a runner's queue whose limit is
+// at least minShardLimit per shard; smaller queues have one.
+const (
+	queueShards   = 8
+	minShardLimit = 1024
+)
+
 func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
+	n := 1
+	if limit/queueShards >= minShardLimit {
+		n = queueShards
+	}
 	r := &runner{
 		id: id, metric: metric, up: up, limit: limit, log: log,
-		last: make(map[string]int),
+		shards: make([]shard, n), shardLimit: (limit + n - 1) / n,
 		wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
@@ -107,46 +141,224 @@ type raised struct {
 	WindowMean float64
 }
 
-// add queues the value at index of a stream, with the window mean right
-// after it. The caller holds the stream's window lock, which keeps each
-// stream's values in order.
+// entry is a queued value: its stream's series, its index in the stream,
+// and the window mean recorded right after it. (Two fit in a cache line:
+// each is written on one core and read on another.)
+type entry struct {
+	s     *series
+	index uint64
+	v     float64
+	mean  float64
+}
+
+// streamIDs numbers streams densely, so that the runner's goroutine groups
+// queued values by stream with slice lookups instead of a map. A series
+// takes its id the first time a value of it is queued.
+var streamIDs atomic.Uint32
+
+func newStreamID() uint32 { return streamIDs.Add(1) }
+
+// add queues the value at index of a stream named by its key. The caller
+// holds the stream's window lock, which keeps each stream's values in
+// order. Ingestion uses push, with the id its series holds.
 func (r *runner) add(stream string, index uint64, v, mean float64) {
 	r.mu.Lock()
-	if r.halted || r.stopped { // a stopped feed never evaluates it: count it
-		r.lost++
-		r.mu.Unlock()
+	s, ok := r.ids[stream]
+	if !ok {
+		if r.ids == nil {
+			r.ids = make(map[string]*series)
+		}
+		s = &series{key: stream, id: newStreamID()} // of no window
+		r.ids[stream] = s
+	}
+	r.mu.Unlock()
+	r.queue1(entry{s: s, index: index, v: v, mean: mean})
+}
+
+// push queues the value at index of series s, with the window mean right
+// after it. The caller holds the window's lock.
+func (r *runner) push(s *series, index uint64, v, mean float64) {
+	s.streamID()
+	r.queue1(entry{s: s, index: index, v: v, mean: mean})
+}
+
+func (r *runner) queue1(e entry) {
+	sh := r.shard(e.s.id)
+	sh.mu.Lock()
+	if sh.closed { // a stopped feed never evaluates it: count it
+		sh.lost++
+		sh.mu.Unlock()
 		return
 	}
-	if i, ok := r.last[stream]; ok {
-		b := &r.queue[i]
-		if b.Start+uint64(len(b.Values)) == index {
-			b.Values = append(b.Values, v)
-			r.means[i] = append(r.means[i], mean)
-			r.queued++
-			r.size.Store(int64(r.queued))
-			r.mu.Unlock()
-			return
+	sh.queue = append(sh.queue, e)
+	n := len(sh.queue)
+	sh.size.Store(int64(n))
+	sh.mu.Unlock()
+	if n == 1 { // the first since the last flush: the runner may sleep
+		select {
+		case r.wake <- struct{}{}:
+		default:
 		}
-	}
-	r.last[stream] = len(r.queue)
-	r.queue = append(r.queue, sdk.Batch{Stream: stream, Start: index, Values: []float64{v}})
-	r.means = append(r.means, []float64{mean})
-	r.queued++
-	r.size.Store(int64(r.queued))
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
 	}
 }
 
-// waitRoom waits until the queue is below its limit, the runner stopped,
-// ctx ends or maxWait passes. It returns ErrBusy when it gave up. The common
-// case, a queue with room, takes no lock.
-func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
-	if r.size.Load() < int64(r.limit) {
-		return nil
+// shard returns the shard of stream id. The ids are hashed (Fibonacci
+// hashing): streams are numbered in the order they come, and ingestion
+// going through them in that order on two connections at a fixed distance
+// would otherwise meet in the same shard every time.
+func (r *runner) shard(id uint32) *shard {
+	return &r.shards[int((id*0x9E3779B9)>>16)%len(r.shards)]
+}
+
+// queued returns the number of values queued.
+func (r *runner) queued() int {
+	n := 0
+	for i := range r.shards {
+		n += int(r.shards[i].size.Load())
 	}
+	return n
+}
+
+// closeShards makes the shards refuse values from now on, counting them as
+// lost, and empties them, returning how many values they held.
+func (r *runner) closeShards() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sh.closed = true
+		n += len(sh.queue)
+		clear(sh.queue)
+		sh.queue = sh.queue[:0]
+		sh.size.Store(0)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// grouping turns a queue into the batches of one call: the values of a
+// stream, in index order, in one batch (two when a stream's indices have a
+// gap), batches in the order their streams first appear. Its slices are
+// reused from call to call.
+type grouping struct {
+	epoch   uint32
+	mark    []uint32 // mark[id] == epoch: pos[id] is the stream's current batch
+	pos     []int32
+	which   []int32 // which[k]: the batch of queue entry k
+	count   []int
+	batches []sdk.Batch
+	refs    []*series   // refs[i]: the series of batches[i], or nil
+	means   [][]float64 // means[i][j]: window mean recorded with batches[i].Values[j]
+	values  []float64   // the arena batches[i].Values are cut from
+	meanArr []float64   // the same for means
+}
+
+// group fills g with the batches of the queues qs, one after the other.
+// A stream's values are all in one of them.
+func (g *grouping) group(qs [][]entry) {
+	g.epoch++
+	if g.epoch == 0 { // wrapped: old marks could match
+		clear(g.mark)
+		g.epoch = 1
+	}
+	g.batches, g.refs, g.count, g.means = g.batches[:0], g.refs[:0], g.count[:0], g.means[:0]
+	n := 0
+	for _, q := range qs {
+		n += len(q)
+	}
+	g.which = slices.Grow(g.which[:0], n)[:n]
+	k := -1
+	for _, q := range qs {
+		for i := range q {
+			k++
+			g.add(&q[i], k)
+		}
+	}
+	g.values = slices.Grow(g.values[:0], n)[:n]
+	g.meanArr = slices.Grow(g.meanArr[:0], n)[:n]
+	off := 0
+	for i := range g.batches {
+		c := g.count[i]
+		g.batches[i].Values = g.values[off : off : off+c]
+		g.means = append(g.means, g.meanArr[off:off:off+c])
+		off += c
+	}
+	k = -1
+	for _, q := range qs {
+		for i := range q {
+			k++
+			b := g.which[k]
+			g.batches[b].Values = append(g.batches[b].Values, q[i].v)
+			g.means[b] = append(g.means[b], q[i].mean)
+		}
+	}
+}
+
+// add puts queue entry k, e, in its stream's batch.
+func (g *grouping) add(e *entry, k int) {
+	{
+		id := e.s.id
+		if int(id) >= len(g.mark) {
+			n := max(2*len(g.mark), int(id)+1, 1024)
+			g.mark = append(g.mark, make([]uint32, n-len(g.mark))...)
+			g.pos = append(g.pos, make([]int32, n-len(g.pos))...)
+		}
+		if g.mark[id] == g.epoch {
+			b := g.pos[id]
+			if g.batches[b].Start+uint64(g.count[b]) == e.index {
+				g.count[b]++
+				g.which[k] = b
+				return
+			}
+		}
+		b := int32(len(g.batches))
+		g.mark[id], g.pos[id] = g.epoch, b
+		g.batches = append(g.batches, sdk.Batch{Stream: e.s.key, Start: e.index})
+		g.refs = append(g.refs, e.s)
+		g.count = append(g.count, 1)
+		g.which[k] = b
+	}
+}
+
+// release drops the references to the keys of the last call.
+func (g *grouping) release() {
+	clear(g.batches)
+	clear(g.refs)
+	clear(g.means)
+	g.batches, g.refs, g.means = g.batches[:0], g.refs[:0], g.means[:0]
+}
+
+// hasRoom reports whether ingestion of stream id can go on: its shard of
+// the queue is below its limit, or the runner takes no more values (they
+// are counted as lost). The common case takes no lock.
+func (r *runner) hasRoom(id uint32) bool {
+	sh := r.shard(id)
+	if sh.size.Load() < int64(r.shardLimit) {
+		return true
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return len(sh.queue) < r.shardLimit || sh.closed
+}
+
+// full reports whether a shard of the queue is at its limit while the
+// runner takes values. r.mu is held.
+func (r *runner) fullLocked() bool {
+	if r.stopped || r.halted {
+		return false
+	}
+	for i := range r.shards {
+		if r.shards[i].size.Load() >= int64(r.shardLimit) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitRoom waits until every shard of the queue is below its limit, the
+// runner stopped, ctx ends or maxWait passes. It returns ErrBusy when it
+// gave up.
+func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	r.mu.Lock()
@@ -157,7 +369,7 @@ func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for r.queued >= r.limit && !r.stopped && !r.halted {
+	for r.fullLocked() {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}
@@ -182,6 +394,9 @@ func (r *runner) run(ctx context.Context) {
 		}
 		select {
 		case <-r.wake:
+			if !r.space(ctx) {
+				continue // stopping: the final flush sends it
+			}
 			// A stop must not cut a call short: what was accepted is
 			// evaluated. The call's own deadline still bounds it.
 			r.flushOnce(context.WithoutCancel(ctx))
@@ -195,8 +410,10 @@ func (r *runner) run(ctx context.Context) {
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout())
 			r.flushOnce(final)
 			cancel()
+			lost := r.closeShards() // only values that came during the final flush
 			r.mu.Lock()
 			r.stopped = true
+			r.lost += uint64(lost)
 			r.room.Broadcast()
 			r.mu.Unlock()
 			return
@@ -204,25 +421,69 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
+// callSpacing is the least time from the start of one call to the start of
+// the next. A detector fed slowly gets each value at once; one fed faster
+// than a call per callSpacing gets them in batches of what came meanwhile,
+// which bounds the calls, each of which costs both processes far more than
+// a value does, at the price of at most callSpacing of latency.
+const callSpacing = time.Millisecond
+
+// space waits until callSpacing has passed since the last call began. It
+// returns false when ctx ended first.
+func (r *runner) space(ctx context.Context) bool {
+	wait := callSpacing - time.Since(r.lastCall)
+	if wait <= 0 {
+		return true
+	}
+	if r.spacing == nil {
+		r.spacing = time.NewTimer(wait)
+	} else {
+		r.spacing.Reset(wait)
+	}
+	select {
+	case <-r.spacing.C:
+		return true
+	case <-ctx.Done():
+		r.spacing.Stop()
+		return false
+	}
+}
+
 // flushOnce sends everything queued in one call.
 func (r *runner) flushOnce(ctx context.Context) {
+	// Busy before the queue is taken, so that at no moment a value is
+	// neither queued nor in a call in flight (idle relies on it).
 	r.mu.Lock()
-	batch, means, n := r.queue, r.means, r.queued
-	if n == 0 {
-		r.mu.Unlock()
-		return
-	}
-	r.queue, r.spare = r.spare[:0], nil
-	r.means, r.spareM = r.spareM[:0], nil
-	clear(r.last)
-	r.queued = 0
-	r.size.Store(0)
 	r.busy = true
+	r.mu.Unlock()
+	r.taken = r.taken[:0]
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		q := sh.queue
+		sh.queue, sh.spare = sh.spare[:0], nil
+		sh.size.Store(0)
+		sh.mu.Unlock()
+		r.taken = append(r.taken, q)
+		n += len(q)
+	}
+	r.mu.Lock()
+	if n == 0 {
+		r.busy = false
+	}
 	r.room.Broadcast()
 	r.mu.Unlock()
+	if n == 0 {
+		r.restoreSpares()
+		return
+	}
 
+	r.group.group(r.taken)
+	batch, means := r.group.batches, r.group.means
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
+	r.lastCall = began
 	sigs, err := r.up.Update(callCtx, batch)
 	if r.called != nil {
 		r.called(r, time.Since(began))
@@ -238,18 +499,19 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.failed(r, err, n)
 	default:
 		if r.hist != nil {
-			r.hist.record(batch, sigs)
+			r.hist.recordFor(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
 			r.signals(r, withMeans(sigs, batch, means))
 		}
 	}
+	r.group.release()
 
 	r.mu.Lock()
 	r.busy = false
 	r.calls++
 	if restart {
-		r.requeueLocked(batch, means)
+		r.requeueLocked(r.taken)
 		r.restarting, r.lastErr = true, err.Error()
 		r.broken = err
 		r.room.Broadcast()
@@ -261,20 +523,29 @@ func (r *runner) flushOnce(ctx context.Context) {
 		r.lastErr = err.Error()
 		if fatal(err) {
 			r.halted = true
-			r.lost += uint64(r.queued)
-			r.queue, r.means, r.queued = r.queue[:0], r.means[:0], 0
-			r.size.Store(0)
-			clear(r.last)
+			r.lost += uint64(r.closeShards())
 		}
 	} else {
 		r.values += uint64(n)
 	}
-	for i := range batch {
-		batch[i], means[i] = sdk.Batch{}, nil
-	}
-	r.spare, r.spareM = batch[:0], means[:0]
 	r.room.Broadcast()
 	r.mu.Unlock()
+	r.restoreSpares()
+}
+
+// restoreSpares keeps the queues just sent for reuse by their shards. They
+// are not cleared: the series they point to live as long as the windows,
+// and a write here would only take their cache lines from the ingesting
+// core.
+func (r *runner) restoreSpares() {
+	for i, q := range r.taken {
+		if cap(q) > maxSpare && cap(q) > 4*len(q) {
+			q = nil // a backlog passed: let its memory go
+		}
+		r.shards[i].spare = q[:0]
+	}
+	clear(r.taken)
+	r.taken = r.taken[:0]
 }
 
 // withMeans pairs each signal with the window mean recorded with its value.
@@ -310,7 +581,7 @@ func (r *runner) idle(ctx context.Context) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for (r.queued > 0 || r.busy) && !r.stopped {
+	for (r.queued() > 0 || r.busy) && !r.stopped {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -334,9 +605,15 @@ type RunnerStatus struct {
 func (r *runner) status() RunnerStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RunnerStatus{Queued: r.queued, Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	st := RunnerStatus{Queued: r.queued(), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		st.Lost += sh.lost
+		sh.mu.Unlock()
+	}
 	if r.restarting {
-		st.Held = r.queued
+		st.Held = st.Queued
 	}
 	return st
 }

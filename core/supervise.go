@@ -56,24 +56,52 @@ func (b *backoff) up(now time.Time) { b.upSince = now }
 // history keeps, per stream, the values a detector has evaluated since the
 // last drift it raised on that stream: a detector resets a stream after a
 // drift (River's semantics), so feeding them to a new process rebuilds the
-// stream's state exactly. It holds at most limit values; beyond that the
-// oldest values of the longest streams are dropped and their replay is no
-// longer exact (cut). Only the runner's goroutine uses it.
+// stream's state exactly. Only the runner's goroutine uses it.
+//
+// For a stream of a window (the values came with their series) it holds
+// only the range of indices: the values are read back from the series, its
+// ring and what it keeps of the values that left the ring (series.evict),
+// within the windows' retain budget; the series is told where that range
+// starts (series.markLocked). Other streams' values are copied, at most
+// limit of them; beyond that the oldest values of the longest streams are
+// dropped. Either way, a stream whose oldest values are gone is replayed
+// from the oldest there is, and no longer exactly (cut).
 type history struct {
 	limit   int
 	n       int
-	streams map[string][]sdk.Batch // contiguous runs of values, oldest first
+	streams map[string][]sdk.Batch // copied, contiguous runs of values, oldest first
 	cut     map[string]bool
+	ranges  map[string]*span // streams read back from their series
+	byID    []*span          // the same by stream id
+}
+
+// span is a range of a series' indices to replay: [from, to), but for the
+// gaps, values of failed calls that the detector did not evaluate.
+type span struct {
+	s        *series
+	from, to uint64
+	gaps     [][2]uint64
 }
 
 func newHistory(limit int) *history {
-	return &history{limit: limit, streams: make(map[string][]sdk.Batch), cut: make(map[string]bool)}
+	return &history{limit: limit, streams: make(map[string][]sdk.Batch), cut: make(map[string]bool),
+		ranges: make(map[string]*span)}
 }
 
 // record takes the batches of a call that succeeded and the signals it
-// raised. The values are copied: the runner reuses its batches.
+// raised, copying the values.
 func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
-	for _, b := range batches {
+	h.recordFor(nil, batches, nil, sigs)
+}
+
+// recordFor is record for runner r, with the series of each batch in refs
+// (nil for one without); the values of those are not copied.
+func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*series, sigs []sdk.Signal) {
+	for i, b := range batches {
+		if refs != nil && refs[i] != nil && refs[i].w != nil && r != nil {
+			h.extend(r, refs[i], b)
+			continue
+		}
 		runs := h.streams[b.Stream]
 		if k := len(runs) - 1; k >= 0 && runs[k].Start+uint64(len(runs[k].Values)) == b.Start {
 			runs[k].Values = append(runs[k].Values, b.Values...)
@@ -85,7 +113,7 @@ func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
 	}
 	for _, s := range sigs {
 		if s.Type == sdk.SignalDrift {
-			h.forget(s.Stream, s.Index)
+			h.forget(r, s.Stream, s.Index)
 		}
 	}
 	for h.n > h.limit {
@@ -93,8 +121,70 @@ func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
 	}
 }
 
-// forget drops the values of a stream up to index i, where it drifted.
-func (h *history) forget(stream string, i uint64) {
+// extend adds batch b of series s to its range, the first time telling the
+// series where the range starts.
+func (h *history) extend(r *runner, s *series, b sdk.Batch) {
+	id := int(s.id)
+	if id >= len(h.byID) {
+		h.byID = append(h.byID, make([]*span, max(id+1, 2*len(h.byID), 1024)-len(h.byID))...)
+	}
+	sp := h.byID[id]
+	if sp == nil {
+		sp = &span{s: s, from: b.Start, to: b.Start}
+		h.byID[id], h.ranges[b.Stream] = sp, sp
+		s.w.mu.Lock()
+		s.markLocked(r, sp.from)
+		s.w.mu.Unlock()
+	}
+	if b.Start > sp.to {
+		sp.gaps = append(sp.gaps, [2]uint64{sp.to, b.Start})
+	}
+	sp.to = b.Start + uint64(len(b.Values))
+}
+
+// runs returns the values of the span, read from its series, as batches
+// of contiguous values, and whether values before from are gone.
+func (sp *span) runs(stream string) ([]sdk.Batch, bool) {
+	sp.s.w.mu.Lock()
+	vals, start := sp.s.replayLocked(nil, sp.from, sp.to)
+	sp.s.w.mu.Unlock()
+	var out []sdk.Batch
+	b := sdk.Batch{Stream: stream, Start: start}
+	for k, v := range vals {
+		i := start + uint64(k)
+		skip := false
+		for _, g := range sp.gaps {
+			skip = skip || (i >= g[0] && i < g[1])
+		}
+		switch {
+		case skip:
+		case len(b.Values) > 0 && b.Start+uint64(len(b.Values)) != i:
+			out = append(out, b)
+			b = sdk.Batch{Stream: stream, Start: i, Values: []float64{v}}
+		default:
+			if len(b.Values) == 0 {
+				b.Start = i
+			}
+			b.Values = append(b.Values, v)
+		}
+	}
+	if len(b.Values) > 0 {
+		out = append(out, b)
+	}
+	return out, start > sp.from
+}
+
+// forget drops the values of a stream up to index i, where r drifted.
+func (h *history) forget(r *runner, stream string, i uint64) {
+	if sp := h.ranges[stream]; sp != nil {
+		sp.from = max(sp.from, i+1)
+		sp.gaps = slices.DeleteFunc(sp.gaps, func(g [2]uint64) bool { return g[1] <= sp.from })
+		sp.s.w.mu.Lock()
+		sp.s.markLocked(r, sp.from)
+		sp.s.w.mu.Unlock()
+		delete(h.cut, stream)
+		return
+	}
 	runs := h.streams[stream]
 	k := 0
 	for k < len(runs) && runs[k].Start+uint64(len(runs[k].Values)) <= i+1 {
@@ -134,23 +224,36 @@ func (h *history) dropOldest(n int) {
 	runs := h.streams[longest]
 	first := runs[0]
 	drop := min(n, len(first.Values))
-	h.forget(longest, first.Start+uint64(drop)-1)
+	h.forget(nil, longest, first.Start+uint64(drop)-1)
 	h.cut[longest] = true
 }
 
 // batches returns what to replay, stream by stream in name order, in calls
 // of at most replayChunk values.
 func (h *history) batches() [][]sdk.Batch {
-	names := make([]string, 0, len(h.streams))
+	names := make([]string, 0, len(h.streams)+len(h.ranges))
 	for s := range h.streams {
 		names = append(names, s)
+	}
+	for s := range h.ranges {
+		if _, ok := h.streams[s]; !ok {
+			names = append(names, s)
+		}
 	}
 	slices.Sort(names)
 	var calls [][]sdk.Batch
 	var call []sdk.Batch
 	size := 0
 	for _, s := range names {
-		for _, r := range h.streams[s] {
+		runs := h.streams[s]
+		if sp := h.ranges[s]; sp != nil {
+			more, cut := sp.runs(s)
+			if cut {
+				h.cut[s] = true
+			}
+			runs = append(slices.Clone(runs), more...)
+		}
+		for _, r := range runs {
 			for len(r.Values) > 0 {
 				take := min(len(r.Values), replayChunk-size)
 				call = append(call, sdk.Batch{Stream: s, Start: r.Start, Values: r.Values[:take]})
@@ -168,24 +271,18 @@ func (h *history) batches() [][]sdk.Batch {
 	return calls
 }
 
-// requeueLocked puts the batches of a failed call back in front of the
-// queue, so they are sent again before anything that came after them.
-// r.mu is held.
-func (r *runner) requeueLocked(batch []sdk.Batch, means [][]float64) {
-	q := append(batch, r.queue...)
-	m := append(means, r.means...)
-	clear(r.queue)
-	clear(r.means)
-	clear(r.last)
-	for i, b := range q {
-		r.last[b.Stream] = i
+// requeueLocked puts the values of a failed call, taken from the shards,
+// back in front of them, so they are sent again before anything that came
+// after them. r.mu is held.
+func (r *runner) requeueLocked(taken [][]entry) {
+	for i, q := range taken {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sh.queue = append(q, sh.queue...)
+		sh.size.Store(int64(len(sh.queue)))
+		sh.mu.Unlock()
+		taken[i] = nil // not a spare: the shard holds it
 	}
-	for _, b := range batch {
-		r.queued += len(b.Values)
-	}
-	r.queue, r.means = q, m
-	r.spare, r.spareM = nil, nil
-	r.size.Store(int64(r.queued))
 }
 
 // poke makes the runner check its plugin now, for instance because its
@@ -265,11 +362,9 @@ func (r *runner) recover(ctx context.Context) {
 // abandon counts what is queued as lost, for a runner stopped while its
 // plugin was down.
 func (r *runner) abandon() {
+	lost := r.closeShards()
 	r.mu.Lock()
-	r.lost += uint64(r.queued)
-	r.queue, r.means, r.queued = r.queue[:0], r.means[:0], 0
-	r.size.Store(0)
-	clear(r.last)
+	r.lost += uint64(lost)
 	r.room.Broadcast()
 	r.mu.Unlock()
 }

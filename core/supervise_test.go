@@ -285,3 +285,137 @@ func TestHistoryReplaysInChunks(t *testing.T) {
 		t.Error("batches changed the history")
 	}
 }
+
+// windowFeed feeds a supervised runner the way ingestion does: each value
+// goes into the series of a window first, and the runner's history reads
+// the values back from it for a replay instead of copying them.
+type windowFeed struct {
+	ws *Windows
+	w  *Window
+	s  *series
+}
+
+func newWindowFeed(sv *supervised, capacity int) *windowFeed {
+	ws := NewWindows()
+	w := ws.Get("m", "v", capacity)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.route = &route{window: capacity, byMetric: map[string][]*runner{"x": {sv.r}}}
+	s := w.seriesLocked("x")
+	w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
+	return &windowFeed{ws: ws, w: w, s: s}
+}
+
+func (f *windowFeed) feed(sv *supervised, from, to int) {
+	for i := from; i < to; i++ {
+		f.w.mu.Lock()
+		idx := f.s.add(1)
+		sv.r.push(f.s, idx, 1, f.s.mean(idx))
+		f.w.mu.Unlock()
+		if i%7 == 0 {
+			time.Sleep(100 * time.Microsecond) // calls of different sizes
+		}
+	}
+}
+
+// Replays read the values since the last drift back from the window: from
+// its ring, and from what the series kept of the values that left it, so a
+// window smaller than the run since the last drift replays exactly too.
+func TestRestartReplaysFromTheWindow(t *testing.T) {
+	const n, limit = 200, 7
+	var want []uint64
+	for i := limit - 1; i < n; i += limit {
+		want = append(want, uint64(i))
+	}
+	for _, capacity := range []int{3, 100} {
+		for _, crashAt := range []int64{0, 6, 7, 47, 199} {
+			t.Run(fmt.Sprintf("window %d crash %d", capacity, crashAt), func(t *testing.T) {
+				sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
+				f := newWindowFeed(sv, capacity)
+				f.feed(sv, 0, int(crashAt))
+				sv.settle(t)
+				f.feed(sv, int(crashAt), n)
+				sv.settle(t)
+				if got := sv.drifts(); !slices.Equal(got, want) {
+					t.Errorf("drifts %v\nwant   %v", got, want)
+				}
+				if st := sv.r.status(); st.Values != n || st.Lost != 0 || sv.r.restarts != 1 {
+					t.Errorf("status %+v, restarts %d", st, sv.r.restarts)
+				}
+				sv.mu.Lock()
+				defer sv.mu.Unlock()
+				if got, want := sv.procs[1].seen, int(crashAt)%limit+n-int(crashAt); got != want {
+					t.Errorf("the new process was fed %d values, want %d", got, want)
+				}
+				if len(sv.r.hist.streams) != 0 || sv.r.hist.n != 0 {
+					t.Errorf("the history copied values: %v", sv.r.hist.streams)
+				}
+				// The last drift was at 195: the series keeps nothing beyond
+				// the ring that no replay needs.
+				f.w.mu.Lock()
+				defer f.w.mu.Unlock()
+				if f.s.keep != 196 || uint64(f.s.nOld) > f.s.first-min(196, f.s.first) {
+					t.Errorf("keep %d, %d values kept beyond the ring (first %d)", f.s.keep, f.s.nOld, f.s.first)
+				}
+			})
+		}
+	}
+}
+
+// Without budget to keep the values that left the window, a replay starts
+// at the oldest value the window holds: the history says it is cut.
+func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
+	const limit, crashAt = 7, 47 // the last drift before the crash is at 41
+	sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
+	f := newWindowFeed(sv, 3)
+	f.ws.retain.Store(0)
+	f.feed(sv, 0, crashAt)
+	sv.settle(t)
+	f.feed(sv, crashAt, crashAt+1)
+	sv.settle(t)
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	// The window holds 45, 46 and 47: 42, 43 and 44 are gone. 45 and 46
+	// are replayed, then 47 is sent again.
+	if got := sv.procs[1].seen; got != 3 {
+		t.Errorf("the new process was fed %d values, want 3", got)
+	}
+	if !sv.r.hist.cut["m/v/x"] {
+		t.Error("the replay is not marked cut")
+	}
+}
+
+// A history read back from a series replays what the detector evaluated:
+// not the values of a failed call, and nothing up to its last drift.
+func TestHistoryFromASeries(t *testing.T) {
+	ws := NewWindows()
+	w := ws.Get("m", "v", 100)
+	r := &runner{hist: newHistory(10)}
+	w.mu.Lock()
+	w.route = &route{window: 100, byMetric: map[string][]*runner{"x": {r}}}
+	s := w.seriesLocked("x")
+	w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
+	for i := range 10 {
+		s.add(float64(i))
+	}
+	s.streamID()
+	w.mu.Unlock()
+	h := r.hist
+	refs := []*series{s}
+	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
+	// 3 and 4 went in a call that failed.
+	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 5, Values: []float64{5, 6}}}, refs, nil)
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
+		t.Fatalf("history %s, cut %v", got, h.cut)
+	}
+	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 7, Values: []float64{7, 8}}}, refs,
+		[]sdk.Signal{{Stream: s.key, Index: 5, Type: sdk.SignalDrift}})
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
+		t.Fatalf("after a drift at 5: %s", got)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s.keep != 6 || h.n != 0 {
+		t.Fatalf("keep %d, %d values copied", s.keep, h.n)
+	}
+}

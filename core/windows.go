@@ -1,8 +1,12 @@
 package core
 
 import (
+	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Windows holds the sliding window of every model version: the newest values
@@ -11,13 +15,18 @@ import (
 type Windows struct {
 	mu sync.RWMutex
 	m  map[modelVersion]*Window
+	// retain is how many more values that left the windows the series may
+	// keep for replays (see series.retain).
+	retain atomic.Int64
 }
 
 type modelVersion struct{ model, version string }
 
 // NewWindows returns an empty set of windows.
 func NewWindows() *Windows {
-	return &Windows{m: make(map[modelVersion]*Window)}
+	ws := &Windows{m: make(map[modelVersion]*Window)}
+	ws.retain.Store(retainLimit)
+	return ws
 }
 
 // Get returns the window of a model version, creating it with capacity
@@ -72,13 +81,56 @@ type Window struct {
 	capacity int
 	series   map[string]*series
 	route    *route // cached route for the current generation
+	// feeds caches, for route, where each metric's values go.
+	feeds      []feed
+	feedsRoute *route
+}
+
+// feed is where the values of one metric of a window go under a route: its
+// series (nil until the first value under the route, which also sets the
+// series up for them, see watchLocked) and the detectors of the metric.
+type feed struct {
+	name    string
+	s       *series
+	runners []*runner
+}
+
+// maxFeeds bounds the metrics a window caches feeds for; beyond it, a
+// lookup goes through the maps.
+const maxFeeds = 16
+
+// feedLocked returns the feed of a metric under rt, or -1 when it is not
+// cached (then the caller uses rt.byMetric and seriesLocked). w.mu is held.
+func (w *Window) feedLocked(rt *route, name string) int {
+	if w.feedsRoute != rt {
+		clear(w.feeds)
+		w.feeds, w.feedsRoute = w.feeds[:0], rt
+	}
+	for i := range w.feeds {
+		if w.feeds[i].name == name {
+			return i
+		}
+	}
+	if len(w.feeds) == maxFeeds {
+		return -1
+	}
+	w.feeds = append(w.feeds, feed{name: name, runners: rt.byMetric[name]})
+	return len(w.feeds) - 1
 }
 
 // series is one metric's ring buffer, with the window mean as it stood right
 // after each held value, and the count of values it has seen, which is also
 // the index of its next value.
+//
+// It also keeps what a restarted detector process needs to be given again
+// (supervise.go): a detector resets a stream after a drift, so the values
+// since its last drift on the stream rebuild its state exactly. While they
+// are still in the ring, nothing more is kept; values that leave the ring
+// at or after keep, the oldest index a supervised detector may need, go to
+// old, within the windows' retain budget.
 type series struct {
 	key    string // the stream key detectors see
+	id     uint32 // the stream's id for the runners; 0 until first used
 	cap    int    // the window size; ring grows up to it as values come
 	ring   []float64
 	means  []float64 // means[i%cap]: the window mean right after value i
@@ -87,7 +139,31 @@ type series struct {
 	sum    float64 // of the held values
 	fresh  int     // values added since sum was last recomputed
 	epochs []epoch // the resizes, oldest first, for sizeAt
+
+	// Retention for replays; all under the window's lock.
+	w        *Window       // set once supervised detectors watch the series
+	keep     uint64        // values from this index on are kept when they leave the ring
+	old      []float64     // a ring of the values [first-nOld, first) that left the window's ring
+	oldHead  int           // where in old the oldest of them is
+	nOld     int           // how many
+	reserved int           // values of budget taken, a multiple of retainBlock; len(old) when old is not nil
+	budget   *atomic.Int64 // the windows' retain budget
+	marks    []mark        // per supervised detector, the first index it needs
 }
+
+// mark is the first index of a stream a supervised detector needs for a
+// replay: its first value, or the one after its last drift.
+type mark struct {
+	r    *runner
+	from uint64
+}
+
+// retainLimit bounds the values all series keep, beyond their rings, for
+// replays; retainBlock is the unit in which a series takes from it.
+const (
+	retainLimit = historyLimit
+	retainBlock = 512
+)
 
 // initialRing is the ring size of a new series; it doubles up to the
 // window size, so a stream with few values costs little.
@@ -96,7 +172,7 @@ const initialRing = 16
 func newSeries(key string, capacity int) *series {
 	n := min(capacity, initialRing)
 	return &series{key: key, cap: capacity, ring: make([]float64, n), means: make([]float64, n),
-		epochs: []epoch{{cap: capacity}}}
+		epochs: []epoch{{cap: capacity}}, keep: math.MaxUint64}
 }
 
 // epoch is a stretch of a series between two resizes: from the value at
@@ -134,8 +210,9 @@ func (s *series) add(v float64) uint64 {
 	c := uint64(len(s.ring))
 	i := s.next
 	if s.held() == len(s.ring) {
-		s.sum -= s.ring[i%c]
-		s.first++
+		old := s.ring[i%c]
+		s.sum -= old
+		s.evict(old)
 	}
 	s.ring[i%c] = v
 	s.next++
@@ -184,8 +261,8 @@ func (s *series) resize(capacity int) {
 		return
 	}
 	s.cap = capacity
-	if s.held() > capacity {
-		s.first = s.next - uint64(capacity)
+	for s.held() > capacity {
+		s.evict(s.at(s.first))
 	}
 	s.epochs = append(s.epochs, epoch{from: s.next, first: s.first, cap: capacity})
 	if len(s.epochs) > maxEpochs {
@@ -206,6 +283,159 @@ func (s *series) setRing(n int) {
 	s.ring, s.means = ring, means
 }
 
+// evict drops the oldest held value, v, from the window, keeping it in old
+// when a replay may need it. old always holds the values right before the
+// ring's: [first-nOld, first).
+func (s *series) evict(v float64) {
+	j := s.first
+	s.first++
+	if j < s.keep {
+		if s.nOld > 0 {
+			s.setKeep(s.keep) // below keep: nothing of old is needed
+		}
+		return
+	}
+	if s.nOld == s.reserved {
+		if s.takeBlock() {
+			s.growOld(s.reserved + retainBlock)
+		} else {
+			if s.nOld == 0 { // the budget is spent: replays of j are not exact
+				return
+			}
+			s.dropOld(1) // make room by dropping the oldest kept
+		}
+	}
+	s.old[(s.oldHead+s.nOld)%len(s.old)] = v
+	s.nOld++
+}
+
+// takeBlock takes retainBlock values of the budget, if there are. It reads
+// the budget first: once it is spent, every eviction of a watched series
+// asks, and reads of a shared counter are cheap where writes contend.
+func (s *series) takeBlock() bool {
+	if s.budget == nil || s.budget.Load() < retainBlock {
+		return false
+	}
+	if s.budget.Add(-retainBlock) >= 0 {
+		return true
+	}
+	s.budget.Add(retainBlock) // another series took the last one
+	return false
+}
+
+// oldFirst is the index of the oldest value kept for replays.
+func (s *series) oldFirst() uint64 { return s.first - uint64(s.nOld) }
+
+// oldAt returns the kept value at index j, oldFirst <= j < first.
+func (s *series) oldAt(j uint64) float64 {
+	return s.old[(s.oldHead+int(j-s.oldFirst()))%len(s.old)]
+}
+
+func (s *series) dropOld(n int) {
+	if n == 0 {
+		return
+	}
+	s.oldHead = (s.oldHead + n) % len(s.old)
+	s.nOld -= n
+}
+
+// growOld moves the kept values into a ring of size n >= nOld, which is
+// the budget the series holds from now on.
+func (s *series) growOld(n int) {
+	old := make([]float64, n)
+	for k := range s.nOld {
+		old[k] = s.old[(s.oldHead+k)%len(s.old)]
+	}
+	s.old, s.oldHead, s.reserved = old, 0, n
+}
+
+// setKeep changes the oldest index kept for replays, drops what is kept
+// below it, and gives back the budget it no longer needs.
+func (s *series) setKeep(keep uint64) {
+	s.keep = keep
+	if of := s.oldFirst(); keep > of {
+		s.dropOld(int(min(keep, s.first) - of))
+	}
+	need := (s.nOld + retainBlock - 1) / retainBlock * retainBlock
+	if need >= s.reserved {
+		return
+	}
+	if s.budget != nil {
+		s.budget.Add(int64(s.reserved - need))
+	}
+	if need == 0 {
+		s.old, s.oldHead, s.reserved = nil, 0, 0
+		return
+	}
+	s.growOld(need)
+}
+
+// watchLocked is called when the series' values go to runners under a new
+// route: with a supervised detector among them, the series starts keeping
+// what a replay may need from its oldest held value on (a detector new to
+// the series is given them first); without, it keeps nothing. w.mu is held.
+func (w *Window) watchLocked(s *series, runners []*runner, budget *atomic.Int64) {
+	if s.w == nil { // set once: runners read it without the lock
+		s.w = w
+	}
+	for _, r := range runners {
+		if r.hist != nil {
+			s.budget = budget
+			s.keep = min(s.keep, s.first)
+			return
+		}
+	}
+	s.setKeep(math.MaxUint64)
+}
+
+// markLocked records the first index r needs of the series for a replay,
+// and raises keep to the least such index of the supervised detectors its
+// route feeds. A detector without a mark yet holds keep where it is: its
+// first value is at or after it. w.mu is held.
+func (s *series) markLocked(r *runner, from uint64) {
+	k := slices.IndexFunc(s.marks, func(m mark) bool { return m.r == r })
+	if k < 0 {
+		s.marks = append(s.marks, mark{r: r, from: from})
+	} else {
+		s.marks[k].from = from
+	}
+	if s.w == nil || s.w.route == nil {
+		return
+	}
+	runners := s.w.route.byMetric[s.key[strings.LastIndexByte(s.key, '/')+1:]]
+	// The marks of detectors the route no longer feeds go.
+	s.marks = slices.DeleteFunc(s.marks, func(m mark) bool { return !slices.Contains(runners, m.r) })
+	keep, any := uint64(math.MaxUint64), false
+	for _, rr := range runners {
+		if rr.hist == nil {
+			continue
+		}
+		any = true
+		if k := slices.IndexFunc(s.marks, func(m mark) bool { return m.r == rr }); k >= 0 {
+			keep = min(keep, s.marks[k].from)
+		} else {
+			keep = min(keep, s.keep)
+		}
+	}
+	if any && keep > s.keep {
+		s.setKeep(keep)
+	}
+}
+
+// replayLocked appends to dst the values [from, to) of the series, from old
+// and the ring, and returns it with the index of its first value: from, or
+// later when values before that were not kept. w.mu is held.
+func (s *series) replayLocked(dst []float64, from, to uint64) ([]float64, uint64) {
+	from = max(from, s.oldFirst())
+	for j := from; j < to && j < s.first; j++ {
+		dst = append(dst, s.oldAt(j))
+	}
+	for j := max(from, s.first); j < to; j++ {
+		dst = append(dst, s.at(j))
+	}
+	return dst, from
+}
+
 // seriesLocked returns the series of a metric, creating it.
 func (w *Window) seriesLocked(metric string) *series {
 	s := w.series[metric]
@@ -214,6 +444,15 @@ func (w *Window) seriesLocked(metric string) *series {
 		w.series[metric] = s
 	}
 	return s
+}
+
+// streamID returns the id of the series' stream, see streamIDs. The
+// window's lock is held.
+func (s *series) streamID() uint32 {
+	if s.id == 0 {
+		s.id = newStreamID()
+	}
+	return s.id
 }
 
 // setCapacityLocked resizes every series of the window.

@@ -121,3 +121,61 @@ func TestSeriesSizeAtAcrossResizes(t *testing.T) {
 		}
 	}
 }
+
+// A series keeps the values that leave its ring from keep on, within the
+// windows' budget, for replays; a series no supervised detector watches
+// keeps none.
+func TestSeriesKeepsValuesForReplays(t *testing.T) {
+	ws := NewWindows()
+	w := ws.Get("m", "v", 4)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := &runner{hist: newHistory(10)}
+	w.route = &route{window: 4, byMetric: map[string][]*runner{"x": {r}, "y": {{}}}}
+	x, y := w.seriesLocked("x"), w.seriesLocked("y")
+	w.watchLocked(x, w.route.byMetric["x"], &ws.retain)
+	w.watchLocked(y, w.route.byMetric["y"], &ws.retain)
+	for i := range 10 {
+		x.add(float64(i))
+		y.add(float64(i))
+	}
+	if vals, from := x.replayLocked(nil, 0, 10); from != 0 || !reflect.DeepEqual(vals, []float64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("replay from 0: %d %v", from, vals)
+	}
+	if vals, from := y.replayLocked(nil, 0, 10); from != 6 || !reflect.DeepEqual(vals, []float64{6, 7, 8, 9}) {
+		t.Fatalf("unwatched: %d %v", from, vals)
+	}
+	if got := ws.retain.Load(); got != retainLimit-retainBlock {
+		t.Fatalf("budget %d", got)
+	}
+	// The detector drifted at 6: it needs 7 on, all in the ring.
+	x.markLocked(r, 7)
+	if x.keep != 7 || x.nOld != 0 || ws.retain.Load() != retainLimit {
+		t.Fatalf("after a drift: keep %d, %d kept, budget %d", x.keep, x.nOld, ws.retain.Load())
+	}
+	if vals, from := x.replayLocked(nil, 7, 9); from != 7 || !reflect.DeepEqual(vals, []float64{7, 8}) {
+		t.Fatalf("replay from 7: %d %v", from, vals)
+	}
+	// A budget of one block: the oldest kept values make room.
+	ws.retain.Store(0)
+	x.setKeep(0)
+	for i := 10; i < 10+retainBlock+20; i++ {
+		x.add(float64(i))
+	}
+	if x.nOld != 0 {
+		t.Fatalf("no budget, yet %d kept", x.nOld)
+	}
+	ws.retain.Store(retainBlock)
+	for i := 10 + retainBlock + 20; i < 10+3*retainBlock; i++ {
+		x.add(float64(i))
+	}
+	vals, from := x.replayLocked(nil, 0, x.next)
+	if x.nOld != retainBlock || from != x.first-retainBlock || len(vals) != retainBlock+4 || vals[0] != float64(from) {
+		t.Fatalf("%d kept, replay from %d of %d values starting %v", x.nOld, from, len(vals), vals[0])
+	}
+	for k, v := range vals {
+		if v != float64(from)+float64(k) {
+			t.Fatalf("value %d is %v", from+uint64(k), v)
+		}
+	}
+}

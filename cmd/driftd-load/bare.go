@@ -44,7 +44,7 @@ func measureBare(ctx context.Context, o options, l *load) (*bare, error) {
 		push = streamPusher(socket, l, o.conns)
 	}
 	start := time.Now()
-	p := pushFor(ctx, push, o.conns, o.duration)
+	p := pushFor(ctx, push, o.conns, o.bareDuration)
 	secs := time.Since(start).Seconds()
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)

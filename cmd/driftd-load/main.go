@@ -8,19 +8,25 @@
 //     (the same detector code, called directly), and their ratio;
 //   - drift-detection latency: from the write of a triggering value to the
 //     drift event on a GET /v1/events subscriber, under background load;
-//   - memory after the throughput phase, per value held in the windows.
+//   - memory after the throughput phase, per value held in the windows, and
+//     in a memory phase of its own (-mem-streams) with every window full;
+//   - with -bare, the rate of a bare reader that only splits the same bytes
+//     into lines, and ingestion's rate against it;
+//   - with -gobench, the allocations per op of the hot-path Go benchmarks.
+//
+// It ends with one line per target of the performance issue: the measured
+// figure, and ok or MISSED.
 //
 // Every run checks that nothing was rejected, refused or lost, and that the
 // stationary load raised no drift; a failed check is printed and makes the
 // exit status 1. See -h for the flags; `make bench` runs it with the
-// defaults, and LOAD_FLAGS adds more (make bench LOAD_FLAGS=-json).
-//
-// The same flags measure the larger targets, e.g.
+// issue's settings (BENCH_FLAGS in the Makefile), and LOAD_FLAGS adds or
+// overrides flags (make bench LOAD_FLAGS="-duration 10s -json"):
 //
 //	-duration 30s                      sustained throughput, nothing lost
-//	-latency-rate 100000 -probes 2000  latency p99 under heavy background load
+//	-latency-rate 100000 -probes 500   latency p99 under heavy background load
 //	-bare                              ingestion against a bare line splitter
-//	-streams 10000 -duration 60s       memory per window value, windows full
+//	-mem-streams 10000 -mem-values 1000  memory per window value, windows full
 //	-json                              figures for a script
 //	-cpuprofile cpu.prof               where the daemon's time goes
 //
@@ -54,6 +60,10 @@ type options struct {
 	probes        int
 	probeInterval time.Duration
 	bare          bool
+	bareDuration  time.Duration
+	memStreams    int
+	memValues     int
+	goBench       string
 	json          bool
 	cpuprofile    string
 	seed          uint64
@@ -77,6 +87,10 @@ func run() int {
 	flag.IntVar(&o.probes, "probes", 200, "drift probes in the latency phase (0: no latency phase)")
 	flag.DurationVar(&o.probeInterval, "probe-interval", 10*time.Millisecond, "mean spacing of the probes (each is jittered by ±50%)")
 	flag.BoolVar(&o.bare, "bare", false, "also push the same bytes to a bare reader that only splits lines, for the ingest/bare ratio")
+	flag.DurationVar(&o.bareDuration, "bare-duration", 10*time.Second, "how long the bare reader phase pushes")
+	flag.IntVar(&o.memStreams, "mem-streams", 0, "memory phase: a fresh agent gets -mem-values lines of each of this many streams, and heap and RSS per window value are measured (0: no memory phase)")
+	flag.IntVar(&o.memValues, "mem-values", 1000, "memory phase: values per stream and metric; the monitor's window is set to it")
+	flag.StringVar(&o.goBench, "gobench", "", "`file` of `go test -bench -benchmem` output: its hot-path allocs/op are checked in the summary")
 	flag.BoolVar(&o.json, "json", false, "print a machine-readable summary instead of text")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each throughput phase to `file` (with -mode both: file.out and file.in)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated values")
@@ -147,6 +161,12 @@ func (o *options) check() error {
 	}
 	if o.latencyRate < 0 || o.probes < 0 {
 		errs = append(errs, errors.New("-latency-rate and -probes must not be negative"))
+	}
+	if o.bareDuration <= 0 {
+		errs = append(errs, errors.New("-bare-duration must be positive"))
+	}
+	if o.memStreams < 0 || o.memValues < 1 {
+		errs = append(errs, errors.New("-mem-streams must not be negative and -mem-values must be at least 1"))
 	}
 	if o.probeInterval <= 0 {
 		errs = append(errs, errors.New("-probe-interval must be positive"))

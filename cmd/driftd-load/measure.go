@@ -37,7 +37,7 @@ func measure(ctx context.Context, o options) (*summary, error) {
 		}
 	}
 	l := generate(o.streams, o.seed)
-	sum := &summary{Failures: []string{},
+	sum := &summary{Failures: []string{}, Targets: []target{},
 		Streams: o.streams, ValuesPerLine: valuesPerLine, Window: o.window, Duration: o.duration.String(),
 		Conns: o.conns, Push: o.push, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
@@ -58,8 +58,19 @@ func measure(ctx context.Context, o options) (*summary, error) {
 	if len(sum.Runs) == 2 && sum.Runs[1].Throughput.MetricsPerSec > 0 {
 		sum.RatioOutIn = sum.Runs[0].Throughput.MetricsPerSec / sum.Runs[1].Throughput.MetricsPerSec
 	}
+	if o.memStreams > 0 {
+		m := o.modes()[0]
+		progress(o, "%s memory: %d streams x %d values", m, o.memStreams, o.memValues)
+		mp, err := memoryPhase(ctx, o, m)
+		if err != nil {
+			return nil, fmt.Errorf("%s memory: %w", m, err)
+		}
+		sum.Memory = mp
+		sum.Failures = append(sum.Failures, mp.failures...)
+		debug.FreeOSMemory()
+	}
 	if o.bare {
-		progress(o, "bare reader: pushing for %v", o.duration)
+		progress(o, "bare reader: pushing for %v", o.bareDuration)
 		b, err := measureBare(ctx, o, l)
 		if err != nil {
 			return nil, fmt.Errorf("bare reader: %w", err)
@@ -69,6 +80,14 @@ func measure(ctx context.Context, o options) (*summary, error) {
 			sum.Runs[i].Throughput.IngestPerBare = sum.Runs[i].Throughput.IngestPerSec / b.LinesPerSec
 		}
 	}
+	if o.goBench != "" {
+		g, err := readGoBench(o.goBench)
+		if err != nil {
+			return nil, fmt.Errorf("-gobench: %w", err)
+		}
+		sum.GoBench = g
+	}
+	sum.checkTargets(o.duration)
 	return sum, nil
 }
 
@@ -207,6 +226,50 @@ func throughputPhase(ctx context.Context, o options, ra *runningAgent, l *load, 
 	return nil
 }
 
+// memoryPhase starts a fresh agent with windows of -mem-values, pushes
+// -mem-values lines of each of -mem-streams streams, so that every window
+// is full, waits until the detectors evaluated them, and measures the heap
+// and the RSS per window value.
+func memoryPhase(ctx context.Context, o options, m mode) (*memPhase, error) {
+	l := generate(o.memStreams, o.seed)
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	mo := o
+	mo.window = o.memValues
+	ra, err := startAgent(ctx, mo, m)
+	if err != nil {
+		return nil, err
+	}
+	mp := &memPhase{Mode: m, Streams: o.memStreams, ValuesPerStream: o.memValues}
+	n := o.memStreams * o.memValues
+	start := time.Now()
+	p := pushLines(ctx, ra.socket, l, n, o.conns)
+	st, _, err := waitEvaluated(ctx, ra, p.accepted)
+	mp.Seconds = time.Since(start).Seconds()
+	if err == nil {
+		mp.Memory = memoryFigures(st, base.HeapInuse)
+		var lost uint64
+		for _, pl := range st.Plugins {
+			lost += pl.Feed.Lost
+		}
+		want := uint64(n / o.memStreams * valuesPerLine * o.memStreams)
+		switch {
+		case len(p.errs) > 0:
+			mp.failures = append(mp.failures, fmt.Sprintf("%s memory: pushing: %v", m, errors.Join(p.errs...)))
+		case p.accepted != uint64(n) || p.rejected > 0 || p.refused > 0 || lost > 0:
+			mp.failures = append(mp.failures, fmt.Sprintf("%s memory: %d lines pushed, %d accepted, %d rejected, %d refused, %d values lost",
+				m, n, p.accepted, p.rejected, p.refused, lost))
+		case mp.Memory.WindowValues != want:
+			mp.failures = append(mp.failures, fmt.Sprintf("%s memory: windows hold %d values, want %d", m, mp.Memory.WindowValues, want))
+		}
+	}
+	if serr := ra.stop(); err == nil && serr != nil {
+		err = fmt.Errorf("agent: %w", serr)
+	}
+	return mp, err
+}
+
 // waitEvaluated polls the status until every detector of the load has taken
 // want values (each line carries each named metric once) and has nothing
 // queued. It returns the last status and the number of polls.
@@ -283,13 +346,17 @@ func (d *driftCounter) count() int {
 }
 
 // memoryFigures measures the heap after a collection and the RSS of this
-// process and of the plugin processes, and divides them by the values the
-// windows hold.
+// process (also once free pages went back to the system) and of the plugin
+// processes, and divides them by the values the windows hold.
 func memoryFigures(st core.Status, baseHeap uint64) memory {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m := memory{HeapInuse: ms.HeapInuse, HeapBaseline: baseHeap, RSS: rss("self")}
+	// What the process holds once the free pages went back to the system,
+	// as the runtime's scavenger does over time.
+	debug.FreeOSMemory()
+	m.RSSReturned = rss("self")
 	for _, p := range st.Plugins {
 		if p.Pid > 0 {
 			m.PluginRSS += rss(fmt.Sprint(p.Pid))
@@ -303,6 +370,7 @@ func memoryFigures(st core.Status, baseHeap uint64) memory {
 	if m.WindowValues > 0 {
 		m.HeapPerValue = float64(int64(m.HeapInuse)-int64(baseHeap)) / float64(m.WindowValues)
 		m.RSSPerValue = float64(m.RSS) / float64(m.WindowValues)
+		m.RSSReturnedPerValue = float64(m.RSSReturned) / float64(m.WindowValues)
 	}
 	return m
 }

@@ -208,3 +208,53 @@ func pushFor(ctx context.Context, push pusher, conns int, d time.Duration) pushe
 	}
 	return total
 }
+
+// pushLines pushes n lines of the load, in the load's order from its first
+// line on, cycling, on conns streaming connections that each take an equal
+// run of them. A run of k times the number of streams lines gives every
+// stream k values, wherever it starts.
+func pushLines(ctx context.Context, socket string, l *load, n, conns int) pushed {
+	results := make([]pushed, conns)
+	var wg sync.WaitGroup
+	for c := range conns {
+		from, to := c*n/conns, (c+1)*n/conns
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[c] = pushRun(ctx, socket, l, from, to)
+		}()
+	}
+	wg.Wait()
+	var total pushed
+	for _, r := range results {
+		total.add(r)
+	}
+	return total
+}
+
+// pushRun pushes the lines [from, to) of the load, counted cyclically, on
+// one streaming connection, in chunks of at most chunkBytes (or one line).
+func pushRun(ctx context.Context, socket string, l *load, from, to int) pushed {
+	var res pushed
+	p, err := openChunkedPost(socket)
+	if err != nil {
+		res.errs = append(res.errs, err)
+		return res
+	}
+	n, sent := l.lines(), 0
+	for k := from; k < to && ctx.Err() == nil; {
+		i := k % n
+		j := i + 1
+		for j < n && j-i < to-k && l.starts[j+1]-l.starts[i] <= chunkBytes {
+			j++
+		}
+		if err := p.write(l.span(i, j)); err != nil {
+			res.errs = append(res.errs, err)
+			break
+		}
+		sent += j - i
+		k += j - i
+	}
+	res.take(sent, p.finish(time.Minute))
+	return res
+}

@@ -20,7 +20,21 @@ type summary struct {
 	Runs          []modeRun `json:"runs"`
 	RatioOutIn    float64   `json:"ratio_out_in,omitempty"`
 	Bare          *bare     `json:"bare,omitempty"`
+	Memory        *memPhase `json:"memory,omitempty"`
+	GoBench       []goBench `json:"go_bench,omitempty"`
+	Targets       []target  `json:"targets"`
 	Failures      []string  `json:"failures"`
+}
+
+// memPhase is the memory phase: every window full.
+type memPhase struct {
+	Mode            mode    `json:"mode"`
+	Streams         int     `json:"streams"`
+	ValuesPerStream int     `json:"values_per_stream"`
+	Seconds         float64 `json:"seconds"`
+	Memory          memory  `json:"memory"`
+
+	failures []string
 }
 
 // modeRun is one agent's figures.
@@ -75,10 +89,13 @@ type memory struct {
 	HeapInuse    uint64  `json:"heap_inuse"`
 	HeapBaseline uint64  `json:"heap_baseline"`
 	RSS          uint64  `json:"rss"`
+	RSSReturned  uint64  `json:"rss_returned"` // after debug.FreeOSMemory
 	PluginRSS    uint64  `json:"plugin_rss"`
 	WindowValues uint64  `json:"window_values"`
 	HeapPerValue float64 `json:"heap_per_value"`
 	RSSPerValue  float64 `json:"rss_per_value"`
+
+	RSSReturnedPerValue float64 `json:"rss_returned_per_value"`
 }
 
 // latency is the latency phase: from the write of a probe to its drift
@@ -132,12 +149,12 @@ func (s *summary) print(w io.Writer) {
 		if m.PluginRSS > 0 {
 			plugins = fmt.Sprintf(", plugins RSS %.1f MiB", mib(m.PluginRSS))
 		}
-		fmt.Fprintf(w, "%s memory: %d window values held; heap %.1f MiB (+%.1f MiB) = %.1f B/value, RSS %.1f MiB = %.1f B/value%s\n",
+		fmt.Fprintf(w, "%s memory: %d window values held; heap %.1f MiB (+%.1f MiB) = %.1f B/value, RSS %.1f MiB = %.1f B/value (%.1f once free pages are returned)%s\n",
 			r.Mode, m.WindowValues, mib(m.HeapInuse), mib(m.HeapInuse)-mib(m.HeapBaseline), m.HeapPerValue,
-			mib(m.RSS), m.RSSPerValue, plugins)
+			mib(m.RSS), m.RSSPerValue, m.RSSReturnedPerValue, plugins)
 	}
 	if s.RatioOutIn > 0 {
-		fmt.Fprintf(w, "ratio out/in: %.2f\n", s.RatioOutIn)
+		fmt.Fprintf(w, "ratio out/in: %.3f\n", s.RatioOutIn)
 	}
 	for _, r := range s.Runs {
 		if l := r.Latency; l != nil {
@@ -148,11 +165,20 @@ func (s *summary) print(w io.Writer) {
 		}
 	}
 	if b := s.Bare; b != nil {
-		fmt.Fprintf(w, "bare reader: %.0f lines/s", b.LinesPerSec)
+		fmt.Fprintf(w, "bare reader: %.0f lines/s for %.1f s", b.LinesPerSec, b.Seconds)
 		for _, r := range s.Runs {
 			fmt.Fprintf(w, "; ingest/bare %s %.3f", r.Mode, r.Throughput.IngestPerBare)
 		}
 		fmt.Fprintln(w)
+	}
+	if mp := s.Memory; mp != nil {
+		m := mp.Memory
+		fmt.Fprintf(w, "memory phase (%s): %d streams x %d values, %d window values held, %.1f s; heap %.1f MiB (+%.1f MiB) = %.1f B/value, RSS %.1f MiB = %.1f B/value (%.1f once free pages are returned), plugins RSS %.1f MiB\n",
+			mp.Mode, mp.Streams, mp.ValuesPerStream, m.WindowValues, mp.Seconds, mib(m.HeapInuse), mib(m.HeapInuse)-mib(m.HeapBaseline),
+			m.HeapPerValue, mib(m.RSS), m.RSSPerValue, m.RSSReturnedPerValue, mib(m.PluginRSS))
+	}
+	for _, t := range s.Targets {
+		fmt.Fprintf(w, "target %s: %s  %s\n", t.Name, t.Got, t.Status)
 	}
 }
 

@@ -372,7 +372,7 @@ func (p *parser) value(label string, name []byte) (v float64, ok bool, err error
 			// ParseFloat's only possible error here is ErrRange: ±Inf on
 			// overflow, which is caught below, or a tiny number rounded
 			// to zero, which is fine.
-			v, _ = strconv.ParseFloat(string(tok), 64)
+			v = parseNumber(tok)
 			if math.IsInf(v, 0) {
 				msg = token(tok) + " is not a finite number"
 			} else {
@@ -581,6 +581,58 @@ func (p *parser) badLiteral(start int, tok []byte) error {
 	}
 	return p.syntax(start, "invalid value "+strconv.Quote(token(tok)))
 }
+
+// parseNumber converts a valid JSON number as strconv.ParseFloat does. The
+// common form, a decimal of at most 15 significant digits without an
+// exponent, takes a short cut that gives the same, correctly rounded,
+// result: the digits are an integer m < 2^53 and the point a power of ten
+// p <= 10^22, both exact in a float64, so the one rounding of m / p is the
+// correct one (Clinger's fast path, which ParseFloat also takes for them).
+func parseNumber(tok []byte) float64 {
+	i, neg := 0, false
+	if len(tok) > 0 && tok[0] == '-' {
+		i, neg = 1, true
+	}
+	var m uint64
+	digits, frac, point := 0, 0, false
+	for ; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case '0' <= c && c <= '9':
+			if m != 0 || c != '0' {
+				digits++
+			}
+			m = m*10 + uint64(c-'0')
+			if point {
+				frac++
+			}
+		case c == '.' && !point:
+			point = true
+		default: // an exponent
+			digits = maxFastDigits + 1
+		}
+		if digits > maxFastDigits || frac >= len(pow10) {
+			// ParseFloat's only possible error here is ErrRange: ±Inf on
+			// overflow, which the caller catches, or a tiny number rounded
+			// to zero, which is fine.
+			v, _ := strconv.ParseFloat(string(tok), 64)
+			return v
+		}
+	}
+	v := float64(m) / pow10[frac]
+	if neg {
+		v = -v
+	}
+	return v
+}
+
+// maxFastDigits is the most significant digits parseNumber's short cut
+// takes: 10^15 < 2^53.
+const maxFastDigits = 15
+
+// pow10 holds the powers of ten that are exact in a float64.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // Results of numberState.
 const (

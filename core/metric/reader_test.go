@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -437,5 +439,25 @@ func TestReaderLine(t *testing.T) {
 				t.Fatalf("lines %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// parseNumber's short cut gives exactly what strconv.ParseFloat gives.
+func TestParseNumberIsParseFloat(t *testing.T) {
+	nums := []string{"0", "-0", "0.0", "-0.000", "1", "12.5", "0.9", "0.93", "0.1", "0.3", "123456789012345",
+		"1234567890123456", "0.123456789012345", "0.1234567890123456", "9007199254740993", "1e3", "1.5E-7",
+		"0.0000000000000000000001", "0.00000000000000000000001", "-12.000000000000000000001", "000.5",
+		"99999999999999.9", "4503599627370497.5", "1.7976931348623157e308", "5e-324"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		ip := strconv.FormatUint(rng.Uint64N(1_000_000_000), 10)
+		fp := strconv.FormatUint(rng.Uint64N(1_000_000_000_000), 10)
+		nums = append(nums, ip+"."+fp, "0."+strings.Repeat("0", rng.IntN(12))+fp, "-"+fp[:1+rng.IntN(len(fp))])
+	}
+	for _, n := range nums {
+		want, _ := strconv.ParseFloat(n, 64)
+		if got := parseNumber([]byte(n)); math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("parseNumber(%s) = %v, ParseFloat says %v", n, got, want)
+		}
 	}
 }
