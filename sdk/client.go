@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -16,6 +17,11 @@ type client struct {
 	plugin   proto.PluginClient
 	detector proto.DetectorClient
 	sink     proto.SinkClient
+
+	// packed: the plugin takes the packed form of Update; set once, when
+	// the connection is made. ids are its stream ids.
+	packed bool
+	ids    streamIDs
 }
 
 func newClient(c *grpc.ClientConn) *client {
@@ -27,6 +33,17 @@ func (c *client) info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fromStatus("info", err)
 	}
+	return infoFromProto(p), nil
+}
+
+// hello reads the plugin's info and the wire features it speaks, which
+// decide the form of the calls to come.
+func (c *client) hello(ctx context.Context) (Info, error) {
+	p, err := c.plugin.Info(ctx, &proto.Empty{})
+	if err != nil {
+		return Info{}, fromStatus("info", err)
+	}
+	c.packed = slices.Contains(p.GetFeatures(), featurePackedUpdate)
 	return infoFromProto(p), nil
 }
 
@@ -55,10 +72,27 @@ func (c *client) configure(ctx context.Context, cfg Config) error {
 }
 
 func (c *client) update(ctx context.Context, batches []Batch) ([]Signal, error) {
+	if c.packed {
+		return c.updatePacked(ctx, batches)
+	}
 	resp, err := c.detector.Update(ctx, &proto.UpdateRequest{Batches: batchesToProto(batches)})
 	if err != nil {
 		return nil, fromStatus("update", err)
 	}
+	return signalsFromProto(resp.GetSignals()), nil
+}
+
+// updatePacked sends batches in the packed form. gRPC is done with the
+// request when the call returns, so its buffers serve the next call.
+func (c *client) updatePacked(ctx context.Context, batches []Batch) ([]Signal, error) {
+	p := packers.Get().(*packer)
+	defer p.release()
+	req := c.ids.pack(p, batches)
+	resp, err := c.detector.Update(ctx, req)
+	if err != nil {
+		return nil, fromStatus("update", err)
+	}
+	c.ids.sent(req)
 	return signalsFromProto(resp.GetSignals()), nil
 }
 

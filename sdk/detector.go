@@ -107,6 +107,8 @@ type Detector interface {
 	// the plugin is then not used.
 	Configure(cfg Config) error
 	// Update feeds values and returns the signals they raised, in order.
+	// batches and the Values slices it holds belong to the caller and
+	// are reused once Update returns: copy what must outlive the call.
 	Update(ctx context.Context, batches []Batch) ([]Signal, error)
 }
 

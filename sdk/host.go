@@ -82,7 +82,7 @@ func dialRemote(ctx context.Context, pc *plugin.Client) (*Remote, error) {
 		return nil, fmt.Errorf("unexpected plugin client %T", raw)
 	}
 	r := &Remote{c: c}
-	if r.info, err = c.info(ctx); err != nil {
+	if r.info, err = c.hello(ctx); err != nil {
 		return nil, err
 	}
 	if r.schema, err = c.schema(ctx); err != nil {

@@ -19,7 +19,11 @@ type pluginServer struct {
 }
 
 func (s *pluginServer) Info(context.Context, *proto.Empty) (*proto.PluginInfo, error) {
-	return infoToProto(s.impl.Info()), nil
+	p := infoToProto(s.impl.Info())
+	if _, ok := s.impl.(Detector); ok {
+		p.Features = sdkFeatures
+	}
+	return p, nil
 }
 
 func (s *pluginServer) Schema(context.Context, *proto.Empty) (*proto.ConfigSchema, error) {
@@ -63,10 +67,32 @@ func (s *pluginServer) Configure(_ context.Context, req *proto.ConfigureRequest)
 type detectorServer struct {
 	proto.UnimplementedDetectorServer
 	impl Detector
+	keys streamKeys // the stream ids of packed calls
 }
 
 func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (*proto.UpdateResponse, error) {
-	signals, err := s.impl.Update(ctx, batchesFromProto(req.GetBatches()))
+	if len(req.GetHeads()) == 0 && len(req.GetStreams()) == 0 && len(req.GetValues()) == 0 {
+		return s.update(ctx, batchesFromProto(req.GetBatches()))
+	}
+	if len(req.GetBatches()) > 0 {
+		return nil, toStatus(fmt.Errorf("update: batches in both forms: %w", ErrBadRequest))
+	}
+	buf := batchBufs.Get().(*[]Batch)
+	defer func() {
+		clear(*buf)
+		*buf = (*buf)[:0]
+		batchBufs.Put(buf)
+	}()
+	batches, err := s.keys.unpack(req, (*buf)[:0])
+	*buf = batches
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.update(ctx, batches)
+}
+
+func (s *detectorServer) update(ctx context.Context, batches []Batch) (*proto.UpdateResponse, error) {
+	signals, err := s.impl.Update(ctx, batches)
 	if err != nil {
 		return nil, toStatus(ownError(ctx, err))
 	}

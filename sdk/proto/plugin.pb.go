@@ -62,12 +62,16 @@ func (*Empty) Descriptor() ([]byte, []int) {
 
 // Info describes a plugin.
 type PluginInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "detector" or "sink"
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	Domain        string                 `protobuf:"bytes,5,opt,name=domain,proto3" json:"domain,omitempty"` // values a detector takes: "" any finite number, "binary" 0 or 1
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind        string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "detector" or "sink"
+	Version     string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Domain      string                 `protobuf:"bytes,5,opt,name=domain,proto3" json:"domain,omitempty"` // values a detector takes: "" any finite number, "binary" 0 or 1
+	// Wire features the plugin's kit speaks beyond the first form of each
+	// call; the daemon uses one only when the plugin lists it. Known:
+	// "packed_update", the packed form of UpdateRequest.
+	Features      []string `protobuf:"bytes,6,rep,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,6 +139,13 @@ func (x *PluginInfo) GetDomain() string {
 		return x.Domain
 	}
 	return ""
+}
+
+func (x *PluginInfo) GetFeatures() []string {
+	if x != nil {
+		return x.Features
+	}
+	return nil
 }
 
 // Value is a config value: a number, a string, a bool or a map of strings.
@@ -621,16 +632,80 @@ func (x *Batch) GetValues() []float64 {
 	return nil
 }
 
+// StreamName gives the key of a stream id of the packed UpdateRequest.
+type StreamName struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamName) Reset() {
+	*x = StreamName{}
+	mi := &file_plugin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamName) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamName) ProtoMessage() {}
+
+func (x *StreamName) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamName.ProtoReflect.Descriptor instead.
+func (*StreamName) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StreamName) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *StreamName) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// UpdateRequest carries batches in one of two forms. The first is batches.
+// The packed form, sent only to plugins whose PluginInfo lists the feature
+// "packed_update", has no message per batch: heads holds three numbers per
+// batch, its stream id, its start and its number of values, and values
+// holds the values of all batches, one batch after the other. Stream ids are
+// numbers the daemon gives each stream key, for the life of the plugin
+// process; streams names the ids the plugin may not know yet, and naming an
+// id again, with the same key, is allowed. A request uses one form.
 type UpdateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Batches       []*Batch               `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
+	Streams       []*StreamName          `protobuf:"bytes,2,rep,name=streams,proto3" json:"streams,omitempty"`
+	Heads         []uint64               `protobuf:"varint,3,rep,packed,name=heads,proto3" json:"heads,omitempty"`
+	Values        []float64              `protobuf:"fixed64,4,rep,packed,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +717,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,12 +730,33 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateRequest) GetBatches() []*Batch {
 	if x != nil {
 		return x.Batches
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetStreams() []*StreamName {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetHeads() []uint64 {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetValues() []float64 {
+	if x != nil {
+		return x.Values
 	}
 	return nil
 }
@@ -677,7 +773,7 @@ type Signal struct {
 
 func (x *Signal) Reset() {
 	*x = Signal{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +785,7 @@ func (x *Signal) String() string {
 func (*Signal) ProtoMessage() {}
 
 func (x *Signal) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +798,7 @@ func (x *Signal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signal.ProtoReflect.Descriptor instead.
 func (*Signal) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Signal) GetStream() string {
@@ -742,7 +838,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +850,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +863,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateResponse) GetSignals() []*Signal {
@@ -786,7 +882,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +894,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +907,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResetRequest) GetStream() string {
@@ -837,7 +933,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +945,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +958,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -936,7 +1032,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1044,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1057,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Job) GetId() string {
@@ -1057,7 +1153,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1165,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1178,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeliverRequest) GetJob() *Job {
@@ -1106,7 +1202,7 @@ type DeliverResponse struct {
 
 func (x *DeliverResponse) Reset() {
 	*x = DeliverResponse{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1214,7 @@ func (x *DeliverResponse) String() string {
 func (*DeliverResponse) ProtoMessage() {}
 
 func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1227,7 @@ func (x *DeliverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResponse.ProtoReflect.Descriptor instead.
 func (*DeliverResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeliverResponse) GetError() string {
@@ -1160,14 +1256,15 @@ var File_plugin_proto protoreflect.FileDescriptor
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\fplugin.proto\x12\x10driftd.plugin.v1\"\a\n" +
-	"\x05Empty\"\x88\x01\n" +
+	"\x05Empty\"\xa4\x01\n" +
 	"\n" +
 	"PluginInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x16\n" +
-	"\x06domain\x18\x05 \x01(\tR\x06domain\"\x97\x01\n" +
+	"\x06domain\x18\x05 \x01(\tR\x06domain\x12\x1a\n" +
+	"\bfeatures\x18\x06 \x03(\tR\bfeatures\"\x97\x01\n" +
 	"\x05Value\x12\x18\n" +
 	"\x06number\x18\x01 \x01(\x01H\x00R\x06number\x12\x18\n" +
 	"\x06string\x18\x02 \x01(\tH\x00R\x06string\x12\x14\n" +
@@ -1203,9 +1300,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05Batch\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x16\n" +
-	"\x06values\x18\x03 \x03(\x01R\x06values\"B\n" +
+	"\x06values\x18\x03 \x03(\x01R\x06values\".\n" +
+	"\n" +
+	"StreamName\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xa8\x01\n" +
 	"\rUpdateRequest\x121\n" +
-	"\abatches\x18\x01 \x03(\v2\x17.driftd.plugin.v1.BatchR\abatches\"\xc7\x01\n" +
+	"\abatches\x18\x01 \x03(\v2\x17.driftd.plugin.v1.BatchR\abatches\x126\n" +
+	"\astreams\x18\x02 \x03(\v2\x1c.driftd.plugin.v1.StreamNameR\astreams\x12\x14\n" +
+	"\x05heads\x18\x03 \x03(\x04R\x05heads\x12\x16\n" +
+	"\x06values\x18\x04 \x03(\x01R\x06values\"\xc7\x01\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
@@ -1273,7 +1377,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_plugin_proto_goTypes = []any{
 	(*Empty)(nil),             // 0: driftd.plugin.v1.Empty
 	(*PluginInfo)(nil),        // 1: driftd.plugin.v1.PluginInfo
@@ -1285,50 +1389,52 @@ var file_plugin_proto_goTypes = []any{
 	(*ConfigError)(nil),       // 7: driftd.plugin.v1.ConfigError
 	(*ConfigureResponse)(nil), // 8: driftd.plugin.v1.ConfigureResponse
 	(*Batch)(nil),             // 9: driftd.plugin.v1.Batch
-	(*UpdateRequest)(nil),     // 10: driftd.plugin.v1.UpdateRequest
-	(*Signal)(nil),            // 11: driftd.plugin.v1.Signal
-	(*UpdateResponse)(nil),    // 12: driftd.plugin.v1.UpdateResponse
-	(*ResetRequest)(nil),      // 13: driftd.plugin.v1.ResetRequest
-	(*Event)(nil),             // 14: driftd.plugin.v1.Event
-	(*Job)(nil),               // 15: driftd.plugin.v1.Job
-	(*DeliverRequest)(nil),    // 16: driftd.plugin.v1.DeliverRequest
-	(*DeliverResponse)(nil),   // 17: driftd.plugin.v1.DeliverResponse
-	nil,                       // 18: driftd.plugin.v1.StringMap.EntriesEntry
-	nil,                       // 19: driftd.plugin.v1.ConfigureRequest.ConfigEntry
-	nil,                       // 20: driftd.plugin.v1.Signal.DetailsEntry
-	nil,                       // 21: driftd.plugin.v1.Event.DetailsEntry
+	(*StreamName)(nil),        // 10: driftd.plugin.v1.StreamName
+	(*UpdateRequest)(nil),     // 11: driftd.plugin.v1.UpdateRequest
+	(*Signal)(nil),            // 12: driftd.plugin.v1.Signal
+	(*UpdateResponse)(nil),    // 13: driftd.plugin.v1.UpdateResponse
+	(*ResetRequest)(nil),      // 14: driftd.plugin.v1.ResetRequest
+	(*Event)(nil),             // 15: driftd.plugin.v1.Event
+	(*Job)(nil),               // 16: driftd.plugin.v1.Job
+	(*DeliverRequest)(nil),    // 17: driftd.plugin.v1.DeliverRequest
+	(*DeliverResponse)(nil),   // 18: driftd.plugin.v1.DeliverResponse
+	nil,                       // 19: driftd.plugin.v1.StringMap.EntriesEntry
+	nil,                       // 20: driftd.plugin.v1.ConfigureRequest.ConfigEntry
+	nil,                       // 21: driftd.plugin.v1.Signal.DetailsEntry
+	nil,                       // 22: driftd.plugin.v1.Event.DetailsEntry
 }
 var file_plugin_proto_depIdxs = []int32{
 	3,  // 0: driftd.plugin.v1.Value.string_map:type_name -> driftd.plugin.v1.StringMap
-	18, // 1: driftd.plugin.v1.StringMap.entries:type_name -> driftd.plugin.v1.StringMap.EntriesEntry
+	19, // 1: driftd.plugin.v1.StringMap.entries:type_name -> driftd.plugin.v1.StringMap.EntriesEntry
 	2,  // 2: driftd.plugin.v1.Attribute.default:type_name -> driftd.plugin.v1.Value
 	4,  // 3: driftd.plugin.v1.ConfigSchema.attributes:type_name -> driftd.plugin.v1.Attribute
-	19, // 4: driftd.plugin.v1.ConfigureRequest.config:type_name -> driftd.plugin.v1.ConfigureRequest.ConfigEntry
+	20, // 4: driftd.plugin.v1.ConfigureRequest.config:type_name -> driftd.plugin.v1.ConfigureRequest.ConfigEntry
 	7,  // 5: driftd.plugin.v1.ConfigureResponse.errors:type_name -> driftd.plugin.v1.ConfigError
 	9,  // 6: driftd.plugin.v1.UpdateRequest.batches:type_name -> driftd.plugin.v1.Batch
-	20, // 7: driftd.plugin.v1.Signal.details:type_name -> driftd.plugin.v1.Signal.DetailsEntry
-	11, // 8: driftd.plugin.v1.UpdateResponse.signals:type_name -> driftd.plugin.v1.Signal
-	21, // 9: driftd.plugin.v1.Event.details:type_name -> driftd.plugin.v1.Event.DetailsEntry
-	14, // 10: driftd.plugin.v1.Job.event:type_name -> driftd.plugin.v1.Event
-	15, // 11: driftd.plugin.v1.DeliverRequest.job:type_name -> driftd.plugin.v1.Job
-	2,  // 12: driftd.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> driftd.plugin.v1.Value
-	0,  // 13: driftd.plugin.v1.Plugin.Info:input_type -> driftd.plugin.v1.Empty
-	0,  // 14: driftd.plugin.v1.Plugin.Schema:input_type -> driftd.plugin.v1.Empty
-	6,  // 15: driftd.plugin.v1.Plugin.Configure:input_type -> driftd.plugin.v1.ConfigureRequest
-	10, // 16: driftd.plugin.v1.Detector.Update:input_type -> driftd.plugin.v1.UpdateRequest
-	13, // 17: driftd.plugin.v1.Detector.Reset:input_type -> driftd.plugin.v1.ResetRequest
-	16, // 18: driftd.plugin.v1.Sink.Deliver:input_type -> driftd.plugin.v1.DeliverRequest
-	1,  // 19: driftd.plugin.v1.Plugin.Info:output_type -> driftd.plugin.v1.PluginInfo
-	5,  // 20: driftd.plugin.v1.Plugin.Schema:output_type -> driftd.plugin.v1.ConfigSchema
-	8,  // 21: driftd.plugin.v1.Plugin.Configure:output_type -> driftd.plugin.v1.ConfigureResponse
-	12, // 22: driftd.plugin.v1.Detector.Update:output_type -> driftd.plugin.v1.UpdateResponse
-	0,  // 23: driftd.plugin.v1.Detector.Reset:output_type -> driftd.plugin.v1.Empty
-	17, // 24: driftd.plugin.v1.Sink.Deliver:output_type -> driftd.plugin.v1.DeliverResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 7: driftd.plugin.v1.UpdateRequest.streams:type_name -> driftd.plugin.v1.StreamName
+	21, // 8: driftd.plugin.v1.Signal.details:type_name -> driftd.plugin.v1.Signal.DetailsEntry
+	12, // 9: driftd.plugin.v1.UpdateResponse.signals:type_name -> driftd.plugin.v1.Signal
+	22, // 10: driftd.plugin.v1.Event.details:type_name -> driftd.plugin.v1.Event.DetailsEntry
+	15, // 11: driftd.plugin.v1.Job.event:type_name -> driftd.plugin.v1.Event
+	16, // 12: driftd.plugin.v1.DeliverRequest.job:type_name -> driftd.plugin.v1.Job
+	2,  // 13: driftd.plugin.v1.ConfigureRequest.ConfigEntry.value:type_name -> driftd.plugin.v1.Value
+	0,  // 14: driftd.plugin.v1.Plugin.Info:input_type -> driftd.plugin.v1.Empty
+	0,  // 15: driftd.plugin.v1.Plugin.Schema:input_type -> driftd.plugin.v1.Empty
+	6,  // 16: driftd.plugin.v1.Plugin.Configure:input_type -> driftd.plugin.v1.ConfigureRequest
+	11, // 17: driftd.plugin.v1.Detector.Update:input_type -> driftd.plugin.v1.UpdateRequest
+	14, // 18: driftd.plugin.v1.Detector.Reset:input_type -> driftd.plugin.v1.ResetRequest
+	17, // 19: driftd.plugin.v1.Sink.Deliver:input_type -> driftd.plugin.v1.DeliverRequest
+	1,  // 20: driftd.plugin.v1.Plugin.Info:output_type -> driftd.plugin.v1.PluginInfo
+	5,  // 21: driftd.plugin.v1.Plugin.Schema:output_type -> driftd.plugin.v1.ConfigSchema
+	8,  // 22: driftd.plugin.v1.Plugin.Configure:output_type -> driftd.plugin.v1.ConfigureResponse
+	13, // 23: driftd.plugin.v1.Detector.Update:output_type -> driftd.plugin.v1.UpdateResponse
+	0,  // 24: driftd.plugin.v1.Detector.Reset:output_type -> driftd.plugin.v1.Empty
+	18, // 25: driftd.plugin.v1.Sink.Deliver:output_type -> driftd.plugin.v1.DeliverResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1348,7 +1454,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -136,18 +136,20 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., metric: _Optional[str] = ..., detector: _Optional[str] = ..., monitor: _Optional[str] = ..., sink: _Optional[str] = ..., created_unix_nano: _Optional[int] = ..., attempt: _Optional[int] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., resolves: _Optional[str] = ...) -> None: ...
 
 class PluginInfo(_message.Message):
-    __slots__ = ["description", "domain", "kind", "name", "version"]
+    __slots__ = ["description", "domain", "features", "kind", "name", "version"]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     description: str
     domain: str
+    features: _containers.RepeatedScalarFieldContainer[str]
     kind: str
     name: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., domain: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., domain: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
     __slots__ = ["stream"]
@@ -174,6 +176,14 @@ class Signal(_message.Message):
     type: str
     def __init__(self, stream: _Optional[str] = ..., index: _Optional[int] = ..., type: _Optional[str] = ..., details: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
+class StreamName(_message.Message):
+    __slots__ = ["id", "key"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    key: str
+    def __init__(self, id: _Optional[int] = ..., key: _Optional[str] = ...) -> None: ...
+
 class StringMap(_message.Message):
     __slots__ = ["entries"]
     class EntriesEntry(_message.Message):
@@ -188,10 +198,16 @@ class StringMap(_message.Message):
     def __init__(self, entries: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
-    __slots__ = ["batches"]
+    __slots__ = ["batches", "heads", "streams", "values"]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[Batch]
-    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ...) -> None: ...
+    heads: _containers.RepeatedScalarFieldContainer[int]
+    streams: _containers.RepeatedCompositeFieldContainer[StreamName]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ..., streams: _Optional[_Iterable[_Union[StreamName, _Mapping]]] = ..., heads: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class UpdateResponse(_message.Message):
     __slots__ = ["signals"]
