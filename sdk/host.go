@@ -232,8 +232,7 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		StartTimeout:     timeout,
 		SyncStdout:       logWriter{logger, "stdout"},
 		SyncStderr:       logWriter{logger, "stderr"},
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+		GRPCDialOptions:  dialOptions(),
 	})
 	dctx, cancel := context.WithTimeout(ctx, timeout) // info and schema, after the handshake
 	defer cancel()
@@ -341,8 +340,25 @@ func ServeInProcess(ctx context.Context, impl Plugin) (*Process, error) {
 	return p, nil
 }
 
+// windowBytes is the HTTP/2 flow-control window of a plugin connection and
+// of each call on it, set on both ends. gRPC's default starts at 64 KiB and
+// grows by its bandwidth estimate; an Update call under load (thousands of
+// values and their heads) is about that size, and the load generator showed
+// the plugins spending a fifth less CPU per value with a fixed window of a
+// few calls' size. The receiver buffers at most this much per connection.
+const windowBytes = 4 << 20
+
+// dialOptions are the daemon's gRPC options for a plugin connection.
+func dialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(windowBytes),
+	}
+}
+
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
-	opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))
+	opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(windowBytes))
 	return grpc.NewServer(opts...)
 }
 
@@ -454,8 +470,7 @@ func attach(ctx context.Context, rc *plugin.ReattachConfig, logger hclog.Logger)
 		Reattach:         rc,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           logger,
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+		GRPCDialOptions:  dialOptions(),
 	})
 	p, err := connect(ctx, pc)
 	if err != nil {
