@@ -261,6 +261,7 @@ func (ws *Windows) restore(wins []snapshot.Window) {
 		}
 		ws.m[k] = w
 	}
+	ws.renewLocked()
 }
 
 // restoreSeries rebuilds a series as it was: the same indices, values,

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -13,11 +14,22 @@ import (
 // of each of its metrics, in ring buffers. It is state that outlives a
 // config: a reload may resize windows but never empties them.
 type Windows struct {
-	mu sync.RWMutex
-	m  map[modelVersion]*Window
+	// read is a copy of m that Get reads without a lock: every pushed line
+	// looks its window up, from every connection, and even a read lock is a
+	// write to memory those connections share. Windows created since the
+	// copy are found in m; the copy is renewed once the lookups that missed
+	// it add up to its size.
+	read   atomic.Pointer[map[modelVersion]*Window]
+	mu     sync.RWMutex
+	m      map[modelVersion]*Window
+	misses int // lookups since the last copy that had to take mu
+
 	// retain is how many more values that left the windows the series may
-	// keep for replays (see series.retain).
+	// keep for replays (see series.retain). Every eviction of a watched
+	// series reads it: it has a cache line of its own.
+	_      [64]byte
 	retain atomic.Int64
+	_      [56]byte
 }
 
 type modelVersion struct{ model, version string }
@@ -33,19 +45,39 @@ func NewWindows() *Windows {
 // values per metric when it is new.
 func (ws *Windows) Get(model, version string, capacity int) *Window {
 	k := modelVersion{model, version}
-	ws.mu.RLock()
-	w := ws.m[k]
-	ws.mu.RUnlock()
-	if w != nil {
-		return w
+	if r := ws.read.Load(); r != nil {
+		if w := (*r)[k]; w != nil {
+			return w
+		}
 	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if w = ws.m[k]; w == nil {
+	w := ws.m[k]
+	if w == nil {
 		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series)}
 		ws.m[k] = w
 	}
+	ws.missedLocked()
 	return w
+}
+
+// missedLocked counts a lookup that missed the lock-free copy and renews
+// the copy once the misses add up to its size, so that copying costs a
+// constant per window created. ws.mu is held.
+func (ws *Windows) missedLocked() {
+	ws.misses++
+	r := ws.read.Load()
+	if r != nil && ws.misses < len(*r) {
+		return
+	}
+	ws.renewLocked()
+}
+
+// renewLocked replaces the lock-free copy with a copy of m. ws.mu is held.
+func (ws *Windows) renewLocked() {
+	m := maps.Clone(ws.m)
+	ws.read.Store(&m)
+	ws.misses = 0
 }
 
 // Lookup returns the window of a model version, or nil.
@@ -305,7 +337,11 @@ func (s *series) evict(v float64) {
 			s.dropOld(1) // make room by dropping the oldest kept
 		}
 	}
-	s.old[(s.oldHead+s.nOld)%len(s.old)] = v
+	k := s.oldHead + s.nOld // < 2*len(old): a subtraction, not a division
+	if k >= len(s.old) {
+		k -= len(s.old)
+	}
+	s.old[k] = v
 	s.nOld++
 }
 
@@ -335,7 +371,9 @@ func (s *series) dropOld(n int) {
 	if n == 0 {
 		return
 	}
-	s.oldHead = (s.oldHead + n) % len(s.old)
+	if s.oldHead += n; s.oldHead >= len(s.old) { // n <= nOld <= len(old)
+		s.oldHead -= len(s.old)
+	}
 	s.nOld -= n
 }
 
