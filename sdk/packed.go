@@ -141,7 +141,7 @@ func (t *streamKeys) unpack(req *proto.UpdateRequest, out []Batch) ([]Batch, err
 		if count > uint64(len(values))-off {
 			return out, fmt.Errorf("packed update: batches hold more than the %d values sent: %w", len(values), ErrBadRequest)
 		}
-		out = append(out, Batch{Stream: t.keys[id], Start: start, Values: values[off : off+count : off+count]})
+		out = append(out, Batch{Stream: t.keys[id], Start: start, Values: values[off : off+count : off+count], id: uint32(id) + 1})
 		off += count
 	}
 	if off != uint64(len(values)) {

@@ -187,7 +187,11 @@ func TestPackedAllocations(t *testing.T) {
 		ids.sent(req)
 	}
 	roundTrip()
-	if !reflect.DeepEqual(out, batches) {
+	want := slices.Clone(batches)
+	for i := range want {
+		want[i].id = uint32(i) + 1 // ids are handed out in the order streams come
+	}
+	if !reflect.DeepEqual(out, want) {
 		t.Fatal("unpacked batches differ from the packed ones")
 	}
 	if n := testing.AllocsPerRun(20, roundTrip); n != 0 {
@@ -195,5 +199,64 @@ func TestPackedAllocations(t *testing.T) {
 	}
 	if len(p.req.Streams) != 0 {
 		t.Errorf("known streams named again: %d", len(p.req.Streams))
+	}
+}
+
+// counter is a stream state that counts its values and raises a drift at
+// every one, with the count.
+type counter struct{ n float64 }
+
+func (c *counter) Update(float64) (SignalType, map[string]float64) {
+	c.n++
+	return SignalDrift, map[string]float64{"n": c.n}
+}
+
+// TestStreamsByID checks that a stream's state is the same whether its
+// batches carry its id or not, that Reset forgets it under every id, and
+// that an id whose key does not match is not trusted.
+func TestStreamsByID(t *testing.T) {
+	s := &Streams{New: func() StreamDetector { return new(counter) }}
+	ctx := context.Background()
+	count := func(b Batch) float64 {
+		t.Helper()
+		sigs, err := s.Update(ctx, []Batch{b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sigs[len(sigs)-1].Details["n"]
+	}
+	one := []float64{0.5}
+	a := Batch{Stream: "m/v1/accuracy", Values: one, id: 3}
+	plain := Batch{Stream: "m/v1/accuracy", Values: one}
+	if n := count(a); n != 1 {
+		t.Fatalf("first value: n = %v, want 1", n)
+	}
+	if n := count(plain); n != 2 {
+		t.Fatalf("same stream without its id: n = %v, want 2", n)
+	}
+	if n := count(a); n != 3 {
+		t.Fatalf("by id again: n = %v, want 3", n)
+	}
+	other := Batch{Stream: "m/v2/accuracy", Values: one, id: 3}
+	if n := count(other); n != 1 {
+		t.Fatalf("another key under the same id: n = %v, want 1 (its own state)", n)
+	}
+	if n := count(Batch{Stream: "m/v1/accuracy", Values: one, id: 7}); n != 4 {
+		t.Fatalf("stream under a second id: n = %v, want 4", n)
+	}
+	if err := s.Reset(ctx, "m/v1/accuracy"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint32{7, 0} {
+		b := Batch{Stream: "m/v1/accuracy", Values: one, id: id}
+		if n := count(b); n != 1 {
+			t.Fatalf("after Reset, id %d: n = %v, want 1 (a fresh state)", id, n)
+		}
+		if err := s.Reset(ctx, "m/v1/accuracy"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Len(); got != 1 {
+		t.Fatalf("Len = %d, want 1 (m/v2/accuracy)", got)
 	}
 }

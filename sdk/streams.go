@@ -32,16 +32,21 @@ type Streams struct {
 	Domain Domain
 
 	mu      sync.Mutex
-	streams map[string]StreamDetector
+	streams map[string]*streamSlot
+	byID    []*streamSlot // by Batch.id-1: the slots of streams named by id
+}
+
+// streamSlot is a stream's state. Reset empties it, so that every id that
+// leads to it sees the stream forgotten.
+type streamSlot struct {
+	key string
+	st  StreamDetector
 }
 
 // Update feeds every batch, value by value, to its stream's state.
 func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.streams == nil {
-		s.streams = make(map[string]StreamDetector)
-	}
 	for _, b := range batches {
 		if err := s.Domain.Check(b.Values); err != nil {
 			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
@@ -49,21 +54,48 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	}
 	var out []Signal
 	for _, b := range batches {
-		st, ok := s.streams[b.Stream]
-		if !ok {
-			st = s.New()
-			s.streams[b.Stream] = st
-		}
-		out = Feed(st, b, out)
+		out = Feed(s.stateLocked(b), b, out)
 	}
 	return out, nil
+}
+
+// stateLocked returns the state of b's stream, making it on its first
+// value. A batch that carries its stream's id finds it in byID, without
+// hashing the key. s.mu is held.
+func (s *Streams) stateLocked(b Batch) StreamDetector {
+	i := int(b.id) - 1
+	if i >= 0 && i < len(s.byID) {
+		// The key check is a pointer comparison when, as usual, both
+		// strings are the one the sdk keeps for the id.
+		if e := s.byID[i]; e != nil && e.st != nil && e.key == b.Stream {
+			return e.st
+		}
+	}
+	if s.streams == nil {
+		s.streams = make(map[string]*streamSlot)
+	}
+	e := s.streams[b.Stream]
+	if e == nil {
+		e = &streamSlot{key: b.Stream, st: s.New()}
+		s.streams[b.Stream] = e
+	}
+	if i >= 0 {
+		if i >= len(s.byID) {
+			s.byID = append(s.byID, make([]*streamSlot, i+1-len(s.byID))...)
+		}
+		s.byID[i] = e
+	}
+	return e.st
 }
 
 // Reset forgets a stream.
 func (s *Streams) Reset(_ context.Context, stream string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.streams, stream)
+	if e := s.streams[stream]; e != nil {
+		e.st = nil
+		delete(s.streams, stream)
+	}
 	return nil
 }
 
