@@ -58,6 +58,16 @@ func measure(ctx context.Context, o options) (*summary, error) {
 	if len(sum.Runs) == 2 && sum.Runs[1].Throughput.MetricsPerSec > 0 {
 		sum.RatioOutIn = sum.Runs[0].Throughput.MetricsPerSec / sum.Runs[1].Throughput.MetricsPerSec
 	}
+	if o.ratioRounds > 0 && o.mode == "both" {
+		progress(o, "paired rounds: %s, out and in side by side", pairsOf(o.ratioRounds, o.ratioDuration.String()))
+		pr, err := pairedRounds(ctx, o, l)
+		if err != nil {
+			return nil, fmt.Errorf("paired rounds: %w", err)
+		}
+		sum.Paired = pr
+		sum.Failures = append(sum.Failures, pr.failures...)
+		debug.FreeOSMemory()
+	}
 	if o.memStreams > 0 {
 		m := o.modes()[0]
 		progress(o, "%s memory: %d streams x %d values", m, o.memStreams, o.memValues)
