@@ -5,7 +5,9 @@
 //   - throughput: metric objects per second from the first byte pushed until
 //     every detector has evaluated every value (polled on GET /v1/status),
 //     with the plugins out of process (the real binaries) and in process
-//     (the same detector code, called directly), and their ratio;
+//     (the same detector code, called directly), and their ratio; with
+//     -ratio-rounds, also the ratio of short rounds that the two modes push
+//     in turn, side by side, so that both see the same machine;
 //   - drift-detection latency: from the write of a triggering value to the
 //     drift event on a GET /v1/events subscriber, under background load;
 //   - memory after the throughput phase, per value held in the windows, and
@@ -24,6 +26,7 @@
 // overrides flags (make bench LOAD_FLAGS="-duration 10s -json"):
 //
 //	-duration 30s                      sustained throughput, nothing lost
+//	-ratio-rounds 6 -ratio-duration 5s  out/in ratio from paired rounds
 //	-latency-rate 100000 -probes 500   latency p99 under heavy background load
 //	-bare                              ingestion against a bare line splitter
 //	-mem-streams 10000 -mem-values 1000  memory per window value, windows full
@@ -61,6 +64,8 @@ type options struct {
 	probeInterval time.Duration
 	bare          bool
 	bareDuration  time.Duration
+	ratioRounds   int
+	ratioDuration time.Duration
 	memStreams    int
 	memValues     int
 	goBench       string
@@ -88,6 +93,8 @@ func run() int {
 	flag.DurationVar(&o.probeInterval, "probe-interval", 10*time.Millisecond, "mean spacing of the probes (each is jittered by ±50%)")
 	flag.BoolVar(&o.bare, "bare", false, "also push the same bytes to a bare reader that only splits lines, for the ingest/bare ratio")
 	flag.DurationVar(&o.bareDuration, "bare-duration", 10*time.Second, "how long the bare reader phase pushes")
+	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "with -mode both, after the long phases: this many pairs of rounds, out and in process in turn (out, in, in, out, ...) on two agents side by side, for an out/in ratio measured under the same machine load (0: none)")
+	flag.DurationVar(&o.ratioDuration, "ratio-duration", 5*time.Second, "how long each paired round pushes")
 	flag.IntVar(&o.memStreams, "mem-streams", 0, "memory phase: a fresh agent gets -mem-values lines of each of this many streams, and heap and RSS per window value are measured (0: no memory phase)")
 	flag.IntVar(&o.memValues, "mem-values", 1000, "memory phase: values per stream and metric; the monitor's window is set to it")
 	flag.StringVar(&o.goBench, "gobench", "", "`file` of `go test -bench -benchmem` output: its hot-path allocs/op are checked in the summary")
@@ -164,6 +171,9 @@ func (o *options) check() error {
 	}
 	if o.bareDuration <= 0 {
 		errs = append(errs, errors.New("-bare-duration must be positive"))
+	}
+	if o.ratioRounds < 0 || o.ratioDuration <= 0 {
+		errs = append(errs, errors.New("-ratio-rounds must not be negative and -ratio-duration must be positive"))
 	}
 	if o.memStreams < 0 || o.memValues < 1 {
 		errs = append(errs, errors.New("-mem-streams must not be negative and -mem-values must be at least 1"))

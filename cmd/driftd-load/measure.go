@@ -58,6 +58,16 @@ func measure(ctx context.Context, o options) (*summary, error) {
 	if len(sum.Runs) == 2 && sum.Runs[1].Throughput.MetricsPerSec > 0 {
 		sum.RatioOutIn = sum.Runs[0].Throughput.MetricsPerSec / sum.Runs[1].Throughput.MetricsPerSec
 	}
+	if o.ratioRounds > 0 && o.mode == "both" {
+		progress(o, "paired rounds: %s, out and in side by side", pairsOf(o.ratioRounds, o.ratioDuration.String()))
+		pr, err := pairedRounds(ctx, o, l)
+		if err != nil {
+			return nil, fmt.Errorf("paired rounds: %w", err)
+		}
+		sum.Paired = pr
+		sum.Failures = append(sum.Failures, pr.failures...)
+		debug.FreeOSMemory()
+	}
 	if o.memStreams > 0 {
 		m := o.modes()[0]
 		progress(o, "%s memory: %d streams x %d values", m, o.memStreams, o.memValues)
@@ -132,12 +142,7 @@ func throughputPhase(ctx context.Context, o options, ra *runningAgent, l *load, 
 	}
 	defer drifts.stop()
 
-	var push pusher
-	if o.push == "posts" {
-		push = postsPusher(ra.socket, l, o.postLines, o.conns)
-	} else {
-		push = streamPusher(ra.socket, l, o.conns)
-	}
+	push := pusherFor(o, ra.socket, l)
 	if o.cpuprofile != "" {
 		path := o.cpuprofile
 		if o.mode == "both" {
@@ -204,26 +209,44 @@ func throughputPhase(ctx context.Context, o options, ra *runningAgent, l *load, 
 
 	r.Memory = memoryFigures(st, baseHeap)
 
-	if len(p.errs) > 0 {
-		r.failures = append(r.failures, fmt.Sprintf("%s: pushing: %v", r.Mode, errors.Join(p.errs...)))
-	}
-	if t.Rejected > 0 || t.AgentRejected > 0 {
-		r.failures = append(r.failures, fmt.Sprintf("%s: %d lines rejected", r.Mode, max(t.Rejected, t.AgentRejected)))
-	}
-	if t.Refused > 0 {
-		r.failures = append(r.failures, fmt.Sprintf("%s: %d lines refused (the agent could not keep up)", r.Mode, t.Refused))
-	}
-	if t.Accepted+t.Rejected+t.Refused != t.Sent || t.AgentAccepted != t.Accepted {
-		r.failures = append(r.failures, fmt.Sprintf("%s: %d lines sent, answers say %d accepted, %d rejected, %d refused; status says %d accepted",
-			r.Mode, t.Sent, t.Accepted, t.Rejected, t.Refused, t.AgentAccepted))
-	}
-	if t.Lost > 0 {
-		r.failures = append(r.failures, fmt.Sprintf("%s: %d values lost on the way to a detector", r.Mode, t.Lost))
-	}
+	r.failures = append(r.failures, pushFailures(string(r.Mode), p, t.AgentAccepted, t.AgentRejected, t.Lost)...)
 	if t.DriftEvents > 0 {
 		r.failures = append(r.failures, fmt.Sprintf("%s: %d drift/warning events on stationary load", r.Mode, t.DriftEvents))
 	}
 	return nil
+}
+
+// pusherFor returns the pusher -push asks for.
+func pusherFor(o options, socket string, l *load) pusher {
+	if o.push == "posts" {
+		return postsPusher(socket, l, o.postLines, o.conns)
+	}
+	return streamPusher(socket, l, o.conns)
+}
+
+// pushFailures checks a push against the agent's count of the lines it
+// accepted and rejected meanwhile and the values lost on the way to a
+// detector: nothing may be rejected, refused or lost, and every line sent
+// must be answered for. what names the push in the messages.
+func pushFailures(what string, p pushed, agentAccepted, agentRejected, lost uint64) []string {
+	var fails []string
+	if len(p.errs) > 0 {
+		fails = append(fails, fmt.Sprintf("%s: pushing: %v", what, errors.Join(p.errs...)))
+	}
+	if p.rejected > 0 || agentRejected > 0 {
+		fails = append(fails, fmt.Sprintf("%s: %d lines rejected", what, max(p.rejected, agentRejected)))
+	}
+	if p.refused > 0 {
+		fails = append(fails, fmt.Sprintf("%s: %d lines refused (the agent could not keep up)", what, p.refused))
+	}
+	if p.accepted+p.rejected+p.refused != p.sent || agentAccepted != p.accepted {
+		fails = append(fails, fmt.Sprintf("%s: %d lines sent, answers say %d accepted, %d rejected, %d refused; status says %d accepted",
+			what, p.sent, p.accepted, p.rejected, p.refused, agentAccepted))
+	}
+	if lost > 0 {
+		fails = append(fails, fmt.Sprintf("%s: %d values lost on the way to a detector", what, lost))
+	}
+	return fails
 }
 
 // memoryPhase starts a fresh agent with windows of -mem-values, pushes

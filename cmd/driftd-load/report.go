@@ -19,11 +19,38 @@ type summary struct {
 	GOMAXPROCS    int       `json:"gomaxprocs"`
 	Runs          []modeRun `json:"runs"`
 	RatioOutIn    float64   `json:"ratio_out_in,omitempty"`
+	Paired        *paired   `json:"paired,omitempty"`
 	Bare          *bare     `json:"bare,omitempty"`
 	Memory        *memPhase `json:"memory,omitempty"`
 	GoBench       []goBench `json:"go_bench,omitempty"`
 	Targets       []target  `json:"targets"`
 	Failures      []string  `json:"failures"`
+}
+
+// paired is the paired rounds of -ratio-rounds. RatioOutIn is the
+// out-of-process rate over the in-process rate, each the accepted lines of
+// its rounds over their seconds; PairRatios the same for each pair.
+type paired struct {
+	Pairs         int          `json:"pairs"`
+	RoundDuration string       `json:"round_duration"`
+	RatioOutIn    float64      `json:"ratio_out_in"`
+	PairRatios    []float64    `json:"pair_ratios"`
+	Rounds        []ratioRound `json:"rounds"`
+
+	failures []string
+}
+
+// ratioRound is one paired round, measured as the throughput phase is:
+// from the first byte pushed until every detector evaluated every value.
+type ratioRound struct {
+	Mode               mode    `json:"mode"`
+	MetricsPerSec      float64 `json:"metrics_per_sec"`
+	Accepted           uint64  `json:"accepted"`
+	Seconds            float64 `json:"seconds"`
+	PushSeconds        float64 `json:"push_seconds"`
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	PluginCPUSeconds   float64 `json:"plugin_cpu_seconds"`
+	CPUMicrosPerMetric float64 `json:"cpu_us_per_metric"`
 }
 
 // memPhase is the memory phase: every window full.
@@ -155,6 +182,24 @@ func (s *summary) print(w io.Writer) {
 	}
 	if s.RatioOutIn > 0 {
 		fmt.Fprintf(w, "ratio out/in: %.3f\n", s.RatioOutIn)
+	}
+	if p := s.Paired; p != nil {
+		lo, med, hi := spread(p.PairRatios)
+		fmt.Fprintf(w, "paired rounds: %s, out and in side by side, ratio out/in %.3f (pairs min %.3f, median %.3f, max %.3f)\n",
+			pairsOf(p.Pairs, p.RoundDuration), p.RatioOutIn, lo, med, hi)
+		var ms []string
+		for _, m := range []mode{outOfProcess, inProcess} {
+			rate, cpu := modeRate(p.Rounds, m)
+			ms = append(ms, fmt.Sprintf("%s %.0f metrics/s, %.2f µs/metric", m, rate, cpu))
+		}
+		fmt.Fprintf(w, "  all rounds: %s\n", strings.Join(ms, "; "))
+		for i := 0; i+1 < len(p.Rounds); i += 2 {
+			var rs []string
+			for _, r := range p.Rounds[i : i+2] {
+				rs = append(rs, fmt.Sprintf("%s %.0f metrics/s in %.2f s, %.2f µs/metric", r.Mode, r.MetricsPerSec, r.Seconds, r.CPUMicrosPerMetric))
+			}
+			fmt.Fprintf(w, "  pair %d: %s: %.3f\n", i/2+1, strings.Join(rs, "; "), p.PairRatios[i/2])
+		}
 	}
 	for _, r := range s.Runs {
 		if l := r.Latency; l != nil {
