@@ -211,3 +211,65 @@ func TestWithMeansPairsSignalsWithTheirValues(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// TestRunnerSpacesBusyCalls checks that a call carrying busyCall values or
+// more is followed by the next only busySpacing after it began.
+func TestRunnerSpacesBusyCalls(t *testing.T) {
+	type call struct {
+		began  time.Time
+		values int
+	}
+	calls := make(chan call, 16)
+	release := make(chan struct{})
+	r, _ := startRunner(t, &fakeUpdater{update: func(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+		n := 0
+		for _, b := range batches {
+			n += len(b.Values)
+		}
+		calls <- call{time.Now(), n}
+		<-release
+		return nil, nil
+	}}, 1<<20)
+	next := uint64(0)
+	push := func(n int) {
+		for range n {
+			r.add("a/v/x", next, 1, 0)
+			next++
+		}
+	}
+	wait := func() call {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no call")
+		}
+		return call{}
+	}
+	push(1)
+	wait() // in flight until release is closed: what comes meanwhile queues
+	push(busyCall)
+	close(release)
+	big := wait()
+	if big.values != busyCall {
+		t.Fatalf("second call carried %d values, want %d", big.values, busyCall)
+	}
+	push(1)
+	if c := wait(); c.began.Sub(big.began) < busySpacing {
+		t.Errorf("the call after one of %d values began %v later, want at least %v", big.values, c.began.Sub(big.began), busySpacing)
+	}
+}
+
+func TestRunnerCallSpacing(t *testing.T) {
+	r := newRunner("fake.d", "accuracy", &fakeUpdater{}, 100, time.Second, hclog.NewNullLogger())
+	for _, tt := range []struct {
+		last int
+		want time.Duration
+	}{{0, callSpacing}, {busyCall - 1, callSpacing}, {busyCall, busySpacing}, {10 * busyCall, busySpacing}} {
+		r.lastValues = tt.last
+		if got := r.callSpacing(); got != tt.want {
+			t.Errorf("after a call of %d values: %v, want %v", tt.last, got, tt.want)
+		}
+	}
+}
