@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 )
 
 // Remote is the daemon's handle on a plugin reached over gRPC. Its info and
@@ -351,14 +352,21 @@ const windowBytes = 4 << 20
 // dialOptions are the daemon's gRPC options for a plugin connection.
 func dialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes),
+			grpc.ForceCodecV2(pluginCodec{})),
 		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(windowBytes),
+		experimental.WithBufferPool(pluginBuffers),
 	}
 }
 
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes),
-		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(windowBytes))
+		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(windowBytes),
+		experimental.BufferPool(pluginBuffers), grpc.ForceServerCodecV2(pluginCodec{}),
+		// The daemon makes one call at a time to a plugin: a kept worker
+		// serves it on a stack already grown, where a goroutine per call
+		// would grow a new one for every call.
+		grpc.NumStreamWorkers(1))
 	return grpc.NewServer(opts...)
 }
 
