@@ -14,11 +14,11 @@ import (
 // codec that takes its buffers from it. gRPC's default pool clears every
 // buffer it hands out, up to its whole capacity, and its size classes jump
 // from 32 KiB to 1 MiB, so an Update call of ten thousand values (about
-// 100 KiB) cleared a megabyte at each of its marshalling, reading and
-// unmarshalling. A plugin connection carries one daemon's data to one
-// plugin, and gRPC and the codec write every byte of a buffer before they
-// read it, so this pool hands buffers out as they were left, in size
-// classes of powers of two.
+// 100 KiB) cleared a megabyte when the daemon marshalled it and another
+// when the plugin unmarshalled it. A plugin connection carries one
+// daemon's data to one plugin, and gRPC and the codec write every byte of
+// a buffer before they read it, so this pool hands buffers out as they
+// were left, in size classes of powers of two.
 
 // bufferPool keeps buffers by size class.
 type bufferPool struct {
