@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,15 +259,15 @@ func TestHistory(t *testing.T) {
 		{Stream: "a", Index: 2, Type: sdk.SignalDrift},
 		{Stream: "a", Index: 5, Type: sdk.SignalWarning}, // a warning resets nothing
 	})
-	if got := calls(h.batches()); got != "[[{a 3 [3 4 5]} {b 5 [5]}]]" || h.n != 4 {
+	if got := fmt.Sprint(h.batches()); got != "[[{a 3 [3 4 5]} {b 5 [5]}]]" || h.n != 4 {
 		t.Fatalf("history %s (%d values)", got, h.n)
 	}
 	h.record([]sdk.Batch{{Stream: "a", Start: 6, Values: []float64{6, 7, 8, 9, 10, 11, 12}}}, nil)
-	if got := calls(h.batches()); got != "[[{a 4 [4 5 6 7 8 9 10 11 12]} {b 5 [5]}]]" || h.n != 10 || !h.cut["a"] {
+	if got := fmt.Sprint(h.batches()); got != "[[{a 4 [4 5 6 7 8 9 10 11 12]} {b 5 [5]}]]" || h.n != 10 || !h.cut["a"] {
 		t.Fatalf("over the limit: %s (%d values, cut %v)", got, h.n, h.cut)
 	}
 	h.record(nil, []sdk.Signal{{Stream: "a", Index: 12, Type: sdk.SignalDrift}})
-	if got := calls(h.batches()); got != "[[{b 5 [5]}]]" || h.n != 1 || h.cut["a"] {
+	if got := fmt.Sprint(h.batches()); got != "[[{b 5 [5]}]]" || h.n != 1 || h.cut["a"] {
 		t.Fatalf("after a drift on the newest value: %s", got)
 	}
 }
@@ -406,12 +405,12 @@ func TestHistoryFromASeries(t *testing.T) {
 	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
 	// 3 and 4 went in a call that failed.
 	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 5, Values: []float64{5, 6}}}, refs, nil)
-	if got := calls(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
 	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 7, Values: []float64{7, 8}}}, refs,
 		[]sdk.Signal{{Stream: s.key, Index: 5, Type: sdk.SignalDrift}})
-	if got := calls(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
 	}
 	w.mu.Lock()
@@ -419,25 +418,4 @@ func TestHistoryFromASeries(t *testing.T) {
 	if s.keep != 6 || h.n != 0 {
 		t.Fatalf("keep %d, %d values copied", s.keep, h.n)
 	}
-}
-
-// calls formats the calls of a replay as [[{stream start values} ...] ...].
-func calls(cs [][]sdk.Batch) string {
-	var b strings.Builder
-	b.WriteString("[")
-	for i, c := range cs {
-		if i > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString("[")
-		for j, bt := range c {
-			if j > 0 {
-				b.WriteString(" ")
-			}
-			fmt.Fprintf(&b, "{%s %d %v}", bt.Stream, bt.Start, bt.Values)
-		}
-		b.WriteString("]")
-	}
-	b.WriteString("]")
-	return b.String()
 }

@@ -77,11 +77,6 @@ type Batch struct {
 	Stream string
 	Start  uint64
 	Values []float64
-
-	// id is 1 + the stream's id in this plugin process when the daemon
-	// named the stream by id (the packed form), else 0. Streams finds the
-	// stream's state by it without hashing the key.
-	id uint32
 }
 
 // Signal is a drift or warning raised by the value at Index of Stream.

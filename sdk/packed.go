@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -141,7 +142,7 @@ func (t *streamKeys) unpack(req *proto.UpdateRequest, out []Batch) ([]Batch, err
 		if count > uint64(len(values))-off {
 			return out, fmt.Errorf("packed update: batches hold more than the %d values sent: %w", len(values), ErrBadRequest)
 		}
-		out = append(out, Batch{Stream: t.keys[id], Start: start, Values: values[off : off+count : off+count], id: uint32(id) + 1})
+		out = append(out, Batch{Stream: t.keys[id], Start: start, Values: values[off : off+count : off+count]})
 		off += count
 	}
 	if off != uint64(len(values)) {
@@ -152,3 +153,18 @@ func (t *streamKeys) unpack(req *proto.UpdateRequest, out []Batch) ([]Batch, err
 
 // batchBufs holds the []Batch of packed calls for reuse.
 var batchBufs = sync.Pool{New: func() any { return new([]Batch) }}
+
+// packedKey is the context key under which the server passes the packed
+// request a call's batches were cut from, so that Streams can find each
+// batch's stream by its id.
+type packedKey struct{}
+
+// packedIDs returns the stream id of each of n batches when ctx carries the
+// packed request they were cut from, one batch per head; else nil.
+func packedIDs(ctx context.Context, n int) []uint64 {
+	req, ok := ctx.Value(packedKey{}).(*proto.UpdateRequest)
+	if !ok || len(req.GetHeads()) != 3*n {
+		return nil
+	}
+	return req.GetHeads()
+}

@@ -187,11 +187,7 @@ func TestPackedAllocations(t *testing.T) {
 		ids.sent(req)
 	}
 	roundTrip()
-	want := slices.Clone(batches)
-	for i := range want {
-		want[i].id = uint32(i) + 1 // ids are handed out in the order streams come
-	}
-	if !reflect.DeepEqual(out, want) {
+	if !reflect.DeepEqual(out, batches) {
 		t.Fatal("unpacked batches differ from the packed ones")
 	}
 	if n := testing.AllocsPerRun(20, roundTrip); n != 0 {
@@ -212,51 +208,62 @@ func (c *counter) Update(float64) (SignalType, map[string]float64) {
 }
 
 // TestStreamsByID checks that a stream's state is the same whether its
-// batches carry its id or not, that Reset forgets it under every id, and
-// that an id whose key does not match is not trusted.
+// batches come with its id (in the packed request of the context) or not,
+// that Reset forgets it under every id, and that an id whose key does not
+// match is not trusted.
 func TestStreamsByID(t *testing.T) {
 	s := &Streams{New: func() StreamDetector { return new(counter) }}
-	ctx := context.Background()
-	count := func(b Batch) float64 {
+	count := func(stream string, id int) float64 {
 		t.Helper()
-		sigs, err := s.Update(ctx, []Batch{b})
+		ctx := context.Background()
+		if id >= 0 {
+			ctx = context.WithValue(ctx, packedKey{}, &proto.UpdateRequest{Heads: []uint64{uint64(id), 0, 1}})
+		}
+		sigs, err := s.Update(ctx, []Batch{{Stream: stream, Values: []float64{0.5}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return sigs[len(sigs)-1].Details["n"]
 	}
-	one := []float64{0.5}
-	a := Batch{Stream: "m/v1/accuracy", Values: one, id: 3}
-	plain := Batch{Stream: "m/v1/accuracy", Values: one}
-	if n := count(a); n != 1 {
-		t.Fatalf("first value: n = %v, want 1", n)
-	}
-	if n := count(plain); n != 2 {
-		t.Fatalf("same stream without its id: n = %v, want 2", n)
-	}
-	if n := count(a); n != 3 {
-		t.Fatalf("by id again: n = %v, want 3", n)
-	}
-	other := Batch{Stream: "m/v2/accuracy", Values: one, id: 3}
-	if n := count(other); n != 1 {
-		t.Fatalf("another key under the same id: n = %v, want 1 (its own state)", n)
-	}
-	if n := count(Batch{Stream: "m/v1/accuracy", Values: one, id: 7}); n != 4 {
-		t.Fatalf("stream under a second id: n = %v, want 4", n)
-	}
-	if err := s.Reset(ctx, "m/v1/accuracy"); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []uint32{7, 0} {
-		b := Batch{Stream: "m/v1/accuracy", Values: one, id: id}
-		if n := count(b); n != 1 {
-			t.Fatalf("after Reset, id %d: n = %v, want 1 (a fresh state)", id, n)
+	const v1, v2 = "m/v1/accuracy", "m/v2/accuracy"
+	for _, step := range []struct {
+		stream string
+		id     int
+		want   float64
+		what   string
+	}{
+		{v1, 2, 1, "first value, by id"},
+		{v1, -1, 2, "same stream without its id"},
+		{v1, 2, 3, "by id again"},
+		{v2, 2, 1, "another key under the same id: its own state"},
+		{v1, 6, 4, "the stream under a second id"},
+		{v1, 2, 5, "the first id, taken over by v2 meanwhile"},
+	} {
+		if n := count(step.stream, step.id); n != step.want {
+			t.Fatalf("%s: n = %v, want %v", step.what, n, step.want)
 		}
-		if err := s.Reset(ctx, "m/v1/accuracy"); err != nil {
+	}
+	for _, id := range []int{6, -1, 2} {
+		if err := s.Reset(context.Background(), v1); err != nil {
 			t.Fatal(err)
 		}
+		if n := count(v1, id); n != 1 {
+			t.Fatalf("after Reset, id %d: n = %v, want 1 (a fresh state)", id, n)
+		}
+	}
+	if err := s.Reset(context.Background(), v1); err != nil {
+		t.Fatal(err)
 	}
 	if got := s.Len(); got != 1 {
-		t.Fatalf("Len = %d, want 1 (m/v2/accuracy)", got)
+		t.Fatalf("Len = %d, want 1 (%s)", got, v2)
+	}
+	// Heads that do not match the batches one for one are not used.
+	before := len(s.byID)
+	ctx := context.WithValue(context.Background(), packedKey{}, &proto.UpdateRequest{Heads: []uint64{99, 0, 1, 98, 0, 1}})
+	if _, err := s.Update(ctx, []Batch{{Stream: v2, Values: []float64{0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.byID) != before {
+		t.Fatalf("byID grew from %d to %d on heads that do not match the batches", before, len(s.byID))
 	}
 }

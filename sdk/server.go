@@ -88,7 +88,7 @@ func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.update(ctx, batches)
+	return s.update(context.WithValue(ctx, packedKey{}, req), batches)
 }
 
 func (s *detectorServer) update(ctx context.Context, batches []Batch) (*proto.UpdateResponse, error) {

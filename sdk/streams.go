@@ -33,7 +33,7 @@ type Streams struct {
 
 	mu      sync.Mutex
 	streams map[string]*streamSlot
-	byID    []*streamSlot // by Batch.id-1: the slots of streams named by id
+	byID    []*streamSlot // the slots of streams the daemon named by id, by id
 }
 
 // streamSlot is a stream's state. Reset empties it, so that every id that
@@ -44,7 +44,7 @@ type streamSlot struct {
 }
 
 // Update feeds every batch, value by value, to its stream's state.
-func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
+func (s *Streams) Update(ctx context.Context, batches []Batch) ([]Signal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, b := range batches {
@@ -52,18 +52,22 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
 		}
 	}
+	ids := packedIDs(ctx, len(batches))
 	var out []Signal
-	for _, b := range batches {
-		out = Feed(s.stateLocked(b), b, out)
+	for k, b := range batches {
+		id := -1
+		if ids != nil {
+			id = int(ids[3*k])
+		}
+		out = Feed(s.stateLocked(b, id), b, out)
 	}
 	return out, nil
 }
 
 // stateLocked returns the state of b's stream, making it on its first
-// value. A batch that carries its stream's id finds it in byID, without
-// hashing the key. s.mu is held.
-func (s *Streams) stateLocked(b Batch) StreamDetector {
-	i := int(b.id) - 1
+// value. A batch of the packed form, whose stream the daemon named by id
+// (-1 for none), finds it in byID without hashing the key. s.mu is held.
+func (s *Streams) stateLocked(b Batch, i int) StreamDetector {
 	if i >= 0 && i < len(s.byID) {
 		// The key check is a pointer comparison when, as usual, both
 		// strings are the one the sdk keeps for the id.
