@@ -15,10 +15,9 @@ import (
 // buffer it hands out, up to its whole capacity, and its size classes jump
 // from 32 KiB to 1 MiB, so an Update call of ten thousand values (about
 // 100 KiB) cleared a megabyte when the daemon marshalled it and another
-// when the plugin unmarshalled it. A plugin connection carries one
-// daemon's data to one plugin, and gRPC and the codec write every byte of
-// a buffer before they read it, so this pool hands buffers out as they
-// were left, in size classes of powers of two.
+// when the plugin unmarshalled it. gRPC and the codec write every byte of a
+// buffer before they read it, so this pool hands buffers out as they were
+// left, in size classes of powers of two.
 
 // bufferPool keeps buffers by size class.
 type bufferPool struct {
@@ -69,8 +68,10 @@ func (p *bufferPool) Put(b *[]byte) {
 // pluginBuffers is the pool of this process's plugin connections.
 var pluginBuffers = new(bufferPool)
 
-// pluginCodec is gRPC's proto codec with buffers from pluginBuffers. It
-// keeps the name "proto"; the content type on the wire is unchanged.
+// pluginCodec is gRPC's proto codec with buffers from pluginBuffers. Set
+// on a connection, a codec names the content type of its calls:
+// application/grpc+proto, the explicit form of gRPC's default that every
+// gRPC server takes (the Python kit's tests run against it).
 type pluginCodec struct{}
 
 var _ encoding.CodecV2 = pluginCodec{}
@@ -94,7 +95,11 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	buf := pluginBuffers.Get(size)
-	if _, err := opts.MarshalAppend((*buf)[:0], m); err != nil {
+	out, err := opts.MarshalAppend((*buf)[:0], m)
+	if err == nil && len(out) != size {
+		err = fmt.Errorf("proto: %T changed while it was marshalled", v)
+	}
+	if err != nil {
 		pluginBuffers.Put(buf)
 		return nil, err
 	}

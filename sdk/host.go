@@ -328,6 +328,7 @@ func ServeInProcess(ctx context.Context, impl Plugin) (*Process, error) {
 		Reattach:         rc,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.NewNullLogger(),
+		GRPCDialOptions:  dialOptions(),
 	})
 	p, err := connect(ctx, pc)
 	if err != nil {
@@ -362,11 +363,7 @@ func dialOptions() []grpc.DialOption {
 func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
 	opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.InitialWindowSize(windowBytes), grpc.InitialConnWindowSize(windowBytes),
-		experimental.BufferPool(pluginBuffers), grpc.ForceServerCodecV2(pluginCodec{}),
-		// The daemon makes one call at a time to a plugin: a kept worker
-		// serves it on a stack already grown, where a goroutine per call
-		// would grow a new one for every call.
-		grpc.NumStreamWorkers(1))
+		experimental.BufferPool(pluginBuffers), grpc.ForceServerCodecV2(pluginCodec{}))
 	return grpc.NewServer(opts...)
 }
 
