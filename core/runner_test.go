@@ -256,8 +256,10 @@ func TestRunnerSpacesBusyCalls(t *testing.T) {
 		t.Fatalf("second call carried %d values, want %d", big.values, busyCall)
 	}
 	push(1)
-	if c := wait(); c.began.Sub(big.began) < busySpacing {
-		t.Errorf("the call after one of %d values began %v later, want at least %v", big.values, c.began.Sub(big.began), busySpacing)
+	// The fake sees a call a moment after it began; how long that moment
+	// lasts varies, hence the slack (still far above callSpacing).
+	if c := wait(); c.began.Sub(big.began) < busySpacing-time.Millisecond {
+		t.Errorf("the call after one of %d values began %v later, want about %v", big.values, c.began.Sub(big.began), busySpacing)
 	}
 }
 

@@ -19,7 +19,9 @@ type Windows struct {
 	// write to memory those connections share. Windows created since the
 	// copy are found in m; the copy is renewed once the lookups that missed
 	// it add up to its size.
-	read   atomic.Pointer[map[modelVersion]*Window]
+	read atomic.Pointer[map[modelVersion]*Window]
+	_    [56]byte // the lock below is written by every locked lookup
+
 	mu     sync.RWMutex
 	m      map[modelVersion]*Window
 	misses int // lookups since the last copy that had to take mu
@@ -82,9 +84,15 @@ func (ws *Windows) renewLocked() {
 
 // Lookup returns the window of a model version, or nil.
 func (ws *Windows) Lookup(model, version string) *Window {
+	k := modelVersion{model, version}
+	if r := ws.read.Load(); r != nil {
+		if w := (*r)[k]; w != nil {
+			return w
+		}
+	}
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
-	return ws.m[modelVersion{model, version}]
+	return ws.m[k]
 }
 
 // All returns every window, sorted by model and version.
