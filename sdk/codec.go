@@ -1,13 +1,20 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
+	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
+	gproto "google.golang.org/protobuf/proto"
+
+	"github.com/driftd/driftd/sdk/proto"
 )
 
 // Plugin connections, on both ends, use their own buffer pool and a proto
@@ -81,12 +88,12 @@ var _ encoding.CodecV2 = pluginCodec{}
 const pooledBytes = 1 << 10
 
 func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(proto.Message)
+	m, ok := v.(gproto.Message)
 	if !ok {
 		return nil, fmt.Errorf("proto: cannot marshal %T, not a proto message", v)
 	}
-	size := proto.Size(m)
-	opts := proto.MarshalOptions{UseCachedSize: true} // the size was just computed
+	size := gproto.Size(m)
+	opts := gproto.MarshalOptions{UseCachedSize: true} // the size was just computed
 	if size < pooledBytes {
 		b, err := opts.Marshal(m)
 		if err != nil {
@@ -107,13 +114,144 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(proto.Message)
+	m, ok := v.(gproto.Message)
 	if !ok {
 		return fmt.Errorf("proto: cannot unmarshal into %T, not a proto message", v)
 	}
 	buf := data.MaterializeToBuffer(pluginBuffers)
 	defer buf.Free()
-	return proto.Unmarshal(buf.ReadOnlyData(), m)
+	if req, ok := m.(*proto.UpdateRequest); ok && isEmptyUpdate(req) && unmarshalPacked(buf.ReadOnlyData(), req) {
+		return nil
+	}
+	return gproto.Unmarshal(buf.ReadOnlyData(), m)
 }
 
 func (pluginCodec) Name() string { return "proto" }
+
+// The plugin side of an Update call in the packed form: its heads and
+// values are decoded straight into slices kept from call to call, with no
+// garbage per call, and the values copied eight bytes at a time rather
+// than field by field. Anything else in the message, or another encoding
+// of these fields, is left to proto.Unmarshal.
+
+// packedBufs are the slices of one decoded packed request.
+type packedBufs struct {
+	heads  []uint64
+	values []float64
+}
+
+var packedPool = sync.Pool{New: func() any { return new(packedBufs) }}
+
+// maxKeptValues bounds the values a kept slice may hold: a backlog passed,
+// its memory goes.
+const maxKeptValues = 1 << 20
+
+// unmarshalPacked decodes b into req, which must be empty, when b holds
+// only the packed form's fields (streams, heads and values, the last two
+// packed); it reports whether it did. The slices of req come from
+// packedPool; releasePacked gives them back.
+func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
+	p := packedPool.Get().(*packedBufs)
+	heads, values := p.heads[:0], p.values[:0]
+	var streams []*proto.StreamName
+	ok := func() bool {
+		for len(b) > 0 {
+			num, typ, n := protowire.ConsumeTag(b)
+			if n < 0 || typ != protowire.BytesType {
+				return false
+			}
+			b = b[n:]
+			field, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			switch num {
+			case 2:
+				s, ok := unmarshalStreamName(field)
+				if !ok {
+					return false
+				}
+				streams = append(streams, s)
+			case 3:
+				for len(field) > 0 {
+					v, n := protowire.ConsumeVarint(field)
+					if n < 0 {
+						return false
+					}
+					heads = append(heads, v)
+					field = field[n:]
+				}
+			case 4:
+				if len(field)%8 != 0 {
+					return false
+				}
+				values = slices.Grow(values, len(field)/8)
+				for ; len(field) > 0; field = field[8:] {
+					values = append(values, math.Float64frombits(binary.LittleEndian.Uint64(field)))
+				}
+			default:
+				return false
+			}
+		}
+		return true
+	}()
+	p.heads, p.values = heads[:0], values[:0]
+	if !ok {
+		packedPool.Put(p)
+		return false
+	}
+	req.Streams, req.Heads, req.Values = streams, heads, values
+	p.heads, p.values = nil, nil // req holds them until releasePacked
+	packedPool.Put(p)
+	return true
+}
+
+// isEmptyUpdate reports whether req is as new, as gRPC hands it to the
+// codec.
+func isEmptyUpdate(req *proto.UpdateRequest) bool {
+	return req.Batches == nil && req.Streams == nil && req.Heads == nil && req.Values == nil
+}
+
+// unmarshalStreamName decodes a StreamName holding only its id and key.
+func unmarshalStreamName(b []byte) (*proto.StreamName, bool) {
+	s := new(proto.StreamName)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 || v > math.MaxUint32 {
+				return nil, false
+			}
+			s.Id, b = uint32(v), b[n:]
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 || !utf8.Valid(v) {
+				return nil, false
+			}
+			s.Key, b = string(v), b[n:]
+		default:
+			return nil, false
+		}
+	}
+	return s, true
+}
+
+// releasePacked gives the slices of a request back for the next call once
+// nothing refers to them any more.
+func releasePacked(req *proto.UpdateRequest) {
+	if cap(req.Values) == 0 || cap(req.Values) > maxKeptValues {
+		return
+	}
+	p := packedPool.Get().(*packedBufs)
+	if cap(p.values) < cap(req.Values) {
+		p.heads, p.values = req.Heads[:0], req.Values[:0]
+	}
+	req.Heads, req.Values = nil, nil
+	packedPool.Put(p)
+}

@@ -1,9 +1,14 @@
 package sdk
 
 import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/driftd/driftd/sdk/proto"
@@ -75,4 +80,81 @@ func TestPluginCodecRoundTrip(t *testing.T) {
 	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0xff})}, &proto.UpdateRequest{}); err == nil {
 		t.Error("Unmarshal of a bad message: no error")
 	}
+}
+
+// TestUnmarshalPacked checks the packed form's decoder against
+// proto.Unmarshal: the same message from random requests, and a fallback
+// that still gives proto.Unmarshal's result (or error) for every other
+// encoding.
+func TestUnmarshalPacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var c pluginCodec
+	check := func(what string, wire []byte, wantFast bool) {
+		t.Helper()
+		var want proto.UpdateRequest
+		wantErr := gproto.Unmarshal(wire, &want)
+		var got proto.UpdateRequest
+		fast := unmarshalPacked(wire, &got)
+		if fast != wantFast {
+			t.Fatalf("%s: decoded by the packed decoder: %v, want %v", what, fast, wantFast)
+		}
+		var viaCodec proto.UpdateRequest
+		err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, &viaCodec)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%s: codec error %v, proto.Unmarshal's %v", what, err, wantErr)
+		}
+		if wantErr != nil {
+			return
+		}
+		if fast && !gproto.Equal(&got, &want) {
+			t.Fatalf("%s: the packed decoder's message differs from proto.Unmarshal's", what)
+		}
+		if !gproto.Equal(&viaCodec, &want) {
+			t.Fatalf("%s: the codec's message differs from proto.Unmarshal's", what)
+		}
+		releasePacked(&viaCodec)
+	}
+	for i := range 200 {
+		req := &proto.UpdateRequest{}
+		for range rng.IntN(4) {
+			req.Streams = append(req.Streams, &proto.StreamName{Id: rng.Uint32(), Key: fmt.Sprintf("m%d/v/x", rng.IntN(1000))})
+		}
+		for range rng.IntN(30) {
+			req.Heads = append(req.Heads, rng.Uint64()>>rng.IntN(64))
+		}
+		for range rng.IntN(3000) {
+			req.Values = append(req.Values, rng.NormFloat64())
+		}
+		wire, err := gproto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("request %d", i), wire, true)
+	}
+
+	// Fields split in two, in another order: proto appends, and so does
+	// the decoder.
+	var wire []byte
+	wire = protowire.AppendTag(wire, 4, protowire.BytesType)
+	wire = protowire.AppendBytes(wire, binary.LittleEndian.AppendUint64(nil, math.Float64bits(0.5)))
+	wire = protowire.AppendTag(wire, 3, protowire.BytesType)
+	wire = protowire.AppendBytes(wire, protowire.AppendVarint(nil, 7))
+	wire = protowire.AppendTag(wire, 4, protowire.BytesType)
+	wire = protowire.AppendBytes(wire, binary.LittleEndian.AppendUint64(nil, math.Float64bits(-1)))
+	check("split fields", wire, true)
+
+	// Encodings left to proto.Unmarshal.
+	unpacked := protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 9)
+	check("unpacked heads", unpacked, false)
+	batches, _ := gproto.Marshal(&proto.UpdateRequest{Batches: []*proto.Batch{{Stream: "m/v/x", Values: []float64{1}}}})
+	check("the batches form", batches, false)
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1)
+	check("an unknown field", unknown, false)
+	badUTF8 := protowire.AppendTag(nil, 2, protowire.BytesType)
+	badUTF8 = protowire.AppendBytes(badUTF8, protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), []byte{0xff, 0xfe}))
+	check("a key that is not UTF-8", badUTF8, false)
+	short := protowire.AppendTag(nil, 4, protowire.BytesType)
+	short = protowire.AppendBytes(short, []byte{1, 2, 3})
+	check("values not a multiple of 8 bytes", short, false)
+	check("a truncated message", wire[:len(wire)-3], false)
 }

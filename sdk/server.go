@@ -82,6 +82,7 @@ func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (
 		clear(*buf)
 		*buf = (*buf)[:0]
 		batchBufs.Put(buf)
+		releasePacked(req) // the batches' values were cut from it
 	}()
 	batches, err := s.keys.unpack(req, (*buf)[:0])
 	*buf = batches
