@@ -71,9 +71,9 @@ func (c *client) configure(ctx context.Context, cfg Config) error {
 	return errors.Join(errs...)
 }
 
-func (c *client) update(ctx context.Context, batches []Batch) ([]Signal, error) {
+func (c *client) update(ctx context.Context, batches []Batch, ids []uint32) ([]Signal, error) {
 	if c.packed {
-		return c.updatePacked(ctx, batches)
+		return c.updatePacked(ctx, batches, ids)
 	}
 	resp, err := c.detector.Update(ctx, &proto.UpdateRequest{Batches: batchesToProto(batches)})
 	if err != nil {
@@ -84,10 +84,10 @@ func (c *client) update(ctx context.Context, batches []Batch) ([]Signal, error) 
 
 // updatePacked sends batches in the packed form. gRPC is done with the
 // request when the call returns, so its buffers serve the next call.
-func (c *client) updatePacked(ctx context.Context, batches []Batch) ([]Signal, error) {
+func (c *client) updatePacked(ctx context.Context, batches []Batch, ids []uint32) ([]Signal, error) {
 	p := packers.Get().(*packer)
 	defer p.release()
-	req := c.ids.pack(p, batches)
+	req := c.ids.pack(p, batches, ids)
 	resp, err := c.detector.Update(ctx, req)
 	if err != nil {
 		return nil, fromStatus("update", err)

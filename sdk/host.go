@@ -46,7 +46,19 @@ func (r *Remote) Configure(ctx context.Context, cfg Config) error {
 
 // Update feeds batches to a detector plugin.
 func (r *Remote) Update(ctx context.Context, batches []Batch) ([]Signal, error) {
-	return r.c.update(ctx, batches)
+	return r.c.update(ctx, batches, nil)
+}
+
+// UpdateByID is Update with a number for each batch's stream: ids[i] names
+// batches[i].Stream, is the same at every call, and is small (streams
+// numbered in the order they come, say). With it the Remote finds the id it
+// sends a stream by without hashing the stream's key. A number that names
+// another stream than before costs only that lookup.
+func (r *Remote) UpdateByID(ctx context.Context, batches []Batch, ids []uint32) ([]Signal, error) {
+	if len(ids) != len(batches) {
+		return nil, fmt.Errorf("update: %d ids for %d batches: %w", len(ids), len(batches), ErrBadRequest)
+	}
+	return r.c.update(ctx, batches, ids)
 }
 
 // Reset makes a detector plugin forget a stream.

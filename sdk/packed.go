@@ -26,6 +26,13 @@ type streamIDs struct {
 	mu    sync.Mutex
 	ids   map[string]uint32
 	known []bool // known[id]: a call naming id succeeded, so the plugin has its key
+	// byCaller[n] is the stream the caller numbered n (UpdateByID).
+	byCaller []callerStream
+}
+
+type callerStream struct {
+	key string
+	id  uint32 // 1 + the stream's id; 0: none yet
 }
 
 // packer builds packed requests; its slices are reused from call to call.
@@ -36,8 +43,9 @@ type packer struct {
 
 var packers = sync.Pool{New: func() any { return new(packer) }}
 
-// pack fills p.req with batches in the packed form.
-func (t *streamIDs) pack(p *packer, batches []Batch) *proto.UpdateRequest {
+// pack fills p.req with batches in the packed form; ids, when not nil, are
+// the caller's numbers of the batches' streams.
+func (t *streamIDs) pack(p *packer, batches []Batch, ids []uint32) *proto.UpdateRequest {
 	n := 0
 	for _, b := range batches {
 		n += len(b.Values)
@@ -49,12 +57,12 @@ func (t *streamIDs) pack(p *packer, batches []Batch) *proto.UpdateRequest {
 	if t.ids == nil {
 		t.ids = make(map[string]uint32)
 	}
-	for _, b := range batches {
-		id, ok := t.ids[b.Stream]
-		if !ok {
-			id = uint32(len(t.known))
-			t.ids[b.Stream] = id
-			t.known = append(t.known, false)
+	for i, b := range batches {
+		var id uint32
+		if ids != nil {
+			id = t.byCallerLocked(ids[i], b.Stream)
+		} else {
+			id = t.idLocked(b.Stream)
 		}
 		if !t.known[id] {
 			p.names = append(p.names, proto.StreamName{Id: id, Key: b.Stream})
@@ -73,6 +81,41 @@ func (t *streamIDs) pack(p *packer, batches []Batch) *proto.UpdateRequest {
 		req.Values = append(req.Values, b.Values...)
 	}
 	return req
+}
+
+// maxCallerNumber bounds the caller's numbers kept in a table; streams
+// numbered beyond it are looked up by key.
+const maxCallerNumber = 1 << 20
+
+// idLocked returns the id of a stream, giving it the next one the first
+// time. t.mu is held.
+func (t *streamIDs) idLocked(key string) uint32 {
+	id, ok := t.ids[key]
+	if !ok {
+		id = uint32(len(t.known))
+		t.ids[key] = id
+		t.known = append(t.known, false)
+	}
+	return id
+}
+
+// byCallerLocked returns the id of the stream the caller numbered n. The
+// key check is a pointer comparison when, as usual, the caller passes the
+// same string each time. t.mu is held.
+func (t *streamIDs) byCallerLocked(n uint32, key string) uint32 {
+	if n >= maxCallerNumber {
+		return t.idLocked(key)
+	}
+	if int(n) < len(t.byCaller) {
+		if c := t.byCaller[n]; c.id != 0 && c.key == key {
+			return c.id - 1
+		}
+	} else {
+		t.byCaller = append(t.byCaller, make([]callerStream, int(n)+1-len(t.byCaller))...)
+	}
+	id := t.idLocked(key)
+	t.byCaller[n] = callerStream{key: key, id: id + 1}
+	return id
 }
 
 // sent records that the plugin took a request: it has the keys it named.

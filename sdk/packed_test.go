@@ -174,27 +174,81 @@ func TestPackedAllocations(t *testing.T) {
 	for i := range batches {
 		batches[i] = Batch{Stream: fmt.Sprintf("m%d/v1/accuracy", i), Start: uint64(i), Values: values[3*i : 3*i+3]}
 	}
+	numbers := make([]uint32, len(batches))
+	for i := range numbers {
+		numbers[i] = uint32(7 * i) // the caller's own, sparse
+	}
+	for _, caller := range [][]uint32{nil, numbers} {
+		var ids streamIDs
+		var keys streamKeys
+		p := new(packer)
+		var out []Batch
+		roundTrip := func() {
+			req := ids.pack(p, batches, caller)
+			var err error
+			if out, err = keys.unpack(req, out[:0]); err != nil {
+				t.Fatal(err)
+			}
+			ids.sent(req)
+		}
+		roundTrip()
+		if !reflect.DeepEqual(out, batches) {
+			t.Fatalf("caller numbers %v: unpacked batches differ from the packed ones", caller != nil)
+		}
+		if n := testing.AllocsPerRun(20, roundTrip); n != 0 {
+			t.Errorf("caller numbers %v: %v allocations per call, want 0", caller != nil, n)
+		}
+		if len(p.req.Streams) != 0 {
+			t.Errorf("caller numbers %v: known streams named again: %d", caller != nil, len(p.req.Streams))
+		}
+	}
+}
+
+// TestPackByCallerNumber checks that batches named by the caller's numbers
+// reach their own streams, when a number later names another stream, past
+// the numbers kept in a table, and mixed with calls without numbers.
+func TestPackByCallerNumber(t *testing.T) {
 	var ids streamIDs
 	var keys streamKeys
 	p := new(packer)
-	var out []Batch
-	roundTrip := func() {
-		req := ids.pack(p, batches)
-		var err error
-		if out, err = keys.unpack(req, out[:0]); err != nil {
+	call := func(streams []string, numbers []uint32) []string {
+		t.Helper()
+		batches := make([]Batch, len(streams))
+		for i, s := range streams {
+			batches[i] = Batch{Stream: s, Values: []float64{1}}
+		}
+		req := ids.pack(p, batches, numbers)
+		out, err := keys.unpack(req, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
 		ids.sent(req)
+		var got []string
+		for _, b := range out {
+			got = append(got, b.Stream)
+		}
+		return got
 	}
-	roundTrip()
-	if !reflect.DeepEqual(out, batches) {
-		t.Fatal("unpacked batches differ from the packed ones")
+	for _, step := range []struct {
+		streams []string
+		numbers []uint32
+	}{
+		{[]string{"a", "b"}, []uint32{5, 9}},
+		{[]string{"b", "a"}, []uint32{9, 5}},
+		{[]string{"c"}, []uint32{5}}, // 5 names another stream now
+		{[]string{"a", "c"}, nil},
+		{[]string{"d", "a"}, []uint32{maxCallerNumber + 3, 5}},
+		{[]string{"d"}, []uint32{maxCallerNumber + 3}},
+	} {
+		if got := call(step.streams, step.numbers); !slices.Equal(got, step.streams) {
+			t.Fatalf("streams %v numbered %v arrived as %v", step.streams, step.numbers, got)
+		}
 	}
-	if n := testing.AllocsPerRun(20, roundTrip); n != 0 {
-		t.Errorf("%v allocations per call, want 0", n)
+	if len(ids.byCaller) > 10 {
+		t.Errorf("numbers beyond maxCallerNumber grew the table to %d", len(ids.byCaller))
 	}
-	if len(p.req.Streams) != 0 {
-		t.Errorf("known streams named again: %d", len(p.req.Streams))
+	if len(ids.ids) != 4 {
+		t.Errorf("%d stream ids for 4 streams", len(ids.ids))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -218,5 +219,48 @@ func TestConfigErrorsKeepContext(t *testing.T) {
 	wrapped := fmt.Errorf("check: %w", &sdk.ConfigError{Attribute: "limit", Message: "must be > 0"})
 	if got := sdk.ConfigErrors(wrapped); len(got) != 1 || got[0].Attribute != "limit" {
 		t.Fatalf("ConfigErrors(wrapped) = %+v", got)
+	}
+}
+
+// TestUpdateByID feeds a detector over gRPC with the caller's numbers for
+// the streams: the signals name the right streams, also once a number names
+// another stream, and ids that do not match the batches are refused.
+func TestUpdateByID(t *testing.T) {
+	ctx := context.Background()
+	r := sdktest.Start(t, &above{})
+	if err := r.Configure(ctx, sdk.Config{"limit": 2.0}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(streams []string, ids []uint32) []string {
+		t.Helper()
+		batches := make([]sdk.Batch, len(streams))
+		for i, s := range streams {
+			batches[i] = sdk.Batch{Stream: s, Values: []float64{3}} // above the limit: a drift each
+		}
+		sigs, err := r.UpdateByID(ctx, batches, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range sigs {
+			got = append(got, s.Stream)
+		}
+		return got
+	}
+	for _, step := range []struct {
+		streams []string
+		ids     []uint32
+	}{
+		{[]string{"m/v1/x", "m/v2/x"}, []uint32{1, 2}},
+		{[]string{"m/v2/x", "m/v1/x"}, []uint32{2, 1}},
+		{[]string{"m/v3/x"}, []uint32{1}},
+	} {
+		if got := send(step.streams, step.ids); !slices.Equal(got, step.streams) {
+			t.Fatalf("streams %v numbered %v: signals for %v", step.streams, step.ids, got)
+		}
+	}
+	_, err := r.UpdateByID(ctx, []sdk.Batch{{Stream: "m/v1/x", Values: []float64{1}}}, nil)
+	if !errors.Is(err, sdk.ErrBadRequest) {
+		t.Fatalf("no ids for one batch: %v, want ErrBadRequest", err)
 	}
 }
