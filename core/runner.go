@@ -20,6 +20,12 @@ type updater interface {
 	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
 }
 
+// byIDUpdater is an updater that also takes the stream ids of the batches
+// (a plugin process's sdk.Remote): it need not hash the streams' keys.
+type byIDUpdater interface {
+	UpdateByID(ctx context.Context, batches []sdk.Batch, ids []uint32) ([]sdk.Signal, error)
+}
+
 // ErrBusy means a detector's queue is full: the daemon cannot keep up.
 var ErrBusy = errors.New("detector queue full")
 
@@ -249,6 +255,7 @@ type grouping struct {
 	count   []int
 	batches []sdk.Batch
 	refs    []*series   // refs[i]: the series of batches[i], or nil
+	ids     []uint32    // ids[i]: the stream id of batches[i]
 	means   [][]float64 // means[i][j]: window mean recorded with batches[i].Values[j]
 	values  []float64   // the arena batches[i].Values are cut from
 	meanArr []float64   // the same for means
@@ -262,7 +269,7 @@ func (g *grouping) group(qs [][]entry) {
 		clear(g.mark)
 		g.epoch = 1
 	}
-	g.batches, g.refs, g.count, g.means = g.batches[:0], g.refs[:0], g.count[:0], g.means[:0]
+	g.batches, g.refs, g.ids, g.count, g.means = g.batches[:0], g.refs[:0], g.ids[:0], g.count[:0], g.means[:0]
 	n := 0
 	for _, q := range qs {
 		n += len(q)
@@ -316,6 +323,7 @@ func (g *grouping) add(e *entry, k int) {
 		g.mark[id], g.pos[id] = g.epoch, b
 		g.batches = append(g.batches, sdk.Batch{Stream: e.s.key, Start: e.index})
 		g.refs = append(g.refs, e.s)
+		g.ids = append(g.ids, id)
 		g.count = append(g.count, 1)
 		g.which[k] = b
 	}
@@ -507,7 +515,13 @@ func (r *runner) flushOnce(ctx context.Context) {
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
 	r.lastCall, r.lastValues = began, n
-	sigs, err := r.up.Update(callCtx, batch)
+	var sigs []sdk.Signal
+	var err error
+	if u, ok := r.up.(byIDUpdater); ok {
+		sigs, err = u.UpdateByID(callCtx, batch, r.group.ids)
+	} else {
+		sigs, err = r.up.Update(callCtx, batch)
+	}
 	if r.called != nil {
 		r.called(r, time.Since(began))
 	}
