@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,12 +14,27 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/metric"
 )
 
 // measureBare pushes the load, the same way, to a bare reader: an HTTP
 // server on a Unix socket that only splits the body into lines and answers
 // how many it saw. It is the ceiling ingestion is compared with.
 func measureBare(ctx context.Context, o options, l *load) (*bare, error) {
+	return measureReader(ctx, o, l, http.HandlerFunc(splitLines))
+}
+
+// measureParse pushes the load, the same way, to a reader that decodes
+// every line as the agent does (metric.Reader, the agent's default limits)
+// and does nothing else: the share of ingestion that parsing alone takes.
+func measureParse(ctx context.Context, o options, l *load) (*bare, error) {
+	return measureReader(ctx, o, l, http.HandlerFunc(parseLines))
+}
+
+// measureReader pushes the load for -bare-duration to an HTTP server on a
+// Unix socket with handler h, which answers as the agent does.
+func measureReader(ctx context.Context, o options, l *load, h http.Handler) (*bare, error) {
 	dir, err := os.MkdirTemp("", "dl")
 	if err != nil {
 		return nil, err
@@ -29,7 +45,7 @@ func measureBare(ctx context.Context, o options, l *load) (*bare, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(splitLines), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	defer func() {
@@ -65,9 +81,32 @@ func splitLines(w http.ResponseWriter, r *http.Request) {
 			n++
 		}
 	}
+	writeAnswer(w, n, sc.Err())
+}
+
+// parseLines decodes every line of a body and counts the metrics.
+func parseLines(w http.ResponseWriter, r *http.Request) {
+	rd := metric.NewReader(r.Body, metric.Limits{MaxLineBytes: config.DefaultMaxLineBytes, MaxDocumentBytes: config.DefaultMaxDocumentBytes})
+	n := 0
+	var err error
+	for {
+		if _, err = rd.Next(); err != nil {
+			break
+		}
+		n++
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	writeAnswer(w, n, err)
+}
+
+// writeAnswer writes the agent's answer to a POST /v1/metrics of n lines, all
+// accepted unless err.
+func writeAnswer(w http.ResponseWriter, n int, err error) {
 	res := core.IngestResult{Accepted: n, Errors: []core.LineError{}}
 	status := http.StatusOK
-	if err := sc.Err(); err != nil {
+	if err != nil {
 		status, res.Error = http.StatusBadRequest, err.Error()
 	}
 	w.Header().Set("Content-Type", "application/json")

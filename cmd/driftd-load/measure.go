@@ -89,6 +89,10 @@ func measure(ctx context.Context, o options) (*summary, error) {
 		for i := range sum.Runs {
 			sum.Runs[i].Throughput.IngestPerBare = sum.Runs[i].Throughput.IngestPerSec / b.LinesPerSec
 		}
+		progress(o, "parse-only reader: pushing for %v", o.bareDuration)
+		if sum.Parse, err = measureParse(ctx, o, l); err != nil {
+			return nil, fmt.Errorf("parse-only reader: %w", err)
+		}
 	}
 	if o.goBench != "" {
 		g, err := readGoBench(o.goBench)

@@ -21,6 +21,7 @@ type summary struct {
 	RatioOutIn    float64   `json:"ratio_out_in,omitempty"`
 	Paired        *paired   `json:"paired,omitempty"`
 	Bare          *bare     `json:"bare,omitempty"`
+	Parse         *bare     `json:"parse,omitempty"` // the parse-only reader, with -bare
 	Memory        *memPhase `json:"memory,omitempty"`
 	GoBench       []goBench `json:"go_bench,omitempty"`
 	Targets       []target  `json:"targets"`
@@ -213,6 +214,16 @@ func (s *summary) print(w io.Writer) {
 		fmt.Fprintf(w, "bare reader: %.0f lines/s for %.1f s", b.LinesPerSec, b.Seconds)
 		for _, r := range s.Runs {
 			fmt.Fprintf(w, "; ingest/bare %s %.3f", r.Mode, r.Throughput.IngestPerBare)
+		}
+		fmt.Fprintln(w)
+	}
+	if p := s.Parse; p != nil {
+		fmt.Fprintf(w, "parse-only reader (decodes every line as the agent does, nothing more): %.0f lines/s for %.1f s", p.LinesPerSec, p.Seconds)
+		if s.Bare != nil {
+			fmt.Fprintf(w, " = %.3f of the bare reader", p.LinesPerSec/s.Bare.LinesPerSec)
+		}
+		for _, r := range s.Runs {
+			fmt.Fprintf(w, "; ingest/parse-only %s %.3f", r.Mode, r.Throughput.IngestPerSec/p.LinesPerSec)
 		}
 		fmt.Fprintln(w)
 	}

@@ -117,6 +117,9 @@ func (s *summary) checkTargets(dur time.Duration) {
 		add(name, "-", statusMissing)
 	} else {
 		got := fmt.Sprintf("%.3f (%s/s vs %s lines/s)", out.Throughput.IngestPerBare, commas(out.Throughput.IngestPerSec), commas(s.Bare.LinesPerSec))
+		if p := s.Parse; p != nil {
+			got = fmt.Sprintf("%s; a reader that only parses: %s lines/s, %.3f of the bare reader", got, commas(p.LinesPerSec), p.LinesPerSec/s.Bare.LinesPerSec)
+		}
 		add(name, got, verdict(out.Throughput.IngestPerBare >= targetBare, true))
 	}
 
