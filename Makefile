@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/driftd/driftd/core.Version=$(VERSION)
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test test-short vet fmt-check bench proto detectors-doc clean
+.PHONY: all build run test test-deps test-short vet fmt-check bench proto detectors-doc clean
 
 all: build
 
@@ -21,11 +21,18 @@ build:
 run: build
 	./bin/driftd agent -config examples/config.hcl
 
-## test: vet, formatting, and every test with the race detector, end-to-end ones included;
-## then the example plugin module examples/plugins/zscore, which has a go.mod of its own
-test: vet fmt-check
+## test: installs what the tests need and the machine lacks (test-deps), then vet, formatting,
+## and every test with the race detector, end-to-end ones included; then the example plugin
+## module examples/plugins/zscore, which has a go.mod of its own
+test: test-deps vet fmt-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 	cd examples/plugins/zscore && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+## test-deps: what the tests need besides Go and make (a C compiler for -race, curl, python3
+## with grpcio and protobuf, Alertmanager), installed as Debian packages where missing (as root;
+## otherwise it says what to install and fails)
+test-deps:
+	@scripts/test-deps
 
 ## test-short: the unit tests only
 test-short:

@@ -197,8 +197,9 @@ func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
 		return a.rejectLocked(diags, source, started)
 	}
 	// A file that refused a plugin binary is applied again, to check the
-	// binary again.
-	if f.Hash == a.current().Hash && len(a.gen.Load().refused) == 0 {
+	// binary again; one whose file() calls read something else (a rotated
+	// secret) is a change.
+	if cur := a.current(); f.Hash == cur.Hash && f.ReadFiles == cur.ReadFiles && len(a.gen.Load().refused) == 0 {
 		return a.unchangedLocked(diags, source, started)
 	}
 	return a.applyLocked(ctx, f, diags, source, started)

@@ -40,7 +40,7 @@ func startAlertmanager(t *testing.T, notify string) string {
 		p, lerr := exec.LookPath("prometheus-alertmanager")
 		if lerr != nil {
 			t.Fatalf("%s not found: this test needs a real Alertmanager; install the Debian package "+
-				"prometheus-alertmanager (.ci/run does)", bin)
+				"prometheus-alertmanager (make test does)", bin)
 		}
 		bin = p
 	}

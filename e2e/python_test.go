@@ -25,7 +25,7 @@ import (
 // The Python plugin kit (sdk/python) as the daemon meets it: plugins written
 // with it run as driftd-plugin-<name> in plugin_dir, each a two-line shell
 // wrapper that runs the script with a Python that has grpcio and protobuf.
-// These tests do not skip when there is none: .ci/run installs Debian's
+// These tests do not skip when there is none: make test installs Debian's
 // python3-grpcio and python3-protobuf.
 
 // python finds an interpreter that imports grpc and google.protobuf:
@@ -50,7 +50,7 @@ var python = sync.OnceValues(func() (string, error) {
 		return path, nil
 	}
 	return "", fmt.Errorf("the Python plugin tests need python3 with grpcio and protobuf "+
-		"(Debian: apt-get install python3-grpcio python3-protobuf; .ci/run does), or $DRIFTD_PYTHON; tried:\n%s",
+		"(Debian: apt-get install python3-grpcio python3-protobuf; make test does), or $DRIFTD_PYTHON; tried:\n%s",
 		strings.Join(tried, "\n"))
 })
 

@@ -83,7 +83,12 @@ detector "pagehinkley" "accuracy_ph" {
 # commented out because nothing listens there in a fresh clone, and a sink
 # whose receiver is down retries (and logs) until it gives up. To try it,
 # start a receiver, uncomment this block and the `sinks` line of the
-# quality_inspector monitor below, and set DRIFTD_WEBHOOK_SECRET.
+# quality_inspector monitor below, and put the secret in
+# examples/secrets/webhook (file() paths are relative to this file's
+# directory). The file is read again at every reload (SIGHUP or `driftd
+# reload`), so a rotated secret signs the next job; one trailing newline is
+# dropped. env("NAME") would read the daemon's own environment instead, the
+# one it was started with, which a reload does not change.
 #
 # sink "webhook" "retrain" {
 #   timeout = "30s" # one delivery call (the default)
@@ -95,7 +100,7 @@ detector "pagehinkley" "accuracy_ph" {
 #   }
 #   config {
 #     url    = "http://127.0.0.1:8080/retrain"
-#     secret = env("DRIFTD_WEBHOOK_SECRET")
+#     secret = file("secrets/webhook")
 #   }
 # }
 

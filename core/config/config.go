@@ -71,6 +71,7 @@ type File struct {
 	Sinks     []*Sink     // in file order
 	Monitors  []*Monitor  // in file order
 	Hash      [32]byte    // sha256 of the source
+	ReadFiles [32]byte    // sha256 of what the file's file() calls read when it was parsed
 	// Places says where the settings outside detector, sink and monitor
 	// blocks were written: the value of each attribute, keyed by its name
 	// ("data_dir") or block and name ("listen.socket"), and the header of
@@ -258,7 +259,7 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 	}
 	f.SnapshotInterval = DefaultSnapshotInterval
 	f.PluginTimeout = DefaultPluginTimeout
-	p := &parser{ctx: evalContext()}
+	p := &parser{ctx: evalContext(filepath.Dir(filename))}
 	p.diags = append(p.diags, diags...)
 	p.file(f, hf.Body)
 	p.references(f)
@@ -266,6 +267,7 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	f.ReadFiles = readFilesDigest(hf.Body, p.ctx)
 	return f, diags
 }
 

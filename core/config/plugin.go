@@ -14,10 +14,11 @@ import (
 // schema its plugin declares. Numbers become float64, strings string and bools
 // bool. A required attribute that is missing, an attribute of the wrong type,
 // an attribute the schema does not declare and any nested block are errors
-// at their place in the file. Expressions may call env(). Defaults are not
-// applied: attributes left out are absent from the result, and the plugin
-// side completes them (sdk.Schema.Apply). The Config is nil when diags holds
-// an error.
+// at their place in the file. Expressions may call env(), and file(), which
+// reads a path relative to the directory of the file body comes from, at
+// each call. Defaults are not applied: attributes left out are absent from
+// the result, and the plugin side completes them (sdk.Schema.Apply). The
+// Config is nil when diags holds an error.
 func DecodePluginConfig(body hcl.Body, schema sdk.Schema) (sdk.Config, hcl.Diagnostics) {
 	if body == nil {
 		body = hcl.EmptyBody()
@@ -34,7 +35,7 @@ func DecodePluginConfig(body hcl.Body, schema sdk.Schema) (sdk.Config, hcl.Diagn
 	for _, a := range schema.Attributes {
 		spec[a.Name] = &hcldec.AttrSpec{Name: a.Name, Type: ctyType(a.Type), Required: a.Required}
 	}
-	val, diags := hcldec.Decode(body, spec, evalContext())
+	val, diags := hcldec.Decode(body, spec, evalContext(bodyDir(body)))
 	// hcldec walks maps: put the diagnostics in file order.
 	diags = sortDiagnostics(diags)
 	if diags.HasErrors() {

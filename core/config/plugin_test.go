@@ -107,7 +107,7 @@ func TestDecodePluginConfig(t *testing.T) {
 		{
 			name:  "env unset",
 			inner: "  config {\n    floor = 0.9\n    mode = env(\"DRIFTD_TEST_SURELY_UNSET\")\n  }\n",
-			diags: `plugin.hcl:5:17: error: Invalid function argument: Invalid value for "name" parameter: environment variable "DRIFTD_TEST_SURELY_UNSET" is not set; set it, or give a default as in env("DRIFTD_TEST_SURELY_UNSET", "value").`,
+			diags: `plugin.hcl:5:17: error: Invalid function argument: Invalid value for "name" parameter: environment variable "DRIFTD_TEST_SURELY_UNSET" is not set in the environment of this process (config.test), which env() reads; set it, give a default as in env("DRIFTD_TEST_SURELY_UNSET", "value"), or read a secret from a file with file("path"), which every load reads again.`,
 		},
 		{
 			name:  "wrong type",

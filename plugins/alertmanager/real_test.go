@@ -128,10 +128,10 @@ func findAlertmanager(t *testing.T) string {
 		return p
 	}
 	if testing.Short() {
-		t.Skipf("%s not found; install it with apt-get install prometheus-alertmanager", alertmanagerBinary)
+		t.Skipf("%s not found; install it with apt-get install --no-install-recommends prometheus-alertmanager", alertmanagerBinary)
 	}
 	t.Fatalf("%s not found: this test needs a real Alertmanager; install the Debian package "+
-		"prometheus-alertmanager (apt-get install -y prometheus-alertmanager, as .ci/run does), "+
+		"prometheus-alertmanager (apt-get install -y --no-install-recommends prometheus-alertmanager, as make test does), "+
 		"or run go test -short to skip it", alertmanagerBinary)
 	return ""
 }

@@ -155,7 +155,7 @@ func (w *Webhook) Configure(cfg sdk.Config) error {
 	}
 	if given.Has("secret") {
 		if cfg.String("secret") == "" {
-			bad("secret", "is empty (an unset environment variable?); leave secret out to send unsigned requests")
+			bad("secret", "is empty (an empty environment variable or file?); leave secret out to send unsigned requests")
 		}
 		s.secret = []byte(cfg.String("secret"))
 	}
@@ -348,7 +348,7 @@ func checkHeader(name, value string) error {
 		}
 	}
 	if value == "" {
-		return fmt.Errorf("%s is empty (an unset environment variable?)", name)
+		return fmt.Errorf("%s is empty (an empty environment variable or file?)", name)
 	}
 	if strings.ContainsAny(value, "\r\n\x00") {
 		return fmt.Errorf("%s contains a line break or NUL", name)
