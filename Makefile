@@ -4,22 +4,37 @@ PLUGINS := $(notdir $(wildcard plugins/*))
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/driftd/driftd/core.Version=$(VERSION)
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
+BIN     ?= bin
 
-.PHONY: all build run test test-deps test-short vet fmt-check bench proto detectors-doc clean
+.PHONY: all build run install test test-deps test-short vet fmt-check bench proto detectors-doc clean
 
 all: build
 
 ## build: the daemon as bin/driftd and every plugin as bin/plugins/driftd-plugin-<name>
+## (BIN=DIR builds into DIR instead of bin)
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/driftd ./cmd/driftd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/driftd ./cmd/driftd
 	@for p in $(PLUGINS); do \
-		echo "$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p"; \
-		$(GO) build -o bin/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p || exit 1; \
+		echo "$(GO) build -o $(BIN)/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p"; \
+		$(GO) build -o $(BIN)/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p || exit 1; \
 	done
 
 ## run: build, then run the agent on examples/config.hcl (socket ./driftd.sock)
 run: build
 	./bin/driftd agent -config examples/config.hcl
+
+## install: bin/driftd to $(PREFIX)/bin, the plugins to $(PREFIX)/lib/driftd/plugins, the systemd
+## unit to $(PREFIX)/lib/systemd/system and a config to start from to $(PREFIX)/share/driftd, all with
+## their paths under PREFIX; DESTDIR stages the tree elsewhere (the container image's build does)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/driftd/plugins \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/driftd
+	install -m 0755 $(BIN)/driftd $(DESTDIR)$(PREFIX)/bin/driftd
+	install -m 0755 $(BIN)/plugins/driftd-plugin-* $(DESTDIR)$(PREFIX)/lib/driftd/plugins/
+	sed 's#/usr/local/#$(PREFIX)/#g' deploy/systemd/driftd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/driftd.service
+	sed 's#/usr/local/#$(PREFIX)/#g' deploy/driftd.hcl > $(DESTDIR)$(PREFIX)/share/driftd/driftd.hcl
 
 ## test: installs what the tests need and the machine lacks (test-deps), then vet, formatting,
 ## and every test with the race detector, end-to-end ones included; then the example plugin
@@ -29,7 +44,7 @@ test: test-deps vet fmt-check
 	cd examples/plugins/zscore && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 ## test-deps: what the tests need besides Go and make (a C compiler for -race, curl, python3
-## with grpcio and protobuf, Alertmanager), installed as Debian packages where missing (as root;
+## with grpcio and protobuf, Alertmanager, systemd-analyze), installed as Debian packages where missing (as root;
 ## otherwise it says what to install and fails)
 test-deps:
 	@scripts/test-deps

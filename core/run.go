@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/internal/sdnotify"
 )
 
 // shutdownGrace bounds how long a stop waits for requests in flight.
@@ -27,6 +28,7 @@ const shutdownGrace = 10 * time.Second
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = time.Now()
 	f := a.current()
+	notify := sdnotify.FromEnv()
 	if err := os.MkdirAll(f.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data_dir: %w", err)
 	}
@@ -85,6 +87,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { served <- srv.Serve(l) }()
 	a.ready.Store(true)
 	a.log.Info("driftd running", "socket", f.Listen.Socket, "config", f.Filename, "version", Version)
+	a.notifySystemd(notify, sdnotify.Ready)
 
 	var serveErr error
 	select {
@@ -93,6 +96,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.ready.Store(false)
 	a.log.Info("shutting down")
+	a.notifySystemd(notify, sdnotify.Stopping)
 
 	// Shutdown closes the listener and waits for requests to finish; event
 	// streams only end once the bus closes, after the detectors flushed.
@@ -124,4 +128,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	return nil
+}
+
+// notifySystemd tells systemd of the daemon's state when a unit of
+// Type=notify started it: READY=1 at the moment /readyz begins to answer
+// 200, STOPPING=1 when it stops.
+func (a *Agent) notifySystemd(s *sdnotify.Socket, state string) {
+	if s == nil {
+		return
+	}
+	if err := s.Notify(state); err != nil {
+		a.log.Warn("cannot notify systemd", "state", state, "error", err)
+		return
+	}
+	a.log.Debug("notified systemd", "state", state)
 }
