@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,12 +47,18 @@ type BacktestOptions struct {
 	Options
 	// Detectors, when set, limits the run to these detector IDs.
 	Detectors []string
+	// Types, when set, limits the events written to these types (drift,
+	// warning); the others are counted but not written.
+	Types []event.Type
 }
 
 // BacktestResult sums up a backtest.
 type BacktestResult struct {
 	Accepted, Rejected int
-	Events             int
+	// Events is the number of events written; Raised counts every event
+	// raised, by type, written or not.
+	Events int
+	Raised map[event.Type]int
 }
 
 // Backtest runs the configured detectors, through their real plugins, over
@@ -153,12 +160,17 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		return x.Detector < y.Detector
 	})
 	enc := json.NewEncoder(out)
+	res.Raised = make(map[event.Type]int)
 	for i, e := range events {
+		res.Raised[e.Type]++
+		if len(opts.Types) > 0 && !slices.Contains(opts.Types, e.Type) {
+			continue
+		}
 		e.Seq = uint64(i + 1)
 		if err := enc.Encode(e); err != nil {
 			return res, err
 		}
+		res.Events++
 	}
-	res.Events = len(events)
 	return res, nil
 }

@@ -178,7 +178,7 @@ func TestBacktestErrors(t *testing.T) {
 		{"unknown detector", []string{"backtest", "-config", "good.hcl", "-detector", "threshold.nope", metrics}, 1, "threshold.nope"},
 		{"missing metrics file", []string{"backtest", "-config", "good.hcl", filepath.Join(tmp, "none.ndjson")}, 1, "none.ndjson"},
 		{"bad config", []string{"backtest", "-config", "bad_mode.hcl", metrics}, 1, "bad_mode.hcl:"},
-		{"no config", []string{"backtest", metrics}, 2, "usage"},
+		{"no config", []string{"backtest", metrics}, 2, "Usage: driftd backtest"},
 		{"good", []string{"backtest", "-config", "good.hcl", "-detector", "threshold.accuracy_floor", metrics}, 0, "1 metrics accepted"},
 	}
 	for _, tt := range tests {
@@ -214,10 +214,10 @@ func TestCLI(t *testing.T) {
 			{[]string{"frobnicate"}, 2, "", `"frobnicate"`},
 			{[]string{"status", "-bogus"}, 2, "", "-bogus"},
 			{[]string{"agent"}, 2, "", "-config"},
-			{[]string{"push", "a", "b"}, 2, "", "usage"},
+			{[]string{"push", "a", "b"}, 2, "", "Usage: driftd push"},
 			{[]string{"job"}, 2, "", "Usage: driftd job"},
 			{[]string{"job", "frob"}, 2, "", `"frob"`},
-			{[]string{"job", "retry"}, 2, "", "usage: driftd job retry"},
+			{[]string{"job", "retry"}, 2, "", "Usage: driftd job retry"},
 			{[]string{"job", "list", "-socket", missing}, 1, "", missing},
 			{[]string{"status", "-socket", missing}, 1, "", missing},
 			{[]string{"push", "-socket", missing, os.DevNull}, 1, "", missing},

@@ -728,12 +728,12 @@ func (a *agent) subscribeCurl(t *testing.T, query string) *eventStream {
 	return a.streamCommand(t, "curl -N /v1/events?"+query, cmd, false)
 }
 
-// subscribeCLI runs `driftd events -socket S args...`. Wait for the
+// subscribeCLI runs `driftd events -json -socket S args...`. Wait for the
 // subscription with waitSubscribers. On cleanup it gets SIGTERM and must
 // exit 0.
 func (a *agent) subscribeCLI(t *testing.T, args ...string) *eventStream {
 	t.Helper()
-	cmd := exec.Command(driftdBin, append([]string{"events", "-socket", a.socket}, args...)...)
+	cmd := exec.Command(driftdBin, append([]string{"events", "-json", "-socket", a.socket}, args...)...)
 	cmd.Env = cleanEnv()
 	return a.streamCommand(t, "driftd events "+strings.Join(args, " "), cmd, true)
 }

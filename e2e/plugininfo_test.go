@@ -73,7 +73,7 @@ func TestPluginInfo(t *testing.T) {
 		}{
 			{[]string{"plugin", "info", "-plugin-dir", pluginDir, "nope"}, 1, "no plugin binary " + filepath.Join(pluginDir, "driftd-plugin-nope")},
 			{[]string{"plugin", "info", "Bad Name"}, 2, "not a plugin name"},
-			{[]string{"plugin", "info"}, 2, "usage: driftd plugin info"},
+			{[]string{"plugin", "info"}, 2, "Usage: driftd plugin info"},
 			{[]string{"plugin", "frobnicate"}, 2, `unknown subcommand "frobnicate"`},
 		} {
 			code, _, stderr := run(t, dir, nil, c.args...)

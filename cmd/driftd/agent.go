@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -17,24 +14,20 @@ import (
 	"github.com/driftd/driftd/core/config"
 )
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("driftd "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func runAgent(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlags("agent", stderr)
+func runAgent(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("agent", "-config FILE", "Run the daemon on a config file, until SIGTERM or SIGINT; SIGHUP reloads the file.", stdout, stderr)
 	path := fs.String("config", "", "config `file` (HCL)")
 	level := fs.String("log-level", "", "log level: trace, debug, info, warn or error (overrides log_level)")
 	jsonLog := fs.Bool("log-json", false, "log as JSON (overrides log_format)")
 	watch := fs.Bool("watch", true, "reload when the config file changes (SIGHUP and driftd reload always do)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "driftd agent: -config FILE is required")
-		return exitUsage
+	if *path == "" {
+		return fs.usageError("-config FILE is required")
+	}
+	if fs.NArg() > 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	// SIGHUP reloads the config; caught from the start, so that an early
 	// one does not end the process.
@@ -74,14 +67,13 @@ func runAgent(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 }
 
 func runValidate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("validate", stderr)
+	fs := newFlags("validate", "FILE", "Check a config file as a start would, starting its plugins for their schemas; binds nothing.", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print the diagnostics as JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: driftd validate [-json] FILE")
-		return exitUsage
+		return fs.usageError("want one config FILE")
 	}
 	diags := core.Validate(ctx, fs.Arg(0), core.Options{LogOutput: io.Discard})
 	if *asJSON {
@@ -110,55 +102,14 @@ func nonNilDiags(d []config.Diagnostic) []config.Diagnostic {
 	return d
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("backtest", stderr)
-	path := fs.String("config", "", "config `file` (HCL)")
-	var detectors stringList
-	fs.Var(&detectors, "detector", "run only this detector (`plugin.name`); repeatable")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+func runVersion(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("version", "", "Print the version.", stdout, stderr)
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	if *path == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: driftd backtest -config FILE [-detector plugin.name]... FILE.ndjson")
-		return exitUsage
+	if fs.NArg() > 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
-	in := stdin
-	if name := fs.Arg(0); name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "driftd backtest: %v\n", err)
-			return exitFailure
-		}
-		defer f.Close()
-		in = f
-	}
-	res, err := core.Backtest(ctx, in, stdout, stderr, core.BacktestOptions{
-		Options:   core.Options{ConfigPath: *path, LogOutput: stderr, LogLevel: "warn"},
-		Detectors: detectors,
-	})
-	if err != nil {
-		var de *core.DiagnosticsError
-		if errors.As(err, &de) {
-			fmt.Fprintln(stderr, config.FormatDiagnostics(de.Diags))
-		} else {
-			fmt.Fprintf(stderr, "driftd backtest: %v\n", err)
-		}
-		return exitFailure
-	}
-	fmt.Fprintf(stderr, "backtest: %d metrics accepted, %d rejected, %d events\n", res.Accepted, res.Rejected, res.Events)
-	if res.Rejected > 0 {
-		return exitFailure
-	}
-	return exitOK
-}
-
-func runVersion(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) int {
 	fmt.Fprintf(stdout, "driftd %s\n", core.Version)
 	return exitOK
 }

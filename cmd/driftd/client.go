@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +16,7 @@ import (
 )
 
 // socketFlag adds -socket to a client command.
-func socketFlag(fs *flag.FlagSet) *string {
+func socketFlag(fs *flags) *string {
 	return fs.String("socket", "", "daemon `socket` (default $DRIFTD_SOCKET, then ./driftd.sock)")
 }
 
@@ -47,14 +46,13 @@ func connectError(stderr io.Writer, cmd, socket string, err error) int {
 }
 
 func runPush(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("push", stderr)
+	fs := newFlags("push", "[FILE|-]", "Push metrics (NDJSON, a JSON array or an object) from FILE or standard input to the daemon.", stdout, stderr)
 	sock := socketFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: driftd push [-socket PATH] [FILE|-]")
-		return exitUsage
+		return fs.usageError("want at most one FILE")
 	}
 	body := stdin
 	if name := fs.Arg(0); name != "" && name != "-" {
@@ -105,19 +103,20 @@ func runPush(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("events", stderr)
+	fs := newFlags("events", "", "Stream the daemon's events, a line each, until interrupted: from now on, or with -since SEQ first\n"+
+		"those the daemon still holds after SEQ (-since 0: all it holds).", stdout, stderr)
 	sock := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print each event as the API sends it, NDJSON")
 	model := fs.String("model", "", "only events of this `model`")
 	version := fs.String("version", "", "only events of this model `version`")
 	since := fs.String("since", "", "first replay the held events after this `seq` (0: all held events)")
 	var types stringList
 	fs.Var(&types, "type", "only events of this `type` (drift, warning, retrain, plugin, config, metric); repeatable")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: driftd events [-socket PATH] [-model M] [-version V] [-type T]... [-since SEQ]")
-		return exitUsage
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	q := url.Values{}
 	if *model != "" {
@@ -154,10 +153,17 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if n := resp.Header.Get("X-Driftd-Missed"); n != "" {
 		fmt.Fprintf(stderr, "driftd events: %s events after %s are no longer held\n", n, *since)
 	}
+	if *since == "" {
+		fmt.Fprintf(stderr, "driftd events: waiting for new events from %s (-since 0 first replays those the daemon holds)\n", socket)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
-		if _, err := fmt.Fprintf(stdout, "%s\n", sc.Bytes()); err != nil {
+		line := string(sc.Bytes())
+		if !*asJSON {
+			line = eventLine(sc.Bytes())
+		}
+		if _, err := fmt.Fprintln(stdout, line); err != nil {
 			return exitFailure
 		}
 	}
@@ -173,14 +179,13 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("status", stderr)
+	fs := newFlags("status", "", "Print the daemon's status.", stdout, stderr)
 	sock := socketFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: driftd status [-socket PATH]")
-		return exitUsage
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	socket := socketPath(*sock)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/status", nil)
@@ -210,14 +215,13 @@ type changes struct {
 }
 
 func runReload(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("reload", stderr)
+	fs := newFlags("reload", "", "Reload the daemon's config file now and print the outcome: what started, stayed and stopped, or why the file was refused.", stdout, stderr)
 	sock := socketFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: driftd reload [-socket PATH]")
-		return exitUsage
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	socket := socketPath(*sock)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/reload", nil)

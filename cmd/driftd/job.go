@@ -14,41 +14,33 @@ import (
 	"github.com/driftd/driftd/core"
 )
 
-const jobUsage = `Usage: driftd job <subcommand> [-socket PATH]
+const jobUsage = `Usage: driftd job <subcommand> [flags]
+
+Look at and act on the retrain jobs in the daemon's outbox.
 
 Subcommands:
-  list       list the retrain jobs in the outbox: pending, failed and the last delivered
+  list       list the retrain jobs: pending, failed and the last delivered
   retry ID   queue a failed job again, with its id and no attempts made
+
+driftd job <subcommand> -h describes each.
 `
 
 // runJob is `driftd job <subcommand>`.
 func runJob(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, jobUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "list":
-		return runJobList(ctx, args[1:], stdout, stderr)
-	case "retry":
-		return runJobRetry(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, jobUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "driftd job: unknown subcommand %q\n\n%s", args[0], jobUsage)
-	return exitUsage
+	return subcommands("job", jobUsage, map[string]func([]string) int{
+		"list":  func(args []string) int { return runJobList(ctx, args, stdout, stderr) },
+		"retry": func(args []string) int { return runJobRetry(ctx, args, stdout, stderr) },
+	}, args, stdout, stderr)
 }
 
 func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("job list", stderr)
+	fs := newFlags("job list", "", "List the retrain jobs in the outbox: the pending ones, the failed ones and the last 100 delivered.", stdout, stderr)
 	sock := socketFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: driftd job list [-socket PATH]")
-		return exitUsage
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	socket := socketPath(*sock)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/status", nil)
@@ -93,14 +85,13 @@ func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func runJobRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("job retry", stderr)
+	fs := newFlags("job retry", "ID", "Queue the failed retrain job ID again, with the same id and no attempts made.", stdout, stderr)
 	sock := socketFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: driftd job retry [-socket PATH] ID")
-		return exitUsage
+		return fs.usageError("want one job ID")
 	}
 	id := fs.Arg(0)
 	socket := socketPath(*sock)

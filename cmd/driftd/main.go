@@ -10,24 +10,26 @@ import (
 	"syscall"
 )
 
-const usage = `Usage: driftd <command> [flags]
+const usage = `Usage: driftd <command> [flags] [arguments]
+
+Concept-drift detection for ML models in production.
 
 Commands:
   agent -config FILE         run the daemon
   validate [-json] FILE      check a config file, starting its plugins for their schemas
   push [FILE|-]              push metrics (NDJSON, a JSON array or object) to the daemon
-  events [-model M] [-version V] [-type T]... [-since SEQ]
-                             stream events as NDJSON
+  events                     stream the daemon's events (-model, -version, -type, -since)
   status                     print the daemon's status
   reload                     reload the daemon's config file and print the outcome
-  backtest -config FILE [-detector plugin.name]... FILE.ndjson
-                             run the configured detectors over recorded metrics
-  plugin info [-plugin-dir DIR | -config FILE] NAME|PATH
-                             print a plugin's info and its config block
+  backtest [-config FILE] [-detector D]... FILE
+                             run detectors over recorded metrics and print their events
+  plugin list                list the plugins in a plugin directory
+  plugin info NAME|PATH      print a plugin's info and its config block
   job list                   list the retrain jobs in the outbox
   job retry ID               queue a failed retrain job again
   version                    print the version
 
+driftd <command> -h (or driftd help <command>) describes a command and its flags.
 Client commands find the socket with -socket, then $DRIFTD_SOCKET, then ./driftd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage.
 `
@@ -66,9 +68,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	case "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	case "help":
+		if len(args) == 1 {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		// driftd help job retry is driftd job retry -h.
+		return run(ctx, append(args[1:], "-h"), stdin, stdout, stderr)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -17,74 +19,150 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-const pluginUsage = `usage: driftd plugin info [-plugin-dir DIR | -config FILE] NAME|PATH
+const pluginUsage = `Usage: driftd plugin <subcommand> [flags]
 
-  info   start a plugin, print its info and its config block with every
-         attribute's description and default, and stop it. NAME is looked
-         up as driftd-plugin-NAME in -plugin-dir, or in the plugin_dir of
-         -config FILE, or in ./bin/plugins; a PATH (anything with a /) is
-         run as it is.
+Look at the plugin binaries driftd runs.
+
+Subcommands:
+  list         list the plugins in a plugin directory: name, kind, version, description
+  info NAME    print a plugin's info and its config block, every attribute at its default
+
+driftd plugin <subcommand> -h describes each.
 `
 
 // runPlugin is `driftd plugin <subcommand>`.
 func runPlugin(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, pluginUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "info":
-		return runPluginInfo(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, pluginUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "driftd plugin: unknown subcommand %q\n\n%s", args[0], pluginUsage)
-	return exitUsage
+	return subcommands("plugin", pluginUsage, map[string]func([]string) int{
+		"list": func(args []string) int { return runPluginList(ctx, args, stdout, stderr) },
+		"info": func(args []string) int { return runPluginInfo(ctx, args, stdout, stderr) },
+	}, args, stdout, stderr)
 }
 
-// pluginName is what a plugin name may be, as in a detector block's label.
-var pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+// pluginDirFlags adds -plugin-dir and -config to a plugin command.
+func pluginDirFlags(fs *flags) (dir, cfgPath *string) {
+	dir = fs.String("plugin-dir", "", "`directory` holding driftd-plugin-NAME (default: -config's plugin_dir, else ./bin/plugins, else beside driftd)")
+	cfgPath = fs.String("config", "", "take plugin_dir from this config `file`")
+	return dir, cfgPath
+}
+
+// resolvePluginDir returns the directory -plugin-dir or -config names, or
+// the one findPluginDir finds; code is not 0 when the command must end.
+func resolvePluginDir(fs *flags, dir, cfgPath string) (string, int) {
+	switch {
+	case dir != "" && cfgPath != "":
+		return "", fs.usageError("-plugin-dir and -config both name a plugin directory; give one")
+	case dir != "":
+		return dir, 0
+	case cfgPath != "":
+		f, diags := config.Load(cfgPath)
+		if diags.HasErrors() {
+			fmt.Fprintln(fs.stderr, config.FormatDiagnostics(diags))
+			return "", exitFailure
+		}
+		return f.PluginDir, 0
+	}
+	return findPluginDir(), 0
+}
+
+// pluginNames lists the plugins in dir by name, sorted.
+func pluginNames(dir string) []string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "driftd-plugin-*"))
+	var names []string
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			names = append(names, strings.TrimPrefix(filepath.Base(p), "driftd-plugin-"))
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func runPluginList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("plugin list", "", "List the plugins in a plugin directory, starting each for its info: name, kind, version, description.", stdout, stderr)
+	dir, cfgPath := pluginDirFlags(fs)
+	if code, ok := fs.parse(args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fs.usageError("unexpected argument %q", fs.Arg(0))
+	}
+	pluginDir, code := resolvePluginDir(fs, *dir, *cfgPath)
+	if code != 0 {
+		return code
+	}
+	names := pluginNames(pluginDir)
+	if len(names) == 0 {
+		fmt.Fprintf(stderr, "driftd plugin list: no driftd-plugin-* in %s; build them (make build) or give -plugin-dir or -config\n", pluginDir)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "# in %s\n", pluginDir)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tDESCRIPTION")
+	failed := false
+	for _, name := range names {
+		p, err := sdk.StartProcess(ctx, sdk.ProcessConfig{Path: core.PluginPath(pluginDir, name), Logger: hclog.NewNullLogger()})
+		if err != nil {
+			failed = true
+			fmt.Fprintf(tw, "%s\t?\t?\tdoes not start: %v\n", name, err)
+			continue
+		}
+		info := p.Remote().Info()
+		p.Kill()
+		desc := info.Description
+		if info.Name != name {
+			desc = fmt.Sprintf("(answers as %q) %s", info.Name, desc)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, info.Kind, info.Version, desc)
+	}
+	tw.Flush()
+	if failed {
+		return exitFailure
+	}
+	return exitOK
+}
 
 func runPluginInfo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("plugin info", stderr)
-	dir := fs.String("plugin-dir", "", "`directory` holding driftd-plugin-NAME (default: -config's plugin_dir, else ./bin/plugins)")
-	cfgPath := fs.String("config", "", "take plugin_dir from this config `file`")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	fs := newFlags("plugin info", "NAME|PATH", "Start a plugin, print its info and its config block with every attribute's description and default,\n"+
+		"and stop it. NAME is looked up as driftd-plugin-NAME in the plugin directory; a PATH (anything with a /)\n"+
+		"is run as it is.", stdout, stderr)
+	dir, cfgPath := pluginDirFlags(fs)
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
-	if fs.NArg() != 1 || (*dir != "" && *cfgPath != "") {
-		fmt.Fprint(stderr, pluginUsage)
-		return exitUsage
+	if fs.NArg() != 1 {
+		return fs.usageError("want one plugin NAME or PATH")
 	}
 	arg := fs.Arg(0)
 	path := arg
+	pluginDir := ""
 	if !strings.Contains(arg, "/") {
-		if !pluginName.MatchString(arg) {
-			fmt.Fprintf(stderr, "driftd plugin info: %q is not a plugin name ([a-z0-9][a-z0-9_-]*); give a path with a / to run a file\n", arg)
-			return exitUsage
+		if !config.IsPluginName(arg) {
+			return fs.usageError("%q is not a plugin name ([a-z0-9][a-z0-9_-]*); give a path with a / to run a file", arg)
 		}
-		pluginDir := *dir
-		switch {
-		case pluginDir != "":
-		case *cfgPath != "":
-			f, diags := config.Load(*cfgPath)
-			if diags.HasErrors() {
-				fmt.Fprintln(stderr, config.FormatDiagnostics(diags))
-				return exitFailure
-			}
-			pluginDir = f.PluginDir
-		default:
-			pluginDir = config.DefaultPluginDir
+		var code int
+		if pluginDir, code = resolvePluginDir(fs, *dir, *cfgPath); code != 0 {
+			return code
 		}
 		path = core.PluginPath(pluginDir, arg)
 	}
 	if _, err := os.Stat(path); err != nil && os.Getenv(sdk.ReattachEnv) == "" {
-		if errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(stderr, "driftd plugin info: no plugin binary %s; check the name, -plugin-dir or -config\n", path)
-		} else {
+		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "driftd plugin info: %v\n", err)
+			return exitFailure
 		}
+		fmt.Fprintf(stderr, "driftd plugin info: no plugin binary %s", path)
+		if pluginDir != "" {
+			names := pluginNames(pluginDir)
+			if s := config.Suggest(arg, names); s != "" {
+				fmt.Fprintf(stderr, "; did you mean %q?", s)
+			}
+			if len(names) > 0 {
+				fmt.Fprintf(stderr, "\nplugins in %s: %s", pluginDir, strings.Join(names, ", "))
+			} else {
+				fmt.Fprint(stderr, "; check the name, -plugin-dir or -config")
+			}
+		}
+		fmt.Fprintln(stderr)
 		return exitFailure
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: stderr, Level: hclog.Warn})

@@ -79,8 +79,8 @@ func TestSuggest(t *testing.T) {
 		{"", ""},
 	} {
 		t.Run(tc.given, func(t *testing.T) {
-			if got := suggest(tc.given, ids); got != tc.want {
-				t.Errorf("suggest(%q) = %q, want %q", tc.given, got, tc.want)
+			if got := Suggest(tc.given, ids); got != tc.want {
+				t.Errorf("Suggest(%q) = %q, want %q", tc.given, got, tc.want)
 			}
 		})
 	}

@@ -683,7 +683,7 @@ func (p *parser) references(f *File) {
 			continue
 		}
 		detail := fmt.Sprintf("No %s %q is defined.", r.kind, r.id)
-		if s := suggest(r.id, candidates); s != "" {
+		if s := Suggest(r.id, candidates); s != "" {
 			detail += fmt.Sprintf(" Did you mean %q?", s)
 		} else if !strings.Contains(r.id, ".") {
 			detail += fmt.Sprintf(" Refer to a %s as \"<plugin>.<name>\".", r.kind)
@@ -704,10 +704,14 @@ func (p *parser) references(f *File) {
 	}
 }
 
-// suggest returns the candidate closest to given when it is close enough to
+// IsPluginName reports whether s may name a plugin: the file
+// driftd-plugin-<s> in plugin_dir.
+func IsPluginName(s string) bool { return pluginNameRe.MatchString(s) }
+
+// Suggest returns the candidate closest to given when it is close enough to
 // be a likely typo, or the one whose name part equals given when given lacks
-// the plugin part.
-func suggest(given string, candidates []string) string {
+// the plugin part; "" when there is none.
+func Suggest(given string, candidates []string) string {
 	best, bestDist := "", 3
 	for _, c := range candidates {
 		if _, name, ok := strings.Cut(c, "."); ok && name == given {
