@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -301,6 +302,11 @@ type buildOptions struct {
 	// sinkRestarted reports a sink plugin started again after its
 	// process went away.
 	sinkRestarted func(s *sinkInstance, pid int, cause string)
+	// logSuffix follows a block's ID in the names of its plugin process's
+	// loggers: "#<generation>" for the processes a reload starts, so that
+	// those of a refused reload, stopped again, are not taken for the
+	// running ones.
+	logSuffix string
 }
 
 // buildGeneration makes generation id of f. A detector that prev runs
@@ -309,6 +315,9 @@ type buildOptions struct {
 // with the diagnostics of every problem, nothing: processes it started are
 // stopped again, and prev is left as it was. Nothing runs until start.
 func buildGeneration(ctx context.Context, f *config.File, id uint64, prev *generation, opts buildOptions) (*generation, hcl.Diagnostics) {
+	if prev != nil {
+		opts.logSuffix = "#" + strconv.FormatUint(id, 10)
+	}
 	g := &generation{id: id, file: f, byID: make(map[string]*detectorInstance), sinkByID: make(map[string]*sinkInstance)}
 	var blocks []*config.Detector
 	for _, d := range f.Detectors {
@@ -640,6 +649,23 @@ func (g *generation) retire(next *generation) []*detectorInstance {
 
 // discard stops the detectors g started, for a generation that never
 // became current; those it took over are left running.
+// bornProcesses counts the plugin processes g started itself: those
+// discard stops.
+func (g *generation) bornProcesses() int {
+	n := 0
+	for _, d := range g.detectors {
+		if d.born == g.id {
+			n++
+		}
+	}
+	for _, s := range g.sinks {
+		if s.born == g.id {
+			n++
+		}
+	}
+	return n
+}
+
 func (g *generation) discard() {
 	var born []*detectorInstance
 	for _, d := range g.detectors {

@@ -50,7 +50,7 @@ func startPlugin(ctx context.Context, f *config.File, b pluginBlock, opts buildO
 		}
 	}
 	binary := binaryOf(path) // before it starts: a binary replaced meanwhile is started anew next time
-	pcfg := sdk.ProcessConfig{Path: path, Logger: opts.log.Named(b.id), SHA256: wantSum(f, b.plugin), SocketDir: opts.socketDir}
+	pcfg := sdk.ProcessConfig{Path: path, Logger: opts.log.Named(b.id + opts.logSuffix), SHA256: wantSum(f, b.plugin), SocketDir: opts.socketDir}
 	proc, err := start(ctx, pcfg)
 	if err != nil {
 		return nil, fail("Plugin failed to start", err.Error())

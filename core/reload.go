@@ -230,6 +230,9 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	}
 	if diags.HasErrors() {
 		if g != nil {
+			if n := g.bornProcesses(); n > 0 {
+				a.log.Info("stopping the plugin processes started to try the refused config", "generation", g.id, "processes", n)
+			}
 			g.discard()
 		}
 		return a.rejectLocked(diags, source, started)
@@ -283,6 +286,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	}
 	res := ReloadResult{OK: true, Changed: true, Generation: g.id, Source: source, Detectors: changes, Sinks: sinkChanges,
 		Diagnostics: config.Diagnostics(diags), diags: diags}
+	wasOK := a.lastReloadOK()
 	a.record(&res, started, true) // the new generation is live
 
 	for _, d := range g.detectors {
@@ -329,6 +333,9 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 		for _, d := range diags {
 			a.log.Log(logLevel(d), config.FormatDiagnostics(hcl.Diagnostics{d}))
 		}
+		if !wasOK {
+			a.log.Info("config accepted again", "generation", g.id, "source", source)
+		}
 		a.log.Info("config reloaded", "generation", g.id, "source", source, "started", len(changes.Started),
 			"kept", len(changes.Kept), "stopped", len(changes.Stopped), "duration", time.Since(started).Round(time.Microsecond))
 	}
@@ -363,16 +370,29 @@ func (a *Agent) unchangedLocked(diags hcl.Diagnostics, source string, started ti
 	res.Time = time.Now().UTC()
 	res.DurationMS = durationMS(time.Since(started))
 	a.lastMu.Lock()
-	if !a.lastReload.OK {
+	wasOK := a.lastReload.OK
+	if !wasOK {
 		a.lastReload = res
 	}
 	a.lastMu.Unlock()
+	if !wasOK {
+		a.log.Info("config accepted again: the file is the running config", "source", source, "generation", res.Generation)
+		return res
+	}
 	level := hclog.Info
 	if source == ReloadFile {
 		level = hclog.Debug // the watch sees many events that change nothing
 	}
 	a.log.Log(level, "config file unchanged; nothing to reload", "source", source, "generation", res.Generation)
 	return res
+}
+
+// lastReloadOK reports whether the last load of the file was applied or
+// found unchanged; true before the first.
+func (a *Agent) lastReloadOK() bool {
+	a.lastMu.Lock()
+	defer a.lastMu.Unlock()
+	return a.lastReload.OK || a.lastReload.Time.IsZero()
 }
 
 func (a *Agent) record(res *ReloadResult, started time.Time, ok bool) {
