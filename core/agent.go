@@ -184,14 +184,12 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
-	w := a.windows.Lookup(m.Model, m.Version)
+	// Every value of a new model version is a new stream: refused here, a
+	// metric leaves no window behind.
+	limit := a.current().Ingest.MaxStreams
+	w := a.windows.getWithin(m.Model, m.Version, DefaultWindow, len(m.Values), limit)
 	if w == nil {
-		// Every value of a new model version is a new stream; refused
-		// here, it leaves no window behind.
-		if limit := a.current().Ingest.MaxStreams; len(m.Values) > 0 && !a.windows.fits(len(m.Values), limit) {
-			return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
-		}
-		w = a.windows.Get(m.Model, m.Version, DefaultWindow)
+		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
 	}
 	wantMetrics := a.bus.WantsMetrics()
 	if wantMetrics && m.Time.IsZero() {
@@ -202,7 +200,6 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		deadline time.Time
 		fresh    int    // values of m whose stream does not exist yet
 		first    string // the first of them
-		limit    int    // max_streams, read when there are
 	)
 	w.mu.Lock()
 	var rt *route
@@ -235,11 +232,9 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 				}
 			}
 		}
-		if fresh > 0 {
-			if limit = a.current().Ingest.MaxStreams; !a.windows.fits(fresh, limit) {
-				w.mu.Unlock()
-				return a.streamLimit(m, first, fresh, limit)
-			}
+		if fresh > 0 && !a.windows.fits(fresh, limit) {
+			w.mu.Unlock()
+			return a.streamLimit(m, first, fresh, limit)
 		}
 		full := w.fullRunnerLocked(rt, m, feeds[:])
 		if full == nil {

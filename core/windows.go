@@ -51,6 +51,13 @@ func NewWindows() *Windows {
 // Get returns the window of a model version, creating it with capacity
 // values per metric when it is new.
 func (ws *Windows) Get(model, version string, capacity int) *Window {
+	return ws.getWithin(model, version, capacity, 0, math.MaxInt)
+}
+
+// getWithin is Get for a metric of n values, which are all new streams if
+// the window is new: then it is made only if n more streams fit within
+// limit, and getWithin returns nil when they do not.
+func (ws *Windows) getWithin(model, version string, capacity, n, limit int) *Window {
 	k := modelVersion{model, version}
 	if r := ws.read.Load(); r != nil {
 		if w := (*r)[k]; w != nil {
@@ -60,7 +67,7 @@ func (ws *Windows) Get(model, version string, capacity int) *Window {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	w := ws.m[k]
-	if w == nil {
+	if w == nil && (n == 0 || ws.fits(n, limit)) {
 		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series)}
 		ws.m[k] = w
 	}
