@@ -177,12 +177,20 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 // Ingest accepts one metric: every value goes into its window and to the
 // detectors of its metric. It waits while a detector's queue is full, and
 // gives up with ErrBusy when ctx ends or IngestWait passes first; then
-// nothing of m was taken.
+// nothing of m was taken. A metric that would make more streams than
+// ingest.max_streams is refused whole with a *StreamLimitError, its values
+// of streams that exist too: nothing of it is taken.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
-	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
+	// Every value of a new model version is a new stream: refused here, a
+	// metric leaves no window behind.
+	limit := a.current().Ingest.MaxStreams
+	w := a.windows.getWithin(m.Model, m.Version, DefaultWindow, len(m.Values), limit)
+	if w == nil {
+		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
+	}
 	wantMetrics := a.bus.WantsMetrics()
 	if wantMetrics && m.Time.IsZero() {
 		m.Time = time.Now()
@@ -190,6 +198,8 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	var (
 		feeds    [8]int // m.Values[i] goes to w.feeds[feeds[i]]; -1: look it up
 		deadline time.Time
+		fresh    int    // values of m whose stream does not exist yet
+		first    string // the first of them
 	)
 	w.mu.Lock()
 	var rt *route
@@ -202,11 +212,18 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			w.mu.Unlock()
 			return fmt.Errorf("agent is not running: %w", ErrBusy)
 		}
+		fresh = 0
 		for i, v := range m.Values {
 			f := -1
 			if i < len(feeds) {
 				f = w.feedLocked(rt, v.Name)
 				feeds[i] = f
+			}
+			if (f < 0 || w.feeds[f].s == nil) && w.series[v.Name] == nil {
+				if fresh == 0 {
+					first = v.Name
+				}
+				fresh++
 			}
 			for _, r := range w.runnersLocked(rt, f, v.Name) {
 				if !r.domain.Contains(v.Value) {
@@ -214,6 +231,10 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
 				}
 			}
+		}
+		if fresh > 0 && !a.windows.fits(fresh, limit) {
+			w.mu.Unlock()
+			return a.streamLimit(m, first, fresh, limit)
 		}
 		full := w.fullRunnerLocked(rt, m, feeds[:])
 		if full == nil {
@@ -228,6 +249,12 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			return err
 		}
 		w.mu.Lock()
+	}
+	// Counted under w.mu, which is held until the series exist; another
+	// window's line may have taken the last room since the check above.
+	if fresh > 0 && !a.windows.addStreams(fresh, limit) {
+		w.mu.Unlock()
+		return a.streamLimit(m, first, fresh, limit)
 	}
 	var metricEvents []event.Event
 	for i, v := range m.Values {
@@ -314,6 +341,33 @@ func (e *DomainError) Error() string {
 		what = "0 or 1"
 	}
 	return fmt.Sprintf("%s: %v is not %s, which detector %s takes", e.Metric, e.Value, what, e.Detector)
+}
+
+// ErrTooManyStreams is wrapped by a *StreamLimitError.
+var ErrTooManyStreams = errors.New("too many streams")
+
+// StreamLimitError refuses a metric whose values would make the windows
+// hold more streams than ingest.max_streams. Nothing of the metric was
+// taken; the streams that exist go on as before.
+type StreamLimitError struct {
+	Stream string // the first new stream of the metric, model/version/metric
+	New    int    // the new streams it would make
+	Held   int    // the streams the windows hold
+	Limit  int
+}
+
+func (e *StreamLimitError) Error() string {
+	what := fmt.Sprintf("new stream %q", e.Stream)
+	if e.New > 1 {
+		what = fmt.Sprintf("%d new streams (the first %q)", e.New, e.Stream)
+	}
+	return fmt.Sprintf("too many streams: %s refused; %d held, the limit is %d (ingest.max_streams)", what, e.Held, e.Limit)
+}
+
+func (e *StreamLimitError) Unwrap() error { return ErrTooManyStreams }
+
+func (a *Agent) streamLimit(m metric.Metric, name string, n, limit int) error {
+	return &StreamLimitError{Stream: streamKey(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
 }
 
 // currentRouteLocked returns the window's route in the current generation,

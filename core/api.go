@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
 )
@@ -68,11 +69,8 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	defer a.ingest.leave()
 	res := IngestResult{Errors: []LineError{}}
 	status := http.StatusOK
-	limits := a.current().Ingest // as the request starts; a reload applies to the next one
-	rd := metric.NewReader(r.Body, metric.Limits{
-		MaxLineBytes:     int(limits.MaxLineBytes),
-		MaxDocumentBytes: int(limits.MaxDocumentBytes),
-	})
+	// The limits as the request starts; a reload applies to the next one.
+	rd := metric.NewReader(r.Body, readerLimits(a.current().Ingest))
 	reject := func(line int, reason, msg string) {
 		a.metrics.rejected.WithLabelValues(reason).Inc()
 		res.Rejected++
@@ -92,7 +90,11 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			var rec *metric.RecordError
 			switch {
 			case errors.As(err, &rec):
-				reject(rec.Line, reasonInvalid, rec.Err.Error())
+				reason := reasonInvalid
+				if errors.Is(rec.Err, metric.ErrTooManyValues) {
+					reason = reasonTooManyValues
+				}
+				reject(rec.Line, reason, rec.Err.Error())
 				continue
 			case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
 				status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
@@ -103,9 +105,16 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err = a.Ingest(r.Context(), m); err != nil {
-			var de *DomainError
-			if errors.As(err, &de) {
+			var (
+				de *DomainError
+				se *StreamLimitError
+			)
+			switch {
+			case errors.As(err, &de):
 				reject(rd.Line(), reasonDomain, de.Error())
+				continue
+			case errors.As(err, &se):
+				reject(rd.Line(), reasonTooManyStreams, se.Error())
 				continue
 			}
 			w.Header().Set("Retry-After", "1")
@@ -183,6 +192,16 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+}
+
+// readerLimits are the limits of the config's ingest block for a
+// metric.Reader.
+func readerLimits(in config.Ingest) metric.Limits {
+	return metric.Limits{
+		MaxLineBytes:     int(in.MaxLineBytes),
+		MaxDocumentBytes: int(in.MaxDocumentBytes),
+		MaxValues:        in.MaxValuesPerLine,
 	}
 }
 

@@ -101,10 +101,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	g := a.gen.Load()
 	defer g.stop()
 
-	rd := metric.NewReader(in, metric.Limits{
-		MaxLineBytes:     int(a.current().Ingest.MaxLineBytes),
-		MaxDocumentBytes: int(a.current().Ingest.MaxDocumentBytes),
-	})
+	rd := metric.NewReader(in, readerLimits(a.current().Ingest))
 	for {
 		m, err := rd.Next()
 		if err == io.EOF {
@@ -120,10 +117,13 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 			return res, fmt.Errorf("read metrics: %w", err)
 		}
 		err = a.Ingest(ctx, m)
-		var de *DomainError
-		if errors.As(err, &de) {
+		var (
+			de *DomainError
+			se *StreamLimitError
+		)
+		if errors.As(err, &de) || errors.As(err, &se) {
 			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: line %d: %v\n", rd.Line(), de)
+			fmt.Fprintf(errOut, "backtest: line %d: %v\n", rd.Line(), err)
 			continue
 		}
 		if err != nil {

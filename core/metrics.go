@@ -31,10 +31,12 @@ type agentMetrics struct {
 
 // Reasons a metric line is rejected or a request cut short.
 const (
-	reasonInvalid  = "invalid"   // not a valid metric
-	reasonDomain   = "domain"    // a value a watching detector does not take
-	reasonTooLarge = "too_large" // over max_line_bytes or max_document_bytes
-	reasonBusy     = "busy"      // a detector queue stayed full
+	reasonInvalid        = "invalid"          // not a valid metric
+	reasonTooManyValues  = "too_many_values"  // over ingest.max_values_per_line
+	reasonTooManyStreams = "too_many_streams" // would pass ingest.max_streams
+	reasonDomain         = "domain"           // a value a watching detector does not take
+	reasonTooLarge       = "too_large"        // over max_line_bytes or max_document_bytes
+	reasonBusy           = "busy"             // a detector queue stayed full
 )
 
 func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
@@ -45,7 +47,8 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		reg: reg,
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_metrics_rejected_total",
-			Help: "Metric lines rejected, by reason: invalid (not a valid metric) or domain (a value a watching detector does not take).",
+			Help: "Metric lines rejected, by reason: invalid (not a valid metric), too_many_values (over ingest.max_values_per_line), " +
+				"too_many_streams (new streams beyond ingest.max_streams) or domain (a value a watching detector does not take).",
 		}, []string{"reason"}),
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_metric_requests_stopped_total",
@@ -85,7 +88,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 			Help: "Sink plugin processes started again after they exited, crashed or hung, by sink.",
 		}, []string{"sink"}),
 	}
-	for _, r := range []string{reasonInvalid, reasonDomain} {
+	for _, r := range []string{reasonInvalid, reasonTooManyValues, reasonTooManyStreams, reasonDomain} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{reasonTooLarge, reasonBusy} {
@@ -96,6 +99,10 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 	}
 	reg.MustRegister(m.rejected, m.stopped, m.detections, m.events, m.reloads, m.restarts, m.calls,
 		m.jobs, m.suppressed, m.sinkStarts, outboxCollector{a},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_streams",
+			Help: "Streams (model, version, metric) the windows hold; ingest.max_streams bounds them.",
+		}, func() float64 { return float64(a.windows.Streams()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "driftd_metrics_accepted_total",
 			Help: "Metric lines accepted: every value in its window and queued to its detectors.",

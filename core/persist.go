@@ -260,6 +260,9 @@ func (ws *Windows) restore(wins []snapshot.Window) {
 			w.series[ss.Metric] = restoreSeries(streamKey(sw.Model, sw.Version, ss.Metric), sw.Capacity, ss)
 		}
 		ws.m[k] = w
+		// Streams held before a restart are kept whatever max_streams
+		// says now; the limit refuses new ones.
+		ws.streams.Add(int64(len(w.series)))
 	}
 	ws.renewLocked()
 }

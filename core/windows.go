@@ -32,6 +32,11 @@ type Windows struct {
 	_      [64]byte
 	retain atomic.Int64
 	_      [56]byte
+
+	// streams counts the series of all windows, which ingest.max_streams
+	// bounds. It changes only when a stream is created or dropped: see
+	// addStreams and streamsDropped.
+	streams atomic.Int64
 }
 
 type modelVersion struct{ model, version string }
@@ -46,6 +51,13 @@ func NewWindows() *Windows {
 // Get returns the window of a model version, creating it with capacity
 // values per metric when it is new.
 func (ws *Windows) Get(model, version string, capacity int) *Window {
+	return ws.getWithin(model, version, capacity, 0, math.MaxInt)
+}
+
+// getWithin is Get for a metric of n values, which are all new streams if
+// the window is new: then it is made only if n more streams fit within
+// limit, and getWithin returns nil when they do not.
+func (ws *Windows) getWithin(model, version string, capacity, n, limit int) *Window {
 	k := modelVersion{model, version}
 	if r := ws.read.Load(); r != nil {
 		if w := (*r)[k]; w != nil {
@@ -55,7 +67,7 @@ func (ws *Windows) Get(model, version string, capacity int) *Window {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	w := ws.m[k]
-	if w == nil {
+	if w == nil && (n == 0 || ws.fits(n, limit)) {
 		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series)}
 		ws.m[k] = w
 	}
@@ -81,6 +93,39 @@ func (ws *Windows) renewLocked() {
 	ws.read.Store(&m)
 	ws.misses = 0
 }
+
+// fits reports whether n more streams keep the windows within limit.
+func (ws *Windows) fits(n, limit int) bool {
+	return ws.streams.Load()+int64(n) <= int64(limit)
+}
+
+// addStreams counts n streams about to be created, unless that would make
+// more than limit; it reports whether it did. A limit lowered below what
+// the windows hold refuses new streams only. The caller creates the series
+// under the lock of their window, which it holds from the check that they
+// are new until they exist.
+func (ws *Windows) addStreams(n, limit int) bool {
+	for {
+		held := ws.streams.Load()
+		if held+int64(n) > int64(limit) {
+			return false
+		}
+		if ws.streams.CompareAndSwap(held, held+int64(n)) {
+			return true
+		}
+	}
+}
+
+// streamsDropped uncounts n streams whose series left the windows: one
+// series removed from its window, or all of a window's series (n is
+// len(w.series)) when the window is removed.
+func (ws *Windows) streamsDropped(n int) {
+	ws.streams.Add(-int64(n))
+}
+
+// Streams returns how many streams (model, version, metric) the windows
+// hold.
+func (ws *Windows) Streams() int { return int(ws.streams.Load()) }
 
 // Lookup returns the window of a model version, or nil.
 func (ws *Windows) Lookup(model, version string) *Window {

@@ -33,10 +33,13 @@ listen {
   socket_mode = "0660" # owner and group may connect
 }
 
-# Limits on request bodies sent to POST /v1/metrics (these are the defaults).
+# Limits on request bodies sent to POST /v1/metrics and on what they make the
+# daemon hold (these are the defaults).
 ingest {
-  max_line_bytes     = 1048576  # one NDJSON line: 1 MiB
-  max_document_bytes = 16777216 # one JSON array or pretty-printed object: 16 MiB
+  max_line_bytes      = 1048576  # one NDJSON line: 1 MiB
+  max_document_bytes  = 16777216 # one JSON array or pretty-printed object: 16 MiB
+  max_values_per_line = 64       # values of one metric; a line with more is rejected
+  max_streams         = 100000   # streams (model, version, metric); a line making more is rejected
 }
 
 # The event stream (these are the defaults).

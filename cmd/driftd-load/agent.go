@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/plugins/pagehinkley"
 	"github.com/driftd/driftd/plugins/threshold"
 	"github.com/driftd/driftd/sdk"
@@ -38,12 +39,16 @@ const (
 // fire on its stationary values: the accuracy floor is 0.5 (the load's mean
 // is 0.9), the latency ceiling 1000 ms (mean 12), and Page-Hinkley looks
 // for a fall of the accuracy with the spec's example parameters. The probe
-// detector fires on each probe value (0) at once.
+// detector fires on each probe value (0) at once. The streams limit is
+// the most the config takes: the load measures the daemon, not the limit.
 const configTemplate = `
 data_dir   = %[1]q
 plugin_dir = %[2]q
 listen {
   socket = %[3]q
+}
+ingest {
+  max_streams = %[7]d
 }
 detector "threshold" "accuracy_floor" {
   metric = "accuracy"
@@ -127,7 +132,7 @@ func startAgent(ctx context.Context, o options, m mode) (*runningAgent, error) {
 		return nil, err
 	}
 	ra := &runningAgent{dir: dir, socket: filepath.Join(dir, "d.sock")}
-	cfg := fmt.Sprintf(configTemplate, filepath.Join(dir, "data"), plugins, ra.socket, o.window, probeMetric, probeModel)
+	cfg := fmt.Sprintf(configTemplate, filepath.Join(dir, "data"), plugins, ra.socket, o.window, probeMetric, probeModel, config.MaxStreams)
 	path := filepath.Join(dir, "driftd.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		os.RemoveAll(dir)

@@ -35,6 +35,8 @@ const (
 	DefaultSocketMode       = os.FileMode(0o660)
 	DefaultMaxLineBytes     = 1 << 20  // 1 MiB
 	DefaultMaxDocumentBytes = 16 << 20 // 16 MiB
+	DefaultMaxValuesPerLine = 64
+	DefaultMaxStreams       = 100_000
 	DefaultEventsHistory    = 10000
 	DefaultEventsBuffer     = 1024
 	DefaultWindow           = 1000
@@ -44,6 +46,10 @@ const (
 
 	// MaxWindow is the largest window a monitor may ask for.
 	MaxWindow = 1_000_000
+	// MaxValuesPerLine and MaxStreams bound ingest's max_values_per_line
+	// and max_streams.
+	MaxValuesPerLine = 1_000_000
+	MaxStreams       = 100_000_000
 	// MinPluginTimeout and MaxPluginTimeout bound plugin_timeout.
 	MinPluginTimeout = 100 * time.Millisecond
 	MaxPluginTimeout = 10 * time.Minute
@@ -112,10 +118,18 @@ type Listen struct {
 	Metrics    string // optional host:port for GET /metrics over TCP
 }
 
-// Ingest is the ingest block: limits on metric request bodies.
+// Ingest is the ingest block: limits on metric request bodies and on
+// what the metrics make the daemon hold.
 type Ingest struct {
 	MaxLineBytes     int64
 	MaxDocumentBytes int64
+	// MaxValuesPerLine bounds the values of one metric: a line with more
+	// is rejected.
+	MaxValuesPerLine int
+	// MaxStreams bounds the streams (model, version, metric) the windows
+	// hold: a line that would create one more is rejected. A lower limit
+	// after a reload refuses new streams only.
+	MaxStreams int
 }
 
 // Events is the events block: the event history and subscriber buffers.
@@ -253,9 +267,10 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 		LogLevel:  DefaultLogLevel,
 		LogFormat: DefaultLogFormat,
 		Listen:    Listen{Socket: DefaultSocket, SocketMode: DefaultSocketMode},
-		Ingest:    Ingest{MaxLineBytes: DefaultMaxLineBytes, MaxDocumentBytes: DefaultMaxDocumentBytes},
-		Events:    Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},
-		Hash:      sha256.Sum256(src),
+		Ingest: Ingest{MaxLineBytes: DefaultMaxLineBytes, MaxDocumentBytes: DefaultMaxDocumentBytes,
+			MaxValuesPerLine: DefaultMaxValuesPerLine, MaxStreams: DefaultMaxStreams},
+		Events: Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},
+		Hash:   sha256.Sum256(src),
 	}
 	f.SnapshotInterval = DefaultSnapshotInterval
 	f.PluginTimeout = DefaultPluginTimeout

@@ -115,7 +115,7 @@ func TestParseValues(t *testing.T) {
 	if want := (Listen{Socket: "/run/driftd/driftd.sock", SocketMode: 0o600, Metrics: "127.0.0.1:9464"}); f.Listen != want {
 		t.Errorf("Listen = %+v, want %+v", f.Listen, want)
 	}
-	if want := (Ingest{MaxLineBytes: 65536, MaxDocumentBytes: 1048576}); f.Ingest != want {
+	if want := (Ingest{MaxLineBytes: 65536, MaxDocumentBytes: 1048576, MaxValuesPerLine: 16, MaxStreams: 5000}); f.Ingest != want {
 		t.Errorf("Ingest = %+v, want %+v", f.Ingest, want)
 	}
 	if want := (Events{History: 500, Buffer: 64}); f.Events != want {
@@ -134,7 +134,7 @@ func TestParseValues(t *testing.T) {
 		t.Errorf("metrics = %q, want %q", metrics, want)
 	}
 	d := f.Detector("threshold.accuracy_floor")
-	if d == nil || d.DefRange.Start.Line != 23 || d.ConfigRange.Start.Line != 25 {
+	if d == nil || d.DefRange.Start.Line != 25 || d.ConfigRange.Start.Line != 27 {
 		t.Errorf("threshold.accuracy_floor ranges: %+v", d)
 	}
 	if f.Detector("threshold.nope") != nil {
@@ -183,7 +183,7 @@ func TestParseDefaults(t *testing.T) {
 		LogLevel:  "info",
 		LogFormat: "text",
 		Listen:    Listen{Socket: "./driftd.sock", SocketMode: 0o660},
-		Ingest:    Ingest{MaxLineBytes: 1 << 20, MaxDocumentBytes: 16 << 20},
+		Ingest:    Ingest{MaxLineBytes: 1 << 20, MaxDocumentBytes: 16 << 20, MaxValuesPerLine: 64, MaxStreams: 100_000},
 		Events:    Events{History: 10000, Buffer: 1024},
 		Hash:      f.Hash,
 	}

@@ -62,6 +62,8 @@ var ingestSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "max_line_bytes"},
 		{Name: "max_document_bytes"},
+		{Name: "max_values_per_line"},
+		{Name: "max_streams"},
 	},
 }
 
@@ -320,6 +322,12 @@ func (p *parser) ingest(in *Ingest, b *hcl.Block, places *File) {
 	}
 	if n, ok := p.integer(content.Attributes["max_document_bytes"], 1, math.MaxInt64); ok {
 		in.MaxDocumentBytes = n
+	}
+	if n, ok := p.integer(content.Attributes["max_values_per_line"], 1, MaxValuesPerLine); ok {
+		in.MaxValuesPerLine = int(n)
+	}
+	if n, ok := p.integer(content.Attributes["max_streams"], 1, MaxStreams); ok {
+		in.MaxStreams = int(n)
 	}
 }
 

@@ -37,6 +37,18 @@ func (e *fieldError) Error() string {
 
 func (e *fieldError) Unwrap() error { return ErrInvalidMetric }
 
+// limitError is a record with more values than Limits.MaxValues.
+type limitError struct {
+	max int
+}
+
+func (e *limitError) Error() string {
+	return "too many values: a metric may have at most " + strconv.Itoa(e.max) +
+		" (ingest.max_values_per_line)"
+}
+
+func (e *limitError) Unwrap() []error { return []error{ErrTooManyValues, ErrInvalidMetric} }
+
 // problems are the several rules one record breaks.
 type problems []error
 
@@ -114,19 +126,35 @@ func describe(c byte) string {
 }
 
 // suggest returns the known field that key is probably a typo of, or "".
+// It allocates nothing: a client with a typo sends it on every line.
 func suggest(key []byte) string {
-	if len(key) == 0 || len(key) > 64 {
+	if len(key) == 0 || len(key) > maxSuggest {
 		return ""
 	}
-	k := strings.ToLower(string(key))
-	norm := strings.NewReplacer("_", "", "-", "", " ", "").Replace(k)
+	// k is key in lower case (ASCII; other letters match no field anyway),
+	// norm the same without "_", "-" and " ".
+	var kb, nb [maxSuggest]byte
+	k, norm := kb[:0], nb[:0]
+	for _, c := range key {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		k = append(k, c)
+		if c != '_' && c != '-' && c != ' ' {
+			norm = append(norm, c)
+		}
+	}
 	best, bestDist := "", 3
-	for _, f := range knownFields {
-		if strings.ReplaceAll(f, "_", "") == norm {
+	for i, f := range knownFields {
+		if knownBare[i] == string(norm) {
 			return f
 		}
-		if len(k) >= 3 && strings.HasPrefix(f, k) {
+		if len(k) >= 3 && len(k) <= len(f) && f[:len(k)] == string(k) {
 			return f // "acc", "latency", "time"
+		}
+		// The lengths' difference is the least the distance can be.
+		if limit := min(bestDist-1, max(1, len(f)/3)); abs(len(k)-len(f)) > limit {
+			continue
 		}
 		if d := distance(k, f); d < bestDist && d <= max(1, len(f)/3) {
 			best, bestDist = f, d
@@ -135,15 +163,27 @@ func suggest(key []byte) string {
 	return best
 }
 
-// distance is the edit distance between two short strings, counting a
+// maxSuggest is the longest key suggest looks at.
+const maxSuggest = 64
+
+// knownBare holds knownFields without "_".
+var knownBare = func() []string {
+	out := make([]string, len(knownFields))
+	for i, f := range knownFields {
+		out[i] = strings.ReplaceAll(f, "_", "")
+	}
+	return out
+}()
+
+// distance is the edit distance between a and a known field b, counting a
 // swap of neighbours as one edit (optimal string alignment).
-func distance(a, b string) int {
-	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
-	for j := range rows[0] {
-		rows[0][j] = j // row i lives in rows[i%3]
+func distance(a []byte, b string) int {
+	var rows [3][maxField + 1]int
+	pp, prev, cur := &rows[0], &rows[1], &rows[2] // rows i-2, i-1 and i
+	for j := range len(b) + 1 {
+		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		pp, prev, cur := rows[(i+1)%3], rows[(i+2)%3], rows[i%3]
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
@@ -155,6 +195,17 @@ func distance(a, b string) int {
 				cur[j] = min(cur[j], pp[j-2]+1)
 			}
 		}
+		pp, prev, cur = prev, cur, pp
 	}
-	return rows[len(a)%3][len(b)]
+	return prev[len(b)]
 }
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// maxField is the length of the longest known field.
+const maxField = len("latency_ms")

@@ -38,6 +38,6 @@ func ExampleReader() {
 	// Output:
 	// quality_inspector v1.2.3 [{accuracy 0.95} {f1 0.92}]
 	// {"line":2,"error":"unknown field \"acuracy\" (did you mean \"accuracy\"?)"}
-	// {"line":3,"error":"accuracy: 1.5 is out of range [0, 1]; latency_ms: -2 must not be negative"}
+	// {"line":3,"error":"accuracy: 1.5 is out of range [0, 1]"}
 	// accepted: 1
 }

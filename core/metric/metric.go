@@ -61,10 +61,16 @@ var ErrLineTooLong = errors.New("line too long")
 // Limits.MaxDocumentBytes. Reading stops; an HTTP handler answers 413.
 var ErrDocumentTooLarge = errors.New("document too large")
 
+// ErrTooManyValues is wrapped by the error about a record with more than
+// Limits.MaxValues values; it also wraps ErrInvalidMetric. The record is
+// refused, the records around it are read on.
+var ErrTooManyValues = errors.New("too many values")
+
 // Default limits.
 const (
 	DefaultMaxLineBytes     = 1 << 20  // 1 MiB
 	DefaultMaxDocumentBytes = 16 << 20 // 16 MiB
+	DefaultMaxValues        = 64
 )
 
 // Limits bound what a Reader holds in memory. Zero or negative fields take
@@ -75,6 +81,11 @@ type Limits struct {
 	// MaxDocumentBytes is the largest body that is a JSON array or a
 	// sequence of pretty-printed objects, counted from the body's first byte.
 	MaxDocumentBytes int
+	// MaxValues is the most values one record may have, the named fields
+	// and the names under "metrics" together. Reading a record stops at the
+	// value past it, so a record of many names costs no more than one of
+	// MaxValues.
+	MaxValues int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -84,14 +95,19 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDocumentBytes <= 0 {
 		l.MaxDocumentBytes = DefaultMaxDocumentBytes
 	}
+	if l.MaxValues <= 0 {
+		l.MaxValues = DefaultMaxValues
+	}
 	return l
 }
 
 // Parse decodes and validates one metric: a single JSON object, with
-// optional white space around it. Every error wraps ErrInvalidMetric; when
-// a record breaks several rules they are all reported, joined by "; ".
+// optional white space around it, of at most DefaultMaxValues values.
+// Every error wraps ErrInvalidMetric. Decoding stops at the first broken
+// rule; only the rules checked once the object is read (required fields,
+// duplicate names) are all reported, joined by "; ".
 func Parse(data []byte) (Metric, error) {
-	var p parser
+	p := parser{maxValues: DefaultMaxValues}
 	m, err := p.parse(data)
 	if err != nil {
 		if se, ok := err.(*syntaxError); ok {

@@ -1,6 +1,7 @@
 package metric
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -56,9 +57,14 @@ var nameChar = func() (t [256]bool) {
 // record so that a steady stream costs no allocations: its buffers keep
 // their capacity, and with intern set, model, version and value names that
 // were seen before are not copied again.
+//
+// Decoding stops at the first field that breaks a rule: the rest of the
+// record is only scanned for where it ends (see skipRest), so a record full
+// of mistakes costs no more than a good one.
 type parser struct {
-	data []byte
-	pos  int
+	data      []byte
+	pos       int
+	maxValues int // values a record may have
 
 	strs []byte  // unescaped strings of the current record
 	vals []Value // values under "metrics" of the current record
@@ -79,7 +85,7 @@ type parser struct {
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
-// *syntaxError, a *fieldError or problems.
+// *syntaxError, a *fieldError, a *limitError or problems.
 func (p *parser) parse(data []byte) (Metric, error) {
 	p.data, p.pos = data, 0
 	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
@@ -87,7 +93,9 @@ func (p *parser) parse(data []byte) (Metric, error) {
 	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
 	p.model, p.version, p.time = nil, nil, time.Time{}
 
-	if err := p.object(); err != nil {
+	if err := p.object(); err == errStopped {
+		return Metric{}, p.errs[0]
+	} else if err != nil {
 		return Metric{}, err
 	}
 	if err := p.finish(); err != nil {
@@ -131,6 +139,9 @@ func (p *parser) object() error {
 		}
 		if err := p.field(key); err != nil {
 			return err
+		}
+		if len(p.errs) > 0 {
+			return p.skipRest(1)
 		}
 		p.skipWS()
 		if p.pos == len(p.data) {
@@ -230,7 +241,9 @@ func (p *parser) field(key []byte) error {
 	p.seen |= bit
 	switch {
 	case named >= 0:
-		p.present++
+		if !p.count() {
+			return nil
+		}
 		v, ok, err := p.value(namedFields[named], nil)
 		if ok {
 			p.named[named] = v
@@ -307,7 +320,9 @@ func (p *parser) metrics() error {
 		if err != nil {
 			return err
 		}
-		p.present++
+		if !p.count() {
+			return p.skipRest(2)
+		}
 		if msg := checkName(name); msg != "" {
 			if _, err := p.skip(0); err != nil {
 				return err
@@ -321,6 +336,9 @@ func (p *parser) metrics() error {
 			if ok {
 				p.vals = append(p.vals, Value{Name: p.string(name), Value: v})
 			}
+		}
+		if len(p.errs) > 0 {
+			return p.skipRest(2)
 		}
 		p.skipWS()
 		if p.pos == len(p.data) {
@@ -497,6 +515,50 @@ func (p *parser) finish() error {
 		errs = append(errs, &fieldError{msg: "and " + strconv.Itoa(p.more) + " more problems"})
 	}
 	return problems(errs)
+}
+
+// count counts a value field met, valid or not. Past the limit it records
+// the problem and returns false.
+func (p *parser) count() bool {
+	if p.present++; p.present <= p.maxValues {
+		return true
+	}
+	p.errs = append(p.errs, &limitError{max: p.maxValues})
+	return false
+}
+
+// errStopped is returned inside the parser once a record has a problem
+// and the rest of it was skipped: the problem is p.errs[0].
+var errStopped = errors.New("stopped at the first problem")
+
+// skipRest skips the rest of a record that has a problem, from inside
+// depth objects: it only pairs brackets outside strings and checks that
+// nothing follows the record. It returns errStopped, or a syntax error
+// when the record does not end (which makes a first NDJSON line that does
+// not end the start of a pretty-printed body, as without the problem).
+func (p *parser) skipRest(depth int) error {
+	d := p.data
+	for i := p.pos; i < len(d); i++ {
+		switch d[i] {
+		case '"':
+			for i++; i < len(d) && d[i] != '"'; i++ {
+				if d[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				p.pos = i + 1
+				if err := p.end(); err != nil {
+					return err
+				}
+				return errStopped
+			}
+		}
+	}
+	return p.eoi()
 }
 
 // fail records a problem with field.

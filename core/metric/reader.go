@@ -61,11 +61,12 @@ const (
 
 // NewReader returns a Reader of the body r.
 func NewReader(r io.Reader, lim Limits) *Reader {
+	lim = lim.withDefaults()
 	return &Reader{
 		in:   input{r: r},
-		lim:  lim.withDefaults(),
+		lim:  lim,
 		line: 1,
-		p:    parser{intern: make(map[string]string)},
+		p:    parser{intern: make(map[string]string), maxValues: lim.MaxValues},
 	}
 }
 

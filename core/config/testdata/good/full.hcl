@@ -11,8 +11,10 @@ listen {
 }
 
 ingest {
-  max_line_bytes     = 65536
-  max_document_bytes = 1048576
+  max_line_bytes      = 65536
+  max_document_bytes  = 1048576
+  max_values_per_line = 16
+  max_streams         = 5000
 }
 
 events {
