@@ -174,13 +174,23 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 	return nil
 }
 
+// ErrJobsHeld means the outbox cannot be written and the retrain jobs held
+// in memory meanwhile reached their limit: metrics are refused until it
+// can be written again, so that no drift's job is lost.
+var ErrJobsHeld = errors.New("retrain jobs cannot be written to the outbox")
+
 // Ingest accepts one metric: every value goes into its window and to the
 // detectors of its metric. It waits while a detector's queue is full, and
 // gives up with ErrBusy when ctx ends or IngestWait passes first; then
-// nothing of m was taken.
+// nothing of m was taken. While the outbox holds its limit of jobs it
+// could not write, it refuses m at once with ErrJobsHeld.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
+	}
+	if ob := a.outbox.Load(); ob != nil && ob.full.Load() {
+		st := ob.writeStatus()
+		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", ErrJobsHeld, st.Held, st.LastError)
 	}
 	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
 	wantMetrics := a.bus.WantsMetrics()

@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// outboxStatus is the part of GET /v1/status about writing data_dir.
+type outboxStatus struct {
+	Outbox struct {
+		WriteErrors uint64 `json:"write_errors"`
+		LastError   string `json:"last_error"`
+		Held        int    `json:"held"`
+		HeldLimit   int    `json:"held_limit"`
+	} `json:"outbox"`
+	Snapshot struct {
+		LastSuccess   time.Time `json:"last_success"`
+		Errors        uint64    `json:"errors"`
+		LastError     string    `json:"last_error"`
+		LastErrorTime time.Time `json:"last_error_time"`
+	} `json:"snapshot"`
+}
+
+func (a *agent) outboxStatus(t *testing.T) outboxStatus {
+	t.Helper()
+	_, body := a.get(t, "/v1/status")
+	var st outboxStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("GET /v1/status: %v: %s", err, body)
+	}
+	return st
+}
+
+// metricValue returns the value of the sample named series (with its
+// labels, as /metrics writes them), or -1 when there is none.
+func metricValue(metrics, series string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// mountTmpfs mounts a tmpfs of size at dir until the test ends.
+func mountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("the full-disk test mounts a tmpfs (it needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
+// fill writes path until the file system it is on has no room left.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", path, err)
+			}
+			return
+		}
+	}
+}
+
+// With data_dir on a full file system, every drift's retrain job is held,
+// status and /metrics say so, and a failed snapshot shows; once there is
+// room, every job is written and delivered to a real HTTP receiver.
+func TestFullDiskLosesNoRetrainJob(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	recv := startReceiver(t, "", "")
+	dir := tempDir(t)
+	data := filepath.Join(dir, "data")
+	mountTmpfs(t, data, "2m") // before the agent starts: unmounted after it stopped
+	socket := filepath.Join(dir, "driftd.sock")
+	cfg := writeConfig(t, dir, socket, "", `snapshot_interval = "100ms"
+`+lowDetector+webhookSink("retrain", recv.url(), "")+`
+monitor "m" {
+  window    = 10
+  detectors = ["threshold.low"]
+  sinks     = ["webhook.retrain"]
+  cooldown  = "0"
+}
+`)
+	a := launchAgent(t, dir, cfg, socket)
+	a.waitReady(t)
+	filler := filepath.Join(data, "filler")
+	fill(t, filler)
+
+	const drifts = 600
+	values := make([]float64, drifts)
+	for i := range values {
+		values[i] = 0.1 // each a drift, each a job: the cooldown is 0
+	}
+	drift := a.subscribe(t, "type=drift")
+	code, body := curlPush(t, a.socket, accuracyNDJSON("m", "v1", values))
+	if ans := parseIngestAnswer(t, body); code != http.StatusOK || ans.Accepted != drifts {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	drift.collect(t, drifts)
+
+	// While the disk is full: jobs held, writes failing, the snapshot too.
+	var st outboxStatus
+	eventually(t, eventTimeout, "held jobs and a failed snapshot in status", func() bool {
+		st = a.outboxStatus(t)
+		return st.Outbox.Held > 0 && st.Outbox.WriteErrors > 0 && st.Snapshot.Errors > 0
+	})
+	if !strings.Contains(st.Outbox.LastError, "no space left on device") || st.Outbox.HeldLimit != 10000 ||
+		!strings.Contains(st.Snapshot.LastError, "no space left on device") || st.Snapshot.LastErrorTime.IsZero() {
+		t.Errorf("status while the disk is full: %+v", st)
+	}
+	_, metrics := a.get(t, "/metrics")
+	for _, series := range []string{"driftd_outbox_held_jobs", "driftd_outbox_write_errors_total", "driftd_snapshot_errors_total"} {
+		if v := metricValue(string(metrics), series); v <= 0 {
+			t.Errorf("/metrics: %s = %v while the disk is full, want > 0", series, v)
+		}
+	}
+	if v := metricValue(string(metrics), "driftd_snapshot_last_success_timestamp_seconds"); v < 0 ||
+		(v > 0 && !st.Snapshot.LastSuccess.Before(st.Snapshot.LastErrorTime)) {
+		t.Errorf("/metrics: driftd_snapshot_last_success_timestamp_seconds = %v; status %+v", v, st.Snapshot)
+	}
+	if n := len(recv.deliveries()); n >= drifts {
+		t.Errorf("%d deliveries while the disk is full", n)
+	}
+
+	// Room again: every drift's job is written and delivered, once.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, fmt.Sprintf("%d jobs delivered", drifts), func() bool {
+		return len(recv.accepted()) >= drifts
+	})
+	ids := map[string]bool{}
+	for _, d := range recv.accepted() {
+		if d.kind != "retrain" {
+			t.Errorf("delivery of kind %q", d.kind)
+		}
+		ids[d.id] = true
+	}
+	if len(ids) != drifts {
+		t.Errorf("%d distinct jobs delivered, want %d", len(ids), drifts)
+	}
+	eventually(t, eventTimeout, "no job held, a snapshot written", func() bool {
+		st = a.outboxStatus(t)
+		return st.Outbox.Held == 0 && st.Snapshot.LastSuccess.After(st.Snapshot.LastErrorTime)
+	})
+	_, metrics = a.get(t, "/metrics")
+	if v := metricValue(string(metrics), "driftd_outbox_held_jobs"); v != 0 {
+		t.Errorf("/metrics: driftd_outbox_held_jobs = %v once written", v)
+	}
+	if v := metricValue(string(metrics), "driftd_snapshot_last_success_timestamp_seconds"); v <= 0 {
+		t.Errorf("/metrics: driftd_snapshot_last_success_timestamp_seconds = %v once written", v)
+	}
+}
