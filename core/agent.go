@@ -225,7 +225,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 				}
 			}
 		}
-		full := w.fullRunnerLocked(rt, m, feeds[:])
+		full, id := w.fullRunnerLocked(rt, m, feeds[:])
 		if full == nil {
 			break
 		}
@@ -234,7 +234,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		if deadline.IsZero() {
 			deadline = time.Now().Add(IngestWait)
 		}
-		if err := full.waitRoom(ctx, time.Until(deadline)); err != nil {
+		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
 			return err
 		}
 		w.mu.Lock()
@@ -281,8 +281,9 @@ func (w *Window) runnersLocked(rt *route, f int, name string) []*runner {
 }
 
 // fullRunnerLocked returns a detector that m's values go to whose queue is
-// full, or nil when all have room. w.mu is held.
-func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) *runner {
+// full for the value's stream, with the stream's id, or nil when all have
+// room. w.mu is held.
+func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) (*runner, uint32) {
 	for i, v := range m.Values {
 		f := -1
 		if i < len(feeds) {
@@ -302,11 +303,11 @@ func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) *runn
 		}
 		for _, r := range runners {
 			if !r.hasRoom(id) {
-				return r
+				return r, id
 			}
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 // DomainError refuses a value that a detector watching its metric does not
