@@ -75,7 +75,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"detector"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_retrain_jobs_total",
-			Help: "Retrain jobs by sink and what happened: queued (written to the outbox), retrying (an attempt failed), delivered, failed (given up; kept in the outbox).",
+			Help: "Retrain jobs by sink and what happened: held (the outbox could not be written; waiting in memory), queued (written to the outbox), retrying (an attempt failed), delivered, failed (given up; kept in the outbox).",
 		}, []string{"sink", "action"}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_retrain_jobs_suppressed_total",
