@@ -90,13 +90,11 @@ func fill(t *testing.T, path string) {
 	}
 }
 
-// With data_dir on a full file system, every drift's retrain job is held,
-// status and /metrics say so, and a failed snapshot shows; once there is
-// room, every job is written and delivered to a real HTTP receiver.
-func TestFullDiskLosesNoRetrainJob(t *testing.T) {
-	requireE2E(t)
-	t.Parallel()
-	recv := startReceiver(t, "", "")
+// fullDiskAgent starts an agent whose data_dir is a 2 MiB tmpfs, with
+// lowDetector, cooldown 0 (every drift a job) and a webhook sink posting
+// to recv, and then fills the tmpfs. It returns the filler's path.
+func fullDiskAgent(t *testing.T, recv *receiver) (*agent, string) {
+	t.Helper()
 	dir := tempDir(t)
 	data := filepath.Join(dir, "data")
 	mountTmpfs(t, data, "2m") // before the agent starts: unmounted after it stopped
@@ -114,17 +112,52 @@ monitor "m" {
 	a.waitReady(t)
 	filler := filepath.Join(data, "filler")
 	fill(t, filler)
+	return a, filler
+}
 
-	const drifts = 600
-	values := make([]float64, drifts)
+// pushDrifts pushes n accuracies of 0.1 for m/v1, each a drift.
+func pushDrifts(t *testing.T, a *agent, n int) {
+	t.Helper()
+	values := make([]float64, n)
 	for i := range values {
-		values[i] = 0.1 // each a drift, each a job: the cooldown is 0
+		values[i] = 0.1
 	}
-	drift := a.subscribe(t, "type=drift")
 	code, body := curlPush(t, a.socket, accuracyNDJSON("m", "v1", values))
-	if ans := parseIngestAnswer(t, body); code != http.StatusOK || ans.Accepted != drifts {
+	if ans := parseIngestAnswer(t, body); code != http.StatusOK || ans.Accepted != n {
 		t.Fatalf("push: %d %s", code, body)
 	}
+}
+
+// waitDelivered waits until recv took n retrain jobs, and checks that they
+// are n distinct ones.
+func waitDelivered(t *testing.T, recv *receiver, n int) {
+	t.Helper()
+	eventually(t, 2*time.Minute, fmt.Sprintf("%d jobs delivered", n), func() bool {
+		return len(recv.accepted()) >= n
+	})
+	ids := map[string]bool{}
+	for _, d := range recv.accepted() {
+		if d.kind != "retrain" {
+			t.Errorf("delivery of kind %q", d.kind)
+		}
+		ids[d.id] = true
+	}
+	if len(ids) != n {
+		t.Errorf("%d distinct jobs delivered, want %d", len(ids), n)
+	}
+}
+
+// With data_dir on a full file system, every drift's retrain job is held,
+// status and /metrics say so, and a failed snapshot shows; once there is
+// room, every job is written and delivered to a real HTTP receiver.
+func TestFullDiskLosesNoRetrainJob(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	recv := startReceiver(t, "", "")
+	a, filler := fullDiskAgent(t, recv)
+	const drifts = 600
+	drift := a.subscribe(t, "type=drift")
+	pushDrifts(t, a, drifts)
 	drift.collect(t, drifts)
 
 	// While the disk is full: jobs held, writes failing, the snapshot too.
@@ -155,19 +188,7 @@ monitor "m" {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, fmt.Sprintf("%d jobs delivered", drifts), func() bool {
-		return len(recv.accepted()) >= drifts
-	})
-	ids := map[string]bool{}
-	for _, d := range recv.accepted() {
-		if d.kind != "retrain" {
-			t.Errorf("delivery of kind %q", d.kind)
-		}
-		ids[d.id] = true
-	}
-	if len(ids) != drifts {
-		t.Errorf("%d distinct jobs delivered, want %d", len(ids), drifts)
-	}
+	waitDelivered(t, recv, drifts)
 	eventually(t, eventTimeout, "no job held, a snapshot written", func() bool {
 		st = a.outboxStatus(t)
 		return st.Outbox.Held == 0 && st.Snapshot.LastSuccess.After(st.Snapshot.LastErrorTime)
@@ -178,5 +199,40 @@ monitor "m" {
 	}
 	if v := metricValue(string(metrics), "driftd_snapshot_last_success_timestamp_seconds"); v <= 0 {
 		t.Errorf("/metrics: driftd_snapshot_last_success_timestamp_seconds = %v once written", v)
+	}
+}
+
+// Once 10,000 jobs are held, metrics are answered 503 rather than drifts'
+// jobs lost; with room again, every job is delivered and metrics are
+// taken again.
+func TestFullDiskFullHoldAnswers503(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	recv := startReceiver(t, "", "")
+	a, filler := fullDiskAgent(t, recv)
+	const drifts = 10200
+	pushDrifts(t, a, drifts)
+	// The detector waits to raise the drifts past the hold's limit.
+	eventually(t, eventTimeout, "a full hold", func() bool { return a.outboxStatus(t).Outbox.Held >= 10000 })
+	line := []byte(`{"model":"m","version":"v2","accuracy":0.9}` + "\n")
+	code, body := curlPush(t, a.socket, line)
+	if ans := parseIngestAnswer(t, body); code != http.StatusServiceUnavailable || ans.Accepted != 0 ||
+		!strings.Contains(ans.Error, "retrain jobs cannot be written to the outbox") {
+		t.Errorf("push with the hold full: %d %s, want 503", code, body)
+	}
+	_, metrics := a.get(t, "/metrics")
+	if v := metricValue(string(metrics), `driftd_metric_requests_stopped_total{reason="outbox"}`); v != 1 {
+		t.Errorf(`/metrics: driftd_metric_requests_stopped_total{reason="outbox"} = %v, want 1`, v)
+	}
+	if v := metricValue(string(metrics), "driftd_outbox_held_jobs"); v != 10000 {
+		t.Errorf("/metrics: driftd_outbox_held_jobs = %v, want 10000", v)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, recv, drifts)
+	if code, body := curlPush(t, a.socket, line); code != http.StatusOK {
+		t.Errorf("push once written: %d %s", code, body)
 	}
 }
