@@ -214,18 +214,26 @@ func TestFullDiskFullHoldAnswers503(t *testing.T) {
 	pushDrifts(t, a, drifts)
 	// The detector waits to raise the drifts past the hold's limit.
 	eventually(t, eventTimeout, "a full hold", func() bool { return a.outboxStatus(t).Outbox.Held >= 10000 })
+	// A write can still succeed now and then (bbolt reuses the pages the
+	// jobs delivered freed), each letting one more drift in: the hold
+	// stays at its limit but may dip below it for a moment.
 	line := []byte(`{"model":"m","version":"v2","accuracy":0.9}` + "\n")
-	code, body := curlPush(t, a.socket, line)
-	if ans := parseIngestAnswer(t, body); code != http.StatusServiceUnavailable || ans.Accepted != 0 ||
-		!strings.Contains(ans.Error, "retrain jobs cannot be written to the outbox") {
-		t.Errorf("push with the hold full: %d %s, want 503", code, body)
+	var code int
+	var body []byte
+	eventually(t, eventTimeout, "a push answered 503", func() bool {
+		code, body = curlPush(t, a.socket, line)
+		return code == http.StatusServiceUnavailable
+	})
+	if ans := parseIngestAnswer(t, body); ans.Accepted != 0 || !strings.Contains(ans.Error, "retrain jobs cannot be written to the outbox") ||
+		!strings.Contains(ans.Error, "no space left on device") {
+		t.Errorf("push with the hold full: %d %s", code, body)
 	}
 	_, metrics := a.get(t, "/metrics")
 	if v := metricValue(string(metrics), `driftd_metric_requests_stopped_total{reason="outbox"}`); v != 1 {
 		t.Errorf(`/metrics: driftd_metric_requests_stopped_total{reason="outbox"} = %v, want 1`, v)
 	}
-	if v := metricValue(string(metrics), "driftd_outbox_held_jobs"); v != 10000 {
-		t.Errorf("/metrics: driftd_outbox_held_jobs = %v, want 10000", v)
+	if v := metricValue(string(metrics), "driftd_outbox_held_jobs"); v <= 0 || v > 10000 {
+		t.Errorf("/metrics: driftd_outbox_held_jobs = %v, want 1 to 10000", v)
 	}
 
 	if err := os.Remove(filler); err != nil {
