@@ -174,15 +174,26 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 	return nil
 }
 
+// ErrJobsHeld means the outbox cannot be written and the retrain jobs held
+// in memory meanwhile reached their limit: metrics are refused until it
+// can be written again, so that no drift's job is lost.
+var ErrJobsHeld = errors.New("retrain jobs cannot be written to the outbox")
+
 // Ingest accepts one metric: every value goes into its window and to the
 // detectors of its metric. It waits while a detector's queue is full, and
 // gives up with ErrBusy when ctx ends or IngestWait passes first; then
 // nothing of m was taken. A metric that would make more streams than
 // ingest.max_streams is refused whole with a *StreamLimitError, its values
-// of streams that exist too: nothing of it is taken.
+// of streams that exist too: nothing of it is taken. While the outbox holds
+// its limit of jobs it could not write, it refuses m at once with
+// ErrJobsHeld.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
+	}
+	if ob := a.outbox.Load(); ob != nil && ob.full.Load() {
+		st := ob.writeStatus()
+		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", ErrJobsHeld, st.Held, st.LastError)
 	}
 	// Every value of a new model version is a new stream: refused here, a
 	// metric leaves no window behind.
@@ -236,7 +247,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			w.mu.Unlock()
 			return a.streamLimit(m, first, fresh, limit)
 		}
-		full := w.fullRunnerLocked(rt, m, feeds[:])
+		full, id := w.fullRunnerLocked(rt, m, feeds[:])
 		if full == nil {
 			break
 		}
@@ -245,7 +256,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		if deadline.IsZero() {
 			deadline = time.Now().Add(IngestWait)
 		}
-		if err := full.waitRoom(ctx, time.Until(deadline)); err != nil {
+		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
 			return err
 		}
 		w.mu.Lock()
@@ -298,8 +309,9 @@ func (w *Window) runnersLocked(rt *route, f int, name string) []*runner {
 }
 
 // fullRunnerLocked returns a detector that m's values go to whose queue is
-// full, or nil when all have room. w.mu is held.
-func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) *runner {
+// full for the value's stream, with the stream's id, or nil when all have
+// room. w.mu is held.
+func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) (*runner, uint32) {
 	for i, v := range m.Values {
 		f := -1
 		if i < len(feeds) {
@@ -319,11 +331,11 @@ func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) *runn
 		}
 		for _, r := range runners {
 			if !r.hasRoom(id) {
-				return r
+				return r, id
 			}
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 // DomainError refuses a value that a detector watching its metric does not

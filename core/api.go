@@ -119,7 +119,11 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			}
 			w.Header().Set("Retry-After", "1")
 			status, res.Error = http.StatusServiceUnavailable, err.Error()
-			a.metrics.stopped.WithLabelValues(reasonBusy).Inc()
+			reason := reasonBusy
+			if errors.Is(err, ErrJobsHeld) {
+				reason = reasonOutbox
+			}
+			a.metrics.stopped.WithLabelValues(reason).Inc()
 			break
 		}
 		res.Accepted++

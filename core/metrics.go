@@ -37,6 +37,7 @@ const (
 	reasonDomain         = "domain"           // a value a watching detector does not take
 	reasonTooLarge       = "too_large"        // over max_line_bytes or max_document_bytes
 	reasonBusy           = "busy"             // a detector queue stayed full
+	reasonOutbox         = "outbox"           // the outbox cannot be written and holds its limit of jobs
 )
 
 func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
@@ -52,7 +53,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"reason"}),
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_metric_requests_stopped_total",
-			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413) or busy (503).",
+			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413), busy (503) or outbox (503: the outbox cannot be written and holds its limit of jobs).",
 		}, []string{"reason"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_detections_total",
@@ -77,7 +78,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"detector"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_retrain_jobs_total",
-			Help: "Retrain jobs by sink and what happened: queued (written to the outbox), retrying (an attempt failed), delivered, failed (given up; kept in the outbox).",
+			Help: "Retrain jobs by sink and what happened: held (the outbox could not be written; waiting in memory), queued (written to the outbox), retrying (an attempt failed), delivered, failed (given up; kept in the outbox).",
 		}, []string{"sink", "action"}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_retrain_jobs_suppressed_total",
@@ -91,7 +92,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 	for _, r := range []string{reasonInvalid, reasonTooManyValues, reasonTooManyStreams, reasonDomain} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, r := range []string{reasonTooLarge, reasonBusy} {
+	for _, r := range []string{reasonTooLarge, reasonBusy, reasonOutbox} {
 		m.stopped.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure"} {
@@ -143,6 +144,28 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 				return 0
 			}
 			return float64(a.lastSuccess.Time.UnixNano()) / 1e9
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "driftd_outbox_write_errors_total",
+			Help: "Writes to the outbox that failed (a full disk, say).",
+		}, func() float64 { return float64(a.outbox.Load().writeStatus().WriteErrors) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_outbox_held_jobs",
+			Help: "Retrain jobs held in memory because the outbox could not be written; they are written once it can be.",
+		}, func() float64 { return float64(a.outbox.Load().writeStatus().Held) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "driftd_snapshot_errors_total",
+			Help: "Writes of the windows snapshot that failed.",
+		}, func() float64 { return float64(a.persist.status().Errors) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_snapshot_last_success_timestamp_seconds",
+			Help: "Unix time the windows snapshot in data_dir was last written or found current; 0 before the first.",
+		}, func() float64 {
+			t := a.persist.status().LastSuccess
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.UnixNano()) / 1e9
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "driftd_config_generation",

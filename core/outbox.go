@@ -6,12 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,7 +33,15 @@ const (
 	// openLimit is how long a delivered job waits for its model version
 	// to recover; one that stops sending metrics never does.
 	openLimit = 7 * 24 * time.Hour
+	// maxHeldJobs bounds the retrain jobs held in memory while the outbox
+	// cannot be written (see outbox.hold).
+	maxHeldJobs = 10000
+	// heldBatch bounds the held drifts written in one transaction.
+	heldBatch = 256
 )
+
+// heldRetry spaces the attempts to write held jobs while writes fail.
+var heldRetry = config.Retry{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}
 
 // outbox turns drift into retrain jobs and delivers them to sinks. A job is
 // written to data_dir (fsynced) before it counts as queued, and stays there
@@ -55,6 +67,24 @@ type outbox struct {
 	wake      map[string]chan struct{}
 	// dirty are the jobs whose RecoverAt moved since they were written.
 	dirty map[string]bool
+
+	// hold keeps, in the order they came, the drifts whose jobs could not
+	// be written (a full disk, say), and those that came while earlier
+	// ones were held. Their jobs are in jobs as held, in memory only, and
+	// count for the cooldown; writeHeldLoop writes them, oldest first,
+	// once the outbox can be written, and only then are they queued.
+	// While the hold has holdLimit jobs, drift waits for room and
+	// ingestion is refused (see full).
+	hold      []heldWrite
+	held      int // jobs in hold
+	holdLimit int
+	holdRoom  *sync.Cond // on mu: held jobs were written, or delivery stopped
+	holdWake  chan struct{}
+	full      atomic.Bool // held >= holdLimit; read by ingestion without mu
+	// Writes that failed, for status and metrics.
+	writeErrors    uint64
+	lastWriteErr   string
+	lastWriteErrAt time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -95,7 +125,10 @@ func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbo
 		cooldowns:  cds,
 		wake:       map[string]chan struct{}{},
 		dirty:      map[string]bool{},
+		holdLimit:  maxHeldJobs,
+		holdWake:   make(chan struct{}, 1),
 	}
+	o.holdRoom = sync.NewCond(&o.mu)
 	pending := 0
 	for _, r := range jobs {
 		o.jobs[r.Job.ID] = r
@@ -107,10 +140,21 @@ func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbo
 		log.Info("outbox loaded", "pending", pending, "jobs", len(jobs))
 	}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
-	o.wg.Add(1)
+	// A drift waiting for room in the hold gives up waiting once delivery
+	// stops: close makes the last attempt to write what is held.
+	context.AfterFunc(o.ctx, func() {
+		o.mu.Lock()
+		o.holdRoom.Broadcast()
+		o.mu.Unlock()
+	})
+	o.wg.Add(2)
 	go func() {
 		defer o.wg.Done()
 		o.watchRecovery()
+	}()
+	go func() {
+		defer o.wg.Done()
+		o.writeHeldLoop()
 	}()
 	return o, nil
 }
@@ -165,10 +209,16 @@ func (o *outbox) stopDelivery() {
 	o.wg.Wait()
 }
 
-// close stops delivery, writes what changed in memory only, and closes the
-// store.
+// close stops delivery, writes what changed in memory only, held jobs
+// included, and closes the store. Held jobs it cannot write are lost.
 func (o *outbox) close() {
 	o.stopDelivery()
+	if !o.writeHeld(math.MaxInt) {
+		o.mu.Lock()
+		n, err := o.held, o.lastWriteErr
+		o.mu.Unlock()
+		o.log.Error("retrain jobs held in memory are lost: the outbox cannot be written", "jobs", n, "error", err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.store == nil {
@@ -176,7 +226,7 @@ func (o *outbox) close() {
 	}
 	var dirty []*jobRecord
 	for id := range o.dirty {
-		if r := o.jobs[id]; r != nil {
+		if r := o.jobs[id]; r != nil && r.State != jobHeld {
 			dirty = append(dirty, r)
 		}
 	}
@@ -189,12 +239,17 @@ func (o *outbox) close() {
 	o.store = nil
 }
 
-// write writes to the store; o.mu is held.
+// write writes to the store, and counts a write that failed; o.mu is held.
 func (o *outbox) write(recs []*jobRecord, cds map[string]cooldown, drop []string) error {
-	if o.store == nil {
-		return errors.New("outbox closed")
+	err := errors.New("outbox closed")
+	if o.store != nil {
+		err = o.store.write(recs, cds, drop)
 	}
-	return o.store.write(recs, cds, drop)
+	if err != nil {
+		o.writeErrors++
+		o.lastWriteErr, o.lastWriteErrAt = err.Error(), o.now().UTC()
+	}
+	return err
 }
 
 func poke(ch chan struct{}) {
@@ -207,13 +262,17 @@ func poke(ch chan struct{}) {
 // drift queues a retrain job for each sink of monitor m that is out of its
 // cooldown for the model version. e is the published drift event; stream
 // its stream key and window the size of the monitor's window, the distance
-// to recovery.
+// to recovery. When the outbox cannot be written, the jobs are held (see
+// hold); while the hold is full, drift waits until it has room.
 func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window int) {
 	if len(m.Sinks) == 0 {
 		return
 	}
-	now := o.now().UTC()
 	o.mu.Lock()
+	for o.held >= o.holdLimit && o.ctx.Err() == nil {
+		o.holdRoom.Wait()
+	}
+	now := o.now().UTC()
 	var recs, superseded []*jobRecord
 	cds := map[string]cooldown{}
 	for _, sink := range m.Sinks {
@@ -246,6 +305,11 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 		o.mu.Unlock()
 		return
 	}
+	if len(o.hold) > 0 {
+		// Behind the jobs held already.
+		o.holdLocked(recs, superseded, cds)
+		return
+	}
 	closed, drop := recs, []string(nil)
 	for _, p := range superseded {
 		if p.State == jobDelivered {
@@ -258,11 +322,9 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 	}
 	// Written, and fsynced, before the jobs count as queued.
 	if err := o.write(closed, cds, drop); err != nil {
-		o.mu.Unlock()
-		o.log.Error("cannot write retrain jobs to the outbox; they are lost", "model", e.Model, "version", e.Version, "error", err)
-		for _, r := range recs {
-			o.publish(o.jobEvent(r, "failed", "not queued: cannot write the outbox: "+err.Error()))
-		}
+		o.log.Error("cannot write retrain jobs to the outbox; holding them in memory until it can be written",
+			"model", e.Model, "version", e.Version, "error", err)
+		o.holdLocked(recs, superseded, cds)
 		return
 	}
 	for k, c := range cds {
@@ -275,6 +337,168 @@ func (o *outbox) drift(m *config.Monitor, e event.Event, stream string, window i
 		delete(o.jobs, id)
 	}
 	o.queuedLocked(recs)
+}
+
+// heldWrite is what a drift could not write: its new jobs, the stored jobs
+// they closed, its cooldowns, and the delivered jobs it dropped.
+type heldWrite struct {
+	recs   []*jobRecord
+	closed []*jobRecord
+	cds    map[string]cooldown
+	drop   []string
+}
+
+// holdLocked holds the jobs of a drift, recs, with the jobs they supersede
+// and their cooldowns, and unlocks o.mu. The cooldowns apply and the
+// superseded jobs are closed at once; the store sees it all when
+// writeHeld writes it.
+func (o *outbox) holdLocked(recs, superseded []*jobRecord, cds map[string]cooldown) {
+	h := heldWrite{recs: recs, cds: cds}
+	for _, p := range superseded {
+		p.Open = false
+		switch p.State {
+		case jobHeld: // written as it is then
+		case jobDelivered:
+			h.drop = append(h.drop, p.Job.ID)
+			delete(o.jobs, p.Job.ID)
+		default:
+			h.closed = append(h.closed, p)
+		}
+	}
+	for k, c := range cds {
+		o.cooldowns[k] = c
+	}
+	msg := "not yet written to the outbox: " + o.lastWriteErr
+	events := make([]event.Event, len(recs))
+	for i, r := range recs {
+		r.State = jobHeld
+		o.jobs[r.Job.ID] = r
+		events[i] = o.jobEvent(r, "held", msg)
+	}
+	o.hold = append(o.hold, h)
+	o.held += len(recs)
+	o.full.Store(o.held >= o.holdLimit)
+	o.mu.Unlock()
+	for _, e := range events {
+		o.log.Debug("retrain job held", "job", e.Job, "sink", e.Sink, "model", e.Model, "version", e.Version)
+		o.publish(e)
+	}
+	poke(o.holdWake)
+}
+
+// writeHeldLoop writes the held jobs once the outbox can be written: at
+// once when a job is held, then, while writes fail, after a backoff that
+// grows to heldRetry's maximum.
+func (o *outbox) writeHeldLoop() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	failures := 0
+	for {
+		wake := o.holdWake
+		if failures > 0 {
+			wake = nil // the backoff decides
+		}
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-wake:
+		case <-timer.C:
+		}
+		// After a failure, one drift at a time: a nearly full disk may
+		// take a small transaction, not a large one.
+		batch := heldBatch
+		if failures > 0 {
+			batch = 1
+		}
+		for o.ctx.Err() == nil {
+			if !o.writeHeld(batch) {
+				failures++
+				o.mu.Lock()
+				held, err := o.held, o.lastWriteErr
+				o.mu.Unlock()
+				d := retryDelay(heldRetry, failures)
+				o.log.Warn("cannot write held retrain jobs to the outbox; trying again", "held", held,
+					"delay", d.Round(time.Millisecond), "error", err)
+				timer.Reset(d)
+				break
+			}
+			failures, batch = 0, heldBatch
+			if o.heldCount() == 0 {
+				break
+			}
+		}
+	}
+}
+
+// heldCount returns the number of jobs held.
+func (o *outbox) heldCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.held
+}
+
+// writeHeld writes the n oldest held drifts in one transaction, queues
+// their jobs and reports true; or reports false when the write failed.
+func (o *outbox) writeHeld(n int) bool {
+	o.mu.Lock()
+	n = min(n, len(o.hold))
+	if n == 0 {
+		o.mu.Unlock()
+		return true
+	}
+	var recs, queued []*jobRecord
+	cds := map[string]cooldown{}
+	var drop []string
+	for _, h := range o.hold[:n] {
+		for _, r := range h.recs {
+			c := *r
+			c.State = jobPending
+			recs = append(recs, &c)
+			queued = append(queued, r)
+		}
+		for _, p := range h.closed {
+			if o.jobs[p.Job.ID] == p { // not dropped meanwhile
+				c := *p
+				recs = append(recs, &c)
+			}
+		}
+		maps.Copy(cds, h.cds)
+		drop = append(drop, h.drop...)
+	}
+	if err := o.write(recs, cds, drop); err != nil {
+		o.mu.Unlock()
+		return false
+	}
+	o.hold = slices.Delete(o.hold, 0, n)
+	o.held -= len(queued)
+	o.full.Store(o.held >= o.holdLimit)
+	o.holdRoom.Broadcast()
+	for _, r := range queued {
+		r.State = jobPending
+	}
+	o.queuedLocked(queued)
+	return true
+}
+
+// OutboxStatus tells whether the outbox can be written: the writes that
+// failed, the last error, and the retrain jobs held in memory meanwhile.
+type OutboxStatus struct {
+	WriteErrors   uint64    `json:"write_errors"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	Held          int       `json:"held"`
+	HeldLimit     int       `json:"held_limit"`
+}
+
+func (o *outbox) writeStatus() OutboxStatus {
+	if o == nil {
+		return OutboxStatus{HeldLimit: maxHeldJobs}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return OutboxStatus{WriteErrors: o.writeErrors, LastError: o.lastWriteErr, LastErrorTime: o.lastWriteErrAt,
+		Held: o.held, HeldLimit: o.holdLimit}
 }
 
 // openJobs returns the retrain jobs of a model version and sink whose
@@ -585,12 +809,12 @@ func (o *outbox) checkRecovery() {
 	closed := map[string]*jobRecord{}  // closed here, reopened if the write fails
 	var queued []*jobRecord
 	for id := range o.dirty {
-		if r := o.jobs[id]; r != nil {
+		if r := o.jobs[id]; r != nil && r.State != jobHeld { // a held job is written whole later
 			changed[id] = r
 		}
 	}
 	for id, r := range o.jobs {
-		if !r.Open || r.Job.Kind != sdk.JobRetrain {
+		if !r.Open || r.Job.Kind != sdk.JobRetrain || r.State == jobHeld {
 			continue
 		}
 		if r.State == jobDelivered && now.Sub(r.Updated) > openLimit {

@@ -20,6 +20,9 @@ const (
 	jobPending   = "pending"   // waiting for its next attempt
 	jobDelivered = "delivered" // the sink took it
 	jobFailed    = "failed"    // refused for good, or out of attempts or time; kept for inspection
+	// jobHeld is a job not yet written: the outbox could not be written
+	// when it was queued. It is in memory only (see outbox.hold).
+	jobHeld = "held"
 )
 
 // jobRecord is a job in the outbox, with where its delivery stands.
@@ -70,6 +73,9 @@ var (
 // it is on disk.
 type outboxStore struct {
 	db *bolt.DB
+	// failWrite, when set, is asked before each write and fails it with
+	// the error it returns (tests).
+	failWrite func() error
 }
 
 func openOutboxStore(dir string) (*outboxStore, error) {
@@ -125,6 +131,11 @@ func (s *outboxStore) load() (jobs []*jobRecord, cooldowns map[string]cooldown, 
 // write stores recs and cooldowns and deletes the jobs in drop, in one
 // transaction.
 func (s *outboxStore) write(recs []*jobRecord, cds map[string]cooldown, drop []string) error {
+	if s.failWrite != nil {
+		if err := s.failWrite(); err != nil {
+			return err
+		}
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		jb, cb := tx.Bucket(jobsBucket), tx.Bucket(cooldownsBucket)
 		for _, r := range recs {

@@ -30,10 +30,11 @@ import (
 // with SIGKILL are lost; the next value of such a stream gets the index
 // after the last one snapshotted.
 type persistence struct {
-	// mu makes writes one at a time; it guards last and written.
+	// mu makes writes one at a time; it guards last, written and st.
 	mu      sync.Mutex
 	last    windowsMark // of the last snapshot written or restored
 	written bool
+	st      SnapshotStatus
 
 	// wake tells the periodic writer that snapshot_interval changed.
 	wake chan struct{}
@@ -65,6 +66,21 @@ func (p *persistence) muted(r *runner, stream string, index uint64) bool {
 	}
 	next, ok := p.history.Load(historyKey{r.id, r.born, stream})
 	return ok && index < next.(uint64)
+}
+
+// SnapshotStatus tells how writing the windows snapshot goes: when the
+// file was last written or found current, and the writes that failed.
+type SnapshotStatus struct {
+	LastSuccess   time.Time `json:"last_success,omitzero"`
+	Errors        uint64    `json:"errors"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+func (p *persistence) status() SnapshotStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st
 }
 
 // intervalChanged wakes the periodic writer to take a new
@@ -175,14 +191,18 @@ func (a *Agent) writeSnapshot(dir, why string) error {
 	mark := a.windows.mark(gen)
 	if p.written && mark == p.last {
 		a.log.Trace("windows unchanged since the last snapshot", "why", why)
+		p.st.LastSuccess = time.Now().UTC()
 		return nil
 	}
 	started := time.Now()
 	st, err := snapshot.Write(dir, started, a.windows.snapshots())
 	if err != nil {
+		p.st.Errors++
+		p.st.LastError, p.st.LastErrorTime = err.Error(), time.Now().UTC()
 		return err
 	}
 	p.last, p.written = mark, true
+	p.st.LastSuccess = time.Now().UTC()
 	a.log.Debug("windows snapshot written", "why", why, "windows", st.Windows, "streams", st.Series,
 		"values", st.Values, "bytes", st.Bytes, "duration", time.Since(started).Round(time.Microsecond))
 	return nil

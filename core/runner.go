@@ -64,8 +64,13 @@ type runner struct {
 
 	// The queue, in shards by stream id, each with a lock of its own, so
 	// that ingestion of different streams seldom waits for one another.
+	// A value is taken while its shard holds fewer than shardLimit values
+	// (limit over the shards), or else while the whole queue holds fewer
+	// than limit: so the queue takes limit values whatever the mix of
+	// streams, one stream alone included, and never holds more than
+	// limit + (shards-1) * shardLimit.
 	shards     []shard
-	shardLimit int // queued values of a shard beyond which ingestion waits
+	shardLimit int
 
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when the queue shrinks or the runner stops
@@ -338,11 +343,12 @@ func (g *grouping) release() {
 }
 
 // hasRoom reports whether ingestion of stream id can go on: its shard of
-// the queue is below its limit, or the runner takes no more values (they
-// are counted as lost). The common case takes no lock.
+// the queue is below shardLimit, or the whole queue below limit, or the
+// runner takes no more values (they are counted as lost). The common case
+// reads one counter and takes no lock.
 func (r *runner) hasRoom(id uint32) bool {
 	sh := r.shard(id)
-	if sh.size.Load() < int64(r.shardLimit) {
+	if sh.size.Load() < int64(r.shardLimit) || r.queued() < r.limit {
 		return true
 	}
 	sh.mu.Lock()
@@ -350,24 +356,9 @@ func (r *runner) hasRoom(id uint32) bool {
 	return len(sh.queue) < r.shardLimit || sh.closed
 }
 
-// full reports whether a shard of the queue is at its limit while the
-// runner takes values. r.mu is held.
-func (r *runner) fullLocked() bool {
-	if r.stopped || r.halted {
-		return false
-	}
-	for i := range r.shards {
-		if r.shards[i].size.Load() >= int64(r.shardLimit) {
-			return true
-		}
-	}
-	return false
-}
-
-// waitRoom waits until every shard of the queue is below its limit, the
-// runner stopped, ctx ends or maxWait passes. It returns ErrBusy when it
-// gave up.
-func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
+// waitRoom waits until the queue has room for stream id, the runner
+// stopped, ctx ends or maxWait passes. It returns ErrBusy when it gave up.
+func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	r.mu.Lock()
@@ -378,7 +369,7 @@ func (r *runner) waitRoom(ctx context.Context, maxWait time.Duration) error {
 		r.mu.Unlock()
 	})
 	defer stop()
-	for r.fullLocked() {
+	for !r.stopped && !r.halted && !r.hasRoom(id) {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}

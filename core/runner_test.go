@@ -142,12 +142,56 @@ func TestRunnerWaitRoom(t *testing.T) {
 	waitFor(t, func() bool { return r.status().Queued == 0 })
 	r.add("a/v/x", 1, 1, 0)
 	r.add("a/v/x", 2, 1, 0) // queue at its limit
-	if err := r.waitRoom(context.Background(), 20*time.Millisecond); !errors.Is(err, ErrBusy) {
+	id := r.ids["a/v/x"].id
+	if err := r.waitRoom(context.Background(), id, 20*time.Millisecond); !errors.Is(err, ErrBusy) {
 		t.Fatalf("waitRoom on a full queue = %v, want ErrBusy", err)
 	}
 	close(release)
-	if err := r.waitRoom(context.Background(), time.Minute); err != nil {
+	if err := r.waitRoom(context.Background(), id, time.Minute); err != nil {
 		t.Fatalf("waitRoom after release = %v", err)
+	}
+}
+
+// A queue in shards takes its limit of values whatever the mix of streams:
+// one stream alone, or many, and never more than limit plus all but one
+// shard's share.
+func TestRunnerQueueTakesItsLimitForAnyStreams(t *testing.T) {
+	const limit = queueShards * minShardLimit * 2
+	for _, streams := range []int{1, 3, 1000} {
+		t.Run(fmt.Sprint(streams, " streams"), func(t *testing.T) {
+			release := make(chan struct{})
+			r, _ := startRunner(t, &fakeUpdater{update: func(ctx context.Context, _ []sdk.Batch) ([]sdk.Signal, error) {
+				<-release
+				return nil, nil
+			}}, limit)
+			defer close(release)
+			if len(r.shards) != queueShards {
+				t.Fatalf("%d shards, want %d", len(r.shards), queueShards)
+			}
+			r.add("call/v/x", 0, 1, 0) // taken by the blocked call
+			waitFor(t, func() bool { return r.status().Queued == 0 })
+			next := make([]uint64, streams)
+			taken := 0
+			for i := 0; ; i++ {
+				k := i % streams
+				key := fmt.Sprintf("s%d/v/x", k)
+				if s := r.ids[key]; s != nil && !r.hasRoom(s.id) {
+					break
+				}
+				r.add(key, next[k], 1, 0)
+				next[k]++
+				taken++
+			}
+			if streams == 1 && taken != limit {
+				t.Errorf("one stream queued %d values, want %d", taken, limit)
+			}
+			if taken < limit || taken > limit+(queueShards-1)*r.shardLimit {
+				t.Errorf("%d streams queued %d values, want %d to %d", streams, taken, limit, limit+(queueShards-1)*r.shardLimit)
+			}
+			if q := r.status().Queued; q != taken {
+				t.Errorf("status says %d queued, want %d", q, taken)
+			}
+		})
 	}
 }
 
@@ -188,7 +232,7 @@ func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {
 			r.add("a/v/x", 0, 1, 0)
 			waitFor(t, func() bool { return r.status().Halted })
 			for i := 1; i <= 5; i++ {
-				if err := r.waitRoom(context.Background(), time.Minute); err != nil {
+				if err := r.waitRoom(context.Background(), 0, time.Minute); err != nil {
 					t.Fatalf("waitRoom on a halted runner: %v", err) // never blocks ingestion
 				}
 				r.add("a/v/x", uint64(i), 1, 0)

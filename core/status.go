@@ -25,6 +25,8 @@ type Status struct {
 	Streams    []StreamStatus  `json:"streams"`
 	Ingest     IngestStatus    `json:"ingest"`
 	Events     EventsStatus    `json:"events"`
+	Outbox     OutboxStatus    `json:"outbox"`
+	Snapshot   SnapshotStatus  `json:"snapshot"`
 }
 
 // PluginStatus describes a detector's plugin process and its feed. State is
@@ -109,6 +111,8 @@ func (a *Agent) Status() Status {
 		Streams:    []StreamStatus{},
 		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
 		Events:     EventsStatus{LastSeq: a.bus.LastSeq(), Subscribers: a.bus.Subscribers(), CutOff: a.bus.CutOff()},
+		Outbox:     a.outbox.Load().writeStatus(),
+		Snapshot:   a.persist.status(),
 	}
 	if !a.started.IsZero() {
 		st.Uptime = time.Since(a.started).Round(time.Second).String()
