@@ -132,7 +132,7 @@ func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
 		} else {
 			// A change made while the first generation started, before the
 			// watch, would wait for the next one.
-			a.reload(ctx, ReloadFile)
+			a.catchUp(ctx)
 		}
 	}
 	go func() {
@@ -145,6 +145,17 @@ func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
 		<-l.done
 		a.loop.CompareAndSwap(l, nil)
 	}
+}
+
+// catchUp reloads the file if it changed since the first generation
+// started. A file that refused a plugin binary is not applied again: the
+// binary was checked a moment ago, and a reload to check it again is for
+// SIGHUP, the API or an edit of the file.
+func (a *Agent) catchUp(ctx context.Context) {
+	if f, diags := config.Load(a.opts.ConfigPath); !diags.HasErrors() && f.Hash == a.current().Hash {
+		return
+	}
+	a.reload(ctx, ReloadFile)
 }
 
 func (a *Agent) runReloadLoop(ctx context.Context, l *reloadLoop, fw *fileWatcher) {
