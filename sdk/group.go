@@ -112,8 +112,10 @@ func (g *group) reap() {
 	for _, p := range []*pipeEnd{g.stdout, g.stderr} {
 		select {
 		case <-p.eof:
+			continue
 		case <-t.C:
 		}
+		break
 	}
 	g.stdout.Close()
 	g.stderr.Close()
