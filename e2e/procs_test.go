@@ -272,3 +272,40 @@ func TestRefusedPluginNoReloadAtStart(t *testing.T) {
 		t.Errorf("a reload from the watch at start:\n%s", log)
 	}
 }
+
+// A plugin stopped with SIGSTOP does not answer go-plugin's request to
+// exit either: after the health ping found it, the daemon kills its group
+// itself and restarts it.
+func TestPluginStoppedIsKilledAndRestarted(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	a := startAgent(t, thresholdDetector+classicMonitor("threshold.accuracy_floor"))
+	plugins := a.subscribe(t, "type=plugin")
+	victim, ok := procOf(a.status(t).Plugins[0].Pid)
+	if !ok || victim.pid <= 0 {
+		t.Fatalf("no plugin process: %+v", victim)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(victim.pid, syscall.SIGKILL) })
+	if err := syscall.Kill(victim.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	es := plugins.collect(t, 3)
+	if e := es[0]; e.Action != "killed" || e.Pid != victim.pid {
+		t.Errorf("first %s, want the stopped plugin %d killed", e, victim.pid)
+	}
+	if e := es[1]; e.Action != "restarting" {
+		t.Errorf("then %s, want restarting", e)
+	}
+	if e := es[2]; e.Action != "restarted" || e.Pid == victim.pid || e.Pid == 0 {
+		t.Errorf("then %s, want restarted with a new pid", e)
+	}
+	if !victim.gone() {
+		t.Errorf("the stopped plugin %d still there", victim.pid)
+	}
+	values := degradingOver(200)
+	code, body := curlPush(t, a.socket, accuracyNDJSON(classicModel, classicVersion, values))
+	if ans := parseIngestAnswer(t, body); code != http.StatusOK || ans.Accepted != len(values) {
+		t.Fatalf("push after the restart: %d %s", code, body)
+	}
+	a.waitFed(t, "threshold.accuracy_floor", uint64(len(values)))
+}
