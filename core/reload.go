@@ -132,7 +132,7 @@ func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
 		} else {
 			// A change made while the first generation started, before the
 			// watch, would wait for the next one.
-			a.catchUp(ctx)
+			a.load(ctx, ReloadFile, false)
 		}
 	}
 	go func() {
@@ -145,17 +145,6 @@ func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
 		<-l.done
 		a.loop.CompareAndSwap(l, nil)
 	}
-}
-
-// catchUp reloads the file if it changed since the first generation
-// started. A file that refused a plugin binary is not applied again: the
-// binary was checked a moment ago, and a reload to check it again is for
-// SIGHUP, the API or an edit of the file.
-func (a *Agent) catchUp(ctx context.Context) {
-	if f, diags := config.Load(a.opts.ConfigPath); !diags.HasErrors() && f.Hash == a.current().Hash {
-		return
-	}
-	a.reload(ctx, ReloadFile)
 }
 
 func (a *Agent) runReloadLoop(ctx context.Context, l *reloadLoop, fw *fileWatcher) {
@@ -196,6 +185,14 @@ func (a *Agent) runReloadLoop(ctx context.Context, l *reloadLoop, fw *fileWatche
 
 // reload loads the config file and applies it, unless it is unchanged.
 func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
+	return a.load(ctx, source, true)
+}
+
+// load is reload; with recheck, a file that refused a plugin binary is
+// applied again, to check the binary again. The watch's first look at the
+// file, as the daemon starts, does not: the binary was checked a moment
+// ago.
+func (a *Agent) load(ctx context.Context, source string, recheck bool) ReloadResult {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
 	started := time.Now()
@@ -207,9 +204,7 @@ func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
 	if diags.HasErrors() {
 		return a.rejectLocked(diags, source, started)
 	}
-	// A file that refused a plugin binary is applied again, to check the
-	// binary again.
-	if f.Hash == a.current().Hash && len(a.gen.Load().refused) == 0 {
+	if f.Hash == a.current().Hash && (!recheck || len(a.gen.Load().refused) == 0) {
 		return a.unchangedLocked(diags, source, started)
 	}
 	return a.applyLocked(ctx, f, diags, source, started)
