@@ -23,10 +23,11 @@ const (
 	// after its process exited and its group was killed: a process that
 	// left the group may hold them open, and go-plugin waits for their end.
 	pipeDrain = time.Second
-	// killWait bounds Process.Kill: go-plugin asks the plugin to exit,
-	// waits up to 2 s, kills it (its group), then waits for its output to
-	// end (pipeDrain).
-	killWait = 5 * time.Second
+	// killWait is how long Process.Kill lets go-plugin end the plugin (ask
+	// it to exit, wait up to 2 s, kill its group, read its output to the
+	// end) before it kills the group itself, for a plugin that does not
+	// answer the request to exit; then Kill waits at most 2 × pipeDrain.
+	killWait = 3 * time.Second
 )
 
 // SocketsEnv names, in a plugin process's environment, the directory the

@@ -271,7 +271,10 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	// ends the handshake.
 	stop := context.AfterFunc(ctx, l.kill)
 	p, err := connect(dctx, pc)
-	stop()
+	if !stop() && err == nil { // killed as it connected
+		p.Kill()
+		p, err = nil, ctx.Err()
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		if ctx.Err() != nil {
@@ -338,10 +341,10 @@ func (p *Process) Pid() int { return p.pid }
 func (p *Process) Exited() bool { return p.pc.Exited() }
 
 // Kill asks the plugin to exit, waits up to two seconds, then kills its
-// process group. It returns within killWait and pipeDrain, whatever the
-// plugin does: a plugin that does not answer go-plugin's request to exit
-// (stopped, or its connection stuck) has its group killed by the daemon
-// after killWait. A plugin reattached in debug mode is asked to exit and
+// process group. It returns within killWait plus twice pipeDrain (5 s),
+// whatever the plugin does: a plugin that does not answer go-plugin's
+// request to exit (stopped, or its connection stuck) has its group killed
+// by the daemon after killWait. A plugin reattached in debug mode is asked to exit and
 // not waited for.
 func (p *Process) Kill() {
 	if p.reattached {
