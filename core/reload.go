@@ -132,7 +132,7 @@ func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
 		} else {
 			// A change made while the first generation started, before the
 			// watch, would wait for the next one.
-			a.reload(ctx, ReloadFile)
+			a.load(ctx, ReloadFile, false)
 		}
 	}
 	go func() {
@@ -185,6 +185,14 @@ func (a *Agent) runReloadLoop(ctx context.Context, l *reloadLoop, fw *fileWatche
 
 // reload loads the config file and applies it, unless it is unchanged.
 func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
+	return a.load(ctx, source, true)
+}
+
+// load is reload; with recheck, a file that refused a plugin binary is
+// applied again, to check the binary again. The watch's first look at the
+// file, as the daemon starts, does not: the binary was checked a moment
+// ago.
+func (a *Agent) load(ctx context.Context, source string, recheck bool) ReloadResult {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
 	started := time.Now()
@@ -197,9 +205,9 @@ func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
 		return a.rejectLocked(diags, source, started)
 	}
 	// A file that refused a plugin binary is applied again, to check the
-	// binary again; one whose file() calls read something else (a rotated
-	// secret) is a change.
-	if cur := a.current(); f.Hash == cur.Hash && f.ReadFiles == cur.ReadFiles && len(a.gen.Load().refused) == 0 {
+	// binary again (unless recheck is off); one whose file() calls read
+	// something else (a rotated secret) is a change.
+	if cur := a.current(); f.Hash == cur.Hash && f.ReadFiles == cur.ReadFiles && (!recheck || len(a.gen.Load().refused) == 0) {
 		return a.unchangedLocked(diags, source, started)
 	}
 	return a.applyLocked(ctx, f, diags, source, started)

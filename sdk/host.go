@@ -15,11 +15,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/experimental"
 )
@@ -194,11 +195,17 @@ type Process struct {
 	stop       func() // set for in-process plugins
 	reattached bool   // started by hand in debug mode, see ReattachEnv
 	sockDir    string // the private socket directory, removed by Kill
+	group      *group // the process group; nil for a plugin not started here
+	log        hclog.Logger
 }
 
 // StartProcess runs a plugin binary, performs the handshake and reads the
-// plugin's info and schema. The process gets SIGKILL when the daemon's
-// thread that started it dies, so a plugin never outlives a killed daemon.
+// plugin's info and schema, within cfg.StartTimeout; when ctx ends first,
+// the process is killed and the start fails at once. The process leads a
+// process group of its own, killed whole when the plugin exits or is
+// killed. It gets SIGKILL when the daemon's thread that started it dies, so
+// a plugin never outlives a killed daemon; what its children left is for
+// KillStrays.
 //
 // When $DRIFTD_PLUGIN_REATTACH names the plugin (the part of the file name
 // after "driftd-plugin-"), StartProcess attaches to that plugin, started by
@@ -229,16 +236,27 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start plugin %s: socket directory: %w", cfg.Path, err)
 	}
-	// Exec'd directly, no shell; SIGKILL when the daemon dies; its socket
-	// in a directory only the daemon's user can enter. The host environment
-	// comes first so that the socket directory is the one that counts.
-	cmd := exec.Command(cfg.Path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+dir)
+	// Exec'd directly, no shell, in a process group of its own (see group);
+	// its socket in a directory only the daemon's user can enter. The host
+	// environment comes first so that the socket directory is the one that
+	// counts; go-plugin's own is not used.
+	env := []string{plugin.EnvUnixSocketDir + "=" + dir}
+	if cfg.SocketDir != "" {
+		if root, err := filepath.Abs(cfg.SocketDir); err == nil {
+			env = append(env, SocketsEnv+"="+root)
+		}
+	}
+	l := &launch{ctx: ctx}
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: pluginSet(nil)},
-		Cmd:              cmd,
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, tmp string) (runner.Runner, error) {
+			os.Remove(tmp)
+			cmd := exec.Command(cfg.Path)
+			cmd.Env = append(append(os.Environ(), spec.Env...), env...)
+			cmd.Stdin = spec.Stdin
+			return l.group(cmd)
+		},
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           logger,
@@ -249,13 +267,51 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	})
 	dctx, cancel := context.WithTimeout(ctx, timeout) // info and schema, after the handshake
 	defer cancel()
+	// The handshake does not watch ctx: its end kills the process, which
+	// ends the handshake.
+	stop := context.AfterFunc(ctx, l.kill)
 	p, err := connect(dctx, pc)
+	if !stop() && err == nil { // killed as it connected
+		p.Kill()
+		p, err = nil, ctx.Err()
+	}
 	if err != nil {
 		os.RemoveAll(dir)
+		if ctx.Err() != nil {
+			err = errors.Join(err, ctx.Err())
+		}
 		return nil, fmt.Errorf("start plugin %s: %w", cfg.Path, err)
 	}
-	p.sockDir = dir
+	p.sockDir, p.group, p.log, p.pid = dir, l.g, logger, l.g.pid
 	return p, nil
+}
+
+// launch is the process group of a plugin being started, for a cancelled
+// start to kill.
+type launch struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	g    *group
+	dead bool
+}
+
+func (l *launch) group(cmd *exec.Cmd) (*group, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dead || l.ctx.Err() != nil {
+		return nil, fmt.Errorf("plugin not started: %w", context.Cause(l.ctx))
+	}
+	l.g = newGroup(cmd)
+	return l.g, nil
+}
+
+func (l *launch) kill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dead = true
+	if l.g != nil {
+		l.g.kill()
+	}
 }
 
 func connect(ctx context.Context, pc *plugin.Client) (*Process, error) {
@@ -268,7 +324,7 @@ func connect(ctx context.Context, pc *plugin.Client) (*Process, error) {
 		pc.Kill()
 		return nil, err
 	}
-	p := &Process{pc: pc, remote: r}
+	p := &Process{pc: pc, remote: r, log: hclog.NewNullLogger()}
 	if rc := pc.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -284,8 +340,12 @@ func (p *Process) Pid() int { return p.pid }
 // Exited reports whether the process has exited.
 func (p *Process) Exited() bool { return p.pc.Exited() }
 
-// Kill asks the plugin to exit, waits up to two seconds, then kills it. A
-// plugin reattached in debug mode is asked to exit and not waited for.
+// Kill asks the plugin to exit, waits up to two seconds, then kills its
+// process group. It returns within killWait plus twice pipeDrain (5 s),
+// whatever the plugin does: a plugin that does not answer go-plugin's
+// request to exit (stopped, or its connection stuck) has its group killed
+// by the daemon after killWait. A plugin reattached in debug mode is asked to exit and
+// not waited for.
 func (p *Process) Kill() {
 	if p.reattached {
 		// go-plugin leaves a plugin in test mode alone; its controller's
@@ -294,7 +354,23 @@ func (p *Process) Kill() {
 			_ = c.Close()
 		}
 	}
-	p.pc.Kill()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.pc.Kill()
+	}()
+	select {
+	case <-done:
+	case <-time.After(killWait):
+		if p.group != nil {
+			p.group.kill()
+		}
+		select {
+		case <-done:
+		case <-time.After(2 * pipeDrain):
+			p.log.Warn("plugin process did not end; leaving it", "pid", p.pid)
+		}
+	}
 	if p.stop != nil {
 		p.stop()
 	}
@@ -494,6 +570,6 @@ func attach(ctx context.Context, rc *plugin.ReattachConfig, logger hclog.Logger)
 		return nil, fmt.Errorf("attach to plugin at %s (pid %d): %w", rc.Addr, rc.Pid, err)
 	}
 	p.reattached = true
-	p.pid = rc.Pid
+	p.pid, p.log = rc.Pid, logger
 	return p, nil
 }
