@@ -182,7 +182,6 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
-	w := a.windows.Get(m.Model, m.Version, DefaultWindow)
 	wantMetrics := a.bus.WantsMetrics()
 	if wantMetrics && m.Time.IsZero() {
 		m.Time = time.Now()
@@ -191,7 +190,10 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		feeds    [8]int // m.Values[i] goes to w.feeds[feeds[i]]; -1: look it up
 		deadline time.Time
 	)
-	w.mu.Lock()
+	w, err := a.window(ctx, m.Model, m.Version)
+	if err != nil {
+		return err
+	}
 	var rt *route
 	for {
 		// The route is taken anew after a wait: a reload may have swapped
@@ -227,8 +229,11 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		if err := full.waitRoom(ctx, time.Until(deadline)); err != nil {
 			return err
 		}
-		w.mu.Lock()
+		if w, err = a.window(ctx, m.Model, m.Version); err != nil { // retired meanwhile?
+			return err
+		}
 	}
+	w.last = time.Now().UnixNano()
 	var metricEvents []event.Event
 	for i, v := range m.Values {
 		var s *series
@@ -259,6 +264,25 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		a.publish(e)
 	}
 	return nil
+}
+
+// window returns the window of a model version, locked. A window being
+// retired is waited for: the value goes to the window made after it.
+func (a *Agent) window(ctx context.Context, model, version string) (*Window, error) {
+	for {
+		w := a.windows.Get(model, version, DefaultWindow)
+		w.mu.Lock()
+		if w.gone == nil {
+			return w, nil
+		}
+		gone := w.gone
+		w.mu.Unlock()
+		select {
+		case <-gone:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("model %s version %s is being retired: %w", model, version, ErrBusy)
+		}
+	}
 }
 
 // runnersLocked returns the detectors of a metric under rt: those of feed f
@@ -374,7 +398,7 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 func (a *Agent) reroute(g *generation) {
 	for _, w := range a.windows.All() {
 		w.mu.Lock()
-		if a.gen.Load() == g {
+		if a.gen.Load() == g && w.gone == nil { // a retired window gets no detector
 			a.routeLocked(w, g)
 		}
 		w.mu.Unlock()

@@ -85,6 +85,8 @@ type runner struct {
 
 	wake chan struct{}
 	done chan struct{}
+	// resets asks the runner's goroutine to reset streams (resetStreams).
+	resets chan resetRequest
 	// lastCall is when the last call began; the runner's goroutine only.
 	lastCall   time.Time
 	lastValues int // how many the last call carried; the runner's goroutine only
@@ -126,9 +128,10 @@ func newRunner(id, metric string, up updater, limit int, timeout time.Duration, 
 	r := &runner{
 		id: id, metric: metric, up: up, limit: limit, log: log,
 		shards: make([]shard, n), shardLimit: (limit + n - 1) / n,
-		wake: make(chan struct{}, 1),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		resets: make(chan resetRequest),
 	}
 	r.timout.Store(int64(timeout))
 	r.room = sync.NewCond(&r.mu)
@@ -413,6 +416,8 @@ func (r *runner) run(ctx context.Context) {
 			r.checkHealth(ctx)
 		case <-r.kick:
 			r.checkHealth(ctx)
+		case req := <-r.resets:
+			req.done <- r.resetNow(ctx, req.streams)
 		case <-ctx.Done():
 			// Deliver what was accepted before the stop.
 			r.final = true
@@ -653,4 +658,72 @@ func (r *runner) status() RunnerStatus {
 		st.Held = st.Queued
 	}
 	return st
+}
+
+// resetRequest asks the runner's goroutine to reset streams.
+type resetRequest struct {
+	streams []*series
+	done    chan error // buffered
+}
+
+// resetter is a detector that can forget a stream (sdk.Resetter).
+type resetter interface {
+	Reset(ctx context.Context, stream string) error
+}
+
+// resetStreams makes the detector forget streams that take no more values:
+// what is queued of them is sent first, then the plugin is told to reset
+// each, and the replay history forgets them. It returns once that is done,
+// the runner has stopped, or ctx ends. A stream that takes values again
+// later is a new series, whose values the detector sees from a fresh state.
+func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
+	req := resetRequest{streams: streams, done: make(chan error, 1)}
+	select {
+	case r.resets <- req:
+	case <-r.done:
+		return nil // stopped: it evaluates nothing more
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// resetNow is resetStreams on the runner's goroutine. Values of the
+// streams queued before the request are sent before the reset, also when
+// the plugin has to be restarted for them.
+func (r *runner) resetNow(ctx context.Context, streams []*series) error {
+	for {
+		r.flushOnce(context.WithoutCancel(ctx))
+		if r.broken == nil || ctx.Err() != nil {
+			break
+		}
+		r.recover(ctx)
+	}
+	if r.hist != nil {
+		for _, s := range streams {
+			r.hist.drop(s)
+		}
+	}
+	rs, ok := r.up.(resetter)
+	if !ok {
+		return fmt.Errorf("detector %s cannot reset a stream", r.id)
+	}
+	var errs []error
+	for _, s := range streams {
+		callCtx, cancel := context.WithTimeout(ctx, r.timeout())
+		err := rs.Reset(callCtx, s.key)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reset %s: %w", s.key, err))
+			if fatal(err) {
+				break // the next call finds the plugin gone and restarts it
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
