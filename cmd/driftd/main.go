@@ -18,7 +18,9 @@ Commands:
   push [FILE|-]              push metrics (NDJSON, a JSON array or object) to the daemon
   events [-model M] [-version V] [-type T]... [-since SEQ]
                              stream events as NDJSON
-  status                     print the daemon's status
+  status [-model GLOB] [-version GLOB] [-limit N] [-cursor C]
+                             print the daemon's status; with a flag, the windows it selects
+  forget MODEL [VERSION]     retire a model version's windows (every version without VERSION)
   reload                     reload the daemon's config file and print the outcome
   backtest -config FILE [-detector plugin.name]... FILE.ndjson
                              run the configured detectors over recorded metrics
@@ -47,6 +49,7 @@ var commands = map[string]command{
 	"push":     runPush,
 	"events":   runEvents,
 	"status":   runStatus,
+	"forget":   runForget,
 	"reload":   runReload,
 	"backtest": runBacktest,
 	"plugin":   runPlugin,
