@@ -195,13 +195,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		st := ob.writeStatus()
 		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", ErrJobsHeld, st.Held, st.LastError)
 	}
-	// Every value of a new model version is a new stream: refused here, a
-	// metric leaves no window behind.
 	limit := a.current().Ingest.MaxStreams
-	w := a.windows.getWithin(m.Model, m.Version, DefaultWindow, len(m.Values), limit)
-	if w == nil {
-		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
-	}
 	wantMetrics := a.bus.WantsMetrics()
 	if wantMetrics && m.Time.IsZero() {
 		m.Time = time.Now()
@@ -212,7 +206,15 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		fresh    int    // values of m whose stream does not exist yet
 		first    string // the first of them
 	)
-	w.mu.Lock()
+	// Every value of a new model version is a new stream: refused here, a
+	// metric leaves no window behind.
+	w, err := a.window(ctx, m.Model, m.Version, len(m.Values), limit)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
+	}
 	var rt *route
 	for {
 		// The route is taken anew after a wait: a reload may have swapped
@@ -259,7 +261,12 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
 			return err
 		}
-		w.mu.Lock()
+		if w, err = a.window(ctx, m.Model, m.Version, len(m.Values), limit); err != nil { // retired meanwhile?
+			return err
+		}
+		if w == nil {
+			return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
+		}
 	}
 	// Counted under w.mu, which is held until the series exist; another
 	// window's line may have taken the last room since the check above.
@@ -267,6 +274,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		w.mu.Unlock()
 		return a.streamLimit(m, first, fresh, limit)
 	}
+	w.last = time.Now().UnixNano()
 	var metricEvents []event.Event
 	for i, v := range m.Values {
 		var s *series
@@ -297,6 +305,30 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		a.publish(e)
 	}
 	return nil
+}
+
+// window returns the window of a model version, locked. A window being
+// retired is waited for: the value goes to the window made after it. A new
+// window is made for a metric of n values only when n more streams fit
+// within limit; otherwise window returns nil, and no error.
+func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*Window, error) {
+	for {
+		w := a.windows.getWithin(model, version, DefaultWindow, n, limit)
+		if w == nil {
+			return nil, nil
+		}
+		w.mu.Lock()
+		if w.gone == nil {
+			return w, nil
+		}
+		gone := w.gone
+		w.mu.Unlock()
+		select {
+		case <-gone:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("model %s version %s is being retired: %w", model, version, ErrBusy)
+		}
+	}
 }
 
 // runnersLocked returns the detectors of a metric under rt: those of feed f
@@ -440,7 +472,7 @@ func (a *Agent) routeLocked(w *Window, g *generation) *route {
 func (a *Agent) reroute(g *generation) {
 	for _, w := range a.windows.All() {
 		w.mu.Lock()
-		if a.gen.Load() == g {
+		if a.gen.Load() == g && w.gone == nil { // a retired window gets no detector
 			a.routeLocked(w, g)
 		}
 		w.mu.Unlock()

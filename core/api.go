@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	mux.HandleFunc("POST /v1/reload", a.handleReload)
 	mux.HandleFunc("POST /v1/jobs/{id}/retry", a.handleRetryJob)
+	mux.HandleFunc("DELETE /v1/models/{model}/versions/{version}", a.handleRetire)
+	mux.HandleFunc("DELETE /v1/models/{model}", a.handleRetire)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -146,7 +149,7 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 		for _, name := range strings.Split(v, ",") {
 			t, ok := event.ParseType(strings.TrimSpace(name))
 			if !ok {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown event type %q: use drift, warning, retrain, plugin, config or metric", name)})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown event type %q: use drift, warning, retrain, plugin, config, metric or model", name)})
 				return
 			}
 			f.Types = append(f.Types, t)
@@ -235,5 +238,26 @@ func (a *Agent) handleRetryJob(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 	default:
 		writeJSON(w, http.StatusOK, js)
+	}
+}
+
+// RetireResult is the answer to DELETE /v1/models/{model}[/versions/{version}].
+type RetireResult struct {
+	Retired []Retired `json:"retired"`
+}
+
+// handleRetire retires a model version, or every version of a model: 200
+// with what was retired, 404 when there is no such window, 400 for a
+// malformed glob.
+func (a *Agent) handleRetire(w http.ResponseWriter, r *http.Request) {
+	// A client that goes away does not stop a retirement half-way.
+	out, err := a.Retire(context.WithoutCancel(r.Context()), r.PathValue("model"), r.PathValue("version"))
+	switch {
+	case errors.Is(err, ErrNoModel):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, RetireResult{Retired: out})
 	}
 }

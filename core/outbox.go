@@ -859,6 +859,45 @@ func (o *outbox) checkRecovery() {
 	o.queuedLocked(queued)
 }
 
+// retired stops watching the recovery of a retired model version's jobs:
+// its values are gone, and the new window's indices start from 0, so no
+// recovered job follows them. A delivered job whose part is thus done
+// leaves the outbox; pending and failed ones stay and are delivered.
+func (o *outbox) retired(model, version string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var keep []*jobRecord
+	var drop []string
+	for id, r := range o.jobs {
+		if !r.Open || r.Job.Model != model || r.Job.Version != version {
+			continue
+		}
+		r.Open = false
+		if r.State == jobDelivered {
+			drop = append(drop, id)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep)+len(drop) == 0 {
+		return
+	}
+	if err := o.write(keep, nil, drop); err != nil {
+		for _, r := range keep {
+			r.Open = true
+		}
+		for _, id := range drop {
+			o.jobs[id].Open = true
+		}
+		o.log.Error("cannot close the recovery watch of a retired model version's jobs", "model", model,
+			"version", version, "error", err)
+		return
+	}
+	for _, id := range drop {
+		delete(o.jobs, id)
+	}
+}
+
 // prune forgets the cooldowns that no monitor of the current config would
 // still apply.
 func (o *outbox) prune() {

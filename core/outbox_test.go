@@ -641,3 +641,35 @@ func TestOutboxOpenJobsGiveUpAfterOpenLimit(t *testing.T) {
 		t.Errorf("%d jobs left in the outbox", n)
 	}
 }
+
+// A retired model version's delivered job no longer waits for recovery:
+// it leaves the outbox, and no recovered job follows when the new window's
+// values pass the old recovery point. Its cooldown stays.
+func TestOutboxRetiredVersionStopsRecovery(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.setGeneration(fx.gen)
+	fx.next.Store(42)
+	fx.drift(41)
+	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	held := func() int {
+		fx.ob.mu.Lock()
+		defer fx.ob.mu.Unlock()
+		return len(fx.ob.jobs)
+	}
+	fx.ob.retired("m", "other")
+	if n := held(); n != 1 {
+		t.Fatalf("another version's retirement touched the job: %d held", n)
+	}
+	fx.ob.retired("m", "v1")
+	if n := held(); n != 0 {
+		t.Errorf("%d jobs held after the retirement, want none", n)
+	}
+	fx.next.Store(100)
+	fx.ob.checkRecovery()
+	fx.drift(3) // the new window: within the cooldown, no job
+	time.Sleep(20 * time.Millisecond)
+	if got := sink.got(); len(got) != 1 {
+		t.Errorf("%d deliveries, want the retrain job alone: %+v", len(got), got)
+	}
+}

@@ -30,6 +30,9 @@ import (
 // with SIGKILL are lost; the next value of such a stream gets the index
 // after the last one snapshotted.
 type persistence struct {
+	// dir is data_dir while the agent runs; "" before.
+	dir string
+
 	// mu makes writes one at a time; it guards last, written and st.
 	mu      sync.Mutex
 	last    windowsMark // of the last snapshot written or restored
@@ -83,6 +86,14 @@ func (p *persistence) status() SnapshotStatus {
 	return p.st
 }
 
+// unmute forgets the count of stream restored for r: the stream's window
+// was retired, and its indices start from 0 again.
+func (p *persistence) unmute(r *runner, stream string) {
+	if p.hasMuting.Load() {
+		p.history.Delete(historyKey{r.id, r.born, stream})
+	}
+}
+
 // intervalChanged wakes the periodic writer to take a new
 // snapshot_interval into account.
 func (p *persistence) intervalChanged() {
@@ -93,12 +104,13 @@ func (p *persistence) intervalChanged() {
 }
 
 // windowsMark tells whether the windows changed since a snapshot: a stream's
-// count only grows, and values are only dropped when a new generation
-// resizes a window.
+// count only grows but when its window is retired, and values are only
+// dropped when a new generation resizes a window.
 type windowsMark struct {
 	windows int
 	counts  uint64 // the sum of every stream's count
 	gen     uint64
+	removed uint64 // windows retired, which a new window may replace
 }
 
 // restoreWindows loads the snapshot in dir into the windows, which are
@@ -210,7 +222,9 @@ func (a *Agent) writeSnapshot(dir, why string) error {
 
 // mark sums up the windows for windowsMark, in generation gen.
 func (ws *Windows) mark(gen uint64) windowsMark {
-	m := windowsMark{gen: gen}
+	ws.mu.RLock()
+	m := windowsMark{gen: gen, removed: ws.removed}
+	ws.mu.RUnlock()
 	for _, w := range ws.All() {
 		w.mu.Lock()
 		if len(w.series) > 0 {
@@ -274,7 +288,10 @@ func (ws *Windows) restore(wins []snapshot.Window) {
 		if ws.m[k] != nil {
 			continue
 		}
-		w := &Window{Model: sw.Model, Version: sw.Version, capacity: sw.Capacity, series: make(map[string]*series, len(sw.Series))}
+		// Expiry counts from the restart: when values came before it is
+		// not kept.
+		w := &Window{Model: sw.Model, Version: sw.Version, capacity: sw.Capacity, series: make(map[string]*series, len(sw.Series)),
+			last: time.Now().UnixNano()}
 		for j := range sw.Series {
 			ss := &sw.Series[j]
 			w.series[ss.Metric] = restoreSeries(streamKey(sw.Model, sw.Version, ss.Metric), sw.Capacity, ss)

@@ -85,6 +85,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.listening.Store(true)
 	stopSnapshots := a.startSnapshots(ctx, f.DataDir)
+	a.persist.dir = f.DataDir
+	stopExpiry := a.startExpiry(ctx)
 	stopReloads := a.startReloadLoop(ctx, !a.opts.NoWatch)
 	srv := &http.Server{
 		Handler:           a.Handler(),
@@ -117,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		srv.Close()
 	}
 	stopReloads() // a POST /v1/reload still waiting is answered 503
+	stopExpiry()
 	stopSnapshots()
 	if err := a.writeSnapshot(f.DataDir, "shutdown"); err != nil {
 		a.log.Error("cannot write the windows snapshot; the previous one stays", "error", err)

@@ -90,6 +90,8 @@ type runner struct {
 
 	wake chan struct{}
 	done chan struct{}
+	// resets asks the runner's goroutine to reset streams (resetStreams).
+	resets chan resetRequest
 	// lastCall is when the last call began; the runner's goroutine only.
 	lastCall   time.Time
 	lastValues int // how many the last call carried; the runner's goroutine only
@@ -131,9 +133,10 @@ func newRunner(id, metric string, up updater, limit int, timeout time.Duration, 
 	r := &runner{
 		id: id, metric: metric, up: up, limit: limit, log: log,
 		shards: make([]shard, n), shardLimit: (limit + n - 1) / n,
-		wake: make(chan struct{}, 1),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		resets: make(chan resetRequest),
 	}
 	r.timout.Store(int64(timeout))
 	r.room = sync.NewCond(&r.mu)
@@ -404,6 +407,8 @@ func (r *runner) run(ctx context.Context) {
 			r.checkHealth(ctx)
 		case <-r.kick:
 			r.checkHealth(ctx)
+		case req := <-r.resets:
+			req.done <- r.prepareReset(ctx, req.streams)
 		case <-ctx.Done():
 			// Deliver what was accepted before the stop.
 			r.final = true
@@ -644,4 +649,107 @@ func (r *runner) status() RunnerStatus {
 		st.Held = st.Queued
 	}
 	return st
+}
+
+// resetRequest asks the runner's goroutine to get streams ready for a
+// reset; it answers with the plugin to reset them in.
+type resetRequest struct {
+	streams []*series
+	done    chan updater // buffered
+}
+
+// resetter is a detector that can forget a stream (sdk.Resetter).
+type resetter interface {
+	Reset(ctx context.Context, stream string) error
+}
+
+// resetWorkers is how many Reset calls one detector is sent at once: a
+// call costs about 0.1 ms of the plugin's time, mostly waiting, and a
+// retirement of many model versions makes one per stream.
+const resetWorkers = 4
+
+// resetStreams makes the detector forget streams that take no more values:
+// what is queued of them is sent first (on the runner's goroutine, which
+// also drops them from the replay history), then the plugin is told to
+// reset each, a few calls at once beside the live feed, which goes on. It
+// returns once that is done, the runner has stopped, or ctx ends. A stream
+// that takes values again later is a new series, whose values the detector
+// sees from a fresh state.
+func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
+	req := resetRequest{streams: streams, done: make(chan updater, 1)}
+	select {
+	case r.resets <- req:
+	case <-r.done:
+		return nil // stopped: it evaluates nothing more
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var up updater
+	select {
+	case up = <-req.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	rs, ok := up.(resetter)
+	if !ok {
+		return fmt.Errorf("detector %s cannot reset a stream", r.id)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range min(resetWorkers, len(streams)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(streams) || ctx.Err() != nil {
+					return
+				}
+				callCtx, cancel := context.WithTimeout(ctx, r.timeout())
+				err := rs.Reset(callCtx, streams[k].key)
+				cancel()
+				if err != nil {
+					mu.Lock()
+					if len(errs) < 10 {
+						errs = append(errs, fmt.Errorf("reset %s: %w", streams[k].key, err))
+					}
+					mu.Unlock()
+					if fatal(err) {
+						// A plugin gone: its next process is replayed from
+						// a history without these streams.
+						next.Store(int64(len(streams)))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// prepareReset is resetStreams on the runner's goroutine: values of the
+// streams queued before the request are sent, also when the plugin has to
+// be restarted for them, and the replay history forgets the streams. It
+// returns the plugin to reset them in.
+func (r *runner) prepareReset(ctx context.Context, streams []*series) updater {
+	for {
+		r.flushOnce(context.WithoutCancel(ctx))
+		if r.broken == nil || ctx.Err() != nil {
+			break
+		}
+		r.recover(ctx)
+	}
+	if r.hist != nil {
+		for _, s := range streams {
+			r.hist.drop(s)
+		}
+	}
+	return r.up
 }

@@ -319,3 +319,66 @@ func TestRunnerCallSpacing(t *testing.T) {
 		}
 	}
 }
+
+// resettingUpdater records Update and Reset calls in the order the plugin
+// gets them.
+type resettingUpdater struct {
+	mu      sync.Mutex
+	calls   []string
+	entered chan struct{} // Update tells it began
+	block   chan struct{} // then waits for it
+}
+
+func (f *resettingUpdater) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+	select {
+	case f.entered <- struct{}{}:
+	default:
+	}
+	<-f.block
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range batches {
+		f.calls = append(f.calls, fmt.Sprintf("update %s %d+%d", b.Stream, b.Start, len(b.Values)))
+	}
+	return nil, nil
+}
+
+func (f *resettingUpdater) Reset(_ context.Context, stream string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "reset "+stream)
+	return nil
+}
+
+// A reset comes after every value of the stream queued before it, even
+// values queued while a call was in flight.
+func TestRunnerResetAfterQueuedValues(t *testing.T) {
+	up := &resettingUpdater{entered: make(chan struct{}), block: make(chan struct{})}
+	r, _ := startRunner(t, up, 1<<10)
+	w := &Window{Model: "m", Version: "v", capacity: 10, series: map[string]*series{}}
+	s := w.seriesLocked("accuracy")
+	r.push(s, s.add(0.5), 0.5, 0.5)
+	<-up.entered // the call with the first value waits on block
+	for range 3 {
+		r.push(s, s.add(0.5), 0.5, 0.5) // queued behind it
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.resetStreams(context.Background(), []*series{s}) }()
+	close(up.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	n := 0
+	for _, c := range up.calls[:len(up.calls)-1] {
+		var from, k int
+		if _, err := fmt.Sscanf(c, "update m/v/accuracy %d+%d", &from, &k); err != nil || from != n {
+			t.Fatalf("calls %q: %q is not the next update", up.calls, c)
+		}
+		n += k
+	}
+	if n != 4 || up.calls[len(up.calls)-1] != "reset m/v/accuracy" {
+		t.Errorf("calls %q, want the 4 values, then the reset", up.calls)
+	}
+}

@@ -1,7 +1,14 @@
 package core
 
 import (
+	"fmt"
+	"math"
 	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/driftd/driftd/core/config"
@@ -22,11 +29,64 @@ type Status struct {
 	Sinks      []SinkStatus    `json:"sinks"`
 	Jobs       JobsStatus      `json:"jobs"`
 	Monitors   []MonitorStatus `json:"monitors"`
-	Streams    []StreamStatus  `json:"streams"`
+	Windows    WindowsStatus   `json:"windows"`
 	Ingest     IngestStatus    `json:"ingest"`
 	Events     EventsStatus    `json:"events"`
 	Outbox     OutboxStatus    `json:"outbox"`
 	Snapshot   SnapshotStatus  `json:"snapshot"`
+	// Streams lists the windows a query asked for (StreamQuery), at most
+	// its limit, sorted by model and version; NextCursor, when set, is the
+	// cursor of the next page. A summary leaves both out.
+	Streams    []StreamStatus `json:"streams,omitempty"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+// WindowsStatus counts the windows: model versions, and their streams (a
+// model version's metrics).
+type WindowsStatus struct {
+	ModelVersions int `json:"model_versions"`
+	Streams       int `json:"streams"`
+}
+
+// Limits of the windows one status answer lists.
+const (
+	DefaultStatusLimit = 100
+	MaxStatusLimit     = 1000
+)
+
+// StreamQuery selects the windows GET /v1/status lists: those whose model
+// and version match the path.Match globs Model and Version ("" matches
+// all), after Cursor, at most Limit of them. List is false for a summary.
+type StreamQuery struct {
+	List           bool
+	Model, Version string
+	Cursor         string
+	Limit          int
+}
+
+// parseStreamQuery reads a StreamQuery from GET /v1/status's parameters
+// model, version, cursor and limit; any of them asks for a list.
+func parseStreamQuery(q url.Values) (StreamQuery, error) {
+	sq := StreamQuery{Model: q.Get("model"), Version: q.Get("version"), Cursor: q.Get("cursor"), Limit: DefaultStatusLimit}
+	sq.List = q.Has("model") || q.Has("version") || q.Has("cursor") || q.Has("limit")
+	for name, glob := range map[string]string{"model": sq.Model, "version": sq.Version} {
+		if _, err := path.Match(glob, ""); err != nil {
+			return sq, fmt.Errorf("%s: %q is not a glob: %w", name, glob, err)
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxStatusLimit {
+			return sq, fmt.Errorf("limit: %q is not a number from 1 to %d", s, MaxStatusLimit)
+		}
+		sq.Limit = n
+	}
+	if sq.Cursor != "" {
+		if _, _, ok := strings.Cut(sq.Cursor, "/"); !ok {
+			return sq, fmt.Errorf("cursor: %q is not a cursor from next_cursor", sq.Cursor)
+		}
+	}
+	return sq, nil
 }
 
 // PluginStatus describes a detector's plugin process and its feed. State is
@@ -91,8 +151,13 @@ type EventsStatus struct {
 	CutOff      uint64 `json:"cut_off"`
 }
 
-// Status returns the agent's status.
+// Status returns the agent's status with every window listed.
 func (a *Agent) Status() Status {
+	return a.status(StreamQuery{List: true, Limit: math.MaxInt})
+}
+
+// status returns the agent's status with the windows q lists.
+func (a *Agent) status(q StreamQuery) Status {
 	a.lastMu.Lock()
 	last := ReloadStatus{ReloadResult: a.lastReload, LastSuccess: a.lastSuccess}
 	a.lastMu.Unlock()
@@ -108,7 +173,6 @@ func (a *Agent) Status() Status {
 		Sinks:      []SinkStatus{},
 		Jobs:       a.outbox.Load().status(),
 		Monitors:   []MonitorStatus{},
-		Streams:    []StreamStatus{},
 		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
 		Events:     EventsStatus{LastSeq: a.bus.LastSeq(), Subscribers: a.bus.Subscribers(), CutOff: a.bus.CutOff()},
 		Outbox:     a.outbox.Load().writeStatus(),
@@ -159,7 +223,40 @@ func (a *Agent) Status() Status {
 				Detectors: nonNil(m.Detectors), Sinks: nonNil(m.Sinks), Cooldown: m.Cooldown.String()})
 		}
 	}
-	for _, w := range a.windows.All() {
+	// Counted as windows are made and retired: no window's lock taken.
+	st.Windows.ModelVersions = a.windows.Len()
+	st.Windows.Streams = a.windows.Streams()
+	if !q.List {
+		return st
+	}
+	var wins []*Window
+	cm, cv, _ := strings.Cut(q.Cursor, "/")
+	after := func(w *Window) bool {
+		return q.Cursor == "" || w.Model > cm || (w.Model == cm && w.Version > cv)
+	}
+	if q.Model != "" && q.Version != "" && !isGlob(q.Model) && !isGlob(q.Version) {
+		if w := a.windows.Lookup(q.Model, q.Version); w != nil && after(w) {
+			wins = append(wins, w)
+		}
+	} else {
+		a.windows.each(func(w *Window) {
+			if (q.Model == "" || globMatch(q.Model, w.Model)) && (q.Version == "" || globMatch(q.Version, w.Version)) && after(w) {
+				wins = append(wins, w)
+			}
+		})
+	}
+	slices.SortFunc(wins, func(x, y *Window) int {
+		if c := strings.Compare(x.Model, y.Model); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Version, y.Version)
+	})
+	if len(wins) > q.Limit {
+		wins = wins[:q.Limit]
+		st.NextCursor = windowCursor(wins[len(wins)-1])
+	}
+	st.Streams = make([]StreamStatus, 0, len(wins))
+	for _, w := range wins {
 		ss := StreamStatus{Model: w.Model, Version: w.Version, Metrics: w.Status()}
 		if g != nil {
 			if m := g.file.MonitorFor(w.Model, w.Version); m != nil {
@@ -171,6 +268,13 @@ func (a *Agent) Status() Status {
 	return st
 }
 
+// windowCursor is the cursor after a window: model and version, which hold
+// no slash, joined by one.
+func windowCursor(w *Window) string { return w.Model + "/" + w.Version }
+
+// isGlob reports whether s holds a glob's special characters.
+func isGlob(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}
@@ -178,6 +282,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (a *Agent) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.Status())
+func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
+	q, err := parseStreamQuery(r.URL.Query())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, a.status(q))
 }

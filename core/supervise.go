@@ -208,6 +208,21 @@ func (h *history) forget(r *runner, stream string, i uint64) {
 	h.streams[stream] = runs
 }
 
+// drop forgets a stream whose window was retired.
+func (h *history) drop(s *series) {
+	if sp := h.ranges[s.key]; sp != nil && sp.s == s {
+		delete(h.ranges, s.key)
+	}
+	if id := int(s.id); id > 0 && id < len(h.byID) && h.byID[id] != nil && h.byID[id].s == s {
+		h.byID[id] = nil
+	}
+	for _, b := range h.streams[s.key] {
+		h.n -= len(b.Values)
+	}
+	delete(h.streams, s.key)
+	delete(h.cut, s.key)
+}
+
 // dropOldest drops up to n of the oldest values of the longest stream.
 func (h *history) dropOldest(n int) {
 	var longest string

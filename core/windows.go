@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Windows holds the sliding window of every model version: the newest values
@@ -22,9 +23,10 @@ type Windows struct {
 	read atomic.Pointer[map[modelVersion]*Window]
 	_    [56]byte // the lock below is written by every locked lookup
 
-	mu     sync.RWMutex
-	m      map[modelVersion]*Window
-	misses int // lookups since the last copy that had to take mu
+	mu      sync.RWMutex
+	m       map[modelVersion]*Window
+	misses  int    // lookups since the last copy that had to take mu, and windows removed since
+	removed uint64 // windows removed, ever (for windowsMark)
 
 	// retain is how many more values that left the windows the series may
 	// keep for replays (see series.retain). Every eviction of a watched
@@ -60,7 +62,7 @@ func (ws *Windows) Get(model, version string, capacity int) *Window {
 func (ws *Windows) getWithin(model, version string, capacity, n, limit int) *Window {
 	k := modelVersion{model, version}
 	if r := ws.read.Load(); r != nil {
-		if w := (*r)[k]; w != nil {
+		if w := (*r)[k]; w != nil && !w.removed.Load() {
 			return w
 		}
 	}
@@ -68,7 +70,8 @@ func (ws *Windows) getWithin(model, version string, capacity, n, limit int) *Win
 	defer ws.mu.Unlock()
 	w := ws.m[k]
 	if w == nil && (n == 0 || ws.fits(n, limit)) {
-		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series)}
+		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series),
+			last: time.Now().UnixNano()}
 		ws.m[k] = w
 	}
 	ws.missedLocked()
@@ -131,13 +134,61 @@ func (ws *Windows) Streams() int { return int(ws.streams.Load()) }
 func (ws *Windows) Lookup(model, version string) *Window {
 	k := modelVersion{model, version}
 	if r := ws.read.Load(); r != nil {
-		if w := (*r)[k]; w != nil {
+		if w := (*r)[k]; w != nil && !w.removed.Load() {
 			return w
 		}
 	}
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
 	return ws.m[k]
+}
+
+// remove takes windows out of the store: lookups no longer find them, and
+// the next value of their model version makes a new window. It is the one
+// place windows leave the store, and returns those it removed, leaving out
+// any that were not in it. The lock-free copy may still hold them until it
+// is renewed (they count as misses): Get and Lookup pass over them.
+func (ws *Windows) remove(wins []*Window) []*Window {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	out := wins[:0:0]
+	for _, w := range wins {
+		k := modelVersion{w.Model, w.Version}
+		if ws.m[k] != w {
+			continue
+		}
+		w.removed.Store(true)
+		delete(ws.m, k)
+		out = append(out, w)
+	}
+	ws.removed += uint64(len(out))
+	if r := ws.read.Load(); r != nil && len(out) > 0 {
+		if ws.misses += len(out); ws.misses >= len(*r) {
+			ws.renewLocked()
+		}
+	}
+	return out
+}
+
+// Len returns how many model versions have a window.
+func (ws *Windows) Len() int {
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	return len(ws.m)
+}
+
+// each calls fn with every window, in no order, without holding the
+// store's lock: fn may take the window's.
+func (ws *Windows) each(fn func(w *Window)) {
+	ws.mu.RLock()
+	wins := make([]*Window, 0, len(ws.m))
+	for _, w := range ws.m {
+		wins = append(wins, w)
+	}
+	ws.mu.RUnlock()
+	for _, w := range wins {
+		fn(w)
+	}
 }
 
 // All returns every window, sorted by model and version.
@@ -162,7 +213,17 @@ func (ws *Windows) All() []*Window {
 type Window struct {
 	Model, Version string
 
-	mu       sync.Mutex
+	// removed is set once the window left the store (Windows.remove).
+	removed atomic.Bool
+
+	mu sync.Mutex
+	// last is when the window last took a value (or was made), in
+	// nanoseconds of the daemon's clock: expiry goes by it.
+	last int64
+	// gone is made when the window is being retired and closed once it
+	// left the store: a value that finds it waits for it, then goes to a
+	// new window.
+	gone     chan struct{}
 	capacity int
 	series   map[string]*series
 	route    *route // cached route for the current generation

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -177,5 +178,36 @@ func TestSeriesKeepsValuesForReplays(t *testing.T) {
 		if v != float64(from)+float64(k) {
 			t.Fatalf("value %d is %v", from+uint64(k), v)
 		}
+	}
+}
+
+// A removed window is found no more, also through the lock-free copy that
+// still holds it, and a value of its model version makes a new one.
+func TestWindowsRemove(t *testing.T) {
+	ws := NewWindows()
+	var wins []*Window
+	for i := range 8 {
+		wins = append(wins, ws.Get("m", fmt.Sprint("v", i), 10))
+	}
+	for range 16 { // renew the copy: it holds every window
+		ws.Get("m", "v0", 10)
+	}
+	if got := ws.remove(wins[:3]); len(got) != 3 {
+		t.Fatalf("removed %d windows, want 3", len(got))
+	}
+	if got := ws.remove(wins[:1]); len(got) != 0 {
+		t.Errorf("removed %d windows again", len(got))
+	}
+	if w := ws.Lookup("m", "v1"); w != nil {
+		t.Errorf("Lookup found a removed window")
+	}
+	if w := ws.Get("m", "v1", 10); w == wins[1] || w == nil {
+		t.Errorf("Get returned the removed window")
+	}
+	if w := ws.Get("m", "v5", 10); w != wins[5] {
+		t.Errorf("Get lost a window that was not removed")
+	}
+	if n := ws.Len(); n != 6 {
+		t.Errorf("Len %d, want 6", n)
 	}
 }

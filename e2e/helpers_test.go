@@ -464,6 +464,11 @@ type status struct {
 			Last     float64 `json:"last"`
 		} `json:"metrics"`
 	} `json:"streams"`
+	NextCursor string `json:"next_cursor"`
+	Windows    struct {
+		ModelVersions int `json:"model_versions"`
+		Streams       int `json:"streams"`
+	} `json:"windows"`
 	Ingest struct {
 		Accepted uint64 `json:"accepted"`
 		Rejected uint64 `json:"rejected"`
@@ -487,11 +492,18 @@ type jobStatus struct {
 	LastError string `json:"last_error"`
 }
 
+// status reads GET /v1/status with the first 1,000 windows listed.
 func (a *agent) status(t *testing.T) status {
 	t.Helper()
-	code, body := a.get(t, "/v1/status")
+	return a.statusOf(t, "model=*&limit=1000")
+}
+
+// statusOf reads GET /v1/status?query.
+func (a *agent) statusOf(t *testing.T, query string) status {
+	t.Helper()
+	code, body := a.get(t, "/v1/status?"+query)
 	if code != http.StatusOK {
-		t.Fatalf("GET /v1/status: %d %s", code, body)
+		t.Fatalf("GET /v1/status?%s: %d %s", query, code, body)
 	}
 	var st status
 	if err := json.Unmarshal(body, &st); err != nil {

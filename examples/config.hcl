@@ -116,6 +116,7 @@ monitor "quality_inspector" {
   detectors = ["threshold.accuracy_floor", "threshold.latency_ceiling", "pagehinkley.accuracy_ph"]
   # sinks     = ["webhook.retrain"] # with the sink block above
   cooldown  = "15m"  # at most one retrain job per model version and sink in this time
+  expire_after = "168h" # retire a model version that received nothing this long (the default; "off": never)
 }
 
 # Every other model: latency only, over a smaller window.

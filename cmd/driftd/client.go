@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -111,7 +112,7 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	version := fs.String("version", "", "only events of this model `version`")
 	since := fs.String("since", "", "first replay the held events after this `seq` (0: all held events)")
 	var types stringList
-	fs.Var(&types, "type", "only events of this `type` (drift, warning, retrain, plugin, config, metric); repeatable")
+	fs.Var(&types, "type", "only events of this `type` (drift, warning, retrain, plugin, config, metric, model); repeatable")
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
@@ -181,14 +182,35 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("status", "", "Print the daemon's status.", stdout, stderr)
 	sock := socketFlag(fs)
+	model := fs.String("model", "", "list the windows of models matching this `glob`")
+	version := fs.String("version", "", "list the windows of versions matching this `glob`")
+	limit := fs.Int("limit", 0, "list at most this many windows (`N` up to 1000; default 100)")
+	cursor := fs.String("cursor", "", "list the windows after this `cursor`, the next_cursor of the previous page")
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
+	q := url.Values{}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "model":
+			q.Set("model", *model)
+		case "version":
+			q.Set("version", *version)
+		case "limit":
+			q.Set("limit", fmt.Sprint(*limit))
+		case "cursor":
+			q.Set("cursor", *cursor)
+		}
+	})
+	target := "http://driftd/v1/status"
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "driftd status: %v\n", err)
 		return exitFailure
@@ -203,6 +225,54 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	if resp.StatusCode != http.StatusOK {
 		return exitFailure
+	}
+	return exitOK
+}
+
+func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("forget", "MODEL [VERSION]", "Retire a model version now: its windows are dropped and the detectors reset its streams; without\n"+
+		"VERSION, every version of MODEL (a glob retires every version of the models it matches).", stdout, stderr)
+	sock := socketFlag(fs)
+	if code, ok := fs.parse(args); !ok {
+		return code
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return fs.usageError("want MODEL, and a VERSION or none")
+	}
+	target := "http://driftd/v1/models/" + url.PathEscape(fs.Arg(0))
+	if fs.NArg() == 2 {
+		target += "/versions/" + url.PathEscape(fs.Arg(1))
+	}
+	socket := socketPath(*sock)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, target, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd forget: %v\n", err)
+		return exitFailure
+	}
+	resp, err := httpClient(socket).Do(req)
+	if err != nil {
+		return connectError(stderr, "forget", socket, err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Retired []struct {
+			Model   string   `json:"model"`
+			Version string   `json:"version"`
+			Metrics []string `json:"metrics"`
+		} `json:"retired"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		fmt.Fprintf(stderr, "driftd forget: %s: unreadable answer: %v\n", resp.Status, err)
+		return exitFailure
+	}
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "driftd forget: %s: %s\n", resp.Status, res.Error)
+		return exitFailure
+	}
+	for _, r := range res.Retired {
+		fmt.Fprintf(stdout, "retired %s version %s (%d streams: %s)\n", r.Model, r.Version, len(r.Metrics),
+			strings.Join(r.Metrics, ", "))
 	}
 	return exitOK
 }

@@ -19,7 +19,8 @@ Commands:
   validate [-json] FILE      check a config file, starting its plugins for their schemas
   push [FILE|-]              push metrics (NDJSON, a JSON array or object) to the daemon
   events                     stream the daemon's events (-model, -version, -type, -since)
-  status                     print the daemon's status
+  status                     print the daemon's status (-model, -version: its windows)
+  forget MODEL [VERSION]     retire a model version's windows (every version without VERSION)
   reload                     reload the daemon's config file and print the outcome
   backtest [-config FILE] [-detector D]... FILE
                              run detectors over recorded metrics and print their events
@@ -49,6 +50,7 @@ var commands = map[string]command{
 	"push":     runPush,
 	"events":   runEvents,
 	"status":   runStatus,
+	"forget":   runForget,
 	"reload":   runReload,
 	"backtest": runBacktest,
 	"plugin":   runPlugin,

@@ -41,6 +41,7 @@ const (
 	DefaultEventsBuffer     = 1024
 	DefaultWindow           = 1000
 	DefaultCooldown         = 15 * time.Minute
+	DefaultExpireAfter      = 168 * time.Hour
 	DefaultSnapshotInterval = 30 * time.Second
 	DefaultPluginTimeout    = 10 * time.Second
 
@@ -55,6 +56,8 @@ const (
 	MaxPluginTimeout = 10 * time.Minute
 	// MinSnapshotInterval is the shortest snapshot_interval but 0.
 	MinSnapshotInterval = 100 * time.Millisecond
+	// MinExpireAfter is the shortest expire_after but "off".
+	MinExpireAfter = time.Second
 )
 
 // LogLevels and LogFormats list the values log_level and log_format accept.
@@ -211,7 +214,10 @@ type Monitor struct {
 	Detectors []string // detector IDs, "<plugin>.<name>"
 	Sinks     []string // sink IDs, "<plugin>.<name>"
 	Cooldown  time.Duration
-	DefRange  hcl.Range
+	// ExpireAfter retires a model version whose windows received nothing
+	// for this long; 0 (expire_after = "off" or "0") never does.
+	ExpireAfter time.Duration
+	DefRange    hcl.Range
 }
 
 // Load reads and parses the file at path. Relative data_dir, plugin_dir and

@@ -149,20 +149,22 @@ func TestParseValues(t *testing.T) {
 	}
 	m := f.Monitors[0]
 	want := &Monitor{
-		Pattern:   "quality_inspector",
-		Versions:  []string{"v1.*", "v2.*"},
-		Window:    500,
-		Detectors: []string{"threshold.accuracy_floor", "pagehinkley.accuracy_ph"},
-		Sinks:     []string{"webhook.retrain"},
-		Cooldown:  90 * time.Minute,
-		DefRange:  m.DefRange,
+		Pattern:     "quality_inspector",
+		Versions:    []string{"v1.*", "v2.*"},
+		Window:      500,
+		Detectors:   []string{"threshold.accuracy_floor", "pagehinkley.accuracy_ph"},
+		Sinks:       []string{"webhook.retrain"},
+		Cooldown:    90 * time.Minute,
+		ExpireAfter: 72 * time.Hour,
+		DefRange:    m.DefRange,
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("monitor = %+v, want %+v", m, want)
 	}
 	catchAll := f.Monitors[1]
 	if catchAll.Pattern != "*" || !reflect.DeepEqual(catchAll.Versions, []string{"*"}) ||
-		catchAll.Window != DefaultWindow || catchAll.Cooldown != DefaultCooldown || catchAll.Sinks != nil {
+		catchAll.Window != DefaultWindow || catchAll.Cooldown != DefaultCooldown || catchAll.Sinks != nil ||
+		catchAll.ExpireAfter != DefaultExpireAfter {
 		t.Errorf("defaults not applied to monitor: %+v", catchAll)
 	}
 

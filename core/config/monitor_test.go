@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 )
 
 func TestMonitorFor(t *testing.T) {
@@ -81,6 +82,33 @@ func TestSuggest(t *testing.T) {
 		t.Run(tc.given, func(t *testing.T) {
 			if got := Suggest(tc.given, ids); got != tc.want {
 				t.Errorf("Suggest(%q) = %q, want %q", tc.given, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestExpireAfter(t *testing.T) {
+	for _, tc := range []struct {
+		value string // "" leaves it out
+		want  time.Duration
+	}{
+		{"", DefaultExpireAfter},
+		{`"2s"`, 2 * time.Second},
+		{`"720h"`, 720 * time.Hour},
+		{`"off"`, 0},
+		{`"0"`, 0},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			src := "monitor \"m\" {\n"
+			if tc.value != "" {
+				src += "  expire_after = " + tc.value + "\n"
+			}
+			f, diags := Parse("t.hcl", []byte(src+"}\n"))
+			if diags.HasErrors() {
+				t.Fatal(FormatDiagnostics(diags))
+			}
+			if got := f.Monitors[0].ExpireAfter; got != tc.want {
+				t.Errorf("ExpireAfter = %s, want %s", got, tc.want)
 			}
 		})
 	}

@@ -109,6 +109,7 @@ var monitorSchema = &hcl.BodySchema{
 		{Name: "detectors"},
 		{Name: "sinks"},
 		{Name: "cooldown"},
+		{Name: "expire_after"},
 	},
 }
 
@@ -548,11 +549,12 @@ func (p *parser) monitor(b *hcl.Block) *Monitor {
 	content, diags := b.Body.Content(monitorSchema)
 	p.diags = append(p.diags, diags...)
 	m := &Monitor{
-		Pattern:  b.Labels[0],
-		Versions: []string{"*"},
-		Window:   DefaultWindow,
-		Cooldown: DefaultCooldown,
-		DefRange: b.DefRange,
+		Pattern:     b.Labels[0],
+		Versions:    []string{"*"},
+		Window:      DefaultWindow,
+		Cooldown:    DefaultCooldown,
+		ExpireAfter: DefaultExpireAfter,
+		DefRange:    b.DefRange,
 	}
 	attrs := content.Attributes
 
@@ -602,6 +604,23 @@ func (p *parser) monitor(b *hcl.Block) *Monitor {
 					"cooldown must not be negative, not %q.", s)
 			default:
 				m.Cooldown = d
+			}
+		}
+	}
+	if attr := attrs["expire_after"]; attr != nil {
+		if s, ok := p.str(attr); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case s == "off" || s == "0":
+				m.ExpireAfter = 0
+			case err != nil:
+				p.errorf(attr.Expr.Range(), "Invalid expire_after",
+					"expire_after must be a Go duration such as \"168h\", or \"off\", not %q.", s)
+			case d < MinExpireAfter:
+				p.errorf(attr.Expr.Range(), "Invalid expire_after",
+					"expire_after must be at least %s, or \"off\", not %q.", MinExpireAfter, s)
+			default:
+				m.ExpireAfter = d
 			}
 		}
 	}

@@ -18,12 +18,15 @@ const (
 	Plugin  Type = "plugin"
 	Config  Type = "config"
 	Metric  Type = "metric"
+	// Model events are about a model version as a whole: its windows
+	// retired (action "retired").
+	Model Type = "model"
 )
 
 // ParseType checks an event type name.
 func ParseType(s string) (Type, bool) {
 	switch t := Type(s); t {
-	case Drift, Warning, Retrain, Plugin, Config, Metric:
+	case Drift, Warning, Retrain, Plugin, Config, Metric, Model:
 		return t, true
 	}
 	return "", false
@@ -37,7 +40,8 @@ func ParseType(s string) (Type, bool) {
 //     Metric, Detector, Sink, Job, JobKind, Attempt, and DelayMS and Message
 //     where they apply;
 //   - plugin, config: Action, and Plugin, Detector, Sink, Pid, Attempt,
-//     DelayMS, Message, Generation or Diagnostics where they apply.
+//     DelayMS, Message, Generation or Diagnostics where they apply;
+//   - model: Action (retired), Model, Version, Message.
 type Event struct {
 	Seq  uint64    `json:"seq"`
 	Type Type      `json:"type"`

@@ -9,3 +9,11 @@ monitor "negative" {
 monitor "unitless" {
   cooldown = 900
 }
+
+monitor "expire_words" {
+  expire_after = "a week"
+}
+
+monitor "expire_short" {
+  expire_after = "10ms"
+}

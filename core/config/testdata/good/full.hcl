@@ -57,6 +57,7 @@ monitor "quality_inspector" {
   detectors = ["threshold.accuracy_floor", "pagehinkley.accuracy_ph"]
   sinks     = ["webhook.retrain"]
   cooldown  = "1h30m"
+  expire_after = "72h"
 }
 
 monitor "*" {

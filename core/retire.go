@@ -1,0 +1,257 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+)
+
+// A model version is retired when its windows received nothing for its
+// monitor's expire_after (config.DefaultExpireAfter for a model version no
+// monitor matches), or when asked (DELETE /v1/models/{model}/versions/
+// {version}). Retiring drops its windows, tells each detector its values
+// went to to reset its streams, and publishes a model event. The next
+// value of the model version starts a new window: indices from 0, and
+// detectors from a fresh state. The windows snapshot is written right
+// away, so that a retired version does not come back after a restart.
+//
+// Retrain jobs of the model version stay in the outbox and are delivered,
+// but no longer wait for its recovery (outbox.retired); its cooldowns stay,
+// so a drift soon after it comes back does not queue a second job within
+// the cooldown.
+
+// ErrNoModel means no window of the model version exists.
+var ErrNoModel = errors.New("no such model version")
+
+// Retired is a model version whose windows were retired.
+type Retired struct {
+	Model   string   `json:"model"`
+	Version string   `json:"version"`
+	Metrics []string `json:"metrics"`
+}
+
+// expiryEvery bounds how often expiry looks at the windows: a tenth of the
+// shortest expire_after, within these.
+const (
+	minExpiryEvery = 100 * time.Millisecond
+	maxExpiryEvery = time.Minute
+)
+
+// retireWait bounds how long a retirement waits for the detectors to reset
+// the streams, beyond the plugin timeout of each call: a detector that does
+// not get to it in time (one restarting, say) keeps its state of them.
+const retireWait = 30 * time.Second
+
+// Retire retires model version of model, or every version of it when
+// version is "". Both may be path.Match globs. It returns ErrNoModel when
+// no window matches.
+func (a *Agent) Retire(ctx context.Context, model, version string) ([]Retired, error) {
+	if _, err := path.Match(model, ""); err != nil {
+		return nil, fmt.Errorf("model %q: %w", model, err)
+	}
+	if _, err := path.Match(version, ""); err != nil {
+		return nil, fmt.Errorf("version %q: %w", version, err)
+	}
+	var wins []*Window
+	a.windows.each(func(w *Window) {
+		if globMatch(model, w.Model) && (version == "" || globMatch(version, w.Version)) {
+			wins = append(wins, w)
+		}
+	})
+	out := a.retire(ctx, wins, nil, func(*Window) string { return "retired on request" })
+	if len(out) == 0 {
+		what := "model " + model
+		if version != "" {
+			what += " version " + version
+		}
+		return nil, fmt.Errorf("%s: %w", what, ErrNoModel)
+	}
+	return out, nil
+}
+
+// globMatch reports whether name matches pattern, a path.Match glob.
+func globMatch(pattern, name string) bool {
+	ok, _ := path.Match(pattern, name)
+	return ok
+}
+
+// retire retires windows, those for which still (called under the
+// window's lock) reports true when it is not nil, and returns them; why
+// says why, for the event.
+func (a *Agent) retire(ctx context.Context, wins []*Window, still func(w *Window) bool, why func(w *Window) string) []Retired {
+	var (
+		taken    []*Window
+		byRunner = map[*runner][]*series{}
+		streams  int
+	)
+	for _, w := range wins {
+		w.mu.Lock()
+		if w.gone != nil || w.removed.Load() || (still != nil && !still(w)) {
+			w.mu.Unlock()
+			continue
+		}
+		// From here on a value of the model version waits until the
+		// window left the store, then goes to a new one: no value of
+		// these series is queued after the resets.
+		w.gone = make(chan struct{})
+		for name, s := range w.series {
+			streams++
+			if w.route == nil {
+				continue
+			}
+			for _, r := range w.route.byMetric[name] {
+				byRunner[r] = append(byRunner[r], s)
+			}
+		}
+		w.mu.Unlock()
+		taken = append(taken, w)
+	}
+	if len(taken) == 0 {
+		return nil
+	}
+	a.resetStreams(ctx, byRunner, streams)
+	removed := a.windows.remove(taken)
+	out := make([]Retired, 0, len(removed))
+	var whys []string
+	for _, w := range taken {
+		w.mu.Lock()
+		metrics := make([]string, 0, len(w.series))
+		for name, s := range w.series {
+			metrics = append(metrics, name)
+			s.setKeep(math.MaxUint64) // gives back its part of the retain budget
+		}
+		gone := slices.Contains(removed, w)
+		if gone {
+			// Its streams leave ingest.max_streams' count; none is added
+			// to a window once it is marked gone.
+			a.windows.streamsDropped(len(w.series))
+		}
+		close(w.gone)
+		w.mu.Unlock()
+		if !gone {
+			continue
+		}
+		slices.Sort(metrics)
+		out = append(out, Retired{Model: w.Model, Version: w.Version, Metrics: metrics})
+		whys = append(whys, why(w))
+	}
+	if ob := a.outbox.Load(); ob != nil {
+		for _, r := range out {
+			ob.retired(r.Model, r.Version)
+		}
+	}
+	for i, r := range out {
+		a.publish(event.Event{Type: event.Model, Action: "retired", Model: r.Model, Version: r.Version,
+			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics))})
+	}
+	a.log.Info("model versions retired", "count", len(out), "streams", streams)
+	if dir := a.persist.dir; dir != "" {
+		if err := a.writeSnapshot(dir, "retired"); err != nil {
+			a.log.Error("cannot write the windows snapshot after a retirement; the previous one stays", "error", err)
+		}
+	}
+	return out
+}
+
+// resetStreams has every detector forget the streams it was fed of the
+// retired windows, all detectors at once, and no longer mutes its signals
+// about values restored from a snapshot (the indices start from 0 again).
+func (a *Agent) resetStreams(ctx context.Context, byRunner map[*runner][]*series, streams int) {
+	wait := retireWait
+	for r := range byRunner {
+		wait = max(wait, 2*r.timeout())
+	}
+	// Each reset is a call to the plugin; many streams take longer.
+	ctx, cancel := context.WithTimeout(ctx, wait+time.Duration(streams)*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for r, ss := range byRunner {
+		for _, s := range ss {
+			a.persist.unmute(r, s.key)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.resetStreams(ctx, ss); err != nil {
+				a.log.Warn("detector did not reset the streams of retired model versions; its state of them stays",
+					"detector", r.id, "streams", len(ss), "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// expireEvery returns how often expiry looks at the windows under f.
+func expireEvery(f *config.File) time.Duration {
+	least := config.DefaultExpireAfter
+	for _, m := range f.Monitors {
+		if m.ExpireAfter > 0 {
+			least = min(least, m.ExpireAfter)
+		}
+	}
+	return min(max(least/10, minExpiryEvery), maxExpiryEvery)
+}
+
+// expireAfter returns how long a model version may receive nothing before
+// it is retired under f; 0 for never.
+func expireAfter(f *config.File, model, version string) time.Duration {
+	if m := f.MonitorFor(model, version); m != nil {
+		return m.ExpireAfter
+	}
+	return config.DefaultExpireAfter
+}
+
+// expire retires the model versions that received nothing for their
+// expire_after, as of now.
+func (a *Agent) expire(ctx context.Context, now time.Time) {
+	f := a.current()
+	stale := func(w *Window) bool { // w.mu is held
+		d := expireAfter(f, w.Model, w.Version)
+		return d > 0 && now.UnixNano()-w.last >= int64(d)
+	}
+	var wins []*Window
+	a.windows.each(func(w *Window) {
+		w.mu.Lock()
+		if stale(w) {
+			wins = append(wins, w)
+		}
+		w.mu.Unlock()
+	})
+	if len(wins) > 0 {
+		a.retire(ctx, wins, stale, func(w *Window) string {
+			return fmt.Sprintf("expired: no value for %s", expireAfter(f, w.Model, w.Version))
+		})
+	}
+}
+
+// startExpiry retires model versions as they expire, until stop is
+// called, which waits for it.
+func (a *Agent) startExpiry(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			t := time.NewTimer(expireEvery(a.current()))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			a.expire(ctx, time.Now())
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
