@@ -499,13 +499,22 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 				"detector", r.id, "stream", s.Stream, "index", s.Index)
 			continue
 		}
-		size := 0
+		size, repeat := 0, false
 		if w := a.windows.Lookup(model, version); w != nil {
-			size = w.sizeAt(metricName, s.Index)
+			if typ == event.Drift {
+				size, repeat = w.driftAt(metricName, s.Index, r.id, time.Now())
+			} else {
+				size = w.sizeAt(metricName, s.Index)
+			}
 		}
 		e := a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
-			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details})
-		a.log.Info(string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id, "index", s.Index)
+			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details, Repeat: repeat})
+		level := hclog.Info
+		if repeat { // a model that stays bad: said once, at its first drift
+			level = hclog.Debug
+		}
+		a.log.Log(level, string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id,
+			"index", s.Index, "repeat", repeat)
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
 		// makes jobs.

@@ -295,6 +295,20 @@ type series struct {
 	reserved int           // values of budget taken, a multiple of retainBlock; len(old) when old is not nil
 	budget   *atomic.Int64 // the windows' retain budget
 	marks    []mark        // per supervised detector, the first index it needs
+
+	// The stream's drift state, under the window's lock: drifting from a
+	// drift until the stream has gone its window (the monitor's) past the
+	// last one, the rule recovered retrain jobs follow.
+	drifts      uint64    // drifts raised on the stream; 0: never
+	lastDrift   uint64    // the index of the last one
+	lastDriftAt time.Time // when it was raised
+	lastDriftBy string    // by which detector
+}
+
+// driftingLocked reports whether the stream is drifting: it had a drift and
+// has not yet gone a full window past the last one.
+func (s *series) driftingLocked() bool {
+	return s.drifts > 0 && s.next <= s.lastDrift+uint64(s.cap)
 }
 
 // mark is the first index of a stream a supervised detector needs for a
@@ -620,6 +634,25 @@ func (w *Window) setCapacityLocked(capacity int) {
 
 // sizeAt returns the size of the window of metric right after the value at
 // index i, as it stood then: resizes by later reloads do not change it.
+// driftAt records a drift that detector by raised at index i of a metric's
+// stream, and returns the window's size at i and whether the stream was
+// drifting when i arrived: the drift repeats an earlier one that the stream
+// has not yet gone a full window past.
+func (w *Window) driftAt(metric string, i uint64, by string, at time.Time) (size int, repeat bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.series[metric]
+	if s == nil {
+		return int(min(i+1, uint64(w.capacity))), false
+	}
+	repeat = s.drifts > 0 && i <= s.lastDrift+uint64(s.cap)
+	if s.drifts == 0 || i >= s.lastDrift {
+		s.lastDrift, s.lastDriftAt, s.lastDriftBy = i, at, by
+	}
+	s.drifts++
+	return s.sizeAt(i), repeat
+}
+
 func (w *Window) sizeAt(metric string, i uint64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -655,6 +688,25 @@ type SeriesStatus struct {
 	Capacity int     `json:"capacity"`
 	Fill     float64 `json:"fill"`
 	Last     float64 `json:"last"`
+	Mean     float64 `json:"mean"`
+	// State is "drifting" from a drift until the stream has gone a full
+	// window past the last one, "ok" otherwise.
+	State     string       `json:"state"`
+	Drifts    uint64       `json:"drifts"`
+	LastDrift *DriftStatus `json:"last_drift,omitempty"`
+}
+
+// Stream states.
+const (
+	StateOK       = "ok"
+	StateDrifting = "drifting"
+)
+
+// DriftStatus is the last drift of a stream.
+type DriftStatus struct {
+	Index    uint64    `json:"index"`
+	Time     time.Time `json:"time"`
+	Detector string    `json:"detector"`
 }
 
 // Status describes the window.
@@ -664,9 +716,16 @@ func (w *Window) Status() map[string]SeriesStatus {
 	out := make(map[string]SeriesStatus, len(w.series))
 	for name, s := range w.series {
 		held := s.held()
-		st := SeriesStatus{Count: s.next, Held: held, Capacity: s.cap, Fill: float64(held) / float64(s.cap)}
+		st := SeriesStatus{Count: s.next, Held: held, Capacity: s.cap, Fill: float64(held) / float64(s.cap),
+			State: StateOK, Drifts: s.drifts}
 		if s.next > 0 {
-			st.Last = s.at(s.next - 1)
+			st.Last, st.Mean = s.at(s.next-1), s.mean(s.next-1)
+		}
+		if s.driftingLocked() {
+			st.State = StateDrifting
+		}
+		if s.drifts > 0 {
+			st.LastDrift = &DriftStatus{Index: s.lastDrift, Time: s.lastDriftAt, Detector: s.lastDriftBy}
 		}
 		out[name] = st
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestSeriesRing(t *testing.T) {
@@ -209,5 +210,58 @@ func TestWindowsRemove(t *testing.T) {
 	}
 	if n := ws.Len(); n != 6 {
 		t.Errorf("Len %d, want 6", n)
+	}
+}
+
+// A stream is drifting from a drift until it has gone a full window past
+// the last one, the rule recovered retrain jobs follow; a drift raised
+// while it is drifting is a repeat.
+func TestStreamDriftState(t *testing.T) {
+	ws := NewWindows()
+	w := ws.Get("m", "v1", 10)
+	add := func(n int) {
+		w.mu.Lock()
+		s := w.seriesLocked("accuracy")
+		for range n {
+			s.add(0.1)
+		}
+		w.mu.Unlock()
+	}
+	state := func() SeriesStatus { return w.Status()["accuracy"] }
+	add(5)
+	if st := state(); st.State != StateOK || st.Drifts != 0 || st.LastDrift != nil || st.Mean != 0.1 {
+		t.Fatalf("before any drift: %+v", st)
+	}
+	at := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	if _, repeat := w.driftAt("accuracy", 4, "threshold.low", at); repeat {
+		t.Error("the first drift is a repeat")
+	}
+	if st := state(); st.State != StateDrifting || st.Drifts != 1 || *st.LastDrift != (DriftStatus{4, at, "threshold.low"}) {
+		t.Fatalf("after a drift at 4: %+v", st)
+	}
+	add(9) // indices 5..13: next 14 <= 4+10
+	if _, repeat := w.driftAt("accuracy", 13, "threshold.low", at); !repeat {
+		t.Error("a drift at 13, within a window of the one at 4, is no repeat")
+	}
+	add(9) // 14..22: next 23 is not > 13+10
+	if st := state(); st.State != StateDrifting {
+		t.Fatalf("9 values after the last drift: %+v", st)
+	}
+	add(1) // index 23: next 24 > 13+10
+	if st := state(); st.State != StateOK || st.Drifts != 2 || st.LastDrift.Index != 13 {
+		t.Fatalf("a full window past the last drift: %+v", st)
+	}
+	if _, repeat := w.driftAt("accuracy", 24, "pagehinkley.ph", at); repeat {
+		t.Error("a drift after the stream recovered is a repeat")
+	}
+	add(1)
+	if _, repeat := w.driftAt("accuracy", 34, "x.y", at); !repeat {
+		t.Error("a drift after the stream recovered is a repeat")
+	}
+	// A drift reported late, about an older index, counts but does not
+	// move the last drift back.
+	w.driftAt("accuracy", 20, "threshold.low", at)
+	if st := state(); st.Drifts != 5 || st.LastDrift.Index != 34 || st.LastDrift.Detector != "x.y" {
+		t.Fatalf("after a late drift: %+v", st)
 	}
 }

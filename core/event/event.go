@@ -34,7 +34,7 @@ func ParseType(s string) (Type, bool) {
 
 // Event is one event. Which fields are set depends on Type:
 //   - drift, warning: Model, Version, Metric, Detector, Index, WindowSize,
-//     WindowMean, Details;
+//     WindowMean, Details, and Repeat for a drift;
 //   - metric: Model, Version, Metric, Index, Value;
 //   - retrain: Action (queued, retrying, delivered, failed), Model, Version,
 //     Metric, Detector, Sink, Job, JobKind, Attempt, and DelayMS and Message
@@ -57,6 +57,9 @@ type Event struct {
 	WindowSize int                `json:"-"`
 	WindowMean float64            `json:"-"`
 	Details    map[string]float64 `json:"details,omitempty"`
+	// Repeat marks a drift on a stream that was still drifting: one that
+	// had not yet gone a full window past its last drift.
+	Repeat bool `json:"repeat,omitempty"`
 
 	Action      string `json:"action,omitempty"`
 	Plugin      string `json:"plugin,omitempty"`
