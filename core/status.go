@@ -25,6 +25,15 @@ type Status struct {
 	Streams    []StreamStatus  `json:"streams"`
 	Ingest     IngestStatus    `json:"ingest"`
 	Events     EventsStatus    `json:"events"`
+	// Connections is nil while the socket is not served.
+	Connections *ConnectionsStatus `json:"connections,omitempty"`
+}
+
+// ConnectionsStatus describes the connections to the API socket.
+type ConnectionsStatus struct {
+	Open    int    `json:"open"`
+	Max     int    `json:"max"`
+	Refused uint64 `json:"refused"`
 }
 
 // PluginStatus describes a detector's plugin process and its feed. State is
@@ -109,6 +118,9 @@ func (a *Agent) Status() Status {
 		Streams:    []StreamStatus{},
 		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
 		Events:     EventsStatus{LastSeq: a.bus.LastSeq(), Subscribers: a.bus.Subscribers(), CutOff: a.bus.CutOff()},
+	}
+	if l := a.conns.Load(); l != nil {
+		st.Connections = &ConnectionsStatus{Open: l.Open(), Max: l.Max(), Refused: l.Refused()}
 	}
 	if !a.started.IsZero() {
 		st.Uptime = time.Since(a.started).Round(time.Second).String()
