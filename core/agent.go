@@ -83,8 +83,9 @@ type Agent struct {
 	lastReload  ReloadResult
 	lastSuccess LoadInfo
 
-	loop      atomic.Pointer[reloadLoop] // while it runs
-	listening atomic.Bool                // Run serves the socket
+	loop      atomic.Pointer[reloadLoop]    // while it runs
+	listening atomic.Bool                   // Run serves the socket
+	conns     atomic.Pointer[limitListener] // the socket's listener, while Run serves it
 
 	accepted, rejected atomic.Uint64
 	ready              atomic.Bool

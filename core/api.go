@@ -45,7 +45,7 @@ func (a *Agent) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	return mux
+	return a.bodyProgress(mux)
 }
 
 // LineError is one rejected line of a metrics body.
@@ -102,6 +102,9 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			case errors.Is(err, metric.ErrLineTooLong), errors.Is(err, metric.ErrDocumentTooLarge):
 				status, res.Error = http.StatusRequestEntityTooLarge, err.Error()
 				a.metrics.stopped.WithLabelValues(reasonTooLarge).Inc()
+			case errors.Is(err, errBodyStalled):
+				status, res.Error = http.StatusRequestTimeout, err.Error()
+				a.metrics.stopped.WithLabelValues(reasonStalled).Inc()
 			default:
 				status, res.Error = http.StatusBadRequest, err.Error()
 			}
@@ -182,12 +185,29 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
+	// A subscriber cut off for being slow loses its connection: a write
+	// blocked on a client that does not read fails at once, and so does the
+	// end of the stream, which makes the server close the connection rather
+	// than keep it for another request.
+	handlerDone, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-sub.Done():
+			if errors.Is(sub.Err(), event.ErrSlowSubscriber) {
+				_ = rc.SetWriteDeadline(time.Now())
+			}
+		case <-handlerDone:
+		}
+	}()
+	defer func() { close(handlerDone); <-watched }()
 	enc := json.NewEncoder(w)
 	for {
 		e, err := sub.Next(r.Context().Done())
 		if err != nil {
 			if errors.Is(err, event.ErrSlowSubscriber) {
-				a.log.Warn("event subscriber cut off", "remote", r.RemoteAddr)
+				_ = rc.SetWriteDeadline(time.Now())
+				a.log.Warn("event subscriber cut off; closing its connection", "remote", r.RemoteAddr)
 			}
 			return
 		}

@@ -38,6 +38,7 @@ const (
 	reasonTooLarge       = "too_large"        // over max_line_bytes or max_document_bytes
 	reasonBusy           = "busy"             // a detector queue stayed full
 	reasonOutbox         = "outbox"           // the outbox cannot be written and holds its limit of jobs
+	reasonStalled        = "stalled"          // the body sent nothing for body_timeout
 )
 
 func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
@@ -53,7 +54,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"reason"}),
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_metric_requests_stopped_total",
-			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413), busy (503) or outbox (503: the outbox cannot be written and holds its limit of jobs).",
+			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413), busy (503), outbox (503: the outbox cannot be written and holds its limit of jobs) or stalled (408: the body sent nothing for listen.body_timeout).",
 		}, []string{"reason"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_detections_total",
@@ -92,7 +93,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 	for _, r := range []string{reasonInvalid, reasonTooManyValues, reasonTooManyStreams, reasonDomain} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, r := range []string{reasonTooLarge, reasonBusy, reasonOutbox} {
+	for _, r := range []string{reasonTooLarge, reasonBusy, reasonOutbox, reasonStalled} {
 		m.stopped.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure"} {
@@ -119,6 +120,24 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 			Name: "driftd_event_subscribers_cut_off_total",
 			Help: "Event subscribers cut off because they fell a buffer behind.",
 		}, func() float64 { return float64(a.bus.CutOff()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "driftd_connections",
+			Help: "Connections open on the API socket.",
+		}, func() float64 {
+			if l := a.conns.Load(); l != nil {
+				return float64(l.Open())
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "driftd_connections_refused_total",
+			Help: "Connections to the API socket refused (503) because listen.max_connections were open.",
+		}, func() float64 {
+			if l := a.conns.Load(); l != nil {
+				return float64(l.Refused())
+			}
+			return 0
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "driftd_event_subscribers",
 			Help: "Event subscribers connected.",

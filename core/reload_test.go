@@ -260,6 +260,8 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 		{"socket moved", strings.Replace(good, `socket = "test.sock"`, `socket = "other.sock"`, 1),
 			"driftd.hcl:2:19: error: Cannot change listen.socket while running"},
 		{"data_dir moved", "data_dir = \"/elsewhere\"\n" + good, "driftd.hcl:1:12: error: Cannot change data_dir while running"},
+		{"max_connections changed", strings.Replace(good, `listen { socket = "test.sock" }`, "listen {\n  socket = \"test.sock\"\n  max_connections = 10\n}", 1),
+			"driftd.hcl:4:21: error: Cannot change listen.max_connections while running"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

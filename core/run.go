@@ -33,10 +33,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(f.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data_dir: %w", err)
 	}
-	l, err := listenUnix(f.Listen.Socket, f.Listen.SocketMode)
+	nofile, err := openFileLimit()
 	if err != nil {
 		return err
 	}
+	maxConns, err := connectionCap(f, nofile)
+	if err != nil {
+		return err
+	}
+	ul, err := listenUnix(f.Listen.Socket, f.Listen.SocketMode)
+	if err != nil {
+		return err
+	}
+	l := newLimitListener(ul, maxConns)
 	// The socket goes last, once everything else has stopped, and the lock
 	// on data_dir keeps a second daemon from sharing the state meanwhile.
 	defer os.Remove(f.Listen.Socket)
@@ -91,12 +100,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       f.Listen.IdleTimeout,
 		ErrorLog:          a.log.Named("http").StandardLogger(nil),
 	}
 	served := make(chan error, 1)
+	a.conns.Store(l)
 	go func() { served <- srv.Serve(l) }()
 	a.ready.Store(true)
-	a.log.Info("driftd running", "socket", f.Listen.Socket, "config", f.Filename, "version", Version)
+	a.log.Info("driftd running", "socket", f.Listen.Socket, "config", f.Filename, "version", Version,
+		"max_connections", maxConns, "open_file_limit", nofile)
 	a.notifySystemd(notify, sdnotify.Ready)
 
 	var serveErr error

@@ -34,6 +34,8 @@ type Status struct {
 	Events     EventsStatus    `json:"events"`
 	Outbox     OutboxStatus    `json:"outbox"`
 	Snapshot   SnapshotStatus  `json:"snapshot"`
+	// Connections is nil while the socket is not served.
+	Connections *ConnectionsStatus `json:"connections,omitempty"`
 	// Streams lists the windows a query asked for (StreamQuery), at most
 	// its limit, sorted by model and version; NextCursor, when set, is the
 	// cursor of the next page. A summary leaves both out.
@@ -87,6 +89,13 @@ func parseStreamQuery(q url.Values) (StreamQuery, error) {
 		}
 	}
 	return sq, nil
+}
+
+// ConnectionsStatus describes the connections to the API socket.
+type ConnectionsStatus struct {
+	Open    int    `json:"open"`
+	Max     int    `json:"max"`
+	Refused uint64 `json:"refused"`
 }
 
 // PluginStatus describes a detector's plugin process and its feed. State is
@@ -177,6 +186,9 @@ func (a *Agent) status(q StreamQuery) Status {
 		Events:     EventsStatus{LastSeq: a.bus.LastSeq(), Subscribers: a.bus.Subscribers(), CutOff: a.bus.CutOff()},
 		Outbox:     a.outbox.Load().writeStatus(),
 		Snapshot:   a.persist.status(),
+	}
+	if l := a.conns.Load(); l != nil {
+		st.Connections = &ConnectionsStatus{Open: l.Open(), Max: l.Max(), Refused: l.Refused()}
 	}
 	if !a.started.IsZero() {
 		st.Uptime = time.Since(a.started).Round(time.Second).String()

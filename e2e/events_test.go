@@ -1,12 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -282,17 +281,14 @@ func TestEventsSinceBeyondHistory(t *testing.T) {
 }
 
 // A subscriber that does not read never slows ingestion: it is cut off,
-// and that is counted.
+// that is counted, and its connection is closed while it still reads
+// nothing. Reading, it gets what was sent before, then EOF.
 func TestSlowSubscriberCutOff(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	a := startAgent(t, "events {\n  buffer = 16\n}\n"+everyLowValue)
 
-	conn, err := net.Dial("unix", a.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialRaw(t, a.socket)
 	if _, err := fmt.Fprintf(conn, "GET /v1/events?type=metric HTTP/1.1\r\nHost: driftd\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -312,16 +308,21 @@ func TestSlowSubscriberCutOff(t *testing.T) {
 		st := a.status(t)
 		return st.Events.CutOff >= 1 && st.Events.Subscribers == 0
 	})
-	// Its stream ends once it reads what was sent.
+	// Only the status request's own connection stays open.
+	eventually(t, eventTimeout, "the cut-off subscriber's connection closed", func() bool {
+		st := a.status(t)
+		return st.Connections != nil && st.Connections.Open == 1
+	})
 	if err := conn.SetReadDeadline(time.Now().Add(eventTimeout)); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(conn.br, nil)
 	if err != nil {
 		t.Fatalf("read the answer: %v", err)
 	}
 	defer resp.Body.Close()
-	if n, err := io.Copy(io.Discard, resp.Body); err != nil {
+	if n, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("the cut-off stream did not end: %v (after %d bytes)", err, n)
 	}
+	conn.waitEOF(t, "a cut-off subscriber")
 }

@@ -110,9 +110,11 @@ type agent struct {
 
 // agentOptions configure startAgentWith.
 type agentOptions struct {
-	socketMode string // listen.socket_mode; the default when empty
-	metrics    string // listen.metrics, a TCP address; none when empty
-	body       string // the rest of the config: detectors, monitors, ...
+	socketMode string   // listen.socket_mode; the default when empty
+	metrics    string   // listen.metrics, a TCP address; none when empty
+	listen     string   // more lines of the listen block, e.g. "idle_timeout = \"1s\"\n"
+	body       string   // the rest of the config: detectors, monitors, ...
+	prefix     []string // a command that runs the agent, e.g. prlimit with its options
 }
 
 // startAgent starts an agent on a config of body in a new temp dir and waits
@@ -128,17 +130,21 @@ func startAgentWith(t *testing.T, o agentOptions) *agent {
 	dir := tempDir(t)
 	socket := filepath.Join(dir, "driftd.sock")
 	cfg := writeConfig(t, dir, socket, o.socketMode, o.body)
-	if o.metrics != "" {
+	if o.metrics != "" || o.listen != "" {
 		b, err := os.ReadFile(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b = []byte(strings.Replace(string(b), "listen {\n", fmt.Sprintf("listen {\n  metrics = %q\n", o.metrics), 1))
+		more := o.listen
+		if o.metrics != "" {
+			more += fmt.Sprintf("  metrics = %q\n", o.metrics)
+		}
+		b = []byte(strings.Replace(string(b), "listen {\n", "listen {\n"+more, 1))
 		if err := os.WriteFile(cfg, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	a := launchAgent(t, dir, cfg, socket)
+	a := launchAgentWith(t, o.prefix, dir, cfg, socket)
 	a.waitReady(t)
 	return a
 }
@@ -146,10 +152,18 @@ func startAgentWith(t *testing.T, o agentOptions) *agent {
 // launchAgent starts `driftd agent -config cfg [args]` and returns at once.
 func launchAgent(t *testing.T, dir, cfg, socket string, args ...string) *agent {
 	t.Helper()
+	return launchAgentWith(t, nil, dir, cfg, socket, args...)
+}
+
+// launchAgentWith starts the agent as launchAgent does, through the command
+// prefix when there is one; the prefix must exec driftd in its place.
+func launchAgentWith(t *testing.T, prefix []string, dir, cfg, socket string, args ...string) *agent {
+	t.Helper()
 	a := &agent{t: t, dir: dir, config: cfg, socket: socket, log: &syncBuffer{}, done: make(chan struct{})}
 	a.httpc = unixClient(socket)
 	t.Cleanup(a.httpc.CloseIdleConnections)
-	a.cmd = exec.Command(driftdBin, append([]string{"agent", "-config", cfg}, args...)...)
+	argv := append(append(slices.Clone(prefix), driftdBin, "agent", "-config", cfg), args...)
+	a.cmd = exec.Command(argv[0], argv[1:]...)
 	a.cmd.Dir = dir
 	// Plugins put their sockets in TMPDIR: in dir, they go away with it.
 	a.cmd.Env = cleanEnv("TMPDIR=" + dir)
@@ -478,6 +492,11 @@ type status struct {
 		Subscribers int    `json:"subscribers"`
 		CutOff      uint64 `json:"cut_off"`
 	} `json:"events"`
+	Connections *struct {
+		Open    int    `json:"open"`
+		Max     int    `json:"max"`
+		Refused uint64 `json:"refused"`
+	} `json:"connections"`
 }
 
 // jobStatus is a retrain job as /v1/status lists it.

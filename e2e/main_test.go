@@ -34,6 +34,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if socket := os.Getenv(probeEnv); socket != "" {
+		os.Exit(probeSocket(socket)) // a client for TestSocketModeFromTheStart
+	}
 	flag.Parse()
 	if testing.Short() {
 		os.Exit(m.Run()) // every test skips itself

@@ -31,6 +31,9 @@ log_format = "text"
 listen {
   socket      = "../driftd.sock"
   socket_mode = "0660" # owner and group may connect
+  # max_connections = 1000 # default: the open-file limit less 256, at most 4096
+  idle_timeout = "2m"  # a keep-alive connection idle this long is closed
+  body_timeout = "30s" # a request body that sends no byte this long ends its request
 }
 
 # Limits on request bodies sent to POST /v1/metrics and on what they make the

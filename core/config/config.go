@@ -33,6 +33,8 @@ const (
 	DefaultLogFormat        = "text"
 	DefaultSocket           = "./driftd.sock"
 	DefaultSocketMode       = os.FileMode(0o660)
+	DefaultIdleTimeout      = 2 * time.Minute
+	DefaultBodyTimeout      = 30 * time.Second
 	DefaultMaxLineBytes     = 1 << 20  // 1 MiB
 	DefaultMaxDocumentBytes = 16 << 20 // 16 MiB
 	DefaultMaxValuesPerLine = 64
@@ -58,6 +60,12 @@ const (
 	MinSnapshotInterval = 100 * time.Millisecond
 	// MinExpireAfter is the shortest expire_after but "off".
 	MinExpireAfter = time.Second
+	// MaxConnections bounds listen.max_connections.
+	MaxConnections = 1_000_000
+	// MinListenTimeout and MaxListenTimeout bound idle_timeout and
+	// body_timeout.
+	MinListenTimeout = 100 * time.Millisecond
+	MaxListenTimeout = 24 * time.Hour
 )
 
 // LogLevels and LogFormats list the values log_level and log_format accept.
@@ -114,11 +122,21 @@ func (f *File) Place(key string) hcl.Range {
 	return hcl.Range{Filename: f.Filename}
 }
 
-// Listen is the listen block: where the API socket and metrics live.
+// Listen is the listen block: where the API socket and metrics live, and
+// the limits on the socket's connections.
 type Listen struct {
 	Socket     string
 	SocketMode os.FileMode
 	Metrics    string // optional host:port for GET /metrics over TCP
+	// MaxConnections caps the connections open on the socket at once; 0
+	// (unset) derives the cap from the open-file limit when the daemon
+	// starts.
+	MaxConnections int
+	// IdleTimeout closes a keep-alive connection that sends no request
+	// for that long.
+	IdleTimeout time.Duration
+	// BodyTimeout ends a request whose body sends no byte for that long.
+	BodyTimeout time.Duration
 }
 
 // Ingest is the ingest block: limits on metric request bodies and on
@@ -272,7 +290,7 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 		PluginDir: DefaultPluginDir,
 		LogLevel:  DefaultLogLevel,
 		LogFormat: DefaultLogFormat,
-		Listen:    Listen{Socket: DefaultSocket, SocketMode: DefaultSocketMode},
+		Listen:    Listen{Socket: DefaultSocket, SocketMode: DefaultSocketMode, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 		Ingest: Ingest{MaxLineBytes: DefaultMaxLineBytes, MaxDocumentBytes: DefaultMaxDocumentBytes,
 			MaxValuesPerLine: DefaultMaxValuesPerLine, MaxStreams: DefaultMaxStreams},
 		Events: Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},

@@ -112,7 +112,8 @@ func TestParseValues(t *testing.T) {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	if want := (Listen{Socket: "/run/driftd/driftd.sock", SocketMode: 0o600, Metrics: "127.0.0.1:9464"}); f.Listen != want {
+	if want := (Listen{Socket: "/run/driftd/driftd.sock", SocketMode: 0o600, Metrics: "127.0.0.1:9464",
+		MaxConnections: 200, IdleTimeout: 45 * time.Second, BodyTimeout: 5 * time.Second}); f.Listen != want {
 		t.Errorf("Listen = %+v, want %+v", f.Listen, want)
 	}
 	if want := (Ingest{MaxLineBytes: 65536, MaxDocumentBytes: 1048576, MaxValuesPerLine: 16, MaxStreams: 5000}); f.Ingest != want {
@@ -134,7 +135,7 @@ func TestParseValues(t *testing.T) {
 		t.Errorf("metrics = %q, want %q", metrics, want)
 	}
 	d := f.Detector("threshold.accuracy_floor")
-	if d == nil || d.DefRange.Start.Line != 25 || d.ConfigRange.Start.Line != 27 {
+	if d == nil || d.DefRange.Start.Line != 29 || d.ConfigRange.Start.Line != 31 {
 		t.Errorf("threshold.accuracy_floor ranges: %+v", d)
 	}
 	if f.Detector("threshold.nope") != nil {
@@ -184,7 +185,7 @@ func TestParseDefaults(t *testing.T) {
 		PluginDir: "./bin/plugins",
 		LogLevel:  "info",
 		LogFormat: "text",
-		Listen:    Listen{Socket: "./driftd.sock", SocketMode: 0o660},
+		Listen:    Listen{Socket: "./driftd.sock", SocketMode: 0o660, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 		Ingest:    Ingest{MaxLineBytes: 1 << 20, MaxDocumentBytes: 16 << 20, MaxValuesPerLine: 64, MaxStreams: 100_000},
 		Events:    Events{History: 10000, Buffer: 1024},
 		Hash:      f.Hash,
@@ -264,21 +265,21 @@ func TestLoad(t *testing.T) {
 		{
 			name: "defaults",
 			src:  ``,
-			want: Listen{Socket: filepath.Join(sub, "driftd.sock"), SocketMode: 0o660},
+			want: Listen{Socket: filepath.Join(sub, "driftd.sock"), SocketMode: 0o660, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 			data: filepath.Join(sub, "data"),
 			bin:  filepath.Join(sub, "bin", "plugins"),
 		},
 		{
 			name: "relative",
 			src:  "data_dir = \"../var\"\nplugin_dir = \"plugins\"\nlisten {\n  socket = \"../run/d.sock\"\n}\n",
-			want: Listen{Socket: filepath.Join(dir, "run", "d.sock"), SocketMode: 0o660},
+			want: Listen{Socket: filepath.Join(dir, "run", "d.sock"), SocketMode: 0o660, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 			data: filepath.Join(dir, "var"),
 			bin:  filepath.Join(sub, "plugins"),
 		},
 		{
 			name: "absolute",
 			src:  "data_dir = \"/var/lib/driftd/\"\nplugin_dir = \"/opt/p\"\nlisten {\n  socket = \"/run/d.sock\"\n}\n",
-			want: Listen{Socket: "/run/d.sock", SocketMode: 0o660},
+			want: Listen{Socket: "/run/d.sock", SocketMode: 0o660, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 			data: "/var/lib/driftd",
 			bin:  "/opt/p",
 		},

@@ -55,6 +55,9 @@ var listenSchema = &hcl.BodySchema{
 		{Name: "socket"},
 		{Name: "socket_mode"},
 		{Name: "metrics"},
+		{Name: "max_connections"},
+		{Name: "idle_timeout"},
+		{Name: "body_timeout"},
 	},
 }
 
@@ -299,6 +302,15 @@ func (p *parser) listen(l *Listen, b *hcl.Block, places *File) {
 				l.Metrics = s
 			}
 		}
+	}
+	if n, ok := p.integer(content.Attributes["max_connections"], 1, MaxConnections); ok {
+		l.MaxConnections = int(n)
+	}
+	if d, ok := p.duration(content.Attributes["idle_timeout"], MinListenTimeout, MaxListenTimeout); ok {
+		l.IdleTimeout = d
+	}
+	if d, ok := p.duration(content.Attributes["body_timeout"], MinListenTimeout, MaxListenTimeout); ok {
+		l.BodyTimeout = d
 	}
 }
 

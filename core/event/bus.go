@@ -231,5 +231,20 @@ func (s *Subscription) Close() {
 	s.bus.dropLocked(s, ErrClosed)
 }
 
+// Done is closed when the subscription ends: cut off, closed, or the bus
+// closed. Err then says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended, once Done is closed: ErrSlowSubscriber
+// when it was cut off.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
 // Pending returns how many events wait to be read.
 func (s *Subscription) Pending() int { return len(s.replay) + len(s.ch) }

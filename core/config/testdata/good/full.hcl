@@ -8,6 +8,10 @@ listen {
   socket      = "/run/driftd/driftd.sock"
   socket_mode = "0600"
   metrics     = "127.0.0.1:9464"
+
+  max_connections = 200
+  idle_timeout    = "45s"
+  body_timeout    = "5s"
 }
 
 ingest {
