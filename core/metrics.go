@@ -196,8 +196,29 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 			return 0
 		}),
 		feedCollector{a},
+		streamCollector{a},
 	)
 	return m
+}
+
+// known gives the counters of generation g's detectors and sinks their
+// series at 0, so that they are there, and rate() works on them, from the
+// start rather than from their first event.
+func (m *agentMetrics) known(g *generation) {
+	for _, d := range g.detectors {
+		id := d.block.ID()
+		m.restarts.WithLabelValues(id)
+		m.detections.WithLabelValues(id, string(event.Drift))
+		m.detections.WithLabelValues(id, string(event.Warning))
+	}
+	for _, k := range g.sinks {
+		id := k.ID()
+		for _, action := range []string{"queued", "held", "retrying", "delivered", "failed"} {
+			m.jobs.WithLabelValues(id, action)
+		}
+		m.suppressed.WithLabelValues(id)
+		m.sinkStarts.WithLabelValues(id)
+	}
 }
 
 // observe counts what an event says happened.

@@ -296,6 +296,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 		Diagnostics: config.Diagnostics(diags), diags: diags}
 	wasOK := a.lastReloadOK()
 	a.record(&res, started, true) // the new generation is live
+	a.metrics.known(g)
 
 	for _, d := range g.detectors {
 		if d.born == g.id {

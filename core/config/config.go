@@ -38,6 +38,7 @@ const (
 	DefaultMaxLineBytes     = 1 << 20  // 1 MiB
 	DefaultMaxDocumentBytes = 16 << 20 // 16 MiB
 	DefaultMaxValuesPerLine = 64
+	DefaultStreamSeries     = 1000
 	DefaultMaxStreams       = 100_000
 	DefaultEventsHistory    = 10000
 	DefaultEventsBuffer     = 1024
@@ -60,6 +61,8 @@ const (
 	MinSnapshotInterval = 100 * time.Millisecond
 	// MinExpireAfter is the shortest expire_after but "off".
 	MinExpireAfter = time.Second
+	// MaxStreamSeries bounds telemetry.stream_series.
+	MaxStreamSeries = 1_000_000
 	// MaxConnections bounds listen.max_connections.
 	MaxConnections = 1_000_000
 	// MinListenTimeout and MaxListenTimeout bound idle_timeout and
@@ -84,6 +87,7 @@ type File struct {
 	Listen    Listen
 	Ingest    Ingest
 	Events    Events
+	Telemetry Telemetry
 	Detectors []*Detector // in file order
 	Sinks     []*Sink     // in file order
 	Monitors  []*Monitor  // in file order
@@ -151,6 +155,13 @@ type Ingest struct {
 	// hold: a line that would create one more is rejected. A lower limit
 	// after a reload refuses new streams only.
 	MaxStreams int
+}
+
+// Telemetry is the telemetry block: what GET /metrics shows.
+type Telemetry struct {
+	// StreamSeries caps the streams (model, version, metric) that get
+	// series of their own; 0 for none.
+	StreamSeries int
 }
 
 // Events is the events block: the event history and subscriber buffers.
@@ -293,8 +304,9 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 		Listen:    Listen{Socket: DefaultSocket, SocketMode: DefaultSocketMode, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 		Ingest: Ingest{MaxLineBytes: DefaultMaxLineBytes, MaxDocumentBytes: DefaultMaxDocumentBytes,
 			MaxValuesPerLine: DefaultMaxValuesPerLine, MaxStreams: DefaultMaxStreams},
-		Events: Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},
-		Hash:   sha256.Sum256(src),
+		Events:    Events{History: DefaultEventsHistory, Buffer: DefaultEventsBuffer},
+		Telemetry: Telemetry{StreamSeries: DefaultStreamSeries},
+		Hash:      sha256.Sum256(src),
 	}
 	f.SnapshotInterval = DefaultSnapshotInterval
 	f.PluginTimeout = DefaultPluginTimeout

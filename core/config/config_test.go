@@ -119,6 +119,9 @@ func TestParseValues(t *testing.T) {
 	if want := (Ingest{MaxLineBytes: 65536, MaxDocumentBytes: 1048576, MaxValuesPerLine: 16, MaxStreams: 5000}); f.Ingest != want {
 		t.Errorf("Ingest = %+v, want %+v", f.Ingest, want)
 	}
+	if want := (Telemetry{StreamSeries: 50}); f.Telemetry != want {
+		t.Errorf("telemetry = %+v, want %+v", f.Telemetry, want)
+	}
 	if want := (Events{History: 500, Buffer: 64}); f.Events != want {
 		t.Errorf("Events = %+v, want %+v", f.Events, want)
 	}
@@ -188,6 +191,7 @@ func TestParseDefaults(t *testing.T) {
 		Listen:    Listen{Socket: "./driftd.sock", SocketMode: 0o660, IdleTimeout: DefaultIdleTimeout, BodyTimeout: DefaultBodyTimeout},
 		Ingest:    Ingest{MaxLineBytes: 1 << 20, MaxDocumentBytes: 16 << 20, MaxValuesPerLine: 64, MaxStreams: 100_000},
 		Events:    Events{History: 10000, Buffer: 1024},
+		Telemetry: Telemetry{StreamSeries: 1000},
 		Hash:      f.Hash,
 	}
 	want.SnapshotInterval = 30 * time.Second

@@ -34,6 +34,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "listen"},
 		{Type: "ingest"},
 		{Type: "events"},
+		{Type: "telemetry"},
 		{Type: "detector", LabelNames: []string{"plugin", "name"}},
 		{Type: "sink", LabelNames: []string{"plugin", "name"}},
 		{Type: "monitor", LabelNames: []string{"pattern"}},
@@ -74,6 +75,12 @@ var eventsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "history"},
 		{Name: "buffer"},
+	},
+}
+
+var telemetrySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "stream_series"},
 	},
 }
 
@@ -219,6 +226,12 @@ func (p *parser) file(f *File, body hcl.Body) {
 				ev, places = &Events{}, nil
 			}
 			p.events(ev, b, places)
+		case "telemetry":
+			tm, places := &f.Telemetry, f
+			if !p.singleton(b) {
+				tm, places = &Telemetry{}, nil
+			}
+			p.telemetry(tm, b, places)
 		case "detector":
 			if d := p.detector(b); d != nil {
 				f.Detectors = append(f.Detectors, d)
@@ -353,6 +366,15 @@ func (p *parser) events(ev *Events, b *hcl.Block, places *File) {
 	}
 	if n, ok := p.integer(content.Attributes["buffer"], 1, 1_000_000); ok {
 		ev.Buffer = int(n)
+	}
+}
+
+func (p *parser) telemetry(tm *Telemetry, b *hcl.Block, places *File) {
+	content, diags := b.Body.Content(telemetrySchema)
+	p.diags = append(p.diags, diags...)
+	placeBlock(places, b, content)
+	if n, ok := p.integer(content.Attributes["stream_series"], 0, MaxStreamSeries); ok {
+		tm.StreamSeries = int(n)
 	}
 }
 

@@ -67,3 +67,7 @@ monitor "quality_inspector" {
 monitor "*" {
   detectors = ["threshold.latency_ceiling"]
 }
+
+telemetry {
+  stream_series = 50
+}
