@@ -246,10 +246,10 @@ func TestCLI(t *testing.T) {
 			args []string
 			code int
 		}{
-			{"DRIFTD_SOCKET", empty, cleanEnv("DRIFTD_SOCKET=" + a.socket), []string{"status"}, 0},
-			{"-socket over DRIFTD_SOCKET", empty, cleanEnv("DRIFTD_SOCKET=" + missing), []string{"status", "-socket", a.socket}, 0},
-			{"DRIFTD_SOCKET over ./driftd.sock", a.dir, cleanEnv("DRIFTD_SOCKET=" + missing), []string{"status"}, 1},
-			{"./driftd.sock", a.dir, nil, []string{"status"}, 0},
+			{"DRIFTD_SOCKET", empty, cleanEnv("DRIFTD_SOCKET=" + a.socket), []string{"status", "-json"}, 0},
+			{"-socket over DRIFTD_SOCKET", empty, cleanEnv("DRIFTD_SOCKET=" + missing), []string{"status", "-json", "-socket", a.socket}, 0},
+			{"DRIFTD_SOCKET over ./driftd.sock", a.dir, cleanEnv("DRIFTD_SOCKET=" + missing), []string{"status", "-json"}, 1},
+			{"./driftd.sock", a.dir, nil, []string{"status", "-json"}, 0},
 			{"push with DRIFTD_SOCKET", empty, cleanEnv("DRIFTD_SOCKET=" + a.socket), []string{"push", bad}, 1},
 		}
 		for _, tt := range tests {

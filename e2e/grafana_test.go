@@ -107,6 +107,14 @@ monitor "*" {
 		t.Errorf("status of a drifting stream: %+v", st)
 	}
 
+	// driftd status says so, for a person.
+	code, stdout, stderr := run(t, a.dir, nil, "status", "-socket", a.socket)
+	if code != 0 || !strings.Contains(stdout, "Detectors\n") || !regexp.MustCompile(`(?m)^  threshold\.low +accuracy +running +\d+ +0 +30 `).MatchString(stdout) ||
+		!regexp.MustCompile(`(?m)^  m +v1 +accuracy +30 +0\.1 +DRIFTING +#29 threshold\.low, `).MatchString(stdout) ||
+		!strings.Contains(stdout, "Model versions: 1, with 1 streams") {
+		t.Errorf("driftd status: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
+	}
+
 	// Two more streams, neither drifting: three, and series for two.
 	curlPush(t, a.socket, accuracyNDJSON("a", "v1", []float64{0.9, 0.9}))
 	curlPush(t, a.socket, accuracyNDJSON("b", "v1", []float64{0.9}))

@@ -301,12 +301,12 @@ func TestStatusSummaryAndPages(t *testing.T) {
 	}
 
 	// `driftd status` prints the summary; with flags, a page.
-	code, stdout, stderr := run(t, a.dir, nil, "status", "-socket", a.socket)
+	code, stdout, stderr := run(t, a.dir, nil, "status", "-json", "-socket", a.socket)
 	var cli status
 	if err := json.Unmarshal([]byte(stdout), &cli); code != 0 || err != nil || cli.Windows.ModelVersions != 25 || len(cli.Streams) != 0 {
 		t.Errorf("driftd status: exit %d, %v: %s %s", code, err, stdout, stderr)
 	}
-	code, stdout, stderr = run(t, a.dir, nil, "status", "-socket", a.socket, "-model", "a-b", "-limit", "2", "-cursor", "a-b/v1")
+	code, stdout, stderr = run(t, a.dir, nil, "status", "-json", "-socket", a.socket, "-model", "a-b", "-limit", "2", "-cursor", "a-b/v1")
 	if err := json.Unmarshal([]byte(stdout), &cli); code != 0 || err != nil || len(cli.Streams) != 2 ||
 		cli.Streams[0].Version != "v2" || cli.NextCursor != "a-b/v3" {
 		t.Errorf("driftd status -model a-b -limit 2 -cursor a-b/v1: exit %d, %v: %s %s", code, err, stdout, stderr)

@@ -131,7 +131,7 @@ monitor "oth*" {
 	}
 
 	// `driftd status` prints the same.
-	code, stdout, stderr := run(t, a.dir, nil, "status", "-socket", a.socket)
+	code, stdout, stderr := run(t, a.dir, nil, "status", "-json", "-socket", a.socket)
 	var cli status
 	if err := json.Unmarshal([]byte(stdout), &cli); code != 0 || err != nil || len(cli.Plugins) != len(wantPlugins) {
 		t.Errorf("driftd status: exit %d, %v: %s %s", code, err, stdout, stderr)

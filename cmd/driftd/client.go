@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -177,56 +176,6 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	fmt.Fprintln(stderr, "driftd events: the daemon closed the stream")
 	return exitFailure
-}
-
-func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "", "Print the daemon's status.", stdout, stderr)
-	sock := socketFlag(fs)
-	model := fs.String("model", "", "list the windows of models matching this `glob`")
-	version := fs.String("version", "", "list the windows of versions matching this `glob`")
-	limit := fs.Int("limit", 0, "list at most this many windows (`N` up to 1000; default 100)")
-	cursor := fs.String("cursor", "", "list the windows after this `cursor`, the next_cursor of the previous page")
-	if code, ok := fs.parse(args); !ok {
-		return code
-	}
-	if fs.NArg() > 0 {
-		return fs.usageError("unexpected argument %q", fs.Arg(0))
-	}
-	q := url.Values{}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "model":
-			q.Set("model", *model)
-		case "version":
-			q.Set("version", *version)
-		case "limit":
-			q.Set("limit", fmt.Sprint(*limit))
-		case "cursor":
-			q.Set("cursor", *cursor)
-		}
-	})
-	target := "http://driftd/v1/status"
-	if len(q) > 0 {
-		target += "?" + q.Encode()
-	}
-	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd status: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "status", socket, err)
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		return exitFailure
-	}
-	if resp.StatusCode != http.StatusOK {
-		return exitFailure
-	}
-	return exitOK
 }
 
 func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
