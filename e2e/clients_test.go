@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -496,5 +497,96 @@ func TestPythonClientThreadsAndFork(t *testing.T) {
 	}
 	if st.Ingest.Accepted != 10000 {
 		t.Errorf("the daemon accepted %d values, want 10000", st.Ingest.Accepted)
+	}
+}
+
+// What the clients deliver to a real agent, and what push costs in Python:
+//
+//	go test -run '^$' -bench GoClientThroughput -benchtime 1000000x ./e2e
+//	go test -run '^$' -bench PythonClient -benchtime 1x ./e2e
+//
+// GoClientThroughput: b.N metrics pushed from one goroutine into a queue
+// that holds them all, until Flush returns (metrics/s). PythonClient:
+// clients/python/bench.py (see there) with N = 200,000 for each b.N.
+
+// benchAgent starts an agent on clientsBody for a benchmark and returns its
+// socket; it is stopped when the benchmark ends.
+func benchAgent(b *testing.B) string {
+	requireE2EBench(b)
+	dir, err := os.MkdirTemp("", "dd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "driftd.sock")
+	cfg := filepath.Join(dir, "driftd.hcl")
+	body := fmt.Sprintf("data_dir = %q\nplugin_dir = %q\nlisten {\n  socket = %q\n}\n%s", filepath.Join(dir, "data"), pluginDir, socket, clientsBody)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(driftdBin, "agent", "-config", cfg)
+	cmd.Env = cleanEnv("TMPDIR=" + dir)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	hc := unixClient(socket)
+	for deadline := time.Now().Add(readyTimeout); ; time.Sleep(10 * time.Millisecond) {
+		if resp, err := hc.Get("http://driftd/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("agent not ready")
+		}
+	}
+	return socket
+}
+
+func BenchmarkGoClientThroughput(b *testing.B) {
+	socket := benchAgent(b)
+	c, err := client.New(client.Options{Socket: socket, QueueSize: max(b.N, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	m := client.Metric{Model: "bench", Version: "go", Accuracy: client.V(0.95), LatencyMS: client.V(12.5)}
+	b.ResetTimer()
+	for range b.N {
+		c.Push(m)
+	}
+	if err := c.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if st := c.Stats(); st.Sent != uint64(b.N) {
+		b.Fatalf("stats %+v, want %d sent", st, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "metrics/s")
+}
+
+func BenchmarkPythonClient(b *testing.B) {
+	socket := benchAgent(b)
+	for range b.N {
+		cmd := exec.Command("python3", filepath.Join(moduleRoot, "clients/python/bench.py"), socket, "200000")
+		cmd.Env = cleanEnv("PYTHONPATH=" + filepath.Join(moduleRoot, "clients/python"))
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("bench.py: %v", err)
+		}
+		var r map[string]any
+		if err := json.Unmarshal(out, &r); err != nil {
+			b.Fatalf("bench.py: %v: %s", err, out)
+		}
+		b.Logf("%s", out)
+		for _, k := range []string{"metrics_per_s", "push_us_paced", "push_us_flat_out"} {
+			f, _ := r[k].(float64)
+			b.ReportMetric(f, strings.ReplaceAll(k, "_per_", "/"))
+		}
 	}
 }
