@@ -125,7 +125,7 @@ def main():
     if mode == "full":
         kw = {"queue_size": 100, "batch_size": 50, "max_backoff": 0.05}
     if mode == "stream":
-        kw = {"max_backoff": 0.1}
+        kw = {"max_backoff": 0.1, "queue_size": 1000000}
     c = driftd.Client(socket=socket, **kw)
     {"drift": drift, "stream": stream, "full": full, "invalid": invalid, "workers": workers}[mode](c, arg)
     c.close()
