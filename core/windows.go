@@ -292,7 +292,7 @@ type series struct {
 	old      []float64     // a ring of the values [first-nOld, first) that left the window's ring
 	oldHead  int           // where in old the oldest of them is
 	nOld     int           // how many
-	reserved int           // values of budget taken, a multiple of retainBlock; len(old) when old is not nil
+	reserved int           // values of budget taken, a multiple of retainBlock; len(old) is at least that, at most twice
 	budget   *atomic.Int64 // the windows' retain budget
 	marks    []mark        // per supervised detector, the first index it needs
 
@@ -457,7 +457,11 @@ func (s *series) evict(v float64) {
 	}
 	if s.nOld == s.reserved {
 		if s.takeBlock() {
-			s.growOld(s.reserved + retainBlock)
+			// The budget grows by blocks, the ring by doubling: what it
+			// holds is copied O(1) times per value, not once per block.
+			if s.reserved += retainBlock; s.reserved > len(s.old) {
+				s.growOld(max(2*len(s.old), s.reserved))
+			}
 		} else {
 			if s.nOld == 0 { // the budget is spent: replays of j are not exact
 				return
@@ -505,14 +509,14 @@ func (s *series) dropOld(n int) {
 	s.nOld -= n
 }
 
-// growOld moves the kept values into a ring of size n >= nOld, which is
-// the budget the series holds from now on.
+// growOld moves the kept values into a ring of size n >= nOld.
 func (s *series) growOld(n int) {
 	old := make([]float64, n)
-	for k := range s.nOld {
-		old[k] = s.old[(s.oldHead+k)%len(s.old)]
+	if s.nOld > 0 {
+		k := copy(old, s.old[s.oldHead:min(s.oldHead+s.nOld, len(s.old))])
+		copy(old[k:s.nOld], s.old)
 	}
-	s.old, s.oldHead, s.reserved = old, 0, n
+	s.old, s.oldHead = old, 0
 }
 
 // setKeep changes the oldest index kept for replays, drops what is kept
@@ -529,11 +533,14 @@ func (s *series) setKeep(keep uint64) {
 	if s.budget != nil {
 		s.budget.Add(int64(s.reserved - need))
 	}
+	s.reserved = need
 	if need == 0 {
-		s.old, s.oldHead, s.reserved = nil, 0, 0
+		s.old, s.oldHead = nil, 0
 		return
 	}
-	s.growOld(need)
+	if len(s.old) > 2*need { // at most twice the budget held
+		s.growOld(need)
+	}
 }
 
 // watchLocked is called when the series' values go to runners under a new

@@ -265,3 +265,40 @@ func TestStreamDriftState(t *testing.T) {
 		t.Fatalf("after a late drift: %+v", st)
 	}
 }
+
+// Kept values grow in a ring that doubles while the budget is taken by
+// blocks; a replay reads them all back in order, and a drift gives the
+// budget back and shrinks the ring to at most twice what it still holds.
+func TestSeriesKeepsManyValues(t *testing.T) {
+	ws := NewWindows()
+	w := ws.Get("m", "v", 4)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := &runner{hist: newHistory(10)}
+	w.route = &route{window: 4, byMetric: map[string][]*runner{"x": {r}}}
+	x := w.seriesLocked("x")
+	w.watchLocked(x, w.route.byMetric["x"], &ws.retain)
+	const n = 5000
+	for i := range n {
+		x.add(float64(i))
+	}
+	if x.reserved != 10*retainBlock || len(x.old) < x.reserved || len(x.old) > 2*x.reserved || ws.retain.Load() != retainLimit-int64(x.reserved) {
+		t.Fatalf("%d kept: budget taken %d, ring %d, budget left %d", x.nOld, x.reserved, len(x.old), ws.retain.Load())
+	}
+	vals, from := x.replayLocked(nil, 0, n)
+	if from != 0 || len(vals) != n {
+		t.Fatalf("replay from 0: from %d, %d values", from, len(vals))
+	}
+	for i, v := range vals {
+		if v != float64(i) {
+			t.Fatalf("replayed value %d is %v", i, v)
+		}
+	}
+	x.markLocked(r, 4500) // a drift at 4499: 4500 on is needed
+	if x.nOld != 496 || x.reserved != retainBlock || len(x.old) > 2*x.reserved || ws.retain.Load() != retainLimit-retainBlock {
+		t.Fatalf("after a drift: %d kept, budget taken %d, ring %d, budget left %d", x.nOld, x.reserved, len(x.old), ws.retain.Load())
+	}
+	if vals, from := x.replayLocked(nil, 4500, n); from != 4500 || len(vals) != 500 || vals[0] != 4500 || vals[499] != n-1 {
+		t.Fatalf("replay from 4500: from %d, %d values", from, len(vals))
+	}
+}
