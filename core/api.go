@@ -32,6 +32,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	mux.HandleFunc("POST /v1/reload", a.handleReload)
 	mux.HandleFunc("POST /v1/jobs/{id}/retry", a.handleRetryJob)
+	mux.HandleFunc("GET /v1/models/{model}/versions/{version}/window", a.handleWindow)
 	mux.HandleFunc("DELETE /v1/models/{model}/versions/{version}", a.handleRetire)
 	mux.HandleFunc("DELETE /v1/models/{model}", a.handleRetire)
 	mux.Handle("GET /metrics", a.metrics.handler())
@@ -280,4 +281,41 @@ func (a *Agent) handleRetire(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, RetireResult{Retired: out})
 	}
+}
+
+// WindowResult is the answer to GET /v1/models/{model}/versions/{version}/window.
+type WindowResult struct {
+	Model   string                  `json:"model"`
+	Version string                  `json:"version"`
+	Monitor string                  `json:"monitor,omitempty"`
+	LastSeq uint64                  `json:"last_seq"` // the event bus's, as the values were read
+	Metrics map[string]SeriesValues `json:"metrics"`
+}
+
+// handleWindow answers a model version's held values, at most ?points= of
+// each metric's newest (DefaultWindowPoints; at most MaxWindowPoints): 404
+// when it has no window, 400 for a bad points.
+func (a *Agent) handleWindow(w http.ResponseWriter, r *http.Request) {
+	points := DefaultWindowPoints
+	if s := r.URL.Query().Get("points"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxWindowPoints {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("points: %q is not a number from 1 to %d", s, MaxWindowPoints)})
+			return
+		}
+		points = n
+	}
+	model, version := r.PathValue("model"), r.PathValue("version")
+	win := a.windows.Lookup(model, version)
+	if win == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no window for model %q version %q", model, version)})
+		return
+	}
+	res := WindowResult{Model: model, Version: version, LastSeq: a.bus.LastSeq(), Metrics: win.Values(points)}
+	if g := a.gen.Load(); g != nil {
+		if m := g.file.MonitorFor(model, version); m != nil {
+			res.Monitor = m.Pattern
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
 }
