@@ -14,6 +14,7 @@ import (
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/ui"
 )
 
 // maxReportedErrors bounds the per-line errors one answer lists; the count
@@ -36,6 +37,34 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/models/{model}/versions/{version}", a.handleRetire)
 	mux.HandleFunc("DELETE /v1/models/{model}", a.handleRetire)
 	mux.Handle("GET /metrics", a.metrics.handler())
+	a.handleProbes(mux)
+	a.handlePage(mux)
+	return a.bodyProgress(mux)
+}
+
+// PageHandler returns what listen.http serves: the status page and the
+// read-only API it reads (status, events, a model version's window), and
+// the probes. Nothing that changes the daemon is served there: the address
+// has no login.
+func (a *Agent) PageHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/events", a.handleEvents)
+	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	mux.HandleFunc("GET /v1/models/{model}/versions/{version}/window", a.handleWindow)
+	a.handleProbes(mux)
+	a.handlePage(mux)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	return mux
+}
+
+// handlePage serves the status page at /ui/.
+func (a *Agent) handlePage(mux *http.ServeMux) {
+	mux.Handle("GET /ui/", ui.Handler("/ui/"))
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+}
+
+// handleProbes serves /healthz and /readyz.
+func (a *Agent) handleProbes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -46,7 +75,6 @@ func (a *Agent) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	return a.bodyProgress(mux)
 }
 
 // LineError is one rejected line of a metrics body.

@@ -90,3 +90,14 @@ monitor "big" {
 		t.Errorf("default: first %d, %d values", got.First, len(got.Values))
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9465": true, "127.1.2.3:80": true, "[::1]:9465": true, "localhost:9465": true,
+		"0.0.0.0:9465": false, ":9465": false, "[::]:9465": false, "10.0.0.1:9465": false, "example.com:80": false, "nonsense": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
