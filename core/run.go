@@ -98,7 +98,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("listen.http is not a loopback address: the status page and its read-only API have no login; anyone who reaches it reads every model version's status and values",
 				"address", hl.Addr().String())
 		}
-		pageSrv = &http.Server{Handler: a.PageHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.Listen.IdleTimeout,
+		page := a.PageHandler()
+		if isLoopback(f.Listen.HTTP) {
+			page = loopbackHosts(page)
+		}
+		pageSrv = &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.Listen.IdleTimeout,
 			ErrorLog: a.log.Named("http").StandardLogger(nil)}
 		go pageSrv.Serve(newLimitListener(hl, pageConnections))
 		defer pageSrv.Close()
@@ -210,4 +214,22 @@ func isLoopback(hostPort string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackHosts refuses requests whose Host is a name other than
+// localhost: on a loopback address, only a page a local browser got from
+// a name that points at the machine (DNS rebinding) sends one, and it must
+// not read the API.
+func loopbackHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		if host != "localhost" && net.ParseIP(host) == nil {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("host %q: listen.http is a loopback address; open it as localhost or by IP", r.Host)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

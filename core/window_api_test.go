@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -98,6 +99,22 @@ func TestIsLoopback(t *testing.T) {
 	} {
 		if got := isLoopback(addr); got != want {
 			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestLoopbackHosts(t *testing.T) {
+	h := loopbackHosts(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	for host, want := range map[string]int{
+		"127.0.0.1:9465": 200, "localhost:9465": 200, "[::1]:9465": 200, "127.0.0.1": 200, "localhost": 200,
+		"rebound.example:9465": 403, "rebound.example": 403, "localhost.example:9465": 403,
+	} {
+		req := httptest.NewRequest("GET", "/v1/status", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, rec.Code, want)
 		}
 	}
 }

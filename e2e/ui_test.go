@@ -187,6 +187,18 @@ func TestStatusPageReadOnly(t *testing.T) {
 			t.Errorf("%s %s: the answer has no %q: %s", tc.method, tc.path, tc.has, shorten(body.String(), 300, 100))
 		}
 	}
+	// A page from a name that resolves to the loopback address (DNS
+	// rebinding) does not read the API.
+	req, _ := http.NewRequest("GET", base+"/v1/status", nil)
+	req.Host = "rebound.example:80"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("GET /v1/status with Host rebound.example: %d, want 403", resp.StatusCode)
+	}
 	if code, body := a.get(t, "/v1/status?model=churn"); code != 200 || !strings.Contains(string(body), `"count": 2`) {
 		t.Errorf("the push over TCP was taken: %d %s", code, body)
 	}
