@@ -69,6 +69,8 @@ func TestStatusPage(t *testing.T) {
 		return p.evalBool(rows + `.length === 50 && document.getElementById("mvcount").textContent.includes("10001")` +
 			` && document.querySelector("#versions tbody tr").dataset.model === "churn"`)
 	})
+	shots := t.TempDir()
+	p.screenshot(filepath.Join(shots, "list.png"))
 	if !p.evalBool(`document.getElementById("detectors").textContent.includes("threshold.floor")`) {
 		t.Error("the detectors table does not list threshold.floor")
 	}
@@ -129,12 +131,14 @@ func TestStatusPage(t *testing.T) {
 		t.Error("the detail's title is not the model version")
 	}
 
-	shot := filepath.Join(t.TempDir(), "status-page.png")
-	p.screenshot(shot)
-	t.Logf("screenshot: %s", shot)
+	p.screenshot(filepath.Join(shots, "model-version.png"))
+	t.Logf("screenshots in %s", shots)
+	// DRIFTD_E2E_SCREENSHOTS keeps them, for a person to look at.
 	if dir := os.Getenv("DRIFTD_E2E_SCREENSHOTS"); dir != "" {
-		if b, err := os.ReadFile(shot); err == nil {
-			_ = os.WriteFile(filepath.Join(dir, "status-page.png"), b, 0o644)
+		for _, name := range []string{"list.png", "model-version.png"} {
+			if b, err := os.ReadFile(filepath.Join(shots, name)); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+			}
 		}
 	}
 	if probs := p.problems(); len(probs) > 0 {
