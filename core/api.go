@@ -14,6 +14,7 @@ import (
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/ui"
 )
 
 // maxReportedErrors bounds the per-line errors one answer lists; the count
@@ -32,9 +33,38 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", a.handleStatus)
 	mux.HandleFunc("POST /v1/reload", a.handleReload)
 	mux.HandleFunc("POST /v1/jobs/{id}/retry", a.handleRetryJob)
+	mux.HandleFunc("GET /v1/models/{model}/versions/{version}/window", a.handleWindow)
 	mux.HandleFunc("DELETE /v1/models/{model}/versions/{version}", a.handleRetire)
 	mux.HandleFunc("DELETE /v1/models/{model}", a.handleRetire)
 	mux.Handle("GET /metrics", a.metrics.handler())
+	a.handleProbes(mux)
+	a.handlePage(mux)
+	return a.bodyProgress(mux)
+}
+
+// PageHandler returns what listen.http serves: the status page and the
+// read-only API it reads (status, events, a model version's window), and
+// the probes. Nothing that changes the daemon is served there: the address
+// has no login.
+func (a *Agent) PageHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/events", a.handleEvents)
+	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	mux.HandleFunc("GET /v1/models/{model}/versions/{version}/window", a.handleWindow)
+	a.handleProbes(mux)
+	a.handlePage(mux)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	return mux
+}
+
+// handlePage serves the status page at /ui/.
+func (a *Agent) handlePage(mux *http.ServeMux) {
+	mux.Handle("GET /ui/", ui.Handler("/ui/"))
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+}
+
+// handleProbes serves /healthz and /readyz.
+func (a *Agent) handleProbes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -45,7 +75,6 @@ func (a *Agent) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	return a.bodyProgress(mux)
 }
 
 // LineError is one rejected line of a metrics body.
@@ -280,4 +309,41 @@ func (a *Agent) handleRetire(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, RetireResult{Retired: out})
 	}
+}
+
+// WindowResult is the answer to GET /v1/models/{model}/versions/{version}/window.
+type WindowResult struct {
+	Model   string                  `json:"model"`
+	Version string                  `json:"version"`
+	Monitor string                  `json:"monitor,omitempty"`
+	LastSeq uint64                  `json:"last_seq"` // the event bus's, as the values were read
+	Metrics map[string]SeriesValues `json:"metrics"`
+}
+
+// handleWindow answers a model version's held values, at most ?points= of
+// each metric's newest (DefaultWindowPoints; at most MaxWindowPoints): 404
+// when it has no window, 400 for a bad points.
+func (a *Agent) handleWindow(w http.ResponseWriter, r *http.Request) {
+	points := DefaultWindowPoints
+	if s := r.URL.Query().Get("points"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxWindowPoints {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("points: %q is not a number from 1 to %d", s, MaxWindowPoints)})
+			return
+		}
+		points = n
+	}
+	model, version := r.PathValue("model"), r.PathValue("version")
+	win := a.windows.Lookup(model, version)
+	if win == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no window for model %q version %q", model, version)})
+		return
+	}
+	res := WindowResult{Model: model, Version: version, LastSeq: a.bus.LastSeq(), Metrics: win.Values(points)}
+	if g := a.gen.Load(); g != nil {
+		if m := g.file.MonitorFor(model, version); m != nil {
+			res.Monitor = m.Pattern
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
 }

@@ -426,7 +426,7 @@ func logLevel(d *hcl.Diagnostic) hclog.Level {
 func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // fixedSettings refuses changes to the settings a running daemon cannot
-// change: data_dir, the socket, the metrics address, max_connections and
+// change: data_dir, the socket, the metrics and http addresses, max_connections and
 // idle_timeout. A new log_format is a warning: it takes effect at the next
 // start.
 func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
@@ -446,6 +446,7 @@ func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
 	fixed("data_dir", running.DataDir, f.DataDir, "the daemon keeps its state there")
 	fixed("listen.socket", running.Listen.Socket, f.Listen.Socket, "clients reach the daemon on it")
 	fixed("listen.metrics", running.Listen.Metrics, f.Listen.Metrics, "Prometheus scrapes it")
+	fixed("listen.http", running.Listen.HTTP, f.Listen.HTTP, "the status page is served on it")
 	fixed("listen.max_connections", maxConnectionsText(running.Listen.MaxConnections), maxConnectionsText(f.Listen.MaxConnections),
 		"the cap is set when the socket opens")
 	fixed("listen.idle_timeout", running.Listen.IdleTimeout.String(), f.Listen.IdleTimeout.String(), "the HTTP server is set up with it at the start")

@@ -262,6 +262,8 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 		{"data_dir moved", "data_dir = \"/elsewhere\"\n" + good, "driftd.hcl:1:12: error: Cannot change data_dir while running"},
 		{"max_connections changed", strings.Replace(good, `listen { socket = "test.sock" }`, "listen {\n  socket = \"test.sock\"\n  max_connections = 10\n}", 1),
 			"driftd.hcl:4:21: error: Cannot change listen.max_connections while running"},
+		{"http address set", strings.Replace(good, `listen { socket = "test.sock" }`, "listen {\n  socket = \"test.sock\"\n  http = \"127.0.0.1:9465\"\n}", 1),
+			"driftd.hcl:4:10: error: Cannot change listen.http while running"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

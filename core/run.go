@@ -87,6 +87,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		go metricsSrv.Serve(ml)
 		defer metricsSrv.Close()
 	}
+	var pageSrv *http.Server
+	if f.Listen.HTTP != "" {
+		hl, err := net.Listen("tcp", f.Listen.HTTP)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("listen for the status page: %w", err)
+		}
+		if !isLoopback(f.Listen.HTTP) {
+			a.log.Warn("listen.http is not a loopback address: the status page and its read-only API have no login; anyone who reaches it reads every model version's status and values",
+				"address", hl.Addr().String())
+		}
+		page := a.PageHandler()
+		if isLoopback(f.Listen.HTTP) {
+			page = loopbackHosts(page)
+		}
+		pageSrv = &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.Listen.IdleTimeout,
+			ErrorLog: a.log.Named("http").StandardLogger(nil)}
+		go pageSrv.Serve(newLimitListener(hl, pageConnections))
+		defer pageSrv.Close()
+		a.log.Info("status page", "url", "http://"+hl.Addr().String()+"/ui/")
+	}
 	// Each plugin process gets a private socket directory in here.
 	if err := a.startGeneration(ctx, buildOptions{socketDir: filepath.Join(f.DataDir, "plugins")}); err != nil {
 		l.Close()
@@ -126,6 +147,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(shutCtx) }()
+	pageShut := make(chan error, 1)
+	go func() {
+		if pageSrv != nil {
+			pageShut <- pageSrv.Shutdown(shutCtx)
+			return
+		}
+		pageShut <- nil
+	}()
 	if err := a.waitIngest(shutCtx); err != nil {
 		a.log.Warn("metric requests still running at shutdown; closing them", "error", err)
 		srv.Close()
@@ -146,6 +175,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := <-shut; err != nil {
 		srv.Close()
 	}
+	if err := <-pageShut; err != nil {
+		pageSrv.Close()
+	}
 	a.log.Info("stopped")
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
@@ -165,4 +197,39 @@ func (a *Agent) notifySystemd(s *sdnotify.Socket, state string) {
 		return
 	}
 	a.log.Debug("notified systemd", "state", state)
+}
+
+// pageConnections caps the connections open at once on listen.http.
+const pageConnections = 64
+
+// isLoopback reports whether a host:port names a loopback address only:
+// localhost or a loopback IP. An empty host (all addresses) is not.
+func isLoopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackHosts refuses requests whose Host is a name other than
+// localhost: on a loopback address, only a page a local browser got from
+// a name that points at the machine (DNS rebinding) sends one, and it must
+// not read the API.
+func loopbackHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		if host != "localhost" && net.ParseIP(host) == nil {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("host %q: listen.http is a loopback address; open it as localhost or by IP", r.Host)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

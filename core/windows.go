@@ -722,25 +722,65 @@ func (w *Window) Status() map[string]SeriesStatus {
 	defer w.mu.Unlock()
 	out := make(map[string]SeriesStatus, len(w.series))
 	for name, s := range w.series {
-		held := s.held()
-		st := SeriesStatus{Count: s.next, Held: held, Capacity: s.cap, Fill: float64(held) / float64(s.cap),
-			State: StateOK, Drifts: s.drifts}
-		if s.next > 0 {
-			st.Last, st.Mean = s.at(s.next-1), s.mean(s.next-1)
-		}
-		if s.driftingLocked() {
-			st.State = StateDrifting
-		}
-		if s.drifts > 0 {
-			st.LastDrift = &DriftStatus{Index: s.lastDrift, Time: s.lastDriftAt, Detector: s.lastDriftBy}
-		}
-		out[name] = st
+		out[name] = s.statusLocked()
 	}
 	return out
+}
+
+// statusLocked describes the series. The window's lock is held.
+func (s *series) statusLocked() SeriesStatus {
+	held := s.held()
+	st := SeriesStatus{Count: s.next, Held: held, Capacity: s.cap, Fill: float64(held) / float64(s.cap),
+		State: StateOK, Drifts: s.drifts}
+	if s.next > 0 {
+		st.Last, st.Mean = s.at(s.next-1), s.mean(s.next-1)
+	}
+	if s.driftingLocked() {
+		st.State = StateDrifting
+	}
+	if s.drifts > 0 {
+		st.LastDrift = &DriftStatus{Index: s.lastDrift, Time: s.lastDriftAt, Detector: s.lastDriftBy}
+	}
+	return st
 }
 
 // streamKey is the stream's name on the wire to plugins. Model, version and
 // metric names cannot hold a slash, so the key is unambiguous.
 func streamKey(model, version, metric string) string {
 	return model + "/" + version + "/" + metric
+}
+
+// Limits of the values per metric GET .../window answers.
+const (
+	DefaultWindowPoints = 1000
+	MaxWindowPoints     = 10_000
+)
+
+// SeriesValues is a metric's newest held values, oldest first: Values[i]
+// has index First+i, and Means[i] is the window mean right after it.
+type SeriesValues struct {
+	SeriesStatus
+	First  uint64    `json:"first"`
+	Values []float64 `json:"values"`
+	Means  []float64 `json:"means"`
+}
+
+// Values returns, for each metric of the window, its status and its
+// newest held values, at most points of them, read under the window's
+// lock.
+func (w *Window) Values(points int) map[string]SeriesValues {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]SeriesValues, len(w.series))
+	for name, s := range w.series {
+		from := max(s.first, s.next-min(s.next, uint64(points)))
+		n := int(s.next - from)
+		sv := SeriesValues{SeriesStatus: s.statusLocked(), First: from, Values: make([]float64, 0, n), Means: make([]float64, 0, n)}
+		for j := from; j < s.next; j++ {
+			sv.Values = append(sv.Values, s.at(j))
+			sv.Means = append(sv.Means, s.mean(j))
+		}
+		out[name] = sv
+	}
+	return out
 }

@@ -34,6 +34,9 @@ listen {
   # max_connections = 1000 # default: the open-file limit less 256, at most 4096
   idle_timeout = "2m"  # a keep-alive connection idle this long is closed
   body_timeout = "30s" # a request body that sends no byte this long ends its request
+  # The status page over TCP, at http://127.0.0.1:9465/ (default off; it has
+  # no login, so keep it on loopback).
+  # http = "127.0.0.1:9465"
 }
 
 # Limits on request bodies sent to POST /v1/metrics and on what they make the

@@ -132,6 +132,9 @@ type Listen struct {
 	Socket     string
 	SocketMode os.FileMode
 	Metrics    string // optional host:port for GET /metrics over TCP
+	// HTTP is an optional host:port serving the status page and the
+	// read-only API it reads over TCP.
+	HTTP string
 	// MaxConnections caps the connections open on the socket at once; 0
 	// (unset) derives the cap from the open-file limit when the daemon
 	// starts.

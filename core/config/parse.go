@@ -56,6 +56,7 @@ var listenSchema = &hcl.BodySchema{
 		{Name: "socket"},
 		{Name: "socket_mode"},
 		{Name: "metrics"},
+		{Name: "http"},
 		{Name: "max_connections"},
 		{Name: "idle_timeout"},
 		{Name: "body_timeout"},
@@ -313,6 +314,16 @@ func (p *parser) listen(l *Listen, b *hcl.Block, places *File) {
 					"metrics must be a TCP address host:port such as \"127.0.0.1:9464\", not %q: %s.", s, err)
 			} else {
 				l.Metrics = s
+			}
+		}
+	}
+	if attr := content.Attributes["http"]; attr != nil {
+		if s, ok := p.str(attr); ok {
+			if err := checkHostPort(s); err != nil {
+				p.errorf(attr.Expr.Range(), "Invalid http address",
+					"http must be a TCP address host:port such as \"127.0.0.1:9465\", not %q: %s.", s, err)
+			} else {
+				l.HTTP = s
 			}
 		}
 	}

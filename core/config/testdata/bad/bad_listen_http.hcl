@@ -1,0 +1,3 @@
+listen {
+  http = "localhost"
+}
