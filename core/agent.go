@@ -208,7 +208,8 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		first    string // the first of them
 	)
 	// Every value of a new model version is a new stream: refused here, a
-	// metric leaves no window behind.
+	// metric leaves no window behind (nor when refused below, see
+	// unlockRefused).
 	w, err := a.window(ctx, m.Model, m.Version, len(m.Values), limit)
 	if err != nil {
 		return err
@@ -241,13 +242,13 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			}
 			for _, r := range w.runnersLocked(rt, f, v.Name) {
 				if !r.domain.Contains(v.Value) {
-					w.mu.Unlock()
+					a.unlockRefused(w)
 					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
 				}
 			}
 		}
 		if fresh > 0 && !a.windows.fits(fresh, limit) {
-			w.mu.Unlock()
+			a.unlockRefused(w)
 			return a.streamLimit(m, first, fresh, limit)
 		}
 		full, id := w.fullRunnerLocked(rt, m, feeds[:])
@@ -260,6 +261,8 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			deadline = time.Now().Add(IngestWait)
 		}
 		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
+			w.mu.Lock()
+			a.unlockRefused(w)
 			return err
 		}
 		if w, err = a.window(ctx, m.Model, m.Version, len(m.Values), limit); err != nil { // retired meanwhile?
@@ -272,7 +275,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	// Counted under w.mu, which is held until the series exist; another
 	// window's line may have taken the last room since the check above.
 	if fresh > 0 && !a.windows.addStreams(fresh, limit) {
-		w.mu.Unlock()
+		a.unlockRefused(w)
 		return a.streamLimit(m, first, fresh, limit)
 	}
 	w.last = time.Now().UnixNano()
@@ -313,6 +316,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 // window is made for a metric of n values only when n more streams fit
 // within limit; otherwise window returns nil, and no error.
 func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*Window, error) {
+	var timeout <-chan time.Time
 	for {
 		w := a.windows.getWithin(model, version, DefaultWindow, n, limit)
 		if w == nil {
@@ -324,11 +328,37 @@ func (a *Agent) window(ctx context.Context, model, version string, n, limit int)
 		}
 		gone := w.gone
 		w.mu.Unlock()
+		if timeout == nil {
+			// As long as a full queue is waited for: then 503, and the
+			// client sends again what was not read.
+			t := time.NewTimer(IngestWait)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-gone:
+		case <-timeout:
+			return nil, fmt.Errorf("model %s version %s is being retired: %w", model, version, ErrBusy)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("model %s version %s is being retired: %w", model, version, ErrBusy)
 		}
+	}
+}
+
+// unlockRefused unlocks w after a metric was refused. A window that the
+// metric made and that holds nothing leaves the store, so that refused
+// lines leave nothing behind; whoever waits for it finds it gone and gets a
+// new one. w.mu is held.
+func (a *Agent) unlockRefused(w *Window) {
+	empty := len(w.series) == 0 && w.gone == nil
+	if empty {
+		gone := make(chan struct{})
+		close(gone)
+		w.gone = gone
+	}
+	w.mu.Unlock()
+	if empty {
+		a.windows.remove([]*Window{w})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -593,5 +594,36 @@ func TestPrometheusMetrics(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// A metric refused for a value outside a detector's domain leaves no window
+// of its new model version behind: 5,000 refused lines, no window.
+func TestRefusedMetricsLeaveNoWindow(t *testing.T) {
+	a := newTestAgentWith(t, `
+plugin_dir = "."
+detector "errs" "rate" {
+  metric = "error"
+}
+monitor "*" {
+  detectors = ["errs.rate"]
+}
+`, map[string]func() sdk.Plugin{"errs": func() sdk.Plugin { return &errorsOnly{} }})
+	for i := range 5000 {
+		m := metric.Metric{Model: fmt.Sprintf("m%d", i), Version: "v1", Values: []metric.Value{{Name: "error", Value: 0.5}}}
+		var de *DomainError
+		if err := a.Ingest(context.Background(), m); !errors.As(err, &de) {
+			t.Fatalf("metric %d: %v, want a DomainError", i, err)
+		}
+	}
+	if n, s := a.windows.Len(), a.windows.Streams(); n != 0 || s != 0 {
+		t.Fatalf("%d windows and %d streams after refused metrics, want none", n, s)
+	}
+	// A model version refused once still takes a good value after.
+	if err := a.Ingest(context.Background(), metric.Metric{Model: "m1", Version: "v1", Values: []metric.Value{{Name: "error", Value: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, s := a.windows.Len(), a.windows.Streams(); n != 1 || s != 1 {
+		t.Fatalf("%d windows and %d streams, want 1 and 1", n, s)
 	}
 }

@@ -647,8 +647,6 @@ func (g *generation) retire(next *generation) []*detectorInstance {
 	return gone
 }
 
-// discard stops the detectors g started, for a generation that never
-// became current; those it took over are left running.
 // bornProcesses counts the plugin processes g started itself: those
 // discard stops.
 func (g *generation) bornProcesses() int {
@@ -666,6 +664,8 @@ func (g *generation) bornProcesses() int {
 	return n
 }
 
+// discard stops the detectors g started, for a generation that never
+// became current; those it took over are left running.
 func (g *generation) discard() {
 	var born []*detectorInstance
 	for _, d := range g.detectors {

@@ -131,6 +131,11 @@ func openOutbox(dir string, log hclog.Logger, publish func(event.Event)) (*outbo
 	o.holdRoom = sync.NewCond(&o.mu)
 	pending := 0
 	for _, r := range jobs {
+		if r.State == jobHeld {
+			// Held jobs are written pending; one stored held all the same
+			// is delivered as one.
+			r.State = jobPending
+		}
 		o.jobs[r.Job.ID] = r
 		if r.State == jobPending {
 			pending++
@@ -873,9 +878,12 @@ func (o *outbox) retired(model, version string) {
 			continue
 		}
 		r.Open = false
-		if r.State == jobDelivered {
+		switch r.State {
+		case jobDelivered:
 			drop = append(drop, id)
-		} else {
+		case jobHeld:
+			// Not in the store yet: the hold's writer writes it, closed.
+		default:
 			keep = append(keep, r)
 		}
 	}

@@ -215,3 +215,55 @@ func TestSnapshotErrorsInStatusAndMetrics(t *testing.T) {
 		t.Errorf("after a write: %+v", st)
 	}
 }
+
+// A retirement closes a held job's recovery in memory only: the job is not
+// in the store until the hold's writer writes it, and a job stored held is
+// delivered after a restart all the same.
+func TestOutboxRetiredKeepsHeldJobsOutOfTheStore(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	var failing atomic.Bool
+	failing.Store(true)
+	fx.failWrites(&failing)
+	fx.ob.setGeneration(fx.gen)
+	fx.driftVersion("v0", 1)
+	fx.driftVersion("v1", 1)
+	if st := fx.ob.writeStatus(); st.Held != 2 {
+		t.Fatalf("held %d, want 2", st.Held)
+	}
+	fx.ob.mu.Lock()
+	var heldRec *jobRecord
+	for _, r := range fx.ob.jobs {
+		if r.Job.Version == "v1" {
+			heldRec = r
+		}
+	}
+	fx.ob.mu.Unlock()
+	// retired writes nothing held: with writes failing it reports its own
+	// error, and the held job stays out of the store either way.
+	fx.ob.retired("m", "v0")
+	jobs, _, _, err := fx.ob.store.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range jobs {
+		if r.State == jobHeld {
+			t.Errorf("a held job was written as held: %+v", r)
+		}
+	}
+	// A job stored held (as a retirement once wrote them) loads pending.
+	failing.Store(false)
+	c := *heldRec
+	c.State = jobHeld
+	if err := fx.ob.store.write([]*jobRecord{&c}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	fx.ob.close()
+	fx.open()
+	fx.ob.mu.Lock()
+	r := fx.ob.jobs[heldRec.Job.ID]
+	fx.ob.mu.Unlock()
+	if r == nil || r.State != jobPending {
+		t.Fatalf("a job stored held loads as %+v, want pending", r)
+	}
+}

@@ -639,17 +639,16 @@ func (w *Window) setCapacityLocked(capacity int) {
 	}
 }
 
-// sizeAt returns the size of the window of metric right after the value at
-// index i, as it stood then: resizes by later reloads do not change it.
 // driftAt records a drift that detector by raised at index i of a metric's
 // stream, and returns the window's size at i and whether the stream was
 // drifting when i arrived: the drift repeats an earlier one that the stream
-// has not yet gone a full window past.
+// has not yet gone a full window past. An index the stream never had (a
+// late signal about a retired window's stream, say) is not recorded.
 func (w *Window) driftAt(metric string, i uint64, by string, at time.Time) (size int, repeat bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.series[metric]
-	if s == nil {
+	if s == nil || i >= s.next {
 		return int(min(i+1, uint64(w.capacity))), false
 	}
 	repeat = s.drifts > 0 && i <= s.lastDrift+uint64(s.cap)
@@ -660,6 +659,8 @@ func (w *Window) driftAt(metric string, i uint64, by string, at time.Time) (size
 	return s.sizeAt(i), repeat
 }
 
+// sizeAt returns the size of the window of metric right after the value at
+// index i, as it stood then: resizes by later reloads do not change it.
 func (w *Window) sizeAt(metric string, i uint64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -251,10 +251,15 @@ func TestStreamDriftState(t *testing.T) {
 	if st := state(); st.State != StateOK || st.Drifts != 2 || st.LastDrift.Index != 13 {
 		t.Fatalf("a full window past the last drift: %+v", st)
 	}
+	add(1) // index 24
 	if _, repeat := w.driftAt("accuracy", 24, "pagehinkley.ph", at); repeat {
 		t.Error("a drift after the stream recovered is a repeat")
 	}
-	add(1)
+	// An index the stream never had is not recorded.
+	if w.driftAt("accuracy", 25, "x.y", at); state().Drifts != 3 {
+		t.Errorf("a drift at an index to come was recorded: %+v", state())
+	}
+	add(10) // 25..34
 	if _, repeat := w.driftAt("accuracy", 34, "x.y", at); !repeat {
 		t.Error("a drift after the stream recovered is a repeat")
 	}
