@@ -187,3 +187,51 @@ func startReceiverFunc(t *testing.T, fn func(body []byte)) string {
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + l.Addr().String() + "/notify"
 }
+
+// A model version that stays bad raises a drift again and again, each
+// marked repeat, and with cooldown 0 each makes a job: the Alertmanager
+// sink keeps one alert for it, which resolves once the stream recovers.
+func TestAlertmanagerKeepsOneAlertWhileDrifting(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	am := startAlertmanager(t, startReceiverFunc(t, func([]byte) {}))
+	a := startAgent(t, lowDetector+fmt.Sprintf(`
+sink "alertmanager" "oncall" {
+  config {
+    url           = %q
+    resolve_after = "1h"
+  }
+}
+monitor "m" {
+  window    = 5
+  detectors = ["threshold.low"]
+  sinks     = ["alertmanager.oncall"]
+  cooldown  = "0"
+}
+`, am))
+	drifts := a.subscribe(t, "type=drift")
+	jobs := a.subscribe(t, "type=retrain")
+	a.waitSubscribers(t, 2)
+	low := []float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}
+	curlPush(t, a.socket, accuracyNDJSON("m", "v1", low))
+	es := drifts.collect(t, len(low))
+	for i, e := range es {
+		if repeat := strings.Contains(e.raw, `"repeat":true`); repeat != (i > 0) {
+			t.Errorf("drift %d: %s; want repeat %v", i, e, i > 0)
+		}
+	}
+	delivered := 0
+	for delivered < len(low) {
+		for _, e := range retrainEvents(t, jobs, "delivered") {
+			if e.Action == "delivered" {
+				delivered++
+			}
+		}
+	}
+	if got := alerts(t, am); len(got) != 1 || got[0].Status.State != "active" {
+		t.Fatalf("%d jobs delivered to Alertmanager: alerts %+v, want one active", delivered, got)
+	}
+	// A full window of good values: recovered, and the one alert resolved.
+	curlPush(t, a.socket, accuracyNDJSON("m", "v1", []float64{0.9, 0.9, 0.9, 0.9, 0.9, 0.9}))
+	eventually(t, eventTimeout, "the alert resolved", func() bool { return len(alerts(t, am)) == 0 })
+}
