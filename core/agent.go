@@ -278,7 +278,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		a.unlockRefused(w)
 		return a.streamLimit(m, first, fresh, limit)
 	}
-	w.last = time.Now().UnixNano()
+	w.last = a.windows.now()
 	var metricEvents []event.Event
 	for i, v := range m.Values {
 		var s *series

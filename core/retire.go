@@ -239,15 +239,24 @@ func (a *Agent) startExpiry(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		next := time.Now().Add(expireEvery(a.current()))
 		for {
-			t := time.NewTimer(expireEvery(a.current()))
+			// The windows' clock ticks as often as expiry looks, and at
+			// least every second: a value's stamp is that late at most.
+			every := expireEvery(a.current())
+			t := time.NewTimer(min(every, time.Second))
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case now := <-t.C:
+				a.windows.tick(now)
+				if now.Before(next) {
+					continue
+				}
+				next = now.Add(every)
+				a.expire(ctx, now)
 			}
-			a.expire(ctx, time.Now())
 		}
 	}()
 	return func() {

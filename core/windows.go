@@ -39,13 +39,26 @@ type Windows struct {
 	// bounds. It changes only when a stream is created or dropped: see
 	// addStreams and streamsDropped.
 	streams atomic.Int64
+
+	// clock is the daemon's time in Unix nanoseconds as of the last tick,
+	// which windows stamp the values they take with for expiry: reading the
+	// system clock for every pushed line costs more than the rest of a
+	// window's work (see tick).
+	clock atomic.Int64
 }
+
+// tick sets the clock windows stamp their values with.
+func (ws *Windows) tick(now time.Time) { ws.clock.Store(now.UnixNano()) }
+
+// now returns the clock's time as of its last tick.
+func (ws *Windows) now() int64 { return ws.clock.Load() }
 
 type modelVersion struct{ model, version string }
 
 // NewWindows returns an empty set of windows.
 func NewWindows() *Windows {
 	ws := &Windows{m: make(map[modelVersion]*Window)}
+	ws.tick(time.Now())
 	ws.retain.Store(retainLimit)
 	return ws
 }
@@ -71,7 +84,7 @@ func (ws *Windows) getWithin(model, version string, capacity, n, limit int) *Win
 	w := ws.m[k]
 	if w == nil && (n == 0 || ws.fits(n, limit)) {
 		w = &Window{Model: model, Version: version, capacity: capacity, series: make(map[string]*series),
-			last: time.Now().UnixNano()}
+			last: ws.now()}
 		ws.m[k] = w
 	}
 	ws.missedLocked()
@@ -218,7 +231,7 @@ type Window struct {
 
 	mu sync.Mutex
 	// last is when the window last took a value (or was made), in
-	// nanoseconds of the daemon's clock: expiry goes by it.
+	// nanoseconds of the windows' clock (Windows.tick): expiry goes by it.
 	last int64
 	// gone is made when the window is being retired and closed once it
 	// left the store: a value that finds it waits for it, then goes to a

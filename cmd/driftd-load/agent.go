@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/driftd/driftd/core"
@@ -191,6 +193,34 @@ func (ra *runningAgent) status(ctx context.Context) (core.Status, error) {
 		err = fmt.Errorf("GET /v1/status: %d", code)
 	}
 	return st, err
+}
+
+// statusWithWindows reads GET /v1/status with every window, page by page:
+// the status lists windows only when asked, at most 1,000 an answer.
+func (ra *runningAgent) statusWithWindows(ctx context.Context) (core.Status, error) {
+	st, err := ra.status(ctx)
+	if err != nil {
+		return st, err
+	}
+	cursor := ""
+	for {
+		q := url.Values{"model": {"*"}, "limit": {strconv.Itoa(core.MaxStatusLimit)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page core.Status
+		code, err := ra.client.get(ctx, "/v1/status?"+q.Encode(), &page)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("GET /v1/status?%s: %d", q.Encode(), code)
+		}
+		if err != nil {
+			return st, err
+		}
+		st.Streams = append(st.Streams, page.Streams...)
+		if cursor = page.NextCursor; cursor == "" {
+			return st, nil
+		}
+	}
 }
 
 // client speaks HTTP to the agent's socket.

@@ -211,6 +211,11 @@ func throughputPhase(ctx context.Context, o options, ra *runningAgent, l *load, 
 	}
 	t.DriftEvents = drifts.count()
 
+	if all, err := ra.statusWithWindows(ctx); err == nil {
+		st = all
+	} else {
+		r.failures = append(r.failures, fmt.Sprintf("%s: %v", r.Mode, err))
+	}
 	r.Memory = memoryFigures(st, baseHeap)
 
 	r.failures = append(r.failures, pushFailures(string(r.Mode), p, t.AgentAccepted, t.AgentRejected, t.Lost)...)
@@ -274,6 +279,9 @@ func memoryPhase(ctx context.Context, o options, m mode) (*memPhase, error) {
 	p := pushLines(ctx, ra.socket, l, n, o.conns)
 	st, _, err := waitEvaluated(ctx, ra, p.accepted)
 	mp.Seconds = time.Since(start).Seconds()
+	if err == nil {
+		st, err = ra.statusWithWindows(ctx)
+	}
 	if err == nil {
 		mp.Memory = memoryFigures(st, base.HeapInuse)
 		var lost uint64
