@@ -84,11 +84,22 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	}
 	var mu sync.Mutex
 	var events []event.Event
+	raised := make(map[event.Type]int)
 	a.publish = func(e event.Event) event.Event {
 		if e.Time.IsZero() {
 			e.Time = time.Now().UTC()
 		}
-		if e.Type == event.Drift || e.Type == event.Warning || (e.Type == event.Plugin && e.Action == "failed") {
+		switch {
+		case e.Type == event.Drift || e.Type == event.Warning:
+			mu.Lock()
+			raised[e.Type]++
+			// Types left out are counted, not kept: EDDM raises hundreds
+			// of thousands of warnings on a long stream.
+			if len(opts.Types) == 0 || slices.Contains(opts.Types, e.Type) {
+				events = append(events, e)
+			}
+			mu.Unlock()
+		case e.Type == event.Plugin && e.Action == "failed":
 			mu.Lock()
 			events = append(events, e)
 			mu.Unlock()
@@ -160,12 +171,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		return x.Detector < y.Detector
 	})
 	enc := json.NewEncoder(out)
-	res.Raised = make(map[event.Type]int)
+	res.Raised = raised
 	for i, e := range events {
-		res.Raised[e.Type]++
-		if len(opts.Types) > 0 && !slices.Contains(opts.Types, e.Type) {
-			continue
-		}
 		e.Seq = uint64(i + 1)
 		if err := enc.Encode(e); err != nil {
 			return res, err

@@ -1,0 +1,179 @@
+// Command driftd-replay measures `driftd backtest` over a generated stream
+// of one model version, for every detector, whole command included (the
+// daemon's binary, the plugin processes, decoding the NDJSON, printing),
+// and prints nanoseconds per value beside River 0.26's plain Python loop
+// over the same detector, as measured when the replay target was set.
+//
+//	go run ./cmd/driftd-replay -driftd bin/driftd -plugins bin/plugins
+//
+// The backtest prints drifts only (-type drift): River's loop prints
+// nothing, and a detector's warnings (450,000 of them for EDDM) are counted,
+// not printed.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// replay is one detector's run.
+type replay struct {
+	plugin string
+	sets   []string // -set key=value
+	metric string   // accuracy (real), error (1 = error) or correct (1 = correct)
+	values int
+	river  float64 // River 0.26's ns/value, from the issue that set the target
+}
+
+var replays = []replay{
+	{"pagehinkley", nil, "accuracy", 1_000_000, 369},
+	{"pagehinkley", []string{"mode=down", "threshold=1"}, "accuracy", 1_000_000, 430},
+	{"adwin", nil, "accuracy", 1_000_000, 132},
+	{"ddm", nil, "error", 1_000_000, 332},
+	{"eddm", nil, "error", 1_000_000, 155},
+	{"fhddm", nil, "correct", 1_000_000, 193},
+	{"hddm_a", nil, "error", 1_000_000, 1821},
+	{"hddm_w", nil, "error", 1_000_000, 2548},
+	{"kswin", nil, "accuracy", 100_000, 56352},
+}
+
+func main() {
+	driftd := flag.String("driftd", "bin/driftd", "the driftd binary")
+	plugins := flag.String("plugins", "bin/plugins", "directory of the plugin binaries")
+	only := flag.String("only", "", "run only the detectors whose plugin matches this regexp")
+	seed := flag.Uint64("seed", 1, "seed of the generated values")
+	flag.Parse()
+	if err := run(*driftd, *plugins, *only, *seed); err != nil {
+		fmt.Fprintf(os.Stderr, "driftd-replay: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(driftd, plugins, only string, seed uint64) error {
+	re, err := regexp.Compile(only)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "driftd-replay-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	files := map[string]string{}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "detector\tsettings\tvalues\tdrifts\twarnings\tdriftd ns/value\tRiver ns/value\tRiver / driftd\t")
+	for _, r := range replays {
+		if !re.MatchString(r.plugin) {
+			continue
+		}
+		key := fmt.Sprintf("%s-%d", r.metric, r.values)
+		if files[key] == "" {
+			files[key] = filepath.Join(dir, key+".ndjson")
+			if err := generate(files[key], r.metric, r.values, seed); err != nil {
+				return err
+			}
+		}
+		args := []string{"backtest", "-plugin-dir", plugins, "-detector", r.plugin, "-metric", r.metric, "-type", "drift"}
+		for _, s := range r.sets {
+			args = append(args, "-set", s)
+		}
+		args = append(args, files[key])
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		cmd := exec.CommandContext(ctx, driftd, args...)
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = nil, &stderr
+		start := time.Now()
+		err := cmd.Run()
+		took := time.Since(start)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("driftd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		drifts, warnings := counts(stderr.String())
+		ns := float64(took.Nanoseconds()) / float64(r.values)
+		settings := strings.Join(r.sets, " ")
+		if settings == "" {
+			settings = "defaults"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.2f\t\n", r.plugin, settings, r.values, drifts, warnings, ns, r.river, r.river/ns)
+	}
+	return tw.Flush()
+}
+
+var summary = regexp.MustCompile(`(\d+) drift, (\d+) warning events`)
+
+// counts reads the drifts and warnings from backtest's summary line.
+func counts(stderr string) (drifts, warnings string) {
+	m := summary.FindStringSubmatch(stderr)
+	if m == nil {
+		return "?", "?"
+	}
+	return m[1], m[2]
+}
+
+// generate writes n values of metric for model m, version v1: an accuracy
+// N(0.92, 0.01) that drops to N(0.80, 0.01) half way, or per-prediction
+// outcomes whose error rate rises from 0.1 to 0.3 half way (error: 1 for an
+// error; correct: 1 for a correct prediction).
+func generate(path, metric string, n int, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	var b []byte
+	for i := range n {
+		var v float64
+		switch metric {
+		case "accuracy":
+			mu := 0.92
+			if i >= n/2 {
+				mu = 0.80
+			}
+			v = min(1, max(0, mu+0.01*rng.NormFloat64()))
+		default:
+			p := 0.1
+			if i >= n/2 {
+				p = 0.3
+			}
+			isErr := rng.Float64() < p
+			if isErr == (metric == "error") {
+				v = 1
+			}
+		}
+		b = append(b[:0], `{"model":"m","version":"v1","`...)
+		if metric == "accuracy" {
+			b = append(b, `accuracy":`...)
+		} else {
+			b = append(b, `metrics":{"`...)
+			b = append(b, metric...)
+			b = append(b, `":`...)
+		}
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		if metric != "accuracy" {
+			b = append(b, '}')
+		}
+		b = append(b, "}\n"...)
+		if _, err := w.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
