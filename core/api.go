@@ -230,7 +230,7 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	defer func() { close(handlerDone); <-watched }()
-	enc := json.NewEncoder(w)
+	var buf []byte
 	for {
 		e, err := sub.Next(r.Context().Done())
 		if err != nil {
@@ -240,7 +240,11 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if err := enc.Encode(e); err != nil {
+		if buf, err = e.AppendJSON(buf[:0]); err != nil {
+			a.log.Warn("event not sent: cannot encode it", "seq", e.Seq, "error", err)
+			continue
+		}
+		if _, err := w.Write(append(buf, '\n')); err != nil {
 			return
 		}
 		if sub.Pending() == 0 {

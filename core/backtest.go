@@ -1,8 +1,8 @@
 package core
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -170,14 +170,19 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		}
 		return x.Detector < y.Detector
 	})
-	enc := json.NewEncoder(out)
+	bw := bufio.NewWriterSize(out, 64<<10)
 	res.Raised = raised
+	var buf []byte
 	for i, e := range events {
 		e.Seq = uint64(i + 1)
-		if err := enc.Encode(e); err != nil {
+		var err error
+		if buf, err = e.AppendJSON(buf[:0]); err != nil {
+			return res, err
+		}
+		if _, err := bw.Write(append(buf, '\n')); err != nil {
 			return res, err
 		}
 		res.Events++
 	}
-	return res, nil
+	return res, bw.Flush()
 }

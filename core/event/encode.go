@@ -1,0 +1,195 @@
+package event
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the event as JSON, the bytes json.Marshal writes for it
+// (MarshalJSON), without reflection: every subscriber's stream and every
+// backtest encodes each event. Events with Diagnostics, which hold any
+// value, go through json.Marshal.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	if e.Diagnostics != nil {
+		j, err := json.Marshal(e)
+		return append(b, j...), err
+	}
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"type":`...)
+	b = appendString(b, string(e.Type))
+	b = append(b, `,"time":"`...)
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		j, err := json.Marshal(e) // the error json.Marshal gives
+		return append(b[:0], j...), err
+	}
+	b = e.Time.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
+	b = append(b, '"')
+	b = appendField(b, "model", e.Model)
+	b = appendField(b, "version", e.Version)
+	b = appendField(b, "metric", e.Metric)
+	b = appendField(b, "detector", e.Detector)
+	if len(e.Details) > 0 {
+		b = append(b, `,"details":{`...)
+		var small [8]string
+		keys := small[:0]
+		for k := range e.Details {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			var ok bool
+			if b, ok = appendFloat(b, e.Details[k]); !ok {
+				return e.marshalError(b)
+			}
+		}
+		b = append(b, '}')
+	}
+	if e.Repeat {
+		b = append(b, `,"repeat":true`...)
+	}
+	b = appendField(b, "action", e.Action)
+	b = appendField(b, "plugin", e.Plugin)
+	b = appendField(b, "sink", e.Sink)
+	b = appendField(b, "job", e.Job)
+	b = appendField(b, "job_kind", e.JobKind)
+	b = appendInt(b, "pid", int64(e.Pid))
+	b = appendInt(b, "attempt", int64(e.Attempt))
+	b = appendInt(b, "delay_ms", e.DelayMS)
+	b = appendField(b, "message", e.Message)
+	if e.Generation != 0 {
+		b = append(b, `,"generation":`...)
+		b = strconv.AppendUint(b, e.Generation, 10)
+	}
+	switch e.Type {
+	case Drift, Warning:
+		b = append(b, `,"index":`...)
+		b = strconv.AppendUint(b, e.Index, 10)
+		b = append(b, `,"window_size":`...)
+		b = strconv.AppendInt(b, int64(e.WindowSize), 10)
+		b = append(b, `,"window_mean":`...)
+		var ok bool
+		if b, ok = appendFloat(b, e.WindowMean); !ok {
+			return e.marshalError(b)
+		}
+	case Metric:
+		b = append(b, `,"index":`...)
+		b = strconv.AppendUint(b, e.Index, 10)
+		b = append(b, `,"value":`...)
+		var ok bool
+		if b, ok = appendFloat(b, e.Value); !ok {
+			return e.marshalError(b)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// marshalError returns what json.Marshal says of an event it cannot encode
+// (a value that is not finite).
+func (e *Event) marshalError(b []byte) ([]byte, error) {
+	_, err := json.Marshal(e)
+	return b, err
+}
+
+func appendField(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+func appendInt(b []byte, name string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, v, 10)
+}
+
+// appendFloat writes v as encoding/json does; false when v is not finite.
+func appendFloat(b []byte, v float64) ([]byte, bool) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, v, format, -1, 64)
+	if format == 'e' { // e-09 to e-9, as encoding/json
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+const hex = "0123456789abcdef"
+
+// appendString writes s quoted as encoding/json does by default: HTML
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

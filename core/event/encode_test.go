@@ -1,0 +1,95 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// AppendJSON writes the bytes json.Marshal writes, for every type of event
+// and awkward strings and figures.
+func TestAppendJSONIsMarshal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	strs := []string{"", "m", "quality_inspector", "v1.2.3", "a\"b\\c", "<b>&</b>", "tab\there\nnew\r", "\x00\x01\x1f\x7f",
+		"é ü 日本", "\u2028\u2029", "bad \xff utf8", "\b\f"}
+	floats := []float64{0, -0.0, 1, -1, 0.1, 1.0 / 3, 1e-7, 1.5e-6, 1e-6, 1e20, 1e21, 1.7976931348623157e308, 5e-324, -2.5e-9, 123456789.125}
+	str := func() string { return strs[rng.IntN(len(strs))] }
+	num := func() float64 {
+		if rng.IntN(3) == 0 {
+			return floats[rng.IntN(len(floats))]
+		}
+		return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
+	}
+	types := []Type{Drift, Warning, Retrain, Plugin, Config, Metric, "model"}
+	var a []byte
+	for i := range 2000 {
+		e := Event{Seq: rng.Uint64N(1 << 40), Type: types[rng.IntN(len(types))],
+			Time: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)).In(time.FixedZone("", 3600*(rng.IntN(25)-12)))}
+		if rng.IntN(2) == 0 {
+			e.Model, e.Version, e.Metric, e.Detector = str(), str(), str(), str()
+		}
+		if rng.IntN(2) == 0 {
+			e.Details = map[string]float64{}
+			for range rng.IntN(5) {
+				e.Details[str()] = num()
+			}
+		}
+		e.Index, e.Value, e.WindowSize, e.WindowMean = rng.Uint64(), num(), rng.IntN(5000), num()
+		e.Repeat = rng.IntN(3) == 0
+		if rng.IntN(2) == 0 {
+			e.Action, e.Plugin, e.Sink, e.Job, e.JobKind, e.Message = str(), str(), str(), str(), str(), str()
+			e.Pid, e.Attempt, e.DelayMS, e.Generation = rng.IntN(3)*rng.IntN(99999), rng.IntN(3), int64(rng.IntN(3))*rng.Int64N(1e6), uint64(rng.IntN(3))
+		}
+		if i%50 == 0 {
+			e.Diagnostics = []map[string]any{{"summary": str(), "line": 3}}
+		}
+		want, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var aerr error
+		a, aerr = e.AppendJSON(a[:0])
+		if aerr != nil || !bytes.Equal(a, want) {
+			t.Fatalf("event %d: AppendJSON\n%s (%v)\njson.Marshal\n%s", i, a, aerr, want)
+		}
+	}
+}
+
+// A figure that is not finite is an error, as with json.Marshal.
+func TestAppendJSONRefusesWhatMarshalRefuses(t *testing.T) {
+	for _, e := range []Event{
+		{Type: Drift, WindowMean: math.NaN()},
+		{Type: Metric, Value: math.Inf(1)},
+		{Type: Warning, Details: map[string]float64{"x": math.Inf(-1)}},
+		{Type: Drift, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		_, merr := json.Marshal(&e)
+		if _, err := e.AppendJSON(nil); err == nil || merr == nil || err.Error() != merr.Error() {
+			t.Errorf("%+v: AppendJSON error %v, json.Marshal's %v", e, err, merr)
+		}
+	}
+}
+
+func BenchmarkEncodeEvent(b *testing.B) {
+	e := Event{Seq: 12345, Type: Warning, Time: time.Now(), Model: "quality_inspector", Version: "v1.2.3",
+		Metric: "error", Detector: "eddm.errors", Index: 123456, WindowSize: 1000, WindowMean: 0.1234,
+		Details: map[string]float64{"distance": 12.5, "mean_distance": 10.25, "n": 1234, "statistic": 0.93, "threshold": 0.95}}
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := json.Marshal(&e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for range b.N {
+			buf, _ = e.AppendJSON(buf[:0])
+		}
+	})
+}
