@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,7 +39,7 @@ const uiModelVersions = 10_000
 func TestStatusPage(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	addr := freeLoopbackAddr(t)
+	addr := freeAddr(t)
 	a := startAgentWith(t, agentOptions{listen: fmt.Sprintf("  http = %q\n", addr), body: uiConfig})
 	if strings.Contains(a.log.String(), "not a loopback address") {
 		t.Errorf("a loopback listen.http warned of no login:\n%s", a.log.String())
@@ -151,7 +150,7 @@ func TestStatusPage(t *testing.T) {
 func TestStatusPageReadOnly(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	addr := freeLoopbackAddr(t)
+	addr := freeAddr(t)
 	a := startAgentWith(t, agentOptions{listen: fmt.Sprintf("  http = %q\n", addr), body: uiConfig})
 	if code, body := a.post(t, "/v1/metrics", bytes.NewReader(customNDJSON("churn", "v7", "accuracy", []float64{0.9, 0.8}))); code != 200 {
 		t.Fatalf("push: %d %s", code, body)
@@ -217,7 +216,7 @@ func TestStatusPageReadOnly(t *testing.T) {
 func TestStatusPageWarnsOffLoopback(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	port := strings.TrimPrefix(freeLoopbackAddr(t), "127.0.0.1")
+	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1")
 	a := startAgentWith(t, agentOptions{listen: fmt.Sprintf("  http = %q\n", "0.0.0.0"+port), body: uiConfig})
 	eventually(t, eventTimeout, "the warning", func() bool {
 		return strings.Contains(a.log.String(), "listen.http is not a loopback address")
@@ -230,16 +229,4 @@ func TestStatusPageWarnsOffLoopback(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GET /healthz on 0.0.0.0%s: %d", port, resp.StatusCode)
 	}
-}
-
-// freeLoopbackAddr returns 127.0.0.1:port with a port free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
