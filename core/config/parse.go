@@ -11,14 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftd/driftd/core/metric"
 	"github.com/hashicorp/hcl/v2"
 )
 
 var (
 	pluginNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	blockNameRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	// Model and metric names share the charset of SPEC §3.
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 )
 
 var rootSchema = &hcl.BodySchema{
@@ -427,7 +426,7 @@ func (p *parser) detector(b *hcl.Block) *Detector {
 	d.Body, d.ConfigRange = p.configBlock(content.Blocks, b.DefRange, "detector")
 	if attr := content.Attributes["metric"]; attr != nil {
 		if s, ok := p.requiredStr(attr); ok {
-			if nameRe.MatchString(s) {
+			if metric.ValidName(s) {
 				d.Metric = s
 			} else {
 				p.errorf(attr.Expr.Range(), "Invalid metric name",
@@ -678,7 +677,7 @@ func (p *parser) monitor(b *hcl.Block) *Monitor {
 // pattern checks a monitor label: a model name, or a glob over model names.
 func (p *parser) pattern(pat string, rng hcl.Range) bool {
 	if !isGlob(pat) {
-		if !nameRe.MatchString(pat) {
+		if !metric.ValidName(pat) {
 			p.errorf(rng, "Invalid model pattern",
 				"%q is neither a model name (1 to 128 letters, digits, \".\", \"_\" or \"-\") nor a glob such as \"fraud_*\".", pat)
 			return false

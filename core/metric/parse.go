@@ -34,24 +34,10 @@ const (
 var knownFields = []string{"model", "version", "timestamp", "accuracy", "precision", "recall", "latency_ms", "metrics"}
 
 const (
-	maxNameLen  = 128
 	nameRule    = "must be 1-128 characters of A-Z a-z 0-9 . _ -"
 	maxProblems = 10 // per record; more are counted, not listed
 	maxDepth    = 64 // nesting of values that are skipped
 )
-
-// nameChar holds the bytes allowed in model, version and value names.
-var nameChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	t['.'], t['_'], t['-'] = true, true, true
-	return t
-}()
 
 // parser decodes one metric object at a time. It is reused from record to
 // record so that a steady stream costs no allocations: its buffers keep
@@ -435,11 +421,11 @@ func checkRange(label string, name, tok []byte, v float64) string {
 
 // checkName returns what is wrong with a model, version or value name.
 func checkName(s []byte) string {
-	if len(s) == 0 || len(s) > maxNameLen {
-		if len(s) > maxNameLen {
-			return quote(s) + " " + nameRule + "; it has " + strconv.Itoa(len(s))
-		}
-		return quote(s) + " " + nameRule
+	if ValidName(s) {
+		return ""
+	}
+	if len(s) > MaxNameLen {
+		return quote(s) + " " + nameRule + "; it has " + strconv.Itoa(len(s))
 	}
 	for i := 0; i < len(s); i++ {
 		if !nameChar[s[i]] {
@@ -447,7 +433,7 @@ func checkName(s []byte) string {
 			return quote(s) + " " + nameRule + "; " + strconv.QuoteRune(r) + " is not allowed"
 		}
 	}
-	return ""
+	return quote(s) + " " + nameRule // empty
 }
 
 // nonFinite tells whether s is one of the ways clients write NaN or an

@@ -46,6 +46,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/driftd/driftd/core/metric"
 )
 
 // FileName is the snapshot's name in data_dir.
@@ -58,7 +60,7 @@ const Version = 1
 // the reader allocate.
 const (
 	MaxCapacity = 1 << 30
-	maxName     = 128
+	maxName     = metric.MaxNameLen
 )
 
 const (
@@ -193,7 +195,7 @@ func check(w *Window) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s/%s: %s", ErrInvalid, w.Model, w.Version, fmt.Sprintf(format, args...))
 	}
-	if !validName(w.Model) || !validName(w.Version) {
+	if !metric.ValidName(w.Model) || !metric.ValidName(w.Version) {
 		return bad("bad model or version name")
 	}
 	if w.Capacity < 1 || w.Capacity > MaxCapacity {
@@ -202,7 +204,7 @@ func check(w *Window) error {
 	seen := make(map[string]bool, len(w.Series))
 	for _, s := range w.Series {
 		switch {
-		case !validName(s.Metric) || seen[s.Metric]:
+		case !metric.ValidName(s.Metric) || seen[s.Metric]:
 			return bad("bad or repeated metric name %q", s.Metric)
 		case len(s.Values) != len(s.Means) || len(s.Values) > w.Capacity || uint64(len(s.Values)) > s.Next:
 			return bad("%s: %d values and %d means of %d seen, capacity %d", s.Metric, len(s.Values), len(s.Means), s.Next, w.Capacity)
@@ -221,20 +223,6 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 func allFinite(vs []float64) bool {
 	for _, v := range vs {
 		if !finite(v) {
-			return false
-		}
-	}
-	return true
-}
-
-// validName accepts the names of SPEC §3: 1-128 of [A-Za-z0-9._-].
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > maxName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return false
 		}
 	}
