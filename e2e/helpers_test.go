@@ -366,8 +366,8 @@ func tryCurl(socket string, stdin []byte, args ...string) (int, []byte, error) {
 	return code, out[:len(out)-3], nil
 }
 
-// curlPush POSTs body to /v1/metrics with curl, as the SPEC's reference
-// client does.
+// curlPush POSTs body to /v1/metrics with curl, as the README's first
+// example does.
 func curlPush(t *testing.T, socket string, body []byte) (int, []byte) {
 	t.Helper()
 	return curl(t, socket, body, pushArgs...)

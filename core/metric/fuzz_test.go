@@ -15,8 +15,8 @@ import (
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
-// checkMetric checks the rules of SPEC §3 on a decoded metric, written
-// independently of the parser.
+// checkMetric checks the rules of README, "Pushing metrics", on a decoded
+// metric, written independently of the parser.
 func checkMetric(m Metric) error {
 	if !validName.MatchString(m.Model) {
 		return fmt.Errorf("bad model %q", m.Model)

@@ -1,5 +1,5 @@
 // Package metric decodes and validates the metrics that serving apps push to
-// POST /v1/metrics (SPEC §3).
+// POST /v1/metrics (README, "Pushing metrics").
 //
 // A body is one JSON object, a JSON array of objects, or newline-delimited
 // JSON (NDJSON, one object a line). Reader tells the forms apart by the first
