@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"slices"
 	"testing"
 
 	"github.com/driftd/driftd/internal/parity"
@@ -29,15 +28,7 @@ func TestOverGRPC(t *testing.T) {
 		{sdk.Config{"delta": 0.0, "clock": 0.5}, []string{"clock", "delta"}},
 		{sdk.Config{"bogus": 1.0, "clock": "often"}, []string{"bogus", "clock"}},
 	} {
-		err := r.Configure(context.Background(), tt.cfg)
-		var attrs []string
-		for _, ce := range sdk.ConfigErrors(err) {
-			attrs = append(attrs, ce.Attribute)
-		}
-		slices.Sort(attrs)
-		if !errors.Is(err, sdk.ErrInvalidConfig) || !slices.Equal(attrs, tt.want) {
-			t.Errorf("Configure(%v): errors on %v (%v), want on %v", tt.cfg, attrs, err, tt.want)
-		}
+		sdktest.CheckConfigErrors(t, r.Configure(context.Background(), tt.cfg), tt.want...)
 	}
 
 	d := sdktest.Detector(t, &ADWIN{}, sdk.Config{"clock": 1.0})

@@ -357,29 +357,7 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &CUSUM{}
-			err := c.Configure(tt.cfg)
-			if tt.wantAttrs == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				if c.New == nil {
-					t.Fatal("Configure left Streams.New unset")
-				}
-				return
-			}
-			if !errors.Is(err, sdk.ErrInvalidConfig) {
-				t.Fatalf("Configure = %v, want an sdk.ErrInvalidConfig", err)
-			}
-			var attrs []string
-			for _, ce := range sdk.ConfigErrors(err) {
-				attrs = append(attrs, ce.Attribute)
-			}
-			if !slices.Equal(attrs, tt.wantAttrs) {
-				t.Errorf("errors on %v, want on %v (%v)", attrs, tt.wantAttrs, err)
-			}
-			if c.New != nil {
-				t.Error("a refused config set Streams.New")
-			}
+			sdktest.CheckConfigure(t, c.Configure, &c.Streams, tt.cfg, tt.wantAttrs)
 		})
 	}
 }

@@ -340,28 +340,9 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &DDM{}
-			err := d.Configure(tt.cfg)
-			if tt.wantAttrs == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				if d.New == nil || d.Domain != sdk.DomainBinary {
-					t.Fatal("Configure left Streams.New or Streams.Domain unset")
-				}
-				return
-			}
-			if !errors.Is(err, sdk.ErrInvalidConfig) {
-				t.Fatalf("Configure = %v, want an sdk.ErrInvalidConfig", err)
-			}
-			var attrs []string
-			for _, ce := range sdk.ConfigErrors(err) {
-				attrs = append(attrs, ce.Attribute)
-			}
-			if !slices.Equal(attrs, tt.wantAttrs) {
-				t.Errorf("errors on %v, want on %v (%v)", attrs, tt.wantAttrs, err)
-			}
-			if d.New != nil {
-				t.Error("a refused config set Streams.New")
+			sdktest.CheckConfigure(t, d.Configure, &d.Streams, tt.cfg, tt.wantAttrs)
+			if tt.wantAttrs == nil && d.Domain != sdk.DomainBinary {
+				t.Fatal("Configure left Streams.Domain unset")
 			}
 		})
 	}

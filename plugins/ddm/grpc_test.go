@@ -21,15 +21,7 @@ func TestOverGRPC(t *testing.T) {
 	if info := r.Info(); info.Name != "ddm" || info.Domain != sdk.DomainBinary {
 		t.Errorf("Info over gRPC = %+v", info)
 	}
-	err := r.Configure(context.Background(), sdk.Config{"warm_start": -1.0, "drift_threshold": 0.0})
-	var attrs []string
-	for _, ce := range sdk.ConfigErrors(err) {
-		attrs = append(attrs, ce.Attribute)
-	}
-	slices.Sort(attrs)
-	if !slices.Equal(attrs, []string{"drift_threshold", "warm_start"}) {
-		t.Fatalf("config errors on %v (%v), want drift_threshold and warm_start", attrs, err)
-	}
+	sdktest.CheckConfigErrors(t, r.Configure(context.Background(), sdk.Config{"warm_start": -1.0, "drift_threshold": 0.0}), "drift_threshold", "warm_start")
 
 	d := sdktest.Detector(t, &DDM{}, sdk.Config{"warm_start": 2.0})
 	if _, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{0, 0.5}}}); !errors.Is(err, sdk.ErrBadRequest) {

@@ -387,28 +387,9 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &EDDM{}
-			err := e.Configure(tt.cfg)
-			if tt.wantAttrs == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				if e.New == nil || e.Domain != sdk.DomainBinary {
-					t.Fatal("Configure left Streams.New or Streams.Domain unset")
-				}
-				return
-			}
-			if !errors.Is(err, sdk.ErrInvalidConfig) {
-				t.Fatalf("Configure = %v, want an sdk.ErrInvalidConfig", err)
-			}
-			var attrs []string
-			for _, ce := range sdk.ConfigErrors(err) {
-				attrs = append(attrs, ce.Attribute)
-			}
-			if !slices.Equal(attrs, tt.wantAttrs) {
-				t.Errorf("errors on %v, want on %v (%v)", attrs, tt.wantAttrs, err)
-			}
-			if e.New != nil {
-				t.Error("a refused config set Streams.New")
+			sdktest.CheckConfigure(t, e.Configure, &e.Streams, tt.cfg, tt.wantAttrs)
+			if tt.wantAttrs == nil && e.Domain != sdk.DomainBinary {
+				t.Fatal("Configure left Streams.Domain unset")
 			}
 		})
 	}

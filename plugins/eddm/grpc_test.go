@@ -21,15 +21,7 @@ func TestOverGRPC(t *testing.T) {
 	if info := r.Info(); info.Name != "eddm" || info.Domain != sdk.DomainBinary {
 		t.Errorf("Info over gRPC = %+v", info)
 	}
-	err := r.Configure(context.Background(), sdk.Config{"warm_start": 1.5, "alpha": 0.8, "beta": 0.9})
-	var attrs []string
-	for _, ce := range sdk.ConfigErrors(err) {
-		attrs = append(attrs, ce.Attribute)
-	}
-	slices.Sort(attrs)
-	if !slices.Equal(attrs, []string{"beta", "warm_start"}) {
-		t.Fatalf("config errors on %v (%v), want beta and warm_start", attrs, err)
-	}
+	sdktest.CheckConfigErrors(t, r.Configure(context.Background(), sdk.Config{"warm_start": 1.5, "alpha": 0.8, "beta": 0.9}), "beta", "warm_start")
 
 	d := sdktest.Detector(t, &EDDM{}, sdk.Config{"warm_start": 0.0})
 	if _, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{1, 3}}}); !errors.Is(err, sdk.ErrBadRequest) {

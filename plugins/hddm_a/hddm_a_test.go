@@ -432,28 +432,9 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &HDDMA{}
-			err := h.Configure(tt.cfg)
-			if tt.wantAttrs == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
-				if h.New == nil || h.Domain != sdk.DomainBinary {
-					t.Fatal("Configure left Streams.New or Streams.Domain unset")
-				}
-				return
-			}
-			if !errors.Is(err, sdk.ErrInvalidConfig) {
-				t.Fatalf("Configure = %v, want an sdk.ErrInvalidConfig", err)
-			}
-			var attrs []string
-			for _, ce := range sdk.ConfigErrors(err) {
-				attrs = append(attrs, ce.Attribute)
-			}
-			if !slices.Equal(attrs, tt.wantAttrs) {
-				t.Errorf("errors on %v, want on %v (%v)", attrs, tt.wantAttrs, err)
-			}
-			if h.New != nil {
-				t.Error("a refused config set Streams.New")
+			sdktest.CheckConfigure(t, h.Configure, &h.Streams, tt.cfg, tt.wantAttrs)
+			if tt.wantAttrs == nil && h.Domain != sdk.DomainBinary {
+				t.Fatal("Configure left Streams.Domain unset")
 			}
 		})
 	}

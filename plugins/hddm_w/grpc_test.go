@@ -3,7 +3,6 @@ package hddmw
 import (
 	"context"
 	"errors"
-	"slices"
 	"testing"
 
 	"github.com/driftd/driftd/internal/parity"
@@ -21,24 +20,8 @@ func TestConfigErrorsOverGRPC(t *testing.T) {
 	if info := r.Info(); info.Name != "hddm_w" || info.Domain != sdk.DomainBinary {
 		t.Errorf("Info over gRPC = %+v", info)
 	}
-	err := r.Configure(context.Background(), sdk.Config{"drift_confidence": 2.0, "two_sided_test": "yes"})
-	var attrs []string
-	for _, ce := range sdk.ConfigErrors(err) {
-		attrs = append(attrs, ce.Attribute)
-	}
-	slices.Sort(attrs)
-	if !slices.Equal(attrs, []string{"drift_confidence", "two_sided_test"}) {
-		t.Fatalf("config errors on %v (%v), want drift_confidence and two_sided_test", attrs, err)
-	}
-	err = r.Configure(context.Background(), sdk.Config{"drift_confidence": 2.0, "warning_confidence": 0.0})
-	attrs = nil
-	for _, ce := range sdk.ConfigErrors(err) {
-		attrs = append(attrs, ce.Attribute)
-	}
-	slices.Sort(attrs)
-	if !slices.Equal(attrs, []string{"drift_confidence", "warning_confidence"}) {
-		t.Fatalf("config errors on %v (%v), want drift_confidence and warning_confidence", attrs, err)
-	}
+	sdktest.CheckConfigErrors(t, r.Configure(context.Background(), sdk.Config{"drift_confidence": 2.0, "two_sided_test": "yes"}), "drift_confidence", "two_sided_test")
+	sdktest.CheckConfigErrors(t, r.Configure(context.Background(), sdk.Config{"drift_confidence": 2.0, "warning_confidence": 0.0}), "drift_confidence", "warning_confidence")
 }
 
 func TestNonBinaryOverGRPC(t *testing.T) {

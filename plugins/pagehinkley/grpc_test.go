@@ -2,7 +2,6 @@ package pagehinkley
 
 import (
 	"context"
-	"slices"
 	"testing"
 
 	"github.com/driftd/driftd/internal/parity"
@@ -17,13 +16,5 @@ func TestParityOverGRPC(t *testing.T) {
 
 func TestConfigErrorsOverGRPC(t *testing.T) {
 	r := sdktest.Start(t, &PageHinkley{})
-	err := r.Configure(context.Background(), sdk.Config{"mode": "sideways", "threshold": -1.0})
-	var attrs []string
-	for _, ce := range sdk.ConfigErrors(err) {
-		attrs = append(attrs, ce.Attribute)
-	}
-	slices.Sort(attrs)
-	if !slices.Equal(attrs, []string{"mode", "threshold"}) {
-		t.Fatalf("config errors on %v (%v), want mode and threshold", attrs, err)
-	}
+	sdktest.CheckConfigErrors(t, r.Configure(context.Background(), sdk.Config{"mode": "sideways", "threshold": -1.0}), "mode", "threshold")
 }

@@ -34,9 +34,5 @@ func TestOverGRPC(t *testing.T) {
 
 func TestConfigErrorsOverGRPC(t *testing.T) {
 	r := sdktest.Start(t, &Threshold{})
-	err := r.Configure(context.Background(), sdk.Config{"floor": "high"})
-	ces := sdk.ConfigErrors(err)
-	if len(ces) != 1 || ces[0].Attribute != "floor" {
-		t.Fatalf("config errors %v, want one on floor", err)
-	}
+	sdktest.CheckConfigErrors(t, r.Configure(context.Background(), sdk.Config{"floor": "high"}), "floor")
 }

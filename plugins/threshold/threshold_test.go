@@ -287,28 +287,11 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			th := &Threshold{}
-			err := th.Configure(tt.cfg)
+			sdktest.CheckConfigure(t, th.Configure, &th.Streams, tt.cfg, tt.wantAttrs)
 			if tt.wantAttrs == nil {
-				if err != nil {
-					t.Fatalf("Configure: %v", err)
-				}
 				if got := th.New().(*thState).p; got != tt.want {
 					t.Errorf("params %+v, want %+v", got, tt.want)
 				}
-				return
-			}
-			if !errors.Is(err, sdk.ErrInvalidConfig) {
-				t.Fatalf("Configure = %v, want an sdk.ErrInvalidConfig", err)
-			}
-			var attrs []string
-			for _, ce := range sdk.ConfigErrors(err) {
-				attrs = append(attrs, ce.Attribute)
-			}
-			if !slices.Equal(attrs, tt.wantAttrs) {
-				t.Errorf("errors on %v, want on %v (%v)", attrs, tt.wantAttrs, err)
-			}
-			if th.New != nil {
-				t.Error("a refused config set Streams.New")
 			}
 		})
 	}
