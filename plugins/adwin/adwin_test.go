@@ -446,23 +446,13 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	a := &ADWIN{}
 	s := a.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, attr := range s.Attributes {
-		if attr.Description == "" || attr.Default == nil || attr.Type != sdk.TypeNumber {
-			t.Errorf("attribute %q lacks a description or default, or is not a number", attr.Name)
-		}
-	}
-	cfg, err := s.Apply(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// River's defaults: ADWIN(delta=0.002, clock=32, max_buckets=5,
 	// min_window_length=5, grace_period=10).
-	want := sdk.Config{"delta": 0.002, "clock": 32.0, "max_buckets": 5.0, "min_window_length": 5.0, "grace_period": 10.0}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults %v, want %v", cfg, want)
+	sdktest.CheckSchema(t, s, sdk.Config{"delta": 0.002, "clock": 32.0, "max_buckets": 5.0, "min_window_length": 5.0, "grace_period": 10.0})
+	for _, attr := range s.Attributes {
+		if attr.Type != sdk.TypeNumber {
+			t.Errorf("attribute %q is not a number", attr.Name)
+		}
 	}
 	info := a.Info()
 	if info.Name != "adwin" || info.Kind != sdk.KindDetector || info.Version != "0.1.0" || info.Description == "" || info.Domain != sdk.DomainReal {

@@ -23,26 +23,6 @@ func configured(t testing.TB, cfg sdk.Config) *CUSUM {
 	return c
 }
 
-// checkBatching feeds xs as two interleaved streams in random batches and
-// requires exactly the value-by-value signals, details included.
-func checkBatching(t *testing.T, cfg sdk.Config, xs []float64, want []sdk.Signal) {
-	t.Helper()
-	for seed := range uint64(4) {
-		rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-		got := sdktest.FeedRandomly(t, configured(t, cfg), map[string][]float64{"a": xs, "b": xs}, rng)
-		for _, name := range []string{"a", "b"} {
-			w := slices.Clone(want)
-			for i := range w {
-				w[i].Stream = name
-			}
-			if !reflect.DeepEqual(got[name], w) && !(len(got[name]) == 0 && len(w) == 0) {
-				t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-					seed, name, got[name], w)
-			}
-		}
-	}
-}
-
 // riverExampleStream is the stream of the example in River's CUSUM
 // docstring: rng = random.Random(12345); 200 values rng.gauss(0, 1), then
 // 200 of rng.gauss(3, 1).
@@ -70,7 +50,7 @@ func TestRiverExample(t *testing.T) {
 	if d := sigs[0].Details; d["direction"] != 1 || !(d["statistic"] > d["threshold"]) || d["n"] != 202 {
 		t.Errorf("first drift: implausible details %v", d)
 	}
-	checkBatching(t, nil, xs, sigs)
+	sdktest.CheckRandomBatches(t, func() sdktest.Updater { return configured(t, nil) }, xs, sigs, 4)
 }
 
 // TestHandComputed checks small streams worked out by hand. The warm-up
@@ -326,7 +306,7 @@ func TestAgainstTranscription(t *testing.T) {
 					t.Errorf("drift at %d: details %v, transcription %v", s.Index, d, w)
 				}
 			}
-			checkBatching(t, tt.cfg, tt.xs, sigs)
+			sdktest.CheckRandomBatches(t, func() sdktest.Updater { return configured(t, tt.cfg) }, tt.xs, sigs, 4)
 		})
 	}
 }
@@ -365,24 +345,9 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	c := &CUSUM{}
 	s := c.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || a.Default == nil {
-			t.Errorf("attribute %q lacks a description or default", a.Name)
-		}
-	}
-	cfg, err := s.Apply(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// River's defaults: CUSUM(min_instances=30, slack=0.5, threshold=5.0,
 	// mode="both").
-	want := sdk.Config{"min_instances": 30.0, "slack": 0.5, "threshold": 5.0, "mode": "both"}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults %v, want %v", cfg, want)
-	}
+	sdktest.CheckSchema(t, s, sdk.Config{"min_instances": 30.0, "slack": 0.5, "threshold": 5.0, "mode": "both"})
 	if info := c.Info(); info.Name != "cusum" || info.Kind != sdk.KindDetector || info.Version == "" || info.Domain != sdk.DomainReal {
 		t.Errorf("Info = %+v", info)
 	}

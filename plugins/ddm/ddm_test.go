@@ -351,19 +351,13 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	d := &DDM{}
 	s := d.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || a.Default == nil || a.Type != sdk.TypeNumber {
-			t.Errorf("attribute %q lacks a description or default, or is not a number", a.Name)
-		}
-	}
 	// River's defaults: DDM(warm_start=30, warning_threshold=2.0,
 	// drift_threshold=3.0).
-	want := sdk.Config{"warm_start": 30.0, "warning_threshold": 2.0, "drift_threshold": 3.0}
-	if got := full(t, nil); !reflect.DeepEqual(got, want) {
-		t.Errorf("defaults %v, want %v", got, want)
+	sdktest.CheckSchema(t, s, sdk.Config{"warm_start": 30.0, "warning_threshold": 2.0, "drift_threshold": 3.0})
+	for _, a := range s.Attributes {
+		if a.Type != sdk.TypeNumber {
+			t.Errorf("attribute %q is not a number", a.Name)
+		}
 	}
 	if info := d.Info(); info.Name != "ddm" || info.Kind != sdk.KindDetector || info.Version == "" ||
 		info.Domain != sdk.DomainBinary || info.Description == "" {

@@ -398,18 +398,12 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	e := &EDDM{}
 	s := e.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || a.Default == nil || a.Type != sdk.TypeNumber {
-			t.Errorf("attribute %q lacks a description or default, or is not a number", a.Name)
-		}
-	}
 	// River's defaults: EDDM(warm_start=30, alpha=0.95, beta=0.9).
-	want := sdk.Config{"warm_start": 30.0, "alpha": 0.95, "beta": 0.9}
-	if got := full(t, nil); !reflect.DeepEqual(got, want) {
-		t.Errorf("defaults %v, want %v", got, want)
+	sdktest.CheckSchema(t, s, sdk.Config{"warm_start": 30.0, "alpha": 0.95, "beta": 0.9})
+	for _, a := range s.Attributes {
+		if a.Type != sdk.TypeNumber {
+			t.Errorf("attribute %q is not a number", a.Name)
+		}
 	}
 	if info := e.Info(); info.Name != "eddm" || info.Kind != sdk.KindDetector || info.Version == "" ||
 		info.Domain != sdk.DomainBinary || info.Description == "" {

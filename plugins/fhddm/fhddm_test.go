@@ -24,26 +24,6 @@ func configured(t testing.TB, cfg sdk.Config) *FHDDM {
 	return f
 }
 
-// checkBatching feeds xs as two interleaved streams in random batches and
-// requires exactly the value-by-value signals, details included.
-func checkBatching(t *testing.T, cfg sdk.Config, xs []float64, want []sdk.Signal) {
-	t.Helper()
-	for seed := range uint64(4) {
-		rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-		got := sdktest.FeedRandomly(t, configured(t, cfg), map[string][]float64{"a": xs, "b": xs}, rng)
-		for _, name := range []string{"a", "b"} {
-			w := slices.Clone(want)
-			for i := range w {
-				w[i].Stream = name
-			}
-			if !reflect.DeepEqual(got[name], w) && !(len(got[name]) == 0 && len(w) == 0) {
-				t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-					seed, name, got[name], w)
-			}
-		}
-	}
-}
-
 // TestParityWithRiver runs every River case in process, one value per call
 // and in random batches: River's indices, and plausible details.
 func TestParityWithRiver(t *testing.T) {
@@ -99,7 +79,7 @@ func TestRiverExample(t *testing.T) {
 		if got := sdktest.Indices(sigs, sdk.SignalDrift); !slices.Equal(got, tt.want) {
 			t.Errorf("%v: drifts at %v, River at %v", tt.cfg, got, tt.want)
 		}
-		checkBatching(t, tt.cfg, xs, sigs)
+		sdktest.CheckRandomBatches(t, func() sdktest.Updater { return configured(t, tt.cfg) }, xs, sigs, 4)
 	}
 }
 
@@ -309,7 +289,7 @@ func TestAgainstTranscription(t *testing.T) {
 			if got := sdktest.Indices(sigs, sdk.SignalDrift); !slices.Equal(got, want) {
 				t.Errorf("drifts at %v, transcription at %v", got, want)
 			}
-			checkBatching(t, tt.cfg, tt.xs, sigs)
+			sdktest.CheckRandomBatches(t, func() sdktest.Updater { return configured(t, tt.cfg) }, tt.xs, sigs, 4)
 		})
 	}
 }
@@ -354,24 +334,9 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	f := &FHDDM{}
 	s := f.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || (a.Default == nil) != (a.Name == "short_window_size") {
-			t.Errorf("attribute %q lacks a description, or a default is wrongly there or missing", a.Name)
-		}
-	}
-	cfg, err := s.Apply(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// River's defaults: FHDDM(sliding_window_size=100,
 	// confidence_level=0.000001, short_window_size=None).
-	want := sdk.Config{"sliding_window_size": 100.0, "confidence_level": 0.000001}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults %v, want %v", cfg, want)
-	}
+	sdktest.CheckSchema(t, s, sdk.Config{"sliding_window_size": 100.0, "confidence_level": 0.000001})
 	info := f.Info()
 	if info.Name != "fhddm" || info.Kind != sdk.KindDetector || info.Version == "" || info.Domain != sdk.DomainBinary {
 		t.Errorf("Info = %+v", info)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -499,24 +498,9 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	h := &HDDMW{}
 	s := h.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || a.Default == nil {
-			t.Errorf("attribute %q lacks a description or default", a.Name)
-		}
-	}
-	cfg, err := s.Apply(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// River's defaults: HDDMW(drift_confidence=0.001,
 	// warning_confidence=0.005, lambda_val=0.05, two_sided_test=False).
-	want := sdk.Config{"drift_confidence": 0.001, "warning_confidence": 0.005, "lambda_val": 0.05, "two_sided_test": false}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults %v, want %v", cfg, want)
-	}
+	sdktest.CheckSchema(t, s, sdk.Config{"drift_confidence": 0.001, "warning_confidence": 0.005, "lambda_val": 0.05, "two_sided_test": false})
 	info := h.Info()
 	if info.Name != "hddm_w" || info.Kind != sdk.KindDetector || info.Version == "" || info.Domain != sdk.DomainBinary {
 		t.Errorf("Info = %+v", info)

@@ -40,26 +40,6 @@ func riverExampleStream() []float64 {
 	return xs
 }
 
-// checkBatching feeds xs as two interleaved streams in random batches and
-// requires exactly the value-by-value signals, details included.
-func checkBatching(t *testing.T, cfg sdk.Config, xs []float64, want []sdk.Signal) {
-	t.Helper()
-	for seed := range uint64(3) {
-		rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-		got := sdktest.FeedRandomly(t, configured(t, cfg), map[string][]float64{"a": xs, "b": xs}, rng)
-		for _, name := range []string{"a", "b"} {
-			w := slices.Clone(want)
-			for i := range w {
-				w[i].Stream = name
-			}
-			if !reflect.DeepEqual(got[name], w) && !(len(got[name]) == 0 && len(w) == 0) {
-				t.Errorf("seed %d stream %q: batched signals differ from value-by-value ones:\n got  %v\n want %v",
-					seed, name, got[name], w)
-			}
-		}
-	}
-}
-
 // TestRiverExample reproduces the example of River 0.26's KSWIN docstring,
 // whose output River's test suite checks: KSWIN(alpha=0.0001, seed=42) on
 // that stream reports "Change detected at index 1016" and nothing else.
@@ -77,7 +57,7 @@ func TestRiverExample(t *testing.T) {
 	if !(d["statistic"] > 0.1) || !(d["p_value"] <= 0.0001) || d["alpha"] != 0.0001 || d["n"] != 1017 {
 		t.Errorf("implausible details %v", d)
 	}
-	checkBatching(t, cfg, xs, sigs)
+	sdktest.CheckRandomBatches(t, func() sdktest.Updater { return configured(t, cfg) }, xs, sigs, 3)
 }
 
 // TestHandComputed checks streams worked out by hand. With window_size =
@@ -378,7 +358,7 @@ func TestAgainstTranscription(t *testing.T) {
 					t.Errorf("drift at %d: p_value %v, transcription %v", s.Index, s.Details["p_value"], wantP[i])
 				}
 			}
-			checkBatching(t, tt.cfg, tt.xs, sigs)
+			sdktest.CheckRandomBatches(t, func() sdktest.Updater { return configured(t, tt.cfg) }, tt.xs, sigs, 3)
 		})
 	}
 }
@@ -423,24 +403,9 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	k := &KSWIN{}
 	s := k.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || a.Default == nil {
-			t.Errorf("attribute %q lacks a description or default", a.Name)
-		}
-	}
-	cfg, err := s.Apply(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// River's defaults: KSWIN(alpha=0.005, window_size=100, stat_size=30,
 	// seed=None, window=None); seed None is replaced by 0.
-	want := sdk.Config{"alpha": 0.005, "window_size": 100.0, "stat_size": 30.0, "seed": 0.0}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults %v, want %v", cfg, want)
-	}
+	sdktest.CheckSchema(t, s, sdk.Config{"alpha": 0.005, "window_size": 100.0, "stat_size": 30.0, "seed": 0.0})
 	if info := k.Info(); info.Name != "kswin" || info.Kind != sdk.KindDetector || info.Version == "" || info.Domain != sdk.DomainReal {
 		t.Errorf("Info = %+v", info)
 	}

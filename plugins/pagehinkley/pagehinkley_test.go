@@ -269,24 +269,10 @@ func TestConfigure(t *testing.T) {
 func TestSchema(t *testing.T) {
 	p := &PageHinkley{}
 	s := p.Schema()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	for _, a := range s.Attributes {
-		if a.Description == "" || a.Default == nil {
-			t.Errorf("attribute %q lacks a description or default", a.Name)
-		}
-	}
-	cfg, err := s.Apply(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// River's defaults: PageHinkley(min_instances=30, delta=0.005,
 	// threshold=50.0, alpha=1 - 0.0001, mode="both").
-	want := sdk.Config{"min_instances": 30.0, "delta": 0.005, "threshold": 50.0, "alpha": 0.9999, "mode": "both"}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults %v, want %v", cfg, want)
-	}
+	sdktest.CheckSchema(t, s, sdk.Config{"min_instances": 30.0, "delta": 0.005, "threshold": 50.0, "alpha": 0.9999, "mode": "both"})
+	cfg, _ := s.Apply(nil) // CheckSchema saw it succeed
 	if got := math.Float64bits(cfg.Number("alpha")); got != 0x3fefff2e48e8a71e {
 		t.Errorf("alpha bits %#x, want Python's 1 - 0.0001 = 0x3fefff2e48e8a71e", got)
 	}
