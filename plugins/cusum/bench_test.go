@@ -1,58 +1,27 @@
 package cusum
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/sdk/sdktest"
 )
 
 // benchStream is a noisy stationary stream. The threshold of the benchmarks
 // is set high enough that it never drifts: the steady state of a healthy
 // metric.
-func benchStream(n int) []float64 {
-	rng := rand.New(rand.NewPCG(1, 2))
-	xs := make([]float64, n)
-	for i := range xs {
-		xs[i] = 0.92 + 0.01*rng.NormFloat64()
-	}
-	return xs
+func benchStream() []float64 {
+	return sdktest.Noisy(rand.New(rand.NewPCG(1, 2)), 1<<16, sdktest.Steps(nil, 0.92), 0.01)
 }
 
 // BenchmarkUpdate is the cost of one value through one stream's state.
 func BenchmarkUpdate(b *testing.B) {
-	c := &CUSUM{}
-	if err := c.Configure(sdk.Config{"threshold": 1e6}); err != nil {
-		b.Fatal(err)
-	}
-	st := c.New()
-	xs := benchStream(1 << 16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		st.Update(xs[i&(len(xs)-1)])
-	}
+	sdktest.BenchmarkState(b, configured(b, sdk.Config{"threshold": 1e6}).New(), benchStream())
 }
 
 // BenchmarkDetectorUpdate feeds one stream through Detector.Update in
 // batches of 1024, as the daemon does; ns/op is per value.
 func BenchmarkDetectorUpdate(b *testing.B) {
-	c := &CUSUM{}
-	if err := c.Configure(sdk.Config{"threshold": 1e6}); err != nil {
-		b.Fatal(err)
-	}
-	const batch = 1024
-	xs := benchStream(64 * batch)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var start uint64
-	for done := 0; done < b.N; done += batch {
-		off := int(start) % len(xs)
-		if _, err := c.Update(ctx, []sdk.Batch{{Stream: "s", Start: start, Values: xs[off : off+batch]}}); err != nil {
-			b.Fatal(err)
-		}
-		start += batch
-	}
+	sdktest.BenchmarkUpdate(b, configured(b, sdk.Config{"threshold": 1e6}), benchStream(), 1024)
 }

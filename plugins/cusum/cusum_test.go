@@ -235,34 +235,18 @@ func (r *riverCUSUM) update(x float64) {
 // noise and a constant stretch, in each mode.
 func TestAgainstTranscription(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 19))
-	noisy := func(n int, level func(i int) float64, sd float64) []float64 {
-		xs := make([]float64, n)
-		for i := range xs {
-			xs[i] = level(i) + sd*rng.NormFloat64()
-		}
-		return xs
-	}
-	steps := func(at []int, ls ...float64) func(int) float64 {
-		return func(i int) float64 {
-			k := 0
-			for k < len(at) && i >= at[k] {
-				k++
-			}
-			return ls[k]
-		}
-	}
-	constantThenStep := append(make([]float64, 50), noisy(500, steps(nil, 0.5), 0.1)...)
+	constantThenStep := append(make([]float64, 50), sdktest.Noisy(rng, 500, sdktest.Steps(nil, 0.5), 0.1)...)
 	tests := []struct {
 		name string
 		xs   []float64
 		cfg  sdk.Config
 	}{
-		{"steps, both", noisy(4000, steps([]int{1000, 2000, 3000}, 0.9, 0.8, 0.9, 1.0), 0.03), sdk.Config{}},
-		{"steps, up", noisy(4000, steps([]int{1000, 2000, 3000}, 0.9, 0.8, 0.9, 1.0), 0.03), sdk.Config{"mode": "up", "threshold": 8.0}},
-		{"steps, down", noisy(4000, steps([]int{1000, 2000, 3000}, 0.9, 0.8, 0.9, 1.0), 0.03), sdk.Config{"mode": "down", "slack": 1.0}},
-		{"ramp", noisy(4000, func(i int) float64 { return 10 + float64(i)/400 }, 1), sdk.Config{"min_instances": 100.0}},
-		{"large scale", noisy(3000, steps([]int{1500}, 1e6, 1.001e6), 300), sdk.Config{"threshold": 10.0}},
-		{"min_instances 1", noisy(500, steps([]int{250}, 0, 1), 1), sdk.Config{"min_instances": 1.0}},
+		{"steps, both", sdktest.Noisy(rng, 4000, sdktest.Steps([]int{1000, 2000, 3000}, 0.9, 0.8, 0.9, 1.0), 0.03), sdk.Config{}},
+		{"steps, up", sdktest.Noisy(rng, 4000, sdktest.Steps([]int{1000, 2000, 3000}, 0.9, 0.8, 0.9, 1.0), 0.03), sdk.Config{"mode": "up", "threshold": 8.0}},
+		{"steps, down", sdktest.Noisy(rng, 4000, sdktest.Steps([]int{1000, 2000, 3000}, 0.9, 0.8, 0.9, 1.0), 0.03), sdk.Config{"mode": "down", "slack": 1.0}},
+		{"ramp", sdktest.Noisy(rng, 4000, func(i int) float64 { return 10 + float64(i)/400 }, 1), sdk.Config{"min_instances": 100.0}},
+		{"large scale", sdktest.Noisy(rng, 3000, sdktest.Steps([]int{1500}, 1e6, 1.001e6), 300), sdk.Config{"threshold": 10.0}},
+		{"min_instances 1", sdktest.Noisy(rng, 500, sdktest.Steps([]int{250}, 0, 1), 1), sdk.Config{"min_instances": 1.0}},
 		{"constant warm-up", constantThenStep, sdk.Config{"min_instances": 20.0}},
 	}
 	for _, tt := range tests {

@@ -234,17 +234,6 @@ func (r *riverDDM) update(x float64) {
 	}
 }
 
-// bernoulli returns n values, 1 with probability rate(i).
-func bernoulli(rng *rand.Rand, n int, rate func(i int) float64) []float64 {
-	xs := make([]float64, n)
-	for i := range xs {
-		if rng.Float64() < rate(i) {
-			xs[i] = 1
-		}
-	}
-	return xs
-}
-
 // TestAgainstTranscription compares ddmState with riverDDM on synthetic
 // error streams: abrupt rises, a slow ramp, a fall and stationary noise,
 // under several configurations and seeds.
@@ -279,7 +268,7 @@ func TestAgainstTranscription(t *testing.T) {
 	for _, st := range streams {
 		for ci, cfg := range cfgs {
 			for seed := range uint64(3) {
-				xs := bernoulli(rand.New(rand.NewPCG(seed, 42)), st.n, st.rate)
+				xs := sdktest.Bernoulli(rand.New(rand.NewPCG(seed, 42)), st.n, st.rate)
 				full := full(t, cfg)
 				ref := &riverDDM{
 					warm_start:        full.Number("warm_start"),

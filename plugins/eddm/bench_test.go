@@ -18,8 +18,8 @@ func benchStreams() map[string][]float64 {
 	}
 	return map[string][]float64{
 		"periodic":   periodic,
-		"stationary": bernoulli(rand.New(rand.NewPCG(1, 2)), 1<<16, func(int) float64 { return 0.1 }),
-		"changing":   bernoulli(rand.New(rand.NewPCG(3, 4)), 1<<16, func(i int) float64 { return []float64{0.1, 0.3}[i/1000%2] }),
+		"stationary": sdktest.Bernoulli(rand.New(rand.NewPCG(1, 2)), 1<<16, func(int) float64 { return 0.1 }),
+		"changing":   sdktest.Bernoulli(rand.New(rand.NewPCG(3, 4)), 1<<16, func(i int) float64 { return []float64{0.1, 0.3}[i/1000%2] }),
 	}
 }
 

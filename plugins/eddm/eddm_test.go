@@ -275,17 +275,6 @@ func (r *riverEDDM) update(x int) {
 	}
 }
 
-// bernoulli returns n values, 1 with probability rate(i).
-func bernoulli(rng *rand.Rand, n int, rate func(i int) float64) []float64 {
-	xs := make([]float64, n)
-	for i := range xs {
-		if rng.Float64() < rate(i) {
-			xs[i] = 1
-		}
-	}
-	return xs
-}
-
 // TestAgainstTranscription compares EDDM with riverEDDM on synthetic error
 // streams: abrupt rises, a slow ramp, a fall, stationary noise and bursts,
 // under several configurations and seeds.
@@ -320,7 +309,7 @@ func TestAgainstTranscription(t *testing.T) {
 	for _, st := range streams {
 		for ci, cfg := range cfgs {
 			for seed := range uint64(3) {
-				xs := bernoulli(rand.New(rand.NewPCG(seed, 42)), st.n, st.rate)
+				xs := sdktest.Bernoulli(rand.New(rand.NewPCG(seed, 42)), st.n, st.rate)
 				full := full(t, cfg)
 				ref := &riverEDDM{warm_start: full.Int("warm_start"), alpha: full.Number("alpha"), beta: full.Number("beta")}
 				ref._reset()

@@ -232,36 +232,18 @@ func (r *riverFHDDM) update(x float64) {
 // without a short window.
 func TestAgainstTranscription(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 13))
-	bernoulli := func(n int, p func(i int) float64) []float64 {
-		xs := make([]float64, n)
-		for i := range xs {
-			if rng.Float64() < p(i) {
-				xs[i] = 1
-			}
-		}
-		return xs
-	}
-	steps := func(at []int, ps ...float64) func(int) float64 {
-		return func(i int) float64 {
-			k := 0
-			for k < len(at) && i >= at[k] {
-				k++
-			}
-			return ps[k]
-		}
-	}
 	tests := []struct {
 		name string
 		xs   []float64
 		cfg  sdk.Config
 	}{
-		{"abrupt fall", bernoulli(5000, steps([]int{2000}, 0.9, 0.7)), sdk.Config{}},
-		{"falls and recoveries", bernoulli(8000, steps([]int{1500, 3000, 4500, 6000}, 0.95, 0.6, 0.95, 0.5, 0.9)), sdk.Config{"sliding_window_size": 50.0, "confidence_level": 0.001}},
-		{"slow decline", bernoulli(6000, func(i int) float64 { return 0.95 - 0.5*float64(i)/6000 }), sdk.Config{"sliding_window_size": 200.0}},
-		{"stacking", bernoulli(6000, steps([]int{1000, 2500, 4000}, 0.9, 0.6, 0.9, 0.75)), sdk.Config{"short_window_size": 25.0}},
-		{"stacking, brief dips", bernoulli(6000, steps([]int{1000, 1030, 3000, 3040}, 0.9, 0.2, 0.9, 0.3, 0.9)), sdk.Config{"short_window_size": 20.0, "confidence_level": 0.01}},
-		{"short equals long", bernoulli(4000, steps([]int{2000}, 0.8, 0.5)), sdk.Config{"sliding_window_size": 30.0, "short_window_size": 30.0}},
-		{"window of one", bernoulli(500, steps([]int{250}, 0.5, 0.5)), sdk.Config{"sliding_window_size": 1.0, "confidence_level": 0.9}},
+		{"abrupt fall", sdktest.Bernoulli(rng, 5000, sdktest.Steps([]int{2000}, 0.9, 0.7)), sdk.Config{}},
+		{"falls and recoveries", sdktest.Bernoulli(rng, 8000, sdktest.Steps([]int{1500, 3000, 4500, 6000}, 0.95, 0.6, 0.95, 0.5, 0.9)), sdk.Config{"sliding_window_size": 50.0, "confidence_level": 0.001}},
+		{"slow decline", sdktest.Bernoulli(rng, 6000, func(i int) float64 { return 0.95 - 0.5*float64(i)/6000 }), sdk.Config{"sliding_window_size": 200.0}},
+		{"stacking", sdktest.Bernoulli(rng, 6000, sdktest.Steps([]int{1000, 2500, 4000}, 0.9, 0.6, 0.9, 0.75)), sdk.Config{"short_window_size": 25.0}},
+		{"stacking, brief dips", sdktest.Bernoulli(rng, 6000, sdktest.Steps([]int{1000, 1030, 3000, 3040}, 0.9, 0.2, 0.9, 0.3, 0.9)), sdk.Config{"short_window_size": 20.0, "confidence_level": 0.01}},
+		{"short equals long", sdktest.Bernoulli(rng, 4000, sdktest.Steps([]int{2000}, 0.8, 0.5)), sdk.Config{"sliding_window_size": 30.0, "short_window_size": 30.0}},
+		{"window of one", sdktest.Bernoulli(rng, 500, sdktest.Steps([]int{250}, 0.5, 0.5)), sdk.Config{"sliding_window_size": 1.0, "confidence_level": 0.9}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

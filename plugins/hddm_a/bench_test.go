@@ -11,14 +11,7 @@ import (
 // benchValues is a stationary error stream, 1 with probability 0.1 like the
 // errors of a fair classifier: the steady state, with rare signals.
 func benchValues() []float64 {
-	rng := rand.New(rand.NewPCG(1, 2))
-	xs := make([]float64, 1<<16)
-	for i := range xs {
-		if rng.Float64() < 0.1 {
-			xs[i] = 1
-		}
-	}
-	return xs
+	return sdktest.Bernoulli(rand.New(rand.NewPCG(1, 2)), 1<<16, func(int) float64 { return 0.1 })
 }
 
 // BenchmarkUpdate feeds one stream through its state: one op is one value.

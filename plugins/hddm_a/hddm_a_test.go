@@ -262,22 +262,6 @@ func (r *riverHDDMA) _mean_decr(confidence float64) bool {
 	return r._x_max.get()-r._z.get() >= eps
 }
 
-// bernoulli returns n values, 1 with probability p(i).
-func bernoulli(rng *rand.Rand, n int, p func(i int) float64) []float64 {
-	xs := make([]float64, n)
-	for i := range xs {
-		if rng.Float64() < p(i) {
-			xs[i] = 1
-		}
-	}
-	return xs
-}
-
-// steps returns the rate rates[k] for i in [k*every, (k+1)*every).
-func steps(every int, rates ...float64) func(int) float64 {
-	return func(i int) float64 { return rates[min(i/every, len(rates)-1)] }
-}
-
 // checkAgainstRiver checks the details of a signal against the
 // transcription's state: the test that raised it, the means it compared and
 // the bound, all to the bit.
@@ -344,17 +328,17 @@ func TestAgainstTranscription(t *testing.T) {
 		minDrifts int // the reference must drift at least this often
 		minBoth   int // and at least this often with a warning at once
 	}{
-		{"rise", bernoulli(rng, 4000, steps(1500, 0.1, 0.4)), sdk.Config{}, 1, 0},
-		{"small rise", bernoulli(rng, 6000, steps(3000, 0.02, 0.08)), sdk.Config{}, 1, 0},
-		{"fall one-sided", bernoulli(rng, 4000, steps(1500, 0.4, 0.05)), sdk.Config{}, 0, 0},
-		{"fall two-sided", bernoulli(rng, 4000, steps(1500, 0.4, 0.05)), sdk.Config{"two_sided_test": true}, 1, 0},
-		{"ramp", bernoulli(rng, 5000, func(i int) float64 { return 0.05 + 0.45*float64(i)/5000 }), sdk.Config{}, 1, 0},
+		{"rise", sdktest.Bernoulli(rng, 4000, sdktest.EvenSteps(1500, 0.1, 0.4)), sdk.Config{}, 1, 0},
+		{"small rise", sdktest.Bernoulli(rng, 6000, sdktest.EvenSteps(3000, 0.02, 0.08)), sdk.Config{}, 1, 0},
+		{"fall one-sided", sdktest.Bernoulli(rng, 4000, sdktest.EvenSteps(1500, 0.4, 0.05)), sdk.Config{}, 0, 0},
+		{"fall two-sided", sdktest.Bernoulli(rng, 4000, sdktest.EvenSteps(1500, 0.4, 0.05)), sdk.Config{"two_sided_test": true}, 1, 0},
+		{"ramp", sdktest.Bernoulli(rng, 5000, func(i int) float64 { return 0.05 + 0.45*float64(i)/5000 }), sdk.Config{}, 1, 0},
 		{
-			"repeated changes two-sided", bernoulli(rng, 8000, steps(800, 0.1, 0.5, 0.1, 0.5, 0.2, 0.6, 0.05, 0.3, 0.7, 0.1)),
+			"repeated changes two-sided", sdktest.Bernoulli(rng, 8000, sdktest.EvenSteps(800, 0.1, 0.5, 0.1, 0.5, 0.2, 0.6, 0.05, 0.3, 0.7, 0.1)),
 			sdk.Config{"two_sided_test": true, "drift_confidence": 0.0001, "warning_confidence": 0.01}, 5, 0,
 		},
 		{
-			"loose confidences", bernoulli(rng, 5000, steps(1000, 0.3, 0.35, 0.25, 0.3, 0.4)),
+			"loose confidences", sdktest.Bernoulli(rng, 5000, sdktest.EvenSteps(1000, 0.3, 0.35, 0.25, 0.3, 0.4)),
 			sdk.Config{"two_sided_test": true, "drift_confidence": 0.05, "warning_confidence": 0.2}, 3, 0,
 		},
 		{

@@ -14,7 +14,7 @@ import (
 	"github.com/driftd/driftd/sdk/sdktest"
 )
 
-func configured(t *testing.T, cfg sdk.Config) *PageHinkley {
+func configured(t testing.TB, cfg sdk.Config) *PageHinkley {
 	t.Helper()
 	p := &PageHinkley{}
 	if err := p.Configure(cfg); err != nil {
@@ -176,13 +176,6 @@ func (r *riverPH) update(x float64) {
 // streams: noisy steps up and down and a slow ramp.
 func TestAgainstTranscription(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	noisy := func(n int, level func(i int) float64, sd float64) []float64 {
-		xs := make([]float64, n)
-		for i := range xs {
-			xs[i] = level(i) + sd*rng.NormFloat64()
-		}
-		return xs
-	}
 	step := func(at int, from, to float64) func(int) float64 {
 		return func(i int) float64 {
 			if i < at {
@@ -198,11 +191,11 @@ func TestAgainstTranscription(t *testing.T) {
 		firstMin uint64 // the first drift must fall in [firstMin, firstMax]
 		firstMax uint64
 	}{
-		{"step up", noisy(3000, step(1000, 0.1, 0.6), 0.05), sdk.Config{"threshold": 20.0}, 1000, 1100},
-		{"step down", noisy(3000, step(1000, 0.9, 0.4), 0.05), sdk.Config{"threshold": 20.0, "mode": "down"}, 1000, 1100},
-		{"step down both", noisy(3000, step(1500, 5, 2), 0.5), sdk.Config{}, 1500, 1600},
-		{"ramp", noisy(4000, func(i int) float64 { return 1 + float64(i)/500 }, 0.2), sdk.Config{"mode": "up", "alpha": 0.999, "delta": 0.05}, 0, 4000},
-		{"small lambda", noisy(2000, step(700, 0, 1), 1), sdk.Config{"threshold": 3.0, "min_instances": 10.0}, 0, 2000},
+		{"step up", sdktest.Noisy(rng, 3000, step(1000, 0.1, 0.6), 0.05), sdk.Config{"threshold": 20.0}, 1000, 1100},
+		{"step down", sdktest.Noisy(rng, 3000, step(1000, 0.9, 0.4), 0.05), sdk.Config{"threshold": 20.0, "mode": "down"}, 1000, 1100},
+		{"step down both", sdktest.Noisy(rng, 3000, step(1500, 5, 2), 0.5), sdk.Config{}, 1500, 1600},
+		{"ramp", sdktest.Noisy(rng, 4000, func(i int) float64 { return 1 + float64(i)/500 }, 0.2), sdk.Config{"mode": "up", "alpha": 0.999, "delta": 0.05}, 0, 4000},
+		{"small lambda", sdktest.Noisy(rng, 2000, step(700, 0, 1), 1), sdk.Config{"threshold": 3.0, "min_instances": 10.0}, 0, 2000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,30 +11,17 @@ import (
 // benchValues is a stationary stream, N(0.92, 0.01) like an accuracy: no
 // drift with the default config.
 func benchValues() []float64 {
-	rng := rand.New(rand.NewPCG(1, 2))
-	xs := make([]float64, 1<<16)
-	for i := range xs {
-		xs[i] = 0.92 + 0.01*rng.NormFloat64()
-	}
-	return xs
-}
-
-func configuredBench(b *testing.B) *Threshold {
-	d := &Threshold{}
-	if err := d.Configure(sdk.Config{}); err != nil {
-		b.Fatal(err)
-	}
-	return d
+	return sdktest.Noisy(rand.New(rand.NewPCG(1, 2)), 1<<16, sdktest.Steps(nil, 0.92), 0.01)
 }
 
 // BenchmarkUpdate feeds one stream through its state, value by value: an op
 // is one value.
 func BenchmarkUpdate(b *testing.B) {
-	sdktest.BenchmarkState(b, configuredBench(b).New(), benchValues())
+	sdktest.BenchmarkState(b, configured(b, sdk.Config{}).New(), benchValues())
 }
 
 // BenchmarkDetectorUpdate feeds one stream through the detector's Update in
 // batches of 1024 values, as the daemon does: an op is one value.
 func BenchmarkDetectorUpdate(b *testing.B) {
-	sdktest.BenchmarkUpdate(b, configuredBench(b), benchValues(), 1024)
+	sdktest.BenchmarkUpdate(b, configured(b, sdk.Config{}), benchValues(), 1024)
 }

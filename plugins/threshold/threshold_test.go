@@ -13,7 +13,7 @@ import (
 	"github.com/driftd/driftd/sdk/sdktest"
 )
 
-func configured(t *testing.T, cfg sdk.Config) *Threshold {
+func configured(t testing.TB, cfg sdk.Config) *Threshold {
 	t.Helper()
 	th := &Threshold{}
 	if err := th.Configure(cfg); err != nil {
