@@ -16,11 +16,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *ADWIN {
 	t.Helper()
-	a := &ADWIN{}
-	if err := a.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return a
+	return sdktest.Configure(t, &ADWIN{}, cfg)
 }
 
 func newState(t testing.TB, cfg sdk.Config) *window {

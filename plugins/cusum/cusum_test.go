@@ -16,11 +16,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *CUSUM {
 	t.Helper()
-	c := &CUSUM{}
-	if err := c.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return c
+	return sdktest.Configure(t, &CUSUM{}, cfg)
 }
 
 // riverExampleStream is the stream of the example in River's CUSUM

@@ -17,11 +17,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *DDM {
 	t.Helper()
-	d := &DDM{}
-	if err := d.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return d
+	return sdktest.Configure(t, &DDM{}, cfg)
 }
 
 // full returns cfg completed with the schema's defaults.

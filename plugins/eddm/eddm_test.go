@@ -17,11 +17,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *EDDM {
 	t.Helper()
-	e := &EDDM{}
-	if err := e.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return e
+	return sdktest.Configure(t, &EDDM{}, cfg)
 }
 
 // full returns cfg completed with the schema's defaults.

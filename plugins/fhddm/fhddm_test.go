@@ -17,11 +17,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *FHDDM {
 	t.Helper()
-	f := &FHDDM{}
-	if err := f.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return f
+	return sdktest.Configure(t, &FHDDM{}, cfg)
 }
 
 // TestParityWithRiver runs every River case in process, one value per call

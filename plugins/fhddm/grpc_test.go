@@ -2,7 +2,6 @@ package fhddm
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/driftd/driftd/internal/parity"
@@ -22,10 +21,7 @@ func TestConfigErrorsOverGRPC(t *testing.T) {
 
 func TestRefusesNonBinaryOverGRPC(t *testing.T) {
 	d := sdktest.Detector(t, &FHDDM{}, sdk.Config{"sliding_window_size": 2})
-	_, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{1, 0.5}}})
-	if !errors.Is(err, sdk.ErrBadRequest) {
-		t.Fatalf("Update with 0.5 = %v, want sdk.ErrBadRequest", err)
-	}
+	sdktest.CheckBadRequest(t, d, sdk.Batch{Stream: "s", Values: []float64{1, 0.5}})
 	// Nothing of the refused call was applied: [1, 0] fills the window at
 	// index 1 from scratch, with no fall from a rate of 1.
 	sigs, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{1, 0}}})

@@ -2,7 +2,6 @@ package hddmw
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/driftd/driftd/internal/parity"
@@ -26,8 +25,5 @@ func TestConfigErrorsOverGRPC(t *testing.T) {
 
 func TestNonBinaryOverGRPC(t *testing.T) {
 	d := sdktest.Detector(t, &HDDMW{}, nil)
-	_, err := d.Update(context.Background(), []sdk.Batch{{Stream: "s", Values: []float64{0, 1, 0.5}}})
-	if !errors.Is(err, sdk.ErrBadRequest) {
-		t.Fatalf("Update with 0.5 over gRPC = %v, want sdk.ErrBadRequest", err)
-	}
+	sdktest.CheckBadRequest(t, d, sdk.Batch{Stream: "s", Values: []float64{0, 1, 0.5}})
 }

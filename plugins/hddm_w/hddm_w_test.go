@@ -17,11 +17,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *HDDMW {
 	t.Helper()
-	h := &HDDMW{}
-	if err := h.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return h
+	return sdktest.Configure(t, &HDDMW{}, cfg)
 }
 
 // checkDetails checks that a signal's details hold together: the difference

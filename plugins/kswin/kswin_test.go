@@ -17,11 +17,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *KSWIN {
 	t.Helper()
-	k := &KSWIN{}
-	if err := k.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return k
+	return sdktest.Configure(t, &KSWIN{}, cfg)
 }
 
 // riverExampleStream is the stream of the example in River's KSWIN

@@ -16,11 +16,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *PageHinkley {
 	t.Helper()
-	p := &PageHinkley{}
-	if err := p.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return p
+	return sdktest.Configure(t, &PageHinkley{}, cfg)
 }
 
 // TestParityWithRiver runs every River case in process, one value per call

@@ -15,11 +15,7 @@ import (
 
 func configured(t testing.TB, cfg sdk.Config) *Threshold {
 	t.Helper()
-	th := &Threshold{}
-	if err := th.Configure(cfg); err != nil {
-		t.Fatalf("Configure(%v): %v", cfg, err)
-	}
-	return th
+	return sdktest.Configure(t, &Threshold{}, cfg)
 }
 
 func driftIndices(sigs []sdk.Signal) []uint64 {

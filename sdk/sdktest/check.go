@@ -1,6 +1,8 @@
 package sdktest
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -42,5 +44,16 @@ func CheckRandomBatches(t testing.TB, fresh func() Updater, xs []float64, want [
 					seed, name, got[name], w)
 			}
 		}
+	}
+}
+
+// CheckBadRequest sends batches to d in one call and fails the test unless
+// d refuses the call with an sdk.ErrBadRequest: a value outside the
+// detector's domain, or, over gRPC, a non-finite value (in process that is
+// an sdk.ErrNonFinite).
+func CheckBadRequest(t testing.TB, d Updater, batches ...sdk.Batch) {
+	t.Helper()
+	if _, err := d.Update(context.Background(), batches); !errors.Is(err, sdk.ErrBadRequest) {
+		t.Fatalf("Update(%v) = %v, want an sdk.ErrBadRequest", batches, err)
 	}
 }

@@ -79,3 +79,14 @@ func CheckSchema(t testing.TB, s sdk.Schema, want sdk.Config) {
 		t.Errorf("defaults %v, want %v", cfg, want)
 	}
 }
+
+// Configure calls d.Configure(cfg) in process, without RPC and without the
+// schema's defaults (the detector fills in what cfg lacks), and returns d.
+// A config d refuses fails the test.
+func Configure[D interface{ Configure(sdk.Config) error }](t testing.TB, d D, cfg sdk.Config) D {
+	t.Helper()
+	if err := d.Configure(cfg); err != nil {
+		t.Fatalf("Configure(%v): %v", cfg, err)
+	}
+	return d
+}

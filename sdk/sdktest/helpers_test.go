@@ -2,6 +2,7 @@ package sdktest_test
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -57,11 +58,7 @@ func (l aboveState) Update(x float64) (sdk.SignalType, map[string]float64) {
 
 func configured(t testing.TB, cfg sdk.Config) *above {
 	t.Helper()
-	a := &above{}
-	if err := a.Configure(cfg); err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return sdktest.Configure(t, &above{}, cfg)
 }
 
 // recorder is a testing.TB that notes a failure instead of reporting it.
@@ -222,5 +219,31 @@ func TestStreams(t *testing.T) {
 	}
 	if got := sdktest.Bernoulli(rand.New(rand.NewPCG(5, 6)), 100, p); !slices.Equal(got, want) {
 		t.Errorf("Bernoulli: %v, want %v", got, want)
+	}
+}
+
+func TestConfigure(t *testing.T) {
+	a := &above{}
+	if got := sdktest.Configure(t, a, sdk.Config{"limit": 2.0}); got != a || a.New == nil {
+		t.Errorf("Configure returned %p with New %v, want %p configured", got, a.New != nil, a)
+	}
+	if !fails(t, func(tb testing.TB) { sdktest.Configure(tb, &above{}, sdk.Config{"limit": 0.0}) }) {
+		t.Error("Configure passes a refused config")
+	}
+}
+
+func TestCheckBadRequest(t *testing.T) {
+	a := configured(t, nil)
+	a.Domain = sdk.DomainBinary
+	if fails(t, func(tb testing.TB) { sdktest.CheckBadRequest(tb, a, sdk.Batch{Stream: "s", Values: []float64{0, 0.5}}) }) {
+		t.Error("CheckBadRequest fails on a value outside the domain")
+	}
+	if fails(t, func(tb testing.TB) {
+		sdktest.CheckBadRequest(tb, sdktest.Detector(tb, &above{}, nil), sdk.Batch{Stream: "s", Values: []float64{math.NaN()}})
+	}) {
+		t.Error("CheckBadRequest fails on NaN over gRPC")
+	}
+	if !fails(t, func(tb testing.TB) { sdktest.CheckBadRequest(tb, a, sdk.Batch{Stream: "s", Values: []float64{0, 1}}) }) {
+		t.Error("CheckBadRequest passes good values")
 	}
 }
