@@ -45,6 +45,25 @@ func connectError(stderr io.Writer, cmd, socket string, err error) int {
 	return exitFailure
 }
 
+// request sends a request to the daemon at socket for the subcommand cmd
+// ("job list"), with the Content-Type contentType unless it is "". When it
+// cannot, it says why on stderr and returns ok false with the exit code.
+func request(ctx context.Context, stderr io.Writer, cmd, socket, method, target string, body io.Reader, contentType string) (resp *http.Response, code int, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		fmt.Fprintf(stderr, "driftd %s: %v\n", cmd, err)
+		return nil, exitFailure, false
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err = httpClient(socket).Do(req)
+	if err != nil {
+		return nil, connectError(stderr, cmd, socket, err), false
+	}
+	return resp, exitOK, true
+}
+
 func runPush(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("push", "[FILE|-]", "Push metrics (NDJSON, a JSON array or an object) from FILE or standard input to the daemon.", stdout, stderr)
 	sock := socketFlag(fs)
@@ -65,15 +84,9 @@ func runPush(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		body = f
 	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/metrics", body)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd push: %v\n", err)
-		return exitFailure
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "push", socket, err)
+	resp, code, ok := request(ctx, stderr, "push", socket, http.MethodPost, "http://driftd/v1/metrics", body, "application/x-ndjson")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	var res struct {
@@ -132,14 +145,9 @@ func runEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		q.Add("type", t)
 	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/events?"+q.Encode(), nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd events: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "events", socket, err)
+	resp, code, ok := request(ctx, stderr, "events", socket, http.MethodGet, "http://driftd/v1/events?"+q.Encode(), nil, "")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -193,14 +201,9 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		target += "/versions/" + url.PathEscape(fs.Arg(1))
 	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, target, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd forget: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "forget", socket, err)
+	resp, code, ok := request(ctx, stderr, "forget", socket, http.MethodDelete, target, nil, "")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	var res struct {
@@ -243,14 +246,9 @@ func runReload(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/reload", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd reload: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "reload", socket, err)
+	resp, code, ok := request(ctx, stderr, "reload", socket, http.MethodPost, "http://driftd/v1/reload", nil, "")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	var res struct {

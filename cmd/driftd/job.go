@@ -43,14 +43,9 @@ func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fs.usageError("unexpected argument %q", fs.Arg(0))
 	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://driftd/v1/status", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd job list: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "job list", socket, err)
+	resp, code, ok := request(ctx, stderr, "job list", socket, http.MethodGet, "http://driftd/v1/status", nil, "")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	var st struct {
@@ -95,14 +90,9 @@ func runJobRetry(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	id := fs.Arg(0)
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://driftd/v1/jobs/"+url.PathEscape(id)+"/retry", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd job retry: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "job retry", socket, err)
+	resp, code, ok := request(ctx, stderr, "job retry", socket, http.MethodPost, "http://driftd/v1/jobs/"+url.PathEscape(id)+"/retry", nil, "")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	var ans struct {

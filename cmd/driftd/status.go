@@ -65,14 +65,9 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		target += "?" + q.Encode()
 	}
 	socket := socketPath(*sock)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "driftd status: %v\n", err)
-		return exitFailure
-	}
-	resp, err := httpClient(socket).Do(req)
-	if err != nil {
-		return connectError(stderr, "status", socket, err)
+	resp, code, ok := request(ctx, stderr, "status", socket, http.MethodGet, target, nil, "")
+	if !ok {
+		return code
 	}
 	defer resp.Body.Close()
 	if *asJSON {
