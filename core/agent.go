@@ -20,6 +20,7 @@ import (
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -69,7 +70,7 @@ type Agent struct {
 	opts    Options
 	log     hclog.Logger
 	file    atomic.Pointer[config.File] // the current generation's, or the one loaded by NewAgent
-	windows *Windows
+	windows *window.Store
 	bus     *event.Bus
 	gen     atomic.Pointer[generation]
 
@@ -114,7 +115,7 @@ func NewAgent(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opts:    opts,
-		windows: NewWindows(),
+		windows: window.NewStore(retainLimit),
 		bus:     event.NewBus(f.Events.History),
 	}
 	a.file.Store(f)
@@ -202,7 +203,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		m.Time = time.Now()
 	}
 	var (
-		feeds    [8]int // m.Values[i] goes to w.feeds[feeds[i]]; -1: look it up
+		feeds    [8]int // m.Values[i] goes to wr.feeds[feeds[i]]; -1: look it up
 		deadline time.Time
 		fresh    int    // values of m whose stream does not exist yet
 		first    string // the first of them
@@ -217,51 +218,51 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if w == nil {
 		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
 	}
-	var rt *route
+	var wr *windowRoute
 	for {
 		// The route is taken anew after a wait: a reload may have swapped
 		// generations meanwhile, and the values go where the current one
 		// routes them.
-		rt = a.currentRouteLocked(w)
-		if rt == nil {
-			w.mu.Unlock()
+		wr = a.currentRouteLocked(w)
+		if wr == nil {
+			w.Unlock()
 			return fmt.Errorf("agent is not running: %w", ErrBusy)
 		}
 		fresh = 0
 		for i, v := range m.Values {
 			f := -1
 			if i < len(feeds) {
-				f = w.feedLocked(rt, v.Name)
+				f = wr.feed(v.Name)
 				feeds[i] = f
 			}
-			if (f < 0 || w.feeds[f].s == nil) && w.series[v.Name] == nil {
+			if (f < 0 || wr.feeds[f].s == nil) && w.FindLocked(v.Name) == nil {
 				if fresh == 0 {
 					first = v.Name
 				}
 				fresh++
 			}
-			for _, r := range w.runnersLocked(rt, f, v.Name) {
+			for _, r := range wr.runners(f, v.Name) {
 				if !r.domain.Contains(v.Value) {
 					a.unlockRefused(w)
 					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
 				}
 			}
 		}
-		if fresh > 0 && !a.windows.fits(fresh, limit) {
+		if fresh > 0 && !a.windows.Fits(fresh, limit) {
 			a.unlockRefused(w)
 			return a.streamLimit(m, first, fresh, limit)
 		}
-		full, id := w.fullRunnerLocked(rt, m, feeds[:])
+		full, id := wr.fullRunnerLocked(w, m, feeds[:])
 		if full == nil {
 			break
 		}
 		// Wait for room without the window's lock, then start over.
-		w.mu.Unlock()
+		w.Unlock()
 		if deadline.IsZero() {
 			deadline = time.Now().Add(IngestWait)
 		}
 		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
-			w.mu.Lock()
+			w.Lock()
 			a.unlockRefused(w)
 			return err
 		}
@@ -272,38 +273,39 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
 		}
 	}
-	// Counted under w.mu, which is held until the series exist; another
-	// window's line may have taken the last room since the check above.
-	if fresh > 0 && !a.windows.addStreams(fresh, limit) {
+	// Counted under the window's lock, which is held until the series
+	// exist; another window's line may have taken the last room since the
+	// check above.
+	if fresh > 0 && !a.windows.AddStreams(fresh, limit) {
 		a.unlockRefused(w)
 		return a.streamLimit(m, first, fresh, limit)
 	}
-	w.last = a.windows.now()
+	w.TouchLocked()
 	var metricEvents []event.Event
 	for i, v := range m.Values {
-		var s *series
+		var s *window.Series
 		var runners []*runner
 		if i < len(feeds) && feeds[i] >= 0 {
-			f := &w.feeds[feeds[i]]
+			f := &wr.feeds[feeds[i]]
 			if f.s == nil {
-				f.s = w.seriesLocked(v.Name)
-				w.watchLocked(f.s, f.runners, &a.windows.retain)
+				f.s = w.SeriesLocked(v.Name)
+				f.s.WatchLocked(wr.rt.replays(v.Name))
 			}
 			s, runners = f.s, f.runners
 		} else {
-			s, runners = w.seriesLocked(v.Name), rt.byMetric[v.Name]
-			w.watchLocked(s, runners, &a.windows.retain)
+			s, runners = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
+			s.WatchLocked(wr.rt.replays(v.Name))
 		}
-		idx := s.add(v.Value)
+		idx := s.Add(v.Value)
 		for _, r := range runners {
-			r.push(s, idx, v.Value, s.mean(idx))
+			r.push(s, idx, v.Value, s.Mean(idx))
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
 				Model: m.Model, Version: m.Version, Metric: v.Name, Index: idx, Value: v.Value})
 		}
 	}
-	w.mu.Unlock()
+	w.Unlock()
 	a.accepted.Add(1)
 	for _, e := range metricEvents {
 		a.publish(e)
@@ -315,19 +317,19 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 // retired is waited for: the value goes to the window made after it. A new
 // window is made for a metric of n values only when n more streams fit
 // within limit; otherwise window returns nil, and no error.
-func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*Window, error) {
+func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*window.Window, error) {
 	var timeout <-chan time.Time
 	for {
-		w := a.windows.getWithin(model, version, DefaultWindow, n, limit)
+		w := a.windows.GetWithin(model, version, DefaultWindow, n, limit)
 		if w == nil {
 			return nil, nil
 		}
-		w.mu.Lock()
-		if w.gone == nil {
+		w.Lock()
+		gone := w.GoneLocked()
+		if gone == nil {
 			return w, nil
 		}
-		gone := w.gone
-		w.mu.Unlock()
+		w.Unlock()
 		if timeout == nil {
 			// As long as a full queue is waited for: then 503, and the
 			// client sends again what was not read.
@@ -348,57 +350,16 @@ func (a *Agent) window(ctx context.Context, model, version string, n, limit int)
 // unlockRefused unlocks w after a metric was refused. A window that the
 // metric made and that holds nothing leaves the store, so that refused
 // lines leave nothing behind; whoever waits for it finds it gone and gets a
-// new one. w.mu is held.
-func (a *Agent) unlockRefused(w *Window) {
-	empty := len(w.series) == 0 && w.gone == nil
+// new one. w's lock is held.
+func (a *Agent) unlockRefused(w *window.Window) {
+	empty := w.LenLocked() == 0 && w.RetiringLocked()
 	if empty {
-		gone := make(chan struct{})
-		close(gone)
-		w.gone = gone
+		w.RetiredLocked()
 	}
-	w.mu.Unlock()
+	w.Unlock()
 	if empty {
-		a.windows.remove([]*Window{w})
+		a.windows.Remove([]*window.Window{w})
 	}
-}
-
-// runnersLocked returns the detectors of a metric under rt: those of feed f
-// of w, or, with f -1, rt's. w.mu is held.
-func (w *Window) runnersLocked(rt *route, f int, name string) []*runner {
-	if f >= 0 {
-		return w.feeds[f].runners
-	}
-	return rt.byMetric[name]
-}
-
-// fullRunnerLocked returns a detector that m's values go to whose queue is
-// full for the value's stream, with the stream's id, or nil when all have
-// room. w.mu is held.
-func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) (*runner, uint32) {
-	for i, v := range m.Values {
-		f := -1
-		if i < len(feeds) {
-			f = feeds[i]
-		}
-		runners := w.runnersLocked(rt, f, v.Name)
-		if len(runners) == 0 {
-			continue
-		}
-		var id uint32 // 0 until the series' first value is queued
-		if f >= 0 {
-			if s := w.feeds[f].s; s != nil {
-				id = s.id
-			}
-		} else if s := w.series[v.Name]; s != nil {
-			id = s.id
-		}
-		for _, r := range runners {
-			if !r.hasRoom(id) {
-				return r, id
-			}
-		}
-	}
-	return nil, 0
 }
 
 // DomainError refuses a value that a detector watching its metric does not
@@ -442,116 +403,53 @@ func (e *StreamLimitError) Error() string {
 func (e *StreamLimitError) Unwrap() error { return ErrTooManyStreams }
 
 func (a *Agent) streamLimit(m metric.Metric, name string, n, limit int) error {
-	return &StreamLimitError{Stream: streamKey(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
-}
-
-// currentRouteLocked returns the window's route in the current generation,
-// or nil when there is none. w.mu is held.
-func (a *Agent) currentRouteLocked(w *Window) *route {
-	g := a.gen.Load()
-	if g == nil {
-		return nil
-	}
-	return a.routeLocked(w, g)
-}
-
-// routeLocked returns the window's route in generation g. The first time
-// the window is routed in g, it is resized to g's window, and every
-// detector g started that its values now go to is fed the values the
-// window holds, oldest first, before any live value: such a detector
-// starts with the window's history instead of from nothing. Holding w.mu
-// makes sure no live value slips in before them.
-func (a *Agent) routeLocked(w *Window, g *generation) *route {
-	old := w.route
-	if old != nil && old.gen == g {
-		return old
-	}
-	rt := g.routeFor(w.Model, w.Version)
-	w.route = rt
-	w.setCapacityLocked(rt.window)
-	if old == nil && len(w.series) == 0 {
-		return rt // a new window: nothing held
-	}
-	for name, runners := range rt.byMetric {
-		s := w.series[name]
-		if s == nil || s.held() == 0 {
-			continue
-		}
-		w.watchLocked(s, runners, &a.windows.retain)
-		for _, r := range runners {
-			switch {
-			case old == nil:
-				// A window without a route holds values only when it was
-				// restored from a snapshot: every detector is new to
-				// them, and what it raises about them is history.
-				a.persist.mute(r, s.key, s.next)
-				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
-			case r.born > old.gen.id:
-				// Started after the window's last route was made: it has
-				// seen none of its values. An older detector newly routed
-				// here goes on from the live values.
-				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
-			}
-		}
-	}
-	return rt
-}
-
-// reroute moves every window onto generation g's routes, so the detectors g
-// started get the held values right away rather than with a window's next
-// value.
-func (a *Agent) reroute(g *generation) {
-	for _, w := range a.windows.All() {
-		w.mu.Lock()
-		if a.gen.Load() == g && w.gone == nil { // a retired window gets no detector
-			a.routeLocked(w, g)
-		}
-		w.mu.Unlock()
-	}
+	return &StreamLimitError{Stream: window.Key(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
 }
 
 // onSignals turns what a detector raised into events.
 func (a *Agent) onSignals(r *runner, sigs []raised) {
-	for _, s := range sigs {
-		model, version, metricName, ok := splitStreamKey(s.Stream)
-		if !ok {
-			a.log.Warn("plugin raised a signal for an unknown stream", "detector", r.id, "stream", s.Stream)
-			continue
-		}
+	for _, sig := range sigs {
+		s := sig.series
 		typ := event.Drift
-		if s.Type == sdk.SignalWarning {
+		if sig.Type == sdk.SignalWarning {
 			typ = event.Warning
-		} else if s.Type != sdk.SignalDrift {
-			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", s.Type)
+		} else if sig.Type != sdk.SignalDrift {
+			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", sig.Type)
 			continue
 		}
-		if a.persist.muted(r, s.Stream, s.Index) {
+		if s == nil {
+			a.log.Warn("plugin raised a signal for an unknown stream", "detector", r.id, "stream", sig.Stream)
+			continue
+		}
+		if a.persist.muted(r, s, sig.Index) {
 			a.log.Debug(string(typ)+" about a value from before the restart; not published again",
-				"detector", r.id, "stream", s.Stream, "index", s.Index)
+				"detector", r.id, "stream", s.Key(), "index", sig.Index)
 			continue
 		}
-		size, repeat := 0, false
-		if w := a.windows.Lookup(model, version); w != nil {
-			if typ == event.Drift {
-				size, repeat = w.driftAt(metricName, s.Index, r.id, time.Now())
-			} else {
-				size = w.sizeAt(metricName, s.Index)
-			}
+		w := s.Window()
+		w.Lock()
+		var size int
+		var repeat bool
+		if typ == event.Drift {
+			size, repeat = s.DriftLocked(sig.Index, r.id, time.Now())
+		} else {
+			size = s.SizeAt(sig.Index)
 		}
-		e := a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
-			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details, Repeat: repeat})
+		w.Unlock()
+		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.id,
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat})
 		level := hclog.Info
 		if repeat { // a model that stays bad: said once, at its first drift
 			level = hclog.Debug
 		}
-		a.log.Log(level, string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id,
-			"index", s.Index, "repeat", repeat)
+		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.id,
+			"index", sig.Index, "repeat", repeat)
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
 		// makes jobs.
 		if ob := a.outbox.Load(); typ == event.Drift && ob != nil {
-			if m := a.current().MonitorFor(model, version); m != nil {
-				ob.drift(m, e, s.Stream, m.Window)
+			if m := a.current().MonitorFor(w.Model, w.Version); m != nil {
+				ob.drift(m, e, s.Key(), m.Window)
 			}
 		}
 	}
@@ -617,14 +515,6 @@ func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
 func (a *Agent) onExited(d *detectorInstance) {
 	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
 	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
-}
-
-func splitStreamKey(k string) (model, version, metric string, ok bool) {
-	parts := strings.SplitN(k, "/", 3)
-	if len(parts) != 3 {
-		return "", "", "", false
-	}
-	return parts[0], parts[1], parts[2], true
 }
 
 // waitIngest closes the gate to new metric requests and waits for those in

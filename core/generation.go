@@ -254,35 +254,6 @@ func binaryOf(path string) binaryID {
 	return id
 }
 
-// route says where the values of one model version go.
-type route struct {
-	gen      *generation
-	monitor  *config.Monitor // nil when no monitor matches
-	window   int
-	byMetric map[string][]*runner
-}
-
-// routeFor computes the route of a model version.
-func (g *generation) routeFor(model, version string) *route {
-	rt := &route{gen: g, window: DefaultWindow}
-	m := g.file.MonitorFor(model, version)
-	if m == nil {
-		return rt
-	}
-	rt.monitor, rt.window = m, m.Window
-	for _, id := range m.Detectors {
-		d := g.byID[id]
-		if d == nil {
-			continue
-		}
-		if rt.byMetric == nil {
-			rt.byMetric = make(map[string][]*runner)
-		}
-		rt.byMetric[d.block.Metric] = append(rt.byMetric[d.block.Metric], d.runner)
-	}
-	return rt
-}
-
 // buildOptions carries what building a generation needs besides the file.
 type buildOptions struct {
 	log hclog.Logger

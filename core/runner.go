@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -76,9 +77,8 @@ type runner struct {
 	room    *sync.Cond // signalled when the queue shrinks or the runner stops
 	busy    bool       // a call is in flight
 	stopped bool
-	halted  bool               // the plugin is gone: values are counted as lost, not queued
-	ids     map[string]*series // streams given to add by key (tests), of no window
-	taken   [][]entry          // the runner's goroutine only: the shards' queues being sent
+	halted  bool      // the plugin is gone: values are counted as lost, not queued
+	taken   [][]entry // the runner's goroutine only: the shards' queues being sent
 
 	// The runner's goroutine only: the queue being sent, grouped.
 	group grouping
@@ -149,10 +149,12 @@ func (r *runner) timeout() time.Duration { return time.Duration(r.timout.Load())
 // setTimeout changes the deadline of the calls to come.
 func (r *runner) setTimeout(d time.Duration) { r.timout.Store(int64(d)) }
 
-// raised is a signal with the window mean recorded when its value was
-// ingested: by the time the detector answers, the window may have moved on.
+// raised is a signal with its stream's series and the window mean recorded
+// when its value was ingested: by the time the detector answers, the window
+// may have moved on.
 type raised struct {
 	sdk.Signal
+	series     *window.Series // nil for a stream the call did not carry
 	WindowMean float64
 }
 
@@ -160,45 +162,21 @@ type raised struct {
 // and the window mean recorded right after it. (Two fit in a cache line:
 // each is written on one core and read on another.)
 type entry struct {
-	s     *series
+	s     *window.Series
 	index uint64
 	v     float64
 	mean  float64
 }
 
-// streamIDs numbers streams densely, so that the runner's goroutine groups
-// queued values by stream with slice lookups instead of a map. A series
-// takes its id the first time a value of it is queued.
-var streamIDs atomic.Uint32
-
-func newStreamID() uint32 { return streamIDs.Add(1) }
-
-// add queues the value at index of a stream named by its key. The caller
-// holds the stream's window lock, which keeps each stream's values in
-// order. Ingestion uses push, with the id its series holds.
-func (r *runner) add(stream string, index uint64, v, mean float64) {
-	r.mu.Lock()
-	s, ok := r.ids[stream]
-	if !ok {
-		if r.ids == nil {
-			r.ids = make(map[string]*series)
-		}
-		s = &series{key: stream, id: newStreamID()} // of no window
-		r.ids[stream] = s
-	}
-	r.mu.Unlock()
-	r.queue1(entry{s: s, index: index, v: v, mean: mean})
-}
-
 // push queues the value at index of series s, with the window mean right
 // after it. The caller holds the window's lock.
-func (r *runner) push(s *series, index uint64, v, mean float64) {
-	s.streamID()
-	r.queue1(entry{s: s, index: index, v: v, mean: mean})
+func (r *runner) push(s *window.Series, index uint64, v, mean float64) {
+	r.enqueue(entry{s: s, index: index, v: v, mean: mean}, s.StreamID())
 }
 
-func (r *runner) queue1(e entry) {
-	sh := r.shard(e.s.id)
+// enqueue appends e, a value of stream id, to its shard of the queue.
+func (r *runner) enqueue(e entry, id uint32) {
+	sh := r.shard(id)
 	sh.mu.Lock()
 	if sh.closed { // a stopped feed never evaluates it: count it
 		sh.lost++
@@ -262,11 +240,11 @@ type grouping struct {
 	which   []int32 // which[k]: the batch of queue entry k
 	count   []int
 	batches []sdk.Batch
-	refs    []*series   // refs[i]: the series of batches[i], or nil
-	ids     []uint32    // ids[i]: the stream id of batches[i]
-	means   [][]float64 // means[i][j]: window mean recorded with batches[i].Values[j]
-	values  []float64   // the arena batches[i].Values are cut from
-	meanArr []float64   // the same for means
+	refs    []*window.Series // refs[i]: the series of batches[i]
+	ids     []uint32         // ids[i]: the stream id of batches[i]
+	means   [][]float64      // means[i][j]: window mean recorded with batches[i].Values[j]
+	values  []float64        // the arena batches[i].Values are cut from
+	meanArr []float64        // the same for means
 }
 
 // group fills g with the batches of the queues qs, one after the other.
@@ -313,7 +291,7 @@ func (g *grouping) group(qs [][]entry) {
 // add puts queue entry k, e, in its stream's batch.
 func (g *grouping) add(e *entry, k int) {
 	{
-		id := e.s.id
+		id := e.s.ID()
 		if int(id) >= len(g.mark) {
 			n := max(2*len(g.mark), int(id)+1, 1024)
 			g.mark = append(g.mark, make([]uint32, n-len(g.mark))...)
@@ -329,7 +307,7 @@ func (g *grouping) add(e *entry, k int) {
 		}
 		b := int32(len(g.batches))
 		g.mark[id], g.pos[id] = g.epoch, b
-		g.batches = append(g.batches, sdk.Batch{Stream: e.s.key, Start: e.index})
+		g.batches = append(g.batches, sdk.Batch{Stream: e.s.Key(), Start: e.index})
 		g.refs = append(g.refs, e.s)
 		g.ids = append(g.ids, id)
 		g.count = append(g.count, 1)
@@ -535,7 +513,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 			r.hist.recordFor(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
-			r.signals(r, withMeans(sigs, batch, means))
+			r.signals(r, withMeans(sigs, batch, r.group.refs, means))
 		}
 	}
 	r.group.release()
@@ -581,13 +559,20 @@ func (r *runner) restoreSpares() {
 	r.taken = r.taken[:0]
 }
 
-// withMeans pairs each signal with the window mean recorded with its value.
-func withMeans(sigs []sdk.Signal, batch []sdk.Batch, means [][]float64) []raised {
+// withMeans pairs each signal with its series, from refs, and the window
+// mean recorded with its value.
+func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []raised {
 	out := make([]raised, len(sigs))
 	for k, s := range sigs {
 		out[k].Signal = s
 		for i, b := range batch {
-			if b.Stream == s.Stream && s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
+			if b.Stream != s.Stream {
+				continue
+			}
+			// A signal about an index before this call's values still
+			// names its stream; its mean is no longer known.
+			out[k].series = refs[i]
+			if s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
 				out[k].WindowMean = means[i][s.Index-b.Start]
 				break
 			}
@@ -654,7 +639,7 @@ func (r *runner) status() RunnerStatus {
 // resetRequest asks the runner's goroutine to get streams ready for a
 // reset; it answers with the plugin to reset them in.
 type resetRequest struct {
-	streams []*series
+	streams []*window.Series
 	done    chan updater // buffered
 }
 
@@ -675,7 +660,7 @@ const resetWorkers = 4
 // returns once that is done, the runner has stopped, or ctx ends. A stream
 // that takes values again later is a new series, whose values the detector
 // sees from a fresh state.
-func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
+func (r *runner) resetStreams(ctx context.Context, streams []*window.Series) error {
 	req := resetRequest{streams: streams, done: make(chan updater, 1)}
 	select {
 	case r.resets <- req:
@@ -710,12 +695,12 @@ func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
 					return
 				}
 				callCtx, cancel := context.WithTimeout(ctx, r.timeout())
-				err := rs.Reset(callCtx, streams[k].key)
+				err := rs.Reset(callCtx, streams[k].Key())
 				cancel()
 				if err != nil {
 					mu.Lock()
 					if len(errs) < 10 {
-						errs = append(errs, fmt.Errorf("reset %s: %w", streams[k].key, err))
+						errs = append(errs, fmt.Errorf("reset %s: %w", streams[k].Key(), err))
 					}
 					mu.Unlock()
 					if fatal(err) {
@@ -738,7 +723,7 @@ func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
 // streams queued before the request are sent, also when the plugin has to
 // be restarted for them, and the replay history forgets the streams. It
 // returns the plugin to reset them in.
-func (r *runner) prepareReset(ctx context.Context, streams []*series) updater {
+func (r *runner) prepareReset(ctx context.Context, streams []*window.Series) updater {
 	for {
 		r.flushOnce(context.WithoutCancel(ctx))
 		if r.broken == nil || ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -142,7 +143,7 @@ func TestRunnerWaitRoom(t *testing.T) {
 	waitFor(t, func() bool { return r.status().Queued == 0 })
 	r.add("a/v/x", 1, 1, 0)
 	r.add("a/v/x", 2, 1, 0) // queue at its limit
-	id := r.ids["a/v/x"].id
+	id := testSeries(r, "a/v/x").ID()
 	if err := r.waitRoom(context.Background(), id, 20*time.Millisecond); !errors.Is(err, ErrBusy) {
 		t.Fatalf("waitRoom on a full queue = %v, want ErrBusy", err)
 	}
@@ -175,7 +176,7 @@ func TestRunnerQueueTakesItsLimitForAnyStreams(t *testing.T) {
 			for i := 0; ; i++ {
 				k := i % streams
 				key := fmt.Sprintf("s%d/v/x", k)
-				if s := r.ids[key]; s != nil && !r.hasRoom(s.id) {
+				if s := testSeries(r, key); s.ID() != 0 && !r.hasRoom(s.ID()) {
 					break
 				}
 				r.add(key, next[k], 1, 0)
@@ -250,8 +251,12 @@ func TestWithMeansPairsSignalsWithTheirValues(t *testing.T) {
 		{Stream: "b/v/x", Start: 0, Values: []float64{4}},
 	}
 	means := [][]float64{{0.1, 0.2, 0.3}, {0.4}}
-	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}}, batch, means)
-	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 {
+	refs := []*window.Series{testSeries(nil, "a/v/x"), testSeries(nil, "b/v/x")}
+	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}, {Stream: "a/v/x", Index: 2}}, batch, refs, means)
+	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 || got[2].WindowMean != 0 {
+		t.Fatalf("got %+v", got)
+	}
+	if got[0].series != refs[0] || got[1].series != refs[1] || got[2].series != refs[0] {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -355,15 +360,14 @@ func (f *resettingUpdater) Reset(_ context.Context, stream string) error {
 func TestRunnerResetAfterQueuedValues(t *testing.T) {
 	up := &resettingUpdater{entered: make(chan struct{}), block: make(chan struct{})}
 	r, _ := startRunner(t, up, 1<<10)
-	w := &Window{Model: "m", Version: "v", capacity: 10, series: map[string]*series{}}
-	s := w.seriesLocked("accuracy")
-	r.push(s, s.add(0.5), 0.5, 0.5)
+	s := window.NewStore(retainLimit).Get("m", "v", 10).SeriesLocked("accuracy")
+	r.push(s, s.Add(0.5), 0.5, 0.5)
 	<-up.entered // the call with the first value waits on block
 	for range 3 {
-		r.push(s, s.add(0.5), 0.5, 0.5) // queued behind it
+		r.push(s, s.Add(0.5), 0.5, 0.5) // queued behind it
 	}
 	done := make(chan error, 1)
-	go func() { done <- r.resetStreams(context.Background(), []*series{s}) }()
+	go func() { done <- r.resetStreams(context.Background(), []*window.Series{s}) }()
 	close(up.block)
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"math"
 	"net/http"
 	"net/url"
@@ -141,10 +142,10 @@ type MonitorStatus struct {
 
 // StreamStatus describes the window of a model version.
 type StreamStatus struct {
-	Model   string                  `json:"model"`
-	Version string                  `json:"version"`
-	Monitor string                  `json:"monitor,omitempty"`
-	Metrics map[string]SeriesStatus `json:"metrics"`
+	Model   string                         `json:"model"`
+	Version string                         `json:"version"`
+	Monitor string                         `json:"monitor,omitempty"`
+	Metrics map[string]window.SeriesStatus `json:"metrics"`
 }
 
 // IngestStatus counts metric lines.
@@ -241,9 +242,9 @@ func (a *Agent) status(q StreamQuery) Status {
 	if !q.List {
 		return st
 	}
-	var wins []*Window
+	var wins []*window.Window
 	cm, cv, _ := strings.Cut(q.Cursor, "/")
-	after := func(w *Window) bool {
+	after := func(w *window.Window) bool {
 		return q.Cursor == "" || w.Model > cm || (w.Model == cm && w.Version > cv)
 	}
 	if q.Model != "" && q.Version != "" && !isGlob(q.Model) && !isGlob(q.Version) {
@@ -251,13 +252,13 @@ func (a *Agent) status(q StreamQuery) Status {
 			wins = append(wins, w)
 		}
 	} else {
-		a.windows.each(func(w *Window) {
+		a.windows.Each(func(w *window.Window) {
 			if (q.Model == "" || globMatch(q.Model, w.Model)) && (q.Version == "" || globMatch(q.Version, w.Version)) && after(w) {
 				wins = append(wins, w)
 			}
 		})
 	}
-	slices.SortFunc(wins, func(x, y *Window) int {
+	slices.SortFunc(wins, func(x, y *window.Window) int {
 		if c := strings.Compare(x.Model, y.Model); c != 0 {
 			return c
 		}
@@ -282,7 +283,7 @@ func (a *Agent) status(q StreamQuery) Status {
 
 // windowCursor is the cursor after a window: model and version, which hold
 // no slash, joined by one.
-func windowCursor(w *Window) string { return w.Model + "/" + w.Version }
+func windowCursor(w *window.Window) string { return w.Model + "/" + w.Version }
 
 // isGlob reports whether s holds a glob's special characters.
 func isGlob(s string) bool { return strings.ContainsAny(s, `*?[\`) }

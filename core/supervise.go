@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -27,7 +28,10 @@ const (
 	healthTimeout = time.Second     // the deadline of a ping
 
 	historyLimit = 1_000_000 // values kept for a replay, per detector
-	replayChunk  = 1 << 16   // values per replay call
+	// retainLimit bounds the values all series keep, beyond their rings,
+	// for replays.
+	retainLimit = historyLimit
+	replayChunk = 1 << 16 // values per replay call
 )
 
 // backoff computes the waits between restarts: restartMin doubling up to
@@ -78,7 +82,7 @@ type history struct {
 // span is a range of a series' indices to replay: [from, to), but for the
 // gaps, values of failed calls that the detector did not evaluate.
 type span struct {
-	s        *series
+	s        *window.Series
 	from, to uint64
 	gaps     [][2]uint64
 }
@@ -96,9 +100,9 @@ func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
 
 // recordFor is record for runner r, with the series of each batch in refs
 // (nil for one without); the values of those are not copied.
-func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*series, sigs []sdk.Signal) {
+func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*window.Series, sigs []sdk.Signal) {
 	for i, b := range batches {
-		if refs != nil && refs[i] != nil && refs[i].w != nil && r != nil {
+		if refs != nil && refs[i] != nil && r != nil {
 			h.extend(r, refs[i], b)
 			continue
 		}
@@ -123,8 +127,8 @@ func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*series, sigs
 
 // extend adds batch b of series s to its range, the first time telling the
 // series where the range starts.
-func (h *history) extend(r *runner, s *series, b sdk.Batch) {
-	id := int(s.id)
+func (h *history) extend(r *runner, s *window.Series, b sdk.Batch) {
+	id := int(s.ID())
 	if id >= len(h.byID) {
 		h.byID = append(h.byID, make([]*span, max(id+1, 2*len(h.byID), 1024)-len(h.byID))...)
 	}
@@ -132,9 +136,9 @@ func (h *history) extend(r *runner, s *series, b sdk.Batch) {
 	if sp == nil {
 		sp = &span{s: s, from: b.Start, to: b.Start}
 		h.byID[id], h.ranges[b.Stream] = sp, sp
-		s.w.mu.Lock()
-		s.markLocked(r, sp.from)
-		s.w.mu.Unlock()
+		s.Window().Lock()
+		s.MarkLocked(r, sp.from)
+		s.Window().Unlock()
 	}
 	if b.Start > sp.to {
 		sp.gaps = append(sp.gaps, [2]uint64{sp.to, b.Start})
@@ -145,9 +149,9 @@ func (h *history) extend(r *runner, s *series, b sdk.Batch) {
 // runs returns the values of the span, read from its series, as batches
 // of contiguous values, and whether values before from are gone.
 func (sp *span) runs(stream string) ([]sdk.Batch, bool) {
-	sp.s.w.mu.Lock()
-	vals, start := sp.s.replayLocked(nil, sp.from, sp.to)
-	sp.s.w.mu.Unlock()
+	sp.s.Window().Lock()
+	vals, start := sp.s.ReplayLocked(nil, sp.from, sp.to)
+	sp.s.Window().Unlock()
 	var out []sdk.Batch
 	b := sdk.Batch{Stream: stream, Start: start}
 	for k, v := range vals {
@@ -179,9 +183,9 @@ func (h *history) forget(r *runner, stream string, i uint64) {
 	if sp := h.ranges[stream]; sp != nil {
 		sp.from = max(sp.from, i+1)
 		sp.gaps = slices.DeleteFunc(sp.gaps, func(g [2]uint64) bool { return g[1] <= sp.from })
-		sp.s.w.mu.Lock()
-		sp.s.markLocked(r, sp.from)
-		sp.s.w.mu.Unlock()
+		sp.s.Window().Lock()
+		sp.s.MarkLocked(r, sp.from)
+		sp.s.Window().Unlock()
 		delete(h.cut, stream)
 		return
 	}
@@ -209,18 +213,18 @@ func (h *history) forget(r *runner, stream string, i uint64) {
 }
 
 // drop forgets a stream whose window was retired.
-func (h *history) drop(s *series) {
-	if sp := h.ranges[s.key]; sp != nil && sp.s == s {
-		delete(h.ranges, s.key)
+func (h *history) drop(s *window.Series) {
+	if sp := h.ranges[s.Key()]; sp != nil && sp.s == s {
+		delete(h.ranges, s.Key())
 	}
-	if id := int(s.id); id > 0 && id < len(h.byID) && h.byID[id] != nil && h.byID[id].s == s {
+	if id := int(s.ID()); id > 0 && id < len(h.byID) && h.byID[id] != nil && h.byID[id].s == s {
 		h.byID[id] = nil
 	}
-	for _, b := range h.streams[s.key] {
+	for _, b := range h.streams[s.Key()] {
 		h.n -= len(b.Values)
 	}
-	delete(h.streams, s.key)
-	delete(h.cut, s.key)
+	delete(h.streams, s.Key())
+	delete(h.cut, s.Key())
 }
 
 // dropOldest drops up to n of the oldest values of the longest stream.

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"slices"
 	"sync"
 	"testing"
@@ -290,28 +291,29 @@ func TestHistoryReplaysInChunks(t *testing.T) {
 // goes into the series of a window first, and the runner's history reads
 // the values back from it for a replay instead of copying them.
 type windowFeed struct {
-	ws *Windows
-	w  *Window
-	s  *series
+	ws *window.Store
+	w  *window.Window
+	s  *window.Series
 }
 
-func newWindowFeed(sv *supervised, capacity int) *windowFeed {
-	ws := NewWindows()
+func newWindowFeed(sv *supervised, capacity int, retain int64) *windowFeed {
+	ws := window.NewStore(retain)
 	w := ws.Get("m", "v", capacity)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.route = &route{window: capacity, byMetric: map[string][]*runner{"x": {sv.r}}}
-	s := w.seriesLocked("x")
-	w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
+	w.Lock()
+	defer w.Unlock()
+	rt := &route{window: capacity, byMetric: map[string][]*runner{"x": {sv.r}}, replaying: map[string][]window.Reader{"x": {sv.r}}}
+	w.SetRoutingLocked(&windowRoute{rt: rt}, capacity)
+	s := w.SeriesLocked("x")
+	s.WatchLocked(true)
 	return &windowFeed{ws: ws, w: w, s: s}
 }
 
 func (f *windowFeed) feed(sv *supervised, from, to int) {
 	for i := from; i < to; i++ {
-		f.w.mu.Lock()
-		idx := f.s.add(1)
-		sv.r.push(f.s, idx, 1, f.s.mean(idx))
-		f.w.mu.Unlock()
+		f.w.Lock()
+		idx := f.s.Add(1)
+		sv.r.push(f.s, idx, 1, f.s.Mean(idx))
+		f.w.Unlock()
 		if i%7 == 0 {
 			time.Sleep(100 * time.Microsecond) // calls of different sizes
 		}
@@ -331,7 +333,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 		for _, crashAt := range []int64{0, 6, 7, 47, 199} {
 			t.Run(fmt.Sprintf("window %d crash %d", capacity, crashAt), func(t *testing.T) {
 				sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
-				f := newWindowFeed(sv, capacity)
+				f := newWindowFeed(sv, capacity, retainLimit)
 				f.feed(sv, 0, int(crashAt))
 				sv.settle(t)
 				f.feed(sv, int(crashAt), n)
@@ -352,10 +354,11 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 				}
 				// The last drift was at 195: the series keeps nothing beyond
 				// the ring that no replay needs.
-				f.w.mu.Lock()
-				defer f.w.mu.Unlock()
-				if f.s.keep != 196 || uint64(f.s.nOld) > f.s.first-min(196, f.s.first) {
-					t.Errorf("keep %d, %d values kept beyond the ring (first %d)", f.s.keep, f.s.nOld, f.s.first)
+				f.w.Lock()
+				defer f.w.Unlock()
+				first := f.s.Next() - uint64(f.s.Held())
+				if _, from := f.s.ReplayLocked(nil, 0, f.s.Next()); from < min(196, first) {
+					t.Errorf("values from %d kept beyond the ring (first %d)", from, first)
 				}
 			})
 		}
@@ -367,8 +370,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
 	const limit, crashAt = 7, 47 // the last drift before the crash is at 41
 	sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
-	f := newWindowFeed(sv, 3)
-	f.ws.retain.Store(0)
+	f := newWindowFeed(sv, 3, 0)
 	f.feed(sv, 0, crashAt)
 	sv.settle(t)
 	f.feed(sv, crashAt, crashAt+1)
@@ -388,34 +390,40 @@ func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
 // A history read back from a series replays what the detector evaluated:
 // not the values of a failed call, and nothing up to its last drift.
 func TestHistoryFromASeries(t *testing.T) {
-	ws := NewWindows()
+	ws := window.NewStore(retainLimit)
 	w := ws.Get("m", "v", 100)
 	r := &runner{hist: newHistory(10)}
-	w.mu.Lock()
-	w.route = &route{window: 100, byMetric: map[string][]*runner{"x": {r}}}
-	s := w.seriesLocked("x")
-	w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
+	w.Lock()
+	rt := &route{window: 100, byMetric: map[string][]*runner{"x": {r}}, replaying: map[string][]window.Reader{"x": {r}}}
+	w.SetRoutingLocked(&windowRoute{rt: rt}, 100)
+	s := w.SeriesLocked("x")
+	s.WatchLocked(true)
 	for i := range 10 {
-		s.add(float64(i))
+		s.Add(float64(i))
 	}
-	s.streamID()
-	w.mu.Unlock()
+	s.StreamID()
+	w.Unlock()
 	h := r.hist
-	refs := []*series{s}
-	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
+	refs := []*window.Series{s}
+	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
 	// 3 and 4 went in a call that failed.
-	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 5, Values: []float64{5, 6}}}, refs, nil)
+	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 5, Values: []float64{5, 6}}}, refs, nil)
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
-	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 7, Values: []float64{7, 8}}}, refs,
-		[]sdk.Signal{{Stream: s.key, Index: 5, Type: sdk.SignalDrift}})
+	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 7, Values: []float64{7, 8}}}, refs,
+		[]sdk.Signal{{Stream: s.Key(), Index: 5, Type: sdk.SignalDrift}})
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if s.keep != 6 || h.n != 0 {
-		t.Fatalf("keep %d, %d values copied", s.keep, h.n)
+	// The series was told: of the values that leave its ring, it keeps
+	// those from 6 on.
+	w.Lock()
+	defer w.Unlock()
+	for i := 10; i < 200; i++ {
+		s.Add(float64(i))
+	}
+	if _, from := s.ReplayLocked(nil, 0, s.Next()); from != 6 || h.n != 0 {
+		t.Fatalf("the series keeps values from %d, %d values copied", from, h.n)
 	}
 }
