@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/feed"
 	"io"
 	"os"
 	"strings"
@@ -203,7 +204,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		m.Time = time.Now()
 	}
 	var (
-		feeds    [8]int // m.Values[i] goes to wr.feeds[feeds[i]]; -1: look it up
+		targets  [8]int // m.Values[i] goes to wr.targets[targets[i]]; -1: look it up
 		deadline time.Time
 		fresh    int    // values of m whose stream does not exist yet
 		first    string // the first of them
@@ -231,20 +232,20 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		fresh = 0
 		for i, v := range m.Values {
 			f := -1
-			if i < len(feeds) {
-				f = wr.feed(v.Name)
-				feeds[i] = f
+			if i < len(targets) {
+				f = wr.target(v.Name)
+				targets[i] = f
 			}
-			if (f < 0 || wr.feeds[f].s == nil) && w.FindLocked(v.Name) == nil {
+			if (f < 0 || wr.targets[f].s == nil) && w.FindLocked(v.Name) == nil {
 				if fresh == 0 {
 					first = v.Name
 				}
 				fresh++
 			}
 			for _, r := range wr.runners(f, v.Name) {
-				if !r.domain.Contains(v.Value) {
+				if !r.Domain().Contains(v.Value) {
 					a.unlockRefused(w)
-					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
+					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.ID(), Domain: r.Domain()}
 				}
 			}
 		}
@@ -252,7 +253,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			a.unlockRefused(w)
 			return a.streamLimit(m, first, fresh, limit)
 		}
-		full, id := wr.fullRunnerLocked(w, m, feeds[:])
+		full, id := wr.fullRunnerLocked(w, m, targets[:])
 		if full == nil {
 			break
 		}
@@ -261,7 +262,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		if deadline.IsZero() {
 			deadline = time.Now().Add(IngestWait)
 		}
-		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
+		if err := full.WaitRoom(ctx, id, time.Until(deadline)); err != nil {
 			w.Lock()
 			a.unlockRefused(w)
 			return err
@@ -284,9 +285,9 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	var metricEvents []event.Event
 	for i, v := range m.Values {
 		var s *window.Series
-		var runners []*runner
-		if i < len(feeds) && feeds[i] >= 0 {
-			f := &wr.feeds[feeds[i]]
+		var runners []*feed.Feed
+		if i < len(targets) && targets[i] >= 0 {
+			f := &wr.targets[targets[i]]
 			if f.s == nil {
 				f.s = w.SeriesLocked(v.Name)
 				f.s.WatchLocked(wr.rt.replays(v.Name))
@@ -298,7 +299,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		}
 		idx := s.Add(v.Value)
 		for _, r := range runners {
-			r.push(s, idx, v.Value, s.Mean(idx))
+			r.Push(s, idx, v.Value, s.Mean(idx))
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
@@ -379,6 +380,14 @@ func (e *DomainError) Error() string {
 	return fmt.Sprintf("%s: %v is not %s, which detector %s takes", e.Metric, e.Value, what, e.Detector)
 }
 
+// ErrBusy means a detector's queue is full, or the daemon not running: it
+// cannot take the metric now.
+var ErrBusy = feed.ErrBusy
+
+// retainLimit bounds the values all series keep, beyond their rings, for
+// the detectors' replays: as many as one detector's replay may need.
+const retainLimit = feed.HistoryLimit
+
 // ErrTooManyStreams is wrapped by a *StreamLimitError.
 var ErrTooManyStreams = errors.New("too many streams")
 
@@ -406,24 +415,24 @@ func (a *Agent) streamLimit(m metric.Metric, name string, n, limit int) error {
 	return &StreamLimitError{Stream: window.Key(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
 }
 
-// onSignals turns what a detector raised into events.
-func (a *Agent) onSignals(r *runner, sigs []raised) {
+// onSignals turns what a detector feed.Signal into events.
+func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 	for _, sig := range sigs {
-		s := sig.series
+		s := sig.Series
 		typ := event.Drift
 		if sig.Type == sdk.SignalWarning {
 			typ = event.Warning
 		} else if sig.Type != sdk.SignalDrift {
-			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", sig.Type)
+			a.log.Warn("plugin feed.Signal an unknown signal", "detector", r.ID(), "type", sig.Type)
 			continue
 		}
 		if s == nil {
-			a.log.Warn("plugin raised a signal for an unknown stream", "detector", r.id, "stream", sig.Stream)
+			a.log.Warn("plugin feed.Signal a signal for an unknown stream", "detector", r.ID(), "stream", sig.Stream)
 			continue
 		}
 		if a.persist.muted(r, s, sig.Index) {
 			a.log.Debug(string(typ)+" about a value from before the restart; not published again",
-				"detector", r.id, "stream", s.Key(), "index", sig.Index)
+				"detector", r.ID(), "stream", s.Key(), "index", sig.Index)
 			continue
 		}
 		w := s.Window()
@@ -431,18 +440,18 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 		var size int
 		var repeat bool
 		if typ == event.Drift {
-			size, repeat = s.DriftLocked(sig.Index, r.id, time.Now())
+			size, repeat = s.DriftLocked(sig.Index, r.ID(), time.Now())
 		} else {
 			size = s.SizeAt(sig.Index)
 		}
 		w.Unlock()
-		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.id,
+		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
 			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat})
 		level := hclog.Info
 		if repeat { // a model that stays bad: said once, at its first drift
 			level = hclog.Debug
 		}
-		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.id,
+		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.ID(),
 			"index", sig.Index, "repeat", repeat)
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
@@ -459,21 +468,21 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 // windows but not this detector; status counts them as lost. (A plugin that
 // died or hung is restarted instead, see supervise.go; only a detector that
 // cannot be restarted is halted.)
-func (a *Agent) onFailed(r *runner, err error, lost int) {
+func (a *Agent) onFailed(r *feed.Feed, err error, lost int) {
 	msg := fmt.Sprintf("%d values not evaluated: %v", lost, err)
-	if fatal(err) {
+	if feed.Fatal(err) {
 		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
 	}
-	a.log.Error("detector call failed", "detector", r.id, "values", lost, "error", err)
-	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id, Message: msg})
+	a.log.Error("detector call failed", "detector", r.ID(), "values", lost, "error", err)
+	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.ID(), Message: msg})
 }
 
 // callbacks are the agent's side of its detectors.
 func (a *Agent) callbacks() callbacks {
 	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited, sinkExited: a.onSinkExited,
 		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted,
-		called: func(r *runner, took time.Duration) {
-			a.metrics.calls.WithLabelValues(r.id).Observe(took.Seconds())
+		called: func(r *feed.Feed, took time.Duration) {
+			a.metrics.calls.WithLabelValues(r.ID()).Observe(took.Seconds())
 		}}
 }
 

@@ -525,7 +525,7 @@ monitor "m" {
 		g.stop()
 	}
 	if st := ob.status(); len(st.Pending) != 1 {
-		t.Errorf("%d jobs pending, want the one of the drift raised at shutdown", len(st.Pending))
+		t.Errorf("%d jobs pending, want the one of the drift feed.Signal at shutdown", len(st.Pending))
 	}
 }
 

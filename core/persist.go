@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"github.com/driftd/driftd/core/feed"
 	"io/fs"
 	"sync"
 	"sync/atomic"
@@ -49,20 +50,20 @@ type persistence struct {
 // historyKey is a detector feed (a replaced detector has its own) and a
 // stream it is fed.
 type historyKey struct {
-	r *runner
+	r *feed.Feed
 	s *window.Series
 }
 
 // mute records that r is fed the restored values of s, which had seen
 // next values at the restart.
-func (p *persistence) mute(r *runner, s *window.Series, next uint64) {
+func (p *persistence) mute(r *feed.Feed, s *window.Series, next uint64) {
 	p.history.Store(historyKey{r, s}, next)
 	p.hasMuting.Store(true)
 }
 
 // muted reports whether a signal of r about the value at index of s is
 // history: the value was restored from a snapshot.
-func (p *persistence) muted(r *runner, s *window.Series, index uint64) bool {
+func (p *persistence) muted(r *feed.Feed, s *window.Series, index uint64) bool {
 	if !p.hasMuting.Load() {
 		return false
 	}
@@ -87,7 +88,7 @@ func (p *persistence) status() SnapshotStatus {
 
 // unmute forgets the count of s restored for r: the stream's window was
 // retired.
-func (p *persistence) unmute(r *runner, s *window.Series) {
+func (p *persistence) unmute(r *feed.Feed, s *window.Series) {
 	if p.hasMuting.Load() {
 		p.history.Delete(historyKey{r, s})
 	}

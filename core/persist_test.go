@@ -126,7 +126,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	if got := b.warnings(t, sub)["counter.c"]; len(got) != 0 {
 		t.Errorf("warnings about restored values published again: %v", got)
 	}
-	feed := b.gen.Load().detector("counter.c").runner.status()
+	feed := b.gen.Load().detector("counter.c").runner.Status()
 	if feed.Values != 5 {
 		t.Errorf("the new detector was fed %d values, want the 5 held", feed.Values)
 	}
@@ -156,7 +156,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	}
 	all := b.warnings(t, sub)
 	if len(all["counter.c"]) != 0 {
-		t.Errorf("the kept detector raised %v", all["counter.c"])
+		t.Errorf("the kept detector feed.Signal %v", all["counter.c"])
 	}
 	if idx := indices(all["counter.d"]); !reflect.DeepEqual(idx, []uint64{3, 5, 7}) {
 		t.Errorf("the new detector's warnings at %v, want [3 5 7]", idx)
@@ -249,6 +249,12 @@ monitor "m" {
 			}
 		})
 	}
+}
+
+// waitFor waits until cond holds, failing the test after 10s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	eventuallyTrue(t, "a condition", cond)
 }
 
 func eventuallyTrue(t *testing.T, what string, cond func() bool) {

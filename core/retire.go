@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/window"
 	"path"
 	"slices"
@@ -90,7 +91,7 @@ func globMatch(pattern, name string) bool {
 func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w *window.Window) bool, why func(w *window.Window) string) []Retired {
 	var (
 		taken    []*window.Window
-		byRunner = map[*runner][]*window.Series{}
+		byRunner = map[*feed.Feed][]*window.Series{}
 		streams  int
 	)
 	for _, w := range wins {
@@ -166,10 +167,10 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 // resetStreams has every detector forget the streams it was fed of the
 // retired windows, all detectors at once, and no longer mutes its signals
 // about values restored from a snapshot (the indices start from 0 again).
-func (a *Agent) resetStreams(ctx context.Context, byRunner map[*runner][]*window.Series, streams int) {
+func (a *Agent) resetStreams(ctx context.Context, byRunner map[*feed.Feed][]*window.Series, streams int) {
 	wait := retireWait
 	for r := range byRunner {
-		wait = max(wait, 2*r.timeout())
+		wait = max(wait, 2*r.Timeout())
 	}
 	// Each reset is a call to the plugin; many streams take longer.
 	ctx, cancel := context.WithTimeout(ctx, wait+time.Duration(streams)*time.Millisecond)
@@ -182,9 +183,9 @@ func (a *Agent) resetStreams(ctx context.Context, byRunner map[*runner][]*window
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.resetStreams(ctx, ss); err != nil {
+			if err := r.ResetStreams(ctx, ss); err != nil {
 				a.log.Warn("detector did not reset the streams of retired model versions; its state of them stays",
-					"detector", r.id, "streams", len(ss), "error", err)
+					"detector", r.ID(), "streams", len(ss), "error", err)
 			}
 		}()
 	}

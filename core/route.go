@@ -2,6 +2,7 @@ package core
 
 import (
 	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
 )
@@ -11,7 +12,7 @@ type route struct {
 	gen      *generation
 	monitor  *config.Monitor // nil when no monitor matches
 	window   int
-	byMetric map[string][]*runner
+	byMetric map[string][]*feed.Feed
 	// replaying holds, per metric, the detectors of byMetric that replay
 	// after a plugin restart (runner.hist): the series keep values for them.
 	replaying map[string][]window.Reader
@@ -31,11 +32,11 @@ func (g *generation) routeFor(model, version string) *route {
 			continue
 		}
 		if rt.byMetric == nil {
-			rt.byMetric = make(map[string][]*runner)
+			rt.byMetric = make(map[string][]*feed.Feed)
 		}
 		name := d.block.Metric
 		rt.byMetric[name] = append(rt.byMetric[name], d.runner)
-		if d.runner.hist != nil {
+		if d.runner.Replays() {
 			if rt.replaying == nil {
 				rt.replaying = make(map[string][]window.Reader)
 			}
@@ -54,47 +55,47 @@ func (rt *route) replays(metric string) bool { return len(rt.replaying[metric]) 
 // that a line finds them without a map lookup. It is under the window's
 // lock.
 type windowRoute struct {
-	rt    *route
-	feeds []feed
+	rt      *route
+	targets []target
 }
 
 // Replaying returns the detectors of metric that replay.
 func (wr *windowRoute) Replaying(metric string) []window.Reader { return wr.rt.replaying[metric] }
 
-// feed is where the values of one metric of a window go under a route: its
+// target is where the values of one metric of a window go under a route: its
 // series (nil until the first value under the route, which also sets the
 // series up for them, see Series.WatchLocked) and the detectors of the
 // metric.
-type feed struct {
+type target struct {
 	name    string
 	s       *window.Series
-	runners []*runner
+	runners []*feed.Feed
 }
 
 // maxFeeds bounds the metrics a window caches feeds for; beyond it, a
 // lookup goes through the maps.
 const maxFeeds = 16
 
-// feed returns the feed of a metric, or -1 when it is not cached (then the
-// caller uses rt.byMetric and the window's series).
-func (wr *windowRoute) feed(name string) int {
-	for i := range wr.feeds {
-		if wr.feeds[i].name == name {
+// target returns the target of a metric, or -1 when it is not cached (then
+// the caller uses rt.byMetric and the window's series).
+func (wr *windowRoute) target(name string) int {
+	for i := range wr.targets {
+		if wr.targets[i].name == name {
 			return i
 		}
 	}
-	if len(wr.feeds) == maxFeeds {
+	if len(wr.targets) == maxFeeds {
 		return -1
 	}
-	wr.feeds = append(wr.feeds, feed{name: name, runners: wr.rt.byMetric[name]})
-	return len(wr.feeds) - 1
+	wr.targets = append(wr.targets, target{name: name, runners: wr.rt.byMetric[name]})
+	return len(wr.targets) - 1
 }
 
-// runners returns the detectors of a metric: those of feed f, or, with f
-// -1, the route's.
-func (wr *windowRoute) runners(f int, name string) []*runner {
+// runners returns the detectors of a metric: those of target f, or, with
+// f -1, the route's.
+func (wr *windowRoute) runners(f int, name string) []*feed.Feed {
 	if f >= 0 {
-		return wr.feeds[f].runners
+		return wr.targets[f].runners
 	}
 	return wr.rt.byMetric[name]
 }
@@ -102,7 +103,7 @@ func (wr *windowRoute) runners(f int, name string) []*runner {
 // fullRunnerLocked returns a detector that m's values go to whose queue is
 // full for the value's stream, with the stream's id, or nil when all have
 // room. w's lock is held.
-func (wr *windowRoute) fullRunnerLocked(w *window.Window, m metric.Metric, feeds []int) (*runner, uint32) {
+func (wr *windowRoute) fullRunnerLocked(w *window.Window, m metric.Metric, feeds []int) (*feed.Feed, uint32) {
 	for i, v := range m.Values {
 		f := -1
 		if i < len(feeds) {
@@ -114,14 +115,14 @@ func (wr *windowRoute) fullRunnerLocked(w *window.Window, m metric.Metric, feeds
 		}
 		var id uint32 // 0 until the series' first value is queued
 		if f >= 0 {
-			if s := wr.feeds[f].s; s != nil {
+			if s := wr.targets[f].s; s != nil {
 				id = s.ID()
 			}
 		} else if s := w.FindLocked(v.Name); s != nil {
 			id = s.ID()
 		}
 		for _, r := range runners {
-			if !r.hasRoom(id) {
+			if !r.HasRoom(id) {
 				return r, id
 			}
 		}
@@ -169,12 +170,12 @@ func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 				// restored from a snapshot: every detector is new to
 				// them, and what it raises about them is history.
 				a.persist.mute(r, s, s.Next())
-				s.Each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
-			case r.born > old.rt.gen.id:
+				s.Each(func(i uint64, v, mean float64) { r.Push(s, i, v, mean) })
+			case r.Born() > old.rt.gen.id:
 				// Started after the window's last route was made: it has
 				// seen none of its values. An older detector newly routed
 				// here goes on from the live values.
-				s.Each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
+				s.Each(func(i uint64, v, mean float64) { r.Push(s, i, v, mean) })
 			}
 		}
 	}

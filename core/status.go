@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/window"
 	"math"
 	"net/http"
@@ -105,15 +106,15 @@ type ConnectionsStatus struct {
 // restarted), in-process, or refused (its binary does not have the sha256
 // of its plugin block; Error says more).
 type PluginStatus struct {
-	Detector string       `json:"detector"`
-	Plugin   string       `json:"plugin"`
-	Version  string       `json:"version"`
-	Metric   string       `json:"metric"`
-	Pid      int          `json:"pid"`
-	State    string       `json:"state"`
-	Restarts int          `json:"restarts"`
-	Error    string       `json:"error,omitempty"`
-	Feed     RunnerStatus `json:"feed"`
+	Detector string      `json:"detector"`
+	Plugin   string      `json:"plugin"`
+	Version  string      `json:"version"`
+	Metric   string      `json:"metric"`
+	Pid      int         `json:"pid"`
+	State    string      `json:"state"`
+	Restarts int         `json:"restarts"`
+	Error    string      `json:"error,omitempty"`
+	Feed     feed.Status `json:"feed"`
 }
 
 // SinkStatus describes a sink's plugin process and its jobs. State is
@@ -198,10 +199,8 @@ func (a *Agent) status(q StreamQuery) Status {
 	if g != nil {
 		st.Generation = g.id
 		for _, d := range g.detectors {
-			feed := d.runner.status()
-			d.runner.mu.Lock()
-			restarting, restarts := d.runner.restarting, d.runner.restarts
-			d.runner.mu.Unlock()
+			feed := d.runner.Status()
+			restarting, restarts := d.runner.Restarts()
 			d.mu.Lock()
 			state := "running"
 			switch {

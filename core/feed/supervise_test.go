@@ -1,4 +1,4 @@
-package core
+package feed
 
 import (
 	"context"
@@ -51,9 +51,9 @@ func (s *summing) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, 
 }
 
 // supervised runs a runner on first, which revive replaces with fresh
-// processes made by next; it returns the runner and the signals it raised.
+// processes made by next; it returns the runner and the signals it Signal.
 type supervised struct {
-	r        *runner
+	r        *Feed
 	mu       sync.Mutex
 	signals  []sdk.Signal
 	events   []string
@@ -65,17 +65,17 @@ type supervised struct {
 func startSupervised(t *testing.T, first *summing, next func() *summing) *supervised {
 	t.Helper()
 	sv := &supervised{procs: []*summing{first}}
-	r := newRunner("sum.d", "accuracy", first, 1<<20, time.Second, hclog.NewNullLogger())
-	r.hist = newHistory(historyLimit)
-	r.signals = func(_ *runner, sigs []raised) {
+	r := newTestFeed("sum.d", "accuracy", first, 1<<20, time.Second, hclog.NewNullLogger())
+	r.hist = newHistory(HistoryLimit)
+	r.h.Signals = func(_ *Feed, sigs []Signal) {
 		sv.mu.Lock()
 		defer sv.mu.Unlock()
 		for _, s := range sigs {
 			sv.signals = append(sv.signals, s.Signal)
 		}
 	}
-	r.failed = func(_ *runner, err error, _ int) { t.Errorf("call failed: %v", err) }
-	r.revive = func(ctx context.Context) (updater, int, error) {
+	r.h.Failed = func(_ *Feed, err error, _ int) { t.Errorf("call failed: %v", err) }
+	r.h.Revive = func(ctx context.Context) (Updater, int, error) {
 		sv.mu.Lock()
 		release := sv.release
 		fail := sv.failures > 0
@@ -94,13 +94,11 @@ func startSupervised(t *testing.T, first *summing, next func() *summing) *superv
 		sv.mu.Unlock()
 		return p, 1000 + n, nil
 	}
-	r.hooks = supervisorHooks{
-		gone: func(error) { sv.event("gone") },
-		restarting: func(attempt int, delay time.Duration, _ error) {
-			sv.event(fmt.Sprintf("restarting %d", attempt))
-		},
-		restarted: func(pid, _ int) { sv.event(fmt.Sprintf("restarted %d", pid)) },
+	r.h.Gone = func(error) { sv.event("gone") }
+	r.h.Restarting = func(attempt int, delay time.Duration, _ error) {
+		sv.event(fmt.Sprintf("restarting %d", attempt))
 	}
+	r.h.Restarted = func(pid, _ int) { sv.event(fmt.Sprintf("restarted %d", pid)) }
 	sv.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.run(ctx)
@@ -138,7 +136,7 @@ func (sv *supervised) settle(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := sv.r.idle(ctx); err != nil {
+	if err := sv.r.Idle(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -162,7 +160,7 @@ func TestRestartReplaysAndLosesNothing(t *testing.T) {
 			if got := sv.drifts(); !slices.Equal(got, want) {
 				t.Errorf("drifts %v\nwant   %v", got, want)
 			}
-			st := sv.r.status()
+			st := sv.r.Status()
 			if st.Values != n || st.Lost != 0 || st.Queued != 0 || sv.r.restarts != 1 {
 				t.Errorf("status %+v, restarts %d", st, sv.r.restarts)
 			}
@@ -195,7 +193,7 @@ func TestRestartHoldsValues(t *testing.T) {
 		return sv.r.restarting
 	})
 	sv.feed(t, 20, 40)
-	st := sv.r.status()
+	st := sv.r.Status()
 	if st.Held < 20 || st.Lost != 0 {
 		t.Errorf("while restarting: %+v, want at least 20 held", st)
 	}
@@ -205,7 +203,7 @@ func TestRestartHoldsValues(t *testing.T) {
 	if got := sv.drifts(); !slices.Equal(got, want) {
 		t.Errorf("drifts %v, want %v", got, want)
 	}
-	if st := sv.r.status(); st.Values != 40 || st.Held != 0 || st.Lost != 0 {
+	if st := sv.r.Status(); st.Values != 40 || st.Held != 0 || st.Lost != 0 {
 		t.Errorf("after the restart: %+v", st)
 	}
 }
@@ -274,7 +272,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestHistoryReplaysInChunks(t *testing.T) {
-	h := newHistory(historyLimit)
+	h := newHistory(HistoryLimit)
 	vals := make([]float64, replayChunk+10)
 	h.record([]sdk.Batch{{Stream: "a", Start: 100, Values: vals}, {Stream: "b", Start: 0, Values: vals[:5]}}, nil)
 	calls := h.batches()
@@ -301,8 +299,7 @@ func newWindowFeed(sv *supervised, capacity int, retain int64) *windowFeed {
 	w := ws.Get("m", "v", capacity)
 	w.Lock()
 	defer w.Unlock()
-	rt := &route{window: capacity, byMetric: map[string][]*runner{"x": {sv.r}}, replaying: map[string][]window.Reader{"x": {sv.r}}}
-	w.SetRoutingLocked(&windowRoute{rt: rt}, capacity)
+	w.SetRoutingLocked(replaying{"x": {sv.r}}, capacity)
 	s := w.SeriesLocked("x")
 	s.WatchLocked(true)
 	return &windowFeed{ws: ws, w: w, s: s}
@@ -312,7 +309,7 @@ func (f *windowFeed) feed(sv *supervised, from, to int) {
 	for i := from; i < to; i++ {
 		f.w.Lock()
 		idx := f.s.Add(1)
-		sv.r.push(f.s, idx, 1, f.s.Mean(idx))
+		sv.r.Push(f.s, idx, 1, f.s.Mean(idx))
 		f.w.Unlock()
 		if i%7 == 0 {
 			time.Sleep(100 * time.Microsecond) // calls of different sizes
@@ -333,7 +330,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 		for _, crashAt := range []int64{0, 6, 7, 47, 199} {
 			t.Run(fmt.Sprintf("window %d crash %d", capacity, crashAt), func(t *testing.T) {
 				sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
-				f := newWindowFeed(sv, capacity, retainLimit)
+				f := newWindowFeed(sv, capacity, HistoryLimit)
 				f.feed(sv, 0, int(crashAt))
 				sv.settle(t)
 				f.feed(sv, int(crashAt), n)
@@ -341,7 +338,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 				if got := sv.drifts(); !slices.Equal(got, want) {
 					t.Errorf("drifts %v\nwant   %v", got, want)
 				}
-				if st := sv.r.status(); st.Values != n || st.Lost != 0 || sv.r.restarts != 1 {
+				if st := sv.r.Status(); st.Values != n || st.Lost != 0 || sv.r.restarts != 1 {
 					t.Errorf("status %+v, restarts %d", st, sv.r.restarts)
 				}
 				sv.mu.Lock()
@@ -390,12 +387,11 @@ func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
 // A history read back from a series replays what the detector evaluated:
 // not the values of a failed call, and nothing up to its last drift.
 func TestHistoryFromASeries(t *testing.T) {
-	ws := window.NewStore(retainLimit)
+	ws := window.NewStore(HistoryLimit)
 	w := ws.Get("m", "v", 100)
-	r := &runner{hist: newHistory(10)}
+	r := &Feed{hist: newHistory(10)}
 	w.Lock()
-	rt := &route{window: 100, byMetric: map[string][]*runner{"x": {r}}, replaying: map[string][]window.Reader{"x": {r}}}
-	w.SetRoutingLocked(&windowRoute{rt: rt}, 100)
+	w.SetRoutingLocked(replaying{"x": {r}}, 100)
 	s := w.SeriesLocked("x")
 	s.WatchLocked(true)
 	for i := range 10 {

@@ -1,4 +1,4 @@
-package core
+package feed
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-// updater is the part of a detector plugin the runner calls. *sdk.Remote
+// Updater is the part of a detector plugin a feed calls. *sdk.Remote
 // implements it; unit tests use fakes.
-type updater interface {
+type Updater interface {
 	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
 }
 
-// byIDUpdater is an updater that also takes the stream ids of the batches
+// byIDUpdater is an Updater that also takes the stream ids of the batches
 // (a plugin process's sdk.Remote): it need not hash the streams' keys.
 type byIDUpdater interface {
 	UpdateByID(ctx context.Context, batches []sdk.Batch, ids []uint32) ([]sdk.Signal, error)
@@ -30,38 +30,65 @@ type byIDUpdater interface {
 // ErrBusy means a detector's queue is full: the daemon cannot keep up.
 var ErrBusy = errors.New("detector queue full")
 
-// runner feeds one configured detector. Ingestion appends values to its
+// Config describes a feed.
+type Config struct {
+	ID      string     // the detector's, "<plugin>.<name>"
+	Metric  string     // the metric it watches
+	Domain  sdk.Domain // the values it takes
+	Born    uint64     // the config generation that started it
+	Limit   int        // queued values beyond which ingestion waits
+	Timeout time.Duration
+	Log     hclog.Logger
+	// Replays keeps, per stream, where a replay after a plugin restart
+	// starts (the values themselves stay in the windows): for a detector
+	// whose plugin can be restarted.
+	Replays bool
+}
+
+// Handlers are what a feed tells its owner, and how it restarts a plugin.
+// Signals and Failed are required; the rest may be nil.
+type Handlers struct {
+	// Signals receives what a call raised; Failed, a call that failed.
+	Signals func(f *Feed, sigs []Signal)
+	Failed  func(f *Feed, err error, lost int)
+	// Called is told how long each Update call took.
+	Called func(f *Feed, took time.Duration)
+
+	// Supervision (supervise.go), for a plugin that can be restarted.
+	// Revive starts a new process, configured, and returns it with its
+	// pid; nil for a detector that cannot be restarted, whose feed halts
+	// instead. Health pings the plugin. Gone is called when the plugin
+	// failed, before each restart attempt; it reports and kills the process
+	// that failed. Restarting reports a restart to come after delay, and
+	// Restarted the new process.
+	Revive     func(ctx context.Context) (Updater, int, error)
+	Health     func(ctx context.Context) error
+	Gone       func(cause error)
+	Restarting func(attempt int, delay time.Duration, cause error)
+	Restarted  func(pid, attempts int)
+}
+
+// Feed feeds one configured detector. Ingestion appends values to its
 // queue; its goroutine takes everything queued at once and sends it in one
 // Update call, so under load a call carries many values and at rest a value
 // is sent as soon as it arrives. Values of a stream stay in index order, and
 // a detector sees every value of its metric exactly once, whatever the
 // batching.
-type runner struct {
-	id     string // "<plugin>.<name>"
-	metric string
-	domain sdk.Domain // the values the detector takes
-	born   uint64     // the generation that started the detector
-	up     updater
-	limit  int          // queued values beyond which ingestion waits
-	timout atomic.Int64 // deadline of one Update call, in nanoseconds
-	log    hclog.Logger
-	// signals receives what a call raised; failed, a call that failed.
-	signals func(r *runner, sigs []raised)
-	// called, when set, is told how long each Update call took.
-	called func(r *runner, took time.Duration)
-	failed func(r *runner, err error, lost int)
-
-	// Supervision (supervise.go). revive starts a new process, configured,
-	// and returns it with its pid; nil for a detector that cannot be
-	// restarted, whose feed halts instead. health pings the plugin.
-	revive  func(ctx context.Context) (updater, int, error)
-	health  func(ctx context.Context) error
-	hooks   supervisorHooks
-	kick    chan struct{}
-	hist    *history // the runner's goroutine only
-	broken  error    // the runner's goroutine only: the plugin failed
-	backoff backoff  // the runner's goroutine only
-	final   bool     // the runner's goroutine only: the last flush before a stop
+type Feed struct {
+	id          string // "<plugin>.<name>"
+	metric      string
+	domain      sdk.Domain // the values the detector takes
+	born        uint64     // the generation that started the detector
+	up          Updater
+	limit       int          // queued values beyond which ingestion waits
+	callTimeout atomic.Int64 // deadline of one Update call, in nanoseconds
+	log         hclog.Logger
+	h           Handlers // set by Run, read by the feed's goroutine
+	kick        chan struct{}
+	hist        *history // the feed's goroutine only
+	broken      error    // the feed's goroutine only: the plugin failed
+	backoff     backoff  // the feed's goroutine only
+	final       bool     // the feed's goroutine only: the last flush before a stop
 
 	// The queue, in shards by stream id, each with a lock of its own, so
 	// that ingestion of different streams seldom waits for one another.
@@ -74,11 +101,11 @@ type runner struct {
 	shardLimit int
 
 	mu      sync.Mutex
-	room    *sync.Cond // signalled when the queue shrinks or the runner stops
+	room    *sync.Cond // signalled when the queue shrinks or the feed stops
 	busy    bool       // a call is in flight
 	stopped bool
 	halted  bool      // the plugin is gone: values are counted as lost, not queued
-	taken   [][]entry // the runner's goroutine only: the shards' queues being sent
+	taken   [][]entry // the feed's goroutine only: the shards' queues being sent
 
 	// The runner's goroutine only: the queue being sent, grouped.
 	group grouping
@@ -90,11 +117,11 @@ type runner struct {
 
 	wake chan struct{}
 	done chan struct{}
-	// resets asks the runner's goroutine to reset streams (resetStreams).
+	// resets asks the feed's goroutine to reset streams (resetStreams).
 	resets chan resetRequest
-	// lastCall is when the last call began; the runner's goroutine only.
+	// lastCall is when the last call began; the feed's goroutine only.
 	lastCall   time.Time
-	lastValues int // how many the last call carried; the runner's goroutine only
+	lastValues int // how many the last call carried; the feed's goroutine only
 	spacing    *time.Timer
 
 	// figures for status
@@ -102,15 +129,15 @@ type runner struct {
 	lastErr             string
 }
 
-// shard is part of a runner's queue: the values of the streams whose id
+// shard is part of a feed's queue: the values of the streams whose id
 // falls in it, in arrival order.
 type shard struct {
 	mu     sync.Mutex
 	queue  []entry
-	closed bool         // the runner takes no more values; they are counted in lost
+	closed bool         // the feed takes no more values; they are counted in lost
 	lost   uint64       // values refused while closed
 	size   atomic.Int64 // len(queue), readable without the lock
-	spare  []entry      // the runner's goroutine only: the queue before, reused
+	spare  []entry      // the feed's goroutine only: the queue before, reused
 	_      [64]byte     // a cache line of its own
 }
 
@@ -118,43 +145,62 @@ type shard struct {
 // when it was used far below it.
 const maxSpare = 1 << 14
 
-// queueShards is the number of shards of a runner's queue whose limit is
+// queueShards is the number of shards of a feed's queue whose limit is
 // at least minShardLimit per shard; smaller queues have one.
 const (
 	queueShards   = 8
 	minShardLimit = 1024
 )
 
-func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
+// New returns the feed of a detector, which calls up. Run runs it.
+func New(c Config, up Updater) *Feed {
 	n := 1
-	if limit/queueShards >= minShardLimit {
+	if c.Limit/queueShards >= minShardLimit {
 		n = queueShards
 	}
-	r := &runner{
-		id: id, metric: metric, up: up, limit: limit, log: log,
-		shards: make([]shard, n), shardLimit: (limit + n - 1) / n,
+	r := &Feed{
+		id: c.ID, metric: c.Metric, domain: c.Domain, born: c.Born, up: up, limit: c.Limit, log: c.Log,
+		shards: make([]shard, n), shardLimit: (c.Limit + n - 1) / n,
 		wake:   make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		resets: make(chan resetRequest),
 	}
-	r.timout.Store(int64(timeout))
+	if c.Replays {
+		r.hist = newHistory(HistoryLimit)
+	}
+	r.callTimeout.Store(int64(c.Timeout))
 	r.room = sync.NewCond(&r.mu)
 	return r
 }
 
-// timeout returns the deadline of one call.
-func (r *runner) timeout() time.Duration { return time.Duration(r.timout.Load()) }
+// ID returns the detector's id, "<plugin>.<name>".
+func (r *Feed) ID() string { return r.id }
 
-// setTimeout changes the deadline of the calls to come.
-func (r *runner) setTimeout(d time.Duration) { r.timout.Store(int64(d)) }
+// Domain returns the values the detector takes.
+func (r *Feed) Domain() sdk.Domain { return r.domain }
 
-// raised is a signal with its stream's series and the window mean recorded
-// when its value was ingested: by the time the detector answers, the window
-// may have moved on.
-type raised struct {
+// Born returns the config generation that started the detector.
+func (r *Feed) Born() uint64 { return r.born }
+
+// Replays reports whether the feed replays after a plugin restart: the
+// windows then keep values for it.
+func (r *Feed) Replays() bool { return r.hist != nil }
+
+// Timeout returns the deadline of one call.
+func (r *Feed) Timeout() time.Duration { return time.Duration(r.callTimeout.Load()) }
+
+// SetTimeout changes the deadline of the calls to come.
+func (r *Feed) SetTimeout(d time.Duration) { r.callTimeout.Store(int64(d)) }
+
+func (r *Feed) timeout() time.Duration { return r.Timeout() }
+
+// Signal is what a detector raised, with its stream's series and the
+// window mean recorded when its value was ingested: by the time the
+// detector answers, the window may have moved on.
+type Signal struct {
 	sdk.Signal
-	series     *window.Series // nil for a stream the call did not carry
+	Series     *window.Series // nil for a stream the call did not carry
 	WindowMean float64
 }
 
@@ -170,12 +216,12 @@ type entry struct {
 
 // push queues the value at index of series s, with the window mean right
 // after it. The caller holds the window's lock.
-func (r *runner) push(s *window.Series, index uint64, v, mean float64) {
+func (r *Feed) Push(s *window.Series, index uint64, v, mean float64) {
 	r.enqueue(entry{s: s, index: index, v: v, mean: mean}, s.StreamID())
 }
 
 // enqueue appends e, a value of stream id, to its shard of the queue.
-func (r *runner) enqueue(e entry, id uint32) {
+func (r *Feed) enqueue(e entry, id uint32) {
 	sh := r.shard(id)
 	sh.mu.Lock()
 	if sh.closed { // a stopped feed never evaluates it: count it
@@ -187,7 +233,7 @@ func (r *runner) enqueue(e entry, id uint32) {
 	n := len(sh.queue)
 	sh.size.Store(int64(n))
 	sh.mu.Unlock()
-	if n == 1 { // the first since the last flush: the runner may sleep
+	if n == 1 { // the first since the last flush: the feed may sleep
 		select {
 		case r.wake <- struct{}{}:
 		default:
@@ -199,12 +245,12 @@ func (r *runner) enqueue(e entry, id uint32) {
 // hashing): streams are numbered in the order they come, and ingestion
 // going through them in that order on two connections at a fixed distance
 // would otherwise meet in the same shard every time.
-func (r *runner) shard(id uint32) *shard {
+func (r *Feed) shard(id uint32) *shard {
 	return &r.shards[int((id*0x9E3779B9)>>16)%len(r.shards)]
 }
 
 // queued returns the number of values queued.
-func (r *runner) queued() int {
+func (r *Feed) queued() int {
 	n := 0
 	for i := range r.shards {
 		n += int(r.shards[i].size.Load())
@@ -214,7 +260,7 @@ func (r *runner) queued() int {
 
 // closeShards makes the shards refuse values from now on, counting them as
 // lost, and empties them, returning how many values they held.
-func (r *runner) closeShards() int {
+func (r *Feed) closeShards() int {
 	n := 0
 	for i := range r.shards {
 		sh := &r.shards[i]
@@ -327,7 +373,7 @@ func (g *grouping) release() {
 // the queue is below shardLimit, or the whole queue below limit, or the
 // runner takes no more values (they are counted as lost). The common case
 // reads one counter and takes no lock.
-func (r *runner) hasRoom(id uint32) bool {
+func (r *Feed) HasRoom(id uint32) bool {
 	sh := r.shard(id)
 	if sh.size.Load() < int64(r.shardLimit) || r.queued() < r.limit {
 		return true
@@ -339,7 +385,7 @@ func (r *runner) hasRoom(id uint32) bool {
 
 // waitRoom waits until the queue has room for stream id, the runner
 // stopped, ctx ends or maxWait passes. It returns ErrBusy when it gave up.
-func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
+func (r *Feed) WaitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	r.mu.Lock()
@@ -350,7 +396,7 @@ func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration)
 		r.mu.Unlock()
 	})
 	defer stop()
-	for !r.stopped && !r.halted && !r.hasRoom(id) {
+	for !r.stopped && !r.halted && !r.HasRoom(id) {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}
@@ -359,12 +405,17 @@ func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration)
 	return nil
 }
 
-// run sends the queue to the plugin until ctx ends; then it sends what is
-// left once more and returns.
-func (r *runner) run(ctx context.Context) {
+// Run sends the queue to the plugin, telling h what comes of it, until ctx
+// ends; then it sends what is left once more and returns.
+func (r *Feed) Run(ctx context.Context, h Handlers) {
+	r.h = h
+	r.run(ctx)
+}
+
+func (r *Feed) run(ctx context.Context) {
 	defer close(r.done)
 	var ping <-chan time.Time
-	if r.health != nil && r.revive != nil {
+	if r.h.Health != nil && r.h.Revive != nil {
 		t := time.NewTicker(healthEvery)
 		defer t.Stop()
 		ping = t.C
@@ -426,7 +477,7 @@ const (
 
 // callSpacing returns the least time from the start of the last call to
 // the start of the next.
-func (r *runner) callSpacing() time.Duration {
+func (r *Feed) callSpacing() time.Duration {
 	if r.lastValues >= busyCall {
 		return busySpacing
 	}
@@ -435,7 +486,7 @@ func (r *runner) callSpacing() time.Duration {
 
 // space waits until the spacing has passed since the last call began. It
 // returns false when ctx ended first.
-func (r *runner) space(ctx context.Context) bool {
+func (r *Feed) space(ctx context.Context) bool {
 	wait := r.callSpacing() - time.Since(r.lastCall)
 	if wait <= 0 {
 		return true
@@ -455,7 +506,7 @@ func (r *runner) space(ctx context.Context) bool {
 }
 
 // flushOnce sends everything queued in one call.
-func (r *runner) flushOnce(ctx context.Context) {
+func (r *Feed) flushOnce(ctx context.Context) {
 	// Busy before the queue is taken, so that at no moment a value is
 	// neither queued nor in a call in flight (idle relies on it).
 	r.mu.Lock()
@@ -496,24 +547,24 @@ func (r *runner) flushOnce(ctx context.Context) {
 	} else {
 		sigs, err = r.up.Update(callCtx, batch)
 	}
-	if r.called != nil {
-		r.called(r, time.Since(began))
+	if r.h.Called != nil {
+		r.h.Called(r, time.Since(began))
 	}
 	cancel()
 	// A plugin gone or stuck is restarted, and the batch sent again.
-	restart := err != nil && fatal(err) && r.revive != nil && !r.final
+	restart := err != nil && Fatal(err) && r.h.Revive != nil && !r.final
 	// Report before the call counts as done, so idle means "evaluated and
 	// reported".
 	switch {
 	case restart:
 	case err != nil:
-		r.failed(r, err, n)
+		r.h.Failed(r, err, n)
 	default:
 		if r.hist != nil {
 			r.hist.recordFor(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
-			r.signals(r, withMeans(sigs, batch, r.group.refs, means))
+			r.h.Signals(r, withMeans(sigs, batch, r.group.refs, means))
 		}
 	}
 	r.group.release()
@@ -532,7 +583,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 	if err != nil {
 		r.lost += uint64(n)
 		r.lastErr = err.Error()
-		if fatal(err) {
+		if Fatal(err) {
 			r.halted = true
 			r.lost += uint64(r.closeShards())
 		}
@@ -548,7 +599,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 // are not cleared: the series they point to live as long as the windows,
 // and a write here would only take their cache lines from the ingesting
 // core.
-func (r *runner) restoreSpares() {
+func (r *Feed) restoreSpares() {
 	for i, q := range r.taken {
 		if cap(q) > maxSpare && cap(q) > 4*len(q) {
 			q = nil // a backlog passed: let its memory go
@@ -561,8 +612,8 @@ func (r *runner) restoreSpares() {
 
 // withMeans pairs each signal with its series, from refs, and the window
 // mean recorded with its value.
-func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []raised {
-	out := make([]raised, len(sigs))
+func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []Signal {
+	out := make([]Signal, len(sigs))
 	for k, s := range sigs {
 		out[k].Signal = s
 		for i, b := range batch {
@@ -571,7 +622,7 @@ func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, mean
 			}
 			// A signal about an index before this call's values still
 			// names its stream; its mean is no longer known.
-			out[k].series = refs[i]
+			out[k].Series = refs[i]
 			if s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
 				out[k].WindowMean = means[i][s.Index-b.Start]
 				break
@@ -581,16 +632,16 @@ func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, mean
 	return out
 }
 
-// fatal reports whether a failed call means the plugin is gone or stuck:
+// Fatal reports whether a failed call means the plugin is gone or stuck:
 // its process exited or the call ran past its deadline. Such a plugin is
 // restarted (or, when it cannot be, its detector halted); a plugin error on
 // one call is not fatal.
-func fatal(err error) bool {
+func Fatal(err error) bool {
 	return errors.Is(err, sdk.ErrPluginUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // idle waits until nothing is queued or in flight, or ctx ends.
-func (r *runner) idle(ctx context.Context) error {
+func (r *Feed) Idle(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
@@ -608,8 +659,8 @@ func (r *runner) idle(ctx context.Context) error {
 	return nil
 }
 
-// RunnerStatus describes a detector's feed.
-type RunnerStatus struct {
+// Status describes a detector's feed.
+type Status struct {
 	Queued    int    `json:"queued"`
 	Calls     uint64 `json:"calls"`
 	Values    uint64 `json:"values"`
@@ -620,10 +671,22 @@ type RunnerStatus struct {
 	Held int `json:"held,omitempty"`
 }
 
-func (r *runner) status() RunnerStatus {
+// Done is closed once Run returned.
+func (r *Feed) Done() <-chan struct{} { return r.done }
+
+// Restarts reports whether the plugin is being restarted, and how often it
+// was.
+func (r *Feed) Restarts() (restarting bool, restarts int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RunnerStatus{Queued: r.queued(), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	return r.restarting, r.restarts
+}
+
+// Status describes the feed.
+func (r *Feed) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Queued: r.queued(), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
@@ -636,11 +699,11 @@ func (r *runner) status() RunnerStatus {
 	return st
 }
 
-// resetRequest asks the runner's goroutine to get streams ready for a
+// resetRequest asks the feed's goroutine to get streams ready for a
 // reset; it answers with the plugin to reset them in.
 type resetRequest struct {
 	streams []*window.Series
-	done    chan updater // buffered
+	done    chan Updater // buffered
 }
 
 // resetter is a detector that can forget a stream (sdk.Resetter).
@@ -654,14 +717,14 @@ type resetter interface {
 const resetWorkers = 4
 
 // resetStreams makes the detector forget streams that take no more values:
-// what is queued of them is sent first (on the runner's goroutine, which
+// what is queued of them is sent first (on the feed's goroutine, which
 // also drops them from the replay history), then the plugin is told to
 // reset each, a few calls at once beside the live feed, which goes on. It
-// returns once that is done, the runner has stopped, or ctx ends. A stream
+// returns once that is done, the feed has stopped, or ctx ends. A stream
 // that takes values again later is a new series, whose values the detector
 // sees from a fresh state.
-func (r *runner) resetStreams(ctx context.Context, streams []*window.Series) error {
-	req := resetRequest{streams: streams, done: make(chan updater, 1)}
+func (r *Feed) ResetStreams(ctx context.Context, streams []*window.Series) error {
+	req := resetRequest{streams: streams, done: make(chan Updater, 1)}
 	select {
 	case r.resets <- req:
 	case <-r.done:
@@ -669,7 +732,7 @@ func (r *runner) resetStreams(ctx context.Context, streams []*window.Series) err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	var up updater
+	var up Updater
 	select {
 	case up = <-req.done:
 	case <-ctx.Done():
@@ -703,7 +766,7 @@ func (r *runner) resetStreams(ctx context.Context, streams []*window.Series) err
 						errs = append(errs, fmt.Errorf("reset %s: %w", streams[k].Key(), err))
 					}
 					mu.Unlock()
-					if fatal(err) {
+					if Fatal(err) {
 						// A plugin gone: its next process is replayed from
 						// a history without these streams.
 						next.Store(int64(len(streams)))
@@ -719,11 +782,11 @@ func (r *runner) resetStreams(ctx context.Context, streams []*window.Series) err
 	return errors.Join(errs...)
 }
 
-// prepareReset is resetStreams on the runner's goroutine: values of the
+// prepareReset is resetStreams on the feed's goroutine: values of the
 // streams queued before the request are sent, also when the plugin has to
 // be restarted for them, and the replay history forgets the streams. It
 // returns the plugin to reset them in.
-func (r *runner) prepareReset(ctx context.Context, streams []*window.Series) updater {
+func (r *Feed) prepareReset(ctx context.Context, streams []*window.Series) Updater {
 	for {
 		r.flushOnce(context.WithoutCancel(ctx))
 		if r.broken == nil || ctx.Err() != nil {

@@ -1,4 +1,4 @@
-package core
+package feed
 
 import (
 	"fmt"
@@ -12,22 +12,22 @@ import (
 // directly, by stream key (runner.add).
 var testWindows = struct {
 	sync.Mutex
-	m map[*runner]*window.Store
-}{m: map[*runner]*window.Store{}}
+	m map[*Feed]*window.Store
+}{m: map[*Feed]*window.Store{}}
 
 // testSeries returns the series of a stream key, model/version/metric, in
 // r's testWindows, creating it.
-func testSeries(r *runner, key string) *window.Series {
+func testSeries(r *Feed, key string) *window.Series {
 	model, rest, _ := strings.Cut(key, "/")
 	version, metric, _ := strings.Cut(rest, "/")
 	testWindows.Lock()
 	defer testWindows.Unlock()
 	st := testWindows.m[r]
 	if st == nil {
-		st = window.NewStore(retainLimit)
+		st = window.NewStore(HistoryLimit)
 		testWindows.m[r] = st
 	}
-	w := st.Get(model, version, DefaultWindow)
+	w := st.Get(model, version, 1000)
 	w.Lock()
 	defer w.Unlock()
 	s := w.SeriesLocked(metric)
@@ -38,7 +38,7 @@ func testSeries(r *runner, key string) *window.Series {
 // add appends v to the stream named by key, as ingestion does, and queues
 // it on r. The index must be the stream's next: tests feed each stream in
 // order.
-func (r *runner) add(key string, index uint64, v, mean float64) {
+func (r *Feed) add(key string, index uint64, v, mean float64) {
 	s := testSeries(r, key)
 	w := s.Window()
 	w.Lock()
@@ -46,5 +46,11 @@ func (r *runner) add(key string, index uint64, v, mean float64) {
 	if i := s.Add(v); i != index {
 		panic(fmt.Sprintf("stream %s: value %d added at index %d", key, index, i))
 	}
-	r.push(s, index, v, mean)
+	r.Push(s, index, v, mean)
 }
+
+// replaying is a window.Routing that names, per metric, the feeds that
+// replay.
+type replaying map[string][]window.Reader
+
+func (r replaying) Replaying(metric string) []window.Reader { return r[metric] }

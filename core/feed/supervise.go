@@ -1,4 +1,4 @@
-package core
+package feed
 
 import (
 	"context"
@@ -19,6 +19,9 @@ import (
 // Values that arrive meanwhile are held in the queue, which ingestion waits
 // on when it is full, as always. Then the queue is sent, the failed batch
 // first, and its signals are published like any.
+// HistoryLimit bounds the values a feed keeps for a replay, per detector.
+const HistoryLimit = 1_000_000
+
 const (
 	restartMin    = 100 * time.Millisecond // the first wait before a restart
 	restartMax    = 30 * time.Second       // the longest
@@ -27,10 +30,6 @@ const (
 	healthEvery   = 2 * time.Second // how often an idle plugin is pinged
 	healthTimeout = time.Second     // the deadline of a ping
 
-	historyLimit = 1_000_000 // values kept for a replay, per detector
-	// retainLimit bounds the values all series keep, beyond their rings,
-	// for replays.
-	retainLimit = historyLimit
 	replayChunk = 1 << 16 // values per replay call
 )
 
@@ -58,9 +57,9 @@ func (b *backoff) next(now time.Time) time.Duration {
 func (b *backoff) up(now time.Time) { b.upSince = now }
 
 // history keeps, per stream, the values a detector has evaluated since the
-// last drift it raised on that stream: a detector resets a stream after a
+// last drift it Signal on that stream: a detector resets a stream after a
 // drift (River's semantics), so feeding them to a new process rebuilds the
-// stream's state exactly. Only the runner's goroutine uses it.
+// stream's state exactly. Only the feed's goroutine uses it.
 //
 // For a stream of a window (the values came with their series) it holds
 // only the range of indices: the values are read back from the series, its
@@ -93,14 +92,14 @@ func newHistory(limit int) *history {
 }
 
 // record takes the batches of a call that succeeded and the signals it
-// raised, copying the values.
+// Signal, copying the values.
 func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
 	h.recordFor(nil, batches, nil, sigs)
 }
 
 // recordFor is record for runner r, with the series of each batch in refs
 // (nil for one without); the values of those are not copied.
-func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*window.Series, sigs []sdk.Signal) {
+func (h *history) recordFor(r *Feed, batches []sdk.Batch, refs []*window.Series, sigs []sdk.Signal) {
 	for i, b := range batches {
 		if refs != nil && refs[i] != nil && r != nil {
 			h.extend(r, refs[i], b)
@@ -127,7 +126,7 @@ func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*window.Serie
 
 // extend adds batch b of series s to its range, the first time telling the
 // series where the range starts.
-func (h *history) extend(r *runner, s *window.Series, b sdk.Batch) {
+func (h *history) extend(r *Feed, s *window.Series, b sdk.Batch) {
 	id := int(s.ID())
 	if id >= len(h.byID) {
 		h.byID = append(h.byID, make([]*span, max(id+1, 2*len(h.byID), 1024)-len(h.byID))...)
@@ -179,7 +178,7 @@ func (sp *span) runs(stream string) ([]sdk.Batch, bool) {
 }
 
 // forget drops the values of a stream up to index i, where r drifted.
-func (h *history) forget(r *runner, stream string, i uint64) {
+func (h *history) forget(r *Feed, stream string, i uint64) {
 	if sp := h.ranges[stream]; sp != nil {
 		sp.from = max(sp.from, i+1)
 		sp.gaps = slices.DeleteFunc(sp.gaps, func(g [2]uint64) bool { return g[1] <= sp.from })
@@ -293,7 +292,7 @@ func (h *history) batches() [][]sdk.Batch {
 // requeueLocked puts the values of a failed call, taken from the shards,
 // back in front of them, so they are sent again before anything that came
 // after them. r.mu is held.
-func (r *runner) requeueLocked(taken [][]entry) {
+func (r *Feed) requeueLocked(taken [][]entry) {
 	for i, q := range taken {
 		sh := &r.shards[i]
 		sh.mu.Lock()
@@ -306,7 +305,7 @@ func (r *runner) requeueLocked(taken [][]entry) {
 
 // poke makes the runner check its plugin now, for instance because its
 // process was seen to exit.
-func (r *runner) poke() {
+func (r *Feed) Poke() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -315,14 +314,14 @@ func (r *runner) poke() {
 
 // checkHealth pings the plugin; a plugin that is gone or does not answer
 // is handed over to recover.
-func (r *runner) checkHealth(ctx context.Context) {
-	if r.health == nil || r.revive == nil {
+func (r *Feed) checkHealth(ctx context.Context) {
+	if r.h.Health == nil || r.h.Revive == nil {
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, healthTimeout)
-	err := r.health(hctx)
+	err := r.h.Health(hctx)
 	cancel()
-	if err != nil && fatal(err) {
+	if err != nil && Fatal(err) {
 		r.mu.Lock()
 		r.restarting, r.lastErr = true, err.Error()
 		r.mu.Unlock()
@@ -332,14 +331,14 @@ func (r *runner) checkHealth(ctx context.Context) {
 
 // recover restarts the plugin until a new process runs with the replayed
 // state, or ctx ends: then what is queued is counted as lost. It runs on
-// the runner's goroutine, so no call overlaps it.
-func (r *runner) recover(ctx context.Context) {
+// the feed's goroutine, so no call overlaps it.
+func (r *Feed) recover(ctx context.Context) {
 	cause := r.broken
 	r.broken = nil
 	for attempt := 1; ; attempt++ {
-		r.hooks.gone(cause)
+		r.h.Gone(cause)
 		delay := r.backoff.next(time.Now())
-		r.hooks.restarting(attempt, delay, cause)
+		r.h.Restarting(attempt, delay, cause)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -348,7 +347,7 @@ func (r *runner) recover(ctx context.Context) {
 			r.abandon()
 			return
 		}
-		up, pid, err := r.revive(ctx)
+		up, pid, err := r.h.Revive(ctx)
 		if err == nil {
 			err = r.replay(ctx, up)
 		}
@@ -369,7 +368,7 @@ func (r *runner) recover(ctx context.Context) {
 		r.restarting = false
 		r.restarts++
 		r.mu.Unlock()
-		r.hooks.restarted(pid, attempt)
+		r.h.Restarted(pid, attempt)
 		select {
 		case r.wake <- struct{}{}: // send what was held
 		default:
@@ -380,7 +379,7 @@ func (r *runner) recover(ctx context.Context) {
 
 // abandon counts what is queued as lost, for a runner stopped while its
 // plugin was down.
-func (r *runner) abandon() {
+func (r *Feed) abandon() {
 	lost := r.closeShards()
 	r.mu.Lock()
 	r.lost += uint64(lost)
@@ -390,8 +389,8 @@ func (r *runner) abandon() {
 
 // replay feeds a new process the values its predecessor had evaluated since
 // each stream's last drift. Their signals were published when the old
-// process raised them, so the ones raised now are dropped.
-func (r *runner) replay(ctx context.Context, up updater) error {
+// process Signal them, so the ones Signal now are dropped.
+func (r *Feed) replay(ctx context.Context, up Updater) error {
 	calls := r.hist.batches()
 	n := 0
 	for _, call := range calls {
@@ -406,19 +405,8 @@ func (r *runner) replay(ctx context.Context, up updater) error {
 		}
 	}
 	if len(r.hist.cut) > 0 {
-		r.log.Warn("replay is approximate: the oldest values of some streams were dropped", "streams", len(r.hist.cut), "limit", historyLimit)
+		r.log.Warn("replay is approximate: the oldest values of some streams were dropped", "streams", len(r.hist.cut), "limit", HistoryLimit)
 	}
 	r.log.Debug("replayed the values since the last drifts", "values", n, "calls", len(calls))
 	return nil
-}
-
-// supervisorHooks tell the detector's owner how supervision goes.
-type supervisorHooks struct {
-	// gone is called when the plugin failed, before each restart attempt;
-	// it reports and kills the process that failed.
-	gone func(cause error)
-	// restarting reports a restart to come after delay.
-	restarting func(attempt int, delay time.Duration, cause error)
-	// restarted reports the new process.
-	restarted func(pid, attempts int)
 }
