@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/feed"
 	"io"
 	"os"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -69,7 +71,7 @@ type Agent struct {
 	opts    Options
 	log     hclog.Logger
 	file    atomic.Pointer[config.File] // the current generation's, or the one loaded by NewAgent
-	windows *Windows
+	windows *window.Store
 	bus     *event.Bus
 	gen     atomic.Pointer[generation]
 
@@ -114,7 +116,7 @@ func NewAgent(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opts:    opts,
-		windows: NewWindows(),
+		windows: window.NewStore(retainLimit),
 		bus:     event.NewBus(f.Events.History),
 	}
 	a.file.Store(f)
@@ -202,7 +204,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		m.Time = time.Now()
 	}
 	var (
-		feeds    [8]int // m.Values[i] goes to w.feeds[feeds[i]]; -1: look it up
+		targets  [8]int // m.Values[i] goes to wr.targets[targets[i]]; -1: look it up
 		deadline time.Time
 		fresh    int    // values of m whose stream does not exist yet
 		first    string // the first of them
@@ -217,51 +219,51 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if w == nil {
 		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
 	}
-	var rt *route
+	var wr *windowRoute
 	for {
 		// The route is taken anew after a wait: a reload may have swapped
 		// generations meanwhile, and the values go where the current one
 		// routes them.
-		rt = a.currentRouteLocked(w)
-		if rt == nil {
-			w.mu.Unlock()
+		wr = a.currentRouteLocked(w)
+		if wr == nil {
+			w.Unlock()
 			return fmt.Errorf("agent is not running: %w", ErrBusy)
 		}
 		fresh = 0
 		for i, v := range m.Values {
 			f := -1
-			if i < len(feeds) {
-				f = w.feedLocked(rt, v.Name)
-				feeds[i] = f
+			if i < len(targets) {
+				f = wr.target(v.Name)
+				targets[i] = f
 			}
-			if (f < 0 || w.feeds[f].s == nil) && w.series[v.Name] == nil {
+			if (f < 0 || wr.targets[f].s == nil) && w.FindLocked(v.Name) == nil {
 				if fresh == 0 {
 					first = v.Name
 				}
 				fresh++
 			}
-			for _, r := range w.runnersLocked(rt, f, v.Name) {
-				if !r.domain.Contains(v.Value) {
+			for _, r := range wr.runners(f, v.Name) {
+				if !r.Domain().Contains(v.Value) {
 					a.unlockRefused(w)
-					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.id, Domain: r.domain}
+					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.ID(), Domain: r.Domain()}
 				}
 			}
 		}
-		if fresh > 0 && !a.windows.fits(fresh, limit) {
+		if fresh > 0 && !a.windows.Fits(fresh, limit) {
 			a.unlockRefused(w)
 			return a.streamLimit(m, first, fresh, limit)
 		}
-		full, id := w.fullRunnerLocked(rt, m, feeds[:])
+		full, id := wr.fullRunnerLocked(w, m, targets[:])
 		if full == nil {
 			break
 		}
 		// Wait for room without the window's lock, then start over.
-		w.mu.Unlock()
+		w.Unlock()
 		if deadline.IsZero() {
 			deadline = time.Now().Add(IngestWait)
 		}
-		if err := full.waitRoom(ctx, id, time.Until(deadline)); err != nil {
-			w.mu.Lock()
+		if err := full.WaitRoom(ctx, id, time.Until(deadline)); err != nil {
+			w.Lock()
 			a.unlockRefused(w)
 			return err
 		}
@@ -272,38 +274,39 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
 		}
 	}
-	// Counted under w.mu, which is held until the series exist; another
-	// window's line may have taken the last room since the check above.
-	if fresh > 0 && !a.windows.addStreams(fresh, limit) {
+	// Counted under the window's lock, which is held until the series
+	// exist; another window's line may have taken the last room since the
+	// check above.
+	if fresh > 0 && !a.windows.AddStreams(fresh, limit) {
 		a.unlockRefused(w)
 		return a.streamLimit(m, first, fresh, limit)
 	}
-	w.last = a.windows.now()
+	w.TouchLocked()
 	var metricEvents []event.Event
 	for i, v := range m.Values {
-		var s *series
-		var runners []*runner
-		if i < len(feeds) && feeds[i] >= 0 {
-			f := &w.feeds[feeds[i]]
+		var s *window.Series
+		var runners []*feed.Feed
+		if i < len(targets) && targets[i] >= 0 {
+			f := &wr.targets[targets[i]]
 			if f.s == nil {
-				f.s = w.seriesLocked(v.Name)
-				w.watchLocked(f.s, f.runners, &a.windows.retain)
+				f.s = w.SeriesLocked(v.Name)
+				f.s.WatchLocked(wr.rt.replays(v.Name))
 			}
 			s, runners = f.s, f.runners
 		} else {
-			s, runners = w.seriesLocked(v.Name), rt.byMetric[v.Name]
-			w.watchLocked(s, runners, &a.windows.retain)
+			s, runners = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
+			s.WatchLocked(wr.rt.replays(v.Name))
 		}
-		idx := s.add(v.Value)
+		idx := s.Add(v.Value)
 		for _, r := range runners {
-			r.push(s, idx, v.Value, s.mean(idx))
+			r.Push(s, idx, v.Value, s.Mean(idx))
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
 				Model: m.Model, Version: m.Version, Metric: v.Name, Index: idx, Value: v.Value})
 		}
 	}
-	w.mu.Unlock()
+	w.Unlock()
 	a.accepted.Add(1)
 	for _, e := range metricEvents {
 		a.publish(e)
@@ -315,19 +318,19 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 // retired is waited for: the value goes to the window made after it. A new
 // window is made for a metric of n values only when n more streams fit
 // within limit; otherwise window returns nil, and no error.
-func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*Window, error) {
+func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*window.Window, error) {
 	var timeout <-chan time.Time
 	for {
-		w := a.windows.getWithin(model, version, DefaultWindow, n, limit)
+		w := a.windows.GetWithin(model, version, DefaultWindow, n, limit)
 		if w == nil {
 			return nil, nil
 		}
-		w.mu.Lock()
-		if w.gone == nil {
+		w.Lock()
+		gone := w.GoneLocked()
+		if gone == nil {
 			return w, nil
 		}
-		gone := w.gone
-		w.mu.Unlock()
+		w.Unlock()
 		if timeout == nil {
 			// As long as a full queue is waited for: then 503, and the
 			// client sends again what was not read.
@@ -348,57 +351,16 @@ func (a *Agent) window(ctx context.Context, model, version string, n, limit int)
 // unlockRefused unlocks w after a metric was refused. A window that the
 // metric made and that holds nothing leaves the store, so that refused
 // lines leave nothing behind; whoever waits for it finds it gone and gets a
-// new one. w.mu is held.
-func (a *Agent) unlockRefused(w *Window) {
-	empty := len(w.series) == 0 && w.gone == nil
+// new one. w's lock is held.
+func (a *Agent) unlockRefused(w *window.Window) {
+	empty := w.LenLocked() == 0 && w.RetiringLocked()
 	if empty {
-		gone := make(chan struct{})
-		close(gone)
-		w.gone = gone
+		w.RetiredLocked()
 	}
-	w.mu.Unlock()
+	w.Unlock()
 	if empty {
-		a.windows.remove([]*Window{w})
+		a.windows.Remove([]*window.Window{w})
 	}
-}
-
-// runnersLocked returns the detectors of a metric under rt: those of feed f
-// of w, or, with f -1, rt's. w.mu is held.
-func (w *Window) runnersLocked(rt *route, f int, name string) []*runner {
-	if f >= 0 {
-		return w.feeds[f].runners
-	}
-	return rt.byMetric[name]
-}
-
-// fullRunnerLocked returns a detector that m's values go to whose queue is
-// full for the value's stream, with the stream's id, or nil when all have
-// room. w.mu is held.
-func (w *Window) fullRunnerLocked(rt *route, m metric.Metric, feeds []int) (*runner, uint32) {
-	for i, v := range m.Values {
-		f := -1
-		if i < len(feeds) {
-			f = feeds[i]
-		}
-		runners := w.runnersLocked(rt, f, v.Name)
-		if len(runners) == 0 {
-			continue
-		}
-		var id uint32 // 0 until the series' first value is queued
-		if f >= 0 {
-			if s := w.feeds[f].s; s != nil {
-				id = s.id
-			}
-		} else if s := w.series[v.Name]; s != nil {
-			id = s.id
-		}
-		for _, r := range runners {
-			if !r.hasRoom(id) {
-				return r, id
-			}
-		}
-	}
-	return nil, 0
 }
 
 // DomainError refuses a value that a detector watching its metric does not
@@ -417,6 +379,14 @@ func (e *DomainError) Error() string {
 	}
 	return fmt.Sprintf("%s: %v is not %s, which detector %s takes", e.Metric, e.Value, what, e.Detector)
 }
+
+// ErrBusy means a detector's queue is full, or the daemon not running: it
+// cannot take the metric now.
+var ErrBusy = feed.ErrBusy
+
+// retainLimit bounds the values all series keep, beyond their rings, for
+// the detectors' replays: as many as one detector's replay may need.
+const retainLimit = feed.HistoryLimit
 
 // ErrTooManyStreams is wrapped by a *StreamLimitError.
 var ErrTooManyStreams = errors.New("too many streams")
@@ -442,116 +412,53 @@ func (e *StreamLimitError) Error() string {
 func (e *StreamLimitError) Unwrap() error { return ErrTooManyStreams }
 
 func (a *Agent) streamLimit(m metric.Metric, name string, n, limit int) error {
-	return &StreamLimitError{Stream: streamKey(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
+	return &StreamLimitError{Stream: window.Key(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
 }
 
-// currentRouteLocked returns the window's route in the current generation,
-// or nil when there is none. w.mu is held.
-func (a *Agent) currentRouteLocked(w *Window) *route {
-	g := a.gen.Load()
-	if g == nil {
-		return nil
-	}
-	return a.routeLocked(w, g)
-}
-
-// routeLocked returns the window's route in generation g. The first time
-// the window is routed in g, it is resized to g's window, and every
-// detector g started that its values now go to is fed the values the
-// window holds, oldest first, before any live value: such a detector
-// starts with the window's history instead of from nothing. Holding w.mu
-// makes sure no live value slips in before them.
-func (a *Agent) routeLocked(w *Window, g *generation) *route {
-	old := w.route
-	if old != nil && old.gen == g {
-		return old
-	}
-	rt := g.routeFor(w.Model, w.Version)
-	w.route = rt
-	w.setCapacityLocked(rt.window)
-	if old == nil && len(w.series) == 0 {
-		return rt // a new window: nothing held
-	}
-	for name, runners := range rt.byMetric {
-		s := w.series[name]
-		if s == nil || s.held() == 0 {
-			continue
-		}
-		w.watchLocked(s, runners, &a.windows.retain)
-		for _, r := range runners {
-			switch {
-			case old == nil:
-				// A window without a route holds values only when it was
-				// restored from a snapshot: every detector is new to
-				// them, and what it raises about them is history.
-				a.persist.mute(r, s.key, s.next)
-				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
-			case r.born > old.gen.id:
-				// Started after the window's last route was made: it has
-				// seen none of its values. An older detector newly routed
-				// here goes on from the live values.
-				s.each(func(i uint64, v, mean float64) { r.push(s, i, v, mean) })
-			}
-		}
-	}
-	return rt
-}
-
-// reroute moves every window onto generation g's routes, so the detectors g
-// started get the held values right away rather than with a window's next
-// value.
-func (a *Agent) reroute(g *generation) {
-	for _, w := range a.windows.All() {
-		w.mu.Lock()
-		if a.gen.Load() == g && w.gone == nil { // a retired window gets no detector
-			a.routeLocked(w, g)
-		}
-		w.mu.Unlock()
-	}
-}
-
-// onSignals turns what a detector raised into events.
-func (a *Agent) onSignals(r *runner, sigs []raised) {
-	for _, s := range sigs {
-		model, version, metricName, ok := splitStreamKey(s.Stream)
-		if !ok {
-			a.log.Warn("plugin raised a signal for an unknown stream", "detector", r.id, "stream", s.Stream)
-			continue
-		}
+// onSignals turns what a detector feed.Signal into events.
+func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
+	for _, sig := range sigs {
+		s := sig.Series
 		typ := event.Drift
-		if s.Type == sdk.SignalWarning {
+		if sig.Type == sdk.SignalWarning {
 			typ = event.Warning
-		} else if s.Type != sdk.SignalDrift {
-			a.log.Warn("plugin raised an unknown signal", "detector", r.id, "type", s.Type)
+		} else if sig.Type != sdk.SignalDrift {
+			a.log.Warn("plugin feed.Signal an unknown signal", "detector", r.ID(), "type", sig.Type)
 			continue
 		}
-		if a.persist.muted(r, s.Stream, s.Index) {
+		if s == nil {
+			a.log.Warn("plugin feed.Signal a signal for an unknown stream", "detector", r.ID(), "stream", sig.Stream)
+			continue
+		}
+		if a.persist.muted(r, s, sig.Index) {
 			a.log.Debug(string(typ)+" about a value from before the restart; not published again",
-				"detector", r.id, "stream", s.Stream, "index", s.Index)
+				"detector", r.ID(), "stream", s.Key(), "index", sig.Index)
 			continue
 		}
-		size, repeat := 0, false
-		if w := a.windows.Lookup(model, version); w != nil {
-			if typ == event.Drift {
-				size, repeat = w.driftAt(metricName, s.Index, r.id, time.Now())
-			} else {
-				size = w.sizeAt(metricName, s.Index)
-			}
+		w := s.Window()
+		w.Lock()
+		var size int
+		var repeat bool
+		if typ == event.Drift {
+			size, repeat = s.DriftLocked(sig.Index, r.ID(), time.Now())
+		} else {
+			size = s.SizeAt(sig.Index)
 		}
-		e := a.publish(event.Event{Type: typ, Model: model, Version: version, Metric: metricName, Detector: r.id,
-			Index: s.Index, WindowSize: size, WindowMean: s.WindowMean, Details: s.Details, Repeat: repeat})
+		w.Unlock()
+		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat})
 		level := hclog.Info
 		if repeat { // a model that stays bad: said once, at its first drift
 			level = hclog.Debug
 		}
-		a.log.Log(level, string(typ), "model", model, "version", version, "metric", metricName, "detector", r.id,
-			"index", s.Index, "repeat", repeat)
+		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.ID(),
+			"index", sig.Index, "repeat", repeat)
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
 		// makes jobs.
 		if ob := a.outbox.Load(); typ == event.Drift && ob != nil {
-			if m := a.current().MonitorFor(model, version); m != nil {
-				ob.drift(m, e, s.Stream, m.Window)
+			if m := a.current().MonitorFor(w.Model, w.Version); m != nil {
+				ob.drift(m, e, s.Key(), m.Window)
 			}
 		}
 	}
@@ -561,21 +468,21 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 // windows but not this detector; status counts them as lost. (A plugin that
 // died or hung is restarted instead, see supervise.go; only a detector that
 // cannot be restarted is halted.)
-func (a *Agent) onFailed(r *runner, err error, lost int) {
+func (a *Agent) onFailed(r *feed.Feed, err error, lost int) {
 	msg := fmt.Sprintf("%d values not evaluated: %v", lost, err)
-	if fatal(err) {
+	if feed.Fatal(err) {
 		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
 	}
-	a.log.Error("detector call failed", "detector", r.id, "values", lost, "error", err)
-	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id, Message: msg})
+	a.log.Error("detector call failed", "detector", r.ID(), "values", lost, "error", err)
+	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.ID(), Message: msg})
 }
 
 // callbacks are the agent's side of its detectors.
 func (a *Agent) callbacks() callbacks {
 	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited, sinkExited: a.onSinkExited,
 		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted,
-		called: func(r *runner, took time.Duration) {
-			a.metrics.calls.WithLabelValues(r.id).Observe(took.Seconds())
+		called: func(r *feed.Feed, took time.Duration) {
+			a.metrics.calls.WithLabelValues(r.ID()).Observe(took.Seconds())
 		}}
 }
 
@@ -617,14 +524,6 @@ func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
 func (a *Agent) onExited(d *detectorInstance) {
 	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
 	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
-}
-
-func splitStreamKey(k string) (model, version, metric string, ok bool) {
-	parts := strings.SplitN(k, "/", 3)
-	if len(parts) != 3 {
-		return "", "", "", false
-	}
-	return parts[0], parts[1], parts[2], true
 }
 
 // waitIngest closes the gate to new metric requests and waits for those in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"io"
 	"net/http"
 	"strconv"
@@ -317,22 +318,22 @@ func (a *Agent) handleRetire(w http.ResponseWriter, r *http.Request) {
 
 // WindowResult is the answer to GET /v1/models/{model}/versions/{version}/window.
 type WindowResult struct {
-	Model   string                  `json:"model"`
-	Version string                  `json:"version"`
-	Monitor string                  `json:"monitor,omitempty"`
-	LastSeq uint64                  `json:"last_seq"` // the event bus's, as the values were read
-	Metrics map[string]SeriesValues `json:"metrics"`
+	Model   string                         `json:"model"`
+	Version string                         `json:"version"`
+	Monitor string                         `json:"monitor,omitempty"`
+	LastSeq uint64                         `json:"last_seq"` // the event bus's, as the values were read
+	Metrics map[string]window.SeriesValues `json:"metrics"`
 }
 
 // handleWindow answers a model version's held values, at most ?points= of
-// each metric's newest (DefaultWindowPoints; at most MaxWindowPoints): 404
+// each metric's newest (window.DefaultPoints; at most window.MaxPoints): 404
 // when it has no window, 400 for a bad points.
 func (a *Agent) handleWindow(w http.ResponseWriter, r *http.Request) {
-	points := DefaultWindowPoints
+	points := window.DefaultPoints
 	if s := r.URL.Query().Get("points"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxWindowPoints {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("points: %q is not a number from 1 to %d", s, MaxWindowPoints)})
+		if err != nil || n < 1 || n > window.MaxPoints {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("points: %q is not a number from 1 to %d", s, window.MaxPoints)})
 			return
 		}
 		points = n

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -142,21 +141,6 @@ func BenchmarkIngest(b *testing.B) { benchmarkIngest(b, false) }
 // over go-plugin gRPC (served inside the test process).
 func BenchmarkIngestOverGRPC(b *testing.B) { benchmarkIngest(b, true) }
 
-// BenchmarkSeriesAdd adds values to a full window ring: one op is one value.
-func BenchmarkSeriesAdd(b *testing.B) {
-	s := newSeries("model/v1/accuracy", 1000)
-	for i := range 1000 {
-		s.add(float64(i%7) / 8)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		s.add(float64(i%7) / 8)
-	}
-	b.StopTimer()
-	perValue(b, b.N, 1)
-}
-
 // cycleLines is a request body of n lines taken in turn from lines.
 type cycleLines struct {
 	lines [][]byte
@@ -209,31 +193,4 @@ func BenchmarkHandleMetrics(b *testing.B) {
 		b.Fatalf("answer %d %s (%v), want %d accepted", rec.Code, rec.Body, err, b.N)
 	}
 	perValue(b, b.N, benchValues)
-}
-
-// BenchmarkRetention adds values to a series whose detector needs every
-// value since its last drift for a replay, 10,000 to 1,000,000 of them
-// (the budget), past a window of 1,000: the cost per value stays flat, the
-// values already kept are not copied again with each block.
-func BenchmarkRetention(b *testing.B) {
-	for _, n := range []int{10_000, 100_000, 1_000_000} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			for range b.N {
-				ws := NewWindows()
-				w := ws.Get("m", "v", 1000)
-				w.mu.Lock()
-				w.route = &route{window: 1000, byMetric: map[string][]*runner{"x": {{hist: newHistory(10)}}}}
-				s := w.seriesLocked("x")
-				w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
-				for i := range n {
-					s.add(float64(i))
-				}
-				if s.nOld != n-1000 {
-					b.Fatalf("kept %d values, want %d", s.nOld, n-1000)
-				}
-				w.mu.Unlock()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/value")
-		})
-	}
 }

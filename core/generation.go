@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/feed"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,7 +70,7 @@ type detectorInstance struct {
 	binary binaryID   // the plugin it runs
 	sha256 string     // the sha256 its plugin block required, or ""
 	born   uint64     // the generation that started it
-	runner *runner
+	runner *feed.Feed
 	// launch starts and configures a new process for the detector, for a
 	// restart; nil for a detector running in process.
 	launch func(ctx context.Context) (*sdk.Process, *sdk.Remote, error)
@@ -118,57 +119,54 @@ func (d *detectorInstance) checkExited() bool {
 // runs or is being restarted, and its feed was not halted.
 func (d *detectorInstance) alive() bool {
 	if d.launch != nil {
-		return !d.runner.status().Halted // supervised: restarted when it fails
+		return !d.runner.Status().Halted // supervised: restarted when it fails
 	}
 	d.mu.Lock()
 	exited := d.exited || (d.proc != nil && d.proc.Exited())
 	d.mu.Unlock()
-	return !exited && !d.runner.status().Halted
+	return !exited && !d.runner.Status().Halted
 }
 
 // callbacks are what a generation's detectors tell the agent: signals and
 // failed calls of a feed, a plugin process that exited by itself or was
 // killed for not answering, and its restarts.
 type callbacks struct {
-	signals    func(*runner, []raised)
-	failed     func(*runner, error, int)
+	signals    func(*feed.Feed, []feed.Signal)
+	failed     func(*feed.Feed, error, int)
 	exited     func(*detectorInstance)
 	sinkExited func(s *sinkInstance, pid int)
 	killed     func(*detectorInstance, error)
 	restarting func(d *detectorInstance, attempt int, delay time.Duration, cause error)
 	restarted  func(d *detectorInstance, attempts int)
 	// called times every Update call of a live feed.
-	called func(r *runner, took time.Duration)
+	called func(r *feed.Feed, took time.Duration)
 }
 
 // start runs the detector's feed until stop. A call that finds the plugin
 // gone or stuck kills its process, without waiting for it.
 func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	d.runner.signals = cb.signals
-	d.runner.called = cb.called
-	d.runner.failed = func(r *runner, err error, lost int) {
-		cb.failed(r, err, lost)
-		if fatal(err) {
-			d.wg.Add(1) // from the runner's goroutine, so wg is not zero
-			go func() {
-				defer d.wg.Done()
-				d.kill() // a hung plugin must not linger
-			}()
-		}
-	}
+	h := feed.Handlers{Signals: cb.signals, Called: cb.called,
+		Failed: func(r *feed.Feed, err error, lost int) {
+			cb.failed(r, err, lost)
+			if feed.Fatal(err) {
+				d.wg.Add(1) // from the feed's goroutine, so wg is not zero
+				go func() {
+					defer d.wg.Done()
+					d.kill() // a hung plugin must not linger
+				}()
+			}
+		}}
 	if d.launch != nil {
-		d.runner.revive, d.runner.health = d.revive, d.ping
-		d.runner.hooks = supervisorHooks{
-			gone:       func(cause error) { d.gone(cause, cb) },
-			restarting: func(attempt int, delay time.Duration, cause error) { cb.restarting(d, attempt, delay, cause) },
-			restarted:  func(_, attempts int) { cb.restarted(d, attempts) },
-		}
+		h.Revive, h.Health = d.revive, d.ping
+		h.Gone = func(cause error) { d.gone(cause, cb) }
+		h.Restarting = func(attempt int, delay time.Duration, cause error) { cb.restarting(d, attempt, delay, cause) }
+		h.Restarted = func(_, attempts int) { cb.restarted(d, attempts) }
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.runner.run(ctx)
+		d.runner.Run(ctx, h)
 	}()
 }
 
@@ -203,7 +201,7 @@ func (d *detectorInstance) gone(cause error, cb callbacks) {
 }
 
 // revive starts a new process for the detector, configured as the old one.
-func (d *detectorInstance) revive(ctx context.Context) (updater, int, error) {
+func (d *detectorInstance) revive(ctx context.Context) (feed.Updater, int, error) {
 	proc, remote, err := d.launch(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -252,35 +250,6 @@ func binaryOf(path string) binaryID {
 		id.size, id.mod = st.Size(), st.ModTime()
 	}
 	return id
-}
-
-// route says where the values of one model version go.
-type route struct {
-	gen      *generation
-	monitor  *config.Monitor // nil when no monitor matches
-	window   int
-	byMetric map[string][]*runner
-}
-
-// routeFor computes the route of a model version.
-func (g *generation) routeFor(model, version string) *route {
-	rt := &route{gen: g, window: DefaultWindow}
-	m := g.file.MonitorFor(model, version)
-	if m == nil {
-		return rt
-	}
-	rt.monitor, rt.window = m, m.Window
-	for _, id := range m.Detectors {
-		d := g.byID[id]
-		if d == nil {
-			continue
-		}
-		if rt.byMetric == nil {
-			rt.byMetric = make(map[string][]*runner)
-		}
-		rt.byMetric[d.block.Metric] = append(rt.byMetric[d.block.Metric], d.runner)
-	}
-	return rt
 }
 
 // buildOptions carries what building a generation needs besides the file.
@@ -531,8 +500,8 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 			return nil, diags
 		}
 		d := &detectorInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, born: id, binary: pluginBinary(f, b.Plugin, opts)}
-		d.runner = newRunner(b.ID(), b.Metric, det, runnerQueueLimit, f.PluginTimeout, opts.log.Named(b.ID()))
-		d.runner.domain, d.runner.born = d.info.Domain, id
+		d.runner = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: d.info.Domain, Born: id,
+			Limit: runnerQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID())}, det)
 		return d, diags
 	}
 	st, diags := startPlugin(ctx, f, pb, opts)
@@ -540,11 +509,10 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 		return nil, diags
 	}
 	d := &detectorInstance{block: b, proc: st.proc, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
-	d.runner = newRunner(b.ID(), b.Metric, st.proc.Remote(), runnerQueueLimit, f.PluginTimeout, opts.log.Named(b.ID()))
-	d.runner.domain, d.runner.born = st.info.Domain, id
-	d.runner.hist = newHistory(historyLimit)
+	d.runner = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
+		Limit: runnerQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: true}, st.proc.Remote())
 	d.launch = func(ctx context.Context) (*sdk.Process, *sdk.Remote, error) {
-		proc, err := st.relaunch(ctx, d.runner.timeout())
+		proc, err := st.relaunch(ctx, d.runner.Timeout())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -598,7 +566,7 @@ func (g *generation) watch(ctx context.Context, cb callbacks) {
 		for _, d := range g.detectors {
 			if d.checkExited() {
 				cb.exited(d)
-				d.runner.poke() // restart it
+				d.runner.Poke() // restart it
 			}
 		}
 		for _, s := range g.sinks {
@@ -612,7 +580,7 @@ func (g *generation) watch(ctx context.Context, cb callbacks) {
 // idle waits until every detector has processed what was queued.
 func (g *generation) idle(ctx context.Context) error {
 	for _, d := range g.detectors {
-		if err := d.runner.idle(ctx); err != nil {
+		if err := d.runner.Idle(ctx); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"github.com/driftd/driftd/core/window"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -72,7 +73,7 @@ func TestIngestMaxStreams(t *testing.T) {
 	}
 
 	// A dropped stream makes room for one more.
-	a.windows.streamsDropped(1)
+	a.windows.StreamsDropped(1)
 	if err := a.Ingest(ctx, values("o", "accuracy")); err != nil {
 		t.Fatal(err)
 	}
@@ -142,9 +143,9 @@ func TestRestoreCountsStreams(t *testing.T) {
 	a, b := one, one
 	a.Metric, b.Metric = "a", "b"
 	wins := []snapshot.Window{{Model: "m", Version: "v", Capacity: 4, Series: []snapshot.Series{a, b}}}
-	ws := NewWindows()
-	ws.restore(wins)
-	ws.restore(wins) // a window that exists is left as it is
+	ws := window.NewStore(retainLimit)
+	ws.Load(wins)
+	ws.Load(wins) // a window that exists is left as it is
 	if n := ws.Streams(); n != 2 {
 		t.Errorf("Streams() = %d after restoring 2, want 2", n)
 	}

@@ -58,7 +58,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"reason"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_detections_total",
-			Help: "Drift and warning events raised, by detector and type.",
+			Help: "Drift and warning events feed.Signal, by detector and type.",
 		}, []string{"detector", "type"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_events_total",
@@ -272,7 +272,7 @@ func (c feedCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, d := range g.detectors {
-		st := d.runner.status()
+		st := d.runner.Status()
 		id := d.block.ID()
 		ch <- prometheus.MustNewConstMetric(feedQueuedDesc, prometheus.GaugeValue, float64(st.Queued), id)
 		ch <- prometheus.MustNewConstMetric(feedValuesDesc, prometheus.CounterValue, float64(st.Values), id)

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -31,7 +32,7 @@ func (fx *outboxFixture) driftVersion(v string, index uint64) {
 	m := fx.gen.file.Monitors[0]
 	e := event.Event{Type: event.Drift, Time: time.Now(), Model: "m", Version: v, Metric: "accuracy",
 		Detector: "ph.a", Index: index, WindowSize: 10, WindowMean: 0.5}
-	fx.ob.drift(m, e, streamKey("m", v, "accuracy"), m.Window)
+	fx.ob.drift(m, e, window.Key("m", v, "accuracy"), m.Window)
 }
 
 // jobsOf returns the job ids of events with action, in order.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,7 +130,7 @@ func (fx *outboxFixture) drift(index uint64) {
 	m := fx.gen.file.Monitors[0]
 	e := event.Event{Seq: index + 1, Type: event.Drift, Time: time.Now(), Model: "m", Version: "v1", Metric: "accuracy",
 		Detector: "ph.a", Index: index, WindowSize: 10, WindowMean: 0.5}
-	fx.ob.drift(m, e, streamKey("m", "v1", "accuracy"), m.Window)
+	fx.ob.drift(m, e, window.Key("m", "v1", "accuracy"), m.Window)
 }
 
 func TestOutboxRetriesWithTheSameID(t *testing.T) {
@@ -524,7 +525,7 @@ monitor "m" {
 		g.stop()
 	}
 	if st := ob.status(); len(st.Pending) != 1 {
-		t.Errorf("%d jobs pending, want the one of the drift raised at shutdown", len(st.Pending))
+		t.Errorf("%d jobs pending, want the one of the drift feed.Signal at shutdown", len(st.Pending))
 	}
 }
 

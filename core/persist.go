@@ -3,15 +3,14 @@ package core
 import (
 	"context"
 	"errors"
+	"github.com/driftd/driftd/core/feed"
 	"io/fs"
-	"iter"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/driftd/driftd/core/snapshot"
+	"github.com/driftd/driftd/core/window"
 )
 
 // persistence keeps the windows across restarts: the agent writes them to
@@ -35,7 +34,7 @@ type persistence struct {
 
 	// mu makes writes one at a time; it guards last, written and st.
 	mu      sync.Mutex
-	last    windowsMark // of the last snapshot written or restored
+	last    window.Mark // of the last snapshot written or restored
 	written bool
 	st      SnapshotStatus
 
@@ -48,26 +47,27 @@ type persistence struct {
 	hasMuting atomic.Bool
 }
 
+// historyKey is a detector feed (a replaced detector has its own) and a
+// stream it is fed.
 type historyKey struct {
-	detector string
-	born     uint64 // a replaced detector has its own feed
-	stream   string
+	r *feed.Feed
+	s *window.Series
 }
 
-// mute records that r is fed the restored values of stream, which had seen
+// mute records that r is fed the restored values of s, which had seen
 // next values at the restart.
-func (p *persistence) mute(r *runner, stream string, next uint64) {
-	p.history.Store(historyKey{r.id, r.born, stream}, next)
+func (p *persistence) mute(r *feed.Feed, s *window.Series, next uint64) {
+	p.history.Store(historyKey{r, s}, next)
 	p.hasMuting.Store(true)
 }
 
-// muted reports whether a signal of r about the value at index of stream
-// is history: the value was restored from a snapshot.
-func (p *persistence) muted(r *runner, stream string, index uint64) bool {
+// muted reports whether a signal of r about the value at index of s is
+// history: the value was restored from a snapshot.
+func (p *persistence) muted(r *feed.Feed, s *window.Series, index uint64) bool {
 	if !p.hasMuting.Load() {
 		return false
 	}
-	next, ok := p.history.Load(historyKey{r.id, r.born, stream})
+	next, ok := p.history.Load(historyKey{r, s})
 	return ok && index < next.(uint64)
 }
 
@@ -86,11 +86,11 @@ func (p *persistence) status() SnapshotStatus {
 	return p.st
 }
 
-// unmute forgets the count of stream restored for r: the stream's window
-// was retired, and its indices start from 0 again.
-func (p *persistence) unmute(r *runner, stream string) {
+// unmute forgets the count of s restored for r: the stream's window was
+// retired.
+func (p *persistence) unmute(r *feed.Feed, s *window.Series) {
 	if p.hasMuting.Load() {
-		p.history.Delete(historyKey{r.id, r.born, stream})
+		p.history.Delete(historyKey{r, s})
 	}
 }
 
@@ -101,16 +101,6 @@ func (p *persistence) intervalChanged() {
 	case p.wake <- struct{}{}:
 	default:
 	}
-}
-
-// windowsMark tells whether the windows changed since a snapshot: a stream's
-// count only grows but when its window is retired, and values are only
-// dropped when a new generation resizes a window.
-type windowsMark struct {
-	windows int
-	counts  uint64 // the sum of every stream's count
-	gen     uint64
-	removed uint64 // windows retired, which a new window may replace
 }
 
 // restoreWindows loads the snapshot in dir into the windows, which are
@@ -144,9 +134,9 @@ func (a *Agent) restoreWindows(dir string) {
 			values += len(s.Values)
 		}
 	}
-	a.windows.restore(snap.Windows)
+	a.windows.Load(snap.Windows)
 	a.persist.mu.Lock()
-	a.persist.last, a.persist.written = a.windows.mark(0), true
+	a.persist.last, a.persist.written = a.windows.Mark(0), true
 	a.persist.mu.Unlock()
 	a.log.Info("windows restored", "path", path, "windows", len(snap.Windows), "streams", streams, "values", values,
 		"taken", snap.Written.Format(time.RFC3339Nano), "age", started.Sub(snap.Written).Round(time.Millisecond),
@@ -200,14 +190,14 @@ func (a *Agent) writeSnapshot(dir, why string) error {
 	if g := a.gen.Load(); g != nil {
 		gen = g.id
 	}
-	mark := a.windows.mark(gen)
+	mark := a.windows.Mark(gen)
 	if p.written && mark == p.last {
 		a.log.Trace("windows unchanged since the last snapshot", "why", why)
 		p.st.LastSuccess = time.Now().UTC()
 		return nil
 	}
 	started := time.Now()
-	st, err := snapshot.Write(dir, started, a.windows.snapshots())
+	st, err := snapshot.Write(dir, started, a.windows.Snapshots(window.All))
 	if err != nil {
 		p.st.Errors++
 		p.st.LastError, p.st.LastErrorTime = err.Error(), time.Now().UTC()
@@ -218,105 +208,4 @@ func (a *Agent) writeSnapshot(dir, why string) error {
 	a.log.Debug("windows snapshot written", "why", why, "windows", st.Windows, "streams", st.Series,
 		"values", st.Values, "bytes", st.Bytes, "duration", time.Since(started).Round(time.Microsecond))
 	return nil
-}
-
-// mark sums up the windows for windowsMark, in generation gen.
-func (ws *Windows) mark(gen uint64) windowsMark {
-	ws.mu.RLock()
-	m := windowsMark{gen: gen, removed: ws.removed}
-	ws.mu.RUnlock()
-	for _, w := range ws.All() {
-		w.mu.Lock()
-		if len(w.series) > 0 {
-			m.windows++
-		}
-		for _, s := range w.series {
-			m.counts += s.next
-		}
-		w.mu.Unlock()
-	}
-	return m
-}
-
-// snapshots yields a copy of every window that holds values, sorted by
-// model and version. The copy yielded is reused for the next window.
-func (ws *Windows) snapshots() iter.Seq[*snapshot.Window] {
-	return func(yield func(*snapshot.Window) bool) {
-		var buf snapshot.Window
-		for _, w := range ws.All() {
-			if w.copyTo(&buf) && !yield(&buf) {
-				return
-			}
-		}
-	}
-}
-
-// copyTo copies the window into dst, reusing its slices, under the
-// window's lock. It reports false when the window holds no values.
-func (w *Window) copyTo(dst *snapshot.Window) bool {
-	w.mu.Lock()
-	dst.Model, dst.Version, dst.Capacity = w.Model, w.Version, w.capacity
-	series := dst.Series[:0]
-	for name, s := range w.series {
-		if len(series) < cap(series) {
-			series = series[:len(series)+1]
-		} else {
-			series = append(series, snapshot.Series{})
-		}
-		c := &series[len(series)-1]
-		c.Metric, c.Next, c.Sum, c.Fresh = name, s.next, s.sum, s.fresh
-		c.Values, c.Means = c.Values[:0], c.Means[:0]
-		for j := s.first; j < s.next; j++ {
-			c.Values = append(c.Values, s.at(j))
-			c.Means = append(c.Means, s.mean(j))
-		}
-	}
-	w.mu.Unlock()
-	slices.SortFunc(series, func(x, y snapshot.Series) int { return strings.Compare(x.Metric, y.Metric) })
-	dst.Series = series
-	return len(series) > 0
-}
-
-// restore adds the windows of a snapshot. A window that exists already is
-// left as it is.
-func (ws *Windows) restore(wins []snapshot.Window) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	for i := range wins {
-		sw := &wins[i]
-		k := modelVersion{sw.Model, sw.Version}
-		if ws.m[k] != nil {
-			continue
-		}
-		// Expiry counts from the restart: when values came before it is
-		// not kept.
-		w := &Window{Model: sw.Model, Version: sw.Version, capacity: sw.Capacity, series: make(map[string]*series, len(sw.Series)),
-			last: time.Now().UnixNano()}
-		for j := range sw.Series {
-			ss := &sw.Series[j]
-			w.series[ss.Metric] = restoreSeries(streamKey(sw.Model, sw.Version, ss.Metric), sw.Capacity, ss)
-		}
-		ws.m[k] = w
-		// Streams held before a restart are kept whatever max_streams
-		// says now; the limit refuses new ones.
-		ws.streams.Add(int64(len(w.series)))
-	}
-	ws.renewLocked()
-}
-
-// restoreSeries rebuilds a series as it was: the same indices, values,
-// recorded means and running sum, so that it goes on exactly as if it had
-// never stopped.
-func restoreSeries(key string, capacity int, ss *snapshot.Series) *series {
-	n := min(max(len(ss.Values), initialRing), capacity)
-	s := &series{key: key, cap: capacity, ring: make([]float64, n), means: make([]float64, n),
-		first: ss.First(), next: ss.Next, sum: ss.Sum, fresh: ss.Fresh}
-	// Resizes before the restart are not kept: sizes count from index 0.
-	s.epochs = []epoch{{cap: capacity}}
-	c := uint64(n)
-	for k, v := range ss.Values {
-		j := s.first + uint64(k)
-		s.ring[j%c], s.means[j%c] = v, ss.Means[k]
-	}
-	return s
 }

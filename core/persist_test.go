@@ -6,9 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,91 +21,19 @@ import (
 	"github.com/driftd/driftd/core/snapshot"
 )
 
-// fill adds n pseudo-random values to each of metrics of model/version.
-func fill(ws *Windows, model, version string, capacity, n int, metrics ...string) {
-	w := ws.Get(model, version, capacity)
-	r := rand.New(rand.NewPCG(uint64(n), uint64(capacity)))
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := range n {
-		for _, m := range metrics {
-			w.seriesLocked(m).add(float64(i%7) + r.Float64())
-		}
-	}
-}
-
-// A snapshot brings back every window exactly: capacities, indices, values,
-// recorded means and the running sum, so that restored streams go on with
-// the very same means as the originals.
-func TestSnapshotRoundTrip(t *testing.T) {
-	ws := NewWindows()
-	fill(ws, "a", "v1", 10, 3, "accuracy")                      // the ring has not grown to the capacity
-	fill(ws, "a", "v2", 10, 37, "accuracy", "latency_ms", "f1") // wrapped, sum recomputed on the way
-	fill(ws, "b", "v1", 1000, 2500, "accuracy")
-	ws.Get("c", "v1", 5) // no values: not in the snapshot
-
-	dir := t.TempDir()
-	st, err := snapshot.Write(dir, time.Now(), ws.snapshots())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Windows != 3 || st.Series != 5 || st.Values != 3+3*10+1000 {
-		t.Errorf("stats %+v", st)
-	}
-	snap, err := snapshot.Read(snapshot.Path(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := NewWindows()
-	got.restore(snap.Windows)
-
-	if n := len(got.All()); n != 3 {
-		t.Fatalf("%d windows restored, want 3", n)
-	}
-	for _, w := range ws.All() {
-		r := got.Lookup(w.Model, w.Version)
-		if len(w.series) == 0 {
-			if r != nil {
-				t.Errorf("%s/%s: an empty window was restored", w.Model, w.Version)
-			}
-			continue
-		}
-		if r == nil {
-			t.Fatalf("%s/%s: not restored", w.Model, w.Version)
-		}
-		if !reflect.DeepEqual(r.Status(), w.Status()) || r.capacity != w.capacity {
-			t.Errorf("%s/%s: status %+v, want %+v", w.Model, w.Version, r.Status(), w.Status())
-		}
-		for name, s := range w.series {
-			rs := r.series[name]
-			if rs.key != s.key || rs.first != s.first || rs.next != s.next || rs.sum != s.sum || rs.fresh != s.fresh || rs.cap != s.cap {
-				t.Errorf("%s: restored %+v, want %+v", s.key, *rs, *s)
-			}
-			for i := s.first; i < s.next; i++ {
-				if rs.at(i) != s.at(i) || math.Float64bits(rs.mean(i)) != math.Float64bits(s.mean(i)) {
-					t.Fatalf("%s[%d]: %v (mean %v), want %v (mean %v)", s.key, i, rs.at(i), rs.mean(i), s.at(i), s.mean(i))
-				}
-			}
-			// Both go on alike, to the last bit, through a recompute of the sum.
-			for k := range 3 * s.cap {
-				v := float64(k%5) / 3
-				i, j := s.add(v), rs.add(v)
-				if i != j || math.Float64bits(s.mean(i)) != math.Float64bits(rs.mean(j)) {
-					t.Fatalf("%s: after restore, value %d got index %d mean %v, want index %d mean %v", s.key, k, j, rs.mean(j), i, s.mean(i))
-				}
-			}
-		}
-	}
-}
-
 // A snapshot that cannot be used (damaged, cut short, of another format
 // version, not a snapshot at all) is moved aside and the daemon starts with
 // empty windows; an unfinished write is removed.
 func TestRestoreSetsAsideUnusableSnapshots(t *testing.T) {
-	ws := NewWindows()
-	fill(ws, "a", "v1", 10, 30, "accuracy")
+	ws := window.NewStore(retainLimit)
+	w := ws.Get("a", "v1", 10)
+	w.Lock()
+	for i := range 30 {
+		w.SeriesLocked("accuracy").Add(float64(i % 7))
+	}
+	w.Unlock()
 	src := t.TempDir()
-	if _, err := snapshot.Write(src, time.Now(), ws.snapshots()); err != nil {
+	if _, err := snapshot.Write(src, time.Now(), ws.Snapshots(window.All)); err != nil {
 		t.Fatal(err)
 	}
 	good, err := os.ReadFile(snapshot.Path(src))
@@ -138,7 +65,7 @@ func TestRestoreSetsAsideUnusableSnapshots(t *testing.T) {
 				t.Fatal(err)
 			}
 			var log bytes.Buffer
-			a := &Agent{windows: NewWindows(), log: hclog.New(&hclog.LoggerOptions{Output: &log})}
+			a := &Agent{windows: window.NewStore(retainLimit), log: hclog.New(&hclog.LoggerOptions{Output: &log})}
 			a.restoreWindows(dir)
 
 			if n := len(a.windows.All()); n != 0 {
@@ -199,7 +126,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	if got := b.warnings(t, sub)["counter.c"]; len(got) != 0 {
 		t.Errorf("warnings about restored values published again: %v", got)
 	}
-	feed := b.gen.Load().detector("counter.c").runner.status()
+	feed := b.gen.Load().detector("counter.c").runner.Status()
 	if feed.Values != 5 {
 		t.Errorf("the new detector was fed %d values, want the 5 held", feed.Values)
 	}
@@ -229,7 +156,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	}
 	all := b.warnings(t, sub)
 	if len(all["counter.c"]) != 0 {
-		t.Errorf("the kept detector raised %v", all["counter.c"])
+		t.Errorf("the kept detector feed.Signal %v", all["counter.c"])
 	}
 	if idx := indices(all["counter.d"]); !reflect.DeepEqual(idx, []uint64{3, 5, 7}) {
 		t.Errorf("the new detector's warnings at %v, want [3 5 7]", idx)
@@ -324,6 +251,12 @@ monitor "m" {
 	}
 }
 
+// waitFor waits until cond holds, failing the test after 10s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	eventuallyTrue(t, "a condition", cond)
+}
+
 func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -332,60 +265,5 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// benchWindows is 1,000 model versions with 4 metrics of 1,000 values each.
-func benchWindows(b *testing.B) *Windows {
-	b.Helper()
-	ws := NewWindows()
-	for i := range 1000 {
-		fill(ws, "model", fmt.Sprintf("v%d", i), 1000, 1000, "accuracy", "precision", "recall", "latency_ms")
-	}
-	return ws
-}
-
-// BenchmarkSnapshotWrite writes 4 million values: copy, encode, fsync,
-// rename. It reports the file's size.
-func BenchmarkSnapshotWrite(b *testing.B) {
-	ws := benchWindows(b)
-	dir := b.TempDir()
-	var st snapshot.Stats
-	for b.Loop() {
-		var err error
-		if st, err = snapshot.Write(dir, time.Now(), ws.snapshots()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(st.Bytes)/(1<<20), "MiB")
-	b.ReportMetric(float64(st.Values), "values")
-}
-
-// BenchmarkSnapshotRestore reads the snapshot of BenchmarkSnapshotWrite
-// back into windows.
-func BenchmarkSnapshotRestore(b *testing.B) {
-	dir := b.TempDir()
-	if _, err := snapshot.Write(dir, time.Now(), benchWindows(b).snapshots()); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		snap, err := snapshot.Read(snapshot.Path(dir))
-		if err != nil {
-			b.Fatal(err)
-		}
-		NewWindows().restore(snap.Windows)
-	}
-}
-
-// BenchmarkSnapshotCopyWindow is how long a snapshot holds one window's
-// lock (4 metrics of 1,000 values): what ingestion into that window may
-// wait at most.
-func BenchmarkSnapshotCopyWindow(b *testing.B) {
-	ws := NewWindows()
-	fill(ws, "model", "v1", 1000, 1000, "accuracy", "precision", "recall", "latency_ms")
-	w := ws.Lookup("model", "v1")
-	var dst snapshot.Window
-	for b.Loop() {
-		w.copyTo(&dst)
 	}
 }

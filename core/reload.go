@@ -250,7 +250,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	diags = append(diags, g.refusals...)
 	a.genSeq = g.id
 	for _, d := range g.detectors {
-		d.runner.setTimeout(f.PluginTimeout) // kept ones too
+		d.runner.SetTimeout(f.PluginTimeout) // kept ones too
 	}
 	g.start(ctx, a.callbacks())
 	a.file.Store(f)

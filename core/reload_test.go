@@ -140,7 +140,7 @@ func ingestAll(t *testing.T, a *Agent, values ...float64) {
 	}
 }
 
-// warnings collects the warnings raised until the detectors are idle, by
+// warnings collects the warnings feed.Signal until the detectors are idle, by
 // detector.
 func (a *Agent) warnings(t *testing.T, sub *event.Subscription) map[string][]event.Event {
 	t.Helper()
@@ -190,7 +190,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 	}
 	for _, d := range []*detectorInstance{change, gone} {
 		select {
-		case <-d.runner.done:
+		case <-d.runner.Done():
 		default:
 			t.Errorf("%s: the feed of the old instance still runs", d.block.ID())
 		}
@@ -199,7 +199,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 		}
 	}
 	select {
-	case <-keep.runner.done:
+	case <-keep.runner.Done():
 		t.Error("the kept detector's feed was stopped")
 	default:
 	}
@@ -218,7 +218,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 		}
 	}
 	if len(got["counter.gone"]) != 0 {
-		t.Errorf("the removed detector still raised %+v", got["counter.gone"])
+		t.Errorf("the removed detector still feed.Signal %+v", got["counter.gone"])
 	}
 
 	// The plugin events and the config event of the reload, in the order

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/window"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,13 +62,13 @@ func (a *Agent) Retire(ctx context.Context, model, version string) ([]Retired, e
 	if _, err := path.Match(version, ""); err != nil {
 		return nil, fmt.Errorf("version %q: %w", version, err)
 	}
-	var wins []*Window
-	a.windows.each(func(w *Window) {
+	var wins []*window.Window
+	a.windows.Each(func(w *window.Window) {
 		if globMatch(model, w.Model) && (version == "" || globMatch(version, w.Version)) {
 			wins = append(wins, w)
 		}
 	})
-	out := a.retire(ctx, wins, nil, func(*Window) string { return "retired on request" })
+	out := a.retire(ctx, wins, nil, func(*window.Window) string { return "retired on request" })
 	if len(out) == 0 {
 		what := "model " + model
 		if version != "" {
@@ -86,56 +88,57 @@ func globMatch(pattern, name string) bool {
 // retire retires windows, those for which still (called under the
 // window's lock) reports true when it is not nil, and returns them; why
 // says why, for the event.
-func (a *Agent) retire(ctx context.Context, wins []*Window, still func(w *Window) bool, why func(w *Window) string) []Retired {
+func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w *window.Window) bool, why func(w *window.Window) string) []Retired {
 	var (
-		taken    []*Window
-		byRunner = map[*runner][]*series{}
+		taken    []*window.Window
+		byRunner = map[*feed.Feed][]*window.Series{}
 		streams  int
 	)
 	for _, w := range wins {
-		w.mu.Lock()
-		if w.gone != nil || w.removed.Load() || (still != nil && !still(w)) {
-			w.mu.Unlock()
+		w.Lock()
+		if w.GoneLocked() != nil || w.Removed() || (still != nil && !still(w)) {
+			w.Unlock()
 			continue
 		}
 		// From here on a value of the model version waits until the
 		// window left the store, then goes to a new one: no value of
 		// these series is queued after the resets.
-		w.gone = make(chan struct{})
-		for name, s := range w.series {
+		w.RetiringLocked()
+		wr, _ := w.RoutingLocked().(*windowRoute)
+		w.EachLocked(func(s *window.Series) {
 			streams++
-			if w.route == nil {
-				continue
+			if wr == nil {
+				return
 			}
-			for _, r := range w.route.byMetric[name] {
+			for _, r := range wr.rt.byMetric[s.Metric()] {
 				byRunner[r] = append(byRunner[r], s)
 			}
-		}
-		w.mu.Unlock()
+		})
+		w.Unlock()
 		taken = append(taken, w)
 	}
 	if len(taken) == 0 {
 		return nil
 	}
 	a.resetStreams(ctx, byRunner, streams)
-	removed := a.windows.remove(taken)
+	removed := a.windows.Remove(taken)
 	out := make([]Retired, 0, len(removed))
 	var whys []string
 	for _, w := range taken {
-		w.mu.Lock()
-		metrics := make([]string, 0, len(w.series))
-		for name, s := range w.series {
-			metrics = append(metrics, name)
-			s.setKeep(math.MaxUint64) // gives back its part of the retain budget
-		}
+		w.Lock()
+		metrics := make([]string, 0, w.LenLocked())
+		w.EachLocked(func(s *window.Series) {
+			metrics = append(metrics, s.Metric())
+			s.ReleaseLocked() // gives back its part of the retain budget
+		})
 		gone := slices.Contains(removed, w)
 		if gone {
 			// Its streams leave ingest.max_streams' count; none is added
 			// to a window once it is marked gone.
-			a.windows.streamsDropped(len(w.series))
+			a.windows.StreamsDropped(w.LenLocked())
 		}
-		close(w.gone)
-		w.mu.Unlock()
+		w.RetiredLocked()
+		w.Unlock()
 		if !gone {
 			continue
 		}
@@ -164,10 +167,10 @@ func (a *Agent) retire(ctx context.Context, wins []*Window, still func(w *Window
 // resetStreams has every detector forget the streams it was fed of the
 // retired windows, all detectors at once, and no longer mutes its signals
 // about values restored from a snapshot (the indices start from 0 again).
-func (a *Agent) resetStreams(ctx context.Context, byRunner map[*runner][]*series, streams int) {
+func (a *Agent) resetStreams(ctx context.Context, byRunner map[*feed.Feed][]*window.Series, streams int) {
 	wait := retireWait
 	for r := range byRunner {
-		wait = max(wait, 2*r.timeout())
+		wait = max(wait, 2*r.Timeout())
 	}
 	// Each reset is a call to the plugin; many streams take longer.
 	ctx, cancel := context.WithTimeout(ctx, wait+time.Duration(streams)*time.Millisecond)
@@ -175,14 +178,14 @@ func (a *Agent) resetStreams(ctx context.Context, byRunner map[*runner][]*series
 	var wg sync.WaitGroup
 	for r, ss := range byRunner {
 		for _, s := range ss {
-			a.persist.unmute(r, s.key)
+			a.persist.unmute(r, s)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.resetStreams(ctx, ss); err != nil {
+			if err := r.ResetStreams(ctx, ss); err != nil {
 				a.log.Warn("detector did not reset the streams of retired model versions; its state of them stays",
-					"detector", r.id, "streams", len(ss), "error", err)
+					"detector", r.ID(), "streams", len(ss), "error", err)
 			}
 		}()
 	}
@@ -213,20 +216,20 @@ func expireAfter(f *config.File, model, version string) time.Duration {
 // expire_after, as of now.
 func (a *Agent) expire(ctx context.Context, now time.Time) {
 	f := a.current()
-	stale := func(w *Window) bool { // w.mu is held
+	stale := func(w *window.Window) bool { // w's lock is held
 		d := expireAfter(f, w.Model, w.Version)
-		return d > 0 && now.UnixNano()-w.last >= int64(d)
+		return d > 0 && now.UnixNano()-w.LastLocked() >= int64(d)
 	}
-	var wins []*Window
-	a.windows.each(func(w *Window) {
-		w.mu.Lock()
+	var wins []*window.Window
+	a.windows.Each(func(w *window.Window) {
+		w.Lock()
 		if stale(w) {
 			wins = append(wins, w)
 		}
-		w.mu.Unlock()
+		w.Unlock()
 	})
 	if len(wins) > 0 {
-		a.retire(ctx, wins, stale, func(w *Window) string {
+		a.retire(ctx, wins, stale, func(w *window.Window) string {
 			return fmt.Sprintf("expired: no value for %s", expireAfter(f, w.Model, w.Version))
 		})
 	}
@@ -250,7 +253,7 @@ func (a *Agent) startExpiry(ctx context.Context) (stop func()) {
 				t.Stop()
 				return
 			case now := <-t.C:
-				a.windows.tick(now)
+				a.windows.Tick(now)
 				if now.Before(next) {
 					continue
 				}
@@ -263,4 +266,21 @@ func (a *Agent) startExpiry(ctx context.Context) (stop func()) {
 		cancel()
 		<-done
 	}
+}
+
+// streamCount returns how many values a stream, named by its key as
+// retrain jobs record it, has had: the index its next value gets.
+func (a *Agent) streamCount(stream string) uint64 {
+	model, rest, _ := strings.Cut(stream, "/")
+	version, metric, _ := strings.Cut(rest, "/")
+	w := a.windows.Lookup(model, version)
+	if w == nil {
+		return 0
+	}
+	w.Lock()
+	defer w.Unlock()
+	if s := w.FindLocked(metric); s != nil {
+		return s.Next()
+	}
+	return 0
 }

@@ -64,14 +64,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// Once the socket is ours (no other daemon runs on it), and before the
 	// first generation, which feeds the restored values to its detectors.
-	a.windows.tick(time.Now()) // restored windows count from now for expiry
+	a.windows.Tick(time.Now()) // restored windows count from now for expiry
 	a.restoreWindows(f.DataDir)
 	ob, err := openOutbox(f.DataDir, a.log.Named("outbox"), func(e event.Event) { a.publish(e) })
 	if err != nil {
 		l.Close()
 		return err
 	}
-	ob.next = a.windows.next
+	ob.next = a.streamCount
 	ob.suppressed = func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }
 	a.outbox.Store(ob)
 	defer ob.close()

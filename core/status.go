@@ -2,6 +2,8 @@ package core
 
 import (
 	"fmt"
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/window"
 	"math"
 	"net/http"
 	"net/url"
@@ -104,15 +106,15 @@ type ConnectionsStatus struct {
 // restarted), in-process, or refused (its binary does not have the sha256
 // of its plugin block; Error says more).
 type PluginStatus struct {
-	Detector string       `json:"detector"`
-	Plugin   string       `json:"plugin"`
-	Version  string       `json:"version"`
-	Metric   string       `json:"metric"`
-	Pid      int          `json:"pid"`
-	State    string       `json:"state"`
-	Restarts int          `json:"restarts"`
-	Error    string       `json:"error,omitempty"`
-	Feed     RunnerStatus `json:"feed"`
+	Detector string      `json:"detector"`
+	Plugin   string      `json:"plugin"`
+	Version  string      `json:"version"`
+	Metric   string      `json:"metric"`
+	Pid      int         `json:"pid"`
+	State    string      `json:"state"`
+	Restarts int         `json:"restarts"`
+	Error    string      `json:"error,omitempty"`
+	Feed     feed.Status `json:"feed"`
 }
 
 // SinkStatus describes a sink's plugin process and its jobs. State is
@@ -141,10 +143,10 @@ type MonitorStatus struct {
 
 // StreamStatus describes the window of a model version.
 type StreamStatus struct {
-	Model   string                  `json:"model"`
-	Version string                  `json:"version"`
-	Monitor string                  `json:"monitor,omitempty"`
-	Metrics map[string]SeriesStatus `json:"metrics"`
+	Model   string                         `json:"model"`
+	Version string                         `json:"version"`
+	Monitor string                         `json:"monitor,omitempty"`
+	Metrics map[string]window.SeriesStatus `json:"metrics"`
 }
 
 // IngestStatus counts metric lines.
@@ -197,10 +199,8 @@ func (a *Agent) status(q StreamQuery) Status {
 	if g != nil {
 		st.Generation = g.id
 		for _, d := range g.detectors {
-			feed := d.runner.status()
-			d.runner.mu.Lock()
-			restarting, restarts := d.runner.restarting, d.runner.restarts
-			d.runner.mu.Unlock()
+			feed := d.runner.Status()
+			restarting, restarts := d.runner.Restarts()
 			d.mu.Lock()
 			state := "running"
 			switch {
@@ -241,9 +241,9 @@ func (a *Agent) status(q StreamQuery) Status {
 	if !q.List {
 		return st
 	}
-	var wins []*Window
+	var wins []*window.Window
 	cm, cv, _ := strings.Cut(q.Cursor, "/")
-	after := func(w *Window) bool {
+	after := func(w *window.Window) bool {
 		return q.Cursor == "" || w.Model > cm || (w.Model == cm && w.Version > cv)
 	}
 	if q.Model != "" && q.Version != "" && !isGlob(q.Model) && !isGlob(q.Version) {
@@ -251,13 +251,13 @@ func (a *Agent) status(q StreamQuery) Status {
 			wins = append(wins, w)
 		}
 	} else {
-		a.windows.each(func(w *Window) {
+		a.windows.Each(func(w *window.Window) {
 			if (q.Model == "" || globMatch(q.Model, w.Model)) && (q.Version == "" || globMatch(q.Version, w.Version)) && after(w) {
 				wins = append(wins, w)
 			}
 		})
 	}
-	slices.SortFunc(wins, func(x, y *Window) int {
+	slices.SortFunc(wins, func(x, y *window.Window) int {
 		if c := strings.Compare(x.Model, y.Model); c != 0 {
 			return c
 		}
@@ -282,7 +282,7 @@ func (a *Agent) status(q StreamQuery) Status {
 
 // windowCursor is the cursor after a window: model and version, which hold
 // no slash, joined by one.
-func windowCursor(w *Window) string { return w.Model + "/" + w.Version }
+func windowCursor(w *window.Window) string { return w.Model + "/" + w.Version }
 
 // isGlob reports whether s holds a glob's special characters.
 func isGlob(s string) bool { return strings.ContainsAny(s, `*?[\`) }

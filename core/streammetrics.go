@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"github.com/driftd/driftd/core/window"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,14 +35,14 @@ func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
 // streamFigures is what a scrape shows of one stream.
 type streamFigures struct {
 	model, version, metric string
-	st                     SeriesStatus
+	st                     window.SeriesStatus
 }
 
 func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 	limit := c.a.current().Telemetry.StreamSeries
 	var all []streamFigures
 	if limit > 0 {
-		c.a.windows.each(func(w *Window) {
+		c.a.windows.Each(func(w *window.Window) {
 			for name, st := range w.Status() {
 				all = append(all, streamFigures{w.Model, w.Version, name, st})
 			}
@@ -50,7 +51,7 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 	omitted := c.a.windows.Streams() - len(all)
 	if len(all) > limit {
 		slices.SortFunc(all, func(x, y streamFigures) int {
-			if dx, dy := x.st.State == StateDrifting, y.st.State == StateDrifting; dx != dy {
+			if dx, dy := x.st.State == window.StateDrifting, y.st.State == window.StateDrifting; dx != dy {
 				if dx {
 					return -1
 				}
@@ -64,7 +65,7 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range all {
 		labels := []string{f.model, f.version, f.metric}
 		drifting := 0.0
-		if f.st.State == StateDrifting {
+		if f.st.State == window.StateDrifting {
 			drifting = 1
 		}
 		ch <- prometheus.MustNewConstMetric(streamMeanDesc, prometheus.GaugeValue, f.st.Mean, labels...)

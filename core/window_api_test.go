@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"github.com/driftd/driftd/core/window"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -45,7 +46,7 @@ func TestWindowValues(t *testing.T) {
 	if m := (0.6 + 0.4 + 0.95) / 3; acc.Means[2] < m-1e-9 || acc.Means[2] > m+1e-9 || acc.Means[0] != (0.9+0.8+0.6)/3 {
 		t.Errorf("means %v", acc.Means)
 	}
-	if acc.Count != 5 || acc.Held != 3 || acc.Capacity != 3 || acc.State != StateDrifting || acc.LastDrift == nil || acc.LastDrift.Index != 3 {
+	if acc.Count != 5 || acc.Held != 3 || acc.Capacity != 3 || acc.State != window.StateDrifting || acc.LastDrift == nil || acc.LastDrift.Index != 3 {
 		t.Errorf("status of accuracy %+v", acc.SeriesStatus)
 	}
 	if res.LastSeq == 0 {
@@ -69,8 +70,8 @@ func TestWindowValues(t *testing.T) {
 	}
 }
 
-// A metric holding more values than MaxWindowPoints answers the newest
-// MaxWindowPoints at most.
+// A metric holding more values than window.MaxPoints answers the newest
+// window.MaxPoints at most.
 func TestWindowValuesBounded(t *testing.T) {
 	a := newTestAgent(t, testConfig+`
 monitor "big" {
@@ -83,11 +84,11 @@ monitor "big" {
 		}
 	}
 	w := a.windows.Lookup("big", "v1")
-	got := w.Values(MaxWindowPoints)["accuracy"]
-	if got.Held != 15000 || got.First != 5000 || len(got.Values) != MaxWindowPoints || got.Values[0] != 5000 || got.Values[len(got.Values)-1] != 14999 {
+	got := w.Values(window.MaxPoints)["accuracy"]
+	if got.Held != 15000 || got.First != 5000 || len(got.Values) != window.MaxPoints || got.Values[0] != 5000 || got.Values[len(got.Values)-1] != 14999 {
 		t.Errorf("held %d, first %d, %d values from %v", got.Held, got.First, len(got.Values), got.Values[0])
 	}
-	if got := w.Values(DefaultWindowPoints)["accuracy"]; len(got.Values) != DefaultWindowPoints || got.First != 14000 {
+	if got := w.Values(window.DefaultPoints)["accuracy"]; len(got.Values) != window.DefaultPoints || got.First != 14000 {
 		t.Errorf("default: first %d, %d values", got.First, len(got.Values))
 	}
 }

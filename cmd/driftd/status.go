@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"io"
 	"net/http"
 	"net/url"
@@ -179,7 +180,7 @@ func writeStatus(w io.Writer, st *core.Status, q url.Values) {
 				last = fmt.Sprintf("#%d %s, %s", d.Index, d.Detector, ago(d.Time))
 			}
 			state := m.State
-			if state == core.StateDrifting {
+			if state == window.StateDrifting {
 				state = "DRIFTING"
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Model, s.Version, name, m.Count, num4(m.Mean), state, last)

@@ -1,60 +1,78 @@
-package core
+package window
 
 import (
 	"fmt"
+	"github.com/driftd/driftd/core/snapshot"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
 
+// retainLimit is the retain budget of the tests' stores.
+const retainLimit = 1_000_000
+
+// newTestSeries returns the series "k" of a window of capacity values.
+func newTestSeries(capacity int) *Series {
+	return NewStore(retainLimit).Get("m", "v", capacity).SeriesLocked("k")
+}
+
+// routing is a Routing that names, per metric, the readers that replay.
+type routing map[string][]Reader
+
+func (r routing) Replaying(metric string) []Reader { return r[metric] }
+
+// reader is a replaying reader.
+type reader struct{ int }
+
 func TestSeriesRing(t *testing.T) {
-	s := newSeries("k", 3)
+	s := newTestSeries(3)
 	for i := 0; i < 5; i++ {
-		if got := s.add(float64(i)); got != uint64(i) {
+		if got := s.Add(float64(i)); got != uint64(i) {
 			t.Fatalf("index %d, want %d", got, i)
 		}
 	}
-	from, vals := s.values()
+	from, vals := s.Values()
 	if from != 2 || !reflect.DeepEqual(vals, []float64{2, 3, 4}) {
 		t.Fatalf("values = %d %v", from, vals)
 	}
 	// the mean recorded with each held value: 0,1,2 then 1,2,3 then 2,3,4
 	for i, want := range map[uint64]float64{2: 1, 3: 2, 4: 3} {
-		if got := s.mean(i); math.Abs(got-want) > 1e-12 {
+		if got := s.Mean(i); math.Abs(got-want) > 1e-12 {
 			t.Errorf("mean(%d) = %v, want %v", i, got, want)
 		}
 	}
 }
 
 func TestSeriesResize(t *testing.T) {
-	s := newSeries("k", 4)
+	s := newTestSeries(4)
 	for i := 0; i < 6; i++ {
-		s.add(float64(i))
+		s.Add(float64(i))
 	}
 	s.resize(2)
-	if from, vals := s.values(); from != 4 || !reflect.DeepEqual(vals, []float64{4, 5}) {
+	if from, vals := s.Values(); from != 4 || !reflect.DeepEqual(vals, []float64{4, 5}) {
 		t.Fatalf("shrunk: %d %v", from, vals)
 	}
 	s.resize(5)
-	s.add(6)
-	if from, vals := s.values(); from != 4 || !reflect.DeepEqual(vals, []float64{4, 5, 6}) {
+	s.Add(6)
+	if from, vals := s.Values(); from != 4 || !reflect.DeepEqual(vals, []float64{4, 5, 6}) {
 		t.Fatalf("grown: %d %v", from, vals)
 	}
 }
 
 func TestWindowsGetAndStatus(t *testing.T) {
-	ws := NewWindows()
+	ws := NewStore(retainLimit)
 	w := ws.Get("m", "v1", 2)
 	if ws.Get("m", "v1", 99) != w || ws.Lookup("m", "v1") != w || ws.Lookup("m", "v2") != nil {
 		t.Fatal("Get/Lookup disagree")
 	}
-	w.mu.Lock()
-	s := w.seriesLocked("accuracy")
-	s.add(0.9)
-	w.mu.Unlock()
-	if s.key != "m/v1/accuracy" {
-		t.Fatalf("key %q", s.key)
+	w.Lock()
+	s := w.SeriesLocked("accuracy")
+	s.Add(0.9)
+	w.Unlock()
+	if s.Key() != "m/v1/accuracy" || s.Metric() != "accuracy" || s.Window() != w {
+		t.Fatalf("key %q, metric %q", s.Key(), s.Metric())
 	}
 	st := w.Status()["accuracy"]
 	if st.Count != 1 || st.Held != 1 || st.Capacity != 2 || st.Fill != 0.5 || st.Last != 0.9 {
@@ -66,7 +84,7 @@ func TestWindowsGetAndStatus(t *testing.T) {
 // ring allocated whole.
 func TestSeriesGrowsLazily(t *testing.T) {
 	const capacity = 100
-	s := newSeries("k", capacity)
+	s := newTestSeries(capacity)
 	if len(s.ring) != initialRing {
 		t.Fatalf("new ring holds %d", len(s.ring))
 	}
@@ -74,21 +92,21 @@ func TestSeriesGrowsLazily(t *testing.T) {
 	for i := 0; i < 250; i++ {
 		v := float64(i%7) / 7
 		all = append(all, v)
-		s.add(v)
+		s.Add(v)
 		from := max(0, i+1-capacity)
 		var sum float64
 		for _, x := range all[from:] {
 			sum += x
 		}
 		n := i + 1 - from
-		if mean := s.mean(uint64(i)); math.Abs(mean-sum/float64(n)) > 1e-12 {
+		if mean := s.Mean(uint64(i)); math.Abs(mean-sum/float64(n)) > 1e-12 {
 			t.Fatalf("after %d values: window mean %v, want %v", i+1, mean, sum/float64(n))
 		}
 	}
 	if len(s.ring) != capacity {
 		t.Fatalf("ring %d, want %d", len(s.ring), capacity)
 	}
-	first, vals := s.values()
+	first, vals := s.Values()
 	if first != 150 || !reflect.DeepEqual(vals, all[150:]) {
 		t.Fatalf("values from %d: %v", first, vals)
 	}
@@ -97,17 +115,17 @@ func TestSeriesGrowsLazily(t *testing.T) {
 // The window size of a value is the one it had then, whatever resizes came
 // after.
 func TestSeriesSizeAtAcrossResizes(t *testing.T) {
-	s := newSeries("k", 5)
+	s := newTestSeries(5)
 	for i := 0; i < 8; i++ {
-		s.add(1)
+		s.Add(1)
 	}
 	s.resize(2) // from index 8 on: held counted from 6, at most 2
 	for i := 0; i < 3; i++ {
-		s.add(1)
+		s.Add(1)
 	}
 	s.resize(10) // from index 11 on: counted from 9
 	for i := 0; i < 4; i++ {
-		s.add(1)
+		s.Add(1)
 	}
 	tests := []struct {
 		index uint64
@@ -118,8 +136,8 @@ func TestSeriesSizeAtAcrossResizes(t *testing.T) {
 		{11, 3}, {14, 6}, // growing again from the 2 held at the resize
 	}
 	for _, tt := range tests {
-		if got := s.sizeAt(tt.index); got != tt.want {
-			t.Errorf("sizeAt(%d) = %d, want %d", tt.index, got, tt.want)
+		if got := s.SizeAt(tt.index); got != tt.want {
+			t.Errorf("SizeAt(%d) = %d, want %d", tt.index, got, tt.want)
 		}
 	}
 }
@@ -128,50 +146,50 @@ func TestSeriesSizeAtAcrossResizes(t *testing.T) {
 // windows' budget, for replays; a series no supervised detector watches
 // keeps none.
 func TestSeriesKeepsValuesForReplays(t *testing.T) {
-	ws := NewWindows()
+	ws := NewStore(retainLimit)
 	w := ws.Get("m", "v", 4)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	r := &runner{hist: newHistory(10)}
-	w.route = &route{window: 4, byMetric: map[string][]*runner{"x": {r}, "y": {{}}}}
-	x, y := w.seriesLocked("x"), w.seriesLocked("y")
-	w.watchLocked(x, w.route.byMetric["x"], &ws.retain)
-	w.watchLocked(y, w.route.byMetric["y"], &ws.retain)
+	w.Lock()
+	defer w.Unlock()
+	r := &reader{1}
+	w.SetRoutingLocked(routing{"x": {r}}, 4)
+	x, y := w.SeriesLocked("x"), w.SeriesLocked("y")
+	x.WatchLocked(true)
+	y.WatchLocked(false)
 	for i := range 10 {
-		x.add(float64(i))
-		y.add(float64(i))
+		x.Add(float64(i))
+		y.Add(float64(i))
 	}
-	if vals, from := x.replayLocked(nil, 0, 10); from != 0 || !reflect.DeepEqual(vals, []float64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+	if vals, from := x.ReplayLocked(nil, 0, 10); from != 0 || !reflect.DeepEqual(vals, []float64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
 		t.Fatalf("replay from 0: %d %v", from, vals)
 	}
-	if vals, from := y.replayLocked(nil, 0, 10); from != 6 || !reflect.DeepEqual(vals, []float64{6, 7, 8, 9}) {
+	if vals, from := y.ReplayLocked(nil, 0, 10); from != 6 || !reflect.DeepEqual(vals, []float64{6, 7, 8, 9}) {
 		t.Fatalf("unwatched: %d %v", from, vals)
 	}
 	if got := ws.retain.Load(); got != retainLimit-retainBlock {
 		t.Fatalf("budget %d", got)
 	}
 	// The detector drifted at 6: it needs 7 on, all in the ring.
-	x.markLocked(r, 7)
+	x.MarkLocked(r, 7)
 	if x.keep != 7 || x.nOld != 0 || ws.retain.Load() != retainLimit {
 		t.Fatalf("after a drift: keep %d, %d kept, budget %d", x.keep, x.nOld, ws.retain.Load())
 	}
-	if vals, from := x.replayLocked(nil, 7, 9); from != 7 || !reflect.DeepEqual(vals, []float64{7, 8}) {
+	if vals, from := x.ReplayLocked(nil, 7, 9); from != 7 || !reflect.DeepEqual(vals, []float64{7, 8}) {
 		t.Fatalf("replay from 7: %d %v", from, vals)
 	}
 	// A budget of one block: the oldest kept values make room.
 	ws.retain.Store(0)
 	x.setKeep(0)
 	for i := 10; i < 10+retainBlock+20; i++ {
-		x.add(float64(i))
+		x.Add(float64(i))
 	}
 	if x.nOld != 0 {
 		t.Fatalf("no budget, yet %d kept", x.nOld)
 	}
 	ws.retain.Store(retainBlock)
 	for i := 10 + retainBlock + 20; i < 10+3*retainBlock; i++ {
-		x.add(float64(i))
+		x.Add(float64(i))
 	}
-	vals, from := x.replayLocked(nil, 0, x.next)
+	vals, from := x.ReplayLocked(nil, 0, x.next)
 	if x.nOld != retainBlock || from != x.first-retainBlock || len(vals) != retainBlock+4 || vals[0] != float64(from) {
 		t.Fatalf("%d kept, replay from %d of %d values starting %v", x.nOld, from, len(vals), vals[0])
 	}
@@ -185,7 +203,7 @@ func TestSeriesKeepsValuesForReplays(t *testing.T) {
 // A removed window is found no more, also through the lock-free copy that
 // still holds it, and a value of its model version makes a new one.
 func TestWindowsRemove(t *testing.T) {
-	ws := NewWindows()
+	ws := NewStore(retainLimit)
 	var wins []*Window
 	for i := range 8 {
 		wins = append(wins, ws.Get("m", fmt.Sprint("v", i), 10))
@@ -193,10 +211,10 @@ func TestWindowsRemove(t *testing.T) {
 	for range 16 { // renew the copy: it holds every window
 		ws.Get("m", "v0", 10)
 	}
-	if got := ws.remove(wins[:3]); len(got) != 3 {
+	if got := ws.Remove(wins[:3]); len(got) != 3 {
 		t.Fatalf("removed %d windows, want 3", len(got))
 	}
-	if got := ws.remove(wins[:1]); len(got) != 0 {
+	if got := ws.Remove(wins[:1]); len(got) != 0 {
 		t.Errorf("removed %d windows again", len(got))
 	}
 	if w := ws.Lookup("m", "v1"); w != nil {
@@ -217,30 +235,35 @@ func TestWindowsRemove(t *testing.T) {
 // the last one, the rule recovered retrain jobs follow; a drift raised
 // while it is drifting is a repeat.
 func TestStreamDriftState(t *testing.T) {
-	ws := NewWindows()
+	ws := NewStore(retainLimit)
 	w := ws.Get("m", "v1", 10)
 	add := func(n int) {
-		w.mu.Lock()
-		s := w.seriesLocked("accuracy")
+		w.Lock()
+		s := w.SeriesLocked("accuracy")
 		for range n {
-			s.add(0.1)
+			s.Add(0.1)
 		}
-		w.mu.Unlock()
+		w.Unlock()
 	}
 	state := func() SeriesStatus { return w.Status()["accuracy"] }
+	driftAt := func(i uint64, by string, at time.Time) (int, bool) {
+		w.Lock()
+		defer w.Unlock()
+		return w.FindLocked("accuracy").DriftLocked(i, by, at)
+	}
 	add(5)
 	if st := state(); st.State != StateOK || st.Drifts != 0 || st.LastDrift != nil || st.Mean != 0.1 {
 		t.Fatalf("before any drift: %+v", st)
 	}
 	at := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
-	if _, repeat := w.driftAt("accuracy", 4, "threshold.low", at); repeat {
+	if _, repeat := driftAt(4, "threshold.low", at); repeat {
 		t.Error("the first drift is a repeat")
 	}
 	if st := state(); st.State != StateDrifting || st.Drifts != 1 || *st.LastDrift != (DriftStatus{4, at, "threshold.low"}) {
 		t.Fatalf("after a drift at 4: %+v", st)
 	}
 	add(9) // indices 5..13: next 14 <= 4+10
-	if _, repeat := w.driftAt("accuracy", 13, "threshold.low", at); !repeat {
+	if _, repeat := driftAt(13, "threshold.low", at); !repeat {
 		t.Error("a drift at 13, within a window of the one at 4, is no repeat")
 	}
 	add(9) // 14..22: next 23 is not > 13+10
@@ -252,20 +275,20 @@ func TestStreamDriftState(t *testing.T) {
 		t.Fatalf("a full window past the last drift: %+v", st)
 	}
 	add(1) // index 24
-	if _, repeat := w.driftAt("accuracy", 24, "pagehinkley.ph", at); repeat {
+	if _, repeat := driftAt(24, "pagehinkley.ph", at); repeat {
 		t.Error("a drift after the stream recovered is a repeat")
 	}
 	// An index the stream never had is not recorded.
-	if w.driftAt("accuracy", 25, "x.y", at); state().Drifts != 3 {
+	if driftAt(25, "x.y", at); state().Drifts != 3 {
 		t.Errorf("a drift at an index to come was recorded: %+v", state())
 	}
 	add(10) // 25..34
-	if _, repeat := w.driftAt("accuracy", 34, "x.y", at); !repeat {
+	if _, repeat := driftAt(34, "x.y", at); !repeat {
 		t.Error("a drift after the stream recovered is a repeat")
 	}
 	// A drift reported late, about an older index, counts but does not
 	// move the last drift back.
-	w.driftAt("accuracy", 20, "threshold.low", at)
+	driftAt(20, "threshold.low", at)
 	if st := state(); st.Drifts != 5 || st.LastDrift.Index != 34 || st.LastDrift.Detector != "x.y" {
 		t.Fatalf("after a late drift: %+v", st)
 	}
@@ -275,22 +298,22 @@ func TestStreamDriftState(t *testing.T) {
 // blocks; a replay reads them all back in order, and a drift gives the
 // budget back and shrinks the ring to at most twice what it still holds.
 func TestSeriesKeepsManyValues(t *testing.T) {
-	ws := NewWindows()
+	ws := NewStore(retainLimit)
 	w := ws.Get("m", "v", 4)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	r := &runner{hist: newHistory(10)}
-	w.route = &route{window: 4, byMetric: map[string][]*runner{"x": {r}}}
-	x := w.seriesLocked("x")
-	w.watchLocked(x, w.route.byMetric["x"], &ws.retain)
+	w.Lock()
+	defer w.Unlock()
+	r := &reader{1}
+	w.SetRoutingLocked(routing{"x": {r}}, 4)
+	x := w.SeriesLocked("x")
+	x.WatchLocked(true)
 	const n = 5000
 	for i := range n {
-		x.add(float64(i))
+		x.Add(float64(i))
 	}
 	if x.reserved != 10*retainBlock || len(x.old) < x.reserved || len(x.old) > 2*x.reserved || ws.retain.Load() != retainLimit-int64(x.reserved) {
 		t.Fatalf("%d kept: budget taken %d, ring %d, budget left %d", x.nOld, x.reserved, len(x.old), ws.retain.Load())
 	}
-	vals, from := x.replayLocked(nil, 0, n)
+	vals, from := x.ReplayLocked(nil, 0, n)
 	if from != 0 || len(vals) != n {
 		t.Fatalf("replay from 0: from %d, %d values", from, len(vals))
 	}
@@ -299,11 +322,62 @@ func TestSeriesKeepsManyValues(t *testing.T) {
 			t.Fatalf("replayed value %d is %v", i, v)
 		}
 	}
-	x.markLocked(r, 4500) // a drift at 4499: 4500 on is needed
+	x.MarkLocked(r, 4500) // a drift at 4499: 4500 on is needed
 	if x.nOld != 496 || x.reserved != retainBlock || len(x.old) > 2*x.reserved || ws.retain.Load() != retainLimit-retainBlock {
 		t.Fatalf("after a drift: %d kept, budget taken %d, ring %d, budget left %d", x.nOld, x.reserved, len(x.old), ws.retain.Load())
 	}
-	if vals, from := x.replayLocked(nil, 4500, n); from != 4500 || len(vals) != 500 || vals[0] != 4500 || vals[499] != n-1 {
+	if vals, from := x.ReplayLocked(nil, 4500, n); from != 4500 || len(vals) != 500 || vals[0] != 4500 || vals[499] != n-1 {
 		t.Fatalf("replay from 4500: from %d, %d values", from, len(vals))
 	}
+}
+
+// The windows of a set of model versions are saved, dropped and loaded as a
+// unit, the others left as they are; loaded, they go on exactly where they
+// were.
+func TestStoreSetSavedDroppedLoaded(t *testing.T) {
+	st := NewStore(retainLimit)
+	for _, v := range []string{"a", "b", "c"} {
+		w := st.Get("m", v, 4)
+		w.Lock()
+		if !st.AddStreams(2, 100) {
+			t.Fatal("no room for 2 streams")
+		}
+		for i := range 6 {
+			w.SeriesLocked("x").Add(float64(i))
+			w.SeriesLocked("y").Add(float64(10 * i))
+		}
+		w.Unlock()
+	}
+	set := func(model, version string) bool { return version != "b" }
+	var saved []snapshot.Window
+	for sw := range st.Snapshots(set) {
+		c := *sw
+		c.Series = nil
+		for _, s := range sw.Series {
+			s.Values, s.Means = slices.Clone(s.Values), slices.Clone(s.Means)
+			c.Series = append(c.Series, s)
+		}
+		saved = append(saved, c)
+	}
+	if len(saved) != 2 || saved[0].Version != "a" || saved[1].Version != "c" {
+		t.Fatalf("saved %+v", saved)
+	}
+	before := st.Lookup("m", "c").Status()
+	dropped := st.Drop(set)
+	if len(dropped) != 2 || st.Len() != 1 || st.Streams() != 2 || st.Lookup("m", "a") != nil || st.Lookup("m", "b") == nil {
+		t.Fatalf("dropped %d: %d windows and %d streams left", len(dropped), st.Len(), st.Streams())
+	}
+	st.Load(saved)
+	if st.Len() != 3 || st.Streams() != 6 {
+		t.Fatalf("loaded: %d windows, %d streams", st.Len(), st.Streams())
+	}
+	w := st.Lookup("m", "c")
+	if got := w.Status(); !reflect.DeepEqual(got, before) {
+		t.Fatalf("loaded %+v, was %+v", got, before)
+	}
+	w.Lock()
+	if i := w.FindLocked("x").Add(6); i != 6 {
+		t.Errorf("the next value has index %d, want 6", i)
+	}
+	w.Unlock()
 }

@@ -1,8 +1,9 @@
-package core
+package feed
 
 import (
 	"context"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"slices"
 	"sync"
 	"testing"
@@ -50,9 +51,9 @@ func (s *summing) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, 
 }
 
 // supervised runs a runner on first, which revive replaces with fresh
-// processes made by next; it returns the runner and the signals it raised.
+// processes made by next; it returns the runner and the signals it Signal.
 type supervised struct {
-	r        *runner
+	r        *Feed
 	mu       sync.Mutex
 	signals  []sdk.Signal
 	events   []string
@@ -64,17 +65,17 @@ type supervised struct {
 func startSupervised(t *testing.T, first *summing, next func() *summing) *supervised {
 	t.Helper()
 	sv := &supervised{procs: []*summing{first}}
-	r := newRunner("sum.d", "accuracy", first, 1<<20, time.Second, hclog.NewNullLogger())
-	r.hist = newHistory(historyLimit)
-	r.signals = func(_ *runner, sigs []raised) {
+	r := newTestFeed("sum.d", "accuracy", first, 1<<20, time.Second, hclog.NewNullLogger())
+	r.hist = newHistory(HistoryLimit)
+	r.h.Signals = func(_ *Feed, sigs []Signal) {
 		sv.mu.Lock()
 		defer sv.mu.Unlock()
 		for _, s := range sigs {
 			sv.signals = append(sv.signals, s.Signal)
 		}
 	}
-	r.failed = func(_ *runner, err error, _ int) { t.Errorf("call failed: %v", err) }
-	r.revive = func(ctx context.Context) (updater, int, error) {
+	r.h.Failed = func(_ *Feed, err error, _ int) { t.Errorf("call failed: %v", err) }
+	r.h.Revive = func(ctx context.Context) (Updater, int, error) {
 		sv.mu.Lock()
 		release := sv.release
 		fail := sv.failures > 0
@@ -93,13 +94,11 @@ func startSupervised(t *testing.T, first *summing, next func() *summing) *superv
 		sv.mu.Unlock()
 		return p, 1000 + n, nil
 	}
-	r.hooks = supervisorHooks{
-		gone: func(error) { sv.event("gone") },
-		restarting: func(attempt int, delay time.Duration, _ error) {
-			sv.event(fmt.Sprintf("restarting %d", attempt))
-		},
-		restarted: func(pid, _ int) { sv.event(fmt.Sprintf("restarted %d", pid)) },
+	r.h.Gone = func(error) { sv.event("gone") }
+	r.h.Restarting = func(attempt int, delay time.Duration, _ error) {
+		sv.event(fmt.Sprintf("restarting %d", attempt))
 	}
+	r.h.Restarted = func(pid, _ int) { sv.event(fmt.Sprintf("restarted %d", pid)) }
 	sv.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.run(ctx)
@@ -137,7 +136,7 @@ func (sv *supervised) settle(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := sv.r.idle(ctx); err != nil {
+	if err := sv.r.Idle(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,7 +160,7 @@ func TestRestartReplaysAndLosesNothing(t *testing.T) {
 			if got := sv.drifts(); !slices.Equal(got, want) {
 				t.Errorf("drifts %v\nwant   %v", got, want)
 			}
-			st := sv.r.status()
+			st := sv.r.Status()
 			if st.Values != n || st.Lost != 0 || st.Queued != 0 || sv.r.restarts != 1 {
 				t.Errorf("status %+v, restarts %d", st, sv.r.restarts)
 			}
@@ -194,7 +193,7 @@ func TestRestartHoldsValues(t *testing.T) {
 		return sv.r.restarting
 	})
 	sv.feed(t, 20, 40)
-	st := sv.r.status()
+	st := sv.r.Status()
 	if st.Held < 20 || st.Lost != 0 {
 		t.Errorf("while restarting: %+v, want at least 20 held", st)
 	}
@@ -204,7 +203,7 @@ func TestRestartHoldsValues(t *testing.T) {
 	if got := sv.drifts(); !slices.Equal(got, want) {
 		t.Errorf("drifts %v, want %v", got, want)
 	}
-	if st := sv.r.status(); st.Values != 40 || st.Held != 0 || st.Lost != 0 {
+	if st := sv.r.Status(); st.Values != 40 || st.Held != 0 || st.Lost != 0 {
 		t.Errorf("after the restart: %+v", st)
 	}
 }
@@ -273,7 +272,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestHistoryReplaysInChunks(t *testing.T) {
-	h := newHistory(historyLimit)
+	h := newHistory(HistoryLimit)
 	vals := make([]float64, replayChunk+10)
 	h.record([]sdk.Batch{{Stream: "a", Start: 100, Values: vals}, {Stream: "b", Start: 0, Values: vals[:5]}}, nil)
 	calls := h.batches()
@@ -290,28 +289,28 @@ func TestHistoryReplaysInChunks(t *testing.T) {
 // goes into the series of a window first, and the runner's history reads
 // the values back from it for a replay instead of copying them.
 type windowFeed struct {
-	ws *Windows
-	w  *Window
-	s  *series
+	ws *window.Store
+	w  *window.Window
+	s  *window.Series
 }
 
-func newWindowFeed(sv *supervised, capacity int) *windowFeed {
-	ws := NewWindows()
+func newWindowFeed(sv *supervised, capacity int, retain int64) *windowFeed {
+	ws := window.NewStore(retain)
 	w := ws.Get("m", "v", capacity)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.route = &route{window: capacity, byMetric: map[string][]*runner{"x": {sv.r}}}
-	s := w.seriesLocked("x")
-	w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
+	w.Lock()
+	defer w.Unlock()
+	w.SetRoutingLocked(replaying{"x": {sv.r}}, capacity)
+	s := w.SeriesLocked("x")
+	s.WatchLocked(true)
 	return &windowFeed{ws: ws, w: w, s: s}
 }
 
 func (f *windowFeed) feed(sv *supervised, from, to int) {
 	for i := from; i < to; i++ {
-		f.w.mu.Lock()
-		idx := f.s.add(1)
-		sv.r.push(f.s, idx, 1, f.s.mean(idx))
-		f.w.mu.Unlock()
+		f.w.Lock()
+		idx := f.s.Add(1)
+		sv.r.Push(f.s, idx, 1, f.s.Mean(idx))
+		f.w.Unlock()
 		if i%7 == 0 {
 			time.Sleep(100 * time.Microsecond) // calls of different sizes
 		}
@@ -331,7 +330,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 		for _, crashAt := range []int64{0, 6, 7, 47, 199} {
 			t.Run(fmt.Sprintf("window %d crash %d", capacity, crashAt), func(t *testing.T) {
 				sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
-				f := newWindowFeed(sv, capacity)
+				f := newWindowFeed(sv, capacity, HistoryLimit)
 				f.feed(sv, 0, int(crashAt))
 				sv.settle(t)
 				f.feed(sv, int(crashAt), n)
@@ -339,7 +338,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 				if got := sv.drifts(); !slices.Equal(got, want) {
 					t.Errorf("drifts %v\nwant   %v", got, want)
 				}
-				if st := sv.r.status(); st.Values != n || st.Lost != 0 || sv.r.restarts != 1 {
+				if st := sv.r.Status(); st.Values != n || st.Lost != 0 || sv.r.restarts != 1 {
 					t.Errorf("status %+v, restarts %d", st, sv.r.restarts)
 				}
 				sv.mu.Lock()
@@ -352,10 +351,11 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 				}
 				// The last drift was at 195: the series keeps nothing beyond
 				// the ring that no replay needs.
-				f.w.mu.Lock()
-				defer f.w.mu.Unlock()
-				if f.s.keep != 196 || uint64(f.s.nOld) > f.s.first-min(196, f.s.first) {
-					t.Errorf("keep %d, %d values kept beyond the ring (first %d)", f.s.keep, f.s.nOld, f.s.first)
+				f.w.Lock()
+				defer f.w.Unlock()
+				first := f.s.Next() - uint64(f.s.Held())
+				if _, from := f.s.ReplayLocked(nil, 0, f.s.Next()); from < min(196, first) {
+					t.Errorf("values from %d kept beyond the ring (first %d)", from, first)
 				}
 			})
 		}
@@ -367,8 +367,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
 	const limit, crashAt = 7, 47 // the last drift before the crash is at 41
 	sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
-	f := newWindowFeed(sv, 3)
-	f.ws.retain.Store(0)
+	f := newWindowFeed(sv, 3, 0)
 	f.feed(sv, 0, crashAt)
 	sv.settle(t)
 	f.feed(sv, crashAt, crashAt+1)
@@ -388,34 +387,39 @@ func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
 // A history read back from a series replays what the detector evaluated:
 // not the values of a failed call, and nothing up to its last drift.
 func TestHistoryFromASeries(t *testing.T) {
-	ws := NewWindows()
+	ws := window.NewStore(HistoryLimit)
 	w := ws.Get("m", "v", 100)
-	r := &runner{hist: newHistory(10)}
-	w.mu.Lock()
-	w.route = &route{window: 100, byMetric: map[string][]*runner{"x": {r}}}
-	s := w.seriesLocked("x")
-	w.watchLocked(s, w.route.byMetric["x"], &ws.retain)
+	r := &Feed{hist: newHistory(10)}
+	w.Lock()
+	w.SetRoutingLocked(replaying{"x": {r}}, 100)
+	s := w.SeriesLocked("x")
+	s.WatchLocked(true)
 	for i := range 10 {
-		s.add(float64(i))
+		s.Add(float64(i))
 	}
-	s.streamID()
-	w.mu.Unlock()
+	s.StreamID()
+	w.Unlock()
 	h := r.hist
-	refs := []*series{s}
-	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
+	refs := []*window.Series{s}
+	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
 	// 3 and 4 went in a call that failed.
-	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 5, Values: []float64{5, 6}}}, refs, nil)
+	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 5, Values: []float64{5, 6}}}, refs, nil)
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
-	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 7, Values: []float64{7, 8}}}, refs,
-		[]sdk.Signal{{Stream: s.key, Index: 5, Type: sdk.SignalDrift}})
+	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 7, Values: []float64{7, 8}}}, refs,
+		[]sdk.Signal{{Stream: s.Key(), Index: 5, Type: sdk.SignalDrift}})
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if s.keep != 6 || h.n != 0 {
-		t.Fatalf("keep %d, %d values copied", s.keep, h.n)
+	// The series was told: of the values that leave its ring, it keeps
+	// those from 6 on.
+	w.Lock()
+	defer w.Unlock()
+	for i := 10; i < 200; i++ {
+		s.Add(float64(i))
+	}
+	if _, from := s.ReplayLocked(nil, 0, s.Next()); from != 6 || h.n != 0 {
+		t.Fatalf("the series keeps values from %d, %d values copied", from, h.n)
 	}
 }

@@ -1,9 +1,10 @@
-package core
+package feed
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/driftd/driftd/core/window"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -42,11 +43,11 @@ func (rec *recorder) update(_ context.Context, batches []sdk.Batch) ([]sdk.Signa
 	return nil, nil
 }
 
-func startRunner(t *testing.T, up updater, limit int) (*runner, context.CancelFunc) {
+func startRunner(t *testing.T, up Updater, limit int) (*Feed, context.CancelFunc) {
 	t.Helper()
-	r := newRunner("fake.d", "accuracy", up, limit, time.Second, hclog.NewNullLogger())
-	r.signals = func(*runner, []raised) {}
-	r.failed = func(*runner, error, int) {}
+	r := newTestFeed("fake.d", "accuracy", up, limit, time.Second, hclog.NewNullLogger())
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(*Feed, error, int) {}
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.run(ctx)
 	t.Cleanup(func() { cancel(); <-r.done })
@@ -70,7 +71,7 @@ func TestRunnerDeliversEveryValueInOrder(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.idle(ctx); err != nil {
+	if err := r.Idle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rec.mu.Lock()
@@ -91,7 +92,7 @@ func TestRunnerDeliversEveryValueInOrder(t *testing.T) {
 	if rec.calls >= n/10 {
 		t.Errorf("%d calls for %d values: values were not batched", rec.calls, n)
 	}
-	if st := r.status(); st.Values != n || st.Queued != 0 || st.Lost != 0 {
+	if st := r.Status(); st.Values != n || st.Queued != 0 || st.Lost != 0 {
 		t.Errorf("status %+v", st)
 	}
 }
@@ -101,11 +102,11 @@ func TestRunnerReportsFailedCalls(t *testing.T) {
 	var mu sync.Mutex
 	var gotErr error
 	var gotLost int
-	r := newRunner("fake.d", "accuracy", &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
+	r := newTestFeed("fake.d", "accuracy", &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
 		return nil, boom
 	}}, 100, time.Second, hclog.NewNullLogger())
-	r.signals = func(*runner, []raised) {}
-	r.failed = func(_ *runner, err error, lost int) {
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(_ *Feed, err error, lost int) {
 		mu.Lock()
 		gotErr, gotLost = err, gotLost+lost
 		mu.Unlock()
@@ -116,7 +117,7 @@ func TestRunnerReportsFailedCalls(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r.add("a/v/x", uint64(i), 1, 0)
 	}
-	if err := r.idle(ctx); err != nil {
+	if err := r.Idle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -124,7 +125,7 @@ func TestRunnerReportsFailedCalls(t *testing.T) {
 	if !errors.Is(gotErr, boom) || gotLost != 3 {
 		t.Fatalf("failed(%v, %d)", gotErr, gotLost)
 	}
-	if st := r.status(); st.Lost != 3 || st.LastError != "boom" {
+	if st := r.Status(); st.Lost != 3 || st.LastError != "boom" {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -139,15 +140,15 @@ func TestRunnerWaitRoom(t *testing.T) {
 		return nil, nil
 	}}, 2)
 	r.add("a/v/x", 0, 1, 0) // taken by the blocked call
-	waitFor(t, func() bool { return r.status().Queued == 0 })
+	waitFor(t, func() bool { return r.Status().Queued == 0 })
 	r.add("a/v/x", 1, 1, 0)
 	r.add("a/v/x", 2, 1, 0) // queue at its limit
-	id := r.ids["a/v/x"].id
-	if err := r.waitRoom(context.Background(), id, 20*time.Millisecond); !errors.Is(err, ErrBusy) {
+	id := testSeries(r, "a/v/x").ID()
+	if err := r.WaitRoom(context.Background(), id, 20*time.Millisecond); !errors.Is(err, ErrBusy) {
 		t.Fatalf("waitRoom on a full queue = %v, want ErrBusy", err)
 	}
 	close(release)
-	if err := r.waitRoom(context.Background(), id, time.Minute); err != nil {
+	if err := r.WaitRoom(context.Background(), id, time.Minute); err != nil {
 		t.Fatalf("waitRoom after release = %v", err)
 	}
 }
@@ -169,13 +170,13 @@ func TestRunnerQueueTakesItsLimitForAnyStreams(t *testing.T) {
 				t.Fatalf("%d shards, want %d", len(r.shards), queueShards)
 			}
 			r.add("call/v/x", 0, 1, 0) // taken by the blocked call
-			waitFor(t, func() bool { return r.status().Queued == 0 })
+			waitFor(t, func() bool { return r.Status().Queued == 0 })
 			next := make([]uint64, streams)
 			taken := 0
 			for i := 0; ; i++ {
 				k := i % streams
 				key := fmt.Sprintf("s%d/v/x", k)
-				if s := r.ids[key]; s != nil && !r.hasRoom(s.id) {
+				if s := testSeries(r, key); s.ID() != 0 && !r.HasRoom(s.ID()) {
 					break
 				}
 				r.add(key, next[k], 1, 0)
@@ -188,7 +189,7 @@ func TestRunnerQueueTakesItsLimitForAnyStreams(t *testing.T) {
 			if taken < limit || taken > limit+(queueShards-1)*r.shardLimit {
 				t.Errorf("%d streams queued %d values, want %d to %d", streams, taken, limit, limit+(queueShards-1)*r.shardLimit)
 			}
-			if q := r.status().Queued; q != taken {
+			if q := r.Status().Queued; q != taken {
 				t.Errorf("status says %d queued, want %d", q, taken)
 			}
 		})
@@ -197,9 +198,9 @@ func TestRunnerQueueTakesItsLimitForAnyStreams(t *testing.T) {
 
 func TestRunnerFlushesOnStop(t *testing.T) {
 	rec := &recorder{values: map[string][]float64{}, starts: map[string][]uint64{}}
-	r := newRunner("fake.d", "accuracy", &fakeUpdater{update: rec.update}, 100, time.Second, hclog.NewNullLogger())
-	r.signals = func(*runner, []raised) {}
-	r.failed = func(*runner, error, int) {}
+	r := newTestFeed("fake.d", "accuracy", &fakeUpdater{update: rec.update}, 100, time.Second, hclog.NewNullLogger())
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(*Feed, error, int) {}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // stopped before it ran: the queue still goes out once
 	r.add("a/v/x", 0, 1, 0)
@@ -230,14 +231,14 @@ func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {
 				return nil, err
 			}}, 1)
 			r.add("a/v/x", 0, 1, 0)
-			waitFor(t, func() bool { return r.status().Halted })
+			waitFor(t, func() bool { return r.Status().Halted })
 			for i := 1; i <= 5; i++ {
-				if err := r.waitRoom(context.Background(), 0, time.Minute); err != nil {
+				if err := r.WaitRoom(context.Background(), 0, time.Minute); err != nil {
 					t.Fatalf("waitRoom on a halted runner: %v", err) // never blocks ingestion
 				}
 				r.add("a/v/x", uint64(i), 1, 0)
 			}
-			if st := r.status(); st.Lost != 6 || st.Queued != 0 || st.Calls != 1 {
+			if st := r.Status(); st.Lost != 6 || st.Queued != 0 || st.Calls != 1 {
 				t.Fatalf("status %+v", st)
 			}
 		})
@@ -250,8 +251,12 @@ func TestWithMeansPairsSignalsWithTheirValues(t *testing.T) {
 		{Stream: "b/v/x", Start: 0, Values: []float64{4}},
 	}
 	means := [][]float64{{0.1, 0.2, 0.3}, {0.4}}
-	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}}, batch, means)
-	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 {
+	refs := []*window.Series{testSeries(nil, "a/v/x"), testSeries(nil, "b/v/x")}
+	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}, {Stream: "a/v/x", Index: 2}}, batch, refs, means)
+	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 || got[2].WindowMean != 0 {
+		t.Fatalf("got %+v", got)
+	}
+	if got[0].Series != refs[0] || got[1].Series != refs[1] || got[2].Series != refs[0] {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -308,7 +313,7 @@ func TestRunnerSpacesBusyCalls(t *testing.T) {
 }
 
 func TestRunnerCallSpacing(t *testing.T) {
-	r := newRunner("fake.d", "accuracy", &fakeUpdater{}, 100, time.Second, hclog.NewNullLogger())
+	r := newTestFeed("fake.d", "accuracy", &fakeUpdater{}, 100, time.Second, hclog.NewNullLogger())
 	for _, tt := range []struct {
 		last int
 		want time.Duration
@@ -355,15 +360,14 @@ func (f *resettingUpdater) Reset(_ context.Context, stream string) error {
 func TestRunnerResetAfterQueuedValues(t *testing.T) {
 	up := &resettingUpdater{entered: make(chan struct{}), block: make(chan struct{})}
 	r, _ := startRunner(t, up, 1<<10)
-	w := &Window{Model: "m", Version: "v", capacity: 10, series: map[string]*series{}}
-	s := w.seriesLocked("accuracy")
-	r.push(s, s.add(0.5), 0.5, 0.5)
+	s := window.NewStore(HistoryLimit).Get("m", "v", 10).SeriesLocked("accuracy")
+	r.Push(s, s.Add(0.5), 0.5, 0.5)
 	<-up.entered // the call with the first value waits on block
 	for range 3 {
-		r.push(s, s.add(0.5), 0.5, 0.5) // queued behind it
+		r.Push(s, s.Add(0.5), 0.5, 0.5) // queued behind it
 	}
 	done := make(chan error, 1)
-	go func() { done <- r.resetStreams(context.Background(), []*series{s}) }()
+	go func() { done <- r.ResetStreams(context.Background(), []*window.Series{s}) }()
 	close(up.block)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -381,4 +385,9 @@ func TestRunnerResetAfterQueuedValues(t *testing.T) {
 	if n != 4 || up.calls[len(up.calls)-1] != "reset m/v/accuracy" {
 		t.Errorf("calls %q, want the 4 values, then the reset", up.calls)
 	}
+}
+
+// newTestFeed returns a feed of detector id on metric, calling up.
+func newTestFeed(id, metric string, up Updater, limit int, timeout time.Duration, log hclog.Logger) *Feed {
+	return New(Config{ID: id, Metric: metric, Limit: limit, Timeout: timeout, Log: log}, up)
 }

@@ -1,4 +1,4 @@
-package core
+package feed
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
-// updater is the part of a detector plugin the runner calls. *sdk.Remote
+// Updater is the part of a detector plugin a feed calls. *sdk.Remote
 // implements it; unit tests use fakes.
-type updater interface {
+type Updater interface {
 	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
 }
 
-// byIDUpdater is an updater that also takes the stream ids of the batches
+// byIDUpdater is an Updater that also takes the stream ids of the batches
 // (a plugin process's sdk.Remote): it need not hash the streams' keys.
 type byIDUpdater interface {
 	UpdateByID(ctx context.Context, batches []sdk.Batch, ids []uint32) ([]sdk.Signal, error)
@@ -29,38 +30,65 @@ type byIDUpdater interface {
 // ErrBusy means a detector's queue is full: the daemon cannot keep up.
 var ErrBusy = errors.New("detector queue full")
 
-// runner feeds one configured detector. Ingestion appends values to its
+// Config describes a feed.
+type Config struct {
+	ID      string     // the detector's, "<plugin>.<name>"
+	Metric  string     // the metric it watches
+	Domain  sdk.Domain // the values it takes
+	Born    uint64     // the config generation that started it
+	Limit   int        // queued values beyond which ingestion waits
+	Timeout time.Duration
+	Log     hclog.Logger
+	// Replays keeps, per stream, where a replay after a plugin restart
+	// starts (the values themselves stay in the windows): for a detector
+	// whose plugin can be restarted.
+	Replays bool
+}
+
+// Handlers are what a feed tells its owner, and how it restarts a plugin.
+// Signals and Failed are required; the rest may be nil.
+type Handlers struct {
+	// Signals receives what a call raised; Failed, a call that failed.
+	Signals func(f *Feed, sigs []Signal)
+	Failed  func(f *Feed, err error, lost int)
+	// Called is told how long each Update call took.
+	Called func(f *Feed, took time.Duration)
+
+	// Supervision (supervise.go), for a plugin that can be restarted.
+	// Revive starts a new process, configured, and returns it with its
+	// pid; nil for a detector that cannot be restarted, whose feed halts
+	// instead. Health pings the plugin. Gone is called when the plugin
+	// failed, before each restart attempt; it reports and kills the process
+	// that failed. Restarting reports a restart to come after delay, and
+	// Restarted the new process.
+	Revive     func(ctx context.Context) (Updater, int, error)
+	Health     func(ctx context.Context) error
+	Gone       func(cause error)
+	Restarting func(attempt int, delay time.Duration, cause error)
+	Restarted  func(pid, attempts int)
+}
+
+// Feed feeds one configured detector. Ingestion appends values to its
 // queue; its goroutine takes everything queued at once and sends it in one
 // Update call, so under load a call carries many values and at rest a value
 // is sent as soon as it arrives. Values of a stream stay in index order, and
 // a detector sees every value of its metric exactly once, whatever the
 // batching.
-type runner struct {
-	id     string // "<plugin>.<name>"
-	metric string
-	domain sdk.Domain // the values the detector takes
-	born   uint64     // the generation that started the detector
-	up     updater
-	limit  int          // queued values beyond which ingestion waits
-	timout atomic.Int64 // deadline of one Update call, in nanoseconds
-	log    hclog.Logger
-	// signals receives what a call raised; failed, a call that failed.
-	signals func(r *runner, sigs []raised)
-	// called, when set, is told how long each Update call took.
-	called func(r *runner, took time.Duration)
-	failed func(r *runner, err error, lost int)
-
-	// Supervision (supervise.go). revive starts a new process, configured,
-	// and returns it with its pid; nil for a detector that cannot be
-	// restarted, whose feed halts instead. health pings the plugin.
-	revive  func(ctx context.Context) (updater, int, error)
-	health  func(ctx context.Context) error
-	hooks   supervisorHooks
-	kick    chan struct{}
-	hist    *history // the runner's goroutine only
-	broken  error    // the runner's goroutine only: the plugin failed
-	backoff backoff  // the runner's goroutine only
-	final   bool     // the runner's goroutine only: the last flush before a stop
+type Feed struct {
+	id          string // "<plugin>.<name>"
+	metric      string
+	domain      sdk.Domain // the values the detector takes
+	born        uint64     // the generation that started the detector
+	up          Updater
+	limit       int          // queued values beyond which ingestion waits
+	callTimeout atomic.Int64 // deadline of one Update call, in nanoseconds
+	log         hclog.Logger
+	h           Handlers // set by Run, read by the feed's goroutine
+	kick        chan struct{}
+	hist        *history // the feed's goroutine only
+	broken      error    // the feed's goroutine only: the plugin failed
+	backoff     backoff  // the feed's goroutine only
+	final       bool     // the feed's goroutine only: the last flush before a stop
 
 	// The queue, in shards by stream id, each with a lock of its own, so
 	// that ingestion of different streams seldom waits for one another.
@@ -73,12 +101,11 @@ type runner struct {
 	shardLimit int
 
 	mu      sync.Mutex
-	room    *sync.Cond // signalled when the queue shrinks or the runner stops
+	room    *sync.Cond // signalled when the queue shrinks or the feed stops
 	busy    bool       // a call is in flight
 	stopped bool
-	halted  bool               // the plugin is gone: values are counted as lost, not queued
-	ids     map[string]*series // streams given to add by key (tests), of no window
-	taken   [][]entry          // the runner's goroutine only: the shards' queues being sent
+	halted  bool      // the plugin is gone: values are counted as lost, not queued
+	taken   [][]entry // the feed's goroutine only: the shards' queues being sent
 
 	// The runner's goroutine only: the queue being sent, grouped.
 	group grouping
@@ -90,11 +117,11 @@ type runner struct {
 
 	wake chan struct{}
 	done chan struct{}
-	// resets asks the runner's goroutine to reset streams (resetStreams).
+	// resets asks the feed's goroutine to reset streams (resetStreams).
 	resets chan resetRequest
-	// lastCall is when the last call began; the runner's goroutine only.
+	// lastCall is when the last call began; the feed's goroutine only.
 	lastCall   time.Time
-	lastValues int // how many the last call carried; the runner's goroutine only
+	lastValues int // how many the last call carried; the feed's goroutine only
 	spacing    *time.Timer
 
 	// figures for status
@@ -102,15 +129,15 @@ type runner struct {
 	lastErr             string
 }
 
-// shard is part of a runner's queue: the values of the streams whose id
+// shard is part of a feed's queue: the values of the streams whose id
 // falls in it, in arrival order.
 type shard struct {
 	mu     sync.Mutex
 	queue  []entry
-	closed bool         // the runner takes no more values; they are counted in lost
+	closed bool         // the feed takes no more values; they are counted in lost
 	lost   uint64       // values refused while closed
 	size   atomic.Int64 // len(queue), readable without the lock
-	spare  []entry      // the runner's goroutine only: the queue before, reused
+	spare  []entry      // the feed's goroutine only: the queue before, reused
 	_      [64]byte     // a cache line of its own
 }
 
@@ -118,41 +145,62 @@ type shard struct {
 // when it was used far below it.
 const maxSpare = 1 << 14
 
-// queueShards is the number of shards of a runner's queue whose limit is
+// queueShards is the number of shards of a feed's queue whose limit is
 // at least minShardLimit per shard; smaller queues have one.
 const (
 	queueShards   = 8
 	minShardLimit = 1024
 )
 
-func newRunner(id, metric string, up updater, limit int, timeout time.Duration, log hclog.Logger) *runner {
+// New returns the feed of a detector, which calls up. Run runs it.
+func New(c Config, up Updater) *Feed {
 	n := 1
-	if limit/queueShards >= minShardLimit {
+	if c.Limit/queueShards >= minShardLimit {
 		n = queueShards
 	}
-	r := &runner{
-		id: id, metric: metric, up: up, limit: limit, log: log,
-		shards: make([]shard, n), shardLimit: (limit + n - 1) / n,
+	r := &Feed{
+		id: c.ID, metric: c.Metric, domain: c.Domain, born: c.Born, up: up, limit: c.Limit, log: c.Log,
+		shards: make([]shard, n), shardLimit: (c.Limit + n - 1) / n,
 		wake:   make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		resets: make(chan resetRequest),
 	}
-	r.timout.Store(int64(timeout))
+	if c.Replays {
+		r.hist = newHistory(HistoryLimit)
+	}
+	r.callTimeout.Store(int64(c.Timeout))
 	r.room = sync.NewCond(&r.mu)
 	return r
 }
 
-// timeout returns the deadline of one call.
-func (r *runner) timeout() time.Duration { return time.Duration(r.timout.Load()) }
+// ID returns the detector's id, "<plugin>.<name>".
+func (r *Feed) ID() string { return r.id }
 
-// setTimeout changes the deadline of the calls to come.
-func (r *runner) setTimeout(d time.Duration) { r.timout.Store(int64(d)) }
+// Domain returns the values the detector takes.
+func (r *Feed) Domain() sdk.Domain { return r.domain }
 
-// raised is a signal with the window mean recorded when its value was
-// ingested: by the time the detector answers, the window may have moved on.
-type raised struct {
+// Born returns the config generation that started the detector.
+func (r *Feed) Born() uint64 { return r.born }
+
+// Replays reports whether the feed replays after a plugin restart: the
+// windows then keep values for it.
+func (r *Feed) Replays() bool { return r.hist != nil }
+
+// Timeout returns the deadline of one call.
+func (r *Feed) Timeout() time.Duration { return time.Duration(r.callTimeout.Load()) }
+
+// SetTimeout changes the deadline of the calls to come.
+func (r *Feed) SetTimeout(d time.Duration) { r.callTimeout.Store(int64(d)) }
+
+func (r *Feed) timeout() time.Duration { return r.Timeout() }
+
+// Signal is what a detector raised, with its stream's series and the
+// window mean recorded when its value was ingested: by the time the
+// detector answers, the window may have moved on.
+type Signal struct {
 	sdk.Signal
+	Series     *window.Series // nil for a stream the call did not carry
 	WindowMean float64
 }
 
@@ -160,45 +208,21 @@ type raised struct {
 // and the window mean recorded right after it. (Two fit in a cache line:
 // each is written on one core and read on another.)
 type entry struct {
-	s     *series
+	s     *window.Series
 	index uint64
 	v     float64
 	mean  float64
 }
 
-// streamIDs numbers streams densely, so that the runner's goroutine groups
-// queued values by stream with slice lookups instead of a map. A series
-// takes its id the first time a value of it is queued.
-var streamIDs atomic.Uint32
-
-func newStreamID() uint32 { return streamIDs.Add(1) }
-
-// add queues the value at index of a stream named by its key. The caller
-// holds the stream's window lock, which keeps each stream's values in
-// order. Ingestion uses push, with the id its series holds.
-func (r *runner) add(stream string, index uint64, v, mean float64) {
-	r.mu.Lock()
-	s, ok := r.ids[stream]
-	if !ok {
-		if r.ids == nil {
-			r.ids = make(map[string]*series)
-		}
-		s = &series{key: stream, id: newStreamID()} // of no window
-		r.ids[stream] = s
-	}
-	r.mu.Unlock()
-	r.queue1(entry{s: s, index: index, v: v, mean: mean})
-}
-
 // push queues the value at index of series s, with the window mean right
 // after it. The caller holds the window's lock.
-func (r *runner) push(s *series, index uint64, v, mean float64) {
-	s.streamID()
-	r.queue1(entry{s: s, index: index, v: v, mean: mean})
+func (r *Feed) Push(s *window.Series, index uint64, v, mean float64) {
+	r.enqueue(entry{s: s, index: index, v: v, mean: mean}, s.StreamID())
 }
 
-func (r *runner) queue1(e entry) {
-	sh := r.shard(e.s.id)
+// enqueue appends e, a value of stream id, to its shard of the queue.
+func (r *Feed) enqueue(e entry, id uint32) {
+	sh := r.shard(id)
 	sh.mu.Lock()
 	if sh.closed { // a stopped feed never evaluates it: count it
 		sh.lost++
@@ -209,7 +233,7 @@ func (r *runner) queue1(e entry) {
 	n := len(sh.queue)
 	sh.size.Store(int64(n))
 	sh.mu.Unlock()
-	if n == 1 { // the first since the last flush: the runner may sleep
+	if n == 1 { // the first since the last flush: the feed may sleep
 		select {
 		case r.wake <- struct{}{}:
 		default:
@@ -221,12 +245,12 @@ func (r *runner) queue1(e entry) {
 // hashing): streams are numbered in the order they come, and ingestion
 // going through them in that order on two connections at a fixed distance
 // would otherwise meet in the same shard every time.
-func (r *runner) shard(id uint32) *shard {
+func (r *Feed) shard(id uint32) *shard {
 	return &r.shards[int((id*0x9E3779B9)>>16)%len(r.shards)]
 }
 
 // queued returns the number of values queued.
-func (r *runner) queued() int {
+func (r *Feed) queued() int {
 	n := 0
 	for i := range r.shards {
 		n += int(r.shards[i].size.Load())
@@ -236,7 +260,7 @@ func (r *runner) queued() int {
 
 // closeShards makes the shards refuse values from now on, counting them as
 // lost, and empties them, returning how many values they held.
-func (r *runner) closeShards() int {
+func (r *Feed) closeShards() int {
 	n := 0
 	for i := range r.shards {
 		sh := &r.shards[i]
@@ -262,11 +286,11 @@ type grouping struct {
 	which   []int32 // which[k]: the batch of queue entry k
 	count   []int
 	batches []sdk.Batch
-	refs    []*series   // refs[i]: the series of batches[i], or nil
-	ids     []uint32    // ids[i]: the stream id of batches[i]
-	means   [][]float64 // means[i][j]: window mean recorded with batches[i].Values[j]
-	values  []float64   // the arena batches[i].Values are cut from
-	meanArr []float64   // the same for means
+	refs    []*window.Series // refs[i]: the series of batches[i]
+	ids     []uint32         // ids[i]: the stream id of batches[i]
+	means   [][]float64      // means[i][j]: window mean recorded with batches[i].Values[j]
+	values  []float64        // the arena batches[i].Values are cut from
+	meanArr []float64        // the same for means
 }
 
 // group fills g with the batches of the queues qs, one after the other.
@@ -313,7 +337,7 @@ func (g *grouping) group(qs [][]entry) {
 // add puts queue entry k, e, in its stream's batch.
 func (g *grouping) add(e *entry, k int) {
 	{
-		id := e.s.id
+		id := e.s.ID()
 		if int(id) >= len(g.mark) {
 			n := max(2*len(g.mark), int(id)+1, 1024)
 			g.mark = append(g.mark, make([]uint32, n-len(g.mark))...)
@@ -329,7 +353,7 @@ func (g *grouping) add(e *entry, k int) {
 		}
 		b := int32(len(g.batches))
 		g.mark[id], g.pos[id] = g.epoch, b
-		g.batches = append(g.batches, sdk.Batch{Stream: e.s.key, Start: e.index})
+		g.batches = append(g.batches, sdk.Batch{Stream: e.s.Key(), Start: e.index})
 		g.refs = append(g.refs, e.s)
 		g.ids = append(g.ids, id)
 		g.count = append(g.count, 1)
@@ -349,7 +373,7 @@ func (g *grouping) release() {
 // the queue is below shardLimit, or the whole queue below limit, or the
 // runner takes no more values (they are counted as lost). The common case
 // reads one counter and takes no lock.
-func (r *runner) hasRoom(id uint32) bool {
+func (r *Feed) HasRoom(id uint32) bool {
 	sh := r.shard(id)
 	if sh.size.Load() < int64(r.shardLimit) || r.queued() < r.limit {
 		return true
@@ -361,7 +385,7 @@ func (r *runner) hasRoom(id uint32) bool {
 
 // waitRoom waits until the queue has room for stream id, the runner
 // stopped, ctx ends or maxWait passes. It returns ErrBusy when it gave up.
-func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
+func (r *Feed) WaitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	r.mu.Lock()
@@ -372,7 +396,7 @@ func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration)
 		r.mu.Unlock()
 	})
 	defer stop()
-	for !r.stopped && !r.halted && !r.hasRoom(id) {
+	for !r.stopped && !r.halted && !r.HasRoom(id) {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
 		}
@@ -381,12 +405,17 @@ func (r *runner) waitRoom(ctx context.Context, id uint32, maxWait time.Duration)
 	return nil
 }
 
-// run sends the queue to the plugin until ctx ends; then it sends what is
-// left once more and returns.
-func (r *runner) run(ctx context.Context) {
+// Run sends the queue to the plugin, telling h what comes of it, until ctx
+// ends; then it sends what is left once more and returns.
+func (r *Feed) Run(ctx context.Context, h Handlers) {
+	r.h = h
+	r.run(ctx)
+}
+
+func (r *Feed) run(ctx context.Context) {
 	defer close(r.done)
 	var ping <-chan time.Time
-	if r.health != nil && r.revive != nil {
+	if r.h.Health != nil && r.h.Revive != nil {
 		t := time.NewTicker(healthEvery)
 		defer t.Stop()
 		ping = t.C
@@ -448,7 +477,7 @@ const (
 
 // callSpacing returns the least time from the start of the last call to
 // the start of the next.
-func (r *runner) callSpacing() time.Duration {
+func (r *Feed) callSpacing() time.Duration {
 	if r.lastValues >= busyCall {
 		return busySpacing
 	}
@@ -457,7 +486,7 @@ func (r *runner) callSpacing() time.Duration {
 
 // space waits until the spacing has passed since the last call began. It
 // returns false when ctx ended first.
-func (r *runner) space(ctx context.Context) bool {
+func (r *Feed) space(ctx context.Context) bool {
 	wait := r.callSpacing() - time.Since(r.lastCall)
 	if wait <= 0 {
 		return true
@@ -477,7 +506,7 @@ func (r *runner) space(ctx context.Context) bool {
 }
 
 // flushOnce sends everything queued in one call.
-func (r *runner) flushOnce(ctx context.Context) {
+func (r *Feed) flushOnce(ctx context.Context) {
 	// Busy before the queue is taken, so that at no moment a value is
 	// neither queued nor in a call in flight (idle relies on it).
 	r.mu.Lock()
@@ -518,24 +547,24 @@ func (r *runner) flushOnce(ctx context.Context) {
 	} else {
 		sigs, err = r.up.Update(callCtx, batch)
 	}
-	if r.called != nil {
-		r.called(r, time.Since(began))
+	if r.h.Called != nil {
+		r.h.Called(r, time.Since(began))
 	}
 	cancel()
 	// A plugin gone or stuck is restarted, and the batch sent again.
-	restart := err != nil && fatal(err) && r.revive != nil && !r.final
+	restart := err != nil && Fatal(err) && r.h.Revive != nil && !r.final
 	// Report before the call counts as done, so idle means "evaluated and
 	// reported".
 	switch {
 	case restart:
 	case err != nil:
-		r.failed(r, err, n)
+		r.h.Failed(r, err, n)
 	default:
 		if r.hist != nil {
 			r.hist.recordFor(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
-			r.signals(r, withMeans(sigs, batch, means))
+			r.h.Signals(r, withMeans(sigs, batch, r.group.refs, means))
 		}
 	}
 	r.group.release()
@@ -554,7 +583,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 	if err != nil {
 		r.lost += uint64(n)
 		r.lastErr = err.Error()
-		if fatal(err) {
+		if Fatal(err) {
 			r.halted = true
 			r.lost += uint64(r.closeShards())
 		}
@@ -570,7 +599,7 @@ func (r *runner) flushOnce(ctx context.Context) {
 // are not cleared: the series they point to live as long as the windows,
 // and a write here would only take their cache lines from the ingesting
 // core.
-func (r *runner) restoreSpares() {
+func (r *Feed) restoreSpares() {
 	for i, q := range r.taken {
 		if cap(q) > maxSpare && cap(q) > 4*len(q) {
 			q = nil // a backlog passed: let its memory go
@@ -581,13 +610,20 @@ func (r *runner) restoreSpares() {
 	r.taken = r.taken[:0]
 }
 
-// withMeans pairs each signal with the window mean recorded with its value.
-func withMeans(sigs []sdk.Signal, batch []sdk.Batch, means [][]float64) []raised {
-	out := make([]raised, len(sigs))
+// withMeans pairs each signal with its series, from refs, and the window
+// mean recorded with its value.
+func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []Signal {
+	out := make([]Signal, len(sigs))
 	for k, s := range sigs {
 		out[k].Signal = s
 		for i, b := range batch {
-			if b.Stream == s.Stream && s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
+			if b.Stream != s.Stream {
+				continue
+			}
+			// A signal about an index before this call's values still
+			// names its stream; its mean is no longer known.
+			out[k].Series = refs[i]
+			if s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
 				out[k].WindowMean = means[i][s.Index-b.Start]
 				break
 			}
@@ -596,16 +632,16 @@ func withMeans(sigs []sdk.Signal, batch []sdk.Batch, means [][]float64) []raised
 	return out
 }
 
-// fatal reports whether a failed call means the plugin is gone or stuck:
+// Fatal reports whether a failed call means the plugin is gone or stuck:
 // its process exited or the call ran past its deadline. Such a plugin is
 // restarted (or, when it cannot be, its detector halted); a plugin error on
 // one call is not fatal.
-func fatal(err error) bool {
+func Fatal(err error) bool {
 	return errors.Is(err, sdk.ErrPluginUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // idle waits until nothing is queued or in flight, or ctx ends.
-func (r *runner) idle(ctx context.Context) error {
+func (r *Feed) Idle(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
@@ -623,8 +659,8 @@ func (r *runner) idle(ctx context.Context) error {
 	return nil
 }
 
-// RunnerStatus describes a detector's feed.
-type RunnerStatus struct {
+// Status describes a detector's feed.
+type Status struct {
 	Queued    int    `json:"queued"`
 	Calls     uint64 `json:"calls"`
 	Values    uint64 `json:"values"`
@@ -635,10 +671,22 @@ type RunnerStatus struct {
 	Held int `json:"held,omitempty"`
 }
 
-func (r *runner) status() RunnerStatus {
+// Done is closed once Run returned.
+func (r *Feed) Done() <-chan struct{} { return r.done }
+
+// Restarts reports whether the plugin is being restarted, and how often it
+// was.
+func (r *Feed) Restarts() (restarting bool, restarts int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RunnerStatus{Queued: r.queued(), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
+	return r.restarting, r.restarts
+}
+
+// Status describes the feed.
+func (r *Feed) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Queued: r.queued(), Calls: r.calls, Values: r.values, Lost: r.lost, LastError: r.lastErr, Halted: r.halted}
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
@@ -651,11 +699,11 @@ func (r *runner) status() RunnerStatus {
 	return st
 }
 
-// resetRequest asks the runner's goroutine to get streams ready for a
+// resetRequest asks the feed's goroutine to get streams ready for a
 // reset; it answers with the plugin to reset them in.
 type resetRequest struct {
-	streams []*series
-	done    chan updater // buffered
+	streams []*window.Series
+	done    chan Updater // buffered
 }
 
 // resetter is a detector that can forget a stream (sdk.Resetter).
@@ -669,14 +717,14 @@ type resetter interface {
 const resetWorkers = 4
 
 // resetStreams makes the detector forget streams that take no more values:
-// what is queued of them is sent first (on the runner's goroutine, which
+// what is queued of them is sent first (on the feed's goroutine, which
 // also drops them from the replay history), then the plugin is told to
 // reset each, a few calls at once beside the live feed, which goes on. It
-// returns once that is done, the runner has stopped, or ctx ends. A stream
+// returns once that is done, the feed has stopped, or ctx ends. A stream
 // that takes values again later is a new series, whose values the detector
 // sees from a fresh state.
-func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
-	req := resetRequest{streams: streams, done: make(chan updater, 1)}
+func (r *Feed) ResetStreams(ctx context.Context, streams []*window.Series) error {
+	req := resetRequest{streams: streams, done: make(chan Updater, 1)}
 	select {
 	case r.resets <- req:
 	case <-r.done:
@@ -684,7 +732,7 @@ func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	var up updater
+	var up Updater
 	select {
 	case up = <-req.done:
 	case <-ctx.Done():
@@ -710,15 +758,15 @@ func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
 					return
 				}
 				callCtx, cancel := context.WithTimeout(ctx, r.timeout())
-				err := rs.Reset(callCtx, streams[k].key)
+				err := rs.Reset(callCtx, streams[k].Key())
 				cancel()
 				if err != nil {
 					mu.Lock()
 					if len(errs) < 10 {
-						errs = append(errs, fmt.Errorf("reset %s: %w", streams[k].key, err))
+						errs = append(errs, fmt.Errorf("reset %s: %w", streams[k].Key(), err))
 					}
 					mu.Unlock()
-					if fatal(err) {
+					if Fatal(err) {
 						// A plugin gone: its next process is replayed from
 						// a history without these streams.
 						next.Store(int64(len(streams)))
@@ -734,11 +782,11 @@ func (r *runner) resetStreams(ctx context.Context, streams []*series) error {
 	return errors.Join(errs...)
 }
 
-// prepareReset is resetStreams on the runner's goroutine: values of the
+// prepareReset is resetStreams on the feed's goroutine: values of the
 // streams queued before the request are sent, also when the plugin has to
 // be restarted for them, and the replay history forgets the streams. It
 // returns the plugin to reset them in.
-func (r *runner) prepareReset(ctx context.Context, streams []*series) updater {
+func (r *Feed) prepareReset(ctx context.Context, streams []*window.Series) Updater {
 	for {
 		r.flushOnce(context.WithoutCancel(ctx))
 		if r.broken == nil || ctx.Err() != nil {

@@ -1,4 +1,4 @@
-package core
+package feed
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -18,6 +19,9 @@ import (
 // Values that arrive meanwhile are held in the queue, which ingestion waits
 // on when it is full, as always. Then the queue is sent, the failed batch
 // first, and its signals are published like any.
+// HistoryLimit bounds the values a feed keeps for a replay, per detector.
+const HistoryLimit = 1_000_000
+
 const (
 	restartMin    = 100 * time.Millisecond // the first wait before a restart
 	restartMax    = 30 * time.Second       // the longest
@@ -26,8 +30,7 @@ const (
 	healthEvery   = 2 * time.Second // how often an idle plugin is pinged
 	healthTimeout = time.Second     // the deadline of a ping
 
-	historyLimit = 1_000_000 // values kept for a replay, per detector
-	replayChunk  = 1 << 16   // values per replay call
+	replayChunk = 1 << 16 // values per replay call
 )
 
 // backoff computes the waits between restarts: restartMin doubling up to
@@ -54,9 +57,9 @@ func (b *backoff) next(now time.Time) time.Duration {
 func (b *backoff) up(now time.Time) { b.upSince = now }
 
 // history keeps, per stream, the values a detector has evaluated since the
-// last drift it raised on that stream: a detector resets a stream after a
+// last drift it Signal on that stream: a detector resets a stream after a
 // drift (River's semantics), so feeding them to a new process rebuilds the
-// stream's state exactly. Only the runner's goroutine uses it.
+// stream's state exactly. Only the feed's goroutine uses it.
 //
 // For a stream of a window (the values came with their series) it holds
 // only the range of indices: the values are read back from the series, its
@@ -78,7 +81,7 @@ type history struct {
 // span is a range of a series' indices to replay: [from, to), but for the
 // gaps, values of failed calls that the detector did not evaluate.
 type span struct {
-	s        *series
+	s        *window.Series
 	from, to uint64
 	gaps     [][2]uint64
 }
@@ -89,16 +92,16 @@ func newHistory(limit int) *history {
 }
 
 // record takes the batches of a call that succeeded and the signals it
-// raised, copying the values.
+// Signal, copying the values.
 func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
 	h.recordFor(nil, batches, nil, sigs)
 }
 
 // recordFor is record for runner r, with the series of each batch in refs
 // (nil for one without); the values of those are not copied.
-func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*series, sigs []sdk.Signal) {
+func (h *history) recordFor(r *Feed, batches []sdk.Batch, refs []*window.Series, sigs []sdk.Signal) {
 	for i, b := range batches {
-		if refs != nil && refs[i] != nil && refs[i].w != nil && r != nil {
+		if refs != nil && refs[i] != nil && r != nil {
 			h.extend(r, refs[i], b)
 			continue
 		}
@@ -123,8 +126,8 @@ func (h *history) recordFor(r *runner, batches []sdk.Batch, refs []*series, sigs
 
 // extend adds batch b of series s to its range, the first time telling the
 // series where the range starts.
-func (h *history) extend(r *runner, s *series, b sdk.Batch) {
-	id := int(s.id)
+func (h *history) extend(r *Feed, s *window.Series, b sdk.Batch) {
+	id := int(s.ID())
 	if id >= len(h.byID) {
 		h.byID = append(h.byID, make([]*span, max(id+1, 2*len(h.byID), 1024)-len(h.byID))...)
 	}
@@ -132,9 +135,9 @@ func (h *history) extend(r *runner, s *series, b sdk.Batch) {
 	if sp == nil {
 		sp = &span{s: s, from: b.Start, to: b.Start}
 		h.byID[id], h.ranges[b.Stream] = sp, sp
-		s.w.mu.Lock()
-		s.markLocked(r, sp.from)
-		s.w.mu.Unlock()
+		s.Window().Lock()
+		s.MarkLocked(r, sp.from)
+		s.Window().Unlock()
 	}
 	if b.Start > sp.to {
 		sp.gaps = append(sp.gaps, [2]uint64{sp.to, b.Start})
@@ -145,9 +148,9 @@ func (h *history) extend(r *runner, s *series, b sdk.Batch) {
 // runs returns the values of the span, read from its series, as batches
 // of contiguous values, and whether values before from are gone.
 func (sp *span) runs(stream string) ([]sdk.Batch, bool) {
-	sp.s.w.mu.Lock()
-	vals, start := sp.s.replayLocked(nil, sp.from, sp.to)
-	sp.s.w.mu.Unlock()
+	sp.s.Window().Lock()
+	vals, start := sp.s.ReplayLocked(nil, sp.from, sp.to)
+	sp.s.Window().Unlock()
 	var out []sdk.Batch
 	b := sdk.Batch{Stream: stream, Start: start}
 	for k, v := range vals {
@@ -175,13 +178,13 @@ func (sp *span) runs(stream string) ([]sdk.Batch, bool) {
 }
 
 // forget drops the values of a stream up to index i, where r drifted.
-func (h *history) forget(r *runner, stream string, i uint64) {
+func (h *history) forget(r *Feed, stream string, i uint64) {
 	if sp := h.ranges[stream]; sp != nil {
 		sp.from = max(sp.from, i+1)
 		sp.gaps = slices.DeleteFunc(sp.gaps, func(g [2]uint64) bool { return g[1] <= sp.from })
-		sp.s.w.mu.Lock()
-		sp.s.markLocked(r, sp.from)
-		sp.s.w.mu.Unlock()
+		sp.s.Window().Lock()
+		sp.s.MarkLocked(r, sp.from)
+		sp.s.Window().Unlock()
 		delete(h.cut, stream)
 		return
 	}
@@ -209,18 +212,18 @@ func (h *history) forget(r *runner, stream string, i uint64) {
 }
 
 // drop forgets a stream whose window was retired.
-func (h *history) drop(s *series) {
-	if sp := h.ranges[s.key]; sp != nil && sp.s == s {
-		delete(h.ranges, s.key)
+func (h *history) drop(s *window.Series) {
+	if sp := h.ranges[s.Key()]; sp != nil && sp.s == s {
+		delete(h.ranges, s.Key())
 	}
-	if id := int(s.id); id > 0 && id < len(h.byID) && h.byID[id] != nil && h.byID[id].s == s {
+	if id := int(s.ID()); id > 0 && id < len(h.byID) && h.byID[id] != nil && h.byID[id].s == s {
 		h.byID[id] = nil
 	}
-	for _, b := range h.streams[s.key] {
+	for _, b := range h.streams[s.Key()] {
 		h.n -= len(b.Values)
 	}
-	delete(h.streams, s.key)
-	delete(h.cut, s.key)
+	delete(h.streams, s.Key())
+	delete(h.cut, s.Key())
 }
 
 // dropOldest drops up to n of the oldest values of the longest stream.
@@ -289,7 +292,7 @@ func (h *history) batches() [][]sdk.Batch {
 // requeueLocked puts the values of a failed call, taken from the shards,
 // back in front of them, so they are sent again before anything that came
 // after them. r.mu is held.
-func (r *runner) requeueLocked(taken [][]entry) {
+func (r *Feed) requeueLocked(taken [][]entry) {
 	for i, q := range taken {
 		sh := &r.shards[i]
 		sh.mu.Lock()
@@ -302,7 +305,7 @@ func (r *runner) requeueLocked(taken [][]entry) {
 
 // poke makes the runner check its plugin now, for instance because its
 // process was seen to exit.
-func (r *runner) poke() {
+func (r *Feed) Poke() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -311,14 +314,14 @@ func (r *runner) poke() {
 
 // checkHealth pings the plugin; a plugin that is gone or does not answer
 // is handed over to recover.
-func (r *runner) checkHealth(ctx context.Context) {
-	if r.health == nil || r.revive == nil {
+func (r *Feed) checkHealth(ctx context.Context) {
+	if r.h.Health == nil || r.h.Revive == nil {
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, healthTimeout)
-	err := r.health(hctx)
+	err := r.h.Health(hctx)
 	cancel()
-	if err != nil && fatal(err) {
+	if err != nil && Fatal(err) {
 		r.mu.Lock()
 		r.restarting, r.lastErr = true, err.Error()
 		r.mu.Unlock()
@@ -328,14 +331,14 @@ func (r *runner) checkHealth(ctx context.Context) {
 
 // recover restarts the plugin until a new process runs with the replayed
 // state, or ctx ends: then what is queued is counted as lost. It runs on
-// the runner's goroutine, so no call overlaps it.
-func (r *runner) recover(ctx context.Context) {
+// the feed's goroutine, so no call overlaps it.
+func (r *Feed) recover(ctx context.Context) {
 	cause := r.broken
 	r.broken = nil
 	for attempt := 1; ; attempt++ {
-		r.hooks.gone(cause)
+		r.h.Gone(cause)
 		delay := r.backoff.next(time.Now())
-		r.hooks.restarting(attempt, delay, cause)
+		r.h.Restarting(attempt, delay, cause)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -344,7 +347,7 @@ func (r *runner) recover(ctx context.Context) {
 			r.abandon()
 			return
 		}
-		up, pid, err := r.revive(ctx)
+		up, pid, err := r.h.Revive(ctx)
 		if err == nil {
 			err = r.replay(ctx, up)
 		}
@@ -365,7 +368,7 @@ func (r *runner) recover(ctx context.Context) {
 		r.restarting = false
 		r.restarts++
 		r.mu.Unlock()
-		r.hooks.restarted(pid, attempt)
+		r.h.Restarted(pid, attempt)
 		select {
 		case r.wake <- struct{}{}: // send what was held
 		default:
@@ -376,7 +379,7 @@ func (r *runner) recover(ctx context.Context) {
 
 // abandon counts what is queued as lost, for a runner stopped while its
 // plugin was down.
-func (r *runner) abandon() {
+func (r *Feed) abandon() {
 	lost := r.closeShards()
 	r.mu.Lock()
 	r.lost += uint64(lost)
@@ -386,8 +389,8 @@ func (r *runner) abandon() {
 
 // replay feeds a new process the values its predecessor had evaluated since
 // each stream's last drift. Their signals were published when the old
-// process raised them, so the ones raised now are dropped.
-func (r *runner) replay(ctx context.Context, up updater) error {
+// process Signal them, so the ones Signal now are dropped.
+func (r *Feed) replay(ctx context.Context, up Updater) error {
 	calls := r.hist.batches()
 	n := 0
 	for _, call := range calls {
@@ -402,19 +405,8 @@ func (r *runner) replay(ctx context.Context, up updater) error {
 		}
 	}
 	if len(r.hist.cut) > 0 {
-		r.log.Warn("replay is approximate: the oldest values of some streams were dropped", "streams", len(r.hist.cut), "limit", historyLimit)
+		r.log.Warn("replay is approximate: the oldest values of some streams were dropped", "streams", len(r.hist.cut), "limit", HistoryLimit)
 	}
 	r.log.Debug("replayed the values since the last drifts", "values", n, "calls", len(calls))
 	return nil
-}
-
-// supervisorHooks tell the detector's owner how supervision goes.
-type supervisorHooks struct {
-	// gone is called when the plugin failed, before each restart attempt;
-	// it reports and kills the process that failed.
-	gone func(cause error)
-	// restarting reports a restart to come after delay.
-	restarting func(attempt int, delay time.Duration, cause error)
-	// restarted reports the new process.
-	restarted func(pid, attempts int)
 }
