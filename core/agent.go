@@ -290,12 +290,12 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			f := &wr.targets[targets[i]]
 			if f.s == nil {
 				f.s = w.SeriesLocked(v.Name)
-				f.s.WatchLocked(wr.rt.replays(v.Name))
+				f.s.KeepForReplaysLocked(wr.rt.replays(v.Name))
 			}
 			s, runners = f.s, f.runners
 		} else {
 			s, runners = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
-			s.WatchLocked(wr.rt.replays(v.Name))
+			s.KeepForReplaysLocked(wr.rt.replays(v.Name))
 		}
 		idx := s.Add(v.Value)
 		for _, r := range runners {
@@ -385,8 +385,8 @@ func (e *DomainError) Error() string {
 var ErrBusy = feed.ErrBusy
 
 // retainLimit bounds the values all series keep, beyond their rings, for
-// the detectors' replays: as many as one detector's replay may need.
-const retainLimit = feed.HistoryLimit
+// the detectors' replays after a plugin restart.
+const retainLimit = 1_000_000
 
 // ErrTooManyStreams is wrapped by a *StreamLimitError.
 var ErrTooManyStreams = errors.New("too many streams")

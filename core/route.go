@@ -64,7 +64,7 @@ func (wr *windowRoute) Replaying(metric string) []window.Reader { return wr.rt.r
 
 // target is where the values of one metric of a window go under a route: its
 // series (nil until the first value under the route, which also sets the
-// series up for them, see Series.WatchLocked) and the detectors of the
+// series up for them, see Series.KeepForReplaysLocked) and the detectors of the
 // metric.
 type target struct {
 	name    string
@@ -162,7 +162,7 @@ func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 		if s == nil || s.Held() == 0 {
 			continue
 		}
-		s.WatchLocked(rt.replays(name))
+		s.KeepForReplaysLocked(rt.replays(name))
 		for _, r := range runners {
 			switch {
 			case old == nil:

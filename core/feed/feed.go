@@ -167,7 +167,7 @@ func New(c Config, up Updater) *Feed {
 		resets: make(chan resetRequest),
 	}
 	if c.Replays {
-		r.hist = newHistory(HistoryLimit)
+		r.hist = newHistory()
 	}
 	r.callTimeout.Store(int64(c.Timeout))
 	r.room = sync.NewCond(&r.mu)
@@ -561,7 +561,7 @@ func (r *Feed) flushOnce(ctx context.Context) {
 		r.h.Failed(r, err, n)
 	default:
 		if r.hist != nil {
-			r.hist.recordFor(r, batch, r.group.refs, sigs)
+			r.hist.record(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
 			r.h.Signals(r, withMeans(sigs, batch, r.group.refs, means))

@@ -360,7 +360,7 @@ func (f *resettingUpdater) Reset(_ context.Context, stream string) error {
 func TestRunnerResetAfterQueuedValues(t *testing.T) {
 	up := &resettingUpdater{entered: make(chan struct{}), block: make(chan struct{})}
 	r, _ := startRunner(t, up, 1<<10)
-	s := window.NewStore(HistoryLimit).Get("m", "v", 10).SeriesLocked("accuracy")
+	s := window.NewStore(testRetain).Get("m", "v", 10).SeriesLocked("accuracy")
 	r.Push(s, s.Add(0.5), 0.5, 0.5)
 	<-up.entered // the call with the first value waits on block
 	for range 3 {

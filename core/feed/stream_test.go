@@ -8,6 +8,9 @@ import (
 	"github.com/driftd/driftd/core/window"
 )
 
+// testRetain is the retain budget of the tests' windows.
+const testRetain = 1_000_000
+
 // testWindows holds, per runner, the windows of the streams tests feed it
 // directly, by stream key (runner.add).
 var testWindows = struct {
@@ -24,14 +27,14 @@ func testSeries(r *Feed, key string) *window.Series {
 	defer testWindows.Unlock()
 	st := testWindows.m[r]
 	if st == nil {
-		st = window.NewStore(HistoryLimit)
+		st = window.NewStore(testRetain)
 		testWindows.m[r] = st
 	}
 	w := st.Get(model, version, 1000)
 	w.Lock()
 	defer w.Unlock()
 	s := w.SeriesLocked(metric)
-	s.WatchLocked(true)
+	s.KeepForReplaysLocked(true)
 	return s
 }
 

@@ -3,11 +3,7 @@ package feed
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"time"
-
-	"github.com/driftd/driftd/core/window"
-	"github.com/driftd/driftd/sdk"
 )
 
 // Supervision of a detector's plugin process. A call that finds the plugin
@@ -19,9 +15,6 @@ import (
 // Values that arrive meanwhile are held in the queue, which ingestion waits
 // on when it is full, as always. Then the queue is sent, the failed batch
 // first, and its signals are published like any.
-// HistoryLimit bounds the values a feed keeps for a replay, per detector.
-const HistoryLimit = 1_000_000
-
 const (
 	restartMin    = 100 * time.Millisecond // the first wait before a restart
 	restartMax    = 30 * time.Second       // the longest
@@ -55,239 +48,6 @@ func (b *backoff) next(now time.Time) time.Duration {
 
 // up records that the plugin runs again.
 func (b *backoff) up(now time.Time) { b.upSince = now }
-
-// history keeps, per stream, the values a detector has evaluated since the
-// last drift it Signal on that stream: a detector resets a stream after a
-// drift (River's semantics), so feeding them to a new process rebuilds the
-// stream's state exactly. Only the feed's goroutine uses it.
-//
-// For a stream of a window (the values came with their series) it holds
-// only the range of indices: the values are read back from the series, its
-// ring and what it keeps of the values that left the ring (series.evict),
-// within the windows' retain budget; the series is told where that range
-// starts (series.markLocked). Other streams' values are copied, at most
-// limit of them; beyond that the oldest values of the longest streams are
-// dropped. Either way, a stream whose oldest values are gone is replayed
-// from the oldest there is, and no longer exactly (cut).
-type history struct {
-	limit   int
-	n       int
-	streams map[string][]sdk.Batch // copied, contiguous runs of values, oldest first
-	cut     map[string]bool
-	ranges  map[string]*span // streams read back from their series
-	byID    []*span          // the same by stream id
-}
-
-// span is a range of a series' indices to replay: [from, to), but for the
-// gaps, values of failed calls that the detector did not evaluate.
-type span struct {
-	s        *window.Series
-	from, to uint64
-	gaps     [][2]uint64
-}
-
-func newHistory(limit int) *history {
-	return &history{limit: limit, streams: make(map[string][]sdk.Batch), cut: make(map[string]bool),
-		ranges: make(map[string]*span)}
-}
-
-// record takes the batches of a call that succeeded and the signals it
-// Signal, copying the values.
-func (h *history) record(batches []sdk.Batch, sigs []sdk.Signal) {
-	h.recordFor(nil, batches, nil, sigs)
-}
-
-// recordFor is record for runner r, with the series of each batch in refs
-// (nil for one without); the values of those are not copied.
-func (h *history) recordFor(r *Feed, batches []sdk.Batch, refs []*window.Series, sigs []sdk.Signal) {
-	for i, b := range batches {
-		if refs != nil && refs[i] != nil && r != nil {
-			h.extend(r, refs[i], b)
-			continue
-		}
-		runs := h.streams[b.Stream]
-		if k := len(runs) - 1; k >= 0 && runs[k].Start+uint64(len(runs[k].Values)) == b.Start {
-			runs[k].Values = append(runs[k].Values, b.Values...)
-		} else {
-			runs = append(runs, sdk.Batch{Stream: b.Stream, Start: b.Start, Values: slices.Clone(b.Values)})
-		}
-		h.streams[b.Stream] = runs
-		h.n += len(b.Values)
-	}
-	for _, s := range sigs {
-		if s.Type == sdk.SignalDrift {
-			h.forget(r, s.Stream, s.Index)
-		}
-	}
-	for h.n > h.limit {
-		h.dropOldest(h.n - h.limit)
-	}
-}
-
-// extend adds batch b of series s to its range, the first time telling the
-// series where the range starts.
-func (h *history) extend(r *Feed, s *window.Series, b sdk.Batch) {
-	id := int(s.ID())
-	if id >= len(h.byID) {
-		h.byID = append(h.byID, make([]*span, max(id+1, 2*len(h.byID), 1024)-len(h.byID))...)
-	}
-	sp := h.byID[id]
-	if sp == nil {
-		sp = &span{s: s, from: b.Start, to: b.Start}
-		h.byID[id], h.ranges[b.Stream] = sp, sp
-		s.Window().Lock()
-		s.MarkLocked(r, sp.from)
-		s.Window().Unlock()
-	}
-	if b.Start > sp.to {
-		sp.gaps = append(sp.gaps, [2]uint64{sp.to, b.Start})
-	}
-	sp.to = b.Start + uint64(len(b.Values))
-}
-
-// runs returns the values of the span, read from its series, as batches
-// of contiguous values, and whether values before from are gone.
-func (sp *span) runs(stream string) ([]sdk.Batch, bool) {
-	sp.s.Window().Lock()
-	vals, start := sp.s.ReplayLocked(nil, sp.from, sp.to)
-	sp.s.Window().Unlock()
-	var out []sdk.Batch
-	b := sdk.Batch{Stream: stream, Start: start}
-	for k, v := range vals {
-		i := start + uint64(k)
-		skip := false
-		for _, g := range sp.gaps {
-			skip = skip || (i >= g[0] && i < g[1])
-		}
-		switch {
-		case skip:
-		case len(b.Values) > 0 && b.Start+uint64(len(b.Values)) != i:
-			out = append(out, b)
-			b = sdk.Batch{Stream: stream, Start: i, Values: []float64{v}}
-		default:
-			if len(b.Values) == 0 {
-				b.Start = i
-			}
-			b.Values = append(b.Values, v)
-		}
-	}
-	if len(b.Values) > 0 {
-		out = append(out, b)
-	}
-	return out, start > sp.from
-}
-
-// forget drops the values of a stream up to index i, where r drifted.
-func (h *history) forget(r *Feed, stream string, i uint64) {
-	if sp := h.ranges[stream]; sp != nil {
-		sp.from = max(sp.from, i+1)
-		sp.gaps = slices.DeleteFunc(sp.gaps, func(g [2]uint64) bool { return g[1] <= sp.from })
-		sp.s.Window().Lock()
-		sp.s.MarkLocked(r, sp.from)
-		sp.s.Window().Unlock()
-		delete(h.cut, stream)
-		return
-	}
-	runs := h.streams[stream]
-	k := 0
-	for k < len(runs) && runs[k].Start+uint64(len(runs[k].Values)) <= i+1 {
-		h.n -= len(runs[k].Values)
-		k++
-	}
-	runs = runs[k:]
-	if len(runs) > 0 && runs[0].Start <= i {
-		cut := i + 1 - runs[0].Start
-		h.n -= int(cut)
-		runs[0].Values, runs[0].Start = runs[0].Values[cut:], i+1
-		if cap(runs[0].Values) > 2*len(runs[0].Values)+1024 {
-			runs[0].Values = slices.Clone(runs[0].Values) // let the old array go
-		}
-	}
-	delete(h.cut, stream) // exact again from here
-	if len(runs) == 0 {
-		delete(h.streams, stream)
-		return
-	}
-	h.streams[stream] = runs
-}
-
-// drop forgets a stream whose window was retired.
-func (h *history) drop(s *window.Series) {
-	if sp := h.ranges[s.Key()]; sp != nil && sp.s == s {
-		delete(h.ranges, s.Key())
-	}
-	if id := int(s.ID()); id > 0 && id < len(h.byID) && h.byID[id] != nil && h.byID[id].s == s {
-		h.byID[id] = nil
-	}
-	for _, b := range h.streams[s.Key()] {
-		h.n -= len(b.Values)
-	}
-	delete(h.streams, s.Key())
-	delete(h.cut, s.Key())
-}
-
-// dropOldest drops up to n of the oldest values of the longest stream.
-func (h *history) dropOldest(n int) {
-	var longest string
-	most := -1
-	for s, runs := range h.streams {
-		c := 0
-		for _, r := range runs {
-			c += len(r.Values)
-		}
-		if c > most || (c == most && s < longest) {
-			longest, most = s, c
-		}
-	}
-	runs := h.streams[longest]
-	first := runs[0]
-	drop := min(n, len(first.Values))
-	h.forget(nil, longest, first.Start+uint64(drop)-1)
-	h.cut[longest] = true
-}
-
-// batches returns what to replay, stream by stream in name order, in calls
-// of at most replayChunk values.
-func (h *history) batches() [][]sdk.Batch {
-	names := make([]string, 0, len(h.streams)+len(h.ranges))
-	for s := range h.streams {
-		names = append(names, s)
-	}
-	for s := range h.ranges {
-		if _, ok := h.streams[s]; !ok {
-			names = append(names, s)
-		}
-	}
-	slices.Sort(names)
-	var calls [][]sdk.Batch
-	var call []sdk.Batch
-	size := 0
-	for _, s := range names {
-		runs := h.streams[s]
-		if sp := h.ranges[s]; sp != nil {
-			more, cut := sp.runs(s)
-			if cut {
-				h.cut[s] = true
-			}
-			runs = append(slices.Clone(runs), more...)
-		}
-		for _, r := range runs {
-			for len(r.Values) > 0 {
-				take := min(len(r.Values), replayChunk-size)
-				call = append(call, sdk.Batch{Stream: s, Start: r.Start, Values: r.Values[:take]})
-				r.Start += uint64(take)
-				r.Values = r.Values[take:]
-				if size += take; size == replayChunk {
-					calls, call, size = append(calls, call), nil, 0
-				}
-			}
-		}
-	}
-	if len(call) > 0 {
-		calls = append(calls, call)
-	}
-	return calls
-}
 
 // requeueLocked puts the values of a failed call, taken from the shards,
 // back in front of them, so they are sent again before anything that came
@@ -405,7 +165,7 @@ func (r *Feed) replay(ctx context.Context, up Updater) error {
 		}
 	}
 	if len(r.hist.cut) > 0 {
-		r.log.Warn("replay is approximate: the oldest values of some streams were dropped", "streams", len(r.hist.cut), "limit", HistoryLimit)
+		r.log.Warn("replay is approximate: the oldest values of some streams were dropped", "streams", len(r.hist.cut))
 	}
 	r.log.Debug("replayed the values since the last drifts", "values", n, "calls", len(calls))
 	return nil

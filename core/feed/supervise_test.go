@@ -66,7 +66,7 @@ func startSupervised(t *testing.T, first *summing, next func() *summing) *superv
 	t.Helper()
 	sv := &supervised{procs: []*summing{first}}
 	r := newTestFeed("sum.d", "accuracy", first, 1<<20, time.Second, hclog.NewNullLogger())
-	r.hist = newHistory(HistoryLimit)
+	r.hist = newHistory()
 	r.h.Signals = func(_ *Feed, sigs []Signal) {
 		sv.mu.Lock()
 		defer sv.mu.Unlock()
@@ -251,37 +251,33 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestHistory(t *testing.T) {
-	h := newHistory(10)
-	h.record([]sdk.Batch{{Stream: "a", Start: 0, Values: []float64{0, 1, 2, 3}}, {Stream: "b", Start: 5, Values: []float64{5}}}, nil)
-	h.record([]sdk.Batch{{Stream: "a", Start: 4, Values: []float64{4, 5}}}, []sdk.Signal{
-		{Stream: "a", Index: 2, Type: sdk.SignalDrift},
-		{Stream: "a", Index: 5, Type: sdk.SignalWarning}, // a warning resets nothing
-	})
-	if got := fmt.Sprint(h.batches()); got != "[[{a 3 [3 4 5]} {b 5 [5]}]]" || h.n != 4 {
-		t.Fatalf("history %s (%d values)", got, h.n)
-	}
-	h.record([]sdk.Batch{{Stream: "a", Start: 6, Values: []float64{6, 7, 8, 9, 10, 11, 12}}}, nil)
-	if got := fmt.Sprint(h.batches()); got != "[[{a 4 [4 5 6 7 8 9 10 11 12]} {b 5 [5]}]]" || h.n != 10 || !h.cut["a"] {
-		t.Fatalf("over the limit: %s (%d values, cut %v)", got, h.n, h.cut)
-	}
-	h.record(nil, []sdk.Signal{{Stream: "a", Index: 12, Type: sdk.SignalDrift}})
-	if got := fmt.Sprint(h.batches()); got != "[[{b 5 [5]}]]" || h.n != 1 || h.cut["a"] {
-		t.Fatalf("after a drift on the newest value: %s", got)
-	}
-}
-
+// A replay goes in calls of at most replayChunk values, stream by stream
+// in name order, and leaves the history as it was.
 func TestHistoryReplaysInChunks(t *testing.T) {
-	h := newHistory(HistoryLimit)
-	vals := make([]float64, replayChunk+10)
-	h.record([]sdk.Batch{{Stream: "a", Start: 100, Values: vals}, {Stream: "b", Start: 0, Values: vals[:5]}}, nil)
-	calls := h.batches()
-	if len(calls) != 2 || len(calls[0]) != 1 || len(calls[0][0].Values) != replayChunk ||
-		calls[1][0].Start != 100+replayChunk || len(calls[1][0].Values) != 10 || calls[1][1].Stream != "b" {
-		t.Fatalf("calls %d: %+v", len(calls), calls[1])
+	ws := window.NewStore(testRetain)
+	r := &Feed{hist: newHistory()}
+	h := r.hist
+	w := ws.Get("m", "v", replayChunk+200)
+	w.Lock()
+	a, b := w.SeriesLocked("a"), w.SeriesLocked("b")
+	for i := range replayChunk + 110 {
+		a.Add(float64(i))
+		if i < 5 {
+			b.Add(float64(i))
+		}
 	}
-	if h.n != replayChunk+15 || len(h.streams["a"][0].Values) != replayChunk+10 {
-		t.Error("batches changed the history")
+	a.StreamID()
+	b.StreamID()
+	w.Unlock()
+	vals := make([]float64, replayChunk+10)
+	h.record(r, []sdk.Batch{{Stream: a.Key(), Start: 100, Values: vals}, {Stream: b.Key(), Start: 0, Values: vals[:5]}},
+		[]*window.Series{a, b}, nil)
+	for range 2 {
+		calls := h.batches()
+		if len(calls) != 2 || len(calls[0]) != 1 || len(calls[0][0].Values) != replayChunk || calls[0][0].Values[0] != 100 ||
+			calls[1][0].Start != 100+replayChunk || len(calls[1][0].Values) != 10 || calls[1][1].Stream != b.Key() {
+			t.Fatalf("calls %d: %+v", len(calls), calls[1])
+		}
 	}
 }
 
@@ -301,7 +297,7 @@ func newWindowFeed(sv *supervised, capacity int, retain int64) *windowFeed {
 	defer w.Unlock()
 	w.SetRoutingLocked(replaying{"x": {sv.r}}, capacity)
 	s := w.SeriesLocked("x")
-	s.WatchLocked(true)
+	s.KeepForReplaysLocked(true)
 	return &windowFeed{ws: ws, w: w, s: s}
 }
 
@@ -330,7 +326,7 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 		for _, crashAt := range []int64{0, 6, 7, 47, 199} {
 			t.Run(fmt.Sprintf("window %d crash %d", capacity, crashAt), func(t *testing.T) {
 				sv := startSupervised(t, newSumming(limit, crashAt), func() *summing { return newSumming(limit, -1) })
-				f := newWindowFeed(sv, capacity, HistoryLimit)
+				f := newWindowFeed(sv, capacity, testRetain)
 				f.feed(sv, 0, int(crashAt))
 				sv.settle(t)
 				f.feed(sv, int(crashAt), n)
@@ -345,9 +341,6 @@ func TestRestartReplaysFromTheWindow(t *testing.T) {
 				defer sv.mu.Unlock()
 				if got, want := sv.procs[1].seen, int(crashAt)%limit+n-int(crashAt); got != want {
 					t.Errorf("the new process was fed %d values, want %d", got, want)
-				}
-				if len(sv.r.hist.streams) != 0 || sv.r.hist.n != 0 {
-					t.Errorf("the history copied values: %v", sv.r.hist.streams)
 				}
 				// The last drift was at 195: the series keeps nothing beyond
 				// the ring that no replay needs.
@@ -387,13 +380,13 @@ func TestRestartReplayWithoutBudgetIsCut(t *testing.T) {
 // A history read back from a series replays what the detector evaluated:
 // not the values of a failed call, and nothing up to its last drift.
 func TestHistoryFromASeries(t *testing.T) {
-	ws := window.NewStore(HistoryLimit)
+	ws := window.NewStore(testRetain)
 	w := ws.Get("m", "v", 100)
-	r := &Feed{hist: newHistory(10)}
+	r := &Feed{hist: newHistory()}
 	w.Lock()
 	w.SetRoutingLocked(replaying{"x": {r}}, 100)
 	s := w.SeriesLocked("x")
-	s.WatchLocked(true)
+	s.KeepForReplaysLocked(true)
 	for i := range 10 {
 		s.Add(float64(i))
 	}
@@ -401,13 +394,13 @@ func TestHistoryFromASeries(t *testing.T) {
 	w.Unlock()
 	h := r.hist
 	refs := []*window.Series{s}
-	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
+	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
 	// 3 and 4 went in a call that failed.
-	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 5, Values: []float64{5, 6}}}, refs, nil)
+	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 5, Values: []float64{5, 6}}}, refs, nil)
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
-	h.recordFor(r, []sdk.Batch{{Stream: s.Key(), Start: 7, Values: []float64{7, 8}}}, refs,
+	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 7, Values: []float64{7, 8}}}, refs,
 		[]sdk.Signal{{Stream: s.Key(), Index: 5, Type: sdk.SignalDrift}})
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
@@ -419,7 +412,7 @@ func TestHistoryFromASeries(t *testing.T) {
 	for i := 10; i < 200; i++ {
 		s.Add(float64(i))
 	}
-	if _, from := s.ReplayLocked(nil, 0, s.Next()); from != 6 || h.n != 0 {
-		t.Fatalf("the series keeps values from %d, %d values copied", from, h.n)
+	if _, from := s.ReplayLocked(nil, 0, s.Next()); from != 6 {
+		t.Fatalf("the series keeps values from %d", from)
 	}
 }

@@ -33,7 +33,7 @@ func BenchmarkRetention(b *testing.B) {
 				w.Lock()
 				w.SetRoutingLocked(routing{"x": {&reader{1}}}, 1000)
 				s := w.SeriesLocked("x")
-				s.WatchLocked(true)
+				s.KeepForReplaysLocked(true)
 				for i := range n {
 					s.Add(float64(i))
 				}

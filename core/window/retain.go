@@ -111,12 +111,12 @@ func (s *Series) setKeep(keep uint64) {
 	}
 }
 
-// WatchLocked is called when the series' values go to a new set of
+// KeepForReplaysLocked is called when the series' values go to a new set of
 // readers (a new route): when one of them may replay, the series starts
 // keeping what a replay may need from its oldest held value on (a reader
 // new to the series is given them first); when none may, it keeps nothing.
 // The window's lock is held.
-func (s *Series) WatchLocked(replaying bool) {
+func (s *Series) KeepForReplaysLocked(replaying bool) {
 	if replaying {
 		s.budget = &s.w.store.retain
 		s.keep = min(s.keep, s.first)

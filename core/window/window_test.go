@@ -153,8 +153,8 @@ func TestSeriesKeepsValuesForReplays(t *testing.T) {
 	r := &reader{1}
 	w.SetRoutingLocked(routing{"x": {r}}, 4)
 	x, y := w.SeriesLocked("x"), w.SeriesLocked("y")
-	x.WatchLocked(true)
-	y.WatchLocked(false)
+	x.KeepForReplaysLocked(true)
+	y.KeepForReplaysLocked(false)
 	for i := range 10 {
 		x.Add(float64(i))
 		y.Add(float64(i))
@@ -305,7 +305,7 @@ func TestSeriesKeepsManyValues(t *testing.T) {
 	r := &reader{1}
 	w.SetRoutingLocked(routing{"x": {r}}, 4)
 	x := w.SeriesLocked("x")
-	x.WatchLocked(true)
+	x.KeepForReplaysLocked(true)
 	const n = 5000
 	for i := range n {
 		x.Add(float64(i))
