@@ -96,9 +96,10 @@ type Agent struct {
 
 	metrics *agentMetrics
 
-	// publish is the event sink; the bus by default, a recorder in backtest.
-	// It returns the event as published, numbered.
-	publish func(event.Event) event.Event
+	// intake is where the socket's accepted metrics go; events, where
+	// events go (seams.go).
+	intake Intake
+	events Publisher
 
 	// outbox turns drift into retrain jobs for the sinks; nil until Run
 	// opens it, and in backtest.
@@ -121,11 +122,12 @@ func NewAgent(opts Options) (*Agent, error) {
 	}
 	a.file.Store(f)
 	a.metrics = newAgentMetrics(a, opts.Registry)
-	a.publish = func(e event.Event) event.Event {
+	a.intake = a
+	a.events = publishFunc(func(e event.Event) event.Event {
 		e = a.bus.Publish(e)
 		a.metrics.observe(&e)
 		return e
-	}
+	})
 	a.log = newLogger(opts, f)
 	for _, d := range diags {
 		a.log.Warn("config", "diagnostic", strings.TrimSpace(config.FormatDiagnostics(hcl.Diagnostics{d})))

@@ -140,7 +140,7 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			}
 			break
 		}
-		if err = a.Ingest(r.Context(), m); err != nil {
+		if err = a.intake.Ingest(r.Context(), m); err != nil {
 			var (
 				de *DomainError
 				se *StreamLimitError

@@ -85,7 +85,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	var mu sync.Mutex
 	var events []event.Event
 	raised := make(map[event.Type]int)
-	a.publish = func(e event.Event) event.Event {
+	a.events = publishFunc(func(e event.Event) event.Event {
 		if e.Time.IsZero() {
 			e.Time = time.Now().UTC()
 		}
@@ -105,7 +105,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 			mu.Unlock()
 		}
 		return e
-	}
+	})
 	if err := a.startGeneration(ctx, buildOptions{only: only, noSinks: true}); err != nil {
 		return res, err
 	}
