@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/internal/backoff"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -704,17 +704,10 @@ func attempts(n int) string {
 	return fmt.Sprintf("%d attempts", n)
 }
 
-// retryDelay returns the wait after the attempt-th failed attempt: the
-// initial backoff doubled per attempt up to the maximum, drawn between half
-// and all of that ("equal jitter") so that jobs that failed together are
-// not retried together.
+// retryDelay returns the wait after the attempt-th failed attempt under r
+// (see backoff.Backoff).
 func retryDelay(r config.Retry, attempt int) time.Duration {
-	d := r.InitialBackoff
-	for i := 1; i < attempt && d < r.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, r.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return backoff.Backoff{Initial: r.InitialBackoff, Max: r.MaxBackoff}.Delay(attempt)
 }
 
 // delivered records a job the sink took. A retrain job stays in the store

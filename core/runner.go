@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/internal/backoff"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -57,9 +58,9 @@ type runner struct {
 	health  func(ctx context.Context) error
 	hooks   supervisorHooks
 	kick    chan struct{}
+	restart backoff.Backoff
 	hist    *history // the runner's goroutine only
 	broken  error    // the runner's goroutine only: the plugin failed
-	backoff backoff  // the runner's goroutine only
 	final   bool     // the runner's goroutine only: the last flush before a stop
 
 	// The queue, in shards by stream id, each with a lock of its own, so
@@ -140,6 +141,7 @@ func newRunner(id, metric string, up updater, limit int, timeout time.Duration, 
 	}
 	r.timout.Store(int64(timeout))
 	r.room = sync.NewCond(&r.mu)
+	r.restart = restartBackoff
 	return r
 }
 
