@@ -567,7 +567,7 @@ func (a *Agent) onFailed(r *runner, err error, lost int) {
 		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
 	}
 	a.log.Error("detector call failed", "detector", r.id, "values", lost, "error", err)
-	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.id, Message: msg})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginFailed, Detector: r.id, Message: msg})
 }
 
 // callbacks are the agent's side of its detectors.
@@ -582,21 +582,21 @@ func (a *Agent) callbacks() callbacks {
 // onKilled reports a plugin process killed because it did not answer.
 func (a *Agent) onKilled(d *detectorInstance, cause error) {
 	a.log.Error("plugin does not answer; killing it", "detector", d.block.ID(), "pid", d.pid(), "error", cause)
-	a.publish(event.Event{Type: event.Plugin, Action: "killed", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginKilled, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
 		Message: cause.Error()})
 }
 
 // onRestarting reports a restart to come.
 func (a *Agent) onRestarting(d *detectorInstance, attempt int, delay time.Duration, cause error) {
 	a.log.Warn("restarting plugin", "detector", d.block.ID(), "attempt", attempt, "delay", delay.Round(time.Millisecond), "cause", cause)
-	a.publish(event.Event{Type: event.Plugin, Action: "restarting", Plugin: d.info.Name, Detector: d.block.ID(),
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarting, Plugin: d.info.Name, Detector: d.block.ID(),
 		Attempt: attempt, DelayMS: delay.Milliseconds(), Message: cause.Error()})
 }
 
 // onRestarted reports a plugin running again, its state replayed.
 func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
 	a.log.Info("plugin restarted", "detector", d.block.ID(), "pid", d.pid(), "attempts", attempts)
-	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarted, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
 		Attempt: attempts})
 }
 
@@ -604,19 +604,19 @@ func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
 // found its previous process gone.
 func (a *Agent) onSinkRestart(s *sinkInstance, pid int, cause string) {
 	a.log.Warn("sink plugin restarted", "sink", s.ID(), "pid", pid, "cause", cause)
-	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarted, Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
 }
 
 // onSinkExited reports a sink plugin process that died between deliveries.
 func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
 	a.log.Error("sink plugin exited; the next delivery starts it again", "sink", s.ID(), "pid", pid)
-	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
 }
 
 // onExited reports a plugin process that died.
 func (a *Agent) onExited(d *detectorInstance) {
 	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
-	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
 }
 
 func splitStreamKey(k string) (model, version, metric string, ok bool) {

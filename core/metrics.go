@@ -213,8 +213,8 @@ func (m *agentMetrics) known(g *generation) {
 	}
 	for _, k := range g.sinks {
 		id := k.ID()
-		for _, action := range []string{"queued", "held", "retrying", "delivered", "failed"} {
-			m.jobs.WithLabelValues(id, action)
+		for _, action := range []event.Action{event.JobQueued, event.JobHeld, event.JobRetrying, event.JobDelivered, event.JobFailed} {
+			m.jobs.WithLabelValues(id, string(action))
 		}
 		m.suppressed.WithLabelValues(id)
 		m.sinkStarts.WithLabelValues(id)
@@ -227,16 +227,16 @@ func (m *agentMetrics) observe(e *event.Event) {
 	switch {
 	case e.Type == event.Drift || e.Type == event.Warning:
 		m.detections.WithLabelValues(e.Detector, string(e.Type)).Inc()
-	case e.Type == event.Config && (e.Action == "loaded" || e.Action == "reloaded"):
+	case e.Type == event.Config && (e.Action == event.ConfigLoaded || e.Action == event.ConfigReloaded):
 		m.reloads.WithLabelValues("success").Inc()
-	case e.Type == event.Config && e.Action == "rejected":
+	case e.Type == event.Config && e.Action == event.ConfigRejected:
 		m.reloads.WithLabelValues("failure").Inc()
-	case e.Type == event.Plugin && e.Action == "restarted" && e.Sink != "":
+	case e.Type == event.Plugin && e.Action == event.PluginRestarted && e.Sink != "":
 		m.sinkStarts.WithLabelValues(e.Sink).Inc()
-	case e.Type == event.Plugin && e.Action == "restarted":
+	case e.Type == event.Plugin && e.Action == event.PluginRestarted:
 		m.restarts.WithLabelValues(e.Detector).Inc()
 	case e.Type == event.Retrain:
-		m.jobs.WithLabelValues(e.Sink, e.Action).Inc()
+		m.jobs.WithLabelValues(e.Sink, string(e.Action)).Inc()
 	}
 }
 

@@ -378,7 +378,7 @@ func (o *outbox) holdLocked(recs, superseded []*jobRecord, cds map[string]cooldo
 	for i, r := range recs {
 		r.State = jobHeld
 		o.jobs[r.Job.ID] = r
-		events[i] = o.jobEvent(r, "held", msg)
+		events[i] = o.jobEvent(r, event.JobHeld, msg)
 	}
 	o.hold = append(o.hold, h)
 	o.held += len(recs)
@@ -525,7 +525,7 @@ func (o *outbox) queuedLocked(recs []*jobRecord) {
 	wake := make([]chan struct{}, len(recs))
 	for i, r := range recs {
 		o.jobs[r.Job.ID] = r
-		events[i], wake[i] = o.jobEvent(r, "queued", ""), o.wake[r.Job.Sink]
+		events[i], wake[i] = o.jobEvent(r, event.JobQueued, ""), o.wake[r.Job.Sink]
 	}
 	o.mu.Unlock()
 	for i, e := range events {
@@ -537,7 +537,7 @@ func (o *outbox) queuedLocked(recs []*jobRecord) {
 	}
 }
 
-func (o *outbox) jobEvent(r *jobRecord, action, msg string) event.Event {
+func (o *outbox) jobEvent(r *jobRecord, action event.Action, msg string) event.Event {
 	j := r.Job
 	return event.Event{Type: event.Retrain, Action: action, Model: j.Model, Version: j.Version, Metric: j.Metric,
 		Detector: j.Detector, Sink: j.Sink, Job: j.ID, JobKind: string(j.Kind), Attempt: r.Attempts, Message: msg}
@@ -685,7 +685,7 @@ func (o *outbox) attempt(r *jobRecord, s *sinkInstance, block *config.Sink) {
 	r.LastError = msg
 	r.NextAttempt = updated.Add(delay)
 	werr := o.write([]*jobRecord{r}, nil, nil)
-	e := o.jobEvent(r, "retrying", msg)
+	e := o.jobEvent(r, event.JobRetrying, msg)
 	o.mu.Unlock()
 	if werr != nil {
 		o.log.Error("cannot record a failed attempt in the outbox", "job", e.Job, "error", werr)
@@ -724,7 +724,7 @@ func (o *outbox) delivered(r *jobRecord) {
 		delete(o.jobs, r.Job.ID)
 	}
 	o.remember(r)
-	e := o.jobEvent(r, "delivered", "")
+	e := o.jobEvent(r, event.JobDelivered, "")
 	o.mu.Unlock()
 	if err != nil {
 		o.log.Error("cannot record a delivered job in the outbox; it may be delivered again after a restart", "job", e.Job, "error", err)
@@ -761,7 +761,7 @@ func (o *outbox) fail(r *jobRecord, msg string) {
 			delete(o.jobs, id)
 		}
 	}
-	e := o.jobEvent(r, "failed", msg)
+	e := o.jobEvent(r, event.JobFailed, msg)
 	o.mu.Unlock()
 	if err != nil {
 		o.log.Error("cannot record a failed job in the outbox", "job", e.Job, "error", err)
@@ -962,7 +962,7 @@ func (o *outbox) retry(id string) (JobStatus, error) {
 	}
 	*r = c
 	js := jobStatus(r)
-	e := o.jobEvent(r, "queued", "queued again by POST /v1/jobs/"+id+"/retry; last error: "+r.LastError)
+	e := o.jobEvent(r, event.JobQueued, "queued again by POST /v1/jobs/"+id+"/retry; last error: "+r.LastError)
 	ch := o.wake[r.Job.Sink]
 	o.mu.Unlock()
 	o.log.Info("failed retrain job queued again", "job", id, "sink", e.Sink)

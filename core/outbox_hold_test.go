@@ -35,7 +35,7 @@ func (fx *outboxFixture) driftVersion(v string, index uint64) {
 }
 
 // jobsOf returns the job ids of events with action, in order.
-func (l *eventLog) jobsOf(action string) []string {
+func (l *eventLog) jobsOf(action event.Action) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string

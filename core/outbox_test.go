@@ -68,7 +68,7 @@ func (l *eventLog) actions() []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, e := range l.all {
-		out = append(out, e.Action+":"+e.JobKind)
+		out = append(out, string(e.Action)+":"+e.JobKind)
 	}
 	return out
 }

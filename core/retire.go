@@ -149,7 +149,7 @@ func (a *Agent) retire(ctx context.Context, wins []*Window, still func(w *Window
 		}
 	}
 	for i, r := range out {
-		a.publish(event.Event{Type: event.Model, Action: "retired", Model: r.Model, Version: r.Version,
+		a.publish(event.Event{Type: event.Model, Action: event.ModelRetired, Model: r.Model, Version: r.Version,
 			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics))})
 	}
 	a.log.Info("model versions retired", "count", len(out), "streams", streams)
