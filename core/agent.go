@@ -98,9 +98,9 @@ type Agent struct {
 	// It returns the event as published, numbered.
 	publish func(event.Event) event.Event
 
-	// outbox turns drift into retrain jobs for the sinks; nil until Run
+	// jobs turns drift into retrain jobs for the sinks; nil until Run
 	// opens it, and in backtest.
-	outbox atomic.Pointer[outbox]
+	jobs jobQueueRef
 
 	// persist keeps the windows across restarts (persist.go).
 	persist persistence
@@ -192,8 +192,8 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
-	if ob := a.outbox.Load(); ob != nil && ob.full.Load() {
-		st := ob.writeStatus()
+	if q := a.jobs.Load(); q != nil && q.Full() {
+		st := q.OutboxStatus()
 		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", ErrJobsHeld, st.Held, st.LastError)
 	}
 	limit := a.current().Ingest.MaxStreams
@@ -549,9 +549,9 @@ func (a *Agent) onSignals(r *runner, sigs []raised) {
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
 		// makes jobs.
-		if ob := a.outbox.Load(); typ == event.Drift && ob != nil {
+		if q := a.jobs.Load(); typ == event.Drift && q != nil {
 			if m := a.current().MonitorFor(model, version); m != nil {
-				ob.drift(m, e, s.Stream, m.Window)
+				q.Drift(m, e, s.Stream)
 			}
 		}
 	}

@@ -259,8 +259,8 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	for _, s := range g.sinks {
 		s.setTimeout(f.PluginTimeout) // kept ones too
 	}
-	if ob := a.outbox.Load(); ob != nil {
-		ob.setGeneration(g)
+	if q := a.jobs.Load(); q != nil {
+		q.SetSinks(jobSinks(g))
 	}
 	changes := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
 	for _, d := range g.detectors {

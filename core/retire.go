@@ -143,9 +143,9 @@ func (a *Agent) retire(ctx context.Context, wins []*Window, still func(w *Window
 		out = append(out, Retired{Model: w.Model, Version: w.Version, Metrics: metrics})
 		whys = append(whys, why(w))
 	}
-	if ob := a.outbox.Load(); ob != nil {
+	if q := a.jobs.Load(); q != nil {
 		for _, r := range out {
-			ob.retired(r.Model, r.Version)
+			q.Retired(r.Model, r.Version)
 		}
 	}
 	for i, r := range out {
