@@ -70,7 +70,7 @@ func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	for _, group := range [][]jobs.Status{st.Jobs.Pending, st.Jobs.Failed, st.Jobs.Delivered} {
 		for _, j := range group {
 			note := j.LastError
-			if j.State == "pending" && !j.NextAttempt.IsZero() {
+			if j.State == jobs.Pending && !j.NextAttempt.IsZero() {
 				note = "next attempt " + j.NextAttempt.Local().Format(time.DateTime)
 				if j.LastError != "" {
 					note += "; last error: " + j.LastError

@@ -102,6 +102,10 @@ type Options struct {
 // held across a disk write; mu guards the jobs, and is held across the
 // writes that change them, so that memory and the store change together.
 // mu is taken before qmu.
+//
+// Goroutines, each stopped and waited for by StopDelivery or Close: the
+// writer (persist.go), the recovery watch (recovery.go), and one delivery
+// worker per sink (deliver.go).
 type Outbox struct {
 	store      *store
 	log        hclog.Logger
@@ -164,7 +168,7 @@ func Open(dir string, opts Options) (*Outbox, error) {
 		// A file that is not an outbox is kept aside for inspection, and a
 		// new one started: jobs to come must not wait for someone to
 		// repair it.
-		path := filepath.Join(dir, File)
+		path := filepath.Join(dir, fileName)
 		bad := path + ".bad-" + time.Now().UTC().Format("20060102T150405.000Z")
 		if rerr := os.Rename(path, bad); rerr != nil {
 			return nil, errors.Join(err, rerr)
@@ -254,7 +258,7 @@ func unusable(dir string, err error) bool {
 	}
 	// bbolt refuses a file shorter than its two meta pages (say, one cut
 	// short by a full disk) with an error of no type of its own.
-	st, serr := os.Stat(filepath.Join(dir, File))
+	st, serr := os.Stat(filepath.Join(dir, fileName))
 	return serr == nil && st.Mode().IsRegular() && st.Size() > 0 && st.Size() < 2*int64(os.Getpagesize())
 }
 

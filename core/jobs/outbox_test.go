@@ -329,7 +329,7 @@ func TestOutboxRetryAfter(t *testing.T) {
 func TestOutboxUnusableFileIsKeptAside(t *testing.T) {
 	dir := t.TempDir()
 	garbage := bytes.Repeat([]byte("not a bbolt file "), 1000)
-	if err := os.WriteFile(filepath.Join(dir, File), garbage, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fileName), garbage, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ob, err := Open(dir, Options{})
@@ -337,7 +337,7 @@ func TestOutboxUnusableFileIsKeptAside(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	defer ob.Close()
-	aside, _ := filepath.Glob(filepath.Join(dir, File+".bad-*"))
+	aside, _ := filepath.Glob(filepath.Join(dir, fileName+".bad-*"))
 	if len(aside) != 1 {
 		t.Fatalf("files kept aside: %v", aside)
 	}
@@ -410,14 +410,14 @@ func TestOutboxFailsWhenTheNextAttemptIsPastMaxAge(t *testing.T) {
 
 func TestOutboxOtherOpenErrorsStopTheStart(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, File), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, fileName), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Open(dir, Options{})
 	if err == nil || !strings.Contains(err.Error(), "open outbox") {
 		t.Fatalf("err = %v", err)
 	}
-	if aside, _ := filepath.Glob(filepath.Join(dir, File+".bad-*")); len(aside) != 0 {
+	if aside, _ := filepath.Glob(filepath.Join(dir, fileName+".bad-*")); len(aside) != 0 {
 		t.Errorf("moved aside: %v", aside)
 	}
 }

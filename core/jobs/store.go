@@ -12,8 +12,8 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-// File is the outbox's file in data_dir.
-const File = "outbox.db"
+// fileName is the outbox's file in data_dir.
+const fileName = "outbox.db"
 
 // State is where a job's delivery stands.
 type State string
@@ -89,7 +89,7 @@ type store struct {
 }
 
 func openStore(dir string) (*store, error) {
-	path := filepath.Join(dir, File)
+	path := filepath.Join(dir, fileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
