@@ -18,22 +18,35 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-// fakeSink records deliveries and fails the first fails of them with err.
+// fakeSink records deliveries and fails the first fails of them with err;
+// with hold set, it keeps each delivery until hold is closed or the
+// delivery is cancelled.
 type fakeSink struct {
 	mu    sync.Mutex
 	jobs  []sdk.Job
 	fails int
 	err   error
+	hold  chan struct{}
 }
 
 func (f *fakeSink) Stopped() bool { return false }
 
-func (f *fakeSink) Deliver(_ context.Context, job sdk.Job) error {
+func (f *fakeSink) Deliver(ctx context.Context, job sdk.Job) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.jobs = append(f.jobs, job)
-	if f.fails != 0 {
+	fail := f.fails != 0
+	if fail {
 		f.fails--
+	}
+	f.mu.Unlock()
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fail {
 		return f.err
 	}
 	return nil
@@ -500,27 +513,10 @@ func TestOutboxRecoveryPointSurvivesRestart(t *testing.T) {
 	}
 }
 
-// blockingSink holds each delivery until released or cancelled.
-type blockingSink struct {
-	fakeSink
-	release chan struct{}
-}
-
-func (b *blockingSink) Deliver(ctx context.Context, job sdk.Job) error {
-	b.fakeSink.Deliver(ctx, job)
-	select {
-	case <-b.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // An attempt cut short by a stop does not count.
 func TestOutboxStopDoesNotCountAnAttempt(t *testing.T) {
-	impl := &blockingSink{release: make(chan struct{})}
-	fx := newOutboxFixture(t, &impl.fakeSink, 10)
-	fx.gen.byID["fake.s"] = impl
+	impl := &fakeSink{hold: make(chan struct{})}
+	fx := newOutboxFixture(t, impl, 10)
 	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
 	waitFor(t, func() bool { return len(impl.got()) == 1 })
