@@ -26,8 +26,11 @@ type jobQueue interface {
 	// Full reports whether jobs that could not be stored reached their
 	// limit: ingestion is refused then (ErrJobsHeld).
 	Full() bool
+	// List lists the jobs by state, for GET /v1/status.
 	List() jobs.List
+	// Counts counts the pending and failed jobs by sink, for the metrics.
 	Counts() (pending, failed map[string]int)
+	// OutboxStatus tells whether the jobs can be stored.
 	OutboxStatus() jobs.OutboxStatus
 }
 
