@@ -101,9 +101,9 @@ type Agent struct {
 	intake Intake
 	events Publisher
 
-	// outbox turns drift into retrain jobs for the sinks; nil until Run
+	// jobs turns drift into retrain jobs for the sinks; nil until Run
 	// opens it, and in backtest.
-	outbox atomic.Pointer[outbox]
+	jobs jobQueueRef
 
 	// persist keeps the windows across restarts (persist.go).
 	persist persistence
@@ -196,8 +196,8 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
-	if ob := a.outbox.Load(); ob != nil && ob.full.Load() {
-		st := ob.writeStatus()
+	if q := a.jobs.Load(); q != nil && q.Full() {
+		st := q.OutboxStatus()
 		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", ErrJobsHeld, st.Held, st.LastError)
 	}
 	limit := a.current().Ingest.MaxStreams
@@ -458,9 +458,9 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
 		// makes jobs.
-		if ob := a.outbox.Load(); typ == event.Drift && ob != nil {
+		if q := a.jobs.Load(); typ == event.Drift && q != nil {
 			if m := a.current().MonitorFor(w.Model, w.Version); m != nil {
-				ob.drift(m, e, s.Key(), m.Window)
+				q.Drift(m, e, s.Key())
 			}
 		}
 	}
@@ -476,7 +476,7 @@ func (a *Agent) onFailed(r *feed.Feed, err error, lost int) {
 		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
 	}
 	a.log.Error("detector call failed", "detector", r.ID(), "values", lost, "error", err)
-	a.publish(event.Event{Type: event.Plugin, Action: "failed", Detector: r.ID(), Message: msg})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginFailed, Detector: r.ID(), Message: msg})
 }
 
 // callbacks are the agent's side of its detectors.
@@ -491,21 +491,21 @@ func (a *Agent) callbacks() callbacks {
 // onKilled reports a plugin process killed because it did not answer.
 func (a *Agent) onKilled(d *detectorInstance, cause error) {
 	a.log.Error("plugin does not answer; killing it", "detector", d.block.ID(), "pid", d.pid(), "error", cause)
-	a.publish(event.Event{Type: event.Plugin, Action: "killed", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginKilled, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
 		Message: cause.Error()})
 }
 
 // onRestarting reports a restart to come.
 func (a *Agent) onRestarting(d *detectorInstance, attempt int, delay time.Duration, cause error) {
 	a.log.Warn("restarting plugin", "detector", d.block.ID(), "attempt", attempt, "delay", delay.Round(time.Millisecond), "cause", cause)
-	a.publish(event.Event{Type: event.Plugin, Action: "restarting", Plugin: d.info.Name, Detector: d.block.ID(),
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarting, Plugin: d.info.Name, Detector: d.block.ID(),
 		Attempt: attempt, DelayMS: delay.Milliseconds(), Message: cause.Error()})
 }
 
 // onRestarted reports a plugin running again, its state replayed.
 func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
 	a.log.Info("plugin restarted", "detector", d.block.ID(), "pid", d.pid(), "attempts", attempts)
-	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarted, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
 		Attempt: attempts})
 }
 
@@ -513,19 +513,19 @@ func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
 // found its previous process gone.
 func (a *Agent) onSinkRestart(s *sinkInstance, pid int, cause string) {
 	a.log.Warn("sink plugin restarted", "sink", s.ID(), "pid", pid, "cause", cause)
-	a.publish(event.Event{Type: event.Plugin, Action: "restarted", Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarted, Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
 }
 
 // onSinkExited reports a sink plugin process that died between deliveries.
 func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
 	a.log.Error("sink plugin exited; the next delivery starts it again", "sink", s.ID(), "pid", pid)
-	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
 }
 
 // onExited reports a plugin process that died.
 func (a *Agent) onExited(d *detectorInstance) {
 	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
-	a.publish(event.Event{Type: event.Plugin, Action: "exited", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
 }
 
 // waitIngest closes the gate to new metric requests and waits for those in

@@ -486,7 +486,7 @@ func TestCrashedPluginIsRestarted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		actions = append(actions, e.Action)
+		actions = append(actions, string(e.Action))
 		if e.Action == "restarting" && (e.Attempt != 1 || e.DelayMS > 100) { // at most the first backoff, 100 ms
 			t.Errorf("restarting event %+v", e)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/ui"
 )
@@ -277,16 +278,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // handleRetryJob queues a failed job again: same id, attempts from zero.
 // 404 for a job the outbox does not hold, 409 for one that has not failed.
 func (a *Agent) handleRetryJob(w http.ResponseWriter, r *http.Request) {
-	ob := a.outbox.Load()
-	if ob == nil {
+	q := a.jobs.Load()
+	if q == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the outbox is not open"})
 		return
 	}
-	js, err := ob.retry(r.PathValue("id"))
+	js, err := q.Retry(r.PathValue("id"))
 	switch {
-	case errors.Is(err, errNoJob):
+	case errors.Is(err, jobs.ErrNoJob):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-	case errors.Is(err, errNotFailed):
+	case errors.Is(err, jobs.ErrNotFailed):
 		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})

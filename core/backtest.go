@@ -99,7 +99,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 				events = append(events, e)
 			}
 			mu.Unlock()
-		case e.Type == event.Plugin && e.Action == "failed":
+		case e.Type == event.Plugin && e.Action == event.PluginFailed:
 			mu.Lock()
 			events = append(events, e)
 			mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/jobs"
 )
 
 // agentMetrics are the agent's own figures in Prometheus form, served on
@@ -167,11 +168,11 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "driftd_outbox_write_errors_total",
 			Help: "Writes to the outbox that failed (a full disk, say).",
-		}, func() float64 { return float64(a.outbox.Load().writeStatus().WriteErrors) }),
+		}, func() float64 { return float64(a.outboxStatus().WriteErrors) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "driftd_outbox_held_jobs",
 			Help: "Retrain jobs held in memory because the outbox could not be written; they are written once it can be.",
-		}, func() float64 { return float64(a.outbox.Load().writeStatus().Held) }),
+		}, func() float64 { return float64(a.outboxStatus().Held) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "driftd_snapshot_errors_total",
 			Help: "Writes of the windows snapshot that failed.",
@@ -213,8 +214,8 @@ func (m *agentMetrics) known(g *generation) {
 	}
 	for _, k := range g.sinks {
 		id := k.ID()
-		for _, action := range []string{"queued", "held", "retrying", "delivered", "failed"} {
-			m.jobs.WithLabelValues(id, action)
+		for _, action := range []event.Action{event.JobQueued, event.JobHeld, event.JobRetrying, event.JobDelivered, event.JobFailed} {
+			m.jobs.WithLabelValues(id, string(action))
 		}
 		m.suppressed.WithLabelValues(id)
 		m.sinkStarts.WithLabelValues(id)
@@ -227,16 +228,16 @@ func (m *agentMetrics) observe(e *event.Event) {
 	switch {
 	case e.Type == event.Drift || e.Type == event.Warning:
 		m.detections.WithLabelValues(e.Detector, string(e.Type)).Inc()
-	case e.Type == event.Config && (e.Action == "loaded" || e.Action == "reloaded"):
+	case e.Type == event.Config && (e.Action == event.ConfigLoaded || e.Action == event.ConfigReloaded):
 		m.reloads.WithLabelValues("success").Inc()
-	case e.Type == event.Config && e.Action == "rejected":
+	case e.Type == event.Config && e.Action == event.ConfigRejected:
 		m.reloads.WithLabelValues("failure").Inc()
-	case e.Type == event.Plugin && e.Action == "restarted" && e.Sink != "":
+	case e.Type == event.Plugin && e.Action == event.PluginRestarted && e.Sink != "":
 		m.sinkStarts.WithLabelValues(e.Sink).Inc()
-	case e.Type == event.Plugin && e.Action == "restarted":
+	case e.Type == event.Plugin && e.Action == event.PluginRestarted:
 		m.restarts.WithLabelValues(e.Detector).Inc()
 	case e.Type == event.Retrain:
-		m.jobs.WithLabelValues(e.Sink, e.Action).Inc()
+		m.jobs.WithLabelValues(e.Sink, string(e.Action)).Inc()
 	}
 }
 
@@ -291,11 +292,11 @@ var outboxJobsDesc = prometheus.NewDesc("driftd_retrain_jobs",
 func (c outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- outboxJobsDesc }
 
 func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ob := c.a.outbox.Load()
-	if ob == nil {
+	q := c.a.jobs.Load()
+	if q == nil {
 		return
 	}
-	pending, failed := ob.counts()
+	pending, failed := q.Counts()
 	sinks := map[string]bool{}
 	if g := c.a.gen.Load(); g != nil {
 		for _, s := range g.sinks {
@@ -309,7 +310,7 @@ func (c outboxCollector) Collect(ch chan<- prometheus.Metric) {
 		sinks[s] = true
 	}
 	for s := range sinks {
-		ch <- prometheus.MustNewConstMetric(outboxJobsDesc, prometheus.GaugeValue, float64(pending[s]), s, "pending")
-		ch <- prometheus.MustNewConstMetric(outboxJobsDesc, prometheus.GaugeValue, float64(failed[s]), s, "failed")
+		ch <- prometheus.MustNewConstMetric(outboxJobsDesc, prometheus.GaugeValue, float64(pending[s]), s, string(jobs.Pending))
+		ch <- prometheus.MustNewConstMetric(outboxJobsDesc, prometheus.GaugeValue, float64(failed[s]), s, string(jobs.Failed))
 	}
 }

@@ -259,8 +259,8 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	for _, s := range g.sinks {
 		s.setTimeout(f.PluginTimeout) // kept ones too
 	}
-	if ob := a.outbox.Load(); ob != nil {
-		ob.setGeneration(g)
+	if q := a.jobs.Load(); q != nil {
+		q.SetSinks(jobSinks(g))
 	}
 	changes := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
 	for _, d := range g.detectors {
@@ -300,41 +300,41 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 
 	for _, d := range g.detectors {
 		if d.born == g.id {
-			a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+			a.publish(event.Event{Type: event.Plugin, Action: event.PluginStarted, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
 			a.log.Info("plugin started", "detector", d.block.ID(), "plugin", d.info.Name, "version", d.info.Version, "pid", d.pid())
 		}
 	}
 	for _, s := range g.sinks {
 		if s.born == g.id {
 			_, pid, _ := s.state()
-			a.publish(event.Event{Type: event.Plugin, Action: "started", Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
+			a.publish(event.Event{Type: event.Plugin, Action: event.PluginStarted, Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
 			a.log.Info("plugin started", "sink", s.ID(), "plugin", s.info.Name, "version", s.info.Version, "pid", pid)
 		}
 	}
 	if old != nil {
 		for _, d := range old.retire(g) {
-			a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+			a.publish(event.Event{Type: event.Plugin, Action: event.PluginStopped, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
 			a.log.Info("plugin stopped", "detector", d.block.ID(), "plugin", d.info.Name, "pid", d.pid())
 		}
 		for _, s := range old.sinks {
 			if g.sink(s.ID()) != s {
-				a.publish(event.Event{Type: event.Plugin, Action: "stopped", Plugin: s.info.Name, Sink: s.ID()})
+				a.publish(event.Event{Type: event.Plugin, Action: event.PluginStopped, Plugin: s.info.Name, Sink: s.ID()})
 				a.log.Info("plugin stopped", "sink", s.ID(), "plugin", s.info.Name)
 			}
 		}
 		a.applySettings(old.file, f)
 	}
 	for _, r := range g.refused {
-		a.publish(event.Event{Type: event.Plugin, Action: "refused", Plugin: r.block.Plugin, Detector: r.block.ID(), Message: r.err})
+		a.publish(event.Event{Type: event.Plugin, Action: event.PluginRefused, Plugin: r.block.Plugin, Detector: r.block.ID(), Message: r.err})
 	}
 	if source == ReloadStart {
 		for _, d := range g.refusals {
 			a.log.Error(config.FormatDiagnostics(hcl.Diagnostics{d}))
 		}
 	}
-	action := "reloaded"
+	action := event.ConfigReloaded
 	if source == ReloadStart {
-		action = "loaded"
+		action = event.ConfigLoaded
 	}
 	a.publish(event.Event{Type: event.Config, Action: action, Generation: g.id, Message: f.Filename})
 	if source != ReloadStart {
@@ -366,7 +366,7 @@ func (a *Agent) rejectLocked(diags hcl.Diagnostics, source string, started time.
 			a.log.Log(logLevel(d), config.FormatDiagnostics(hcl.Diagnostics{d}))
 		}
 	}
-	a.publish(event.Event{Type: event.Config, Action: "rejected", Generation: gen, Diagnostics: res.Diagnostics,
+	a.publish(event.Event{Type: event.Config, Action: event.ConfigRejected, Generation: gen, Diagnostics: res.Diagnostics,
 		Message: config.FormatDiagnostics(diags)})
 	return res
 }

@@ -227,7 +227,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 	sub2, _ := a.bus.Subscribe(event.Filter{Types: []event.Type{event.Plugin, event.Config}}, true, 0, 1000)
 	for sub2.Pending() > 0 {
 		e, _ := sub2.Next(nil)
-		plugin = append(plugin, string(e.Type)+" "+e.Action+" "+e.Detector)
+		plugin = append(plugin, string(e.Type)+" "+string(e.Action)+" "+e.Detector)
 	}
 	wantEvents := []string{
 		"plugin started counter.keep", "plugin started counter.change", "plugin started counter.gone", "config loaded ",

@@ -146,13 +146,13 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 		out = append(out, Retired{Model: w.Model, Version: w.Version, Metrics: metrics})
 		whys = append(whys, why(w))
 	}
-	if ob := a.outbox.Load(); ob != nil {
+	if q := a.jobs.Load(); q != nil {
 		for _, r := range out {
-			ob.retired(r.Model, r.Version)
+			q.Retired(r.Model, r.Version)
 		}
 	}
 	for i, r := range out {
-		a.publish(event.Event{Type: event.Model, Action: "retired", Model: r.Model, Version: r.Version,
+		a.publish(event.Event{Type: event.Model, Action: event.ModelRetired, Model: r.Model, Version: r.Version,
 			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics))})
 	}
 	a.log.Info("model versions retired", "count", len(out), "streams", streams)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/internal/sdnotify"
 	"github.com/driftd/driftd/sdk"
 )
@@ -66,15 +67,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	// first generation, which feeds the restored values to its detectors.
 	a.windows.Tick(time.Now()) // restored windows count from now for expiry
 	a.restoreWindows(f.DataDir)
-	ob, err := openOutbox(f.DataDir, a.log.Named("outbox"), func(e event.Event) { a.publish(e) })
+	ob, err := jobs.Open(f.DataDir, jobs.Options{
+		Log:        a.log.Named("outbox"),
+		Publish:    func(e event.Event) { a.publish(e) },
+		Next:       a.streamCount,
+		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() },
+	})
 	if err != nil {
 		l.Close()
 		return err
 	}
-	ob.next = a.streamCount
-	ob.suppressed = func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }
-	a.outbox.Store(ob)
-	defer ob.close()
+	a.jobs.Store(ob)
+	defer ob.Close()
 	var metricsSrv *http.Server
 	if f.Listen.Metrics != "" {
 		ml, err := net.Listen("tcp", f.Listen.Metrics)
@@ -168,7 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// Deliveries stop first; detectors still flushing may queue jobs, which
 	// are written to the outbox for the next start.
-	ob.stopDelivery()
+	ob.StopDelivery()
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}

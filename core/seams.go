@@ -3,7 +3,9 @@ package core
 import (
 	"context"
 
+	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 )
 
@@ -22,6 +24,30 @@ import (
 // version's window and on to the detectors (Agent.Ingest).
 type Intake interface {
 	Ingest(ctx context.Context, m metric.Metric) error
+}
+
+// JobQueue is where retrain jobs queue: today the bbolt outbox in data_dir
+// (jobs.Outbox); in fleet mode, a work queue shared by the daemons.
+type JobQueue interface {
+	// Drift queues a job for each sink of m out of its cooldown for the
+	// drift's model version; stream is the drift's stream key. It does not
+	// wait for a disk.
+	Drift(m *config.Monitor, e event.Event, stream string)
+	// Retired stops watching the recovery of a retired model version.
+	Retired(model, version string)
+	// Retry queues a failed job again (jobs.ErrNoJob, jobs.ErrNotFailed).
+	Retry(id string) (jobs.Status, error)
+	// SetSinks makes the sinks of a new generation the ones that deliver.
+	SetSinks(jobs.Sinks)
+	// Full reports whether jobs that could not be stored reached their
+	// limit: ingestion is refused then (ErrJobsHeld).
+	Full() bool
+	// List lists the jobs by state, for GET /v1/status.
+	List() jobs.List
+	// Counts counts the pending and failed jobs by sink, for the metrics.
+	Counts() (pending, failed map[string]int)
+	// OutboxStatus tells whether the jobs can be stored.
+	OutboxStatus() jobs.OutboxStatus
 }
 
 // Publisher is where events go, each returned as published (numbered). On

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/jobs"
 )
 
 // Version is driftd's version, set at build time.
@@ -21,21 +22,21 @@ var Version = "0.1.0-dev"
 
 // Status is the answer to GET /v1/status.
 type Status struct {
-	Version    string          `json:"version"`
-	ConfigFile string          `json:"config_file"`
-	Generation uint64          `json:"generation"`
-	Uptime     string          `json:"uptime"`
-	Ready      bool            `json:"ready"`
-	LastReload ReloadStatus    `json:"last_reload"`
-	Plugins    []PluginStatus  `json:"plugins"`
-	Sinks      []SinkStatus    `json:"sinks"`
-	Jobs       JobsStatus      `json:"jobs"`
-	Monitors   []MonitorStatus `json:"monitors"`
-	Windows    WindowsStatus   `json:"windows"`
-	Ingest     IngestStatus    `json:"ingest"`
-	Events     EventsStatus    `json:"events"`
-	Outbox     OutboxStatus    `json:"outbox"`
-	Snapshot   SnapshotStatus  `json:"snapshot"`
+	Version    string            `json:"version"`
+	ConfigFile string            `json:"config_file"`
+	Generation uint64            `json:"generation"`
+	Uptime     string            `json:"uptime"`
+	Ready      bool              `json:"ready"`
+	LastReload ReloadStatus      `json:"last_reload"`
+	Plugins    []PluginStatus    `json:"plugins"`
+	Sinks      []SinkStatus      `json:"sinks"`
+	Jobs       jobs.List         `json:"jobs"`
+	Monitors   []MonitorStatus   `json:"monitors"`
+	Windows    WindowsStatus     `json:"windows"`
+	Ingest     IngestStatus      `json:"ingest"`
+	Events     EventsStatus      `json:"events"`
+	Outbox     jobs.OutboxStatus `json:"outbox"`
+	Snapshot   SnapshotStatus    `json:"snapshot"`
 	// Connections is nil while the socket is not served.
 	Connections *ConnectionsStatus `json:"connections,omitempty"`
 	// Streams lists the windows a query asked for (StreamQuery), at most
@@ -182,11 +183,11 @@ func (a *Agent) status(q StreamQuery) Status {
 		LastReload: last,
 		Plugins:    []PluginStatus{},
 		Sinks:      []SinkStatus{},
-		Jobs:       a.outbox.Load().status(),
+		Jobs:       a.jobList(),
 		Monitors:   []MonitorStatus{},
 		Ingest:     IngestStatus{Accepted: a.accepted.Load(), Rejected: a.rejected.Load()},
 		Events:     EventsStatus{LastSeq: a.bus.LastSeq(), Subscribers: a.bus.Subscribers(), CutOff: a.bus.CutOff()},
-		Outbox:     a.outbox.Load().writeStatus(),
+		Outbox:     a.outboxStatus(),
 		Snapshot:   a.persist.status(),
 	}
 	if l := a.conns.Load(); l != nil {
@@ -222,8 +223,8 @@ func (a *Agent) status(q StreamQuery) Status {
 				State: "refused", Error: r.err})
 		}
 		var pending, failed map[string]int
-		if ob := a.outbox.Load(); ob != nil {
-			pending, failed = ob.counts()
+		if q := a.jobs.Load(); q != nil {
+			pending, failed = q.Counts()
 		}
 		for _, k := range g.sinks {
 			state, pid, restarts := k.state()

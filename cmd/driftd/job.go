@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/jobs"
 )
 
 const jobUsage = `Usage: driftd job <subcommand> [flags]
@@ -49,7 +49,7 @@ func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer resp.Body.Close()
 	var st struct {
-		Jobs core.JobsStatus `json:"jobs"`
+		Jobs jobs.List `json:"jobs"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -62,10 +62,10 @@ func runJobList(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tSINK\tMODEL\tVERSION\tSTATE\tATTEMPTS\tCREATED\tNEXT OR LAST ERROR")
-	for _, group := range [][]core.JobStatus{st.Jobs.Pending, st.Jobs.Failed, st.Jobs.Delivered} {
+	for _, group := range [][]jobs.Status{st.Jobs.Pending, st.Jobs.Failed, st.Jobs.Delivered} {
 		for _, j := range group {
 			note := j.LastError
-			if j.State == "pending" && !j.NextAttempt.IsZero() {
+			if j.State == jobs.Pending && !j.NextAttempt.IsZero() {
 				note = "next attempt " + j.NextAttempt.Local().Format(time.DateTime)
 				if j.LastError != "" {
 					note += "; last error: " + j.LastError
@@ -96,7 +96,7 @@ func runJobRetry(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer resp.Body.Close()
 	var ans struct {
-		core.JobStatus
+		jobs.Status
 		Error string `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {

@@ -56,7 +56,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	if e.Repeat {
 		b = append(b, `,"repeat":true`...)
 	}
-	b = appendField(b, "action", e.Action)
+	b = appendField(b, "action", string(e.Action))
 	b = appendField(b, "plugin", e.Plugin)
 	b = appendField(b, "sink", e.Sink)
 	b = appendField(b, "job", e.Job)

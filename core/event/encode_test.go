@@ -40,7 +40,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		e.Index, e.Value, e.WindowSize, e.WindowMean = rng.Uint64(), num(), rng.IntN(5000), num()
 		e.Repeat = rng.IntN(3) == 0
 		if rng.IntN(2) == 0 {
-			e.Action, e.Plugin, e.Sink, e.Job, e.JobKind, e.Message = str(), str(), str(), str(), str(), str()
+			e.Action, e.Plugin, e.Sink, e.Job, e.JobKind, e.Message = Action(str()), str(), str(), str(), str(), str()
 			e.Pid, e.Attempt, e.DelayMS, e.Generation = rng.IntN(3)*rng.IntN(99999), rng.IntN(3), int64(rng.IntN(3))*rng.Int64N(1e6), uint64(rng.IntN(3))
 		}
 		if i%50 == 0 {

@@ -23,6 +23,39 @@ const (
 	Model Type = "model"
 )
 
+// Action is what an event of type retrain, plugin, config or model says
+// happened.
+type Action string
+
+// The actions of retrain events: what happened to a job.
+const (
+	JobHeld      Action = "held"      // not yet written: the outbox cannot be written
+	JobQueued    Action = "queued"    // written to the outbox, or queued again by a retry
+	JobRetrying  Action = "retrying"  // an attempt failed; another follows after DelayMS
+	JobDelivered Action = "delivered" // the sink took it
+	JobFailed    Action = "failed"    // given up; kept in the outbox
+)
+
+// The actions of plugin events.
+const (
+	PluginStarted    Action = "started"
+	PluginStopped    Action = "stopped"
+	PluginRefused    Action = "refused"    // its block does not suit it; not started
+	PluginFailed     Action = "failed"     // a call failed; its values were not evaluated
+	PluginKilled     Action = "killed"     // it hung and was killed
+	PluginExited     Action = "exited"     // its process ended by itself
+	PluginRestarting Action = "restarting" // started again after DelayMS
+	PluginRestarted  Action = "restarted"
+)
+
+// The actions of config and model events.
+const (
+	ConfigLoaded   Action = "loaded"   // the first generation, at start
+	ConfigReloaded Action = "reloaded" // a new generation
+	ConfigRejected Action = "rejected" // a reload that changed nothing; Diagnostics say why
+	ModelRetired   Action = "retired"
+)
+
 // ParseType checks an event type name.
 func ParseType(s string) (Type, bool) {
 	switch t := Type(s); t {
@@ -36,7 +69,7 @@ func ParseType(s string) (Type, bool) {
 //   - drift, warning: Model, Version, Metric, Detector, Index, WindowSize,
 //     WindowMean, Details, and Repeat for a drift;
 //   - metric: Model, Version, Metric, Index, Value;
-//   - retrain: Action (queued, retrying, delivered, failed), Model, Version,
+//   - retrain: Action (held, queued, retrying, delivered, failed), Model, Version,
 //     Metric, Detector, Sink, Job, JobKind, Attempt, and DelayMS and Message
 //     where they apply;
 //   - plugin, config: Action, and Plugin, Detector, Sink, Pid, Attempt,
@@ -61,7 +94,7 @@ type Event struct {
 	// had not yet gone a full window past its last drift.
 	Repeat bool `json:"repeat,omitempty"`
 
-	Action      string `json:"action,omitempty"`
+	Action      Action `json:"action,omitempty"`
 	Plugin      string `json:"plugin,omitempty"`
 	Sink        string `json:"sink,omitempty"`
 	Job         string `json:"job,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/driftd/driftd/core/window"
+	"github.com/driftd/driftd/internal/backoff"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -85,10 +86,10 @@ type Feed struct {
 	log         hclog.Logger
 	h           Handlers // set by Run, read by the feed's goroutine
 	kick        chan struct{}
-	hist        *history // the feed's goroutine only
-	broken      error    // the feed's goroutine only: the plugin failed
-	backoff     backoff  // the feed's goroutine only
-	final       bool     // the feed's goroutine only: the last flush before a stop
+	hist        *history        // the feed's goroutine only
+	broken      error           // the feed's goroutine only: the plugin failed
+	restart     backoff.Backoff // the feed's goroutine only
+	final       bool            // the feed's goroutine only: the last flush before a stop
 
 	// The queue, in shards by stream id, each with a lock of its own, so
 	// that ingestion of different streams seldom waits for one another.
@@ -171,6 +172,7 @@ func New(c Config, up Updater) *Feed {
 	}
 	r.callTimeout.Store(int64(c.Timeout))
 	r.room = sync.NewCond(&r.mu)
+	r.restart = restartBackoff
 	return r
 }
 

@@ -2,7 +2,7 @@ package feed
 
 import (
 	"context"
-	"math/rand/v2"
+	"github.com/driftd/driftd/internal/backoff"
 	"time"
 )
 
@@ -26,28 +26,10 @@ const (
 	replayChunk = 1 << 16 // values per replay call
 )
 
-// backoff computes the waits between restarts: restartMin doubling up to
-// restartMax, each drawn between half and all of that ("equal jitter"), so
-// that the waits never shrink and detectors do not restart in lockstep. It
-// starts over once the plugin has been up for restartStable.
-type backoff struct {
-	cur     time.Duration
-	upSince time.Time
-}
-
-// next returns the wait before the next restart.
-func (b *backoff) next(now time.Time) time.Duration {
-	if b.cur == 0 || (!b.upSince.IsZero() && now.Sub(b.upSince) >= restartStable) {
-		b.cur = restartMin
-	}
-	d := b.cur
-	b.cur = min(2*b.cur, restartMax)
-	b.upSince = time.Time{}
-	return d/2 + rand.N(d/2+1)
-}
-
-// up records that the plugin runs again.
-func (b *backoff) up(now time.Time) { b.upSince = now }
+// restartBackoff spaces the restarts of a plugin: restartMin doubling up
+// to restartMax, so that the waits never shrink and detectors do not restart
+// in lockstep. It starts over once the plugin has been up for restartStable.
+var restartBackoff = backoff.Backoff{Initial: restartMin, Max: restartMax, Stable: restartStable}
 
 // requeueLocked puts the values of a failed call, taken from the shards,
 // back in front of them, so they are sent again before anything that came
@@ -97,7 +79,7 @@ func (r *Feed) recover(ctx context.Context) {
 	r.broken = nil
 	for attempt := 1; ; attempt++ {
 		r.h.Gone(cause)
-		delay := r.backoff.next(time.Now())
+		delay := r.restart.Next(time.Now())
 		r.h.Restarting(attempt, delay, cause)
 		t := time.NewTimer(delay)
 		select {
@@ -123,7 +105,7 @@ func (r *Feed) recover(ctx context.Context) {
 			continue
 		}
 		r.up = up
-		r.backoff.up(time.Now())
+		r.restart.Up(time.Now())
 		r.mu.Lock()
 		r.restarting = false
 		r.restarts++

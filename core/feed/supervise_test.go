@@ -229,28 +229,6 @@ func TestRestartRetriesWithBackoff(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	var b backoff
-	now := time.Now()
-	prev := time.Duration(0)
-	for i := 0; i < 12; i++ {
-		d := b.next(now)
-		ceiling := min(restartMin<<i, restartMax)
-		if d < ceiling/2 || d > ceiling || (ceiling < restartMax && d < prev) {
-			t.Fatalf("wait %d: %v, want within [%v, %v] and not below %v", i, d, ceiling/2, ceiling, prev)
-		}
-		prev = d
-	}
-	b.up(now)
-	if d := b.next(now.Add(restartStable / 2)); d < restartMax/2 {
-		t.Errorf("after a short run: %v, want the backoff kept", d)
-	}
-	b.up(now)
-	if d := b.next(now.Add(restartStable)); d > restartMin {
-		t.Errorf("after a stable run: %v, want it started over", d)
-	}
-}
-
 // A replay goes in calls of at most replayChunk values, stream by stream
 // in name order, and leaves the history as it was.
 func TestHistoryReplaysInChunks(t *testing.T) {

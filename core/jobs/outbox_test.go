@@ -1,11 +1,10 @@
-package core
+package jobs
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftd/driftd/core/window"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,30 +13,40 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/sdk"
 )
 
-// fakeSink records deliveries and fails the first fails of them with err.
+// fakeSink records deliveries and fails the first fails of them with err;
+// with hold set, it keeps each delivery until hold is closed or the
+// delivery is cancelled.
 type fakeSink struct {
 	mu    sync.Mutex
 	jobs  []sdk.Job
 	fails int
 	err   error
+	hold  chan struct{}
 }
 
-func (f *fakeSink) Info() sdk.Info                 { return sdk.Info{Name: "fake", Kind: sdk.KindSink} }
-func (f *fakeSink) Schema() sdk.Schema             { return sdk.Schema{} }
-func (f *fakeSink) Configure(cfg sdk.Config) error { return nil }
-func (f *fakeSink) Deliver(_ context.Context, job sdk.Job) error {
+func (f *fakeSink) Stopped() bool { return false }
+
+func (f *fakeSink) Deliver(ctx context.Context, job sdk.Job) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.jobs = append(f.jobs, job)
-	if f.fails != 0 {
+	fail := f.fails != 0
+	if fail {
 		f.fails--
+	}
+	f.mu.Unlock()
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fail {
 		return f.err
 	}
 	return nil
@@ -69,7 +78,7 @@ func (l *eventLog) actions() []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, e := range l.all {
-		out = append(out, e.Action+":"+e.JobKind)
+		out = append(out, string(e.Action)+":"+e.JobKind)
 	}
 	return out
 }
@@ -89,15 +98,33 @@ monitor "m" {
 }
 `
 
-// outboxFixture is an outbox in a temp dir whose generation has one
-// in-process sink, fake.s.
+// testGen is a config and its sinks, as a generation of the daemon's.
+type testGen struct {
+	file *config.File
+	byID map[string]Sink
+}
+
+// sinks returns what the daemon passes the outbox for g.
+func (g *testGen) sinks() Sinks {
+	s := Sinks{ByID: map[string]Target{}}
+	for id, k := range g.byID {
+		s.ByID[id] = Target{Sink: k, Retry: g.file.Sink(id).Retry}
+	}
+	for _, m := range g.file.Monitors {
+		s.Cooldown = max(s.Cooldown, m.Cooldown)
+	}
+	return s
+}
+
+// outboxFixture is an outbox in a temp dir whose config has one sink,
+// fake.s.
 type outboxFixture struct {
 	t      *testing.T
 	dir    string
-	ob     *outbox
+	ob     *Outbox
 	sink   *fakeSink
 	events *eventLog
-	gen    *generation
+	gen    *testGen
 	next   atomic.Uint64 // what every stream's next index is
 }
 
@@ -108,8 +135,7 @@ func newOutboxFixture(t *testing.T, sink *fakeSink, maxAttempts int) *outboxFixt
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
-	s := &sinkInstance{block: f.Sinks[0], info: sink.Info(), impl: sink}
-	fx.gen = &generation{file: f, sinks: []*sinkInstance{s}, sinkByID: map[string]*sinkInstance{"fake.s": s}}
+	fx.gen = &testGen{file: f, byID: map[string]Sink{"fake.s": sink}}
 	fx.open()
 	return fx
 }
@@ -117,28 +143,28 @@ func newOutboxFixture(t *testing.T, sink *fakeSink, maxAttempts int) *outboxFixt
 func (fx *outboxFixture) open() {
 	fx.t.Helper()
 	fx.events = &eventLog{}
-	ob, err := openOutbox(fx.dir, hclog.NewNullLogger(), fx.events.publish)
+	ob, err := Open(fx.dir, Options{Publish: fx.events.publish})
 	if err != nil {
 		fx.t.Fatal(err)
 	}
 	ob.next = func(string) uint64 { return fx.next.Load() }
 	fx.ob = ob
-	fx.t.Cleanup(ob.close)
+	fx.t.Cleanup(ob.Close)
 }
 
 func (fx *outboxFixture) drift(index uint64) {
 	m := fx.gen.file.Monitors[0]
 	e := event.Event{Seq: index + 1, Type: event.Drift, Time: time.Now(), Model: "m", Version: "v1", Metric: "accuracy",
 		Detector: "ph.a", Index: index, WindowSize: 10, WindowMean: 0.5}
-	fx.ob.drift(m, e, window.Key("m", "v1", "accuracy"), m.Window)
+	fx.ob.Drift(m, e, "m/v1/accuracy")
 }
 
 func TestOutboxRetriesWithTheSameID(t *testing.T) {
 	sink := &fakeSink{fails: 3, err: errors.New("503 Service Unavailable")}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(41)
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 	jobs := sink.got()
 	if len(jobs) != 4 {
 		t.Fatalf("%d attempts, want 4", len(jobs))
@@ -158,7 +184,7 @@ func TestOutboxRetriesWithTheSameID(t *testing.T) {
 	if got := fx.events.actions(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
-	if st := fx.ob.status(); len(st.Pending) != 0 || len(st.Failed) != 0 {
+	if st := fx.ob.List(); len(st.Pending) != 0 || len(st.Failed) != 0 {
 		t.Errorf("status = %+v", st)
 	}
 }
@@ -166,17 +192,17 @@ func TestOutboxRetriesWithTheSameID(t *testing.T) {
 func TestOutboxPermanentFailureIsKept(t *testing.T) {
 	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("POST http://x/retrain: 401 Unauthorized"))}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(5)
-	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
-	f := fx.ob.status().Failed[0]
+	waitFor(t, func() bool { return len(fx.ob.List().Failed) == 1 })
+	f := fx.ob.List().Failed[0]
 	if f.Attempts != 1 || f.LastError != "refused by the sink (permanent failure): POST http://x/retrain: 401 Unauthorized" {
 		t.Errorf("failed job = %+v", f)
 	}
 	// Kept on disk for inspection.
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
-	if st := fx.ob.status(); len(st.Failed) != 1 || st.Failed[0].ID != f.ID {
+	if st := fx.ob.List(); len(st.Failed) != 1 || st.Failed[0].ID != f.ID {
 		t.Errorf("after reopen: %+v", st)
 	}
 }
@@ -184,13 +210,13 @@ func TestOutboxPermanentFailureIsKept(t *testing.T) {
 func TestOutboxGivesUpAfterMaxAttempts(t *testing.T) {
 	sink := &fakeSink{fails: -1, err: errors.New("connection refused")}
 	fx := newOutboxFixture(t, sink, 3)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(5)
-	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Failed) == 1 })
 	if n := len(sink.got()); n != 3 {
 		t.Errorf("%d attempts, want 3", n)
 	}
-	if f := fx.ob.status().Failed[0]; f.LastError != "gave up after 3 attempts (max_attempts); last error: connection refused" {
+	if f := fx.ob.List().Failed[0]; f.LastError != "gave up after 3 attempts (max_attempts); last error: connection refused" {
 		t.Errorf("last error %q", f.LastError)
 	}
 }
@@ -198,13 +224,13 @@ func TestOutboxGivesUpAfterMaxAttempts(t *testing.T) {
 func TestOutboxCooldownMakesOneJobOfABurst(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	var suppressed atomic.Int32
 	fx.ob.suppressed = func(string) { suppressed.Add(1) }
 	for i := range 100 {
 		fx.drift(uint64(i))
 	}
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 	time.Sleep(50 * time.Millisecond)
 	if n := len(sink.got()); n != 1 {
 		t.Errorf("%d deliveries, want 1", n)
@@ -218,24 +244,24 @@ func TestOutboxJobSurvivesRestart(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
 	fx.drift(7) // no generation yet: the job waits
-	st := fx.ob.status()
+	st := fx.ob.List()
 	if len(st.Pending) != 1 {
 		t.Fatalf("pending = %+v", st.Pending)
 	}
 	id := st.Pending[0].ID
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
-	if st := fx.ob.status(); len(st.Pending) != 1 || st.Pending[0].ID != id {
+	if st := fx.ob.List(); len(st.Pending) != 1 || st.Pending[0].ID != id {
 		t.Fatalf("after reopen: %+v", st)
 	}
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	waitFor(t, func() bool { return len(sink.got()) == 1 })
 	if got := sink.got()[0].ID; got != id {
 		t.Errorf("delivered %s, want %s", got, id)
 	}
 	// The cooldown survived too.
 	fx.drift(8)
-	if st := fx.ob.status(); len(st.Pending) != 0 {
+	if st := fx.ob.List(); len(st.Pending) != 0 {
 		t.Errorf("a second job was queued inside the cooldown: %+v", st.Pending)
 	}
 }
@@ -243,7 +269,7 @@ func TestOutboxJobSurvivesRestart(t *testing.T) {
 func TestOutboxRecoveredAfterAFullWindow(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.next.Store(42)
 	fx.drift(41)
 	waitFor(t, func() bool { return len(sink.got()) == 1 })
@@ -255,7 +281,7 @@ func TestOutboxRecoveredAfterAFullWindow(t *testing.T) {
 	fx.drift(45)
 	fx.next.Store(52)
 	fx.ob.checkRecovery()
-	if st := fx.ob.status(); len(st.Pending) != 0 {
+	if st := fx.ob.List(); len(st.Pending) != 0 {
 		t.Fatalf("recovered too early: %+v", st.Pending)
 	}
 	fx.next.Store(56)
@@ -277,12 +303,12 @@ func TestOutboxRecoveredWaitsForItsRetrainJob(t *testing.T) {
 	fx := newOutboxFixture(t, sink, 10)
 	fx.gen.file.Sinks[0].Retry.InitialBackoff = 100 * time.Millisecond
 	fx.gen.file.Sinks[0].Retry.MaxBackoff = 100 * time.Millisecond
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
 	waitFor(t, func() bool { return len(sink.got()) == 1 })
 	fx.next.Store(100)
 	fx.ob.checkRecovery()
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 2 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 2 })
 	var kinds []sdk.JobKind
 	for _, j := range sink.got() {
 		kinds = append(kinds, j.Kind)
@@ -300,7 +326,7 @@ func TestOutboxRetryAfter(t *testing.T) {
 		sink := &fakeSink{fails: 1, err: sdk.RetryAfter(errors.New("429 Too Many Requests"), wait)}
 		fx := newOutboxFixture(t, sink, 10)
 		fx.gen.file.Sinks[0].Retry.InitialBackoff = time.Millisecond
-		fx.ob.setGeneration(fx.gen)
+		fx.ob.SetSinks(fx.gen.sinks())
 		fx.drift(1)
 		waitFor(t, func() bool { return len(sink.got()) == 2 })
 		fx.events.mu.Lock()
@@ -313,36 +339,25 @@ func TestOutboxRetryAfter(t *testing.T) {
 	}
 }
 
-func TestRetryDelay(t *testing.T) {
-	r := config.Retry{InitialBackoff: time.Second, MaxBackoff: 8 * time.Second}
-	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 30: 8 * time.Second} {
-		for range 50 {
-			if d := retryDelay(r, attempt); d < want/2 || d > want {
-				t.Fatalf("attempt %d: %v, want within [%v, %v]", attempt, d, want/2, want)
-			}
-		}
-	}
-}
-
 func TestOutboxUnusableFileIsKeptAside(t *testing.T) {
 	dir := t.TempDir()
 	garbage := bytes.Repeat([]byte("not a bbolt file "), 1000)
-	if err := os.WriteFile(filepath.Join(dir, OutboxFile), garbage, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fileName), garbage, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ob, err := openOutbox(dir, hclog.NewNullLogger(), func(event.Event) {})
+	ob, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	defer ob.close()
-	aside, _ := filepath.Glob(filepath.Join(dir, OutboxFile+".bad-*"))
+	defer ob.Close()
+	aside, _ := filepath.Glob(filepath.Join(dir, fileName+".bad-*"))
 	if len(aside) != 1 {
 		t.Fatalf("files kept aside: %v", aside)
 	}
 	if b, _ := os.ReadFile(aside[0]); !bytes.Equal(b, garbage) {
 		t.Error("the file kept aside is not the unusable one")
 	}
-	if st := ob.status(); len(st.Pending)+len(st.Failed) != 0 {
+	if st := ob.List(); len(st.Pending)+len(st.Failed) != 0 {
 		t.Errorf("status %+v", st)
 	}
 }
@@ -351,7 +366,7 @@ func TestOutboxLaterJobSupersedesTheOpenOne(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
 	fx.gen.file.Monitors[0].Cooldown = 0
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
 	waitFor(t, func() bool { return len(sink.got()) == 1 })
 	fx.ob.prune() // forgets the cooldown, which has passed
@@ -373,17 +388,17 @@ func TestOutboxFailedRetrainJobDropsItsRecoveredJob(t *testing.T) {
 	fx := newOutboxFixture(t, sink, 3)
 	fx.gen.file.Sinks[0].Retry.InitialBackoff = 50 * time.Millisecond
 	fx.gen.file.Sinks[0].Retry.MaxBackoff = 50 * time.Millisecond
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
 	waitFor(t, func() bool { return len(sink.got()) == 1 })
 	fx.next.Store(100)
 	fx.ob.checkRecovery()
-	if st := fx.ob.status(); len(st.Pending) != 2 {
+	if st := fx.ob.List(); len(st.Pending) != 2 {
 		t.Fatalf("pending %+v, want the retrain job and its recovered job", st.Pending)
 	}
-	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Failed) == 1 })
 	time.Sleep(100 * time.Millisecond)
-	if st := fx.ob.status(); len(st.Pending) != 0 {
+	if st := fx.ob.List(); len(st.Pending) != 0 {
 		t.Errorf("pending %+v, want none", st.Pending)
 	}
 	for _, j := range sink.got() {
@@ -397,10 +412,10 @@ func TestOutboxFailsWhenTheNextAttemptIsPastMaxAge(t *testing.T) {
 	sink := &fakeSink{fails: -1, err: errors.New("503")}
 	fx := newOutboxFixture(t, sink, 0)
 	fx.gen.file.Sinks[0].Retry = config.Retry{InitialBackoff: time.Hour, MaxBackoff: time.Hour, MaxAge: time.Minute}
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
-	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
-	f := fx.ob.status().Failed[0]
+	waitFor(t, func() bool { return len(fx.ob.List().Failed) == 1 })
+	f := fx.ob.List().Failed[0]
 	if f.Attempts != 1 || !strings.Contains(f.LastError, "would be past max_age (1m0s); last error: 503") {
 		t.Errorf("failed job %+v", f)
 	}
@@ -408,14 +423,14 @@ func TestOutboxFailsWhenTheNextAttemptIsPastMaxAge(t *testing.T) {
 
 func TestOutboxOtherOpenErrorsStopTheStart(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, OutboxFile), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, fileName), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := openOutbox(dir, hclog.NewNullLogger(), func(event.Event) {})
+	_, err := Open(dir, Options{})
 	if err == nil || !strings.Contains(err.Error(), "open outbox") {
 		t.Fatalf("err = %v", err)
 	}
-	if aside, _ := filepath.Glob(filepath.Join(dir, OutboxFile+".bad-*")); len(aside) != 0 {
+	if aside, _ := filepath.Glob(filepath.Join(dir, fileName+".bad-*")); len(aside) != 0 {
 		t.Errorf("moved aside: %v", aside)
 	}
 }
@@ -424,27 +439,27 @@ func TestOutboxRetryAFailedJob(t *testing.T) {
 	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("401"))}
 	fx := newOutboxFixture(t, sink, 10)
 	fx.drift(1) // no sink yet: it waits
-	pending := fx.ob.status().Pending[0].ID
-	if _, err := fx.ob.retry(pending); !errors.Is(err, errNotFailed) {
+	pending := fx.ob.List().Pending[0].ID
+	if _, err := fx.ob.Retry(pending); !errors.Is(err, ErrNotFailed) {
 		t.Errorf("retry of a pending job: %v", err)
 	}
-	fx.ob.setGeneration(fx.gen)
-	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
-	id := fx.ob.status().Failed[0].ID
-	if _, err := fx.ob.retry("nope"); !errors.Is(err, errNoJob) {
+	fx.ob.SetSinks(fx.gen.sinks())
+	waitFor(t, func() bool { return len(fx.ob.List().Failed) == 1 })
+	id := fx.ob.List().Failed[0].ID
+	if _, err := fx.ob.Retry("nope"); !errors.Is(err, ErrNoJob) {
 		t.Errorf("retry of an unknown job: %v", err)
 	}
-	js, err := fx.ob.retry(id)
-	if err != nil || js.State != jobPending || js.Attempts != 0 {
+	js, err := fx.ob.Retry(id)
+	if err != nil || js.State != Pending || js.Attempts != 0 {
 		t.Fatalf("retry: %+v %v", js, err)
 	}
 	waitFor(t, func() bool { return len(sink.got()) == 2 })
 	if j := sink.got()[1]; j.ID != id || j.Attempt != 1 {
 		t.Errorf("redelivered %+v", j)
 	}
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 	// Delivered, it waits for its model version to recover again.
-	if _, err := fx.ob.retry(id); !errors.Is(err, errNotFailed) {
+	if _, err := fx.ob.Retry(id); !errors.Is(err, ErrNotFailed) {
 		t.Errorf("retry of a delivered job: %v", err)
 	}
 	fx.next.Store(100)
@@ -459,87 +474,27 @@ func TestOutboxRetriedJobGetsMaxAgeAgain(t *testing.T) {
 	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("401"))}
 	fx := newOutboxFixture(t, sink, 10)
 	fx.gen.file.Sinks[0].Retry.MaxAge = 100 * time.Millisecond
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
-	waitFor(t, func() bool { return len(fx.ob.status().Failed) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Failed) == 1 })
 	time.Sleep(150 * time.Millisecond) // past max_age since the job was created
-	if _, err := fx.ob.retry(fx.ob.status().Failed[0].ID); err != nil {
+	if _, err := fx.ob.Retry(fx.ob.List().Failed[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
-}
-
-// slowBelow is below, taking its time over each value.
-type slowBelow struct{ below }
-
-func (b *slowBelow) Configure(cfg sdk.Config) error {
-	b.floor, b.warn = cfg.Number("floor"), cfg.Number("warn")
-	b.New = func() sdk.StreamDetector { return slowState{belowState{b.floor, b.warn}} }
-	return nil
-}
-
-type slowState struct{ belowState }
-
-func (s slowState) Update(x float64) (sdk.SignalType, map[string]float64) {
-	time.Sleep(200 * time.Millisecond)
-	return s.belowState.Update(x)
-}
-
-// A drift that detectors raise while they flush at shutdown, after the
-// generation was taken down, still becomes a job.
-func TestDriftDuringShutdownFlushQueuesAJob(t *testing.T) {
-	sink := &fakeSink{}
-	a := newTestAgentWith(t, `
-plugin_dir = "."
-listen { socket = "test.sock" }
-detector "below" "floor" {
-  metric = "accuracy"
-}
-sink "fake" "s" {}
-monitor "m" {
-  window    = 3
-  detectors = ["below.floor"]
-  sinks     = ["fake.s"]
-}
-`, map[string]func() sdk.Plugin{
-		"below": func() sdk.Plugin { return &slowBelow{} },
-		"fake":  func() sdk.Plugin { return sink },
-	})
-	ob, err := openOutbox(t.TempDir(), hclog.NewNullLogger(), func(event.Event) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ob.close()
-	a.outbox.Store(ob)
-	ob.setGeneration(a.gen.Load())
-	if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // the first value is in the detector
-	if err := a.Ingest(context.Background(), accuracy("m", 0.1)); err != nil {
-		t.Fatal(err)
-	}
-	// Run's order.
-	ob.stopDelivery()
-	if g := a.gen.Swap(nil); g != nil {
-		g.stop()
-	}
-	if st := ob.status(); len(st.Pending) != 1 {
-		t.Errorf("%d jobs pending, want the one of the drift feed.Signal at shutdown", len(st.Pending))
-	}
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 }
 
 // A drift inside the cooldown moves recovery on, also across a restart.
 func TestOutboxRecoveryPointSurvivesRestart(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1) // recovery at 11
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 	fx.drift(45) // in the cooldown: recovery at 55
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.next.Store(20)
 	fx.ob.checkRecovery()
 	fx.next.Store(56)
@@ -551,67 +506,23 @@ func TestOutboxRecoveryPointSurvivesRestart(t *testing.T) {
 	}
 	// Its part done, the retrain job left the outbox, and so did the
 	// recovered one.
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
 	if n := len(fx.ob.jobs); n != 0 {
 		t.Errorf("%d jobs left in the outbox", n)
 	}
 }
 
-// blockingSink holds each delivery until released or cancelled.
-type blockingSink struct {
-	fakeSink
-	release chan struct{}
-}
-
-func (b *blockingSink) Deliver(ctx context.Context, job sdk.Job) error {
-	b.fakeSink.Deliver(ctx, job)
-	select {
-	case <-b.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// A reload that replaces the sink while it delivers costs the job no
-// attempt: the next goes to the new sink.
-func TestOutboxSinkReplacedMidDelivery(t *testing.T) {
-	impl := &blockingSink{release: make(chan struct{})}
-	fx := newOutboxFixture(t, &impl.fakeSink, 1) // max_attempts = 1
-	mk := func() *sinkInstance {
-		s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info()}
-		s.launch = func(ctx context.Context, _ time.Duration) (*sdk.Process, error) { return sdk.ServeInProcess(ctx, impl) }
-		return s
-	}
-	old := mk()
-	fx.ob.setGeneration(&generation{file: fx.gen.file, sinks: []*sinkInstance{old}, sinkByID: map[string]*sinkInstance{"fake.s": old}})
-	fx.drift(1)
-	waitFor(t, func() bool { return len(impl.got()) == 1 }) // in flight
-	nu := mk()
-	fx.ob.setGeneration(&generation{file: fx.gen.file, sinks: []*sinkInstance{nu}, sinkByID: map[string]*sinkInstance{"fake.s": nu}})
-	old.stop() // as retire does
-	waitFor(t, func() bool { return len(impl.got()) == 2 })
-	close(impl.release)
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
-	if d := fx.ob.status().Delivered[0]; d.Attempts != 1 {
-		t.Errorf("delivered after %d attempts, want 1", d.Attempts)
-	}
-	nu.stop()
-}
-
 // An attempt cut short by a stop does not count.
 func TestOutboxStopDoesNotCountAnAttempt(t *testing.T) {
-	impl := &blockingSink{release: make(chan struct{})}
-	fx := newOutboxFixture(t, &impl.fakeSink, 10)
-	s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info(), impl: impl}
-	fx.gen.sinks, fx.gen.sinkByID = []*sinkInstance{s}, map[string]*sinkInstance{"fake.s": s}
-	fx.ob.setGeneration(fx.gen)
+	impl := &fakeSink{hold: make(chan struct{})}
+	fx := newOutboxFixture(t, impl, 10)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
 	waitFor(t, func() bool { return len(impl.got()) == 1 })
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
-	if st := fx.ob.status(); len(st.Pending) != 1 || st.Pending[0].Attempts != 0 {
+	if st := fx.ob.List(); len(st.Pending) != 1 || st.Pending[0].Attempts != 0 {
 		t.Errorf("pending %+v, want the job with no attempt made", st.Pending)
 	}
 }
@@ -621,9 +532,9 @@ func TestOutboxStopDoesNotCountAnAttempt(t *testing.T) {
 func TestOutboxOpenJobsGiveUpAfterOpenLimit(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.drift(1)
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 	later := time.Now().Add(openLimit + time.Hour)
 	fx.ob.mu.Lock()
 	fx.ob.now = func() time.Time { return later }
@@ -649,20 +560,20 @@ func TestOutboxOpenJobsGiveUpAfterOpenLimit(t *testing.T) {
 func TestOutboxRetiredVersionStopsRecovery(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.next.Store(42)
 	fx.drift(41)
-	waitFor(t, func() bool { return len(fx.ob.status().Delivered) == 1 })
+	waitFor(t, func() bool { return len(fx.ob.List().Delivered) == 1 })
 	held := func() int {
 		fx.ob.mu.Lock()
 		defer fx.ob.mu.Unlock()
 		return len(fx.ob.jobs)
 	}
-	fx.ob.retired("m", "other")
+	fx.ob.Retired("m", "other")
 	if n := held(); n != 1 {
 		t.Fatalf("another version's retirement touched the job: %d held", n)
 	}
-	fx.ob.retired("m", "v1")
+	fx.ob.Retired("m", "v1")
 	if n := held(); n != 0 {
 		t.Errorf("%d jobs held after the retirement, want none", n)
 	}
@@ -672,5 +583,16 @@ func TestOutboxRetiredVersionStopsRecovery(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if got := sink.got(); len(got) != 1 {
 		t.Errorf("%d deliveries, want the retrain job alone: %+v", len(got), got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -1,4 +1,4 @@
-package core
+package jobs
 
 import (
 	"encoding/json"
@@ -12,23 +12,33 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-// OutboxFile is the outbox's file in data_dir.
-const OutboxFile = "outbox.db"
+// fileName is the outbox's file in data_dir.
+const fileName = "outbox.db"
+
+// State is where a job's delivery stands.
+type State string
 
 // The states of a job in the outbox.
 const (
-	jobPending   = "pending"   // waiting for its next attempt
-	jobDelivered = "delivered" // the sink took it
-	jobFailed    = "failed"    // refused for good, or out of attempts or time; kept for inspection
-	// jobHeld is a job not yet written: the outbox could not be written
-	// when it was queued. It is in memory only (see outbox.hold).
-	jobHeld = "held"
+	Pending   State = "pending"   // waiting for its next attempt
+	Delivered State = "delivered" // the sink took it
+	Failed    State = "failed"    // refused for good, or out of attempts or time; kept for inspection
+	// Held is a job not yet written: the outbox could not be written
+	// when it was queued. It is in memory only (see Outbox.hold).
+	Held State = "held"
+	// writing is a job on its way to the store (see persist.go). It is
+	// in memory only, listed as pending, and not delivered until written.
+	writing State = "writing"
 )
+
+// unwritten reports whether the job is not in the store yet: it is
+// written whole, as it is then, by the persist stage.
+func (s State) unwritten() bool { return s == Held || s == writing }
 
 // jobRecord is a job in the outbox, with where its delivery stands.
 type jobRecord struct {
 	Job         sdk.Job   `json:"job"`
-	State       string    `json:"state"`
+	State       State     `json:"state"`
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
@@ -68,18 +78,18 @@ var (
 	cooldownsBucket = []byte("cooldowns")
 )
 
-// outboxStore keeps the outbox in a bbolt file. Every write is one
+// store keeps the outbox in a bbolt file. Every write is one
 // transaction, fsynced before it returns: a job counts as queued only once
 // it is on disk.
-type outboxStore struct {
+type store struct {
 	db *bolt.DB
-	// failWrite, when set, is asked before each write and fails it with
-	// the error it returns (tests).
-	failWrite func() error
+	// beforeWrite, when set, is called before each write; an error it
+	// returns fails the write (tests: a full disk, a slow one).
+	beforeWrite func() error
 }
 
-func openOutboxStore(dir string) (*outboxStore, error) {
-	path := filepath.Join(dir, OutboxFile)
+func openStore(dir string) (*store, error) {
+	path := filepath.Join(dir, fileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
@@ -96,12 +106,12 @@ func openOutboxStore(dir string) (*outboxStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	return &outboxStore{db: db}, nil
+	return &store{db: db}, nil
 }
 
 // load reads every job and cooldown. A record that does not decode is
 // reported and skipped, so one bad entry does not stop the others.
-func (s *outboxStore) load() (jobs []*jobRecord, cooldowns map[string]cooldown, bad []error, err error) {
+func (s *store) load() (jobs []*jobRecord, cooldowns map[string]cooldown, bad []error, err error) {
 	cooldowns = map[string]cooldown{}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(jobsBucket).ForEach(func(k, v []byte) error {
@@ -130,9 +140,9 @@ func (s *outboxStore) load() (jobs []*jobRecord, cooldowns map[string]cooldown, 
 
 // write stores recs and cooldowns and deletes the jobs in drop, in one
 // transaction.
-func (s *outboxStore) write(recs []*jobRecord, cds map[string]cooldown, drop []string) error {
-	if s.failWrite != nil {
-		if err := s.failWrite(); err != nil {
+func (s *store) write(recs []*jobRecord, cds map[string]cooldown, drop []string) error {
+	if s.beforeWrite != nil {
+		if err := s.beforeWrite(); err != nil {
 			return err
 		}
 	}
@@ -166,7 +176,7 @@ func (s *outboxStore) write(recs []*jobRecord, cds map[string]cooldown, drop []s
 }
 
 // dropCooldowns deletes cooldown entries.
-func (s *outboxStore) dropCooldowns(keys []string) error {
+func (s *store) dropCooldowns(keys []string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(cooldownsBucket)
 		for _, k := range keys {
@@ -178,7 +188,7 @@ func (s *outboxStore) dropCooldowns(keys []string) error {
 	})
 }
 
-func (s *outboxStore) close() error {
+func (s *store) close() error {
 	if s == nil || s.db == nil {
 		return errors.New("outbox not open")
 	}

@@ -1,12 +1,7 @@
-package core
+package jobs
 
 import (
-	"context"
 	"fmt"
-	"github.com/driftd/driftd/core/window"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -19,7 +14,7 @@ import (
 // failWrites makes every write of fx's store fail with ENOSPC while on is
 // true.
 func (fx *outboxFixture) failWrites(on *atomic.Bool) {
-	fx.ob.store.failWrite = func() error {
+	fx.ob.store.beforeWrite = func() error {
 		if on.Load() {
 			return fmt.Errorf("write outbox: %w", syscall.ENOSPC)
 		}
@@ -32,11 +27,11 @@ func (fx *outboxFixture) driftVersion(v string, index uint64) {
 	m := fx.gen.file.Monitors[0]
 	e := event.Event{Type: event.Drift, Time: time.Now(), Model: "m", Version: v, Metric: "accuracy",
 		Detector: "ph.a", Index: index, WindowSize: 10, WindowMean: 0.5}
-	fx.ob.drift(m, e, window.Key("m", v, "accuracy"), m.Window)
+	fx.ob.Drift(m, e, "m/"+v+"/accuracy")
 }
 
 // jobsOf returns the job ids of events with action, in order.
-func (l *eventLog) jobsOf(action string) []string {
+func (l *eventLog) jobsOf(action event.Action) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string
@@ -56,7 +51,7 @@ func TestOutboxHoldsJobsWhileWritesFail(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	fx.failWrites(&failing)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	var suppressed atomic.Int32
 	fx.ob.suppressed = func(string) { suppressed.Add(1) }
 	const n = 50
@@ -67,31 +62,32 @@ func TestOutboxHoldsJobsWhileWritesFail(t *testing.T) {
 	if s := suppressed.Load(); s != 1 {
 		t.Errorf("%d drifts suppressed, want 1", s)
 	}
-	held := fx.events.jobsOf("held")
-	st := fx.ob.writeStatus()
+	waitFor(t, func() bool { return len(fx.events.jobsOf(event.JobHeld)) == n })
+	held := fx.events.jobsOf(event.JobHeld)
+	st := fx.ob.OutboxStatus()
 	if len(held) != n || st.Held != n || st.WriteErrors == 0 || !strings.Contains(st.LastError, "no space left on device") ||
-		st.LastErrorTime.IsZero() || st.HeldLimit != maxHeldJobs {
+		st.LastErrorTime.IsZero() || st.HeldLimit != MaxHeld {
 		t.Fatalf("%d held events; status %+v", len(held), st)
 	}
-	if q := fx.events.jobsOf("queued"); len(q) != 0 {
+	if q := fx.events.jobsOf(event.JobQueued); len(q) != 0 {
 		t.Errorf("queued while writes fail: %v", q)
 	}
-	if js := fx.ob.status(); len(js.Pending) != 0 || len(sink.got()) != 0 {
+	if js := fx.ob.List(); len(js.Pending) != 0 || len(sink.got()) != 0 {
 		t.Errorf("held jobs listed as pending or delivered: %+v, %d deliveries", js, len(sink.got()))
 	}
 	failing.Store(false)
 	waitFor(t, func() bool { return len(sink.got()) == n })
-	if q := fx.events.jobsOf("queued"); fmt.Sprint(q) != fmt.Sprint(held) {
+	if q := fx.events.jobsOf(event.JobQueued); fmt.Sprint(q) != fmt.Sprint(held) {
 		t.Errorf("queued %v,\nwant the held order %v", q, held)
 	}
-	if st := fx.ob.writeStatus(); st.Held != 0 {
+	if st := fx.ob.OutboxStatus(); st.Held != 0 {
 		t.Errorf("after the writes: %+v", st)
 	}
-	if js := fx.ob.status(); len(js.Pending) != 0 || len(js.Failed) != 0 {
+	if js := fx.ob.List(); len(js.Pending) != 0 || len(js.Failed) != 0 {
 		t.Errorf("status %+v", js)
 	}
 	// Every job is on disk, and so are the cooldowns.
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
 	if len(fx.ob.jobs) != n || len(fx.ob.cooldowns) != n {
 		t.Errorf("after reopen: %d jobs, %d cooldowns, want %d", len(fx.ob.jobs), len(fx.ob.cooldowns), n)
@@ -99,52 +95,29 @@ func TestOutboxHoldsJobsWhileWritesFail(t *testing.T) {
 }
 
 // While the hold is full, a drift waits for room instead of dropping its
-// job, ingestion is answered 503, and everything is delivered once the
-// writes succeed.
-func TestOutboxFullHoldWaitsAndRefusesMetrics(t *testing.T) {
+// job, the outbox reports itself full, and everything is delivered once the
+// writes succeed. (core's TestJobsHeldRefuseMetrics: ingestion is answered
+// 503 meanwhile.)
+func TestOutboxFullHoldWaits(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
 	var failing atomic.Bool
 	failing.Store(true)
 	fx.failWrites(&failing)
 	fx.ob.holdLimit = 3
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	for i := range 3 {
 		fx.driftVersion(fmt.Sprintf("v%d", i), 1)
 	}
-	if !fx.ob.full.Load() {
-		t.Fatalf("hold not full: %+v", fx.ob.writeStatus())
-	}
+	waitFor(t, fx.ob.Full)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		fx.driftVersion("v3", 1)
 	}()
-
-	a := newTestAgent(t, testConfig)
-	a.outbox.Store(fx.ob)
-	t.Cleanup(func() { a.outbox.Store(nil) })
-	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(`{"model":"m","version":"v1","accuracy":0.9}`)))
-	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" ||
-		!strings.Contains(rec.Body.String(), "retrain jobs cannot be written to the outbox: 3 jobs held in memory") {
-		t.Errorf("POST /v1/metrics: %d %s", rec.Code, rec.Body)
-	}
-	if a.accepted.Load() != 0 {
-		t.Errorf("%d metrics accepted while the hold is full", a.accepted.Load())
-	}
-	rec = httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{
-		`driftd_metric_requests_stopped_total{reason="outbox"} 1`,
-		"driftd_outbox_held_jobs 3",
-	} {
-		if !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if st := a.Status().Outbox; st.Held != 3 || st.WriteErrors == 0 {
-		t.Errorf("status outbox %+v", st)
+	if st := fx.ob.OutboxStatus(); st.Held != 3 || st.WriteErrors == 0 ||
+		!strings.Contains(st.LastError, "no space left on device") {
+		t.Errorf("outbox status %+v", st)
 	}
 	select {
 	case <-done:
@@ -155,13 +128,8 @@ func TestOutboxFullHoldWaitsAndRefusesMetrics(t *testing.T) {
 	failing.Store(false)
 	<-done
 	waitFor(t, func() bool { return len(sink.got()) == 4 })
-	if fx.ob.full.Load() {
+	if fx.ob.Full() {
 		t.Error("hold still full")
-	}
-	rec = httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(`{"model":"m","version":"v1","accuracy":0.9}`)))
-	if rec.Code != 200 {
-		t.Errorf("POST /v1/metrics once written: %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -174,46 +142,13 @@ func TestOutboxCloseWritesHeldJobs(t *testing.T) {
 	fx.failWrites(&failing)
 	fx.ob.holdLimit = 1
 	fx.driftVersion("v0", 1)
-	fx.ob.stopDelivery()
+	fx.ob.StopDelivery()
 	fx.driftVersion("v1", 1) // past the limit: delivery has stopped
 	failing.Store(false)
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
-	if st := fx.ob.status(); len(st.Pending) != 2 {
+	if st := fx.ob.List(); len(st.Pending) != 2 {
 		t.Errorf("after reopen: %+v, want 2 pending", st.Pending)
-	}
-}
-
-// A snapshot that cannot be written shows in status and in the metrics;
-// the next one that is written clears nothing but sets last_success.
-func TestSnapshotErrorsInStatusAndMetrics(t *testing.T) {
-	a := newTestAgent(t, testConfig)
-	if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
-		t.Fatal(err)
-	}
-	notDir := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.writeSnapshot(notDir, "test"); err == nil {
-		t.Fatal("snapshot written into a file")
-	}
-	st := a.Status().Snapshot
-	if st.Errors != 1 || st.LastError == "" || st.LastErrorTime.IsZero() || !st.LastSuccess.IsZero() {
-		t.Errorf("status snapshot %+v", st)
-	}
-	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{"driftd_snapshot_errors_total 1", "driftd_snapshot_last_success_timestamp_seconds 0"} {
-		if !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if err := a.writeSnapshot(t.TempDir(), "test"); err != nil {
-		t.Fatal(err)
-	}
-	if st := a.Status().Snapshot; st.LastSuccess.Before(st.LastErrorTime) || st.Errors != 1 {
-		t.Errorf("after a write: %+v", st)
 	}
 }
 
@@ -226,12 +161,10 @@ func TestOutboxRetiredKeepsHeldJobsOutOfTheStore(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	fx.failWrites(&failing)
-	fx.ob.setGeneration(fx.gen)
+	fx.ob.SetSinks(fx.gen.sinks())
 	fx.driftVersion("v0", 1)
 	fx.driftVersion("v1", 1)
-	if st := fx.ob.writeStatus(); st.Held != 2 {
-		t.Fatalf("held %d, want 2", st.Held)
-	}
+	waitFor(t, func() bool { return fx.ob.OutboxStatus().Held == 2 })
 	fx.ob.mu.Lock()
 	var heldRec *jobRecord
 	for _, r := range fx.ob.jobs {
@@ -242,29 +175,29 @@ func TestOutboxRetiredKeepsHeldJobsOutOfTheStore(t *testing.T) {
 	fx.ob.mu.Unlock()
 	// retired writes nothing held: with writes failing it reports its own
 	// error, and the held job stays out of the store either way.
-	fx.ob.retired("m", "v0")
+	fx.ob.Retired("m", "v0")
 	jobs, _, _, err := fx.ob.store.load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range jobs {
-		if r.State == jobHeld {
+		if r.State == Held {
 			t.Errorf("a held job was written as held: %+v", r)
 		}
 	}
 	// A job stored held (as a retirement once wrote them) loads pending.
 	failing.Store(false)
 	c := *heldRec
-	c.State = jobHeld
+	c.State = Held
 	if err := fx.ob.store.write([]*jobRecord{&c}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	fx.ob.close()
+	fx.ob.Close()
 	fx.open()
 	fx.ob.mu.Lock()
 	r := fx.ob.jobs[heldRec.Job.ID]
 	fx.ob.mu.Unlock()
-	if r == nil || r.State != jobPending {
+	if r == nil || r.State != Pending {
 		t.Fatalf("a job stored held loads as %+v, want pending", r)
 	}
 }

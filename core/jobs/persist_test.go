@@ -1,0 +1,49 @@
+package jobs
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/driftd/driftd/core/event"
+)
+
+// A drift does not wait for the disk: while a write to the outbox hangs,
+// the drift call returns, and its job is queued and delivered only once
+// written. (Status, like every part that changes jobs on disk, waits for
+// the write.)
+func TestOutboxSlowWriteDoesNotBlockDrift(t *testing.T) {
+	sink := &fakeSink{}
+	fx := newOutboxFixture(t, sink, 10)
+	fx.ob.SetSinks(fx.gen.sinks())
+	release := make(chan struct{})
+	var writes atomic.Int32
+	fx.ob.store.beforeWrite = func() error {
+		writes.Add(1)
+		<-release // a disk that takes its time
+		return nil
+	}
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		fx.driftVersion("v0", 1)
+		fx.driftVersion("v1", 1) // behind the write that hangs
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("drift waited for the outbox's write")
+	}
+	if q := fx.events.jobsOf(event.JobQueued); len(q) != 0 || len(sink.got()) != 0 {
+		t.Errorf("queued %v and %d deliveries before the jobs were written", q, len(sink.got()))
+	}
+	close(release)
+	waitFor(t, func() bool { return len(sink.got()) == 2 })
+	if q := fx.events.jobsOf(event.JobQueued); len(q) != 2 {
+		t.Errorf("queued %v, want both", q)
+	}
+	if writes.Load() == 0 {
+		t.Error("no write")
+	}
+}
