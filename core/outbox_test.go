@@ -17,6 +17,7 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -107,7 +108,7 @@ func newOutboxFixture(t *testing.T, sink *fakeSink, maxAttempts int) *outboxFixt
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
-	s := &sinkInstance{block: f.Sinks[0], info: sink.Info(), impl: sink}
+	s := &sinkInstance{block: f.Sinks[0], info: sink.Info(), proc: pluginhost.Internal(sink)}
 	fx.gen = &generation{file: f, sinks: []*sinkInstance{s}, sinkByID: map[string]*sinkInstance{"fake.s": s}}
 	fx.open()
 	return fx
@@ -580,7 +581,9 @@ func TestOutboxSinkReplacedMidDelivery(t *testing.T) {
 	fx := newOutboxFixture(t, &impl.fakeSink, 1) // max_attempts = 1
 	mk := func() *sinkInstance {
 		s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info()}
-		s.launch = func(ctx context.Context, _ time.Duration) (*sdk.Process, error) { return sdk.ServeInProcess(ctx, impl) }
+		s.launch = func(ctx context.Context, _ time.Duration) (*pluginhost.Instance, error) {
+			return pluginhost.ServeInProcess(ctx, impl)
+		}
 		return s
 	}
 	old := mk()
@@ -603,7 +606,7 @@ func TestOutboxSinkReplacedMidDelivery(t *testing.T) {
 func TestOutboxStopDoesNotCountAnAttempt(t *testing.T) {
 	impl := &blockingSink{release: make(chan struct{})}
 	fx := newOutboxFixture(t, &impl.fakeSink, 10)
-	s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info(), impl: impl}
+	s := &sinkInstance{block: fx.gen.file.Sinks[0], info: impl.Info(), proc: pluginhost.Internal(impl)}
 	fx.gen.sinks, fx.gen.sinkByID = []*sinkInstance{s}, map[string]*sinkInstance{"fake.s": s}
 	fx.ob.setGeneration(fx.gen)
 	fx.drift(1)

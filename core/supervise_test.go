@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -37,7 +38,7 @@ func (s *summing) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, 
 		for i, v := range b.Values {
 			idx := b.Start + uint64(i)
 			if int64(idx) == s.crashAt {
-				return nil, fmt.Errorf("update: %w: connection reset", sdk.ErrPluginUnavailable)
+				return nil, fmt.Errorf("update: %w: connection reset", pluginhost.ErrPluginUnavailable)
 			}
 			s.seen++
 			if s.sums[b.Stream] += v; s.sums[b.Stream] >= s.limit {
@@ -259,15 +260,15 @@ func TestHistory(t *testing.T) {
 		{Stream: "a", Index: 2, Type: sdk.SignalDrift},
 		{Stream: "a", Index: 5, Type: sdk.SignalWarning}, // a warning resets nothing
 	})
-	if got := fmt.Sprint(h.batches()); got != "[[{a 3 [3 4 5]} {b 5 [5]}]]" || h.n != 4 {
+	if got := fmt.Sprint(h.batches()); got != "[[{a 0 3 [3 4 5]} {b 0 5 [5]}]]" || h.n != 4 {
 		t.Fatalf("history %s (%d values)", got, h.n)
 	}
 	h.record([]sdk.Batch{{Stream: "a", Start: 6, Values: []float64{6, 7, 8, 9, 10, 11, 12}}}, nil)
-	if got := fmt.Sprint(h.batches()); got != "[[{a 4 [4 5 6 7 8 9 10 11 12]} {b 5 [5]}]]" || h.n != 10 || !h.cut["a"] {
+	if got := fmt.Sprint(h.batches()); got != "[[{a 0 4 [4 5 6 7 8 9 10 11 12]} {b 0 5 [5]}]]" || h.n != 10 || !h.cut["a"] {
 		t.Fatalf("over the limit: %s (%d values, cut %v)", got, h.n, h.cut)
 	}
 	h.record(nil, []sdk.Signal{{Stream: "a", Index: 12, Type: sdk.SignalDrift}})
-	if got := fmt.Sprint(h.batches()); got != "[[{b 5 [5]}]]" || h.n != 1 || h.cut["a"] {
+	if got := fmt.Sprint(h.batches()); got != "[[{b 0 5 [5]}]]" || h.n != 1 || h.cut["a"] {
 		t.Fatalf("after a drift on the newest value: %s", got)
 	}
 }
@@ -405,12 +406,12 @@ func TestHistoryFromASeries(t *testing.T) {
 	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
 	// 3 and 4 went in a call that failed.
 	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 5, Values: []float64{5, 6}}}, refs, nil)
-	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 0 [0 1 2]} {m/v/x 0 5 [5 6]}]]" || len(h.cut) != 0 {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
 	h.recordFor(r, []sdk.Batch{{Stream: s.key, Start: 7, Values: []float64{7, 8}}}, refs,
 		[]sdk.Signal{{Stream: s.key, Index: 5, Type: sdk.SignalDrift}})
-	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
 	}
 	w.mu.Lock()

@@ -12,7 +12,7 @@ import (
 )
 
 // feedOverGRPC sends xs to d as one stream in batches of uneven sizes.
-func feedOverGRPC(t *testing.T, d *sdk.Remote, xs []float64) []sdk.Signal {
+func feedOverGRPC(t *testing.T, d sdktest.Updater, xs []float64) []sdk.Signal {
 	t.Helper()
 	var got []sdk.Signal
 	for start, size := 0, 1; start < len(xs); start, size = start+size, size*2%997+1 {
