@@ -145,7 +145,7 @@ func (e *errorRate) Info() sdk.Info {
 }
 
 func (e *errorRate) Configure(cfg sdk.Config) error {
-	e.Domain = sdk.DomainBinary
+	e.Domain = e.Info().Domain
 	return e.above.Configure(cfg)
 }
 

@@ -28,7 +28,8 @@ type Streams struct {
 	// New makes the state of a stream on its first value.
 	New func() StreamDetector
 	// Domain, when set, makes Update refuse values outside it, before any
-	// value of the call is applied.
+	// value of the call is applied. Set it from the detector's Info, where
+	// the domain is declared: s.Domain = s.Info().Domain in Configure.
 	Domain Domain
 
 	mu      sync.Mutex
