@@ -21,7 +21,7 @@ import (
 // It speaks the handshake on stdout, serves gRPC until the daemon tells it to
 // stop, and exits if the daemon dies. Run by hand, it explains that it is a
 // plugin and exits, unless $DRIFTD_PLUGIN_DEBUG is 1: then it serves in
-// debug mode: it prints the reattach config for $DRIFTD_PLUGIN_REATTACH,
+// debug mode and prints the reattach config for $DRIFTD_PLUGIN_REATTACH,
 // with which a daemon attaches to it instead of running the binary.
 func Serve(impl Plugin) {
 	if err := checkKind(impl); err != nil {

@@ -74,7 +74,8 @@ func (s *Streams) stateLocked(b Batch) StreamDetector {
 	}
 	if i > 0 && i < len(s.byID) {
 		// The key check is a pointer comparison when, as usual, both
-		// strings are the one the sdk keeps for the id.
+		// strings are the one kept for the ID (by the sdk's server, or by
+		// a caller inside the daemon).
 		if e := s.byID[i]; e != nil && e.st != nil && e.key == b.Stream {
 			return e.st
 		}
