@@ -18,6 +18,7 @@ import (
 
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -55,14 +56,14 @@ func (s belowState) Update(x float64) (sdk.SignalType, map[string]float64) {
 
 // inProcess starts the named test plugins inside the test process, over
 // real go-plugin gRPC, instead of binaries.
-func inProcess(plugins map[string]func() sdk.Plugin) func(context.Context, sdk.ProcessConfig) (*sdk.Process, error) {
-	return func(ctx context.Context, cfg sdk.ProcessConfig) (*sdk.Process, error) {
+func inProcess(plugins map[string]func() sdk.Plugin) func(context.Context, pluginhost.ProcessConfig) (*pluginhost.Instance, error) {
+	return func(ctx context.Context, cfg pluginhost.ProcessConfig) (*pluginhost.Instance, error) {
 		name := strings.TrimPrefix(filepath.Base(cfg.Path), "driftd-plugin-")
 		mk, ok := plugins[name]
 		if !ok {
 			return nil, fmt.Errorf("no test plugin %q", name)
 		}
-		return sdk.ServeInProcess(ctx, mk())
+		return pluginhost.ServeInProcess(ctx, mk())
 	}
 }
 

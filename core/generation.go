@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -63,7 +64,7 @@ type generation struct {
 // plugin and the feed of its values.
 type detectorInstance struct {
 	block  *config.Detector // as first started; a kept instance keeps it
-	proc   *sdk.Process     // nil for a detector running in process
+	inst   *pluginhost.Instance
 	info   sdk.Info
 	schema sdk.Schema
 	cfg    sdk.Config // the config block as decoded, before the plugin's defaults
@@ -72,8 +73,8 @@ type detectorInstance struct {
 	born   uint64     // the generation that started it
 	runner *feed.Feed
 	// launch starts and configures a new process for the detector, for a
-	// restart; nil for a detector running in process.
-	launch func(ctx context.Context) (*sdk.Process, *sdk.Remote, error)
+	// restart; nil for a detector running inside the daemon.
+	launch func(ctx context.Context) (*pluginhost.Instance, error)
 
 	cancel context.CancelFunc // ends the runner
 	wg     sync.WaitGroup     // the runner and the kills it asked for
@@ -91,26 +92,21 @@ type refusal struct {
 func (d *detectorInstance) pid() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.proc == nil {
-		return 0
-	}
-	return d.proc.Pid()
+	return d.inst.Pid()
 }
 
 func (d *detectorInstance) kill() {
 	d.mu.Lock()
-	proc := d.proc
+	inst := d.inst
 	d.mu.Unlock()
-	if proc != nil {
-		proc.Kill()
-	}
+	inst.Kill()
 }
 
 // checkExited reports whether the process exited since the last check.
 func (d *detectorInstance) checkExited() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	newly := d.proc != nil && !d.exited && d.proc.Exited()
+	newly := !d.exited && d.inst.Exited()
 	d.exited = d.exited || newly
 	return newly
 }
@@ -122,7 +118,7 @@ func (d *detectorInstance) alive() bool {
 		return !d.runner.Status().Halted // supervised: restarted when it fails
 	}
 	d.mu.Lock()
-	exited := d.exited || (d.proc != nil && d.proc.Exited())
+	exited := d.exited || d.inst.Exited()
 	d.mu.Unlock()
 	return !exited && !d.runner.Status().Halted
 }
@@ -175,13 +171,10 @@ func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
 // but does not answer is "killed".
 func (d *detectorInstance) gone(cause error, cb callbacks) {
 	d.mu.Lock()
-	proc, reported := d.proc, d.exited
+	proc, reported := d.inst, d.exited
 	d.mu.Unlock()
-	if proc == nil {
-		return
-	}
 	if !reported {
-		if errors.Is(cause, sdk.ErrPluginUnavailable) {
+		if errors.Is(cause, pluginhost.ErrPluginUnavailable) {
 			// A crash fails the call at once; go-plugin sees the exit a
 			// few milliseconds later.
 			for deadline := time.Now().Add(500 * time.Millisecond); !proc.Exited() && time.Now().Before(deadline); {
@@ -202,25 +195,25 @@ func (d *detectorInstance) gone(cause error, cb callbacks) {
 
 // revive starts a new process for the detector, configured as the old one.
 func (d *detectorInstance) revive(ctx context.Context) (feed.Updater, int, error) {
-	proc, remote, err := d.launch(ctx)
+	inst, err := d.launch(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
 	d.mu.Lock()
-	d.proc, d.exited = proc, false
+	d.inst, d.exited = inst, false
 	d.mu.Unlock()
-	return remote, proc.Pid(), nil
+	return inst.Detector(), inst.Pid(), nil
 }
 
 // ping checks that the plugin process is there and answers.
 func (d *detectorInstance) ping(ctx context.Context) error {
 	d.mu.Lock()
-	proc := d.proc
+	inst := d.inst
 	d.mu.Unlock()
-	if proc.Exited() {
-		return fmt.Errorf("plugin process exited: %w", sdk.ErrPluginUnavailable)
+	if inst.Exited() {
+		return fmt.Errorf("plugin process exited: %w", pluginhost.ErrPluginUnavailable)
 	}
-	return proc.Remote().Ping(ctx)
+	return inst.Ping(ctx)
 }
 
 // stop delivers what the feed has queued, then stops the plugin process.
@@ -257,9 +250,9 @@ type buildOptions struct {
 	log hclog.Logger
 	// only, when set, keeps just these detector IDs (backtest -detector).
 	only map[string]bool
-	// start starts a plugin binary; sdk.StartProcess unless a test says
+	// start starts a plugin binary; pluginhost.Start unless a test says
 	// otherwise.
-	start func(ctx context.Context, cfg sdk.ProcessConfig) (*sdk.Process, error)
+	start func(ctx context.Context, cfg pluginhost.ProcessConfig) (*pluginhost.Instance, error)
 	// inProcess names plugins whose detectors run inside the daemon,
 	// called directly instead of over RPC (Options.InProcess).
 	inProcess map[string]func() sdk.Plugin
@@ -404,7 +397,7 @@ func checkSums(f *config.File, blocks []*config.Detector, opts buildOptions) map
 				ids = append(ids, o.ID())
 			}
 		}
-		got, err := sdk.FileSHA256(pb.Path)
+		got, err := pluginhost.FileSHA256(pb.Path)
 		var detail string
 		switch {
 		case err != nil:
@@ -489,34 +482,17 @@ func wantSum(f *config.File, plugin string) string {
 // detector of generation id.
 func startDetector(ctx context.Context, f *config.File, b *config.Detector, id uint64, opts buildOptions) (*detectorInstance, hcl.Diagnostics) {
 	pb := pluginBlock{kind: sdk.KindDetector, plugin: b.Plugin, id: b.ID(), body: b.Body, defRange: b.DefRange, configRange: b.ConfigRange}
-	if mk, ok := opts.inProcess[b.Plugin]; ok {
-		impl := mk()
-		det, isDetector := impl.(sdk.Detector)
-		if !isDetector {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a detector", Subject: b.DefRange.Ptr()}}
-		}
-		schema, cfg, diags := configureInProcess(impl, pb)
-		if diags.HasErrors() {
-			return nil, diags
-		}
-		d := &detectorInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, born: id, binary: pluginBinary(f, b.Plugin, opts)}
-		d.runner = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: d.info.Domain, Born: id,
-			Limit: runnerQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID())}, det)
-		return d, diags
-	}
 	st, diags := startPlugin(ctx, f, pb, opts)
 	if st == nil {
 		return nil, diags
 	}
-	d := &detectorInstance{block: b, proc: st.proc, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
+	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
 	d.runner = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
-		Limit: runnerQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: true}, st.proc.Remote())
-	d.launch = func(ctx context.Context) (*sdk.Process, *sdk.Remote, error) {
-		proc, err := st.relaunch(ctx, d.runner.Timeout())
-		if err != nil {
-			return nil, nil, err
+		Limit: runnerQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil}, st.inst.Detector())
+	if st.relaunch != nil {
+		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
+			return st.relaunch(ctx, d.runner.Timeout())
 		}
-		return proc, proc.Remote(), nil
 	}
 	return d, diags
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"github.com/driftd/driftd/core/window"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -149,7 +150,9 @@ monitor "m" {
 	defer ob.Close()
 	mk := func() *generation {
 		s := &sinkInstance{block: f.Sinks[0], info: impl.Info()}
-		s.launch = func(ctx context.Context, _ time.Duration) (*sdk.Process, error) { return sdk.ServeInProcess(ctx, impl) }
+		s.launch = func(ctx context.Context, _ time.Duration) (*pluginhost.Instance, error) {
+			return pluginhost.ServeInProcess(ctx, impl)
+		}
 		return &generation{file: f, sinks: []*sinkInstance{s}, sinkByID: map[string]*sinkInstance{"fake.s": s}}
 	}
 	old := mk()

@@ -12,8 +12,8 @@ import (
 
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/jobs"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/internal/sdnotify"
-	"github.com/driftd/driftd/sdk"
 )
 
 // shutdownGrace bounds how long a stop waits for requests in flight.
@@ -58,7 +58,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer unlock()
 	// A daemon killed by SIGKILL took its plugins with it (Pdeathsig), not
 	// their children; now that data_dir is this daemon's, they go.
-	if pids, err := sdk.KillStrays(filepath.Join(f.DataDir, "plugins")); err != nil {
+	if pids, err := pluginhost.KillStrays(filepath.Join(f.DataDir, "plugins")); err != nil {
 		a.log.Warn("cannot look for processes left by the plugins of a previous run", "error", err)
 	} else if len(pids) > 0 {
 		a.log.Warn("killed processes left by the plugins of a previous run", "pids", pids)

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -28,9 +29,9 @@ type sinkInstance struct {
 	sha256 string
 	born   uint64
 	// launch starts and configures a new process, giving Configure
-	// timeout; nil for a sink running in process (impl).
-	launch  func(ctx context.Context, timeout time.Duration) (*sdk.Process, error)
-	impl    sdk.Sink
+	// timeout; nil for a sink running inside the daemon, which is never
+	// started again.
+	launch  func(ctx context.Context, timeout time.Duration) (*pluginhost.Instance, error)
 	timeout atomic.Int64 // plugin_timeout, for launch
 	// onRestart reports a process started again after the previous one
 	// went away.
@@ -38,12 +39,16 @@ type sinkInstance struct {
 	kills     sync.WaitGroup // the kills drop started
 
 	mu        sync.Mutex
-	proc      *sdk.Process
+	proc      *pluginhost.Instance
 	restarts  int
 	stopped   bool
 	seenExit  bool   // checkExited reported proc
 	lastCause string // why the previous process went away
 }
+
+// internal reports whether the sink runs inside the daemon
+// (Options.InProcess): its plugin is never killed or started again.
+func (s *sinkInstance) internal() bool { return s.launch == nil }
 
 // ID returns "<plugin>.<name>".
 func (s *sinkInstance) ID() string { return s.block.ID() }
@@ -53,20 +58,17 @@ func (s *sinkInstance) ID() string { return s.block.ID() }
 // sink's timeout is killed; the job is then retried like any failed
 // delivery.
 func (s *sinkInstance) deliver(ctx context.Context, job sdk.Job) error {
-	if s.impl != nil {
-		cctx, cancel := context.WithTimeout(ctx, s.block.Timeout)
-		defer cancel()
-		return s.impl.Deliver(cctx, job)
-	}
 	proc, err := s.process(ctx)
 	if err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.block.Timeout)
 	defer cancel()
-	err = proc.Remote().Deliver(cctx, job)
+	err = proc.Sink().Deliver(cctx, job)
 	switch {
-	case errors.Is(err, sdk.ErrPluginUnavailable):
+	case s.internal():
+		// Nothing to kill and start again.
+	case errors.Is(err, pluginhost.ErrPluginUnavailable):
 		s.drop(proc, "plugin exited: "+err.Error())
 		return fmt.Errorf("sink plugin exited during delivery: %w", err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
@@ -80,7 +82,7 @@ func (s *sinkInstance) deliver(ctx context.Context, job sdk.Job) error {
 // Only the sink's delivery worker calls it, so one start runs at a time;
 // the start runs without s.mu, so status and the watch on processes never
 // wait for it.
-func (s *sinkInstance) process(ctx context.Context) (*sdk.Process, error) {
+func (s *sinkInstance) process(ctx context.Context) (*pluginhost.Instance, error) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -138,7 +140,7 @@ func (s *sinkInstance) checkExited() (pid int, exited bool) {
 // drop kills proc, and forgets it if it is still the current process. The
 // kill runs in the background, where stop waits for it; once the sink is
 // stopped it runs here.
-func (s *sinkInstance) drop(proc *sdk.Process, cause string) {
+func (s *sinkInstance) drop(proc *pluginhost.Instance, cause string) {
 	s.mu.Lock()
 	if s.proc == proc {
 		s.proc = nil
@@ -185,7 +187,7 @@ func (s *sinkInstance) state() (state string, pid, restarts int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.impl != nil:
+	case s.internal():
 		return "in-process", 0, 0
 	case s.stopped:
 		return "stopped", 0, s.restarts
@@ -198,7 +200,7 @@ func (s *sinkInstance) state() (state string, pid, restarts int) {
 // keeps reports whether s can serve block unchanged in the next
 // generation: same plugin binary, same config.
 func (s *sinkInstance) keeps(b *config.Sink, f *config.File, opts buildOptions) (bool, hcl.Diagnostics) {
-	if s.impl != nil {
+	if s.internal() {
 		return false, nil
 	}
 	if pluginBinary(f, b.Plugin, opts) != s.binary || wantSum(f, b.Plugin) != s.sha256 {
@@ -217,25 +219,12 @@ func (s *sinkInstance) keeps(b *config.Sink, f *config.File, opts buildOptions) 
 // generation id.
 func startSink(ctx context.Context, f *config.File, b *config.Sink, id uint64, opts buildOptions) (*sinkInstance, hcl.Diagnostics) {
 	pb := pluginBlock{kind: sdk.KindSink, plugin: b.Plugin, id: b.ID(), body: b.Body, defRange: b.DefRange, configRange: b.ConfigRange}
-	if mk, ok := opts.inProcess[b.Plugin]; ok {
-		impl := mk()
-		sink, isSink := impl.(sdk.Sink)
-		if !isSink {
-			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin is not a sink", Subject: b.DefRange.Ptr()}}
-		}
-		schema, cfg, diags := configureInProcess(impl, pb)
-		if diags.HasErrors() {
-			return nil, diags
-		}
-		return &sinkInstance{block: b, info: impl.Info(), schema: schema, cfg: cfg, impl: sink, born: id,
-			binary: pluginBinary(f, b.Plugin, opts)}, diags
-	}
 	st, diags := startPlugin(ctx, f, pb, opts)
 	if st == nil {
 		return nil, diags
 	}
 	s := &sinkInstance{block: b, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256,
-		born: id, proc: st.proc, launch: st.relaunch, onRestart: opts.sinkRestarted}
+		born: id, proc: st.inst, launch: st.relaunch, onRestart: opts.sinkRestarted}
 	s.setTimeout(f.PluginTimeout)
 	return s, diags
 }

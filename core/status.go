@@ -205,7 +205,7 @@ func (a *Agent) status(q StreamQuery) Status {
 			d.mu.Lock()
 			state := "running"
 			switch {
-			case d.proc == nil:
+			case d.inst.Internal():
 				state = "in-process"
 			case feed.Halted:
 				state = "halted"

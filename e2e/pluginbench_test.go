@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/internal/pluginwire"
 	"github.com/driftd/driftd/sdk"
 	"github.com/driftd/driftd/sdk/sdktest"
 )
@@ -48,7 +49,7 @@ func BenchmarkPluginStart(b *testing.B) {
 			var total time.Duration
 			for b.Loop() {
 				cmd := exec.Command(path)
-				cmd.Env = cleanEnv(sdk.Handshake.MagicCookieKey+"="+sdk.Handshake.MagicCookieValue,
+				cmd.Env = cleanEnv(pluginwire.Handshake.MagicCookieKey+"="+pluginwire.Handshake.MagicCookieValue,
 					"PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR="+dir)
 				out, err := cmd.StdoutPipe()
 				if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 	"github.com/driftd/driftd/sdk/sdktest"
 )
@@ -102,8 +103,8 @@ func TestPythonKitUnitTests(t *testing.T) {
 	}
 }
 
-// Every path of the protocol, from the daemon's side of it: sdk.StartProcess
-// and the Remote the daemon uses, against the probe plugin.
+// Every path of the protocol, from the daemon's side of it: pluginhost.Start
+// and the instance the daemon uses, against the probe plugin.
 func TestPythonPluginProtocol(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -111,7 +112,7 @@ func TestPythonPluginProtocol(t *testing.T) {
 	ctx := context.Background()
 	logs := &syncBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
-	p, err := sdk.StartProcess(ctx, sdk.ProcessConfig{Path: path, Logger: logger})
+	p, err := pluginhost.Start(ctx, pluginhost.ProcessConfig{Path: path, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,8 @@ func TestPythonPluginProtocol(t *testing.T) {
 		}
 	}()
 	pid := p.Pid()
-	r := p.Remote()
+	r := p
+	d := p.Detector()
 
 	if info := r.Info(); info != (sdk.Info{Name: "pyprobe", Kind: sdk.KindDetector, Version: "0.0.1", Description: "test probe"}) {
 		t.Errorf("info %+v", info)
@@ -165,12 +167,12 @@ func TestPythonPluginProtocol(t *testing.T) {
 	if err := r.Configure(ctx, sdk.Config{"limit": 1.0}); err != nil {
 		t.Fatalf("configure: %v", err)
 	}
-	var pe *sdk.PluginError
+	var pe *pluginhost.PluginError
 	if err := r.Configure(ctx, sdk.Config{"limit": 1.0}); !errors.As(err, &pe) {
 		t.Errorf("second configure: %v, want a plugin error", err)
 	}
 
-	sigs, err := r.Update(ctx, []sdk.Batch{
+	sigs, err := d.Update(ctx, []sdk.Batch{
 		{Stream: "a", Start: 10, Values: []float64{0.5, 2, 7}},
 		{Stream: "b", Start: 0, Values: []float64{3}},
 	})
@@ -182,20 +184,20 @@ func TestPythonPluginProtocol(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(sigs, want) {
 		t.Errorf("update: %+v, %v\nwant %+v", sigs, err, want)
 	}
-	if _, err := r.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{1, math.NaN()}}}); !errors.Is(err, sdk.ErrBadRequest) {
+	if _, err := d.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{1, math.NaN()}}}); !errors.Is(err, sdk.ErrBadRequest) {
 		t.Errorf("NaN: %v, want ErrBadRequest", err)
 	}
-	if _, err := r.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{42}}}); !errors.Is(err, sdk.ErrBadRequest) || !strings.Contains(err.Error(), "42 is not a value") {
+	if _, err := d.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{42}}}); !errors.Is(err, sdk.ErrBadRequest) || !strings.Contains(err.Error(), "42 is not a value") {
 		t.Errorf("BadRequest: %v, want ErrBadRequest", err)
 	}
-	if _, err := r.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{13}}}); !errors.As(err, &pe) || pe.Code != "Internal" || !strings.Contains(pe.Message, "unlucky 13") {
+	if _, err := d.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{13}}}); !errors.As(err, &pe) || pe.Code != "Internal" || !strings.Contains(pe.Message, "unlucky 13") {
 		t.Errorf("a crash in update: %v, want an Internal plugin error", err)
 	}
-	if err := r.Reset(ctx, "a"); err != nil {
+	if err := d.(sdk.Resetter).Reset(ctx, "a"); err != nil {
 		t.Errorf("reset: %v", err)
 	}
 	// The plugin keeps serving after all that.
-	if sigs, err := r.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{5}}}); err != nil || len(sigs) != 1 {
+	if sigs, err := d.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{5}}}); err != nil || len(sigs) != 1 {
 		t.Errorf("update after errors: %v, %v", sigs, err)
 	}
 
@@ -218,14 +220,6 @@ func TestPythonPluginProtocol(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, "plugin failed to exit gracefully") || !strings.Contains(l, "plugin exited") {
 		t.Errorf("the plugin did not exit on the controller's Shutdown:\n%s", l)
 	}
-}
-
-// remoteDetector lets sdktest.FeedRandomly, which takes an sdk.Detector,
-// feed a plugin process.
-type remoteDetector struct{ *sdk.Remote }
-
-func (r remoteDetector) Configure(cfg sdk.Config) error {
-	return r.Remote.Configure(context.Background(), cfg)
 }
 
 // The example detector gives the same signals however the values are
@@ -269,7 +263,7 @@ func TestPythonPluginBatching(t *testing.T) {
 	if err := batched.Configure(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	got := sdktest.FeedRandomly(t, remoteDetector{batched}, streams, rng)
+	got := sdktest.FeedRandomly(t, batched, streams, rng)
 	for name := range streams {
 		if !reflect.DeepEqual(got[name], want[name]) {
 			t.Errorf("stream %s: batched drifts %v, value by value %v", name,

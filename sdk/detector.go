@@ -75,6 +75,12 @@ const (
 // has index Start+i.
 type Batch struct {
 	Stream string
+	// ID, when not 0, is a number the daemon gives the stream: the same in
+	// every batch of the stream, and small (handed out in order from 1).
+	// A detector may use it to find a stream's state without hashing
+	// Stream, as Streams does. A number may name another stream later, so
+	// a detector that keys state by ID checks Stream too.
+	ID     uint32
 	Start  uint64
 	Values []float64
 }
@@ -95,17 +101,7 @@ type Signal struct {
 // After a drift the detector resets that stream's state itself, as River's
 // detectors do, so one change gives one signal.
 type Detector interface {
-	// Info names the plugin.
-	Info() Info
-	// Schema declares the attributes of the plugin's config block.
-	Schema() Schema
-	// Configure sets the configuration, checked against Schema and
-	// completed with its defaults. It is called once, before any Update.
-	// Return ConfigErrors to point the user at the attributes at fault.
-	// When the schema refused some attributes, Configure still runs, with
-	// their defaults in their place, so one answer lists every problem;
-	// the plugin is then not used.
-	Configure(cfg Config) error
+	Plugin
 	// Update feeds values and returns the signals they raised, in order.
 	// batches and the Values slices it holds belong to the caller and
 	// are reused once Update returns: copy what must outlive the call.

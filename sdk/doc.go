@@ -1,7 +1,7 @@
 // Package sdk is everything a driftd plugin author imports: the detector
 // and sink contracts, config schemas, and Serve, which runs a plugin over
-// hashicorp/go-plugin's gRPC transport. The daemon uses the same package to
-// start plugins (StartProcess) and talk to them (Remote).
+// hashicorp/go-plugin's gRPC transport. How the daemon starts plugins and
+// talks to them is its own business, not part of this package.
 //
 // A complete detector plugin that raises a drift when a value exceeds a
 // limit. The binary must be called driftd-plugin-<name> and live in the

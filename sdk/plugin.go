@@ -2,40 +2,38 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/driftd/driftd/internal/pluginwire"
 	"github.com/driftd/driftd/sdk/proto"
 )
 
-// ProtocolVersion is the version of the plugin protocol this sdk speaks. A
-// plugin and the daemon must agree on it; go-plugin refuses the pair
-// otherwise, naming both versions.
-const ProtocolVersion = 1
-
-// Handshake is the go-plugin handshake driftd and its plugins share. The
-// cookie only keeps a plugin binary from being run by hand by mistake; it is
-// not a security measure.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "DRIFTD_PLUGIN",
-	MagicCookieValue: "c2f0e1d8-driftd-plugin-v1",
+// Plugin is what every plugin implements: its info, the schema of its config
+// block, and Configure. A detector plugin is also a Detector, a sink plugin
+// a Sink.
+type Plugin interface {
+	// Info names the plugin.
+	Info() Info
+	// Schema declares the attributes of the plugin's config block.
+	Schema() Schema
+	// Configure sets the configuration, checked against Schema and
+	// completed with its defaults. It is called once, before any Update
+	// or Deliver. Return ConfigErrors to point the user at the attributes
+	// at fault. When the schema refused some attributes, Configure still
+	// runs, with their defaults in their place, so one answer lists every
+	// problem; the plugin is then not used.
+	Configure(cfg Config) error
 }
 
-// pluginName is the one entry of the go-plugin plugin set.
-const pluginName = "driftd"
-
-// MaxMessageBytes bounds one gRPC message in either direction. A batch of a
-// million values fits comfortably.
-const MaxMessageBytes = 64 << 20
-
-// grpcPlugin is the go-plugin glue: it registers the services impl offers on
-// the plugin side and builds the client on the daemon side.
+// grpcPlugin is the go-plugin glue of the plugin's end: it registers the
+// services impl offers. The daemon's end has its own (internal/pluginhost).
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Plugin // nil on the daemon side
+	impl Plugin
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
@@ -51,12 +49,27 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	return nil
 }
 
-func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return newClient(c), nil
+func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the plugin's end of a connection has no client")
 }
 
 func pluginSet(impl Plugin) plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{impl: impl}}
+	return plugin.PluginSet{pluginwire.PluginName: &grpcPlugin{impl: impl}}
+}
+
+// The daemon serves plugins inside its own process, in tests, with the
+// same servers as Serve.
+func init() {
+	pluginwire.Servers = func(impl any) (plugin.PluginSet, error) {
+		p, ok := impl.(Plugin)
+		if !ok {
+			return nil, fmt.Errorf("%T is not an sdk.Plugin", impl)
+		}
+		if err := checkKind(p); err != nil {
+			return nil, err
+		}
+		return pluginSet(p), nil
+	}
 }
 
 func checkKind(impl Plugin) error {

@@ -145,7 +145,7 @@ func (e *errorRate) Info() sdk.Info {
 }
 
 func (e *errorRate) Configure(cfg sdk.Config) error {
-	e.Domain = sdk.DomainBinary
+	e.Domain = e.Info().Domain
 	return e.above.Configure(cfg)
 }
 
@@ -222,9 +222,9 @@ func TestConfigErrorsKeepContext(t *testing.T) {
 	}
 }
 
-// TestUpdateByID feeds a detector over gRPC with the caller's numbers for
-// the streams: the signals name the right streams, also once a number names
-// another stream, and ids that do not match the batches are refused.
+// TestUpdateByID feeds a detector over gRPC with the daemon's numbers for
+// the streams (Batch.ID): the signals name the right streams, also once a
+// number names another stream.
 func TestUpdateByID(t *testing.T) {
 	ctx := context.Background()
 	r := sdktest.Start(t, &above{})
@@ -235,9 +235,9 @@ func TestUpdateByID(t *testing.T) {
 		t.Helper()
 		batches := make([]sdk.Batch, len(streams))
 		for i, s := range streams {
-			batches[i] = sdk.Batch{Stream: s, Values: []float64{3}} // above the limit: a drift each
+			batches[i] = sdk.Batch{Stream: s, ID: ids[i], Values: []float64{3}} // above the limit: a drift each
 		}
-		sigs, err := r.UpdateByID(ctx, batches, ids)
+		sigs, err := r.Update(ctx, batches)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,13 +254,10 @@ func TestUpdateByID(t *testing.T) {
 		{[]string{"m/v1/x", "m/v2/x"}, []uint32{1, 2}},
 		{[]string{"m/v2/x", "m/v1/x"}, []uint32{2, 1}},
 		{[]string{"m/v3/x"}, []uint32{1}},
+		{[]string{"m/v1/x", "m/v3/x"}, []uint32{0, 0}},
 	} {
 		if got := send(step.streams, step.ids); !slices.Equal(got, step.streams) {
 			t.Fatalf("streams %v numbered %v: signals for %v", step.streams, step.ids, got)
 		}
-	}
-	_, err := r.UpdateByID(ctx, []sdk.Batch{{Stream: "m/v1/x", Values: []float64{1}}}, nil)
-	if !errors.Is(err, sdk.ErrBadRequest) {
-		t.Fatalf("no ids for one batch: %v, want ErrBadRequest", err)
 	}
 }

@@ -13,36 +13,31 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-)
 
-// Plugin is what every plugin implements: its info, the schema of its config
-// block, and Configure. A detector plugin is also a Detector.
-type Plugin interface {
-	Info() Info
-	Schema() Schema
-	Configure(cfg Config) error
-}
+	"github.com/driftd/driftd/internal/pluginwire"
+)
 
 // Serve runs impl as a driftd plugin: the body of a plugin's main function.
 // It speaks the handshake on stdout, serves gRPC until the daemon tells it to
 // stop, and exits if the daemon dies. Run by hand, it explains that it is a
 // plugin and exits, unless $DRIFTD_PLUGIN_DEBUG is 1: then it serves in
-// debug mode (see DebugEnv).
+// debug mode and prints the reattach config for $DRIFTD_PLUGIN_REATTACH,
+// with which a daemon attaches to it instead of running the binary.
 func Serve(impl Plugin) {
 	if err := checkKind(impl); err != nil {
 		fmt.Fprintf(os.Stderr, "driftd plugin: %v\n", err)
 		os.Exit(1)
 	}
-	if os.Getenv(DebugEnv) == "1" {
+	if os.Getenv(pluginwire.DebugEnv) == "1" {
 		serveDebug(impl)
 		return
 	}
 	go exitWithParent(os.Getppid(), time.Second)
 	oneProc()
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: pluginSet(impl)},
-		GRPCServer:       newGRPCServer,
+		HandshakeConfig:  pluginwire.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{pluginwire.ProtocolVersion: pluginSet(impl)},
+		GRPCServer:       pluginwire.NewGRPCServer,
 		Logger:           Logger(),
 	})
 }
@@ -69,22 +64,22 @@ func serveDebug(impl Plugin) {
 	reattach := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
 	go plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: pluginSet(impl)},
-		GRPCServer:       newGRPCServer,
+		HandshakeConfig:  pluginwire.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{pluginwire.ProtocolVersion: pluginSet(impl)},
+		GRPCServer:       pluginwire.NewGRPCServer,
 		Logger:           Logger(),
 		Test:             &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},
 	})
 	select {
 	case rc := <-reattach:
 		info := impl.Info()
-		env, _ := json.Marshal(map[string]Reattach{info.Name: {
+		env, _ := json.Marshal(map[string]pluginwire.Reattach{info.Name: {
 			Protocol: string(rc.Protocol), ProtocolVersion: rc.ProtocolVersion,
 			Network: rc.Addr.Network(), Addr: rc.Addr.String(), Pid: rc.Pid,
 		}})
 		fmt.Printf("driftd plugin %s %s in debug mode, pid %d. Start the daemon with:\n\n"+
 			"%s='%s'\n\nThe plugin serves that daemon and exits when it stops the plugin.\n",
-			info.Name, info.Version, rc.Pid, ReattachEnv, env)
+			info.Name, info.Version, rc.Pid, pluginwire.ReattachEnv, env)
 	case <-closed:
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/driftd/driftd/internal/pluginwire"
 	"github.com/driftd/driftd/sdk/proto"
 )
 
@@ -82,14 +83,14 @@ func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (
 		clear(*buf)
 		*buf = (*buf)[:0]
 		batchBufs.Put(buf)
-		releasePacked(req) // the batches' values were cut from it
+		pluginwire.ReleasePacked(req) // the batches' values were cut from it
 	}()
 	batches, err := s.keys.unpack(req, (*buf)[:0])
 	*buf = batches
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.update(context.WithValue(ctx, packedKey{}, req), batches)
+	return s.update(ctx, batches)
 }
 
 func (s *detectorServer) update(ctx context.Context, batches []Batch) (*proto.UpdateResponse, error) {
@@ -128,7 +129,7 @@ type sinkServer struct {
 
 func (s *sinkServer) Deliver(ctx context.Context, req *proto.DeliverRequest) (*proto.DeliverResponse, error) {
 	job := jobFromProto(req.GetJob())
-	if err := CheckJob(job); err != nil {
+	if err := checkJob(job); err != nil {
 		return nil, toStatus(err)
 	}
 	err := s.impl.Deliver(ctx, job)

@@ -144,9 +144,9 @@ func asDelivery(err error) *DeliveryError {
 	return out
 }
 
-// CheckJob reports what makes a job unusable: a missing ID, model or
+// checkJob reports what makes a job unusable: a missing ID, model or
 // version, or an unknown kind. The daemon never sends such a job.
-func CheckJob(j Job) error {
+func checkJob(j Job) error {
 	switch {
 	case j.ID == "":
 		return fmt.Errorf("job has no id: %w", ErrBadRequest)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 	"github.com/driftd/driftd/sdk/sdktest"
 )
@@ -97,7 +98,7 @@ func TestSinkRefusesBadJob(t *testing.T) {
 }
 
 func TestServeRefusesSinkWithoutDeliver(t *testing.T) {
-	_, err := sdk.ServeInProcess(context.Background(), &struct{ sdk.Plugin }{&recorder{}})
+	_, err := pluginhost.ServeInProcess(context.Background(), &struct{ sdk.Plugin }{&recorder{}})
 	if err == nil || !strings.Contains(err.Error(), "does not implement sdk.Sink") {
 		t.Fatalf("err = %v", err)
 	}

@@ -28,13 +28,18 @@ type Streams struct {
 	// New makes the state of a stream on its first value.
 	New func() StreamDetector
 	// Domain, when set, makes Update refuse values outside it, before any
-	// value of the call is applied.
+	// value of the call is applied. Set it from the detector's Info, where
+	// the domain is declared: s.Domain = s.Info().Domain in Configure.
 	Domain Domain
 
 	mu      sync.Mutex
 	streams map[string]*streamSlot
-	byID    []*streamSlot // the slots of streams the daemon named by id, by id
+	byID    []*streamSlot // the slots of streams the daemon gave an ID, by Batch.ID
 }
+
+// maxByID bounds the Batch.IDs kept in a table; streams of larger ones are
+// found by their key.
+const maxByID = 1 << 20
 
 // streamSlot is a stream's state. Reset empties it, so that every id that
 // leads to it sees the stream forgotten.
@@ -44,7 +49,7 @@ type streamSlot struct {
 }
 
 // Update feeds every batch, value by value, to its stream's state.
-func (s *Streams) Update(ctx context.Context, batches []Batch) ([]Signal, error) {
+func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, b := range batches {
@@ -52,25 +57,25 @@ func (s *Streams) Update(ctx context.Context, batches []Batch) ([]Signal, error)
 			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
 		}
 	}
-	ids := packedIDs(ctx, len(batches))
 	var out []Signal
-	for k, b := range batches {
-		id := -1
-		if ids != nil {
-			id = int(ids[3*k])
-		}
-		out = Feed(s.stateLocked(b, id), b, out)
+	for _, b := range batches {
+		out = Feed(s.stateLocked(b), b, out)
 	}
 	return out, nil
 }
 
 // stateLocked returns the state of b's stream, making it on its first
-// value. A batch of the packed form, whose stream the daemon named by id
-// (-1 for none), finds it in byID without hashing the key. s.mu is held.
-func (s *Streams) stateLocked(b Batch, i int) StreamDetector {
-	if i >= 0 && i < len(s.byID) {
+// value. A batch with an ID finds it in byID without hashing the key. s.mu
+// is held.
+func (s *Streams) stateLocked(b Batch) StreamDetector {
+	i := int(b.ID)
+	if i >= maxByID {
+		i = 0
+	}
+	if i > 0 && i < len(s.byID) {
 		// The key check is a pointer comparison when, as usual, both
-		// strings are the one the sdk keeps for the id.
+		// strings are the one kept for the ID (by the sdk's server, or by
+		// a caller inside the daemon).
 		if e := s.byID[i]; e != nil && e.st != nil && e.key == b.Stream {
 			return e.st
 		}
@@ -83,7 +88,7 @@ func (s *Streams) stateLocked(b Batch, i int) StreamDetector {
 		e = &streamSlot{key: b.Stream, st: s.New()}
 		s.streams[b.Stream] = e
 	}
-	if i >= 0 {
+	if i > 0 {
 		if i >= len(s.byID) {
 			s.byID = append(s.byID, make([]*streamSlot, i+1-len(s.byID))...)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/driftd/driftd/core"
 	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -100,13 +101,13 @@ func runPluginList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tDESCRIPTION")
 	failed := false
 	for _, name := range names {
-		p, err := sdk.StartProcess(ctx, sdk.ProcessConfig{Path: core.PluginPath(pluginDir, name), Logger: hclog.NewNullLogger()})
+		p, err := pluginhost.Start(ctx, pluginhost.ProcessConfig{Path: core.PluginPath(pluginDir, name), Logger: hclog.NewNullLogger()})
 		if err != nil {
 			failed = true
 			fmt.Fprintf(tw, "%s\t?\t?\tdoes not start: %v\n", name, err)
 			continue
 		}
-		info := p.Remote().Info()
+		info := p.Info()
 		p.Kill()
 		desc := info.Description
 		if info.Name != name {
@@ -145,7 +146,7 @@ func runPluginInfo(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		path = core.PluginPath(pluginDir, arg)
 	}
-	if _, err := os.Stat(path); err != nil && os.Getenv(sdk.ReattachEnv) == "" {
+	if _, err := os.Stat(path); err != nil && os.Getenv(pluginhost.ReattachEnv) == "" {
 		if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "driftd plugin info: %v\n", err)
 			return exitFailure
@@ -166,14 +167,13 @@ func runPluginInfo(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitFailure
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: stderr, Level: hclog.Warn})
-	p, err := sdk.StartProcess(ctx, sdk.ProcessConfig{Path: path, Logger: log})
+	p, err := pluginhost.Start(ctx, pluginhost.ProcessConfig{Path: path, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "driftd plugin info: %v\n", err)
 		return exitFailure
 	}
 	defer p.Kill()
-	r := p.Remote()
-	writePluginInfo(stdout, path, r.Info(), r.Schema())
+	writePluginInfo(stdout, path, p.Info(), p.Schema())
 	return exitOK
 }
 

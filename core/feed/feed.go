@@ -13,19 +13,15 @@ import (
 
 	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/internal/backoff"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
-// Updater is the part of a detector plugin a feed calls. *sdk.Remote
-// implements it; unit tests use fakes.
+// Updater is the part of a detector plugin a feed calls, an sdk.Detector;
+// unit tests use fakes. Each batch carries its stream's id (sdk.Batch.ID),
+// so a plugin need not hash the streams' keys.
 type Updater interface {
 	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
-}
-
-// byIDUpdater is an Updater that also takes the stream ids of the batches
-// (a plugin process's sdk.Remote): it need not hash the streams' keys.
-type byIDUpdater interface {
-	UpdateByID(ctx context.Context, batches []sdk.Batch, ids []uint32) ([]sdk.Signal, error)
 }
 
 // ErrBusy means a detector's queue is full: the daemon cannot keep up.
@@ -289,7 +285,6 @@ type grouping struct {
 	count   []int
 	batches []sdk.Batch
 	refs    []*window.Series // refs[i]: the series of batches[i]
-	ids     []uint32         // ids[i]: the stream id of batches[i]
 	means   [][]float64      // means[i][j]: window mean recorded with batches[i].Values[j]
 	values  []float64        // the arena batches[i].Values are cut from
 	meanArr []float64        // the same for means
@@ -303,7 +298,7 @@ func (g *grouping) group(qs [][]entry) {
 		clear(g.mark)
 		g.epoch = 1
 	}
-	g.batches, g.refs, g.ids, g.count, g.means = g.batches[:0], g.refs[:0], g.ids[:0], g.count[:0], g.means[:0]
+	g.batches, g.refs, g.count, g.means = g.batches[:0], g.refs[:0], g.count[:0], g.means[:0]
 	n := 0
 	for _, q := range qs {
 		n += len(q)
@@ -355,9 +350,8 @@ func (g *grouping) add(e *entry, k int) {
 		}
 		b := int32(len(g.batches))
 		g.mark[id], g.pos[id] = g.epoch, b
-		g.batches = append(g.batches, sdk.Batch{Stream: e.s.Key(), Start: e.index})
+		g.batches = append(g.batches, sdk.Batch{Stream: e.s.Key(), ID: id, Start: e.index})
 		g.refs = append(g.refs, e.s)
-		g.ids = append(g.ids, id)
 		g.count = append(g.count, 1)
 		g.which[k] = b
 	}
@@ -542,13 +536,7 @@ func (r *Feed) flushOnce(ctx context.Context) {
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
 	r.lastCall, r.lastValues = began, n
-	var sigs []sdk.Signal
-	var err error
-	if u, ok := r.up.(byIDUpdater); ok {
-		sigs, err = u.UpdateByID(callCtx, batch, r.group.ids)
-	} else {
-		sigs, err = r.up.Update(callCtx, batch)
-	}
+	sigs, err := r.up.Update(callCtx, batch)
 	if r.h.Called != nil {
 		r.h.Called(r, time.Since(began))
 	}
@@ -639,7 +627,7 @@ func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, mean
 // restarted (or, when it cannot be, its detector halted); a plugin error on
 // one call is not fatal.
 func Fatal(err error) bool {
-	return errors.Is(err, sdk.ErrPluginUnavailable) || errors.Is(err, context.DeadlineExceeded)
+	return errors.Is(err, pluginhost.ErrPluginUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // idle waits until nothing is queued or in flight, or ctx ends.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -223,7 +224,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {
 	for _, err := range []error{
-		fmt.Errorf("update: %w: connection refused", sdk.ErrPluginUnavailable),
+		fmt.Errorf("update: %w: connection refused", pluginhost.ErrPluginUnavailable),
 		fmt.Errorf("update: %w", context.DeadlineExceeded),
 	} {
 		t.Run(err.Error(), func(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 )
 
 // Supervision of a detector's plugin process. A call that finds the plugin
-// gone (sdk.ErrPluginUnavailable), a call past its deadline, or a failed
+// gone (pluginhost.ErrPluginUnavailable), a call past its deadline, or a failed
 // health ping hands the runner over to recover: the batch of the failed call
 // goes back in front of the queue, the old process is killed, and after a
 // backoff a new one is started, configured as the old one, and given the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -38,7 +39,7 @@ func (s *summing) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, 
 		for i, v := range b.Values {
 			idx := b.Start + uint64(i)
 			if int64(idx) == s.crashAt {
-				return nil, fmt.Errorf("update: %w: connection reset", sdk.ErrPluginUnavailable)
+				return nil, fmt.Errorf("update: %w: connection reset", pluginhost.ErrPluginUnavailable)
 			}
 			s.seen++
 			if s.sums[b.Stream] += v; s.sums[b.Stream] >= s.limit {
@@ -375,12 +376,12 @@ func TestHistoryFromASeries(t *testing.T) {
 	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 0, Values: []float64{0, 1, 2}}}, refs, nil)
 	// 3 and 4 went in a call that failed.
 	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 5, Values: []float64{5, 6}}}, refs, nil)
-	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 [0 1 2]} {m/v/x 5 [5 6]}]]" || len(h.cut) != 0 {
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 0 [0 1 2]} {m/v/x 0 5 [5 6]}]]" || len(h.cut) != 0 {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
 	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 7, Values: []float64{7, 8}}}, refs,
 		[]sdk.Signal{{Stream: s.Key(), Index: 5, Type: sdk.SignalDrift}})
-	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 6 [6 7 8]}]]" {
+	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
 	}
 	// The series was told: of the values that leave its ring, it keeps

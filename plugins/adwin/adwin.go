@@ -98,7 +98,7 @@ func (a *ADWIN) Configure(cfg sdk.Config) error {
 		return err
 	}
 	a.New = func() sdk.StreamDetector { return newWindow(p) }
-	a.Domain = sdk.DomainReal
+	a.Domain = a.Info().Domain
 	return nil
 }
 

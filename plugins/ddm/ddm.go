@@ -72,7 +72,7 @@ func (d *DDM) Configure(cfg sdk.Config) error {
 	if err := params.validate(); err != nil {
 		return err
 	}
-	d.Domain = sdk.DomainBinary
+	d.Domain = d.Info().Domain
 	d.New = func() sdk.StreamDetector { return newDDMState(params) }
 	return nil
 }

@@ -72,7 +72,7 @@ func (e *EDDM) Configure(cfg sdk.Config) error {
 	if err := params.validate(); err != nil {
 		return err
 	}
-	e.Domain = sdk.DomainBinary
+	e.Domain = e.Info().Domain
 	e.New = func() sdk.StreamDetector { return newEDDMState(params) }
 	return nil
 }

@@ -81,7 +81,7 @@ func (f *FHDDM) Configure(cfg sdk.Config) error {
 		p.epsilonShort = math.Sqrt(math.Log(1/p.confidence) / (2 * p.short))
 	}
 	f.New = func() sdk.StreamDetector { return newFHDDMState(p) }
-	f.Domain = sdk.DomainBinary
+	f.Domain = f.Info().Domain
 	return nil
 }
 

@@ -77,7 +77,7 @@ func (h *HDDMA) Configure(cfg sdk.Config) error {
 	p.lnCut = exactmath.Ln(1 / p.driftConfidence)
 	p.lnDrift = exactmath.Ln(2 / p.driftConfidence)
 	p.lnWarning = exactmath.Ln(2 / p.warningConfidence)
-	h.Domain = sdk.DomainBinary
+	h.Domain = h.Info().Domain
 	h.New = func() sdk.StreamDetector { return &hddmaState{p: p} }
 	return nil
 }

@@ -85,7 +85,7 @@ func (h *HDDMW) Configure(cfg sdk.Config) error {
 	p.oneMinusLambdaSq = p.oneMinusLambda * p.oneMinusLambda
 	p.lnDrift = exactmath.Ln(1 / p.driftConfidence)
 	p.lnWarning = exactmath.Ln(1 / p.warningConfidence)
-	h.Domain = sdk.DomainBinary
+	h.Domain = h.Info().Domain
 	h.New = func() sdk.StreamDetector { return newHDDMWState(p) }
 	return nil
 }

@@ -21,7 +21,7 @@ func FeedOneByOne(st sdk.StreamDetector, stream string, xs []float64) []sdk.Sign
 }
 
 // Updater is what takes batches: an sdk.Detector in process, or the
-// *sdk.Remote that Detector and Start return.
+// *Plugin that Detector and Start return.
 type Updater interface {
 	Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	"github.com/driftd/driftd/sdk"
+	"github.com/driftd/driftd/internal/pluginwire"
 )
 
 type future struct{ plugin.NetRPCUnsupportedPlugin }
@@ -25,8 +25,8 @@ func main() {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
 			ProtocolVersion:  2,
-			MagicCookieKey:   sdk.Handshake.MagicCookieKey,
-			MagicCookieValue: sdk.Handshake.MagicCookieValue,
+			MagicCookieKey:   pluginwire.Handshake.MagicCookieKey,
+			MagicCookieValue: pluginwire.Handshake.MagicCookieValue,
 		},
 		VersionedPlugins: map[int]plugin.PluginSet{2: {"driftd": future{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,

@@ -27,19 +27,13 @@ func TestBatchingOverGRPC(t *testing.T) {
 		}
 	}
 	d := sdktest.Detector(t, &ZScore{}, cfg)
-	got := sdktest.FeedRandomly(t, remote{d}, streams, rng)
+	got := sdktest.FeedRandomly(t, d, streams, rng)
 	for name := range streams {
 		if !reflect.DeepEqual(got[name], want[name]) {
 			t.Errorf("stream %s: batched %v\nvalue by value %v", name, sdktest.Indices(got[name], sdk.SignalDrift), sdktest.Indices(want[name], sdk.SignalDrift))
 		}
 	}
 }
-
-// remote lets sdktest.FeedRandomly, which takes an sdk.Detector, feed the
-// daemon's handle on the plugin.
-type remote struct{ *sdk.Remote }
-
-func (r remote) Configure(cfg sdk.Config) error { return r.Remote.Configure(context.Background(), cfg) }
 
 func TestDriftOverGRPC(t *testing.T) {
 	ctx := context.Background()

@@ -150,11 +150,23 @@ class Streams:
             def configure(self, config):
                 self.new = lambda: MeanShiftState(config["window"])
 
-    Set self.domain to DOMAIN_BINARY to refuse anything but 0 and 1.
+    update refuses values outside the domain info() declares (DOMAIN_BINARY:
+    anything but 0 and 1), so the domain is declared once, in Info. Setting
+    self.domain overrides it.
     """
 
     new: Optional[Callable[[], StreamDetector]] = None
-    domain: str = DOMAIN_REAL
+    domain: Optional[str] = None
+
+    def _domain(self) -> str:
+        if self.domain is not None:
+            return self.domain
+        try:
+            return self.__info_domain
+        except AttributeError:
+            info = getattr(self, "info", None)
+            self.__info_domain = info().domain if callable(info) else DOMAIN_REAL
+            return self.__info_domain
 
     def _state(self):
         # Created on first use, so subclasses need not call __init__.
@@ -170,7 +182,7 @@ class Streams:
         with lock:
             for b in batches:
                 try:
-                    check_values(b.values, self.domain)
+                    check_values(b.values, self._domain())
                 except BadRequest as e:
                     raise BadRequest(f"stream {b.stream!r}: {e}") from None
             out: List[Signal] = []

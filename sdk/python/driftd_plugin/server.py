@@ -45,7 +45,7 @@ MAGIC_COOKIE_VALUE = "c2f0e1d8-driftd-plugin-v1"
 DEBUG_ENV = "DRIFTD_PLUGIN_DEBUG"
 REATTACH_ENV = "DRIFTD_PLUGIN_REATTACH"
 
-# One gRPC message in either direction (sdk.MaxMessageBytes).
+# One gRPC message in either direction (MaxMessageBytes in internal/pluginwire).
 MAX_MESSAGE_BYTES = 64 << 20
 
 _log = logging.getLogger("driftd_plugin")

@@ -120,6 +120,18 @@ class StreamsTest(unittest.TestCase):
             d.update([Batch("a", 0, [0, 1, 0.5])])
         self.assertEqual(d.update([Batch("a", 0, [0, 1])]), [])
 
+    def test_domain_from_info(self):
+        class Rate(Above):
+            def info(self):
+                return Info(name="rate", domain=DOMAIN_BINARY)
+
+        d = Rate()
+        d.configure({})
+        with self.assertRaises(BadRequest):
+            d.update([Batch("a", 0, [0, 1, 0.5])])
+        self.assertEqual(len(d), 0, "no value of a refused call may be applied")
+        self.assertEqual(d.update([Batch("a", 0, [0, 1])]), [])
+
 
 class LogTest(unittest.TestCase):
     def test_hclog_json(self):

@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ const (
 	// after its process exited and its group was killed: a process that
 	// left the group may hold them open, and go-plugin waits for their end.
 	pipeDrain = time.Second
-	// killWait is how long Process.Kill lets go-plugin end the plugin (ask
+	// killWait is how long Instance.Kill lets go-plugin end the plugin (ask
 	// it to exit, wait up to 2 s, kill its group, read its output to the
 	// end) before it kills the group itself, for a plugin that does not
 	// answer the request to exit; then Kill waits at most 2 × pipeDrain.

@@ -1,4 +1,4 @@
-package sdk
+package pluginwire
 
 import (
 	"encoding/binary"
@@ -149,7 +149,7 @@ const maxKeptValues = 1 << 20
 // unmarshalPacked decodes b into req, which must be empty, when b holds
 // only the packed form's fields (streams, heads and values, the last two
 // packed); it reports whether it did. The slices of req come from
-// packedPool; releasePacked gives them back.
+// packedPool; ReleasePacked gives them back.
 func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
 	p := packedPool.Get().(*packedBufs)
 	heads, values := p.heads[:0], p.values[:0]
@@ -202,7 +202,7 @@ func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
 		return false
 	}
 	req.Streams, req.Heads, req.Values = streams, heads, values
-	p.heads, p.values = nil, nil // req holds them until releasePacked
+	p.heads, p.values = nil, nil // req holds them until ReleasePacked
 	packedPool.Put(p)
 	return true
 }
@@ -242,9 +242,9 @@ func unmarshalStreamName(b []byte) (*proto.StreamName, bool) {
 	return s, true
 }
 
-// releasePacked gives the slices of a request back for the next call once
+// ReleasePacked gives the slices of a request back for the next call once
 // nothing refers to them any more.
-func releasePacked(req *proto.UpdateRequest) {
+func ReleasePacked(req *proto.UpdateRequest) {
 	if cap(req.Values) == 0 || cap(req.Values) > maxKeptValues {
 		return
 	}

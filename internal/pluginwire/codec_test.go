@@ -1,4 +1,4 @@
-package sdk
+package pluginwire
 
 import (
 	"encoding/binary"
@@ -112,7 +112,7 @@ func TestUnmarshalPacked(t *testing.T) {
 		if !gproto.Equal(&viaCodec, &want) {
 			t.Fatalf("%s: the codec's message differs from proto.Unmarshal's", what)
 		}
-		releasePacked(&viaCodec)
+		ReleasePacked(&viaCodec)
 	}
 	for i := range 200 {
 		req := &proto.UpdateRequest{}

@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 // A binary whose sha256 differs is not run, and the error names both
 // hashes.
-func TestStartProcessChecksSHA256(t *testing.T) {
+func TestStartChecksSHA256(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "driftd-plugin-x")
 	marker := filepath.Join(dir, "ran")
@@ -23,7 +23,7 @@ func TestStartProcessChecksSHA256(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := strings.Repeat("a", 64)
-	_, err = StartProcess(context.Background(), ProcessConfig{Path: bin, SHA256: want, SocketDir: dir})
+	_, err = Start(context.Background(), ProcessConfig{Path: bin, SHA256: want, SocketDir: dir})
 	var ce *ChecksumError
 	if !errors.As(err, &ce) || !errors.Is(err, ErrChecksum) || ce.Actual != actual || ce.Expected != want {
 		t.Fatalf("got %v", err)

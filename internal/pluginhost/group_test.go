@@ -1,4 +1,4 @@
-package sdk
+package pluginhost
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func readPid(t *testing.T, path string) int {
 // its group and one that left it (setsid), both holding its stdout: the
 // start fails with go-plugin's message once the pipes were drained for
 // pipeDrain, and the child in the group is killed.
-func TestStartProcessJunkWithChildren(t *testing.T) {
+func TestStartJunkWithChildren(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "driftd-plugin-junk")
 	inGroup, outside := filepath.Join(dir, "in"), filepath.Join(dir, "out")
@@ -60,19 +60,19 @@ func TestStartProcessJunkWithChildren(t *testing.T) {
 		}
 	})
 	type result struct {
-		p   *Process
+		p   *Instance
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		p, err := StartProcess(context.Background(), ProcessConfig{Path: bin, SocketDir: dir})
+		p, err := Start(context.Background(), ProcessConfig{Path: bin, SocketDir: dir})
 		done <- result{p, err}
 	}()
 	var r result
 	select {
 	case r = <-done:
 	case <-time.After(30 * time.Second):
-		t.Fatal("StartProcess still running after 30s")
+		t.Fatal("Start still running after 30s")
 	}
 	if r.err == nil {
 		r.p.Kill()
@@ -91,7 +91,7 @@ func TestStartProcessJunkWithChildren(t *testing.T) {
 
 // A start whose context ends during the handshake fails at once, and its
 // process is killed.
-func TestStartProcessCancelled(t *testing.T) {
+func TestStartCancelled(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "driftd-plugin-silent")
 	pidFile := filepath.Join(dir, "pid")
@@ -101,7 +101,7 @@ func TestStartProcessCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := StartProcess(ctx, ProcessConfig{Path: bin, SocketDir: dir, StartTimeout: time.Minute})
+		_, err := Start(ctx, ProcessConfig{Path: bin, SocketDir: dir, StartTimeout: time.Minute})
 		done <- err
 	}()
 	pid := readPid(t, pidFile)
@@ -113,7 +113,7 @@ func TestStartProcessCancelled(t *testing.T) {
 			t.Errorf("error %v, want one saying the start was cancelled", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("StartProcess still running 30s after its context ended")
+		t.Fatal("Start still running 30s after its context ended")
 	}
 	if running(pid) {
 		t.Errorf("the plugin process %d still runs", pid)
