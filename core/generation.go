@@ -40,7 +40,7 @@ func PluginPath(pluginDir, name string) string {
 // A detector the next version leaves unchanged moves on to the next
 // generation with its process, its feed and so its per-stream state, which
 // is why a detectorInstance owns its feed goroutine, and a generation only
-// the watch on its processes.
+// the check for processes that exit.
 type generation struct {
 	id      uint64
 	file    *config.File
@@ -56,7 +56,7 @@ type generation struct {
 	sinks    []*sinkInstance // in file order
 	sinkByID map[string]*sinkInstance
 
-	cancel context.CancelFunc // ends watch
+	cancel context.CancelFunc // ends noticeExits
 	wg     sync.WaitGroup
 }
 
@@ -513,7 +513,7 @@ func checkBinary(path, kind, id string) (summary, detail string) {
 }
 
 // start runs the feeds of the detectors born in g (those taken over from
-// the previous generation run already) and the watch on the processes.
+// the previous generation run already) and the check for processes that exit.
 func (g *generation) start(ctx context.Context, cb callbacks) {
 	g.started = time.Now()
 	for _, d := range g.detectors {
@@ -525,12 +525,12 @@ func (g *generation) start(ctx context.Context, cb callbacks) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.watch(ctx, cb)
+		g.noticeExits(ctx, cb)
 	}()
 }
 
-// watch notices plugin processes that exit on their own.
-func (g *generation) watch(ctx context.Context, cb callbacks) {
+// noticeExits notices plugin processes that exit on their own.
+func (g *generation) noticeExits(ctx context.Context, cb callbacks) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {

@@ -16,7 +16,7 @@
 //     they were queued, with a backoff between attempts that the sink's
 //     RetryAfter may lengthen and its Permanent cut short.
 //
-// recovery.go watches a delivered retrain job's model version until it
+// recovery.go follows a delivered retrain job's model version until it
 // recovers, and queues the recovered job then.
 //
 // The package knows nothing of the daemon's config generations or plugin
@@ -104,7 +104,7 @@ type Options struct {
 // mu is taken before qmu.
 //
 // Goroutines, each stopped and waited for by StopDelivery or Close: the
-// writer (persist.go), the recovery watch (recovery.go), and one delivery
+// writer (persist.go), the recovery loop (recovery.go), and one delivery
 // worker per sink (deliver.go).
 type Outbox struct {
 	store      *store
@@ -233,7 +233,7 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
-		o.watchRecovery()
+		o.recoveryLoop()
 	}()
 	// The writer outlives delivery: drift that detectors raise while they
 	// flush at shutdown is still written at once.

@@ -12,9 +12,9 @@ import (
 // stream went a full window past its last drift; then a recovered job is
 // queued for the sink, which resolves the retrain job's alert.
 
-// watchRecovery queues a recovered job for each open retrain job whose
+// recoveryLoop queues a recovered job for each open retrain job whose
 // stream went a full window past its last drift.
-func (o *Outbox) watchRecovery() {
+func (o *Outbox) recoveryLoop() {
 	t := time.NewTicker(recoveryEvery)
 	defer t.Stop()
 	for {
@@ -101,7 +101,7 @@ func (o *Outbox) checkRecovery() {
 	o.queuedLocked(queued)
 }
 
-// Retired stops watching the recovery of a retired model version's jobs:
+// Retired stops following the recovery of a retired model version's jobs:
 // its values are gone, and the new window's indices start from 0, so no
 // recovered job follows them. A delivered job whose part is thus done
 // leaves the outbox; pending and failed ones stay and are delivered.
