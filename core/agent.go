@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftd/driftd/core/feed"
 	"io"
 	"os"
 	"strings"
@@ -18,8 +17,11 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
@@ -82,17 +84,19 @@ type Agent struct {
 	build   buildOptions // how generations are built, set by the first load
 
 	lastMu      sync.Mutex
-	lastReload  ReloadResult
-	lastSuccess LoadInfo
+	lastReload  api.ReloadResult
+	lastSuccess api.LoadInfo
 
 	loop      atomic.Pointer[reloadLoop]    // while it runs
 	listening atomic.Bool                   // Run serves the socket
 	conns     atomic.Pointer[limitListener] // the socket's listener, while Run serves it
 
-	accepted, rejected atomic.Uint64
-	ready              atomic.Bool
-	started            time.Time
-	ingest             gate // metric requests in flight; closed at shutdown
+	accepted atomic.Uint64
+	ready    atomic.Bool
+	started  time.Time
+
+	// server serves the HTTP API on the socket and on listen.http.
+	server *api.Server
 
 	metrics *agentMetrics
 
@@ -129,6 +133,8 @@ func NewAgent(opts Options) (*Agent, error) {
 		return e
 	})
 	a.log = newLogger(opts, f)
+	a.server = api.New(a, api.Options{Bus: a.bus, Log: a.log, Metrics: a.metrics.handler(),
+		Rejected: a.metrics.rejected, Stopped: a.metrics.stopped})
 	for _, d := range diags {
 		a.log.Warn("config", "diagnostic", strings.TrimSpace(config.FormatDiagnostics(hcl.Diagnostics{d})))
 	}
@@ -172,33 +178,28 @@ func (a *Agent) startGeneration(ctx context.Context, opts buildOptions) error {
 		opts.inProcess = a.opts.InProcess
 	}
 	a.build = opts
-	res := a.applyLocked(ctx, a.current(), nil, ReloadStart, time.Now())
+	res, diags := a.applyLocked(ctx, a.current(), nil, api.ReloadStart, time.Now())
 	if !res.OK {
-		return &DiagnosticsError{Diags: res.diags}
+		return &DiagnosticsError{Diags: diags}
 	}
 	return nil
 }
-
-// ErrJobsHeld means the outbox cannot be written and the retrain jobs held
-// in memory meanwhile reached their limit: metrics are refused until it
-// can be written again, so that no drift's job is lost.
-var ErrJobsHeld = errors.New("retrain jobs cannot be written to the outbox")
 
 // Ingest accepts one metric: every value goes into its window and to the
 // detectors of its metric. It waits while a detector's queue is full, and
 // gives up with ErrBusy when ctx ends or IngestWait passes first; then
 // nothing of m was taken. A metric that would make more streams than
-// ingest.max_streams is refused whole with a *StreamLimitError, its values
+// ingest.max_streams is refused whole with a *window.StreamLimitError, its values
 // of streams that exist too: nothing of it is taken. While the outbox holds
 // its limit of jobs it could not write, it refuses m at once with
-// ErrJobsHeld.
+// jobs.ErrHeld.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
 	if q := a.jobs.Load(); q != nil && q.Full() {
 		st := q.OutboxStatus()
-		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", ErrJobsHeld, st.Held, st.LastError)
+		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", jobs.ErrHeld, st.Held, st.LastError)
 	}
 	limit := a.current().Ingest.MaxStreams
 	wantMetrics := a.bus.WantsMetrics()
@@ -247,7 +248,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			for _, r := range wr.runners(f, v.Name) {
 				if !r.Domain().Contains(v.Value) {
 					a.unlockRefused(w)
-					return &DomainError{Metric: v.Name, Value: v.Value, Detector: r.ID(), Domain: r.Domain()}
+					return &feed.DomainError{Metric: v.Name, Value: v.Value, Detector: r.ID(), Domain: r.Domain()}
 				}
 			}
 		}
@@ -365,22 +366,9 @@ func (a *Agent) unlockRefused(w *window.Window) {
 	}
 }
 
-// DomainError refuses a value that a detector watching its metric does not
-// take, such as 0.5 for a detector of error rates.
-type DomainError struct {
-	Metric   string
-	Value    float64
-	Detector string
-	Domain   sdk.Domain
-}
-
-func (e *DomainError) Error() string {
-	what := "a finite number"
-	if e.Domain == sdk.DomainBinary {
-		what = "0 or 1"
-	}
-	return fmt.Sprintf("%s: %v is not %s, which detector %s takes", e.Metric, e.Value, what, e.Detector)
-}
+// IngestWait bounds how long a metric waits for room in a full detector
+// queue before its request is answered 503.
+const IngestWait = 5 * time.Second
 
 // ErrBusy means a detector's queue is full, or the daemon not running: it
 // cannot take the metric now.
@@ -390,31 +378,8 @@ var ErrBusy = feed.ErrBusy
 // the detectors' replays after a plugin restart.
 const retainLimit = 1_000_000
 
-// ErrTooManyStreams is wrapped by a *StreamLimitError.
-var ErrTooManyStreams = errors.New("too many streams")
-
-// StreamLimitError refuses a metric whose values would make the windows
-// hold more streams than ingest.max_streams. Nothing of the metric was
-// taken; the streams that exist go on as before.
-type StreamLimitError struct {
-	Stream string // the first new stream of the metric, model/version/metric
-	New    int    // the new streams it would make
-	Held   int    // the streams the windows hold
-	Limit  int
-}
-
-func (e *StreamLimitError) Error() string {
-	what := fmt.Sprintf("new stream %q", e.Stream)
-	if e.New > 1 {
-		what = fmt.Sprintf("%d new streams (the first %q)", e.New, e.Stream)
-	}
-	return fmt.Sprintf("too many streams: %s refused; %d held, the limit is %d (ingest.max_streams)", what, e.Held, e.Limit)
-}
-
-func (e *StreamLimitError) Unwrap() error { return ErrTooManyStreams }
-
 func (a *Agent) streamLimit(m metric.Metric, name string, n, limit int) error {
-	return &StreamLimitError{Stream: window.Key(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
+	return &window.StreamLimitError{Stream: window.Key(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
 }
 
 // onSignals turns what a detector feed.Signal into events.
@@ -526,60 +491,4 @@ func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
 func (a *Agent) onExited(d *detectorInstance) {
 	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
 	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
-}
-
-// waitIngest closes the gate to new metric requests and waits for those in
-// flight to finish.
-func (a *Agent) waitIngest(ctx context.Context) error {
-	return a.ingest.close(ctx)
-}
-
-// gate counts requests in flight and, once closed, lets no new one in, so
-// that nothing is accepted after the daemon has begun to stop.
-type gate struct {
-	mu     sync.Mutex
-	n      int
-	closed bool
-	idle   chan struct{} // closed when n reaches 0 after close
-}
-
-// enter lets a request in, unless the gate is closed.
-func (g *gate) enter() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return false
-	}
-	g.n++
-	return true
-}
-
-// leave marks a request done.
-func (g *gate) leave() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.n--
-	if g.closed && g.n == 0 {
-		close(g.idle)
-	}
-}
-
-// close shuts the gate and waits until no request is in flight or ctx ends.
-func (g *gate) close(ctx context.Context) error {
-	g.mu.Lock()
-	if !g.closed {
-		g.closed = true
-		g.idle = make(chan struct{})
-		if g.n == 0 {
-			close(g.idle)
-		}
-	}
-	idle := g.idle
-	g.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -1,22 +1,23 @@
 package core
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
@@ -139,7 +140,7 @@ func TestIngestRaisesEventsWithWindowFigures(t *testing.T) {
 	t.Run("plugin over gRPC", func(t *testing.T) { testIngestEvents(t, newTestAgent(t, testConfig)) })
 	t.Run("in process", func(t *testing.T) {
 		a := newTestAgentWith(t, testConfig, map[string]func() sdk.Plugin{"below": func() sdk.Plugin { return &below{} }})
-		if st := a.Status().Plugins[0].State; st != "in-process" {
+		if st := a.Status(everyStream).Plugins[0].State; st != "in-process" {
 			t.Fatalf("state %q", st)
 		}
 		testIngestEvents(t, a)
@@ -203,10 +204,10 @@ func TestWindowsFollowMonitors(t *testing.T) {
 		{"other1", 5, "other*"},
 		{"nobody", DefaultWindow, ""},
 	}
-	st := a.Status()
+	st := a.Status(everyStream)
 	for _, tt := range tests {
 		t.Run(tt.model, func(t *testing.T) {
-			var found *StreamStatus
+			var found *api.StreamStatus
 			for i := range st.Streams {
 				if st.Streams[i].Model == tt.model {
 					found = &st.Streams[i]
@@ -285,137 +286,18 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-func TestHandleMetrics(t *testing.T) {
-	a := newTestAgent(t, testConfig+"\ningest {\n  max_line_bytes = 200\n}\n")
-	good := `{"model":"m","version":"v1","accuracy":0.9}`
-	tests := []struct {
-		name         string
-		body         string
-		wantStatus   int
-		wantAccepted int
-		wantRejected int
-		wantErrors   []LineError
-		wantError    string
-	}{
-		{"one object", good, 200, 1, 0, []LineError{}, ""},
-		{"ndjson with a bad line", good + "\n{oops\n" + good + "\n", 200, 2, 1,
-			[]LineError{{Line: 2, Error: "invalid JSON: "}}, ""},
-		{"array", "[" + good + "," + good + "]", 200, 2, 0, []LineError{}, ""},
-		{"empty", "", 400, 0, 0, []LineError{}, "empty body"},
-		{"nothing good", `{"model":"m","version":"v1","accuracy":1.5}`, 400, 0, 1,
-			[]LineError{{Line: 1, Error: "accuracy: 1.5 is out of range [0, 1]"}}, "no metric accepted"},
-		{"line too long", good + "\n" + `{"model":"` + strings.Repeat("x", 300) + `"}` + "\n" + good, 413, 1, 0, []LineError{}, "line 2"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(tt.body)))
-			var res IngestResult
-			if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
-				t.Fatalf("answer %q: %v", rec.Body, err)
-			}
-			if rec.Code != tt.wantStatus || res.Accepted != tt.wantAccepted || res.Rejected != tt.wantRejected {
-				t.Fatalf("%d %+v, want %d accepted %d rejected %d", rec.Code, res, tt.wantStatus, tt.wantAccepted, tt.wantRejected)
-			}
-			if len(res.Errors) != len(tt.wantErrors) {
-				t.Fatalf("errors %+v, want %+v", res.Errors, tt.wantErrors)
-			}
-			for i, w := range tt.wantErrors {
-				if res.Errors[i].Line != w.Line || !strings.HasPrefix(res.Errors[i].Error, w.Error) {
-					t.Errorf("error %d = %+v, want %+v", i, res.Errors[i], w)
-				}
-			}
-			if !strings.Contains(res.Error, tt.wantError) {
-				t.Errorf("error %q does not mention %q", res.Error, tt.wantError)
-			}
-		})
-	}
-}
-
-func TestHandleEvents(t *testing.T) {
-	a := newTestAgent(t, testConfig)
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
-	for _, v := range []float64{0.1, 0.6} { // a drift, then a warning
-		if err := a.Ingest(context.Background(), accuracy("m", v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.settle(t)
-	read := func(query string, n int) []event.Event {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events?"+query, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("status %d", resp.StatusCode)
-		}
-		var out []event.Event
-		sc := bufio.NewScanner(resp.Body)
-		for len(out) < n && sc.Scan() {
-			var e event.Event
-			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, e)
-		}
-		return out
-	}
-	types := func(es []event.Event) []event.Type {
-		var out []event.Type
-		for _, e := range es {
-			out = append(out, e.Type)
-		}
-		return out
-	}
-	if got := types(read("since=1&type=drift&type=warning", 2)); !reflect.DeepEqual(got, []event.Type{event.Drift, event.Warning}) {
-		t.Errorf("replay: %v", got)
-	}
-	if got := types(read("since=1&type=warning", 1)); !reflect.DeepEqual(got, []event.Type{event.Warning}) {
-		t.Errorf("type filter: %v", got)
-	}
-	if got := read("since=0&type=plugin,config", 2); len(got) != 2 || got[0].Type != event.Plugin || got[1].Type != event.Config {
-		t.Errorf("comma list: %+v", got)
-	}
-	// live: a subscriber with a model filter sees only its model
-	waitFor(t, func() bool { return a.bus.Subscribers() == 0 }) // earlier readers gone
-	done := make(chan []event.Event)
-	go func() { done <- read("model=m2", 1) }()
-	waitFor(t, func() bool { return a.bus.Subscribers() == 1 })
-	a.Ingest(context.Background(), accuracy("m", 0.1))
-	a.publish(event.Event{Type: event.Drift, Model: "m2"})
-	if got := <-done; len(got) != 1 || got[0].Model != "m2" {
-		t.Errorf("model filter: %+v", got)
-	}
-	for _, q := range []string{"type=bogus", "since=x"} {
-		resp, err := http.Get(srv.URL + "/v1/events?" + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Errorf("%s: status %d, want 400", q, resp.StatusCode)
-		}
-	}
-}
-
 func TestStatusAndProbes(t *testing.T) {
 	a := newTestAgent(t, testConfig)
 	a.Ingest(context.Background(), accuracy("m", 0.9))
 	a.settle(t)
-	st := a.Status()
+	st := a.Status(everyStream)
 	if len(st.Plugins) != 1 || st.Plugins[0].Detector != "below.floor" || st.Plugins[0].State != "running" || st.Plugins[0].Feed.Values != 1 {
 		t.Errorf("plugins %+v", st.Plugins)
 	}
 	if !st.LastReload.OK || st.Generation != 1 || len(st.Monitors) != 2 || st.Ingest.Accepted != 1 {
 		t.Errorf("status %+v", st)
 	}
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/v1/status": 200, "/nope": 404} {
+	for path, want := range map[string]int{"/readyz": 200, "/v1/status": 200} {
 		rec := httptest.NewRecorder()
 		a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 		if rec.Code != want {
@@ -465,7 +347,7 @@ monitor "*" {
 			t.Errorf("%q lacks %q", msg, want)
 		}
 	}
-	if a.gen.Load() != nil || a.Status().LastReload.OK {
+	if a.gen.Load() != nil || a.Status(everyStream).LastReload.OK {
 		t.Error("a refused config became current")
 	}
 }
@@ -502,7 +384,7 @@ func TestCrashedPluginIsRestarted(t *testing.T) {
 	if pending := drifts.Pending(); pending != 0 {
 		t.Errorf("%d more drift events, want the one", pending)
 	}
-	st := a.Status().Plugins[0]
+	st := a.Status(everyStream).Plugins[0]
 	if st.State != "running" || st.Restarts != 1 || st.Feed.Values != 3 || st.Feed.Lost != 0 || st.Feed.Halted {
 		t.Errorf("plugin status %+v", st)
 	}
@@ -550,14 +432,14 @@ monitor "*" {
 `
 			rec := httptest.NewRecorder()
 			a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(body)))
-			var res IngestResult
+			var res api.IngestResult
 			json.Unmarshal(rec.Body.Bytes(), &res)
-			want := LineError{Line: 2, Error: "error: 0.5 is not 0 or 1, which detector errs.rate takes"}
+			want := api.LineError{Line: 2, Error: "error: 0.5 is not 0 or 1, which detector errs.rate takes"}
 			if rec.Code != 200 || res.Accepted != 2 || res.Rejected != 1 || len(res.Errors) != 1 || res.Errors[0] != want {
 				t.Fatalf("%d %+v", rec.Code, res)
 			}
 			a.settle(t)
-			if got := a.Status().Streams[0].Metrics["error"].Count; got != 2 {
+			if got := a.Status(everyStream).Streams[0].Metrics["error"].Count; got != 2 {
 				t.Fatalf("window count %d, want the 2 good values", got)
 			}
 		})
@@ -612,9 +494,9 @@ monitor "*" {
 `, map[string]func() sdk.Plugin{"errs": func() sdk.Plugin { return &errorsOnly{} }})
 	for i := range 5000 {
 		m := metric.Metric{Model: fmt.Sprintf("m%d", i), Version: "v1", Values: []metric.Value{{Name: "error", Value: 0.5}}}
-		var de *DomainError
+		var de *feed.DomainError
 		if err := a.Ingest(context.Background(), m); !errors.As(err, &de) {
-			t.Fatalf("metric %d: %v, want a DomainError", i, err)
+			t.Fatalf("metric %d: %v, want a feed.DomainError", i, err)
 		}
 	}
 	if n, s := a.windows.Len(), a.windows.Streams(); n != 0 || s != 0 {
@@ -628,3 +510,6 @@ monitor "*" {
 		t.Fatalf("%d windows and %d streams, want 1 and 1", n, s)
 	}
 }
+
+// everyStream asks Agent.Status for every window.
+var everyStream = api.StreamQuery{List: true, Limit: math.MaxInt}

@@ -16,7 +16,9 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/window"
 )
 
 // Validate checks a config file the way a start would, without binding
@@ -112,7 +114,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	g := a.gen.Load()
 	defer g.stop()
 
-	rd := metric.NewReader(in, readerLimits(a.current().Ingest))
+	rd := metric.NewReader(in, a.current().Ingest.ReaderLimits())
 	for {
 		m, err := rd.Next()
 		if err == io.EOF {
@@ -129,8 +131,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		}
 		err = a.Ingest(ctx, m)
 		var (
-			de *DomainError
-			se *StreamLimitError
+			de *feed.DomainError
+			se *window.StreamLimitError
 		)
 		if errors.As(err, &de) || errors.As(err, &se) {
 			res.Rejected++

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/sdk"
 )
@@ -188,7 +189,7 @@ func BenchmarkHandleMetrics(b *testing.B) {
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", &cycleLines{lines: lines, n: b.N}))
 	settleBench(b, a)
 	b.StopTimer()
-	var res IngestResult
+	var res api.IngestResult
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || res.Accepted != b.N {
 		b.Fatalf("answer %d %s (%v), want %d accepted", rec.Code, rec.Body, err, b.N)
 	}

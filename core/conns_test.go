@@ -1,17 +1,11 @@
 package core
 
 import (
-	"fmt"
-	"io"
-	"net"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/driftd/driftd/core/config"
-	"github.com/driftd/driftd/core/event"
 )
 
 func TestConnectionCap(t *testing.T) {
@@ -51,35 +45,5 @@ func TestConnectionCap(t *testing.T) {
 				t.Errorf("connectionCap = %d, %v; want %d", got, err, tt.want)
 			}
 		})
-	}
-}
-
-// A subscriber cut off for being slow loses its connection even while it
-// reads nothing: once it reads, what was sent comes first, then EOF.
-func TestCutOffSubscriberClosed(t *testing.T) {
-	a := newTestAgent(t, strings.Replace(testConfig, "events { history = 1000 }", "events {\n  history = 10\n  buffer = 4\n}", 1))
-	srv := httptest.NewServer(a.Handler())
-	defer srv.Close()
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := fmt.Fprintf(c, "GET /v1/events?type=config HTTP/1.1\r\nHost: driftd\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return a.bus.Subscribers() == 1 })
-	big := strings.Repeat("x", 16<<10)
-	for i := 0; a.bus.CutOff() == 0; i++ {
-		if i == 100_000 {
-			t.Fatal("the subscriber that reads nothing was never cut off")
-		}
-		a.bus.Publish(event.Event{Type: event.Config, Message: big})
-	}
-	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := io.Copy(io.Discard, c); err != nil {
-		t.Fatalf("the cut-off subscriber's connection is still open: %v (after %d bytes)", err, n)
 	}
 }

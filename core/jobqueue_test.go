@@ -198,7 +198,7 @@ func TestJobsHeldRefuseMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if st := a.Status().Outbox; st.Held != 3 || st.WriteErrors == 0 {
+	if st := a.Status(everyStream).Outbox; st.Held != 3 || st.WriteErrors == 0 {
 		t.Errorf("status outbox %+v", st)
 	}
 	q := a.jobs.Load().(*fakeJobQueue)
@@ -224,7 +224,7 @@ func TestSnapshotErrorsInStatusAndMetrics(t *testing.T) {
 	if err := a.writeSnapshot(notDir, "test"); err == nil {
 		t.Fatal("snapshot written into a file")
 	}
-	st := a.Status().Snapshot
+	st := a.Status(everyStream).Snapshot
 	if st.Errors != 1 || st.LastError == "" || st.LastErrorTime.IsZero() || !st.LastSuccess.IsZero() {
 		t.Errorf("status snapshot %+v", st)
 	}
@@ -238,7 +238,7 @@ func TestSnapshotErrorsInStatusAndMetrics(t *testing.T) {
 	if err := a.writeSnapshot(t.TempDir(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	if st := a.Status().Snapshot; st.LastSuccess.Before(st.LastErrorTime) || st.Errors != 1 {
+	if st := a.Status(everyStream).Snapshot; st.LastSuccess.Before(st.LastErrorTime) || st.Errors != 1 {
 		t.Errorf("after a write: %+v", st)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/snapshot"
@@ -40,8 +41,8 @@ func TestIngestMaxStreams(t *testing.T) {
 	refused := func(m metric.Metric, want string) {
 		t.Helper()
 		err := a.Ingest(ctx, m)
-		var se *StreamLimitError
-		if !errors.As(err, &se) || !errors.Is(err, ErrTooManyStreams) || err.Error() != want {
+		var se *window.StreamLimitError
+		if !errors.As(err, &se) || !errors.Is(err, window.ErrTooManyStreams) || err.Error() != want {
 			t.Fatalf("got %v, want %s", err, want)
 		}
 	}
@@ -83,7 +84,7 @@ func TestIngestMaxStreams(t *testing.T) {
 	if err := os.WriteFile(a.opts.ConfigPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if res := a.reload(ctx, ReloadAPI); !res.OK {
+	if res := a.reload(ctx, api.ReloadAPI); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
 	for _, m := range []metric.Metric{values("m", "accuracy", "f1"), values("n", "accuracy"), values("o", "accuracy")} {

@@ -18,7 +18,7 @@ import (
 type agentMetrics struct {
 	reg *prometheus.Registry
 
-	rejected   *prometheus.CounterVec // lines refused, by reason
+	rejected   *prometheus.CounterVec // lines refused, by reason (api.New makes each reason's series)
 	stopped    *prometheus.CounterVec // requests cut short, by reason
 	detections *prometheus.CounterVec // drift and warning events, by detector
 	events     *prometheus.CounterVec // events published, by type
@@ -29,18 +29,6 @@ type agentMetrics struct {
 	suppressed *prometheus.CounterVec // drift kept from becoming a job by a cooldown, by sink
 	sinkStarts *prometheus.CounterVec // sink plugin restarts, by sink
 }
-
-// Reasons a metric line is rejected or a request cut short.
-const (
-	reasonInvalid        = "invalid"          // not a valid metric
-	reasonTooManyValues  = "too_many_values"  // over ingest.max_values_per_line
-	reasonTooManyStreams = "too_many_streams" // would pass ingest.max_streams
-	reasonDomain         = "domain"           // a value a watching detector does not take
-	reasonTooLarge       = "too_large"        // over max_line_bytes or max_document_bytes
-	reasonBusy           = "busy"             // a detector queue stayed full
-	reasonOutbox         = "outbox"           // the outbox cannot be written and holds its limit of jobs
-	reasonStalled        = "stalled"          // the body sent nothing for body_timeout
-)
 
 func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 	if reg == nil {
@@ -90,12 +78,6 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 			Name: "driftd_sink_restarts_total",
 			Help: "Sink plugin processes started again after they exited, crashed or hung, by sink.",
 		}, []string{"sink"}),
-	}
-	for _, r := range []string{reasonInvalid, reasonTooManyValues, reasonTooManyStreams, reasonDomain} {
-		m.rejected.WithLabelValues(r)
-	}
-	for _, r := range []string{reasonTooLarge, reasonBusy, reasonOutbox, reasonStalled} {
-		m.stopped.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/feed"
 	"io/fs"
 	"sync"
@@ -36,7 +37,7 @@ type persistence struct {
 	mu      sync.Mutex
 	last    window.Mark // of the last snapshot written or restored
 	written bool
-	st      SnapshotStatus
+	st      api.SnapshotStatus
 
 	// wake tells the periodic writer that snapshot_interval changed.
 	wake chan struct{}
@@ -71,16 +72,7 @@ func (p *persistence) muted(r *feed.Feed, s *window.Series, index uint64) bool {
 	return ok && index < next.(uint64)
 }
 
-// SnapshotStatus tells how writing the windows snapshot goes: when the
-// file was last written or found current, and the writes that failed.
-type SnapshotStatus struct {
-	LastSuccess   time.Time `json:"last_success,omitzero"`
-	Errors        uint64    `json:"errors"`
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorTime time.Time `json:"last_error_time,omitzero"`
-}
-
-func (p *persistence) status() SnapshotStatus {
+func (p *persistence) status() api.SnapshotStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.st

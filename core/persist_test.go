@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/snapshot"
 )
@@ -151,7 +152,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	// any new detector: it is fed the held values (3..7), and what it
 	// raises about them is published, as at any reload.
 	writeTestFile(t, path, counterConfig(5, []string{"c", "d"}, map[string]string{"c": "mark = 10", "d": "mark = 10"}))
-	if res := b.reload(context.Background(), ReloadAPI); !res.OK {
+	if res := b.reload(context.Background(), api.ReloadAPI); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
 	all := b.warnings(t, sub)

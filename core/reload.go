@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -12,16 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
-)
-
-// What asked for a load of the config file (ReloadResult.Source).
-const (
-	ReloadStart  = "start"  // the daemon starting
-	ReloadFile   = "file"   // a change of the file, seen by the watch
-	ReloadSignal = "signal" // SIGHUP
-	ReloadAPI    = "api"    // POST /v1/reload
 )
 
 // reloadDebounce is how long the watch waits after the last change of the
@@ -32,56 +24,6 @@ const reloadDebounce = 250 * time.Millisecond
 // not started yet, or is stopping.
 var ErrNotRunning = errors.New("agent is not running")
 
-// ReloadResult is the outcome of a load of the config file: the answer to
-// POST /v1/reload, and the last one in status.
-type ReloadResult struct {
-	// OK is true when the file was applied or found unchanged, false when
-	// it was refused; then the running config stays as it was.
-	OK bool `json:"ok"`
-	// Changed is true when a new generation was made from the file.
-	Changed bool `json:"changed"`
-	// Generation is the generation running after the load: the new one, or
-	// the one kept when the file was unchanged or refused.
-	Generation uint64    `json:"generation"`
-	Time       time.Time `json:"time"`
-	Source     string    `json:"source"`
-	// DurationMS is how long the load took until the new generation was
-	// live, plugin starts included (stopping the old plugins comes after).
-	DurationMS float64 `json:"duration_ms"`
-	// Detectors says what a change did to the detectors.
-	Detectors *DetectorChanges `json:"detectors,omitempty"`
-	// Sinks says the same of the sinks' plugin processes; their jobs stay
-	// in the outbox whatever happens to them.
-	Sinks *DetectorChanges `json:"sinks,omitempty"`
-	// Diagnostics are the errors of a refused file, or the warnings of an
-	// accepted one.
-	Diagnostics []config.Diagnostic `json:"diagnostics"`
-
-	diags hcl.Diagnostics
-}
-
-// DetectorChanges lists the detector (or sink) IDs a new generation
-// started (new or changed ones), kept running with their state (unchanged
-// ones) and stopped (removed or replaced ones).
-type DetectorChanges struct {
-	Started []string `json:"started"`
-	Kept    []string `json:"kept"`
-	Stopped []string `json:"stopped"`
-}
-
-// LoadInfo names a generation and when it was loaded.
-type LoadInfo struct {
-	Time       time.Time `json:"time"`
-	Generation uint64    `json:"generation"`
-}
-
-// ReloadStatus is the last load in status, with the last one that was
-// applied.
-type ReloadStatus struct {
-	ReloadResult
-	LastSuccess LoadInfo `json:"last_success"`
-}
-
 // reloadLoop is the one goroutine that reloads the config file, whatever
 // asked for it, so that reloads never overlap.
 type reloadLoop struct {
@@ -91,31 +33,31 @@ type reloadLoop struct {
 
 type reloadRequest struct {
 	source string
-	reply  chan ReloadResult // buffered: the loop never waits for the asker
+	reply  chan api.ReloadResult // buffered: the loop never waits for the asker
 }
 
 // Reload loads the config file again, through the reload loop, and returns
 // the result once it is applied or refused; source says who asked
-// (ReloadSignal, ReloadAPI, ...). The error is ErrNotRunning when the agent
+// (api.ReloadSignal, api.ReloadAPI, ...). The error is ErrNotRunning when the agent
 // does not run, or ctx's when it ends first.
-func (a *Agent) Reload(ctx context.Context, source string) (ReloadResult, error) {
+func (a *Agent) Reload(ctx context.Context, source string) (api.ReloadResult, error) {
 	l := a.loop.Load()
 	if l == nil {
-		return ReloadResult{}, ErrNotRunning
+		return api.ReloadResult{}, ErrNotRunning
 	}
-	req := reloadRequest{source: source, reply: make(chan ReloadResult, 1)}
+	req := reloadRequest{source: source, reply: make(chan api.ReloadResult, 1)}
 	select {
 	case l.reqs <- req:
 	case <-l.done:
-		return ReloadResult{}, ErrNotRunning
+		return api.ReloadResult{}, ErrNotRunning
 	case <-ctx.Done():
-		return ReloadResult{}, ctx.Err()
+		return api.ReloadResult{}, ctx.Err()
 	}
 	select {
 	case res := <-req.reply:
 		return res, nil
 	case <-ctx.Done():
-		return ReloadResult{}, ctx.Err()
+		return api.ReloadResult{}, ctx.Err()
 	}
 }
 
@@ -132,7 +74,7 @@ func (a *Agent) startReloadLoop(ctx context.Context, watch bool) (stop func()) {
 		} else {
 			// A change made while the first generation started, before the
 			// watch, would wait for the next one.
-			a.load(ctx, ReloadFile, false)
+			a.load(ctx, api.ReloadFile, false)
 		}
 	}
 	go func() {
@@ -178,13 +120,13 @@ func (a *Agent) runReloadLoop(ctx context.Context, l *reloadLoop, fw *fileWatche
 			a.log.Warn("config file watch", "error", err)
 		case <-debounce:
 			debounce = nil
-			a.reload(ctx, ReloadFile)
+			a.reload(ctx, api.ReloadFile)
 		}
 	}
 }
 
 // reload loads the config file and applies it, unless it is unchanged.
-func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
+func (a *Agent) reload(ctx context.Context, source string) api.ReloadResult {
 	return a.load(ctx, source, true)
 }
 
@@ -192,7 +134,7 @@ func (a *Agent) reload(ctx context.Context, source string) ReloadResult {
 // applied again, to check the binary again. The watch's first look at the
 // file, as the daemon starts, does not: the binary was checked a moment
 // ago.
-func (a *Agent) load(ctx context.Context, source string, recheck bool) ReloadResult {
+func (a *Agent) load(ctx context.Context, source string, recheck bool) api.ReloadResult {
 	a.applyMu.Lock()
 	defer a.applyMu.Unlock()
 	started := time.Now()
@@ -210,7 +152,8 @@ func (a *Agent) load(ctx context.Context, source string, recheck bool) ReloadRes
 	if cur := a.current(); f.Hash == cur.Hash && f.ReadFiles == cur.ReadFiles && (!recheck || len(a.gen.Load().refused) == 0) {
 		return a.unchangedLocked(diags, source, started)
 	}
-	return a.applyLocked(ctx, f, diags, source, started)
+	res, _ := a.applyLocked(ctx, f, diags, source, started)
+	return res
 }
 
 // applyLocked makes f the running config, all or nothing: it builds the
@@ -219,7 +162,7 @@ func (a *Agent) load(ctx context.Context, source string, recheck bool) ReloadRes
 // windows onto the new routes, and stops what the old generation alone
 // used. On any problem the running generation stays as it was. diags are
 // the warnings of loading f. applyMu is held.
-func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagnostics, source string, started time.Time) ReloadResult {
+func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagnostics, source string, started time.Time) (api.ReloadResult, hcl.Diagnostics) {
 	old := a.gen.Load()
 	if old != nil {
 		diags = append(diags, a.fixedSettings(old.file, f)...)
@@ -243,7 +186,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			}
 			g.discard()
 		}
-		return a.rejectLocked(diags, source, started)
+		return a.rejectLocked(diags, source, started), diags
 	}
 
 	// Refused plugin binaries leave their detectors out; the rest runs.
@@ -262,7 +205,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	if q := a.jobs.Load(); q != nil {
 		q.SetSinks(jobSinks(g))
 	}
-	changes := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
+	changes := &api.DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
 	for _, d := range g.detectors {
 		if d.born == g.id {
 			changes.Started = append(changes.Started, d.block.ID())
@@ -277,7 +220,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			}
 		}
 	}
-	sinkChanges := &DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
+	sinkChanges := &api.DetectorChanges{Started: []string{}, Kept: []string{}, Stopped: []string{}}
 	for _, s := range g.sinks {
 		if s.born == g.id {
 			sinkChanges.Started = append(sinkChanges.Started, s.ID())
@@ -292,8 +235,8 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 			}
 		}
 	}
-	res := ReloadResult{OK: true, Changed: true, Generation: g.id, Source: source, Detectors: changes, Sinks: sinkChanges,
-		Diagnostics: config.Diagnostics(diags), diags: diags}
+	res := api.ReloadResult{OK: true, Changed: true, Generation: g.id, Source: source, Detectors: changes, Sinks: sinkChanges,
+		Diagnostics: config.Diagnostics(diags)}
 	wasOK := a.lastReloadOK()
 	a.record(&res, started, true) // the new generation is live
 	a.metrics.known(g)
@@ -327,17 +270,17 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	for _, r := range g.refused {
 		a.publish(event.Event{Type: event.Plugin, Action: event.PluginRefused, Plugin: r.block.Plugin, Detector: r.block.ID(), Message: r.err})
 	}
-	if source == ReloadStart {
+	if source == api.ReloadStart {
 		for _, d := range g.refusals {
 			a.log.Error(config.FormatDiagnostics(hcl.Diagnostics{d}))
 		}
 	}
 	action := event.ConfigReloaded
-	if source == ReloadStart {
+	if source == api.ReloadStart {
 		action = event.ConfigLoaded
 	}
 	a.publish(event.Event{Type: event.Config, Action: action, Generation: g.id, Message: f.Filename})
-	if source != ReloadStart {
+	if source != api.ReloadStart {
 		// NewAgent logged the warnings of the first load already.
 		for _, d := range diags {
 			a.log.Log(logLevel(d), config.FormatDiagnostics(hcl.Diagnostics{d}))
@@ -348,19 +291,19 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 		a.log.Info("config reloaded", "generation", g.id, "source", source, "started", len(changes.Started),
 			"kept", len(changes.Kept), "stopped", len(changes.Stopped), "duration", time.Since(started).Round(time.Microsecond))
 	}
-	return res
+	return res, diags
 }
 
 // rejectLocked reports a config that was refused; the running generation,
 // if any, goes on unchanged. applyMu is held.
-func (a *Agent) rejectLocked(diags hcl.Diagnostics, source string, started time.Time) ReloadResult {
+func (a *Agent) rejectLocked(diags hcl.Diagnostics, source string, started time.Time) api.ReloadResult {
 	var gen uint64
 	if g := a.gen.Load(); g != nil {
 		gen = g.id
 	}
-	res := ReloadResult{OK: false, Generation: gen, Source: source, Diagnostics: config.Diagnostics(diags), diags: diags}
+	res := api.ReloadResult{OK: false, Generation: gen, Source: source, Diagnostics: config.Diagnostics(diags)}
 	a.record(&res, started, false)
-	if source != ReloadStart { // at start, the caller reports the error
+	if source != api.ReloadStart { // at start, the caller reports the error
 		a.log.Error("config rejected; the running config stays in effect", "source", source, "generation", gen)
 		for _, d := range diags {
 			a.log.Log(logLevel(d), config.FormatDiagnostics(hcl.Diagnostics{d}))
@@ -374,8 +317,8 @@ func (a *Agent) rejectLocked(diags hcl.Diagnostics, source string, started time.
 // unchangedLocked reports a reload that found the file as it runs. It is
 // recorded as the last reload only when that one had failed: the file is
 // back to what runs, and status stops showing the old error.
-func (a *Agent) unchangedLocked(diags hcl.Diagnostics, source string, started time.Time) ReloadResult {
-	res := ReloadResult{OK: true, Generation: a.gen.Load().id, Source: source, Diagnostics: config.Diagnostics(diags), diags: diags}
+func (a *Agent) unchangedLocked(diags hcl.Diagnostics, source string, started time.Time) api.ReloadResult {
+	res := api.ReloadResult{OK: true, Generation: a.gen.Load().id, Source: source, Diagnostics: config.Diagnostics(diags)}
 	res.Time = time.Now().UTC()
 	res.DurationMS = durationMS(time.Since(started))
 	a.lastMu.Lock()
@@ -389,7 +332,7 @@ func (a *Agent) unchangedLocked(diags hcl.Diagnostics, source string, started ti
 		return res
 	}
 	level := hclog.Info
-	if source == ReloadFile {
+	if source == api.ReloadFile {
 		level = hclog.Debug // the watch sees many events that change nothing
 	}
 	a.log.Log(level, "config file unchanged; nothing to reload", "source", source, "generation", res.Generation)
@@ -404,14 +347,14 @@ func (a *Agent) lastReloadOK() bool {
 	return a.lastReload.OK || a.lastReload.Time.IsZero()
 }
 
-func (a *Agent) record(res *ReloadResult, started time.Time, ok bool) {
+func (a *Agent) record(res *api.ReloadResult, started time.Time, ok bool) {
 	res.Time = time.Now().UTC()
 	res.DurationMS = durationMS(time.Since(started))
 	a.lastMu.Lock()
 	defer a.lastMu.Unlock()
 	a.lastReload = *res
 	if ok {
-		a.lastSuccess = LoadInfo{Time: res.Time, Generation: res.Generation}
+		a.lastSuccess = api.LoadInfo{Time: res.Time, Generation: res.Generation}
 	}
 }
 
@@ -473,20 +416,4 @@ func (a *Agent) applySettings(running, f *config.File) {
 	if running.SnapshotInterval != f.SnapshotInterval {
 		a.persist.intervalChanged()
 	}
-}
-
-// handleReload is POST /v1/reload: it reloads the config file and answers
-// the result: 200 when it was applied or unchanged, 422 with the
-// diagnostics when it was refused, 503 when the agent is stopping.
-func (a *Agent) handleReload(w http.ResponseWriter, r *http.Request) {
-	res, err := a.Reload(r.Context(), ReloadAPI)
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-		return
-	}
-	code := http.StatusOK
-	if !res.OK {
-		code = http.StatusUnprocessableEntity
-	}
-	writeJSON(w, code, res)
 }

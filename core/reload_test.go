@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/sdk"
 )
@@ -172,7 +173,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 	bodies["change"] = "mark = 5\nlabel = \"v2\""
 	bodies["fresh"] = "mark = 5"
 	writeTestFile(t, path, counterConfig(3, []string{"keep", "change", "fresh"}, bodies))
-	res := a.reload(context.Background(), ReloadAPI)
+	res := a.reload(context.Background(), api.ReloadAPI)
 	if !res.OK || !res.Changed || res.Generation != 2 {
 		t.Fatalf("reload %+v", res)
 	}
@@ -236,7 +237,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 	if !slices.Equal(plugin, wantEvents) {
 		t.Errorf("events\n%q\nwant\n%q", plugin, wantEvents)
 	}
-	st := a.Status()
+	st := a.Status(everyStream)
 	if st.Generation != 2 || !st.LastReload.OK || st.LastReload.LastSuccess.Generation != 2 || len(st.Plugins) != 3 {
 		t.Errorf("status %+v", st)
 	}
@@ -272,14 +273,14 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 			ingestAll(t, a, 1, 2)
 			before := a.gen.Load()
 			writeTestFile(t, path, tt.src)
-			res := a.reload(context.Background(), ReloadFile)
+			res := a.reload(context.Background(), api.ReloadFile)
 			if res.OK || res.Changed || res.Generation != 1 || !strings.Contains(formatted(res), tt.want) {
 				t.Fatalf("reload %+v\n%s\nwant refused with %q", res, formatted(res), tt.want)
 			}
 			if a.gen.Load() != before || a.current() != before.file {
 				t.Fatal("a refused config replaced the running generation")
 			}
-			st := a.Status()
+			st := a.Status(everyStream)
 			if st.LastReload.OK || st.LastReload.LastSuccess.Generation != 1 || len(st.LastReload.Diagnostics) == 0 ||
 				st.LastReload.Diagnostics[0].Line == 0 {
 				t.Errorf("status last_reload %+v", st.LastReload)
@@ -303,15 +304,15 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 
 			// Putting the file back is a no-op that clears the error.
 			writeTestFile(t, path, good)
-			res = a.reload(context.Background(), ReloadFile)
-			if !res.OK || res.Changed || res.Generation != 1 || a.gen.Load() != before || !a.Status().LastReload.OK {
+			res = a.reload(context.Background(), api.ReloadFile)
+			if !res.OK || res.Changed || res.Generation != 1 || a.gen.Load() != before || !a.Status(everyStream).LastReload.OK {
 				t.Errorf("reload of the running file %+v", res)
 			}
 		})
 	}
 }
 
-func formatted(res ReloadResult) string {
+func formatted(res api.ReloadResult) string {
 	var lines []string
 	for _, d := range res.Diagnostics {
 		lines = append(lines, d.String())
@@ -322,13 +323,13 @@ func formatted(res ReloadResult) string {
 func TestReloadUnchangedFileIsANoOp(t *testing.T) {
 	src := counterConfig(3, []string{"a"}, map[string]string{"a": "mark = 5"})
 	a, path := newReloadAgent(t, src)
-	before := a.Status().LastReload
+	before := a.Status(everyStream).LastReload
 	writeTestFile(t, path, src) // saved again, as it was
-	res := a.reload(context.Background(), ReloadSignal)
+	res := a.reload(context.Background(), api.ReloadSignal)
 	if !res.OK || res.Changed || res.Generation != 1 {
 		t.Fatalf("reload %+v", res)
 	}
-	if after := a.Status().LastReload; after.Time != before.Time || after.Generation != 1 {
+	if after := a.Status(everyStream).LastReload; after.Time != before.Time || after.Generation != 1 {
 		t.Errorf("last_reload changed: %+v", after)
 	}
 }
@@ -342,16 +343,16 @@ func TestReloadResizesWindowsAndKeepsRestartedDetectors(t *testing.T) {
 	old.kill() // the plugin dies
 	ingestAll(t, a, 1)
 	a.settle(t)
-	if st := a.Status().Plugins[0]; st.Restarts != 1 || st.State != "running" || st.Feed.Values != 7 || st.Feed.Lost != 0 {
+	if st := a.Status(everyStream).Plugins[0]; st.Restarts != 1 || st.State != "running" || st.Feed.Values != 7 || st.Feed.Lost != 0 {
 		t.Fatalf("status %+v: the plugin must be restarted, every value evaluated", st)
 	}
 
 	writeTestFile(t, path, strings.Replace(src, "window    = 4", "window    = 2", 1))
-	res := a.reload(context.Background(), ReloadAPI)
+	res := a.reload(context.Background(), api.ReloadAPI)
 	if !res.OK || !slices.Equal(res.Detectors.Kept, []string{"counter.a"}) {
 		t.Fatalf("reload %+v: a restarted detector runs on", res)
 	}
-	s := a.Status().Streams[0].Metrics["accuracy"]
+	s := a.Status(everyStream).Streams[0].Metrics["accuracy"]
 	if s.Capacity != 2 || s.Held != 2 || s.Count != 7 {
 		t.Errorf("window %+v, want capacity 2 holding 2 of 7", s)
 	}
@@ -364,10 +365,10 @@ func TestReloadResizesWindowsAndKeepsRestartedDetectors(t *testing.T) {
 
 	// Growing the window keeps what is held.
 	writeTestFile(t, path, strings.Replace(src, "window    = 4", "window    = 10", 1))
-	if res := a.reload(context.Background(), ReloadAPI); !res.OK || len(res.Detectors.Kept) != 1 {
+	if res := a.reload(context.Background(), api.ReloadAPI); !res.OK || len(res.Detectors.Kept) != 1 {
 		t.Fatalf("reload %+v", res)
 	}
-	if s := a.Status().Streams[0].Metrics["accuracy"]; s.Capacity != 10 || s.Held != 2 {
+	if s := a.Status(everyStream).Streams[0].Metrics["accuracy"]; s.Capacity != 10 || s.Held != 2 {
 		t.Errorf("window %+v", s)
 	}
 }
@@ -401,7 +402,7 @@ func TestReloadWhileIngesting(t *testing.T) {
 	for i := 1; i <= reloads; i++ {
 		time.Sleep(time.Millisecond) // let values flow between reloads
 		writeTestFile(t, path, config(i))
-		if res := a.reload(context.Background(), ReloadAPI); !res.OK || !slices.Equal(res.Detectors.Started, []string{"counter.change"}) {
+		if res := a.reload(context.Background(), api.ReloadAPI); !res.OK || !slices.Equal(res.Detectors.Started, []string{"counter.change"}) {
 			t.Fatalf("reload %d: %+v", i, res)
 		}
 	}
@@ -419,7 +420,7 @@ func TestReloadWhileIngesting(t *testing.T) {
 		es[0].Details["seen"] != total-es[0].Details["first"] {
 		t.Errorf("restarted detector: %+v, want every value from the first held one on, in order (%v pushed)", es, total)
 	}
-	if st := a.Status(); st.Ingest.Accepted != uint64(total) || st.Streams[0].Metrics["accuracy"].Count != uint64(total) ||
+	if st := a.Status(everyStream); st.Ingest.Accepted != uint64(total) || st.Streams[0].Metrics["accuracy"].Count != uint64(total) ||
 		st.Generation != reloads+1 {
 		t.Errorf("status: %+v", st)
 	}
@@ -430,14 +431,14 @@ func TestReloadLoopAndAPI(t *testing.T) {
 	a, path := newReloadAgent(t, src)
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	post := func() (int, ReloadResult) {
+	post := func() (int, api.ReloadResult) {
 		t.Helper()
 		resp, err := http.Post(srv.URL+"/v1/reload", "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var res ReloadResult
+		var res api.ReloadResult
 		if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 			t.Fatal(err)
 		}
@@ -461,8 +462,8 @@ func TestReloadLoopAndAPI(t *testing.T) {
 
 	// A change of the file is seen by the watch and applied, without asking.
 	writeTestFile(t, path, strings.Replace(src, "mark = 5", "mark = 6", 1))
-	waitFor(t, func() bool { return a.Status().LastReload.Generation == 2 })
-	if st := a.Status(); !st.LastReload.OK || st.LastReload.Source != ReloadFile {
+	waitFor(t, func() bool { return a.Status(everyStream).LastReload.Generation == 2 })
+	if st := a.Status(everyStream); !st.LastReload.OK || st.LastReload.Source != api.ReloadFile {
 		t.Errorf("last reload %+v", st.LastReload)
 	}
 	// So is a file renamed over it, as editors save.
@@ -471,10 +472,10 @@ func TestReloadLoopAndAPI(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return a.Status().LastReload.Generation == 3 })
+	waitFor(t, func() bool { return a.Status(everyStream).LastReload.Generation == 3 })
 
 	stop()
-	if _, err := a.Reload(context.Background(), ReloadAPI); err != ErrNotRunning {
+	if _, err := a.Reload(context.Background(), api.ReloadAPI); err != ErrNotRunning {
 		t.Errorf("reload after stop: %v", err)
 	}
 }
@@ -493,7 +494,7 @@ func TestReloadAppliesSettings(t *testing.T) {
 	src = strings.Replace(src, `listen { socket = "test.sock" }`,
 		"listen {\n  socket      = \"test.sock\"\n  socket_mode = \"0604\"\n}\nlog_level = \"error\"\nevents {\n  history = 2\n}\nlog_format = \"json\"", 1)
 	writeTestFile(t, path, src)
-	res := a.reload(context.Background(), ReloadAPI)
+	res := a.reload(context.Background(), api.ReloadAPI)
 	if !res.OK || len(res.Diagnostics) != 1 || res.Diagnostics[0].Summary != "log_format applies at the next start" {
 		t.Fatalf("reload %+v", res)
 	}

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/window"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 )
@@ -30,16 +30,6 @@ import (
 // so a drift soon after it comes back does not queue a second job within
 // the cooldown.
 
-// ErrNoModel means no window of the model version exists.
-var ErrNoModel = errors.New("no such model version")
-
-// Retired is a model version whose windows were retired.
-type Retired struct {
-	Model   string   `json:"model"`
-	Version string   `json:"version"`
-	Metrics []string `json:"metrics"`
-}
-
 // expiryEvery bounds how often expiry looks at the windows: a tenth of the
 // shortest expire_after, within these.
 const (
@@ -53,9 +43,9 @@ const (
 const retireWait = 30 * time.Second
 
 // Retire retires model version of model, or every version of it when
-// version is "". Both may be path.Match globs. It returns ErrNoModel when
+// version is "". Both may be path.Match globs. It returns api.ErrNoModel when
 // no window matches.
-func (a *Agent) Retire(ctx context.Context, model, version string) ([]Retired, error) {
+func (a *Agent) Retire(ctx context.Context, model, version string) ([]api.Retired, error) {
 	if _, err := path.Match(model, ""); err != nil {
 		return nil, fmt.Errorf("model %q: %w", model, err)
 	}
@@ -74,7 +64,7 @@ func (a *Agent) Retire(ctx context.Context, model, version string) ([]Retired, e
 		if version != "" {
 			what += " version " + version
 		}
-		return nil, fmt.Errorf("%s: %w", what, ErrNoModel)
+		return nil, fmt.Errorf("%s: %w", what, api.ErrNoModel)
 	}
 	return out, nil
 }
@@ -88,7 +78,7 @@ func globMatch(pattern, name string) bool {
 // retire retires windows, those for which still (called under the
 // window's lock) reports true when it is not nil, and returns them; why
 // says why, for the event.
-func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w *window.Window) bool, why func(w *window.Window) string) []Retired {
+func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w *window.Window) bool, why func(w *window.Window) string) []api.Retired {
 	var (
 		taken    []*window.Window
 		byRunner = map[*feed.Feed][]*window.Series{}
@@ -122,7 +112,7 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 	}
 	a.resetStreams(ctx, byRunner, streams)
 	removed := a.windows.Remove(taken)
-	out := make([]Retired, 0, len(removed))
+	out := make([]api.Retired, 0, len(removed))
 	var whys []string
 	for _, w := range taken {
 		w.Lock()
@@ -143,7 +133,7 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 			continue
 		}
 		slices.Sort(metrics)
-		out = append(out, Retired{Model: w.Model, Version: w.Version, Metrics: metrics})
+		out = append(out, api.Retired{Model: w.Model, Version: w.Version, Metrics: metrics})
 		whys = append(whys, why(w))
 	}
 	if q := a.jobs.Load(); q != nil {

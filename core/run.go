@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/internal/pluginhost"
@@ -105,7 +106,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		page := a.PageHandler()
 		if isLoopback(f.Listen.HTTP) {
-			page = loopbackHosts(page)
+			page = api.LoopbackHosts(page)
 		}
 		pageSrv = &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.Listen.IdleTimeout,
 			ErrorLog: a.log.Named("http").StandardLogger(nil)}
@@ -160,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		pageShut <- nil
 	}()
-	if err := a.waitIngest(shutCtx); err != nil {
+	if err := a.server.Close(shutCtx); err != nil {
 		a.log.Warn("metric requests still running at shutdown; closing them", "error", err)
 		srv.Close()
 	}
@@ -219,22 +220,4 @@ func isLoopback(hostPort string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// loopbackHosts refuses requests whose Host is a name other than
-// localhost: on a loopback address, only a page a local browser got from
-// a name that points at the machine (DNS rebinding) sends one, and it must
-// not read the API.
-func loopbackHosts(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if hh, _, err := net.SplitHostPort(host); err == nil {
-			host = hh
-		}
-		if host != "localhost" && net.ParseIP(host) == nil {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("host %q: listen.http is a loopback address; open it as localhost or by IP", r.Host)})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

@@ -1,12 +1,10 @@
 package core
 
 import (
-	"context"
-
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/jobs"
-	"github.com/driftd/driftd/core/metric"
 )
 
 // The seams where a fleet of daemons differs from a single one. Each is a
@@ -16,15 +14,11 @@ import (
 // of a set of model versions as a unit, a fleet host those of the
 // partitions it owns.
 
-// Intake is where accepted metrics go. The socket API hands it every line
-// that passed the reader's checks; it takes the metric, or refuses it with
-// a *DomainError or *StreamLimitError (the line is rejected, the request
-// goes on) or another error (the request stops: ErrBusy, ErrJobsHeld). On a
-// single host it is the agent itself: the metric goes into its model
+// Intake is where accepted metrics go: the socket API hands it every line
+// that passed the reader's checks (api.Intake says what its errors mean).
+// On a single host it is the agent itself: the metric goes into its model
 // version's window and on to the detectors (Agent.Ingest).
-type Intake interface {
-	Ingest(ctx context.Context, m metric.Metric) error
-}
+type Intake = api.Intake
 
 // JobQueue is where retrain jobs queue: today the bbolt outbox in data_dir
 // (jobs.Outbox); in fleet mode, a work queue shared by the daemons.
@@ -40,7 +34,7 @@ type JobQueue interface {
 	// SetSinks makes the sinks of a new generation the ones that deliver.
 	SetSinks(jobs.Sinks)
 	// Full reports whether jobs that could not be stored reached their
-	// limit: ingestion is refused then (ErrJobsHeld).
+	// limit: ingestion is refused then (jobs.ErrHeld).
 	Full() bool
 	// List lists the jobs by state, for GET /v1/status.
 	List() jobs.List

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
 )
@@ -25,7 +26,7 @@ func TestSocketAPIFeedsTheIntake(t *testing.T) {
 	var got []string
 	a.intake = intakeFunc(func(_ context.Context, m metric.Metric) error {
 		if m.Version == "refused" {
-			return &StreamLimitError{Stream: window.Key(m.Model, m.Version, "accuracy"), New: 1, Held: 1, Limit: 1}
+			return &window.StreamLimitError{Stream: window.Key(m.Model, m.Version, "accuracy"), New: 1, Held: 1, Limit: 1}
 		}
 		got = append(got, fmt.Sprintf("%s/%s %s=%v", m.Model, m.Version, m.Values[0].Name, m.Values[0].Value))
 		return nil
@@ -35,7 +36,7 @@ func TestSocketAPIFeedsTheIntake(t *testing.T) {
 		`{"model":"m","version":"v2","accuracy":0.25}` + "\n"
 	rec := httptest.NewRecorder()
 	a.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/metrics", strings.NewReader(body)))
-	var res IngestResult
+	var res api.IngestResult
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}

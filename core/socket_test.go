@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 func TestLockDataDir(t *testing.T) {
@@ -32,35 +30,6 @@ func TestLockDataDir(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	again()
-}
-
-func TestGate(t *testing.T) {
-	var g gate
-	if !g.enter() {
-		t.Fatal("an open gate refused a request")
-	}
-	closed := make(chan error, 1)
-	go func() { closed <- g.close(context.Background()) }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.closed })
-	if g.enter() {
-		t.Fatal("a closing gate let a request in")
-	}
-	select {
-	case <-closed:
-		t.Fatal("close returned with a request in flight")
-	case <-time.After(10 * time.Millisecond):
-	}
-	g.leave()
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	var busy gate
-	busy.enter()
-	if err := busy.close(ctx); err == nil {
-		t.Fatal("close of a busy gate with a done context returned nil")
-	}
 }
 
 // The socket gets exactly its mode whatever the umask, and nothing is left

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/plugins/pagehinkley"
 	"github.com/driftd/driftd/plugins/threshold"
@@ -186,8 +187,8 @@ func (ra *runningAgent) stop() error {
 }
 
 // status reads GET /v1/status.
-func (ra *runningAgent) status(ctx context.Context) (core.Status, error) {
-	var st core.Status
+func (ra *runningAgent) status(ctx context.Context) (api.Status, error) {
+	var st api.Status
 	code, err := ra.client.get(ctx, "/v1/status", &st)
 	if err == nil && code != http.StatusOK {
 		err = fmt.Errorf("GET /v1/status: %d", code)
@@ -197,18 +198,18 @@ func (ra *runningAgent) status(ctx context.Context) (core.Status, error) {
 
 // statusWithWindows reads GET /v1/status with every window, page by page:
 // the status lists windows only when asked, at most 1,000 an answer.
-func (ra *runningAgent) statusWithWindows(ctx context.Context) (core.Status, error) {
+func (ra *runningAgent) statusWithWindows(ctx context.Context) (api.Status, error) {
 	st, err := ra.status(ctx)
 	if err != nil {
 		return st, err
 	}
 	cursor := ""
 	for {
-		q := url.Values{"model": {"*"}, "limit": {strconv.Itoa(core.MaxStatusLimit)}}
+		q := url.Values{"model": {"*"}, "limit": {strconv.Itoa(api.MaxStatusLimit)}}
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		var page core.Status
+		var page api.Status
 		code, err := ra.client.get(ctx, "/v1/status?"+q.Encode(), &page)
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("GET /v1/status?%s: %d", q.Encode(), code)

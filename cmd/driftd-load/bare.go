@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/metric"
 )
@@ -104,7 +104,7 @@ func parseLines(w http.ResponseWriter, r *http.Request) {
 // writeAnswer writes the agent's answer to a POST /v1/metrics of n lines, all
 // accepted unless err.
 func writeAnswer(w http.ResponseWriter, n int, err error) {
-	res := core.IngestResult{Accepted: n, Errors: []core.LineError{}}
+	res := api.IngestResult{Accepted: n, Errors: []api.LineError{}}
 	status := http.StatusOK
 	if err != nil {
 		status, res.Error = http.StatusBadRequest, err.Error()

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 )
 
 // evaluateTimeout bounds the wait for the detectors after pushing stopped.
@@ -308,7 +308,7 @@ func memoryPhase(ctx context.Context, o options, m mode) (*memPhase, error) {
 // waitEvaluated polls the status until every detector of the load has taken
 // want values (each line carries each named metric once) and has nothing
 // queued. It returns the last status and the number of polls.
-func waitEvaluated(ctx context.Context, ra *runningAgent, want uint64) (core.Status, int, error) {
+func waitEvaluated(ctx context.Context, ra *runningAgent, want uint64) (api.Status, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, evaluateTimeout)
 	defer cancel()
 	for polls := 1; ; polls++ {
@@ -383,7 +383,7 @@ func (d *driftCounter) count() int {
 // memoryFigures measures the heap after a collection and the RSS of this
 // process (also once free pages went back to the system) and of the plugin
 // processes, and divides them by the values the windows hold.
-func memoryFigures(st core.Status, baseHeap uint64) memory {
+func memoryFigures(st api.Status, baseHeap uint64) memory {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

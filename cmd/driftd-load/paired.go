@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 )
 
 // pairedAgent is one agent of the paired rounds.
@@ -123,7 +123,7 @@ func pairedRound(ctx context.Context, o options, a *pairedAgent, m mode) (ratioR
 }
 
 // lostValues adds up the values lost on the way to the load's detectors.
-func lostValues(st core.Status) uint64 {
+func lostValues(st api.Status) uint64 {
 	var n uint64
 	for _, pl := range st.Plugins {
 		if pl.Metric != probeMetric {

@@ -15,13 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 )
 
 // answer is the agent's answer to one POST /v1/metrics.
 type answer struct {
 	status int
-	res    core.IngestResult
+	res    api.IngestResult
 	err    error
 }
 

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 )
 
@@ -50,7 +51,7 @@ func runAgent(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 				return
 			case <-hup:
 				// The agent logs the outcome.
-				if _, err := a.Reload(ctx, core.ReloadSignal); err != nil && ctx.Err() == nil {
+				if _, err := a.Reload(ctx, api.ReloadSignal); err != nil && ctx.Err() == nil {
 					a.Logger().Warn("SIGHUP: no reload", "error", err)
 				}
 			}

@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/driftd/driftd/core"
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
 )
 
@@ -86,7 +86,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "driftd status: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
 		return exitFailure
 	}
-	var st core.Status
+	var st api.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		fmt.Fprintf(stderr, "driftd status: unreadable answer: %v\n", err)
 		return exitFailure
@@ -96,7 +96,7 @@ func runStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 // writeStatus prints a status for a person.
-func writeStatus(w io.Writer, st *core.Status, q url.Values) {
+func writeStatus(w io.Writer, st *api.Status, q url.Values) {
 	ready := "ready"
 	if !st.Ready {
 		ready = "NOT READY"

@@ -23,6 +23,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/driftd/driftd/core/metric"
 )
 
 // Defaults for everything the file may leave out.
@@ -158,6 +160,15 @@ type Ingest struct {
 	// hold: a line that would create one more is rejected. A lower limit
 	// after a reload refuses new streams only.
 	MaxStreams int
+}
+
+// ReaderLimits are the limits of the ingest block for a metric.Reader.
+func (in Ingest) ReaderLimits() metric.Limits {
+	return metric.Limits{
+		MaxLineBytes:     int(in.MaxLineBytes),
+		MaxDocumentBytes: int(in.MaxDocumentBytes),
+		MaxValues:        in.MaxValuesPerLine,
+	}
 }
 
 // Telemetry is the telemetry block: what GET /metrics shows.

@@ -349,8 +349,13 @@ func poke(ch chan struct{}) {
 	}
 }
 
+// ErrHeld means the outbox cannot be written and the jobs held in memory
+// meanwhile reached their limit (Full): metrics are refused until it can be
+// written again, so that no drift's job is lost.
+var ErrHeld = errors.New("retrain jobs cannot be written to the outbox")
+
 // Full reports whether the outbox holds its limit of jobs it could not
-// write: ingestion is refused then, so that no drift's job is lost.
+// write: ingestion is refused then (ErrHeld), so that no drift's job is lost.
 func (o *Outbox) Full() bool { return o.full.Load() }
 
 // OutboxStatus tells whether the outbox can be written: the writes that
