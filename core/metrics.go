@@ -47,7 +47,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"reason"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_detections_total",
-			Help: "Drift and warning events feed.Signal, by detector and type.",
+			Help: "Drift and warning events raised, by detector and type.",
 		}, []string{"detector", "type"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_events_total",

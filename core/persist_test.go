@@ -157,7 +157,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	}
 	all := b.warnings(t, sub)
 	if len(all["counter.c"]) != 0 {
-		t.Errorf("the kept detector feed.Signal %v", all["counter.c"])
+		t.Errorf("the kept detector raised %v", all["counter.c"])
 	}
 	if idx := indices(all["counter.d"]); !reflect.DeepEqual(idx, []uint64{3, 5, 7}) {
 		t.Errorf("the new detector's warnings at %v, want [3 5 7]", idx)

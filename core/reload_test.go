@@ -141,7 +141,7 @@ func ingestAll(t *testing.T, a *Agent, values ...float64) {
 	}
 }
 
-// warnings collects the warnings feed.Signal until the detectors are idle, by
+// warnings collects the warnings raised until the detectors are idle, by
 // detector.
 func (a *Agent) warnings(t *testing.T, sub *event.Subscription) map[string][]event.Event {
 	t.Helper()
@@ -219,7 +219,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 		}
 	}
 	if len(got["counter.gone"]) != 0 {
-		t.Errorf("the removed detector still feed.Signal %+v", got["counter.gone"])
+		t.Errorf("the removed detector still raised %+v", got["counter.gone"])
 	}
 
 	// The plugin events and the config event of the reload, in the order

@@ -131,7 +131,7 @@ func (r *Feed) abandon() {
 
 // replay feeds a new process the values its predecessor had evaluated since
 // each stream's last drift. Their signals were published when the old
-// process Signal them, so the ones Signal now are dropped.
+// process raised them, so the ones raised now are dropped.
 func (r *Feed) replay(ctx context.Context, up Updater) error {
 	calls := r.hist.batches()
 	n := 0

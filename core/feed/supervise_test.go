@@ -52,7 +52,7 @@ func (s *summing) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, 
 }
 
 // supervised runs a runner on first, which revive replaces with fresh
-// processes made by next; it returns the runner and the signals it Signal.
+// processes made by next; it returns the runner and the signals it raised.
 type supervised struct {
 	r        *Feed
 	mu       sync.Mutex

@@ -1,0 +1,210 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/jobs"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/window"
+)
+
+// Ingest accepts one metric: every value goes into its window and to the
+// detectors of its metric. It waits while a detector's queue is full, and
+// gives up with ErrBusy when ctx ends or IngestWait passes first; then
+// nothing of m was taken. A metric that would make more streams than
+// ingest.max_streams is refused whole with a *window.StreamLimitError, its values
+// of streams that exist too: nothing of it is taken. While the outbox holds
+// its limit of jobs it could not write, it refuses m at once with
+// jobs.ErrHeld.
+func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
+	if a.gen.Load() == nil {
+		return fmt.Errorf("agent is not running: %w", ErrBusy)
+	}
+	if q := a.jobs.Load(); q != nil && q.Full() {
+		st := q.OutboxStatus()
+		return fmt.Errorf("%w: %d jobs held in memory, the most it holds; last error: %s", jobs.ErrHeld, st.Held, st.LastError)
+	}
+	limit := a.current().Ingest.MaxStreams
+	wantMetrics := a.bus.WantsMetrics()
+	if wantMetrics && m.Time.IsZero() {
+		m.Time = time.Now()
+	}
+	var (
+		targets  [8]int // m.Values[i] goes to wr.targets[targets[i]]; -1: look it up
+		deadline time.Time
+		fresh    int    // values of m whose stream does not exist yet
+		first    string // the first of them
+	)
+	// Every value of a new model version is a new stream: refused here, a
+	// metric leaves no window behind (nor when refused below, see
+	// unlockRefused).
+	w, err := a.window(ctx, m.Model, m.Version, len(m.Values), limit)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
+	}
+	var wr *windowRoute
+	for {
+		// The route is taken anew after a wait: a reload may have swapped
+		// generations meanwhile, and the values go where the current one
+		// routes them.
+		wr = a.currentRouteLocked(w)
+		if wr == nil {
+			w.Unlock()
+			return fmt.Errorf("agent is not running: %w", ErrBusy)
+		}
+		fresh = 0
+		for i, v := range m.Values {
+			f := -1
+			if i < len(targets) {
+				f = wr.target(v.Name)
+				targets[i] = f
+			}
+			if (f < 0 || wr.targets[f].s == nil) && w.FindLocked(v.Name) == nil {
+				if fresh == 0 {
+					first = v.Name
+				}
+				fresh++
+			}
+			for _, r := range wr.runners(f, v.Name) {
+				if !r.Domain().Contains(v.Value) {
+					a.unlockRefused(w)
+					return &feed.DomainError{Metric: v.Name, Value: v.Value, Detector: r.ID(), Domain: r.Domain()}
+				}
+			}
+		}
+		if fresh > 0 && !a.windows.Fits(fresh, limit) {
+			a.unlockRefused(w)
+			return a.streamLimit(m, first, fresh, limit)
+		}
+		full, id := wr.fullRunnerLocked(w, m, targets[:])
+		if full == nil {
+			break
+		}
+		// Wait for room without the window's lock, then start over.
+		w.Unlock()
+		if deadline.IsZero() {
+			deadline = time.Now().Add(IngestWait)
+		}
+		if err := full.WaitRoom(ctx, id, time.Until(deadline)); err != nil {
+			w.Lock()
+			a.unlockRefused(w)
+			return err
+		}
+		if w, err = a.window(ctx, m.Model, m.Version, len(m.Values), limit); err != nil { // retired meanwhile?
+			return err
+		}
+		if w == nil {
+			return a.streamLimit(m, m.Values[0].Name, len(m.Values), limit)
+		}
+	}
+	// Counted under the window's lock, which is held until the series
+	// exist; another window's line may have taken the last room since the
+	// check above.
+	if fresh > 0 && !a.windows.AddStreams(fresh, limit) {
+		a.unlockRefused(w)
+		return a.streamLimit(m, first, fresh, limit)
+	}
+	w.TouchLocked()
+	var metricEvents []event.Event
+	for i, v := range m.Values {
+		var s *window.Series
+		var runners []*feed.Feed
+		if i < len(targets) && targets[i] >= 0 {
+			f := &wr.targets[targets[i]]
+			if f.s == nil {
+				f.s = w.SeriesLocked(v.Name)
+				f.s.KeepForReplaysLocked(wr.rt.replays(v.Name))
+			}
+			s, runners = f.s, f.runners
+		} else {
+			s, runners = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
+			s.KeepForReplaysLocked(wr.rt.replays(v.Name))
+		}
+		idx := s.Add(v.Value)
+		for _, r := range runners {
+			r.Push(s, idx, v.Value, s.Mean(idx))
+		}
+		if wantMetrics {
+			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
+				Model: m.Model, Version: m.Version, Metric: v.Name, Index: idx, Value: v.Value})
+		}
+	}
+	w.Unlock()
+	a.accepted.Add(1)
+	for _, e := range metricEvents {
+		a.publish(e)
+	}
+	return nil
+}
+
+// window returns the window of a model version, locked. A window being
+// retired is waited for: the value goes to the window made after it. A new
+// window is made for a metric of n values only when n more streams fit
+// within limit; otherwise window returns nil, and no error.
+func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*window.Window, error) {
+	var timeout <-chan time.Time
+	for {
+		w := a.windows.GetWithin(model, version, DefaultWindow, n, limit)
+		if w == nil {
+			return nil, nil
+		}
+		w.Lock()
+		gone := w.GoneLocked()
+		if gone == nil {
+			return w, nil
+		}
+		w.Unlock()
+		if timeout == nil {
+			// As long as a full queue is waited for: then 503, and the
+			// client sends again what was not read.
+			t := time.NewTimer(IngestWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-gone:
+		case <-timeout:
+			return nil, fmt.Errorf("model %s version %s is being retired: %w", model, version, ErrBusy)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("model %s version %s is being retired: %w", model, version, ErrBusy)
+		}
+	}
+}
+
+// unlockRefused unlocks w after a metric was refused. A window that the
+// metric made and that holds nothing leaves the store, so that refused
+// lines leave nothing behind; whoever waits for it finds it gone and gets a
+// new one. w's lock is held.
+func (a *Agent) unlockRefused(w *window.Window) {
+	empty := w.LenLocked() == 0 && w.RetiringLocked()
+	if empty {
+		w.RetiredLocked()
+	}
+	w.Unlock()
+	if empty {
+		a.windows.Remove([]*window.Window{w})
+	}
+}
+
+// IngestWait bounds how long a metric waits for room in a full detector
+// queue before its request is answered 503.
+const IngestWait = 5 * time.Second
+
+// ErrBusy means a detector's queue is full, or the daemon not running: it
+// cannot take the metric now.
+var ErrBusy = feed.ErrBusy
+
+// retainLimit bounds the values all series keep, beyond their rings, for
+// the detectors' replays after a plugin restart.
+const retainLimit = 1_000_000
+
+func (a *Agent) streamLimit(m metric.Metric, name string, n, limit int) error {
+	return &window.StreamLimitError{Stream: window.Key(m.Model, m.Version, name), New: n, Held: a.windows.Streams(), Limit: limit}
+}

@@ -1,0 +1,123 @@
+package core
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/sdk"
+)
+
+// onSignals turns what a detector raised into events.
+func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
+	for _, sig := range sigs {
+		s := sig.Series
+		typ := event.Drift
+		if sig.Type == sdk.SignalWarning {
+			typ = event.Warning
+		} else if sig.Type != sdk.SignalDrift {
+			a.log.Warn("plugin raised an unknown signal", "detector", r.ID(), "type", sig.Type)
+			continue
+		}
+		if s == nil {
+			a.log.Warn("plugin raised a signal for an unknown stream", "detector", r.ID(), "stream", sig.Stream)
+			continue
+		}
+		if a.persist.muted(r, s, sig.Index) {
+			a.log.Debug(string(typ)+" about a value from before the restart; not published again",
+				"detector", r.ID(), "stream", s.Key(), "index", sig.Index)
+			continue
+		}
+		w := s.Window()
+		w.Lock()
+		var size int
+		var repeat bool
+		if typ == event.Drift {
+			size, repeat = s.DriftLocked(sig.Index, r.ID(), time.Now())
+		} else {
+			size = s.SizeAt(sig.Index)
+		}
+		w.Unlock()
+		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat})
+		level := hclog.Info
+		if repeat { // a model that stays bad: said once, at its first drift
+			level = hclog.Debug
+		}
+		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.ID(),
+			"index", sig.Index, "repeat", repeat)
+		// The file, not the generation: at shutdown the detectors flush
+		// after the generation was taken down, and their drift still
+		// makes jobs.
+		if q := a.jobs.Load(); typ == event.Drift && q != nil {
+			if m := a.current().MonitorFor(w.Model, w.Version); m != nil {
+				q.Drift(m, e, s.Key())
+			}
+		}
+	}
+}
+
+// onFailed reports a call that failed. The values it carried reached the
+// windows but not this detector; status counts them as lost. (A plugin that
+// died or hung is restarted instead, see supervise.go; only a detector that
+// cannot be restarted is halted.)
+func (a *Agent) onFailed(r *feed.Feed, err error, lost int) {
+	msg := fmt.Sprintf("%d values not evaluated: %v", lost, err)
+	if feed.Fatal(err) {
+		msg = fmt.Sprintf("detector halted, %d values not evaluated: %v", lost, err)
+	}
+	a.log.Error("detector call failed", "detector", r.ID(), "values", lost, "error", err)
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginFailed, Detector: r.ID(), Message: msg})
+}
+
+// callbacks are the agent's side of its detectors.
+func (a *Agent) callbacks() callbacks {
+	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited, sinkExited: a.onSinkExited,
+		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted,
+		called: func(r *feed.Feed, took time.Duration) {
+			a.metrics.calls.WithLabelValues(r.ID()).Observe(took.Seconds())
+		}}
+}
+
+// onKilled reports a plugin process killed because it did not answer.
+func (a *Agent) onKilled(d *detectorInstance, cause error) {
+	a.log.Error("plugin does not answer; killing it", "detector", d.block.ID(), "pid", d.pid(), "error", cause)
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginKilled, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+		Message: cause.Error()})
+}
+
+// onRestarting reports a restart to come.
+func (a *Agent) onRestarting(d *detectorInstance, attempt int, delay time.Duration, cause error) {
+	a.log.Warn("restarting plugin", "detector", d.block.ID(), "attempt", attempt, "delay", delay.Round(time.Millisecond), "cause", cause)
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarting, Plugin: d.info.Name, Detector: d.block.ID(),
+		Attempt: attempt, DelayMS: delay.Milliseconds(), Message: cause.Error()})
+}
+
+// onRestarted reports a plugin running again, its state replayed.
+func (a *Agent) onRestarted(d *detectorInstance, attempts int) {
+	a.log.Info("plugin restarted", "detector", d.block.ID(), "pid", d.pid(), "attempts", attempts)
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarted, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid(),
+		Attempt: attempts})
+}
+
+// onSinkRestart reports a sink plugin started again, for the delivery that
+// found its previous process gone.
+func (a *Agent) onSinkRestart(s *sinkInstance, pid int, cause string) {
+	a.log.Warn("sink plugin restarted", "sink", s.ID(), "pid", pid, "cause", cause)
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginRestarted, Plugin: s.info.Name, Sink: s.ID(), Pid: pid, Message: cause})
+}
+
+// onSinkExited reports a sink plugin process that died between deliveries.
+func (a *Agent) onSinkExited(s *sinkInstance, pid int) {
+	a.log.Error("sink plugin exited; the next delivery starts it again", "sink", s.ID(), "pid", pid)
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: s.info.Name, Sink: s.ID(), Pid: pid})
+}
+
+// onExited reports a plugin process that died.
+func (a *Agent) onExited(d *detectorInstance) {
+	a.log.Error("plugin exited", "detector", d.block.ID(), "pid", d.pid())
+	a.publish(event.Event{Type: event.Plugin, Action: event.PluginExited, Plugin: d.info.Name, Detector: d.block.ID(), Pid: d.pid()})
+}
