@@ -3,13 +3,13 @@ package core
 import (
 	"context"
 	"fmt"
-	"github.com/driftd/driftd/core/feed"
-	"github.com/driftd/driftd/core/window"
 	"path"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/window"
 
 	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"
@@ -258,11 +258,9 @@ func (a *Agent) startExpiry(ctx context.Context) (stop func()) {
 	}
 }
 
-// streamCount returns how many values a stream, named by its key as
-// retrain jobs record it, has had: the index its next value gets.
-func (a *Agent) streamCount(stream string) uint64 {
-	model, rest, _ := strings.Cut(stream, "/")
-	version, metric, _ := strings.Cut(rest, "/")
+// streamCount returns how many values a stream has had: the index its
+// next value gets.
+func (a *Agent) streamCount(model, version, metric string) uint64 {
 	w := a.windows.Lookup(model, version)
 	if w == nil {
 		return 0

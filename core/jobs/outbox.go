@@ -86,7 +86,7 @@ type Options struct {
 	// Next returns the index the stream's next value will get; a retrain
 	// job's model version recovers once its stream is a window past the
 	// last drift.
-	Next func(stream string) uint64
+	Next func(model, version, metric string) uint64
 	// Suppressed counts a drift that a cooldown kept from becoming a job.
 	Suppressed func(sink string)
 }
@@ -111,7 +111,7 @@ type Outbox struct {
 	log        hclog.Logger
 	publish    func(event.Event)
 	now        func() time.Time
-	next       func(stream string) uint64
+	next       func(model, version, metric string) uint64
 	suppressed func(sink string)
 
 	// The cooldown stage (cooldown.go).
@@ -201,7 +201,7 @@ func Open(dir string, opts Options) (*Outbox, error) {
 		o.publish = func(event.Event) {}
 	}
 	if o.next == nil {
-		o.next = func(string) uint64 { return 0 }
+		o.next = func(string, string, string) uint64 { return 0 }
 	}
 	if o.suppressed == nil {
 		o.suppressed = func(string) {}

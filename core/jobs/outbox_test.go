@@ -147,7 +147,12 @@ func (fx *outboxFixture) open() {
 	if err != nil {
 		fx.t.Fatal(err)
 	}
-	ob.next = func(string) uint64 { return fx.next.Load() }
+	ob.next = func(model, version, metric string) uint64 {
+		if model != "m" || version != "v1" || metric != "accuracy" {
+			fx.t.Errorf("asked for the count of %s/%s/%s", model, version, metric)
+		}
+		return fx.next.Load()
+	}
 	fx.ob = ob
 	fx.t.Cleanup(ob.Close)
 }

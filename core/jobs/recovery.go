@@ -33,15 +33,17 @@ func (o *Outbox) checkRecovery() {
 	// locks of their own.
 	o.mu.Lock()
 	o.admitLocked()
-	streams := map[string]uint64{}
+	type stream struct{ model, version, metric string }
+	of := map[string]stream{}
 	for _, r := range o.jobs {
 		if r.Open {
-			streams[r.Stream] = 0
+			of[r.Stream] = stream{r.Job.Model, r.Job.Version, r.Job.Metric}
 		}
 	}
 	o.mu.Unlock()
-	for s := range streams {
-		streams[s] = o.next(s)
+	streams := make(map[string]uint64, len(of))
+	for k, s := range of {
+		streams[k] = o.next(s.model, s.version, s.metric)
 	}
 
 	o.mu.Lock()
