@@ -386,12 +386,7 @@ func (r *Feed) WaitRoom(ctx context.Context, id uint32, maxWait time.Duration) e
 	defer cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.room.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
+	defer r.wakeWhenDone(ctx)()
 	for !r.stopped && !r.halted && !r.HasRoom(id) {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", r.id, ErrBusy)
@@ -634,12 +629,7 @@ func Fatal(err error) bool {
 func (r *Feed) Idle(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		r.room.Broadcast()
-		r.mu.Unlock()
-	})
-	defer stop()
+	defer r.wakeWhenDone(ctx)()
 	for (r.queued() > 0 || r.busy) && !r.stopped {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -659,6 +649,16 @@ type Status struct {
 	Halted    bool   `json:"halted,omitempty"`
 	// Held counts the values queued while the plugin restarts.
 	Held int `json:"held,omitempty"`
+}
+
+// wakeWhenDone wakes whoever waits on r.room once ctx ends, until the
+// function it returns is called.
+func (r *Feed) wakeWhenDone(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.room.Broadcast()
+		r.mu.Unlock()
+	})
 }
 
 // Done is closed once Run returned.

@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftd/driftd/core/window"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/core/window"
+
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/driftd/driftd/internal/pluginhost"
+	"github.com/driftd/driftd/internal/testwait"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -213,13 +215,7 @@ func TestRunnerFlushesOnStop(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "a condition", cond)
 }
 
 func TestRunnerHaltsWhenThePluginIsGone(t *testing.T) {

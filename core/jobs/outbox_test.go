@@ -15,6 +15,7 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/internal/testwait"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -593,11 +594,5 @@ func TestOutboxRetiredVersionStopsRecovery(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "a condition", cond)
 }
