@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"github.com/driftd/driftd/core/window"
-	"github.com/driftd/driftd/internal/pluginhost"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/core/window"
+	"github.com/driftd/driftd/internal/pluginhost"
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"

@@ -38,6 +38,13 @@ func TestOutboxSlowWriteDoesNotBlockDrift(t *testing.T) {
 	if q := fx.events.jobsOf(event.JobQueued); len(q) != 0 || len(sink.got()) != 0 {
 		t.Errorf("queued %v and %d deliveries before the jobs were written", q, len(sink.got()))
 	}
+	if l := fx.ob.List(); len(l.Pending) != 0 {
+		t.Errorf("%d jobs listed as pending before they were written", len(l.Pending))
+	}
+	pending, _ := fx.ob.Counts()
+	if n := pending["fake.s"]; n != 0 {
+		t.Errorf("%d jobs counted as pending before they were written", n)
+	}
 	close(release)
 	waitFor(t, func() bool { return len(sink.got()) == 2 })
 	if q := fx.events.jobsOf(event.JobQueued); len(q) != 2 {

@@ -188,7 +188,7 @@ func (w *Window) Values(points int) map[string]SeriesValues {
 		sv := SeriesValues{SeriesStatus: s.statusLocked(), First: from, Values: make([]float64, 0, n), Means: make([]float64, 0, n)}
 		for j := from; j < s.next; j++ {
 			sv.Values = append(sv.Values, s.at(j))
-			sv.Means = append(sv.Means, s.mean(j))
+			sv.Means = append(sv.Means, s.Mean(j))
 		}
 		out[name] = sv
 	}
