@@ -21,8 +21,6 @@ import (
 //
 // All of it is under the window's lock.
 type Series struct {
-	w      *Window
-	metric string
 	key    string // the stream key detectors see
 	id     uint32 // the stream's id for the detector feeds; 0 until first queued
 	cap    int    // the window size; ring grows up to it as values come
@@ -33,6 +31,8 @@ type Series struct {
 	sum    float64 // of the held values
 	fresh  int     // values added since sum was last recomputed
 	epochs []epoch // the resizes, oldest first, for SizeAt
+	w      *Window
+	metric string
 
 	// Retention for replays.
 	keep     uint64        // values from this index on are kept when they leave the ring

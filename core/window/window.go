@@ -12,7 +12,6 @@ import (
 type Window struct {
 	Model, Version string
 
-	store *Store
 	// removed is set once the window left the store (Store.Remove).
 	removed atomic.Bool
 
@@ -27,6 +26,7 @@ type Window struct {
 	capacity int
 	series   map[string]*Series
 	routing  Routing
+	store    *Store
 }
 
 // Routing is what a window's owner keeps with it, under the window's lock:
