@@ -105,11 +105,11 @@ monitor "m" {
 		"below": func() sdk.Plugin { return &slowBelow{} },
 		"fake":  func() sdk.Plugin { return sink },
 	})
-	ob, err := jobs.Open(t.TempDir(), jobs.Options{})
+	dir := t.TempDir()
+	ob, err := jobs.Open(dir, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ob.Close()
 	a.jobs.Store(ob)
 	ob.SetSinks(jobSinks(a.gen.Load()))
 	if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
@@ -124,6 +124,13 @@ monitor "m" {
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}
+	ob.Close()
+	// The job is in the outbox for the next start.
+	ob, err = jobs.Open(dir, jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
 	if st := ob.List(); len(st.Pending) != 1 {
 		t.Errorf("%d jobs pending, want the one of the drift raised at shutdown", len(st.Pending))
 	}
