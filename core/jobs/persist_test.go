@@ -66,3 +66,21 @@ func TestOutboxListsOnlyWrittenJobs(t *testing.T) {
 		t.Errorf("%d jobs on their way to disk counted as pending", pending["fake.s"])
 	}
 }
+
+// Job IDs made in one second never repeat: a repeated ID would make two
+// jobs one, and lose a drift's job.
+func TestJobIDsMadeInOneSecondAreDistinct(t *testing.T) {
+	now := time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC)
+	const n = 1_000_000
+	seen := make(map[string]bool, n)
+	for range n {
+		id := newJobID(now)
+		if seen[id] {
+			t.Fatalf("job ID %s made twice in %d", id, len(seen))
+		}
+		if len(id) != len("drift-20261206-230000-")+8 {
+			t.Fatalf("job ID %q: want drift-<date>-<time>-<8 hex digits>", id)
+		}
+		seen[id] = true
+	}
+}
