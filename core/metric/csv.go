@@ -178,6 +178,10 @@ func (r *CSVReader) header(line []byte) error {
 			r.fail(col, strconv.Quote(name)+" is column "+strconv.Itoa(j+1)+" too")
 		case !ValidName(c):
 			r.fail(col, "name "+checkName(c))
+		case knownColumn(name) != "":
+			// "Timestamp" would be a metric whose every cell is wrong,
+			// "Accuracy" a metric no detector of accuracy watches.
+			r.fail(col, strconv.Quote(name)+": did you mean "+strconv.Quote(knownColumn(name))+"? (names are case-sensitive)")
 		}
 		if _, dup := seen[name]; dup || name == "" {
 			continue
@@ -201,11 +205,7 @@ func (r *CSVReader) header(line []byte) error {
 		if req.at >= 0 {
 			continue
 		}
-		msg := "no " + strconv.Quote(req.name) + " column"
-		if i := slices.IndexFunc(r.cols, func(c string) bool { return strings.EqualFold(c, req.name) }); i >= 0 {
-			msg += " (column " + strconv.Itoa(i+1) + " is " + strconv.Quote(r.cols[i]) + "; names are case-sensitive)"
-		}
-		r.fail("", msg)
+		r.fail("", "no "+strconv.Quote(req.name)+" column")
 	}
 	if len(r.order) == 0 {
 		r.fail("", "no value columns: name at least one of accuracy, precision, recall, latency_ms or a metric of your own")
@@ -220,6 +220,17 @@ func (r *CSVReader) header(line []byte) error {
 	}
 	slices.SortFunc(r.order, func(a, b int) int { return valueOrder(r.cols[a], r.cols[b]) })
 	return nil
+}
+
+// knownColumn returns the column of a fixed meaning (model, accuracy, ...)
+// that name is in another case, or "".
+func knownColumn(name string) string {
+	for _, f := range knownFields {
+		if f != "metrics" && f != name && strings.EqualFold(f, name) {
+			return f
+		}
+	}
+	return ""
 }
 
 // valueOrder orders value names as Metric.Values are: the named fields

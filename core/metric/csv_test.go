@@ -87,10 +87,11 @@ func TestCSVReader(t *testing.T) {
 
 		// Headers.
 		{"no version column", "model,accuracy\nm,0.5\n", Limits{}, []string{`fatal: line 1: invalid CSV header: no "version" column`}},
-		{"header problems", "\nModel,version,accuracy,f 1,accuracy,,timestamp,timestamp\n", Limits{}, []string{
-			`fatal: line 2: invalid CSV header: column 4: name "f 1" must be 1-128 characters of A-Z a-z 0-9 . _ -; ' ' is not allowed; ` +
+		{"header problems", "\nModel,version,accuracy,f 1,accuracy,,timestamp,timestamp,Latency_MS\n", Limits{}, []string{
+			`fatal: line 2: invalid CSV header: column 1: "Model": did you mean "model"? (names are case-sensitive); ` +
+				`column 4: name "f 1" must be 1-128 characters of A-Z a-z 0-9 . _ -; ' ' is not allowed; ` +
 				`column 5: "accuracy" is column 3 too; column 6: no name; column 8: "timestamp" is column 7 too; ` +
-				`no "model" column (column 1 is "Model"; names are case-sensitive)`,
+				`column 9: "Latency_MS": did you mean "latency_ms"? (names are case-sensitive); no "model" column`,
 		}},
 		{"index column", ",model,version,accuracy\n0,m,v,0.5\n", Limits{}, []string{
 			`fatal: line 1: invalid CSV header: column 1: no name (an index column? pandas leaves it out with to_csv(index=False))`,
