@@ -53,8 +53,8 @@ type CSVReader struct {
 	order   []int    // the value columns, in the order of Metric.Values
 
 	cells  [][]byte // the cells of the current line
-	quoted []byte   // the contents of its quoted cells with quotes
-	vals   []Value
+	quoted []byte   // the contents of its quoted cells, unquoted
+	vals   []Value  // the values of the current row
 	faults
 	intern interner
 	slab   slab
