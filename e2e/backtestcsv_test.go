@@ -118,8 +118,8 @@ func TestBacktestCSV(t *testing.T) {
 				`driftd backtest: read bad.csv: line 1: invalid CSV header: column 2: "Accuracy": did you mean "accuracy"? (names are case-sensitive); column 4: "accuracy" is column 3 too; no "version" column` + "\n",
 			}},
 		} {
-			file := writeFile(t, filepath.Join(dir, "bad.csv"), []byte(tc.body))
-			code, _, stderr := run(t, dir, nil, append(slices.Clone(detect), file)...)
+			writeFile(t, filepath.Join(dir, "bad.csv"), []byte(tc.body))
+			code, _, stderr := run(t, dir, nil, append(slices.Clone(detect), "bad.csv")...)
 			if code != tc.code {
 				t.Errorf("%s: exit %d, want %d: %s", tc.name, code, tc.code, stderr)
 			}
