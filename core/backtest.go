@@ -52,6 +52,12 @@ type BacktestOptions struct {
 	// Types, when set, limits the events written to these types (drift,
 	// warning); the others are counted but not written.
 	Types []event.Type
+	// Format is the input's form: FormatNDJSON (also when empty) or
+	// FormatCSV.
+	Format string
+	// Name names the input in messages ("metrics.csv:12: ..."); when empty
+	// they say "line 12".
+	Name string
 }
 
 // BacktestResult sums up a backtest.
@@ -67,10 +73,14 @@ type BacktestResult struct {
 // recorded metrics read from in, and writes the drift and warning events
 // they raise to out as NDJSON, ordered by model, version, metric, index and
 // detector. Lines that are not valid metrics are reported to errOut and
-// skipped.
+// skipped; a bad CSV header ends the backtest before it starts.
 func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts BacktestOptions) (BacktestResult, error) {
 	var res BacktestResult
 	a, err := NewAgent(opts.Options)
+	if err != nil {
+		return res, err
+	}
+	rd, err := openInput(in, opts, a.current().Ingest.ReaderLimits())
 	if err != nil {
 		return res, err
 	}
@@ -114,7 +124,6 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	g := a.gen.Load()
 	defer g.stop()
 
-	rd := metric.NewReader(in, a.current().Ingest.ReaderLimits())
 	for {
 		m, err := rd.Next()
 		if err == io.EOF {
@@ -123,11 +132,11 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		var rec *metric.RecordError
 		if errors.As(err, &rec) {
 			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: %v\n", rec)
+			fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(rec.Line), rec.Err)
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("read metrics: %w", err)
+			return res, fmt.Errorf("read %s: %w", opts.inputName(), err)
 		}
 		err = a.Ingest(ctx, m)
 		var (
@@ -136,7 +145,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		)
 		if errors.As(err, &de) || errors.As(err, &se) {
 			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: line %d: %v\n", rd.Line(), err)
+			fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(rd.Line()), err)
 			continue
 		}
 		if err != nil {
