@@ -80,11 +80,13 @@ func measure(ctx context.Context, o options) (*summary, error) {
 		debug.FreeOSMemory()
 	}
 	if o.readers {
-		rs, err := measureReaders(ctx, o, l)
+		rp, rs, err := measureReaders(ctx, o, l)
 		if err != nil {
 			return nil, err
 		}
-		sum.Readers = rs
+		sum.ReaderPairs, sum.Readers = rp, rs
+		sum.Failures = append(sum.Failures, rp.failures...)
+		debug.FreeOSMemory()
 	}
 	if o.goBench != "" {
 		g, err := readGoBench(o.goBench)

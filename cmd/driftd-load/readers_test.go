@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -38,4 +39,21 @@ func readerAnswer(t *testing.T, h http.HandlerFunc, body []byte) (api.IngestResu
 		t.Fatalf("answer %q: %v", rec.Body, err)
 	}
 	return res, rec.Code
+}
+
+func TestReaderRatio(t *testing.T) {
+	rounds := []readerRound{
+		{Agent: true, Lines: 3000, Seconds: 1},
+		{Lines: 1000, Seconds: 1},
+		{Lines: 3000, Seconds: 2},
+		{Agent: true, Lines: 2000, Seconds: 2},
+	}
+	// The agent: 5000 lines in 3 s; the reader: 4000 in 3 s.
+	ratio, agent, reader := readerRatio(rounds)
+	if math.Abs(ratio-1.25) > 1e-12 || math.Abs(agent-5000.0/3) > 1e-9 || math.Abs(reader-4000.0/3) > 1e-9 {
+		t.Errorf("readerRatio = %v, %v, %v; want 1.25, %v, %v", ratio, agent, reader, 5000.0/3, 4000.0/3)
+	}
+	if r, _, _ := readerRatio(rounds[:1]); r != 0 {
+		t.Errorf("without a reader's round: ratio %v, want 0", r)
+	}
 }

@@ -20,6 +20,7 @@ type summary struct {
 	Runs          []modeRun       `json:"runs"`
 	RatioOutIn    float64         `json:"ratio_out_in,omitempty"`
 	Paired        *paired         `json:"paired,omitempty"`
+	ReaderPairs   *readerPairs    `json:"reader_pairs,omitempty"`
 	Readers       []readerFigures `json:"readers,omitempty"`
 	Memory        *memPhase       `json:"memory,omitempty"`
 	GoBench       []goBench       `json:"go_bench,omitempty"`
@@ -201,12 +202,13 @@ func (s *summary) print(w io.Writer) {
 				l.Received, l.Probes, l.BackgroundActual)
 		}
 	}
-	for _, rd := range s.Readers {
-		fmt.Fprintf(w, "%s: %.0f lines/s for %.1f s", rd.Name, rd.LinesPerSec, rd.Seconds)
-		for _, r := range s.Runs {
-			fmt.Fprintf(w, "; ingest/%s %s %.3f", rd.Name, r.Mode, r.Throughput.IngestPerSec/rd.LinesPerSec)
+	if rp := s.ReaderPairs; rp != nil {
+		lo, med, hi := spread(rp.PairRatios)
+		fmt.Fprintf(w, "%s against %s: %s, ingest %.0f lines/s, reader %.0f lines/s: ingest/reader %.3f (pairs min %.3f, median %.3f, max %.3f)\n",
+			jsonReader, rp.Mode, pairsOf(rp.Pairs, rp.RoundDuration), rp.IngestPerSec, rp.ReaderPerSec, rp.Ratio, lo, med, hi)
+		for _, rd := range s.Readers {
+			fmt.Fprintf(w, "  %s: %.0f lines/s for %.1f s; ingest/%s %.3f\n", rd.Name, rd.LinesPerSec, rd.Seconds, rd.Name, rp.IngestPerSec/rd.LinesPerSec)
 		}
-		fmt.Fprintln(w)
 	}
 	if mp := s.Memory; mp != nil {
 		m := mp.Memory
