@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -248,27 +247,27 @@ type jsonMetric struct {
 	Metrics   map[string]float64 `json:"metrics"`
 }
 
-// decodeLines decodes every line of a body with json.Unmarshal into a
-// jsonMetric, discards it, and counts the lines.
+// decodeLines decodes the lines of a body one after the other into a
+// jsonMetric with a json.Decoder, as a plain Go service reads NDJSON,
+// discards them, and counts them. (A json.Decoder on the body is the
+// faster way of encoding/json's two: json.Unmarshal of each line cut by a
+// bufio.Scanner took a fifth more time per line on the machine of the
+// README's figures.)
 func decodeLines(w http.ResponseWriter, r *http.Request) {
-	sc := bufio.NewScanner(r.Body)
-	sc.Buffer(make([]byte, 64<<10), config.DefaultMaxLineBytes)
+	dec := json.NewDecoder(r.Body)
 	n := 0
 	var err error
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
+	for {
 		var m jsonMetric
-		if err = json.Unmarshal(line, &m); err != nil {
-			err = fmt.Errorf("line %d: %w", n+1, err)
+		if err = dec.Decode(&m); err != nil {
 			break
 		}
 		n++
 	}
-	if err == nil {
-		err = sc.Err()
+	if err == io.EOF {
+		err = nil
+	} else {
+		err = fmt.Errorf("line %d: %w", n+1, err)
 	}
 	writeAnswer(w, n, err)
 }
