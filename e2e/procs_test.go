@@ -70,6 +70,20 @@ func listed(t *testing.T, children string) int {
 	return len(strings.Fields(string(b)))
 }
 
+// listedPid returns the i-th pid children lists, 0 when it lists fewer.
+func listedPid(t *testing.T, children string, i int) int {
+	b, _ := os.ReadFile(children)
+	f := strings.Fields(string(b))
+	if i >= len(f) {
+		return 0
+	}
+	pid, err := strconv.Atoi(f[i])
+	if err != nil {
+		t.Fatalf("%s: %q", children, f[i])
+	}
+	return pid
+}
+
 // waitSleepersGone waits until no child listed in children runs.
 func waitSleepersGone(t *testing.T, children, after string) {
 	t.Helper()
@@ -95,9 +109,7 @@ func TestPluginChildKeepingPipesOpen(t *testing.T) {
 	if victim <= 0 {
 		t.Fatalf("plugin pid %d", victim)
 	}
-	if n := len(sleepers(t, children)); n != 1 {
-		t.Fatalf("%d children of the wrapper running, want 1", n)
-	}
+	eventually(t, 5*time.Second, "the wrapper's child to run", func() bool { return len(sleepers(t, children)) == 1 })
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +122,12 @@ func TestPluginChildKeepingPipesOpen(t *testing.T) {
 			t.Fatalf("unexpected %s", e)
 		}
 	}
+	// The new wrapper lists its child before the child has become `sleep`:
+	// wait for it, then the first plugin's child must be gone.
+	eventually(t, 5*time.Second, "the new wrapper's child to run", func() bool {
+		alive := sleepers(t, children)
+		return listed(t, children) == 2 && len(alive) > 0 && alive[len(alive)-1] == listedPid(t, children, 1)
+	})
 	if alive := sleepers(t, children); len(alive) != 1 || listed(t, children) != 2 {
 		t.Errorf("children running %v of %d started, want the new plugin's only", alive, listed(t, children))
 	}
@@ -215,10 +233,12 @@ func TestDaemonKilledLeavesNoPluginChild(t *testing.T) {
 	wrapperPlugin(t, bin, children, false)
 	a := startAgent(t, fmt.Sprintf("plugin \"threshold\" {\n  path = %q\n}\n%s%s", bin,
 		thresholdDetector, classicMonitor("threshold.accuracy_floor")))
-	first := sleepers(t, children)
-	if len(first) != 1 {
-		t.Fatalf("children running %v, want 1", first)
-	}
+	// The wrapper lists its child before the child has become `sleep`.
+	var first []int
+	eventually(t, 5*time.Second, "the plugin's child to run", func() bool {
+		first = sleepers(t, children)
+		return len(first) == 1
+	})
 	plugin, ok := procOf(a.status(t).Plugins[0].Pid)
 	if !ok {
 		t.Fatal("no plugin process")
