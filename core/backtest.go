@@ -16,9 +16,7 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
-	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/metric"
-	"github.com/driftd/driftd/core/window"
 )
 
 // Validate checks a config file the way a start would, without binding
@@ -115,34 +113,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	defer g.stop()
 
 	rd := metric.NewReader(in, a.current().Ingest.ReaderLimits())
-	for {
-		m, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		var rec *metric.RecordError
-		if errors.As(err, &rec) {
-			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: %v\n", rec)
-			continue
-		}
-		if err != nil {
-			return res, fmt.Errorf("read metrics: %w", err)
-		}
-		err = a.Ingest(ctx, m)
-		var (
-			de *feed.DomainError
-			se *window.StreamLimitError
-		)
-		if errors.As(err, &de) || errors.As(err, &se) {
-			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: line %d: %v\n", rd.Line(), err)
-			continue
-		}
-		if err != nil {
-			return res, err
-		}
-		res.Accepted++
+	if err := a.backtestIngest(ctx, rd, errOut, &res); err != nil {
+		return res, err
 	}
 	if err := g.idle(ctx); err != nil {
 		return res, err
