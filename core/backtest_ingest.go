@@ -13,16 +13,14 @@ import (
 	"github.com/driftd/driftd/core/window"
 )
 
-// records is what a backtest reads metrics from: a metric.Reader, or any
-// reader of recorded metrics that reports a bad record as a
-// *metric.RecordError and goes on with the next.
-type records interface {
-	// Next returns the next metric; io.EOF ends the input, and any error
-	// but a *metric.RecordError ends reading.
+// metricSource is what a backtest reads its metrics from.
+type metricSource interface {
 	Next() (metric.Metric, error)
-	// Line is the line on which the metric last returned started.
+	// Line is the line of the metric Next returned last.
 	Line() int
 }
+
+var _ metricSource = (*metric.Reader)(nil)
 
 // A recordBatch is up to batchLen records read in a row, in input order.
 // end, when set, is what ended the input after them: io.EOF, or the error
@@ -32,11 +30,12 @@ type recordBatch struct {
 	end  error
 }
 
-// A record is a metric and the line it was read from, or a bad line.
+// A record is a metric and the line it was read from, or a bad line and
+// what is wrong with it.
 type record struct {
 	m    metric.Metric
 	line int
-	bad  *metric.RecordError
+	bad  error
 }
 
 const (
@@ -52,8 +51,8 @@ const (
 
 // fill reads the next records of rd into b, until b is full or the input
 // ends.
-func (b *recordBatch) fill(rd records) {
-	b.recs = b.recs[:0]
+func (b *recordBatch) fill(rd metricSource) {
+	b.recs, b.end = b.recs[:0], nil
 	for len(b.recs) < cap(b.recs) {
 		m, err := rd.Next()
 		var bad *metric.RecordError
@@ -61,7 +60,7 @@ func (b *recordBatch) fill(rd records) {
 		case err == nil:
 			b.recs = append(b.recs, record{m: m, line: rd.Line()})
 		case errors.As(err, &bad):
-			b.recs = append(b.recs, record{line: bad.Line, bad: bad})
+			b.recs = append(b.recs, record{line: bad.Line, bad: bad.Err})
 		default:
 			b.end = err
 			return
@@ -70,11 +69,12 @@ func (b *recordBatch) fill(rd records) {
 }
 
 // backtestIngest gives every metric rd reads to a.Ingest, in input order,
-// and reports each bad line to errOut, in input order too. With more than
-// one CPU, decoding runs on a goroutine of its own, a batch of records
-// ahead of ingestion; with one, the two would only take turns, and a
-// single goroutine does both.
-func (a *Agent) backtestIngest(ctx context.Context, rd records, errOut io.Writer, res *BacktestResult) error {
+// and reports each bad line to errOut, in input order too: a record rd
+// reports as a *metric.RecordError, and a metric Ingest refuses. With more
+// than one CPU, decoding runs on a goroutine of its own, a batch of
+// records ahead of ingestion; with one, the two would only take turns, and
+// a single goroutine does both.
+func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
 	if runtime.GOMAXPROCS(0) < 2 {
 		b := &recordBatch{recs: make([]record, 0, batchLen)}
 		for {
@@ -134,11 +134,14 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, errOut io.Write
 	if err := ctx.Err(); err != nil {
 		return true, err
 	}
+	reject := func(line int, err error) {
+		res.Rejected++
+		fmt.Fprintf(errOut, "backtest: line %d: %v\n", line, err)
+	}
 	for i := range b.recs {
 		r := &b.recs[i]
 		if r.bad != nil {
-			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: %v\n", r.bad)
+			reject(r.line, r.bad)
 			continue
 		}
 		err := a.Ingest(ctx, r.m)
@@ -147,8 +150,7 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, errOut io.Write
 			se *window.StreamLimitError
 		)
 		if errors.As(err, &de) || errors.As(err, &se) {
-			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: line %d: %v\n", r.line, err)
+			reject(r.line, err)
 			continue
 		}
 		if err != nil {
