@@ -71,19 +71,32 @@ func (b *recordBatch) fill(rd metricSource) {
 // backtestIngest gives every metric rd reads to a.Ingest, in input order,
 // and reports each bad line to errOut, in input order too: a record rd
 // reports as a *metric.RecordError, and a metric Ingest refuses. With more
-// than one CPU, decoding runs on a goroutine of its own, a batch of
-// records ahead of ingestion; with one, the two would only take turns, and
-// a single goroutine does both.
+// than one CPU it decodes ahead of ingestion (ingestDecodingAhead); with
+// one, the two would only take turns, and it does both in turn
+// (ingestInline). BenchmarkBacktestIngest compares the two.
 func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
 	if runtime.GOMAXPROCS(0) < 2 {
-		b := &recordBatch{recs: make([]record, 0, batchLen)}
-		for {
-			b.fill(rd)
-			if done, err := a.ingestBatch(ctx, b, errOut, res); done || err != nil {
-				return err
-			}
+		return a.ingestInline(ctx, rd, errOut, res)
+	}
+	return a.ingestDecodingAhead(ctx, rd, errOut, res)
+}
+
+// ingestInline decodes a batch of records, ingests it, and so on, on the
+// calling goroutine.
+func (a *Agent) ingestInline(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
+	b := &recordBatch{recs: make([]record, 0, batchLen)}
+	for {
+		b.fill(rd)
+		if done, err := a.ingestBatch(ctx, b, errOut, res); done || err != nil {
+			return err
 		}
 	}
+}
+
+// ingestDecodingAhead decodes on a goroutine of its own, up to
+// batchesInFlight-1 batches ahead of the calling goroutine, which ingests
+// them in order.
+func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
