@@ -63,7 +63,7 @@ fmt-check:
 ## bench: hot-path Go benchmarks and the end-to-end load run with the performance targets' settings
 ## (BENCH_FLAGS), ending with one line per target; LOAD_FLAGS adds or overrides driftd-load flags
 ## (see go run ./cmd/driftd-load -h), e.g. make bench LOAD_FLAGS="-duration 10s -mem-streams 0"
-BENCH_FLAGS ?= -duration 30s -ratio-rounds 6 -ratio-duration 5s -latency-rate 100000 -probes 500 -bare -mem-streams 10000 -mem-values 1000
+BENCH_FLAGS ?= -duration 30s -ratio-rounds 6 -ratio-duration 5s -latency-rate 100000 -probes 500 -readers -mem-streams 10000 -mem-values 1000
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./core/... ./plugins/... 2>&1 | tee bin/gobench.txt
 	@! grep -qE '^(FAIL|--- FAIL|panic:)' bin/gobench.txt

@@ -16,7 +16,6 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
-	"github.com/driftd/driftd/core/metric"
 )
 
 // Validate checks a config file the way a start would, without binding
@@ -50,6 +49,12 @@ type BacktestOptions struct {
 	// Types, when set, limits the events written to these types (drift,
 	// warning); the others are counted but not written.
 	Types []event.Type
+	// Format is the input's form: FormatNDJSON (also when empty) or
+	// FormatCSV.
+	Format string
+	// Name names the input in messages ("metrics.csv:12: ..."); when empty
+	// they say "line 12".
+	Name string
 }
 
 // BacktestResult sums up a backtest.
@@ -65,10 +70,14 @@ type BacktestResult struct {
 // recorded metrics read from in, and writes the drift and warning events
 // they raise to out as NDJSON, ordered by model, version, metric, index and
 // detector. Lines that are not valid metrics are reported to errOut and
-// skipped.
+// skipped; a bad CSV header ends the backtest before it starts.
 func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts BacktestOptions) (BacktestResult, error) {
 	var res BacktestResult
 	a, err := NewAgent(opts.Options)
+	if err != nil {
+		return res, err
+	}
+	rd, err := openInput(in, opts, a.current().Ingest.ReaderLimits())
 	if err != nil {
 		return res, err
 	}
@@ -112,8 +121,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	g := a.gen.Load()
 	defer g.stop()
 
-	rd := metric.NewReader(in, a.current().Ingest.ReaderLimits())
-	if err := a.backtestIngest(ctx, rd, errOut, &res); err != nil {
+	if err := a.backtestIngest(ctx, rd, &opts, errOut, &res); err != nil {
 		return res, err
 	}
 	if err := g.idle(ctx); err != nil {

@@ -13,15 +13,6 @@ import (
 	"github.com/driftd/driftd/core/window"
 )
 
-// metricSource is what a backtest reads its metrics from.
-type metricSource interface {
-	Next() (metric.Metric, error)
-	// Line is the line of the metric Next returned last.
-	Line() int
-}
-
-var _ metricSource = (*metric.Reader)(nil)
-
 // A recordBatch is up to batchLen records read in a row, in input order.
 // end, when set, is what ended the input after them: io.EOF, or the error
 // that stopped reading.
@@ -74,20 +65,20 @@ func (b *recordBatch) fill(rd metricSource) {
 // than one CPU it decodes ahead of ingestion (ingestDecodingAhead); with
 // one, the two would only take turns, and it does both in turn
 // (ingestInline). BenchmarkBacktestIngest compares the two.
-func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
+func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	if runtime.GOMAXPROCS(0) < 2 {
-		return a.ingestInline(ctx, rd, errOut, res)
+		return a.ingestInline(ctx, rd, opts, errOut, res)
 	}
-	return a.ingestDecodingAhead(ctx, rd, errOut, res)
+	return a.ingestDecodingAhead(ctx, rd, opts, errOut, res)
 }
 
 // ingestInline decodes a batch of records, ingests it, and so on, on the
 // calling goroutine.
-func (a *Agent) ingestInline(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
+func (a *Agent) ingestInline(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	b := &recordBatch{recs: make([]record, 0, batchLen)}
 	for {
 		b.fill(rd)
-		if done, err := a.ingestBatch(ctx, b, errOut, res); done || err != nil {
+		if done, err := a.ingestBatch(ctx, b, opts, errOut, res); done || err != nil {
 			return err
 		}
 	}
@@ -96,7 +87,7 @@ func (a *Agent) ingestInline(ctx context.Context, rd metricSource, errOut io.Wri
 // ingestDecodingAhead decodes on a goroutine of its own, up to
 // batchesInFlight-1 batches ahead of the calling goroutine, which ingests
 // them in order.
-func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, errOut io.Writer, res *BacktestResult) error {
+func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -131,7 +122,7 @@ func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, errOut
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if done, err := a.ingestBatch(ctx, b, errOut, res); done || err != nil {
+		if done, err := a.ingestBatch(ctx, b, opts, errOut, res); done || err != nil {
 			return err
 		}
 		free <- b
@@ -143,13 +134,13 @@ func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, errOut
 // that stopped reading. A metric that Ingest refuses (a value out of a
 // detector's domain, a stream past ingest.max_streams) is a bad line;
 // any other error of Ingest ends the backtest, and so does ctx's end.
-func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, errOut io.Writer, res *BacktestResult) (done bool, err error) {
+func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) (done bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return true, err
 	}
 	reject := func(line int, err error) {
 		res.Rejected++
-		fmt.Fprintf(errOut, "backtest: line %d: %v\n", line, err)
+		fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(line), err)
 	}
 	for i := range b.recs {
 		r := &b.recs[i]
@@ -175,7 +166,7 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, errOut io.Write
 	case b.end == io.EOF:
 		return true, nil
 	case b.end != nil:
-		return true, fmt.Errorf("read metrics: %w", b.end)
+		return true, fmt.Errorf("read %s: %w", opts.inputName(), b.end)
 	}
 	return false, nil
 }

@@ -226,7 +226,7 @@ func BenchmarkBacktestIngest(b *testing.B) {
 				var res BacktestResult
 				b.ReportAllocs()
 				b.ResetTimer()
-				if err := ingest(context.Background(), rd, io.Discard, &res); err != nil {
+				if err := ingest(context.Background(), rd, &BacktestOptions{}, io.Discard, &res); err != nil {
 					b.Fatal(err)
 				}
 				settleBench(b, a)

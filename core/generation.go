@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/driftd/driftd/core/feed"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/driftd/driftd/core/feed"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
@@ -26,8 +27,8 @@ const DefaultWindow = 1000
 
 // Tuning of the detector feeds.
 const (
-	runnerQueueLimit = 1 << 20          // queued values per detector before ingestion waits
-	callTimeout      = 10 * time.Second // deadline of one Update call
+	feedQueueLimit = 1 << 20          // queued values per detector before ingestion waits
+	callTimeout    = 10 * time.Second // deadline of one Update call
 )
 
 // PluginPath returns where the binary of a plugin lives.
@@ -71,13 +72,13 @@ type detectorInstance struct {
 	binary binaryID   // the plugin it runs
 	sha256 string     // the sha256 its plugin block required, or ""
 	born   uint64     // the generation that started it
-	runner *feed.Feed
+	feed   *feed.Feed
 	// launch starts and configures a new process for the detector, for a
 	// restart; nil for a detector running inside the daemon.
 	launch func(ctx context.Context) (*pluginhost.Instance, error)
 
-	cancel context.CancelFunc // ends the runner
-	wg     sync.WaitGroup     // the runner and the kills it asked for
+	cancel context.CancelFunc // ends the feed
+	wg     sync.WaitGroup     // the feed and the kills it asked for
 
 	mu     sync.Mutex
 	exited bool
@@ -115,12 +116,12 @@ func (d *detectorInstance) checkExited() bool {
 // runs or is being restarted, and its feed was not halted.
 func (d *detectorInstance) alive() bool {
 	if d.launch != nil {
-		return !d.runner.Status().Halted // supervised: restarted when it fails
+		return !d.feed.Status().Halted // supervised: restarted when it fails
 	}
 	d.mu.Lock()
 	exited := d.exited || d.inst.Exited()
 	d.mu.Unlock()
-	return !exited && !d.runner.Status().Halted
+	return !exited && !d.feed.Status().Halted
 }
 
 // callbacks are what a generation's detectors tell the agent: signals and
@@ -162,7 +163,7 @@ func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.runner.Run(ctx, h)
+		d.feed.Run(ctx, h)
 	}()
 }
 
@@ -487,11 +488,11 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 		return nil, diags
 	}
 	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
-	d.runner = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
-		Limit: runnerQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil}, st.inst.Detector())
+	d.feed = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
+		Limit: feedQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil}, st.inst.Detector())
 	if st.relaunch != nil {
 		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
-			return st.relaunch(ctx, d.runner.Timeout())
+			return st.relaunch(ctx, d.feed.Timeout())
 		}
 	}
 	return d, diags
@@ -542,7 +543,7 @@ func (g *generation) noticeExits(ctx context.Context, cb callbacks) {
 		for _, d := range g.detectors {
 			if d.checkExited() {
 				cb.exited(d)
-				d.runner.Poke() // restart it
+				d.feed.Poke() // restart it
 			}
 		}
 		for _, s := range g.sinks {
@@ -556,20 +557,20 @@ func (g *generation) noticeExits(ctx context.Context, cb callbacks) {
 // idle waits until every detector has processed what was queued.
 func (g *generation) idle(ctx context.Context) error {
 	for _, d := range g.detectors {
-		if err := d.runner.Idle(ctx); err != nil {
+		if err := d.feed.Idle(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// stop ends the watch and stops every detector: each delivers what is
+// stop ends noticeExits and stops every detector: each delivers what is
 // queued, then its process stops.
 func (g *generation) stop() {
 	g.retire(nil)
 }
 
-// retire ends the watch and stops the detectors that next does not run,
+// retire ends noticeExits and stops the detectors that next does not run,
 // which it returns, in file order. With next nil, it stops them all.
 func (g *generation) retire(next *generation) []*detectorInstance {
 	if g.cancel != nil {

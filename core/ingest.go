@@ -72,7 +72,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 				}
 				fresh++
 			}
-			for _, r := range wr.runners(f, v.Name) {
+			for _, r := range wr.feeds(f, v.Name) {
 				if !r.Domain().Contains(v.Value) {
 					a.unlockRefused(w)
 					return &feed.DomainError{Metric: v.Name, Value: v.Value, Detector: r.ID(), Domain: r.Domain()}
@@ -83,7 +83,7 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 			a.unlockRefused(w)
 			return a.streamLimit(m, first, fresh, limit)
 		}
-		full, id := wr.fullRunnerLocked(w, m, targets[:])
+		full, id := wr.fullFeedLocked(w, m, targets[:])
 		if full == nil {
 			break
 		}
@@ -115,20 +115,20 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 	var metricEvents []event.Event
 	for i, v := range m.Values {
 		var s *window.Series
-		var runners []*feed.Feed
+		var feeds []*feed.Feed
 		if i < len(targets) && targets[i] >= 0 {
 			f := &wr.targets[targets[i]]
 			if f.s == nil {
 				f.s = w.SeriesLocked(v.Name)
 				f.s.KeepForReplaysLocked(wr.rt.replays(v.Name))
 			}
-			s, runners = f.s, f.runners
+			s, feeds = f.s, f.feeds
 		} else {
-			s, runners = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
+			s, feeds = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
 			s.KeepForReplaysLocked(wr.rt.replays(v.Name))
 		}
 		idx := s.Add(v.Value)
-		for _, r := range runners {
+		for _, r := range feeds {
 			r.Push(s, idx, v.Value, s.Mean(idx))
 		}
 		if wantMetrics {

@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"github.com/driftd/driftd/core/window"
-	"github.com/driftd/driftd/internal/pluginhost"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/core/window"
+	"github.com/driftd/driftd/internal/pluginhost"
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
@@ -104,11 +105,11 @@ monitor "m" {
 		"below": func() sdk.Plugin { return &slowBelow{} },
 		"fake":  func() sdk.Plugin { return sink },
 	})
-	ob, err := jobs.Open(t.TempDir(), jobs.Options{})
+	dir := t.TempDir()
+	ob, err := jobs.Open(dir, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ob.Close()
 	a.jobs.Store(ob)
 	ob.SetSinks(jobSinks(a.gen.Load()))
 	if err := a.Ingest(context.Background(), accuracy("m", 0.9)); err != nil {
@@ -123,6 +124,13 @@ monitor "m" {
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}
+	ob.Close()
+	// The job is in the outbox for the next start.
+	ob, err = jobs.Open(dir, jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
 	if st := ob.List(); len(st.Pending) != 1 {
 		t.Errorf("%d jobs pending, want the one of the drift raised at shutdown", len(st.Pending))
 	}

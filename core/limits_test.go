@@ -3,11 +3,12 @@ package core
 import (
 	"context"
 	"errors"
-	"github.com/driftd/driftd/core/window"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/driftd/driftd/core/window"
 
 	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/event"

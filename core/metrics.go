@@ -255,7 +255,7 @@ func (c feedCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, d := range g.detectors {
-		st := d.runner.Status()
+		st := d.feed.Status()
 		id := d.block.ID()
 		ch <- prometheus.MustNewConstMetric(feedQueuedDesc, prometheus.GaugeValue, float64(st.Queued), id)
 		ch <- prometheus.MustNewConstMetric(feedValuesDesc, prometheus.CounterValue, float64(st.Values), id)

@@ -3,12 +3,13 @@ package core
 import (
 	"context"
 	"errors"
-	"github.com/driftd/driftd/core/api"
-	"github.com/driftd/driftd/core/feed"
 	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/driftd/driftd/core/api"
+	"github.com/driftd/driftd/core/feed"
 
 	"github.com/driftd/driftd/core/snapshot"
 	"github.com/driftd/driftd/core/window"

@@ -129,7 +129,7 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	if got := b.warnings(t, sub)["counter.c"]; len(got) != 0 {
 		t.Errorf("warnings about restored values published again: %v", got)
 	}
-	feed := b.gen.Load().detector("counter.c").runner.Status()
+	feed := b.gen.Load().detector("counter.c").feed.Status()
 	if feed.Values != 5 {
 		t.Errorf("the new detector was fed %d values, want the 5 held", feed.Values)
 	}

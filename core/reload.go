@@ -193,7 +193,7 @@ func (a *Agent) applyLocked(ctx context.Context, f *config.File, diags hcl.Diagn
 	diags = append(diags, g.refusals...)
 	a.genSeq = g.id
 	for _, d := range g.detectors {
-		d.runner.SetTimeout(f.PluginTimeout) // kept ones too
+		d.feed.SetTimeout(f.PluginTimeout) // kept ones too
 	}
 	g.start(ctx, a.callbacks())
 	a.file.Store(f)

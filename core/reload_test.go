@@ -191,7 +191,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 	}
 	for _, d := range []*detectorInstance{change, gone} {
 		select {
-		case <-d.runner.Done():
+		case <-d.feed.Done():
 		default:
 			t.Errorf("%s: the feed of the old instance still runs", d.block.ID())
 		}
@@ -200,7 +200,7 @@ func TestReloadKeepsUnchangedDetectorsAndRefeedsNewOnes(t *testing.T) {
 		}
 	}
 	select {
-	case <-keep.runner.Done():
+	case <-keep.feed.Done():
 		t.Error("the kept detector's feed was stopped")
 	default:
 	}

@@ -14,7 +14,7 @@ type route struct {
 	window   int
 	byMetric map[string][]*feed.Feed
 	// replaying holds, per metric, the detectors of byMetric that replay
-	// after a plugin restart (runner.hist): the series keep values for them.
+	// after a plugin restart (Feed.Replays): the series keep values for them.
 	replaying map[string][]window.Reader
 }
 
@@ -35,12 +35,12 @@ func (g *generation) routeFor(model, version string) *route {
 			rt.byMetric = make(map[string][]*feed.Feed)
 		}
 		name := d.block.Metric
-		rt.byMetric[name] = append(rt.byMetric[name], d.runner)
-		if d.runner.Replays() {
+		rt.byMetric[name] = append(rt.byMetric[name], d.feed)
+		if d.feed.Replays() {
 			if rt.replaying == nil {
 				rt.replaying = make(map[string][]window.Reader)
 			}
-			rt.replaying[name] = append(rt.replaying[name], d.runner)
+			rt.replaying[name] = append(rt.replaying[name], d.feed)
 		}
 	}
 	return rt
@@ -67,9 +67,9 @@ func (wr *windowRoute) Replaying(metric string) []window.Reader { return wr.rt.r
 // series up for them, see Series.KeepForReplaysLocked) and the detectors of the
 // metric.
 type target struct {
-	name    string
-	s       *window.Series
-	runners []*feed.Feed
+	name  string
+	s     *window.Series
+	feeds []*feed.Feed
 }
 
 // maxFeeds bounds the metrics a window caches feeds for; beyond it, a
@@ -87,30 +87,30 @@ func (wr *windowRoute) target(name string) int {
 	if len(wr.targets) == maxFeeds {
 		return -1
 	}
-	wr.targets = append(wr.targets, target{name: name, runners: wr.rt.byMetric[name]})
+	wr.targets = append(wr.targets, target{name: name, feeds: wr.rt.byMetric[name]})
 	return len(wr.targets) - 1
 }
 
-// runners returns the detectors of a metric: those of target f, or, with
+// feeds returns the detectors of a metric: those of target f, or, with
 // f -1, the route's.
-func (wr *windowRoute) runners(f int, name string) []*feed.Feed {
+func (wr *windowRoute) feeds(f int, name string) []*feed.Feed {
 	if f >= 0 {
-		return wr.targets[f].runners
+		return wr.targets[f].feeds
 	}
 	return wr.rt.byMetric[name]
 }
 
-// fullRunnerLocked returns a detector that m's values go to whose queue is
+// fullFeedLocked returns a detector that m's values go to whose queue is
 // full for the value's stream, with the stream's id, or nil when all have
 // room. w's lock is held.
-func (wr *windowRoute) fullRunnerLocked(w *window.Window, m metric.Metric, feeds []int) (*feed.Feed, uint32) {
+func (wr *windowRoute) fullFeedLocked(w *window.Window, m metric.Metric, feeds []int) (*feed.Feed, uint32) {
 	for i, v := range m.Values {
 		f := -1
 		if i < len(feeds) {
 			f = feeds[i]
 		}
-		runners := wr.runners(f, v.Name)
-		if len(runners) == 0 {
+		feeds := wr.feeds(f, v.Name)
+		if len(feeds) == 0 {
 			continue
 		}
 		var id uint32 // 0 until the series' first value is queued
@@ -121,7 +121,7 @@ func (wr *windowRoute) fullRunnerLocked(w *window.Window, m metric.Metric, feeds
 		} else if s := w.FindLocked(v.Name); s != nil {
 			id = s.ID()
 		}
-		for _, r := range runners {
+		for _, r := range feeds {
 			if !r.HasRoom(id) {
 				return r, id
 			}
@@ -157,13 +157,13 @@ func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 	if old == nil && w.LenLocked() == 0 {
 		return wr // a new window: nothing held
 	}
-	for name, runners := range rt.byMetric {
+	for name, feeds := range rt.byMetric {
 		s := w.FindLocked(name)
 		if s == nil || s.Held() == 0 {
 			continue
 		}
 		s.KeepForReplaysLocked(rt.replays(name))
-		for _, r := range runners {
+		for _, r := range feeds {
 			switch {
 			case old == nil:
 				// A window without a route holds values only when it was

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/driftd/driftd/core/api"
@@ -79,7 +80,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.jobs.Store(ob)
-	defer ob.Close()
+	// Closed before the event bus at shutdown, so that the jobs of drifts
+	// raised while the detectors flush are written, and said to be queued,
+	// while the bus still takes events; the deferred call covers the
+	// early returns.
+	closeJobs := sync.OnceFunc(ob.Close)
+	defer closeJobs()
 	var metricsSrv *http.Server
 	if f.Listen.Metrics != "" {
 		ml, err := net.Listen("tcp", f.Listen.Metrics)
@@ -177,6 +183,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}
+	closeJobs()
 	a.bus.Close()
 	if err := <-shut; err != nil {
 		srv.Close()

@@ -27,7 +27,7 @@ type JobQueue interface {
 	// drift's model version; stream is the drift's stream key. It does not
 	// wait for a disk.
 	Drift(m *config.Monitor, e event.Event, stream string)
-	// Retired stops watching the recovery of a retired model version.
+	// Retired stops following the recovery of a retired model version.
 	Retired(model, version string)
 	// Retry queues a failed job again (jobs.ErrNoJob, jobs.ErrNotFailed).
 	Retry(id string) (jobs.Status, error)

@@ -35,9 +35,13 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		w.Lock()
 		var size int
 		var repeat bool
-		if typ == event.Drift {
+		switch {
+		case w.Removed():
+			// A late signal about a retired model version's stream: its
+			// window, and the window size it had, are gone.
+		case typ == event.Drift:
 			size, repeat = s.DriftLocked(sig.Index, r.ID(), time.Now())
-		} else {
+		default:
 			size = s.SizeAt(sig.Index)
 		}
 		w.Unlock()

@@ -80,7 +80,7 @@ func (s *sinkInstance) deliver(ctx context.Context, job sdk.Job) error {
 
 // process returns the running process, starting one if there is none.
 // Only the sink's delivery worker calls it, so one start runs at a time;
-// the start runs without s.mu, so status and the watch on processes never
+// the start runs without s.mu, so status and the check for exited processes never
 // wait for it.
 func (s *sinkInstance) process(ctx context.Context) (*pluginhost.Instance, error) {
 	s.mu.Lock()

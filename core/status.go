@@ -45,14 +45,14 @@ func (a *Agent) Status(q api.StreamQuery) api.Status {
 	if g != nil {
 		st.Generation = g.id
 		for _, d := range g.detectors {
-			feed := d.runner.Status()
-			restarting, restarts := d.runner.Restarts()
+			fst := d.feed.Status()
+			restarting, restarts := d.feed.Restarts()
 			d.mu.Lock()
 			state := "running"
 			switch {
 			case d.inst.Internal():
 				state = "in-process"
-			case feed.Halted:
+			case fst.Halted:
 				state = "halted"
 			case restarting:
 				state = "restarting"
@@ -61,7 +61,7 @@ func (a *Agent) Status(q api.StreamQuery) api.Status {
 			}
 			d.mu.Unlock()
 			st.Plugins = append(st.Plugins, api.PluginStatus{Detector: d.block.ID(), Plugin: d.info.Name, Version: d.info.Version,
-				Metric: d.block.Metric, Pid: d.pid(), State: state, Restarts: restarts, Feed: feed})
+				Metric: d.block.Metric, Pid: d.pid(), State: state, Restarts: restarts, Feed: fst})
 		}
 		for _, r := range g.refused {
 			st.Plugins = append(st.Plugins, api.PluginStatus{Detector: r.block.ID(), Plugin: r.block.Plugin, Metric: r.block.Metric,

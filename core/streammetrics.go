@@ -2,8 +2,9 @@ package core
 
 import (
 	"cmp"
-	"github.com/driftd/driftd/core/window"
 	"slices"
+
+	"github.com/driftd/driftd/core/window"
 
 	"github.com/prometheus/client_golang/prometheus"
 )

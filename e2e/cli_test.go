@@ -327,6 +327,7 @@ monitor "*" {
 }
 `, pluginDir)))
 	versions := []string{"v1", "v2", "v3"}
+	metrics := filepath.Join(dir, "order.ndjson")
 	var in, wantErr strings.Builder
 	var want []string
 	line := 0
@@ -335,10 +336,10 @@ monitor "*" {
 			if line++; line%101 == 0 {
 				if line%202 == 0 {
 					fmt.Fprintf(&in, `{"model":"m","version":%q,"accuracy":1.5}`+"\n", v)
-					fmt.Fprintf(&wantErr, "backtest: line %d: accuracy: 1.5 is out of range [0, 1]\n", line)
+					fmt.Fprintf(&wantErr, "backtest: %s:%d: accuracy: 1.5 is out of range [0, 1]\n", metrics, line)
 				} else { // refused by ddm, which takes 0 or 1
 					fmt.Fprintf(&in, `{"model":"m","version":%q,"metrics":{"error":0.5}}`+"\n", v)
-					fmt.Fprintf(&wantErr, "backtest: line %d: error: 0.5 is not 0 or 1, which detector ddm.errors takes\n", line)
+					fmt.Fprintf(&wantErr, "backtest: %s:%d: error: 0.5 is not 0 or 1, which detector ddm.errors takes\n", metrics, line)
 				}
 				line++
 			}
@@ -350,7 +351,7 @@ monitor "*" {
 			fmt.Fprintf(&in, `{"model":"m","version":%q,"accuracy":%g}`+"\n", v, acc)
 		}
 	}
-	metrics := writeFile(t, filepath.Join(dir, "order.ndjson"), []byte(in.String()))
+	writeFile(t, metrics, []byte(in.String()))
 	for _, procs := range []string{"1", "2"} {
 		t.Run("GOMAXPROCS="+procs, func(t *testing.T) {
 			code, stdout, stderr := run(t, dir, cleanEnv("GOMAXPROCS="+procs), "backtest", "-config", cfg, metrics)

@@ -12,8 +12,11 @@
 //     drift event on a GET /v1/events subscriber, under background load;
 //   - memory after the throughput phase, per value held in the windows, and
 //     in a memory phase of its own (-mem-streams) with every window full;
-//   - with -bare, the rate of a bare reader that only splits the same bytes
-//     into lines, and ingestion's rate against it;
+//   - with -readers, the rates of plain readers the same bytes are pushed
+//     to the same way, and ingestion's rate against each: a Go service that
+//     decodes each line with encoding/json into the metric's fields, in
+//     pairs of rounds with an agent (the target), then one that decodes them
+//     as the agent does, and a bare line splitter;
 //   - with -gobench, the allocations per op of the hot-path Go benchmarks.
 //
 // It ends with one line per target of the performance issue: the measured
@@ -28,7 +31,7 @@
 //	-duration 30s                      sustained throughput, nothing lost
 //	-ratio-rounds 6 -ratio-duration 5s  out/in ratio from paired rounds
 //	-latency-rate 100000 -probes 500   latency p99 under heavy background load
-//	-bare                              ingestion against a bare line splitter
+//	-readers                           ingestion against an encoding/json reader, paired
 //	-mem-streams 10000 -mem-values 1000  memory per window value, windows full
 //	-json                              figures for a script
 //	-cpuprofile cpu.prof               where the daemon's time goes
@@ -51,27 +54,28 @@ import (
 
 // options are the command-line flags.
 type options struct {
-	plugins       string
-	streams       int
-	duration      time.Duration
-	conns         int
-	push          string
-	postLines     int
-	mode          string
-	window        int
-	latencyRate   int
-	probes        int
-	probeInterval time.Duration
-	bare          bool
-	bareDuration  time.Duration
-	ratioRounds   int
-	ratioDuration time.Duration
-	memStreams    int
-	memValues     int
-	goBench       string
-	json          bool
-	cpuprofile    string
-	seed          uint64
+	plugins        string
+	streams        int
+	duration       time.Duration
+	conns          int
+	push           string
+	postLines      int
+	mode           string
+	window         int
+	latencyRate    int
+	probes         int
+	probeInterval  time.Duration
+	readers        bool
+	readerRounds   int
+	readerDuration time.Duration
+	ratioRounds    int
+	ratioDuration  time.Duration
+	memStreams     int
+	memValues      int
+	goBench        string
+	json           bool
+	cpuprofile     string
+	seed           uint64
 }
 
 func main() {
@@ -91,8 +95,9 @@ func run() int {
 	flag.IntVar(&o.latencyRate, "latency-rate", 10000, "lines/s of background load during the latency phase (0: none)")
 	flag.IntVar(&o.probes, "probes", 200, "drift probes in the latency phase (0: no latency phase)")
 	flag.DurationVar(&o.probeInterval, "probe-interval", 10*time.Millisecond, "mean spacing of the probes (each is jittered by ±50%)")
-	flag.BoolVar(&o.bare, "bare", false, "also push the same bytes to a bare reader that only splits lines, for the ingest/bare ratio")
-	flag.DurationVar(&o.bareDuration, "bare-duration", 10*time.Second, "how long the bare reader phase pushes")
+	flag.BoolVar(&o.readers, "readers", false, "also push the same bytes, the same way, to plain readers: a Go service that decodes each line with encoding/json into the metric's fields, in pairs of rounds with an agent (the ingest/json-reader target), then one that decodes them as the agent does and a bare line splitter")
+	flag.IntVar(&o.readerRounds, "reader-rounds", 3, "with -readers: pairs of rounds, the agent's and the encoding/json reader's in turn (agent, reader, reader, agent, ...)")
+	flag.DurationVar(&o.readerDuration, "reader-duration", 5*time.Second, "how long each round of -readers pushes")
 	flag.IntVar(&o.ratioRounds, "ratio-rounds", 0, "with -mode both, after the long phases: this many pairs of rounds, out and in process in turn (out, in, in, out, ...) on two agents side by side, for an out/in ratio measured under the same machine load (0: none)")
 	flag.DurationVar(&o.ratioDuration, "ratio-duration", 5*time.Second, "how long each paired round pushes")
 	flag.IntVar(&o.memStreams, "mem-streams", 0, "memory phase: a fresh agent gets -mem-values lines of each of this many streams, and heap and RSS per window value are measured (0: no memory phase)")
@@ -169,8 +174,8 @@ func (o *options) check() error {
 	if o.latencyRate < 0 || o.probes < 0 {
 		errs = append(errs, errors.New("-latency-rate and -probes must not be negative"))
 	}
-	if o.bareDuration <= 0 {
-		errs = append(errs, errors.New("-bare-duration must be positive"))
+	if o.readerRounds < 1 || o.readerDuration <= 0 {
+		errs = append(errs, errors.New("-reader-rounds must be at least 1 and -reader-duration positive"))
 	}
 	if o.ratioRounds < 0 || o.ratioDuration <= 0 {
 		errs = append(errs, errors.New("-ratio-rounds must not be negative and -ratio-duration must be positive"))

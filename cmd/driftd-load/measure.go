@@ -79,20 +79,14 @@ func measure(ctx context.Context, o options) (*summary, error) {
 		sum.Failures = append(sum.Failures, mp.failures...)
 		debug.FreeOSMemory()
 	}
-	if o.bare {
-		progress(o, "bare reader: pushing for %v", o.bareDuration)
-		b, err := measureBare(ctx, o, l)
+	if o.readers {
+		rp, rs, err := measureReaders(ctx, o, l)
 		if err != nil {
-			return nil, fmt.Errorf("bare reader: %w", err)
+			return nil, err
 		}
-		sum.Bare = b
-		for i := range sum.Runs {
-			sum.Runs[i].Throughput.IngestPerBare = sum.Runs[i].Throughput.IngestPerSec / b.LinesPerSec
-		}
-		progress(o, "parse-only reader: pushing for %v", o.bareDuration)
-		if sum.Parse, err = measureParse(ctx, o, l); err != nil {
-			return nil, fmt.Errorf("parse-only reader: %w", err)
-		}
+		sum.ReaderPairs, sum.Readers = rp, rs
+		sum.Failures = append(sum.Failures, rp.failures...)
+		debug.FreeOSMemory()
 	}
 	if o.goBench != "" {
 		g, err := readGoBench(o.goBench)

@@ -65,7 +65,7 @@ func pairedRounds(ctx context.Context, o options, l *load) (pr *paired, err erro
 		}
 		pr.failures = append(pr.failures, pushFailures(fmt.Sprintf("%s paired warm-up", m), p, st.Ingest.Accepted, st.Ingest.Rejected, lostValues(st))...)
 	}
-	for i, m := range abba(o.ratioRounds) {
+	for i, m := range abba(o.ratioRounds, outOfProcess, inProcess) {
 		progress(o, "paired round %d of %d: %s for %v", i+1, 2*o.ratioRounds, m, o.ratioDuration)
 		r, fails, err := pairedRound(ctx, o, agents[m], m)
 		if err != nil {
@@ -141,16 +141,15 @@ func pairsOf(n int, d string) string {
 	return fmt.Sprintf("%d pairs of %s rounds", n, d)
 }
 
-// abba is the order of n pairs of rounds: out, in; in, out; out, in; ...
-// so that a drift of the machine over a pair of pairs weighs on both modes
-// alike.
-func abba(n int) []mode {
-	order := make([]mode, 0, 2*n)
+// abba is the order of n pairs of rounds of a and b: a, b; b, a; a, b; ...
+// so that a drift of the machine over a pair of pairs weighs on both alike.
+func abba[T any](n int, a, b T) []T {
+	order := make([]T, 0, 2*n)
 	for i := range n {
 		if i%2 == 0 {
-			order = append(order, outOfProcess, inProcess)
+			order = append(order, a, b)
 		} else {
-			order = append(order, inProcess, outOfProcess)
+			order = append(order, b, a)
 		}
 	}
 	return order

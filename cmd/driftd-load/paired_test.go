@@ -16,7 +16,7 @@ func TestABBA(t *testing.T) {
 		3: {o, i, i, o, o, i},
 		4: {o, i, i, o, o, i, i, o},
 	} {
-		if got := abba(n); !slices.Equal(got, want) {
+		if got := abba(n, o, i); !slices.Equal(got, want) {
 			t.Errorf("abba(%d) = %v, want %v", n, got, want)
 		}
 	}

@@ -8,24 +8,24 @@ import (
 
 // summary is what a load run found; -json prints it as is.
 type summary struct {
-	Streams       int       `json:"streams"`
-	ValuesPerLine int       `json:"values_per_line"`
-	Window        int       `json:"window"`
-	Duration      string    `json:"duration"`
-	Conns         int       `json:"conns"`
-	Push          string    `json:"push"`
-	PostLines     int       `json:"post_lines,omitempty"`
-	CPUs          int       `json:"cpus"`
-	GOMAXPROCS    int       `json:"gomaxprocs"`
-	Runs          []modeRun `json:"runs"`
-	RatioOutIn    float64   `json:"ratio_out_in,omitempty"`
-	Paired        *paired   `json:"paired,omitempty"`
-	Bare          *bare     `json:"bare,omitempty"`
-	Parse         *bare     `json:"parse,omitempty"` // the parse-only reader, with -bare
-	Memory        *memPhase `json:"memory,omitempty"`
-	GoBench       []goBench `json:"go_bench,omitempty"`
-	Targets       []target  `json:"targets"`
-	Failures      []string  `json:"failures"`
+	Streams       int             `json:"streams"`
+	ValuesPerLine int             `json:"values_per_line"`
+	Window        int             `json:"window"`
+	Duration      string          `json:"duration"`
+	Conns         int             `json:"conns"`
+	Push          string          `json:"push"`
+	PostLines     int             `json:"post_lines,omitempty"`
+	CPUs          int             `json:"cpus"`
+	GOMAXPROCS    int             `json:"gomaxprocs"`
+	Runs          []modeRun       `json:"runs"`
+	RatioOutIn    float64         `json:"ratio_out_in,omitempty"`
+	Paired        *paired         `json:"paired,omitempty"`
+	ReaderPairs   *readerPairs    `json:"reader_pairs,omitempty"`
+	Readers       []readerFigures `json:"readers,omitempty"`
+	Memory        *memPhase       `json:"memory,omitempty"`
+	GoBench       []goBench       `json:"go_bench,omitempty"`
+	Targets       []target        `json:"targets"`
+	Failures      []string        `json:"failures"`
 }
 
 // paired is the paired rounds of -ratio-rounds. RatioOutIn is the
@@ -81,7 +81,6 @@ type modeRun struct {
 type throughput struct {
 	MetricsPerSec float64 `json:"metrics_per_sec"`
 	IngestPerSec  float64 `json:"ingest_per_sec"`
-	IngestPerBare float64 `json:"ingest_per_bare,omitempty"`
 	Seconds       float64 `json:"seconds"`
 	PushSeconds   float64 `json:"push_seconds"`
 	Sent          uint64  `json:"sent"`
@@ -144,13 +143,6 @@ type latency struct {
 	errs []string
 }
 
-// bare is the bare reader's figures.
-type bare struct {
-	LinesPerSec float64 `json:"lines_per_sec"`
-	Seconds     float64 `json:"seconds"`
-	Lines       uint64  `json:"lines"`
-}
-
 // print writes one line per figure, details indented below.
 func (s *summary) print(w io.Writer) {
 	push := "one streaming POST each"
@@ -210,22 +202,13 @@ func (s *summary) print(w io.Writer) {
 				l.Received, l.Probes, l.BackgroundActual)
 		}
 	}
-	if b := s.Bare; b != nil {
-		fmt.Fprintf(w, "bare reader: %.0f lines/s for %.1f s", b.LinesPerSec, b.Seconds)
-		for _, r := range s.Runs {
-			fmt.Fprintf(w, "; ingest/bare %s %.3f", r.Mode, r.Throughput.IngestPerBare)
+	if rp := s.ReaderPairs; rp != nil {
+		lo, med, hi := spread(rp.PairRatios)
+		fmt.Fprintf(w, "%s against %s: %s, ingest %.0f lines/s, reader %.0f lines/s: ingest/reader %.3f (pairs min %.3f, median %.3f, max %.3f)\n",
+			jsonReader, rp.Mode, pairsOf(rp.Pairs, rp.RoundDuration), rp.IngestPerSec, rp.ReaderPerSec, rp.Ratio, lo, med, hi)
+		for _, rd := range s.Readers {
+			fmt.Fprintf(w, "  %s: %.0f lines/s for %.1f s; ingest/%s %.3f\n", rd.Name, rd.LinesPerSec, rd.Seconds, rd.Name, rp.IngestPerSec/rd.LinesPerSec)
 		}
-		fmt.Fprintln(w)
-	}
-	if p := s.Parse; p != nil {
-		fmt.Fprintf(w, "parse-only reader (decodes every line as the agent does, nothing more): %.0f lines/s for %.1f s", p.LinesPerSec, p.Seconds)
-		if s.Bare != nil {
-			fmt.Fprintf(w, " = %.3f of the bare reader", p.LinesPerSec/s.Bare.LinesPerSec)
-		}
-		for _, r := range s.Runs {
-			fmt.Fprintf(w, "; ingest/parse-only %s %.3f", r.Mode, r.Throughput.IngestPerSec/p.LinesPerSec)
-		}
-		fmt.Fprintln(w)
 	}
 	if mp := s.Memory; mp != nil {
 		m := mp.Memory

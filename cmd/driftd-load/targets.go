@@ -21,7 +21,7 @@ const (
 	targetP99Ms     = 5.0     // drift-detection latency p99
 	targetLatRate   = 100_000 // metrics/s of background load for it
 	targetOutIn     = 0.8     // out-of-process throughput / in-process
-	targetBare      = 0.5     // ingest rate / bare reader rate
+	targetJSON      = 2.0     // ingest rate / encoding/json reader rate
 	targetBytes     = 32.0    // heap per window value
 	targetMemStr    = 10_000  // streams of the memory target
 	targetMemVal    = 1_000   // values per stream of the memory target
@@ -112,15 +112,19 @@ func (s *summary) checkTargets(dur time.Duration) {
 		add(name, got, verdict(ratio >= targetOutIn, true))
 	}
 
-	name = fmt.Sprintf("ingest/bare reader >= %.1f (out of process)", targetBare)
-	if s.Bare == nil || out == nil {
+	name = fmt.Sprintf("ingest/encoding/json reader >= %g (out of process, paired)", targetJSON)
+	if rp := s.ReaderPairs; rp == nil {
 		add(name, "-", statusMissing)
 	} else {
-		got := fmt.Sprintf("%.3f (%s/s vs %s lines/s)", out.Throughput.IngestPerBare, commas(out.Throughput.IngestPerSec), commas(s.Bare.LinesPerSec))
-		if p := s.Parse; p != nil {
-			got = fmt.Sprintf("%s; a reader that only parses: %s lines/s, %.3f of the bare reader", got, commas(p.LinesPerSec), p.LinesPerSec/s.Bare.LinesPerSec)
+		lo, med, hi := spread(rp.PairRatios)
+		got := []string{fmt.Sprintf("%.3f paired over %s (pairs %.3f..%.3f, median %.3f; ingest %s/s, reader %s lines/s)",
+			rp.Ratio, pairsOf(rp.Pairs, rp.RoundDuration), lo, hi, med, commas(rp.IngestPerSec), commas(rp.ReaderPerSec))}
+		for _, rd := range s.Readers {
+			if rd.Name != jsonReader {
+				got = append(got, fmt.Sprintf("%s %s lines/s, ingest/it %.3f", rd.Name, commas(rd.LinesPerSec), rp.IngestPerSec/rd.LinesPerSec))
+			}
 		}
-		add(name, got, verdict(out.Throughput.IngestPerBare >= targetBare, true))
+		add(name, strings.Join(got, "; "), verdict(rp.Ratio >= targetJSON, rp.Mode == outOfProcess))
 	}
 
 	name = fmt.Sprintf("memory (heap) <= %g B per window value, %s streams x %s values", targetBytes, commas(targetMemStr), commas(targetMemVal))

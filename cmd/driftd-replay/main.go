@@ -7,8 +7,15 @@
 //	go run ./cmd/driftd-replay -driftd bin/driftd -plugins bin/plugins
 //
 // The backtest prints drifts only (-type drift): River's loop prints
-// nothing, and a detector's warnings (450,000 of them for EDDM) are counted,
+// nothing, and a detector's warnings (246,000 of them for DDM) are counted,
 // not printed.
+//
+// For the run with the most warnings, it then measures what a subscriber
+// to them would cost the daemon: BenchmarkEventsSubscriber of core/api
+// (go test, in the current directory) publishes that many warnings to a
+// GET /v1/events subscriber, which reads them all over a Unix socket; its
+// time and CPU time are printed beside the backtest's. -subscriber=false
+// skips it.
 package main
 
 import (
@@ -33,7 +40,7 @@ type replay struct {
 	sets   []string // -set key=value
 	metric string   // accuracy (real), error (1 = error) or correct (1 = correct)
 	values int
-	river  float64 // River 0.26's ns/value, from the issue that set the target
+	river  float64 // River 0.26's ns/value, from the issue that set the target; 0: not measured
 }
 
 var replays = []replay{
@@ -53,14 +60,15 @@ func main() {
 	plugins := flag.String("plugins", "bin/plugins", "directory of the plugin binaries")
 	only := flag.String("only", "", "run only the detectors whose plugin matches this regexp")
 	seed := flag.Uint64("seed", 1, "seed of the generated values")
+	subscriber := flag.Bool("subscriber", true, "measure a GET /v1/events subscriber to the warnings of the run with the most (go test of ./core/api, in the current directory)")
 	flag.Parse()
-	if err := run(*driftd, *plugins, *only, *seed); err != nil {
+	if err := run(*driftd, *plugins, *only, *seed, *subscriber); err != nil {
 		fmt.Fprintf(os.Stderr, "driftd-replay: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(driftd, plugins, only string, seed uint64) error {
+func run(driftd, plugins, only string, seed uint64, subscriber bool) error {
 	re, err := regexp.Compile(only)
 	if err != nil {
 		return err
@@ -72,7 +80,12 @@ func run(driftd, plugins, only string, seed uint64) error {
 	defer os.RemoveAll(dir)
 	files := map[string]string{}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "detector\tsettings\tvalues\tdrifts\twarnings\tdriftd ns/value\tRiver ns/value\tRiver / driftd\t")
+	fmt.Fprintln(tw, "detector\tsettings\tmetric\tvalues\tdrifts\twarnings\tdriftd ns/value\tRiver ns/value\tRiver / driftd\t")
+	var most struct { // the run with the most warnings
+		name     string
+		warnings int
+		took     time.Duration
+	}
 	for _, r := range replays {
 		if !re.MatchString(r.plugin) {
 			continue
@@ -106,10 +119,51 @@ func run(driftd, plugins, only string, seed uint64) error {
 		if settings == "" {
 			settings = "defaults"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.2f\t\n", r.plugin, settings, r.values, drifts, warnings, ns, r.river, r.river/ns)
+		river, ratio := "-", "-"
+		if r.river > 0 {
+			river, ratio = fmt.Sprintf("%.0f", r.river), fmt.Sprintf("%.2f", r.river/ns)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.0f\t%s\t%s\t\n", r.plugin, settings, r.metric, r.values, drifts, warnings, ns, river, ratio)
+		if n, err := strconv.Atoi(warnings); err == nil && n > most.warnings {
+			most.name, most.warnings, most.took = fmt.Sprintf("%s on %s", r.plugin, r.metric), n, took
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !subscriber || most.warnings == 0 {
+		return nil
+	}
+	wall, cpu, err := subscriberCost(most.warnings)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("a GET /v1/events subscriber receiving the %d warnings of %s (BenchmarkEventsSubscriber): %.2f s, %.2f s of CPU; %.1f%% of the backtest's %.2f s\n",
+		most.warnings, most.name, wall.Seconds(), cpu.Seconds(), 100*wall.Seconds()/most.took.Seconds(), most.took.Seconds())
+	return nil
 }
+
+// subscriberCost runs BenchmarkEventsSubscriber/subscriber of core/api for
+// n events and returns the wall and CPU time it took for all of them.
+func subscriberCost(n int) (wall, cpu time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^BenchmarkEventsSubscriber$/^subscriber$",
+		"-benchtime", fmt.Sprintf("%dx", n), "-count", "1", "./core/api")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("subscriber benchmark: %v\n%s", err, out)
+	}
+	m := benchLine.FindSubmatch(out)
+	if m == nil {
+		return 0, 0, fmt.Errorf("subscriber benchmark: no result in\n%s", out)
+	}
+	ns, _ := strconv.ParseFloat(string(m[1]), 64)
+	cpuNs, _ := strconv.ParseFloat(string(m[2]), 64)
+	return time.Duration(ns * float64(n)), time.Duration(cpuNs * float64(n)), nil
+}
+
+var benchLine = regexp.MustCompile(`(?m)^BenchmarkEventsSubscriber/subscriber\S*\s+\d+\s+([\d.]+) ns/op.*?([\d.]+) cpu-ns/op`)
 
 var summary = regexp.MustCompile(`(\d+) drift, (\d+) warning events`)
 

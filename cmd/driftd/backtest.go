@@ -18,9 +18,11 @@ import (
 
 func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("backtest", "FILE",
-		"Run detectors, through their real plugins, over recorded metrics (the /v1/metrics format; - reads standard\n"+
-			"input) and print the drift and warning events they raise as NDJSON, ordered by model, version, metric\n"+
-			"and index. The detectors are those of -config, or plugins run with their defaults: -detector adwin.", stdout, stderr)
+		"Run detectors, through their real plugins, over recorded metrics (the /v1/metrics format, or CSV; - reads\n"+
+			"standard input) and print the drift and warning events they raise as NDJSON, ordered by model, version,\n"+
+			"metric and index. The detectors are those of -config, or plugins run with their defaults: -detector adwin.\n"+
+			"CSV has a header row naming the columns: model, version, timestamp (optional, RFC 3339) and a column\n"+
+			"per metric (accuracy, precision, recall, latency_ms or a name of its own); an empty cell is no value.", stdout, stderr)
 	path := fs.String("config", "", "run the detectors of this config `file` (all, or those -detector names as plugin.name)")
 	var detectors, metrics, sets, types stringList
 	fs.Var(&detectors, "detector", "a configured detector (`plugin.name`), or a plugin NAME to run with its defaults and -set; repeatable")
@@ -28,6 +30,7 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	fs.Var(&sets, "set", "`key=value` in the config of each -detector NAME; repeatable")
 	pluginDir := fs.String("plugin-dir", "", "`directory` of the plugins -detector NAME runs (default: -config's plugin_dir, else ./bin/plugins, else beside driftd)")
 	fs.Var(&types, "type", "print only events of this `type` (drift, warning); the others are counted; repeatable")
+	format := fs.String("format", "", "the metrics' `form`: ndjson (as /v1/metrics takes them) or csv (default: csv for a FILE ending in .csv, else ndjson)")
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
@@ -49,6 +52,15 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return fs.usageError("-config FILE is required, unless -detector names a plugin to run with its defaults")
 	case len(plugins) == 0 && (len(sets) > 0 || len(metrics) > 0 || *pluginDir != ""):
 		return fs.usageError("-set, -metric and -plugin-dir go with -detector NAME (a plugin name); a configured detector takes its config from -config")
+	}
+	name := fs.Arg(0)
+	switch {
+	case *format == "" && strings.EqualFold(filepath.Ext(name), ".csv"):
+		*format = core.FormatCSV
+	case *format == "":
+		*format = core.FormatNDJSON
+	case *format != core.FormatCSV && *format != core.FormatNDJSON:
+		return fs.usageError("-format %q: want ndjson or csv", *format)
 	}
 	var only []event.Type
 	for _, t := range types {
@@ -80,8 +92,9 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			return exitFailure
 		}
 	}
-	in := stdin
-	if name := fs.Arg(0); name != "-" {
+	in, inName := stdin, "stdin"
+	if name != "-" {
+		inName = name
 		f, err := os.Open(name)
 		if err != nil {
 			fmt.Fprintf(stderr, "driftd backtest: %v\n", err)
@@ -94,6 +107,8 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		Options:   core.Options{ConfigPath: cfgPath, LogOutput: stderr, LogLevel: "warn"},
 		Detectors: ids,
 		Types:     only,
+		Format:    *format,
+		Name:      inName,
 	})
 	if err != nil {
 		var de *core.DiagnosticsError

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/driftd/driftd/core/window"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/driftd/driftd/core/window"
 
 	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/config"

@@ -51,7 +51,7 @@ func (b *backend) Retire(context.Context, string, string) ([]Retired, error) {
 func (b *backend) Window(string, string, int) (WindowResult, bool) { return WindowResult{}, false }
 
 // newServer serves a backend of the config src, and a bus.
-func newServer(t *testing.T, src string) (*Server, *backend, *event.Bus) {
+func newServer(t testing.TB, src string) (*Server, *backend, *event.Bus) {
 	t.Helper()
 	f, diags := config.Parse("driftd.hcl", []byte(src))
 	if diags.HasErrors() {

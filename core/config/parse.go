@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/driftd/driftd/core/metric"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/driftd/driftd/core/metric"
 )
 
 var (

@@ -104,7 +104,7 @@ type Feed struct {
 	halted  bool      // the plugin is gone: values are counted as lost, not queued
 	taken   [][]entry // the feed's goroutine only: the shards' queues being sent
 
-	// The runner's goroutine only: the queue being sent, grouped.
+	// The feed's goroutine only: the queue being sent, grouped.
 	group grouping
 
 	// restarting: the plugin failed and is being restarted; values are
@@ -212,7 +212,7 @@ type entry struct {
 	mean  float64
 }
 
-// push queues the value at index of series s, with the window mean right
+// Push queues the value at index of series s, with the window mean right
 // after it. The caller holds the window's lock.
 func (r *Feed) Push(s *window.Series, index uint64, v, mean float64) {
 	r.enqueue(entry{s: s, index: index, v: v, mean: mean}, s.StreamID())
@@ -365,9 +365,9 @@ func (g *grouping) release() {
 	g.batches, g.refs, g.means = g.batches[:0], g.refs[:0], g.means[:0]
 }
 
-// hasRoom reports whether ingestion of stream id can go on: its shard of
+// HasRoom reports whether ingestion of stream id can go on: its shard of
 // the queue is below shardLimit, or the whole queue below limit, or the
-// runner takes no more values (they are counted as lost). The common case
+// feed takes no more values (they are counted as lost). The common case
 // reads one counter and takes no lock.
 func (r *Feed) HasRoom(id uint32) bool {
 	sh := r.shard(id)
@@ -379,7 +379,7 @@ func (r *Feed) HasRoom(id uint32) bool {
 	return len(sh.queue) < r.shardLimit || sh.closed
 }
 
-// waitRoom waits until the queue has room for stream id, the runner
+// WaitRoom waits until the queue has room for stream id, the feed
 // stopped, ctx ends or maxWait passes. It returns ErrBusy when it gave up.
 func (r *Feed) WaitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)

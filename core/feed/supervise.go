@@ -2,13 +2,14 @@ package feed
 
 import (
 	"context"
-	"github.com/driftd/driftd/internal/backoff"
 	"time"
+
+	"github.com/driftd/driftd/internal/backoff"
 )
 
 // Supervision of a detector's plugin process. A call that finds the plugin
 // gone (pluginhost.ErrPluginUnavailable), a call past its deadline, or a failed
-// health ping hands the runner over to recover: the batch of the failed call
+// health ping hands the feed over to recover: the batch of the failed call
 // goes back in front of the queue, the old process is killed, and after a
 // backoff a new one is started, configured as the old one, and given the
 // values the old one had evaluated since its last reset point (replay).
@@ -45,7 +46,7 @@ func (r *Feed) requeueLocked(taken [][]entry) {
 	}
 }
 
-// poke makes the runner check its plugin now, for instance because its
+// Poke makes the feed check its plugin now, for instance because its
 // process was seen to exit.
 func (r *Feed) Poke() {
 	select {
@@ -119,7 +120,7 @@ func (r *Feed) recover(ctx context.Context) {
 	}
 }
 
-// abandon counts what is queued as lost, for a runner stopped while its
+// abandon counts what is queued as lost, for a feed stopped while its
 // plugin was down.
 func (r *Feed) abandon() {
 	lost := r.closeShards()

@@ -3,11 +3,12 @@ package feed
 import (
 	"context"
 	"fmt"
-	"github.com/driftd/driftd/core/window"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/core/window"
 
 	"github.com/hashicorp/go-hclog"
 

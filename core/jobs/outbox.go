@@ -449,17 +449,16 @@ func (o *Outbox) Counts() (pending, failed map[string]int) {
 	return pending, failed
 }
 
-// eachListed calls f with every job and the state status lists it in,
-// those of drifts that the persist stage has not taken in yet included;
-// o.mu is held.
+// eachListed calls f with every job status lists, in its state: a job
+// counts as queued only once it is on disk, so one on its way there is not
+// listed yet; o.mu is held.
 func (o *Outbox) eachListed(f func(r *jobRecord, state State)) {
 	o.admitLocked()
 	for _, r := range o.jobs {
-		state := r.State
-		if state == writing {
-			state = Pending
+		if r.State == writing {
+			continue
 		}
-		f(r, state)
+		f(r, r.State)
 	}
 }
 

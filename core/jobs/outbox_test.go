@@ -249,7 +249,8 @@ func TestOutboxCooldownMakesOneJobOfABurst(t *testing.T) {
 func TestOutboxJobSurvivesRestart(t *testing.T) {
 	sink := &fakeSink{}
 	fx := newOutboxFixture(t, sink, 10)
-	fx.drift(7) // no generation yet: the job waits
+	fx.drift(7)                                                       // no generation yet: the job waits
+	waitFor(t, func() bool { return len(fx.ob.List().Pending) == 1 }) // once on disk
 	st := fx.ob.List()
 	if len(st.Pending) != 1 {
 		t.Fatalf("pending = %+v", st.Pending)
@@ -445,6 +446,7 @@ func TestOutboxRetryAFailedJob(t *testing.T) {
 	sink := &fakeSink{fails: 1, err: sdk.Permanent(errors.New("401"))}
 	fx := newOutboxFixture(t, sink, 10)
 	fx.drift(1) // no sink yet: it waits
+	waitFor(t, func() bool { return len(fx.ob.List().Pending) == 1 })
 	pending := fx.ob.List().Pending[0].ID
 	if _, err := fx.ob.Retry(pending); !errors.Is(err, ErrNotFailed) {
 		t.Errorf("retry of a pending job: %v", err)

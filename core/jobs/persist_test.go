@@ -47,3 +47,40 @@ func TestOutboxSlowWriteDoesNotBlockDrift(t *testing.T) {
 		t.Error("no write")
 	}
 }
+
+// A job counts as queued only once it is on disk: one on its way there is
+// neither listed nor counted as pending.
+func TestOutboxListsOnlyWrittenJobs(t *testing.T) {
+	fx := newOutboxFixture(t, &fakeSink{}, 10)
+	fx.drift(1)
+	waitFor(t, func() bool { return len(fx.ob.List().Pending) == 1 })
+	fx.ob.mu.Lock()
+	for _, r := range fx.ob.jobs {
+		r.State = writing
+	}
+	fx.ob.mu.Unlock()
+	if l := fx.ob.List(); len(l.Pending) != 0 {
+		t.Errorf("%d jobs on their way to disk listed as pending", len(l.Pending))
+	}
+	if pending, _ := fx.ob.Counts(); pending["fake.s"] != 0 {
+		t.Errorf("%d jobs on their way to disk counted as pending", pending["fake.s"])
+	}
+}
+
+// Job IDs made in one second never repeat: a repeated ID would make two
+// jobs one, and lose a drift's job.
+func TestJobIDsMadeInOneSecondAreDistinct(t *testing.T) {
+	now := time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC)
+	const n = 1_000_000
+	seen := make(map[string]bool, n)
+	for range n {
+		id := newJobID(now)
+		if seen[id] {
+			t.Fatalf("job ID %s made twice in %d", id, len(seen))
+		}
+		if len(id) != len("drift-20261206-230000-")+8 {
+			t.Fatalf("job ID %q: want drift-<date>-<time>-<8 hex digits>", id)
+		}
+		seen[id] = true
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // benchLines are realistic pushes: a timestamp and four values.
@@ -152,5 +155,89 @@ func BenchmarkReaderUnknownFields(b *testing.B) {
 	}
 	if n != b.N {
 		b.Fatalf("read %d lines, want %d", n, b.N)
+	}
+}
+
+// sameValues are 1,000,000 values as NDJSON and as CSV. perLine values
+// share a line (accuracy, precision, recall, latency_ms, in that order);
+// stamped lines carry a timestamp. The values are written as
+// strconv.FormatFloat writes them (up to 17 digits), like a replay's.
+func sameValues(perLine int, stamped bool) (ndjson, csv []byte) {
+	const n = 1_000_000
+	rng := rand.New(rand.NewPCG(17, 17))
+	names := namedFields[:perLine]
+	csv = append(csv, "model,version"...)
+	if stamped {
+		csv = append(csv, ",timestamp"...)
+	}
+	for _, name := range names {
+		csv = append(append(csv, ','), name...)
+	}
+	csv = append(csv, '\n')
+	t := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i += perLine {
+		ndjson = append(ndjson, `{"model":"m","version":"v1"`...)
+		csv = append(csv, "m,v1"...)
+		if stamped {
+			t = t.Add(time.Second)
+			ndjson = t.AppendFormat(append(ndjson, `,"timestamp":"`...), time.RFC3339)
+			ndjson = append(ndjson, '"')
+			csv = t.AppendFormat(append(csv, ','), time.RFC3339)
+		}
+		for _, name := range names {
+			v := min(1, max(0, 0.92+0.01*rng.NormFloat64()))
+			if name == "latency_ms" {
+				v = 10 + 20*rng.Float64()
+			}
+			ndjson = strconv.AppendFloat(append(append(append(ndjson, `,"`...), name...), `":`...), v, 'g', -1, 64)
+			csv = strconv.AppendFloat(append(csv, ','), v, 'g', -1, 64)
+		}
+		ndjson = append(ndjson, "}\n"...)
+		csv = append(csv, '\n')
+	}
+	return ndjson, csv
+}
+
+// BenchmarkSameValues reads the same 1,000,000 values as NDJSON (Reader)
+// and as CSV (CSVReader), one value a line without a timestamp as a replay
+// has them, and four a line with a timestamp as a log of pushes has them.
+// An op is the whole body; ns/value is the figure to compare.
+func BenchmarkSameValues(b *testing.B) {
+	for _, shape := range []struct {
+		name    string
+		perLine int
+		stamped bool
+	}{{"one-a-line", 1, false}, {"four-a-line-stamped", 4, true}} {
+		ndjson, csv := sameValues(shape.perLine, shape.stamped)
+		for _, form := range []struct {
+			name string
+			body []byte
+			open func(io.Reader) interface{ Next() (Metric, error) }
+		}{
+			{"ndjson", ndjson, func(r io.Reader) interface{ Next() (Metric, error) } { return NewReader(r, Limits{}) }},
+			{"csv", csv, func(r io.Reader) interface{ Next() (Metric, error) } { return NewCSVReader(r, Limits{}) }},
+		} {
+			b.Run(shape.name+"/"+form.name, func(b *testing.B) {
+				b.SetBytes(int64(len(form.body)))
+				b.ReportAllocs()
+				for range b.N {
+					r, values := form.open(bytes.NewReader(form.body)), 0
+					for {
+						m, err := r.Next()
+						if err == io.EOF {
+							break
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						values += len(m.Values)
+					}
+					if values != 1_000_000 {
+						b.Fatalf("read %d values", values)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ns/value")
+			})
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -101,29 +102,42 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("%d calls to Next on %d bytes", calls, len(body))
 			}
 			m, err := r.Next()
-			if err == io.EOF {
+			if checkNext(t, r, m, err, 1, lines, ErrLineTooLong, ErrDocumentTooLarge) {
 				return
-			}
-			var re *RecordError
-			switch {
-			case errors.As(err, &re):
-				if !errors.Is(err, ErrInvalidMetric) || re.Line < 1 || re.Line > lines {
-					t.Fatalf("bad record error %v (of %d lines)", err, lines)
-				}
-			case errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrDocumentTooLarge):
-				if _, again := r.Next(); again != err {
-					t.Fatalf("after %v: %v", err, again)
-				}
-				return
-			case err != nil:
-				t.Fatalf("unexpected error %v", err)
-			default:
-				if err := checkMetric(m); err != nil {
-					t.Fatalf("invalid metric %+v returned: %v", m, err)
-				}
 			}
 		}
 	})
+}
+
+// checkNext checks what a fuzzed reader's Next returned: a valid metric, an
+// error about a record on one of the body's lines (from line first on), or
+// one of the fatal errors, which Next must return again. done says that
+// reading has ended.
+func checkNext(t *testing.T, r interface{ Next() (Metric, error) }, m Metric, err error, first, lines int, fatal ...error) (done bool) {
+	t.Helper()
+	if err == io.EOF {
+		return true
+	}
+	var re *RecordError
+	switch {
+	case errors.As(err, &re):
+		if !errors.Is(err, ErrInvalidMetric) || re.Line < first || re.Line > lines {
+			t.Fatalf("bad record error %v (of %d lines)", err, lines)
+		}
+	case err != nil:
+		if !slices.ContainsFunc(fatal, func(f error) bool { return errors.Is(err, f) }) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		if _, again := r.Next(); again != err {
+			t.Fatalf("after %v: %v", err, again)
+		}
+		return true
+	default:
+		if err := checkMetric(m); err != nil {
+			t.Fatalf("invalid metric %+v returned: %v", m, err)
+		}
+	}
+	return false
 }
 
 // reference is the metric as encoding/json reads it.

@@ -75,6 +75,18 @@ func (in *input) byteAt(k, limit int) (c byte, ok bool, err error) {
 	return in.buf[in.pos+k], true, nil
 }
 
+// skipBOM skips a UTF-8 byte order mark at the next unread byte.
+func (in *input) skipBOM(limit int) error {
+	for k, b := range []byte{0xEF, 0xBB, 0xBF} {
+		c, ok, err := in.byteAt(k, limit)
+		if err != nil || !ok || c != b {
+			return err
+		}
+	}
+	in.pos += 3
+	return nil
+}
+
 // line reads the next line, without its "\n". nl says whether the line
 // ended with "\n" rather than with the body. A line longer than limit bytes
 // gives errLong; the buffer holds at most limit+1 bytes. At the end of the

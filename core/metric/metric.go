@@ -17,6 +17,10 @@
 // precision and recall lie in [0, 1] and latency_ms is not negative. Unknown
 // top-level fields, duplicate fields or names, and null are errors.
 //
+// CSVReader reads the same metrics, under the same rules and limits, from
+// CSV with a header row naming the columns, the form `driftd backtest` also
+// takes recorded metrics in.
+//
 // The decoder is hand-written rather than encoding/json: it has to catch
 // duplicate keys, null, NaN and Infinity literals and out-of-range numbers
 // that encoding/json silently accepts or reports vaguely, and it must not

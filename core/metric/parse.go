@@ -55,8 +55,7 @@ type parser struct {
 	strs []byte  // unescaped strings of the current record
 	vals []Value // values under "metrics" of the current record
 	out  []Value // the result's values, valid until the next parse
-	errs []error
-	more int // problems beyond maxProblems
+	faults
 
 	seen    int // bit* of the top-level fields met
 	valid   int // 1<<f of the named fields with a valid value
@@ -67,7 +66,7 @@ type parser struct {
 	time    time.Time
 	named   [numNamed]float64
 
-	intern map[string]string // nil: every string is a new copy
+	intern interner // nil: every string is a new copy
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
@@ -266,10 +265,20 @@ func (p *parser) timestamp() error {
 	if !ok {
 		return err
 	}
-	if p.time.UnmarshalText(s) != nil {
-		p.fail("timestamp", quote(s)+" is not an RFC 3339 time like \"2026-11-28T06:00:00Z\"")
+	t, msg := parseTime(s)
+	if msg != "" {
+		p.fail("timestamp", msg)
 	}
+	p.time = t
 	return nil
+}
+
+// parseTime reads a timestamp; msg says what is wrong with it.
+func parseTime(s []byte) (t time.Time, msg string) {
+	if t.UnmarshalText(s) != nil {
+		return time.Time{}, quote(s) + " is not an RFC 3339 time like \"2026-11-28T06:00:00Z\""
+	}
+	return t, ""
 }
 
 // stringValue reads a value that must be a string. ok is false when it is
@@ -371,25 +380,16 @@ func (p *parser) value(label string, name []byte) (v float64, ok bool, err error
 	default:
 		start := p.pos
 		tok := p.literal()
-		switch {
-		case numberState(tok) == numOK:
-			// ParseFloat's only possible error here is ErrRange: ±Inf on
-			// overflow, which is caught below, or a tiny number rounded
-			// to zero, which is fine.
-			v = parseNumber(tok)
-			if math.IsInf(v, 0) {
-				msg = token(tok) + " is not a finite number"
-			} else {
-				msg = checkRange(label, name, tok, v)
+		var number bool
+		if v, msg, number = numberValue(label, name, tok); !number {
+			switch {
+			case string(tok) == "null":
+				msg = "must be a number, not null"
+			case string(tok) == "true" || string(tok) == "false":
+				msg = "must be a number, not a boolean"
+			default:
+				return 0, false, p.badLiteral(start, tok)
 			}
-		case nonFinite(tok):
-			msg = token(tok) + " is not a finite number"
-		case string(tok) == "null":
-			msg = "must be a number, not null"
-		case string(tok) == "true" || string(tok) == "false":
-			msg = "must be a number, not a boolean"
-		default:
-			return 0, false, p.badLiteral(start, tok)
 		}
 	}
 	if msg != "" {
@@ -397,6 +397,27 @@ func (p *parser) value(label string, name []byte) (v float64, ok bool, err error
 		return 0, false, nil
 	}
 	return v, true, nil
+}
+
+// numberValue reads tok as the value of the field label+name (name may be
+// nil) and applies its range. msg says what is wrong with it; number is
+// false when tok is neither a number nor a spelling of NaN or an infinity
+// (msg is empty then: the caller says what it is).
+func numberValue(label string, name, tok []byte) (v float64, msg string, number bool) {
+	switch {
+	case numberState(tok) == numOK:
+		// ParseFloat's only possible error here is ErrRange: ±Inf on
+		// overflow, which is caught below, or a tiny number rounded to
+		// zero, which is fine.
+		v = parseNumber(tok)
+		if math.IsInf(v, 0) {
+			return 0, token(tok) + " is not a finite number", true
+		}
+		return v, checkRange(label, name, tok, v), true
+	case nonFinite(tok):
+		return 0, token(tok) + " is not a finite number", true
+	}
+	return 0, "", false
 }
 
 // checkRange applies the range of the named fields, also when they are
@@ -490,17 +511,7 @@ func (p *parser) finish() error {
 			p.fail("metrics."+f, "duplicates the top-level field "+strconv.Quote(f))
 		}
 	}
-	switch {
-	case len(p.errs) == 0:
-		return nil
-	case len(p.errs) == 1:
-		return p.errs[0]
-	}
-	errs := p.errs
-	if p.more > 0 {
-		errs = append(errs, &fieldError{msg: "and " + strconv.Itoa(p.more) + " more problems"})
-	}
-	return problems(errs)
+	return p.faults.err()
 }
 
 // count counts a value field met, valid or not. Past the limit it records
@@ -547,28 +558,55 @@ func (p *parser) skipRest(depth int) error {
 	return p.eoi()
 }
 
+// faults are the problems found in one record.
+type faults struct {
+	errs []error
+	more int // problems beyond maxProblems
+}
+
 // fail records a problem with field.
-func (p *parser) fail(field, msg string) {
-	if len(p.errs) == maxProblems {
-		p.more++
+func (f *faults) fail(field, msg string) {
+	if len(f.errs) == maxProblems {
+		f.more++
 		return
 	}
-	p.errs = append(p.errs, &fieldError{field: field, msg: msg})
+	f.errs = append(f.errs, &fieldError{field: field, msg: msg})
+}
+
+// err returns the problems recorded: nil, the one, or all of them.
+func (f *faults) err() error {
+	switch {
+	case len(f.errs) == 0:
+		return nil
+	case len(f.errs) == 1:
+		return f.errs[0]
+	}
+	errs := f.errs
+	if f.more > 0 {
+		errs = append(errs, &fieldError{msg: "and " + strconv.Itoa(f.more) + " more problems"})
+	}
+	return problems(errs)
 }
 
 // string returns s as a string, shared with earlier records when interning.
-func (p *parser) string(s []byte) string {
-	if p.intern == nil {
+func (p *parser) string(s []byte) string { return p.intern.string(s) }
+
+// interner shares the strings of model, version and value names from
+// record to record. A nil interner copies every string.
+type interner map[string]string
+
+func (in interner) string(s []byte) string {
+	if in == nil {
 		return string(s)
 	}
-	if v, ok := p.intern[string(s)]; ok {
+	if v, ok := in[string(s)]; ok {
 		return v
 	}
-	if len(p.intern) >= maxInterned {
-		clear(p.intern)
+	if len(in) >= maxInterned {
+		clear(in)
 	}
 	v := string(s)
-	p.intern[v] = v
+	in[v] = v
 	return v
 }
 

@@ -39,7 +39,7 @@ type Reader struct {
 	arr       int   // arr* state in modeArray
 
 	p    parser
-	slab []Value // Metric.Values are cut from it
+	slab slab // Metric.Values are cut from it
 }
 
 // Reader modes.
@@ -102,7 +102,7 @@ func (r *Reader) Next() (Metric, error) {
 		return Metric{}, r.err
 	}
 	if err == nil {
-		m.Values = r.keep(r.p.out)
+		m.Values = r.slab.keep(r.p.out)
 		return m, nil
 	}
 	if _, ok := err.(*RecordError); !ok {
@@ -119,20 +119,8 @@ func (r *Reader) Line() int { return r.recLine }
 // first line that has something on it.
 func (r *Reader) start() error {
 	limit := max(r.lim.MaxLineBytes+1, 3) // room for a byte order mark
-	if c, _, err := r.in.byteAt(0, limit); err != nil {
+	if err := r.in.skipBOM(limit); err != nil {
 		return r.readErr(err)
-	} else if c == 0xEF {
-		bom := true
-		for k, b := range []byte{0xEF, 0xBB, 0xBF} {
-			c, ok, err := r.in.byteAt(k, limit)
-			if err != nil {
-				return r.readErr(err)
-			}
-			bom = bom && ok && c == b
-		}
-		if bom {
-			r.in.pos += 3
-		}
 	}
 	for k := 0; ; k++ {
 		if k > r.lim.MaxLineBytes {
@@ -380,16 +368,19 @@ func (r *Reader) syntaxHere(msg string, eoi bool) error {
 	return &RecordError{Line: r.line, Err: se}
 }
 
-// keep copies vals into the slab, so that a metric's values need no
-// allocation of their own.
-func (r *Reader) keep(vals []Value) []Value {
+// slab is where a reader's metrics get their Values from: larger blocks,
+// so that a metric's values need no allocation of their own.
+type slab []Value
+
+// keep copies vals into the slab.
+func (s *slab) keep(vals []Value) []Value {
 	n := len(vals)
-	if cap(r.slab)-len(r.slab) < n {
-		r.slab = make([]Value, 0, max(n, min(2*cap(r.slab), maxSlab), minSlab))
+	if cap(*s)-len(*s) < n {
+		*s = make([]Value, 0, max(n, min(2*cap(*s), maxSlab), minSlab))
 	}
-	i := len(r.slab)
-	r.slab = append(r.slab, vals...)
-	return r.slab[i : i+n : i+n]
+	i := len(*s)
+	*s = append(*s, vals...)
+	return (*s)[i : i+n : i+n]
 }
 
 const (

@@ -19,7 +19,12 @@ import (
 // as "fatal: " and its text.
 func readAll(t *testing.T, body io.Reader, lim Limits) []string {
 	t.Helper()
-	r := NewReader(body, lim)
+	return readSource(t, NewReader(body, lim))
+}
+
+// readSource is readAll for any reader of metrics.
+func readSource(t *testing.T, r interface{ Next() (Metric, error) }) []string {
+	t.Helper()
 	var got []string
 	for range 10000 {
 		m, err := r.Next()

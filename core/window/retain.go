@@ -46,7 +46,7 @@ func (s *Series) evict(v float64) {
 }
 
 // takeBlock takes retainBlock values of the budget, if there are. It reads
-// the budget first: once it is spent, every eviction of a watched series
+// the budget first: once it is spent, every eviction of a series kept for replays
 // asks, and reads of a shared counter are cheap where writes contend.
 func (s *Series) takeBlock() bool {
 	if s.budget == nil || s.budget.Load() < retainBlock {

@@ -21,8 +21,6 @@ import (
 //
 // All of it is under the window's lock.
 type Series struct {
-	w      *Window
-	metric string
 	key    string // the stream key detectors see
 	id     uint32 // the stream's id for the detector feeds; 0 until first queued
 	cap    int    // the window size; ring grows up to it as values come
@@ -33,6 +31,8 @@ type Series struct {
 	sum    float64 // of the held values
 	fresh  int     // values added since sum was last recomputed
 	epochs []epoch // the resizes, oldest first, for SizeAt
+	w      *Window
+	metric string
 
 	// Retention for replays.
 	keep     uint64        // values from this index on are kept when they leave the ring
@@ -40,7 +40,7 @@ type Series struct {
 	oldHead  int           // where in old the oldest of them is
 	nOld     int           // how many
 	reserved int           // values of budget taken, a multiple of retainBlock; len(old) is at least that, at most twice
-	budget   *atomic.Int64 // the store's retain budget, once a replaying reader watches the series
+	budget   *atomic.Int64 // the store's retain budget, once a replaying reader reads the series
 	marks    []mark        // per replaying reader, the first index it needs
 
 	// The stream's drift state: drifting from a drift until the stream has
@@ -178,8 +178,6 @@ func (s *Series) at(i uint64) float64 { return s.ring[i%uint64(len(s.ring))] }
 // which must be the newest value or close enough to be held.
 func (s *Series) Mean(i uint64) float64 { return s.means[i%uint64(len(s.ring))] }
 
-func (s *Series) mean(i uint64) float64 { return s.Mean(i) }
-
 // Values returns the held values, oldest first, and the index of the
 // first. The window's lock is held.
 func (s *Series) Values() (uint64, []float64) {
@@ -194,7 +192,7 @@ func (s *Series) Values() (uint64, []float64) {
 // and the window mean recorded right after it. The window's lock is held.
 func (s *Series) Each(fn func(i uint64, v, mean float64)) {
 	for j := s.first; j < s.next; j++ {
-		fn(j, s.at(j), s.mean(j))
+		fn(j, s.at(j), s.Mean(j))
 	}
 }
 
@@ -256,7 +254,7 @@ func (s *Series) statusLocked() SeriesStatus {
 	st := SeriesStatus{Count: s.next, Held: held, Capacity: s.cap, Fill: float64(held) / float64(s.cap),
 		State: StateOK, Drifts: s.drifts}
 	if s.next > 0 {
-		st.Last, st.Mean = s.at(s.next-1), s.mean(s.next-1)
+		st.Last, st.Mean = s.at(s.next-1), s.Mean(s.next-1)
 	}
 	if s.DriftingLocked() {
 		st.State = StateDrifting
@@ -266,9 +264,6 @@ func (s *Series) statusLocked() SeriesStatus {
 	}
 	return st
 }
-
-// StatusLocked describes the series. The window's lock is held.
-func (s *Series) StatusLocked() SeriesStatus { return s.statusLocked() }
 
 // markOf returns the position of r's mark, or -1.
 func (s *Series) markOf(r Reader) int {

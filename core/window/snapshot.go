@@ -78,7 +78,7 @@ func (w *Window) copyTo(dst *snapshot.Window) bool {
 		c.Values, c.Means = c.Values[:0], c.Means[:0]
 		for j := s.first; j < s.next; j++ {
 			c.Values = append(c.Values, s.at(j))
-			c.Means = append(c.Means, s.mean(j))
+			c.Means = append(c.Means, s.Mean(j))
 		}
 	}
 	w.mu.Unlock()

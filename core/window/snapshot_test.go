@@ -72,16 +72,16 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				t.Errorf("%s: restored %+v, want %+v", s.key, *rs, *s)
 			}
 			for i := s.first; i < s.next; i++ {
-				if rs.at(i) != s.at(i) || math.Float64bits(rs.mean(i)) != math.Float64bits(s.mean(i)) {
-					t.Fatalf("%s[%d]: %v (mean %v), want %v (mean %v)", s.key, i, rs.at(i), rs.mean(i), s.at(i), s.mean(i))
+				if rs.at(i) != s.at(i) || math.Float64bits(rs.Mean(i)) != math.Float64bits(s.Mean(i)) {
+					t.Fatalf("%s[%d]: %v (mean %v), want %v (mean %v)", s.key, i, rs.at(i), rs.Mean(i), s.at(i), s.Mean(i))
 				}
 			}
 			// Both go on alike, to the last bit, through a recompute of the sum.
 			for k := range 3 * s.cap {
 				v := float64(k%5) / 3
 				i, j := s.Add(v), rs.Add(v)
-				if i != j || math.Float64bits(s.mean(i)) != math.Float64bits(rs.mean(j)) {
-					t.Fatalf("%s: after restore, value %d got index %d mean %v, want index %d mean %v", s.key, k, j, rs.mean(j), i, s.mean(i))
+				if i != j || math.Float64bits(s.Mean(i)) != math.Float64bits(rs.Mean(j)) {
+					t.Fatalf("%s: after restore, value %d got index %d mean %v, want index %d mean %v", s.key, k, j, rs.Mean(j), i, s.Mean(i))
 				}
 			}
 		}

@@ -36,7 +36,7 @@ type Store struct {
 	removed uint64 // windows removed, ever (for Mark)
 
 	// retain is how many more values that left the windows the series may
-	// keep for replays (see Series.evict). Every eviction of a watched
+	// keep for replays (see Series.evict). Every eviction of a kept-for-replays
 	// series reads it: it has a cache line of its own.
 	_      [64]byte
 	retain atomic.Int64

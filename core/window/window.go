@@ -12,7 +12,6 @@ import (
 type Window struct {
 	Model, Version string
 
-	store *Store
 	// removed is set once the window left the store (Store.Remove).
 	removed atomic.Bool
 
@@ -27,6 +26,7 @@ type Window struct {
 	capacity int
 	series   map[string]*Series
 	routing  Routing
+	store    *Store
 }
 
 // Routing is what a window's owner keeps with it, under the window's lock:
@@ -188,7 +188,7 @@ func (w *Window) Values(points int) map[string]SeriesValues {
 		sv := SeriesValues{SeriesStatus: s.statusLocked(), First: from, Values: make([]float64, 0, n), Means: make([]float64, 0, n)}
 		for j := from; j < s.next; j++ {
 			sv.Values = append(sv.Values, s.at(j))
-			sv.Means = append(sv.Means, s.mean(j))
+			sv.Means = append(sv.Means, s.Mean(j))
 		}
 		out[name] = sv
 	}

@@ -2,12 +2,13 @@ package window
 
 import (
 	"fmt"
-	"github.com/driftd/driftd/core/snapshot"
 	"math"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/driftd/driftd/core/snapshot"
 )
 
 // retainLimit is the retain budget of the tests' stores.

@@ -13,8 +13,10 @@ import (
 )
 
 // ServeInProcess serves impl inside this process, over a real go-plugin gRPC
-// connection on a Unix socket, and connects to it as the daemon would. It is
-// meant for tests (sdktest and the daemon's); Kill stops the server.
+// connection on a Unix socket, and connects to it as the daemon would: how
+// sdktest lets a plugin author test a plugin as the daemon reaches it, and
+// how the daemon's own tests run plugins without building binaries. Kill
+// stops the server.
 func ServeInProcess(ctx context.Context, impl sdk.Plugin) (*Instance, error) {
 	plugins, err := pluginwire.Servers(impl)
 	if err != nil {
