@@ -16,9 +16,6 @@ import (
 
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
-	"github.com/driftd/driftd/core/feed"
-	"github.com/driftd/driftd/core/metric"
-	"github.com/driftd/driftd/core/window"
 )
 
 // Validate checks a config file the way a start would, without binding
@@ -124,34 +121,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	g := a.gen.Load()
 	defer g.stop()
 
-	for {
-		m, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		var rec *metric.RecordError
-		if errors.As(err, &rec) {
-			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(rec.Line), rec.Err)
-			continue
-		}
-		if err != nil {
-			return res, fmt.Errorf("read %s: %w", opts.inputName(), err)
-		}
-		err = a.Ingest(ctx, m)
-		var (
-			de *feed.DomainError
-			se *window.StreamLimitError
-		)
-		if errors.As(err, &de) || errors.As(err, &se) {
-			res.Rejected++
-			fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(rd.Line()), err)
-			continue
-		}
-		if err != nil {
-			return res, err
-		}
-		res.Accepted++
+	if err := a.backtestIngest(ctx, rd, &opts, errOut, &res); err != nil {
+		return res, err
 	}
 	if err := g.idle(ctx); err != nil {
 		return res, err

@@ -195,3 +195,46 @@ func BenchmarkHandleMetrics(b *testing.B) {
 	}
 	perValue(b, b.N, benchValues)
 }
+
+// BenchmarkBacktestIngest replays NDJSON lines of one model version through
+// backtest's loop, decoding and ingesting in turn on one goroutine
+// (inline) or decoding on a goroutine of its own (ahead), with the
+// detectors in process or over gRPC: one op is one line. With -cpu 1,2 it
+// shows which of the two is faster on one CPU and on two; backtestIngest
+// picks by GOMAXPROCS. The whole command, plugin processes included, is
+// timed by cmd/driftd-replay (make bench-replay).
+func BenchmarkBacktestIngest(b *testing.B) {
+	var lines [][]byte
+	for i := range 100 {
+		lines = append(lines, fmt.Appendf(nil, `{"model":"m","version":"v1","accuracy":0.9%02d}`+"\n", i))
+	}
+	for _, detectors := range []struct {
+		name     string
+		overGRPC bool
+	}{{"in_process", false}, {"grpc", true}} {
+		for _, loop := range []struct {
+			name  string
+			ahead bool
+		}{{"inline", false}, {"ahead", true}} {
+			b.Run(detectors.name+"/"+loop.name, func(b *testing.B) {
+				a := newBenchAgent(b, detectors.overGRPC)
+				ingest := a.ingestInline
+				if loop.ahead {
+					ingest = a.ingestDecodingAhead
+				}
+				rd := metric.NewReader(&cycleLines{lines: lines, n: b.N}, metric.Limits{})
+				var res BacktestResult
+				b.ReportAllocs()
+				b.ResetTimer()
+				if err := ingest(context.Background(), rd, &BacktestOptions{}, io.Discard, &res); err != nil {
+					b.Fatal(err)
+				}
+				settleBench(b, a)
+				b.StopTimer()
+				if res.Accepted != b.N {
+					b.Fatalf("%d lines accepted of %d", res.Accepted, b.N)
+				}
+			})
+		}
+	}
+}

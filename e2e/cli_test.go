@@ -300,3 +300,76 @@ func TestBacktestEventFields(t *testing.T) {
 		}
 	}
 }
+
+// backtest reads a file whose model versions take turns line by line, with
+// bad lines between them, over many of the batches it decodes ahead: each
+// model version drifts at its own index, and the bad lines are reported in
+// file order, with their line numbers, with one CPU and with two.
+func TestBacktestKeepsFileOrder(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir := tempDir(t)
+	cfg := writeFile(t, filepath.Join(dir, "order.hcl"), []byte(fmt.Sprintf(`
+plugin_dir = %q
+detector "threshold" "floor" {
+  metric = "accuracy"
+  config {
+    window      = 1
+    min_samples = 1
+    floor       = 0.5
+  }
+}
+detector "ddm" "errors" {
+  metric = "error"
+}
+monitor "*" {
+  detectors = ["threshold.floor", "ddm.errors"]
+}
+`, pluginDir)))
+	versions := []string{"v1", "v2", "v3"}
+	metrics := filepath.Join(dir, "order.ndjson")
+	var in, wantErr strings.Builder
+	var want []string
+	line := 0
+	for i := range 2000 {
+		for k, v := range versions {
+			if line++; line%101 == 0 {
+				if line%202 == 0 {
+					fmt.Fprintf(&in, `{"model":"m","version":%q,"accuracy":1.5}`+"\n", v)
+					fmt.Fprintf(&wantErr, "backtest: %s:%d: accuracy: 1.5 is out of range [0, 1]\n", metrics, line)
+				} else { // refused by ddm, which takes 0 or 1
+					fmt.Fprintf(&in, `{"model":"m","version":%q,"metrics":{"error":0.5}}`+"\n", v)
+					fmt.Fprintf(&wantErr, "backtest: %s:%d: error: 0.5 is not 0 or 1, which detector ddm.errors takes\n", metrics, line)
+				}
+				line++
+			}
+			acc := 0.9
+			if i == 300+500*k {
+				acc = 0.1
+				want = append(want, fmt.Sprintf("%s@%d", v, i))
+			}
+			fmt.Fprintf(&in, `{"model":"m","version":%q,"accuracy":%g}`+"\n", v, acc)
+		}
+	}
+	writeFile(t, metrics, []byte(in.String()))
+	for _, procs := range []string{"1", "2"} {
+		t.Run("GOMAXPROCS="+procs, func(t *testing.T) {
+			code, stdout, stderr := run(t, dir, cleanEnv("GOMAXPROCS="+procs), "backtest", "-config", cfg, metrics)
+			if code != 1 {
+				t.Errorf("exit %d, want 1 (lines were rejected)", code)
+			}
+			rejected := strings.Count(wantErr.String(), "\n")
+			summary := fmt.Sprintf("backtest: %d metrics accepted, %d rejected, %d drift, 0 warning events\n", 2000*len(versions), rejected, len(want))
+			if stderr != wantErr.String()+summary {
+				t.Errorf("stderr:\n%s\nwant:\n%s%s", stderr, wantErr.String(), summary)
+			}
+			var got []string
+			for _, e := range parseEvents(t, stdout) {
+				got = append(got, fmt.Sprintf("%s@%d", e.Version, e.idx()))
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("drifts at %v, want %v", got, want)
+			}
+		})
+	}
+}

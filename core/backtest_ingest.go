@@ -1,0 +1,172 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/window"
+)
+
+// A recordBatch is up to batchLen records read in a row, in input order.
+// end, when set, is what ended the input after them: io.EOF, or the error
+// that stopped reading.
+type recordBatch struct {
+	recs []record
+	end  error
+}
+
+// A record is a metric and the line it was read from, or a bad line and
+// what is wrong with it.
+type record struct {
+	m    metric.Metric
+	line int
+	bad  error
+}
+
+const (
+	// batchLen is the records handed from decoding to ingestion at once:
+	// enough that the handoff (two channel operations, often a goroutine
+	// wakeup) is a few nanoseconds a record, few enough that the records
+	// in flight stay in the CPU's caches.
+	batchLen = 256
+	// batchesInFlight is how many batches decoding may be ahead of
+	// ingestion, plus the one being ingested.
+	batchesInFlight = 4
+)
+
+// fill reads the next records of rd into b, until b is full or the input
+// ends.
+func (b *recordBatch) fill(rd metricSource) {
+	b.recs, b.end = b.recs[:0], nil
+	for len(b.recs) < cap(b.recs) {
+		m, err := rd.Next()
+		var bad *metric.RecordError
+		switch {
+		case err == nil:
+			b.recs = append(b.recs, record{m: m, line: rd.Line()})
+		case errors.As(err, &bad):
+			b.recs = append(b.recs, record{line: bad.Line, bad: bad.Err})
+		default:
+			b.end = err
+			return
+		}
+	}
+}
+
+// backtestIngest gives every metric rd reads to a.Ingest, in input order,
+// and reports each bad line to errOut, in input order too: a record rd
+// reports as a *metric.RecordError, and a metric Ingest refuses. With more
+// than one CPU it decodes ahead of ingestion (ingestDecodingAhead); with
+// one, the two would only take turns, and it does both in turn
+// (ingestInline). BenchmarkBacktestIngest compares the two.
+func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+	if runtime.GOMAXPROCS(0) < 2 {
+		return a.ingestInline(ctx, rd, opts, errOut, res)
+	}
+	return a.ingestDecodingAhead(ctx, rd, opts, errOut, res)
+}
+
+// ingestInline decodes a batch of records, ingests it, and so on, on the
+// calling goroutine.
+func (a *Agent) ingestInline(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+	b := &recordBatch{recs: make([]record, 0, batchLen)}
+	for {
+		b.fill(rd)
+		if done, err := a.ingestBatch(ctx, b, opts, errOut, res); done || err != nil {
+			return err
+		}
+	}
+}
+
+// ingestDecodingAhead decodes on a goroutine of its own, up to
+// batchesInFlight-1 batches ahead of the calling goroutine, which ingests
+// them in order.
+func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // before the wait: stops the decoding goroutine
+	free := make(chan *recordBatch, batchesInFlight)
+	full := make(chan *recordBatch, batchesInFlight)
+	for range batchesInFlight {
+		free <- &recordBatch{recs: make([]record, 0, batchLen)}
+	}
+	// Owned by this call, which stops it (cancel) and waits for it before
+	// it returns. Stopping waits out a read of rd in progress: from a pipe
+	// that sends nothing, until it does or closes.
+	wg.Go(func() {
+		for {
+			var b *recordBatch
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				return
+			}
+			b.fill(rd)
+			full <- b // never blocks: there are only batchesInFlight batches
+			if b.end != nil {
+				return
+			}
+		}
+	})
+	for {
+		var b *recordBatch
+		select {
+		case b = <-full:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if done, err := a.ingestBatch(ctx, b, opts, errOut, res); done || err != nil {
+			return err
+		}
+		free <- b
+	}
+}
+
+// ingestBatch ingests the metrics of b and reports its bad lines, all in
+// order. It is done when b ends the input: at its end, or with the error
+// that stopped reading. A metric that Ingest refuses (a value out of a
+// detector's domain, a stream past ingest.max_streams) is a bad line;
+// any other error of Ingest ends the backtest, and so does ctx's end.
+func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) (done bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return true, err
+	}
+	reject := func(line int, err error) {
+		res.Rejected++
+		fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(line), err)
+	}
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.bad != nil {
+			reject(r.line, r.bad)
+			continue
+		}
+		err := a.Ingest(ctx, r.m)
+		var (
+			de *feed.DomainError
+			se *window.StreamLimitError
+		)
+		if errors.As(err, &de) || errors.As(err, &se) {
+			reject(r.line, err)
+			continue
+		}
+		if err != nil {
+			return true, err
+		}
+		res.Accepted++
+	}
+	switch {
+	case b.end == io.EOF:
+		return true, nil
+	case b.end != nil:
+		return true, fmt.Errorf("read %s: %w", opts.inputName(), b.end)
+	}
+	return false, nil
+}

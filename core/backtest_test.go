@@ -1,0 +1,177 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/sdk"
+)
+
+// A backtest ingests each model version's lines in file order and reports
+// the bad lines in file order, whether one goroutine decodes and ingests or
+// decoding runs ahead on a goroutine of its own: model versions take turns
+// line by line, each drifts at an index of its own, and bad lines of both
+// kinds (found decoding, refused by a detector) sit between them, across
+// many batches.
+func TestBacktestKeepsFileOrder(t *testing.T) {
+	const cfg = `
+plugin_dir = "."
+detector "below" "floor" {
+  metric = "accuracy"
+}
+detector "errs" "rate" {
+  metric = "error"
+  config {
+    floor = -1
+  }
+}
+monitor "*" {
+  detectors = ["below.floor", "errs.rate"]
+}
+`
+	path := writeConfig(t, cfg)
+	versions := []struct{ model, version string }{{"m", "v1"}, {"m", "v2"}, {"n", "v1"}, {"o", "v3"}}
+	const perVersion = 3000
+	var (
+		in      strings.Builder
+		wantErr strings.Builder
+		line    int
+	)
+	wantDrift := map[string]uint64{}
+	bad := 0
+	for i := range perVersion {
+		for k, mv := range versions {
+			// One bad line every 97 lines, of three kinds in turn; the
+			// first two are found decoding, the third by the detector.
+			if line++; line%97 == 0 {
+				switch bad++; bad % 3 {
+				case 0:
+					in.WriteString(`{"model":"m","version":"v1","accuracy":` + "\n")
+					fmt.Fprintf(&wantErr, "backtest: line %d: invalid JSON: unexpected end of line (NDJSON has one metric a line)\n", line)
+				case 1:
+					fmt.Fprintf(&in, `{"model":%q,"version":%q,"accuracy":2}`+"\n", mv.model, mv.version)
+					fmt.Fprintf(&wantErr, "backtest: line %d: accuracy: 2 is out of range [0, 1]\n", line)
+				case 2:
+					fmt.Fprintf(&in, `{"model":%q,"version":%q,"metrics":{"error":0.5}}`+"\n", mv.model, mv.version)
+					fmt.Fprintf(&wantErr, "backtest: line %d: error: 0.5 is not 0 or 1, which detector errs.rate takes\n", line)
+				}
+				line++
+			}
+			v := 0.9
+			if drift := uint64(100 + 700*k); uint64(i) == drift {
+				v = 0.1
+				wantDrift[mv.model+" "+mv.version] = drift
+			}
+			fmt.Fprintf(&in, `{"model":%q,"version":%q,"accuracy":%g}`+"\n", mv.model, mv.version, v)
+		}
+	}
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			res, out, errOut, err := backtestInProcess(path, in.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Accepted != perVersion*len(versions) || res.Rejected != bad {
+				t.Errorf("accepted %d, rejected %d; want %d and %d", res.Accepted, res.Rejected, perVersion*len(versions), bad)
+			}
+			if errOut != wantErr.String() {
+				t.Errorf("bad lines reported:\n%s\nwant:\n%s", errOut, wantErr.String())
+			}
+			gotDrift := map[string]uint64{}
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				var e struct {
+					Type, Model, Version string
+					Index                uint64
+				}
+				if err := json.Unmarshal([]byte(l), &e); err != nil {
+					t.Fatalf("%v: %s", err, l)
+				}
+				if _, dup := gotDrift[e.Model+" "+e.Version]; e.Type != "drift" || dup {
+					t.Errorf("unexpected event %s", l)
+				}
+				gotDrift[e.Model+" "+e.Version] = e.Index
+			}
+			if !maps.Equal(gotDrift, wantDrift) {
+				t.Errorf("drifts at %v, want %v", gotDrift, wantDrift)
+			}
+		})
+	}
+}
+
+// Lines read before a line too long are ingested and their bad lines
+// reported; then the backtest ends with the read error.
+func TestBacktestStopsAtAReadError(t *testing.T) {
+	path := writeConfig(t, `
+plugin_dir = "."
+ingest {
+  max_line_bytes = 100
+}
+detector "below" "floor" {
+  metric = "accuracy"
+}
+monitor "*" {
+  detectors = ["below.floor"]
+}
+`)
+	var in, wantErr strings.Builder
+	for line := 1; line <= 900; line++ {
+		switch line {
+		case 100, 400:
+			in.WriteString(`{"model":"m","version":"v1","accuracy":-1}` + "\n")
+			fmt.Fprintf(&wantErr, "backtest: line %d: accuracy: -1 is out of range [0, 1]\n", line)
+		case 601:
+			in.WriteString(`{"model":"m","version":"v1","accuracy":0.9` + strings.Repeat(" ", 100) + "}\n")
+		default:
+			in.WriteString(`{"model":"m","version":"v1","accuracy":0.9}` + "\n")
+		}
+	}
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			res, _, errOut, err := backtestInProcess(path, in.String())
+			if !errors.Is(err, metric.ErrLineTooLong) || !strings.HasPrefix(err.Error(), "read metrics: line 601: ") {
+				t.Errorf("error %v, want read metrics: line 601: %v", err, metric.ErrLineTooLong)
+			}
+			if res.Accepted != 598 || res.Rejected != 2 {
+				t.Errorf("accepted %d, rejected %d; want the 598 and 2 before line 601", res.Accepted, res.Rejected)
+			}
+			if errOut != wantErr.String() {
+				t.Errorf("bad lines reported:\n%s\nwant:\n%s", errOut, wantErr.String())
+			}
+		})
+	}
+}
+
+func writeConfig(t *testing.T, hcl string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "driftd.hcl")
+	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// backtestInProcess runs a backtest of the config at path over in, with
+// the test plugins below and errs inside the test process.
+func backtestInProcess(path, in string) (res BacktestResult, out, errOut string, err error) {
+	var o, e bytes.Buffer
+	res, err = Backtest(context.Background(), strings.NewReader(in), &o, &e, BacktestOptions{
+		Options: Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
+			"below": func() sdk.Plugin { return &below{} },
+			"errs":  func() sdk.Plugin { return &errorsOnly{} },
+		}},
+	})
+	return res, o.String(), e.String(), err
+}
