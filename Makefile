@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/driftd/driftd/core.Version=$(VERSION)
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 BIN     ?= bin
 
-.PHONY: all build run install test test-deps test-short vet fmt-check bench bench-replay proto detectors-doc clean
+.PHONY: all build run install test test-deps nats-server test-short vet fmt-check bench bench-replay proto detectors-doc clean
 
 all: build
 
@@ -39,9 +39,15 @@ install: build
 ## test: installs what the tests need and the machine lacks (test-deps), then vet, formatting,
 ## and every test with the race detector, end-to-end ones included; then the example plugin
 ## module examples/plugins/zscore, which has a go.mod of its own
-test: test-deps vet fmt-check
+test: test-deps vet fmt-check nats-server
 	$(GO) test -race -count=1 -timeout 20m ./...
 	cd examples/plugins/zscore && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+## nats-server: bin/nats-server, the NATS server (with JetStream) that fleet mode's tests cluster,
+## built from the version go.mod names as a tool
+nats-server: $(BIN)/nats-server
+$(BIN)/nats-server: go.mod go.sum
+	$(GO) build -o $@ github.com/nats-io/nats-server/v2
 
 ## test-deps: what the tests need besides Go and make (a C compiler for -race, curl, python3
 ## with grpcio and protobuf, Alertmanager, systemd-analyze), installed as Debian packages where missing (as root;
