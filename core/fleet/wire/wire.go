@@ -3,12 +3,13 @@
 // form of an accepted metric in the local spool and in the messages
 // forwarded to JetStream.
 //
-// A lines message holds the records of one partition, in the order the
-// origin host accepted them. Its headers name the origin (Origin) and the
-// spool sequence of its first record (First); the records that follow are
-// numbered on from there. An owner applies a record only when its sequence
-// is above the last one it applied from that origin, so a message sent
-// again, however its records were grouped, applies each record once.
+// A lines message holds records of one partition, in the order the origin
+// host accepted them, each with its sequence in the origin's spool. Its
+// header names the origin (Origin). An owner applies a record only when its
+// sequence is above the last one it applied from that origin, so a message
+// sent again, however its records were grouped, applies each record once.
+// Its Nats-Msg-Id (MsgID) names the origin, partition and first and last
+// sequence, so JetStream drops a message resent as it was.
 package wire
 
 import (
@@ -22,11 +23,14 @@ import (
 	"github.com/driftd/driftd/core/metric"
 )
 
-// Headers of a lines message.
-const (
-	HeaderOrigin = "Driftd-Origin" // the instance that accepted the lines
-	HeaderFirst  = "Driftd-First"  // the spool sequence of the first record
-)
+// HeaderOrigin names the instance that accepted a lines message's records.
+const HeaderOrigin = "Driftd-Origin"
+
+// MsgID is the Nats-Msg-Id of a lines message of partition p from origin
+// holding the records of sequences first to last.
+func MsgID(origin string, p int, first, last uint64) string {
+	return origin + "." + strconv.Itoa(p) + "." + strconv.FormatUint(first, 10) + "-" + strconv.FormatUint(last, 10)
+}
 
 // Partition returns the partition of a model version: FNV-1a over
 // model, a zero byte and version, modulo partitions. Every host computes
@@ -143,21 +147,28 @@ func (d *decoder) str() string {
 	return string(s)
 }
 
-// AppendRecord appends a lines message's framing of one record: its length
-// as a uvarint, then the record.
-func AppendRecord(dst, rec []byte) []byte {
+// AppendRecord appends a lines message's framing of one record: its spool
+// sequence and its length as uvarints, then the record.
+func AppendRecord(dst []byte, seq uint64, rec []byte) []byte {
+	dst = binary.AppendUvarint(dst, seq)
 	dst = binary.AppendUvarint(dst, uint64(len(rec)))
 	return append(dst, rec...)
 }
 
-// Records calls fn with each record of a lines message body, in order.
-func Records(body []byte, fn func(rec []byte) error) error {
+// Records calls fn with each record of a lines message body and its
+// sequence, in order.
+func Records(body []byte, fn func(seq uint64, rec []byte) error) error {
 	for len(body) > 0 {
+		seq, k := binary.Uvarint(body)
+		if k <= 0 {
+			return ErrCorrupt
+		}
+		body = body[k:]
 		n, k := binary.Uvarint(body)
 		if k <= 0 || n > uint64(len(body)-k) {
 			return ErrCorrupt
 		}
-		if err := fn(body[k : k+int(n)]); err != nil {
+		if err := fn(seq, body[k:k+int(n)]); err != nil {
 			return err
 		}
 		body = body[k+int(n):]

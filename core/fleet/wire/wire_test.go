@@ -15,11 +15,13 @@ func TestMetricRoundTrip(t *testing.T) {
 			Values: []metric.Value{{Name: "accuracy", Value: -1e300}, {Name: "latency_ms", Value: 3}}},
 	}
 	var body []byte
-	for _, m := range ms {
-		body = AppendRecord(body, AppendMetric(nil, m))
+	for i, m := range ms {
+		body = AppendRecord(body, uint64(1000*i+7), AppendMetric(nil, m))
 	}
 	var got []metric.Metric
-	err := Records(body, func(rec []byte) error {
+	var seqs []uint64
+	err := Records(body, func(seq uint64, rec []byte) error {
+		seqs = append(seqs, seq)
 		m, n, err := DecodeMetric(rec, nil)
 		if err != nil {
 			return err
@@ -33,11 +35,14 @@ func TestMetricRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !reflect.DeepEqual(seqs, []uint64{7, 1007}) {
+		t.Errorf("sequences %v", seqs)
+	}
 	if !reflect.DeepEqual(got, ms) {
 		t.Fatalf("got %+v\nwant %+v", got, ms)
 	}
 	for i := range len(body) - 1 {
-		Records(body[:i], func(rec []byte) error { DecodeMetric(rec, nil); return nil }) // must not panic
+		Records(body[:i], func(_ uint64, rec []byte) error { DecodeMetric(rec, nil); return nil }) // must not panic
 	}
 	if _, _, err := DecodeMetric([]byte{1, 'm', 1, 'v', 0, 0}, nil); err == nil {
 		t.Fatal("a metric of no values decoded")
