@@ -105,6 +105,9 @@ type Event struct {
 	Message     string `json:"message,omitempty"`
 	Generation  uint64 `json:"generation,omitempty"`
 	Diagnostics any    `json:"diagnostics,omitempty"`
+	// Instance names the fleet host that raised the event; empty on a
+	// single host.
+	Instance string `json:"instance,omitempty"`
 }
 
 // MarshalJSON writes the fields of the event's type, so that index 0 and a

@@ -1,0 +1,466 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/fleet/wire"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/snapshot"
+	"github.com/driftd/driftd/core/window"
+)
+
+// Local is the host's own agent as the owner of partitions uses it.
+type Local interface {
+	// Apply takes one metric into its model version's window and on to
+	// the detectors, as the socket does on a single host. It returns an
+	// error wrapping feed.ErrBusy when it cannot now; the owner tries
+	// again.
+	Apply(ctx context.Context, m metric.Metric) error
+	// Load adds windows restored from a checkpoint. Their detectors are
+	// fed what each needs to go on exactly where the checkpoint was taken.
+	Load(wins []snapshot.Window)
+	// Snapshots yields the windows of set, as snapshot.Write takes them.
+	Snapshots(set window.Set) iter.Seq[*snapshot.Window]
+	// Drop removes the windows of set: the partition went to another host.
+	Drop(set window.Set)
+}
+
+// OwnerOptions are what an Owner needs besides the fleet's Options.
+type OwnerOptions struct {
+	// CheckpointInterval is how often an owned partition that applied
+	// new lines is checkpointed.
+	CheckpointInterval time.Duration
+	// Valid reports whether this host's lease of a partition is valid
+	// now; a partition whose lease is not is not checkpointed.
+	Valid func(p int) bool
+	// TempDir holds a checkpoint while it is written.
+	TempDir string
+}
+
+// An Owner owns partitions: for each it loads the last checkpoint, applies
+// the partition's lines from there on in stream order, and checkpoints it.
+// Its Acquired, Releasing and Lost are called by the lease manager.
+type Owner struct {
+	o     Options
+	oo    OwnerOptions
+	js    jetstream.JetStream
+	res   *Resources
+	local Local
+	log   hclog.Logger
+
+	mu    sync.Mutex
+	parts map[int]*partition
+
+	takeovers, checkpoints, checkpointErrors, refused atomic.Uint64
+}
+
+// partition is an owned partition: its consumer goroutine and where it is.
+type partition struct {
+	p      int
+	cancel context.CancelFunc
+	done   chan struct{}
+	lost   atomic.Bool // stop without a last checkpoint
+
+	// Under the consumer goroutine only, but for the atomics.
+	fence   uint64            // the revision of the partition's key that this host wrote last
+	object  string            // the checkpoint object the key names
+	origins map[string]uint64 // the last sequence applied per origin
+	applied atomic.Uint64     // the stream sequence of the last message applied
+	saved   atomic.Uint64     // the stream sequence of the last checkpoint
+	savedAt atomic.Int64      // its time, Unix nanoseconds
+	lines   atomic.Uint64     // records applied
+}
+
+// NewOwner returns an Owner that owns nothing yet.
+func NewOwner(js jetstream.JetStream, res *Resources, o Options, oo OwnerOptions, local Local) *Owner {
+	log := o.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if oo.CheckpointInterval <= 0 {
+		oo.CheckpointInterval = 5 * time.Second
+	}
+	if oo.Valid == nil {
+		oo.Valid = func(int) bool { return true }
+	}
+	return &Owner{o: o, oo: oo, js: js, res: res, local: local, log: log.Named("owner"), parts: map[int]*partition{}}
+}
+
+// pointer is the value of a partition's key in the partitions bucket: the
+// checkpoint to start from, and who wrote it. Every owner updates the key
+// with the revision it last saw, first when it takes the partition: an
+// owner that lost the partition meanwhile is refused, so it cannot put its
+// checkpoint in place of the new owner's.
+type pointer struct {
+	Object   string    `json:"object,omitempty"`
+	Seq      uint64    `json:"seq"`
+	Owner    string    `json:"owner"`
+	Written  time.Time `json:"written,omitzero"`
+	Previous string    `json:"previous_owner,omitempty"`
+}
+
+func partitionKey(p int) string { return "p." + strconv.Itoa(p) }
+
+// set is the Set of model versions of partition p.
+func (ow *Owner) set(p int) window.Set {
+	n := ow.o.Partitions
+	return func(model, version string) bool { return wire.Partition(model, version, n) == p }
+}
+
+// Acquired takes partition p over: it fences the partition's key, loads
+// its checkpoint and starts applying its lines from the one after it.
+func (ow *Owner) Acquired(ctx context.Context, p int) error {
+	key := partitionKey(p)
+	var ptr pointer
+	var fence uint64
+	entry, err := ow.res.Partitions.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		b, _ := json.Marshal(pointer{Owner: ow.o.Instance})
+		fence, err = ow.res.Partitions.Create(ctx, key, b)
+	case err != nil:
+	default:
+		if err = json.Unmarshal(entry.Value(), &ptr); err != nil {
+			return fmt.Errorf("partition %d: key %s: %w", p, key, err)
+		}
+		prev := ptr.Owner
+		ptr.Previous, ptr.Owner = prev, ow.o.Instance
+		b, _ := json.Marshal(ptr)
+		fence, err = ow.res.Partitions.Update(ctx, key, b, entry.Revision())
+		if err == nil && prev != "" && prev != ow.o.Instance {
+			ow.takeovers.Add(1)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("partition %d: fence: %w", p, err)
+	}
+	part := &partition{p: p, fence: fence, object: ptr.Object, origins: map[string]uint64{}, done: make(chan struct{})}
+	start := uint64(0)
+	if ptr.Object != "" {
+		data, err := ow.res.Checkpoints.GetBytes(ctx, ptr.Object)
+		if err != nil {
+			return fmt.Errorf("partition %d: checkpoint %s: %w", p, ptr.Object, err)
+		}
+		ck, snap, err := decodeCheckpoint(data)
+		if err != nil {
+			return fmt.Errorf("partition %d: checkpoint %s: %w", p, ptr.Object, err)
+		}
+		part.origins = ck.Origins
+		if part.origins == nil {
+			part.origins = map[string]uint64{}
+		}
+		start = ck.Seq
+		ow.local.Load(snap.Windows)
+		ow.log.Info("partition taken", "partition", p, "checkpoint_seq", ck.Seq, "written_by", ck.Instance,
+			"windows", len(snap.Windows), "age", time.Since(ck.Written).Round(time.Millisecond))
+	} else {
+		ow.log.Info("partition taken", "partition", p, "checkpoint", "none")
+	}
+	part.applied.Store(start)
+	part.saved.Store(start)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	part.cancel = cancel
+	ow.mu.Lock()
+	ow.parts[p] = part
+	ow.mu.Unlock()
+	go ow.consume(cctx, part, start)
+	return nil
+}
+
+// Releasing gives p up: its consumer stops, a last checkpoint is written
+// for the next owner, and its windows leave this host.
+func (ow *Owner) Releasing(p int) { ow.stop(p, true) }
+
+// Lost stops p at once: another host has it, or may have it by now. Nothing
+// more of it is written.
+func (ow *Owner) Lost(p int) { ow.stop(p, false) }
+
+func (ow *Owner) stop(p int, save bool) {
+	ow.mu.Lock()
+	part := ow.parts[p]
+	delete(ow.parts, p)
+	ow.mu.Unlock()
+	if part == nil {
+		return
+	}
+	if !save {
+		part.lost.Store(true)
+	}
+	part.cancel()
+	<-part.done
+	ow.local.Drop(ow.set(p))
+}
+
+// Close releases every partition, each with a last checkpoint.
+func (ow *Owner) Close() {
+	for _, p := range ow.Owned() {
+		ow.Releasing(p)
+	}
+}
+
+// Owned lists the partitions owned, in order.
+func (ow *Owner) Owned() []int {
+	ow.mu.Lock()
+	defer ow.mu.Unlock()
+	var ps []int
+	for p := range ow.parts {
+		ps = append(ps, p)
+	}
+	sort.Ints(ps)
+	return ps
+}
+
+// consume applies p's lines from the stream sequence after start until
+// ctx ends, checkpointing every CheckpointInterval; when it ends and the
+// partition was not lost, it writes a last checkpoint.
+func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
+	defer close(part.done)
+	log := ow.log.With("partition", part.p)
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{wire.LinesSubject(ow.o.Name, part.p)}}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start+1
+	}
+	var it jetstream.MessagesContext
+	for it == nil {
+		cons, err := ow.js.OrderedConsumer(ctx, wire.LinesStream(ow.o.Name), cfg)
+		if err == nil {
+			it, err = cons.Messages(jetstream.PullMaxMessages(4096))
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("cannot consume the partition's lines; trying again", "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	defer it.Stop()
+	next := time.Now().Add(ow.oo.CheckpointInterval)
+	wait := min(ow.oo.CheckpointInterval, 250*time.Millisecond)
+	for ctx.Err() == nil {
+		if time.Now().After(next) {
+			ow.checkpoint(ctx, part, log)
+			next = time.Now().Add(ow.oo.CheckpointInterval)
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(wait))
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
+			if ctx.Err() == nil {
+				log.Warn("reading the partition's lines", "error", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		ow.apply(ctx, part, msg, log)
+	}
+	if !part.lost.Load() {
+		ow.checkpoint(context.Background(), part, log)
+	}
+}
+
+// apply applies the records of one lines message that this partition has
+// not applied yet.
+func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, log hclog.Logger) {
+	md, err := msg.Metadata()
+	if err != nil {
+		log.Error("lines message without metadata; skipped", "error", err)
+		return
+	}
+	origin := msg.Headers().Get(wire.HeaderOrigin)
+	last := part.origins[origin]
+	err = wire.Records(msg.Data(), func(seq uint64, rec []byte) error {
+		if seq <= last {
+			return nil // applied before: the message was sent again
+		}
+		m, _, err := wire.DecodeMetric(rec, nil)
+		if err != nil {
+			return err
+		}
+		for {
+			err = ow.local.Apply(ctx, m)
+			if !errors.Is(err, feed.ErrBusy) || ctx.Err() != nil {
+				break
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			// Refused here although the origin's checks passed: the
+			// stream limit, or a value outside a detector's domain.
+			ow.refused.Add(1)
+			log.Warn("line refused by the partition's owner", "origin", origin, "seq", seq, "model", m.Model, "version", m.Version, "error", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		last = seq
+		part.lines.Add(1)
+		return nil
+	})
+	part.origins[origin] = last
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("corrupt lines message; the rest of it is skipped", "stream_seq", md.Sequence.Stream, "origin", origin, "error", err)
+		} else {
+			return // stopped mid-message: the next owner applies its rest
+		}
+	}
+	part.applied.Store(md.Sequence.Stream)
+}
+
+// checkpoint saves the partition's windows with where it is in the stream,
+// if it applied anything since the last one, and points the partition's
+// key at it, fenced: if another host updated the key since this one did,
+// the partition is lost and nothing replaces the other's checkpoint.
+func (ow *Owner) checkpoint(ctx context.Context, part *partition, log hclog.Logger) {
+	applied := part.applied.Load()
+	if applied == part.saved.Load() {
+		return
+	}
+	if !ow.oo.Valid(part.p) {
+		return // the lease lapsed: the lease manager says Lost next
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	data, err := ow.encodeCheckpoint(part, applied, now)
+	if err == nil {
+		name := fmt.Sprintf("p%d-%d-%s", part.p, applied, ow.o.Instance)
+		if _, err = ow.res.Checkpoints.PutBytes(ctx, name, data); err == nil {
+			b, _ := json.Marshal(pointer{Object: name, Seq: applied, Owner: ow.o.Instance, Written: now})
+			var rev uint64
+			rev, err = ow.res.Partitions.Update(ctx, partitionKey(part.p), b, part.fence)
+			if err != nil {
+				ow.res.Checkpoints.Delete(context.WithoutCancel(ctx), name)
+				if errors.Is(err, jetstream.ErrKeyExists) {
+					part.lost.Store(true)
+					part.cancel()
+					log.Warn("partition taken by another host; its checkpoint stays", "error", err)
+					ow.checkpointErrors.Add(1)
+					return
+				}
+			} else {
+				if part.object != "" && part.object != name {
+					ow.res.Checkpoints.Delete(ctx, part.object)
+				}
+				part.fence, part.object = rev, name
+				part.saved.Store(applied)
+				part.savedAt.Store(now.UnixNano())
+				ow.checkpoints.Add(1)
+				return
+			}
+		}
+	}
+	ow.checkpointErrors.Add(1)
+	log.Warn("cannot write the partition's checkpoint; trying again at the next interval", "error", err)
+}
+
+// checkpointHeader is what a checkpoint holds besides the windows.
+type checkpointHeader struct {
+	Seq      uint64            `json:"seq"`     // the stream sequence of the last message applied
+	Origins  map[string]uint64 `json:"origins"` // the last spool sequence applied per origin
+	Instance string            `json:"instance"`
+	Written  time.Time         `json:"written"`
+}
+
+// A checkpoint is the header's length as a uvarint, the header as JSON,
+// then the windows in the snapshot format.
+func (ow *Owner) encodeCheckpoint(part *partition, seq uint64, now time.Time) ([]byte, error) {
+	h, _ := json.Marshal(checkpointHeader{Seq: seq, Origins: part.origins, Instance: ow.o.Instance, Written: now})
+	var buf bytes.Buffer
+	buf.Write(binary.AppendUvarint(nil, uint64(len(h))))
+	buf.Write(h)
+	if err := encodeSnapshot(&buf, ow.oo.TempDir, now, ow.local.Snapshots(ow.set(part.p))); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeCheckpoint(data []byte) (checkpointHeader, *snapshot.Snapshot, error) {
+	var h checkpointHeader
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)-k) {
+		return h, nil, errors.New("corrupt checkpoint header")
+	}
+	if err := json.Unmarshal(data[k:k+int(n)], &h); err != nil {
+		return h, nil, fmt.Errorf("checkpoint header: %w", err)
+	}
+	snap, err := snapshot.Decode(data[k+int(n):])
+	return h, snap, err
+}
+
+// encodeSnapshot writes the windows in the snapshot format.
+func encodeSnapshot(buf *bytes.Buffer, tmp string, now time.Time, wins iter.Seq[*snapshot.Window]) error {
+	dir, err := os.MkdirTemp(tmp, "checkpoint-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if _, err := snapshot.Write(dir, now, wins); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, snapshot.FileName))
+	if err != nil {
+		return err
+	}
+	buf.Write(data)
+	return nil
+}
+
+// PartitionStatus is an owned partition's place in its stream.
+type PartitionStatus struct {
+	Partition      int       `json:"partition"`
+	Applied        uint64    `json:"applied_seq"`
+	Lines          uint64    `json:"lines"`
+	CheckpointSeq  uint64    `json:"checkpoint_seq"`
+	CheckpointTime time.Time `json:"checkpoint_time,omitzero"`
+}
+
+// Status lists the owned partitions.
+func (ow *Owner) Status() []PartitionStatus {
+	ow.mu.Lock()
+	defer ow.mu.Unlock()
+	var out []PartitionStatus
+	for _, part := range ow.parts {
+		st := PartitionStatus{Partition: part.p, Applied: part.applied.Load(), Lines: part.lines.Load(),
+			CheckpointSeq: part.saved.Load()}
+		if ns := part.savedAt.Load(); ns != 0 {
+			st.CheckpointTime = time.Unix(0, ns).UTC()
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}
+
+// OwnerStats are the owner's counters.
+type OwnerStats struct {
+	Takeovers, Checkpoints, CheckpointErrors, Refused uint64
+}
+
+// Stats returns the owner's counters.
+func (ow *Owner) Stats() OwnerStats {
+	return OwnerStats{ow.takeovers.Load(), ow.checkpoints.Load(), ow.checkpointErrors.Load(), ow.refused.Load()}
+}

@@ -1,0 +1,171 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/driftd/driftd/core/fleet/wire"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/snapshot"
+	"github.com/driftd/driftd/core/window"
+	"github.com/driftd/driftd/internal/natstest"
+	"github.com/driftd/driftd/internal/testwait"
+)
+
+// storeLocal is a host's windows without detectors: the owner's Local as
+// the window store alone sees it.
+type storeLocal struct {
+	mu sync.Mutex
+	st *window.Store
+}
+
+func newStoreLocal() *storeLocal { return &storeLocal{st: window.NewStore(1 << 20)} }
+
+func (l *storeLocal) Apply(_ context.Context, m metric.Metric) error {
+	w := l.st.Get(m.Model, m.Version, 100000)
+	w.Lock()
+	defer w.Unlock()
+	for _, v := range m.Values {
+		w.SeriesLocked(v.Name).Add(v.Value)
+	}
+	return nil
+}
+func (l *storeLocal) Load(wins []snapshot.Window) { l.st.Load(wins) }
+func (l *storeLocal) Snapshots(set window.Set) iter.Seq[*snapshot.Window] {
+	return l.st.Snapshots(set)
+}
+func (l *storeLocal) Drop(set window.Set) { l.st.Drop(set) }
+
+// values returns the values a model version's accuracy stream holds.
+func (l *storeLocal) values(model, version string) []float64 {
+	w := l.st.Lookup(model, version)
+	if w == nil {
+		return nil
+	}
+	w.Lock()
+	defer w.Unlock()
+	s := w.FindLocked("accuracy")
+	if s == nil {
+		return nil
+	}
+	_, vs := s.Values()
+	return vs
+}
+
+func connect(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// publishLines publishes records of model version mv with values from
+// first to last, numbered from seq, in one message.
+func publishLines(t *testing.T, js jetstream.JetStream, o Options, origin, model, version string, seq uint64, vals ...float64) {
+	t.Helper()
+	p := wire.Partition(model, version, o.Partitions)
+	var body []byte
+	for i, v := range vals {
+		m := metric.Metric{Model: model, Version: version, Values: []metric.Value{{Name: "accuracy", Value: v}}}
+		body = wire.AppendRecord(body, seq+uint64(i), wire.AppendMetric(nil, m))
+	}
+	msg := &nats.Msg{Subject: wire.LinesSubject(o.Name, p), Data: body, Header: nats.Header{}}
+	msg.Header.Set(wire.HeaderOrigin, origin)
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An owner applies its partition's lines in order, once each even when a
+// message comes again regrouped; a new owner goes on from the last
+// checkpoint exactly; the old owner, fenced out, cannot write its
+// checkpoint over the new one's.
+func TestOwnerTakesOverFromCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server")
+	}
+	srv := natstest.StartServer(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	o := Options{Name: "t", Instance: "a", Partitions: 4, Replicas: 1}
+	res, err := Ensure(ctx, js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oo := OwnerOptions{CheckpointInterval: 50 * time.Millisecond, TempDir: t.TempDir()}
+	la := newStoreLocal()
+	a := NewOwner(js, res, o, oo, la)
+	p := wire.Partition("m", "v1", o.Partitions)
+	if err := a.Acquired(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	publishLines(t, js, o, "h1", "m", "v1", 1, 1, 2, 3)
+	publishLines(t, js, o, "h2", "m", "v1", 1, 10)
+	publishLines(t, js, o, "h1", "m", "v1", 1, 1, 2, 3, 4) // sent again, with one more
+	want := []float64{1, 2, 3, 10, 4}
+	testwait.For(t, 10*time.Second, "lines applied", func() bool { return len(la.values("m", "v1")) == len(want) })
+	testwait.For(t, 10*time.Second, "a checkpoint", func() bool {
+		st := a.Status()
+		return len(st) == 1 && st[0].CheckpointSeq == 3
+	})
+	if got := la.values("m", "v1"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("applied %v, want %v", got, want)
+	}
+
+	// b takes the partition while a still runs (a's lease lapsed).
+	ob := o
+	ob.Instance = "b"
+	lb := newStoreLocal()
+	b := NewOwner(js, res, ob, oo, lb)
+	if err := b.Acquired(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if got := lb.values("m", "v1"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("restored %v, want %v", got, want)
+	}
+	publishLines(t, js, o, "h2", "m", "v1", 2, 20)
+	testwait.For(t, 10*time.Second, "b applies the next line", func() bool { return len(lb.values("m", "v1")) == 6 })
+	// a applied it too, and its checkpoint is refused: it lost the partition.
+	testwait.For(t, 10*time.Second, "a fenced out", func() bool { return a.Stats().CheckpointErrors > 0 })
+	testwait.For(t, 10*time.Second, "b's checkpoint", func() bool {
+		st := b.Status()
+		return len(st) == 1 && st[0].CheckpointSeq == 4
+	})
+	entry, err := res.Partitions.Get(ctx, partitionKey(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(entry.Value()); !strings.Contains(got, `"owner":"b"`) {
+		t.Fatalf("partition key %s, want b's", got)
+	}
+	b.Releasing(p)
+	if lb.st.Lookup("m", "v1") != nil {
+		t.Fatal("released partition's window kept")
+	}
+	if b.Stats().Takeovers != 1 {
+		t.Fatalf("takeovers %d", b.Stats().Takeovers)
+	}
+}
+
+func TestVersionCheck(t *testing.T) {
+	for v, ok := range map[string]bool{"2.9.10": false, "2.10.0": true, "2.10.0-RC.1": true, "2.15.3": true, "3.0.0": true, "1.99.99": false, "": false} {
+		if got := checkVersion(v) == nil; got != ok {
+			t.Errorf("%q: accepted %v, want %v", v, got, ok)
+		}
+	}
+}
