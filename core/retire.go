@@ -79,6 +79,48 @@ func globMatch(pattern, name string) bool {
 // window's lock) reports true when it is not nil, and returns them; why
 // says why, for the event.
 func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w *window.Window) bool, why func(w *window.Window) string) []api.Retired {
+	gone := a.dropWindows(ctx, wins, still)
+	if len(gone) == 0 {
+		return nil
+	}
+	out := make([]api.Retired, 0, len(gone))
+	var whys []string
+	streams := 0
+	for _, g := range gone {
+		streams += len(g.metrics)
+		out = append(out, api.Retired{Model: g.w.Model, Version: g.w.Version, Metrics: g.metrics})
+		whys = append(whys, why(g.w))
+	}
+	if q := a.jobs.Load(); q != nil {
+		for _, r := range out {
+			q.Retired(r.Model, r.Version)
+		}
+	}
+	for i, r := range out {
+		a.publish(event.Event{Type: event.Model, Action: event.ModelRetired, Model: r.Model, Version: r.Version,
+			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics))})
+	}
+	a.log.Info("model versions retired", "count", len(out), "streams", streams)
+	if dir := a.persist.dir; dir != "" {
+		if err := a.writeSnapshot(dir, "retired"); err != nil {
+			a.log.Error("cannot write the windows snapshot after a retirement; the previous one stays", "error", err)
+		}
+	}
+	return out
+}
+
+// dropped is a window dropWindows took out of the store, and its metrics.
+type dropped struct {
+	w       *window.Window
+	metrics []string // sorted
+}
+
+// dropWindows takes windows out of the store: their detectors forget their
+// streams, their values and the budget kept for replays are let go, and a
+// later value of such a model version makes a new window. still, when not
+// nil, tells under the window's lock whether it is still to be dropped.
+// It returns the windows it removed.
+func (a *Agent) dropWindows(ctx context.Context, wins []*window.Window, still func(w *window.Window) bool) []dropped {
 	var (
 		taken    []*window.Window
 		byRunner = map[*feed.Feed][]*window.Series{}
@@ -112,8 +154,7 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 	}
 	a.resetStreams(ctx, byRunner, streams)
 	removed := a.windows.Remove(taken)
-	out := make([]api.Retired, 0, len(removed))
-	var whys []string
+	out := make([]dropped, 0, len(removed))
 	for _, w := range taken {
 		w.Lock()
 		metrics := make([]string, 0, w.LenLocked())
@@ -129,28 +170,12 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 		}
 		w.RetiredLocked()
 		w.Unlock()
-		if !gone {
-			continue
-		}
-		slices.Sort(metrics)
-		out = append(out, api.Retired{Model: w.Model, Version: w.Version, Metrics: metrics})
-		whys = append(whys, why(w))
-	}
-	if q := a.jobs.Load(); q != nil {
-		for _, r := range out {
-			q.Retired(r.Model, r.Version)
+		if gone {
+			slices.Sort(metrics)
+			out = append(out, dropped{w, metrics})
 		}
 	}
-	for i, r := range out {
-		a.publish(event.Event{Type: event.Model, Action: event.ModelRetired, Model: r.Model, Version: r.Version,
-			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics))})
-	}
-	a.log.Info("model versions retired", "count", len(out), "streams", streams)
-	if dir := a.persist.dir; dir != "" {
-		if err := a.writeSnapshot(dir, "retired"); err != nil {
-			a.log.Error("cannot write the windows snapshot after a retirement; the previous one stays", "error", err)
-		}
-	}
+	a.log.Debug("windows dropped", "windows", len(out), "streams", streams)
 	return out
 }
 

@@ -38,6 +38,8 @@ type Status struct {
 	// cursor of the next page. A summary leaves both out.
 	Streams    []StreamStatus `json:"streams,omitempty"`
 	NextCursor string         `json:"next_cursor,omitempty"`
+	// Fleet is the host's part in its fleet; nil on a single host.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 }
 
 // WindowsStatus counts the windows: model versions, and their streams (a
@@ -173,4 +175,54 @@ type SnapshotStatus struct {
 	Errors        uint64    `json:"errors"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// FleetStatus is a fleet host's part in its fleet (README, "Fleet mode").
+type FleetStatus struct {
+	Name       string `json:"name"`
+	Instance   string `json:"instance"`
+	Partitions int    `json:"partitions"`
+	// Connected tells whether the host reaches NATS now, and Server which
+	// server it is connected to.
+	Connected bool   `json:"connected"`
+	Server    string `json:"server,omitempty"`
+	// Members are the live hosts, each with the partitions it owns.
+	Members []FleetMember `json:"members"`
+	// Owned are the partitions this host owns.
+	Owned []FleetPartition `json:"owned"`
+	Spool SpoolStatus      `json:"spool"`
+	// Forwarded counts the lines this host forwarded to JetStream.
+	Forwarded        uint64 `json:"forwarded"`
+	Takeovers        uint64 `json:"takeovers"`
+	LeaseLosses      uint64 `json:"lease_losses"`
+	CheckpointErrors uint64 `json:"checkpoint_errors"`
+	// Refused counts lines this host's partitions refused although their
+	// origin accepted them (ingest.max_streams, a detector's domain).
+	Refused uint64 `json:"refused"`
+}
+
+// FleetMember is a live host of the fleet.
+type FleetMember struct {
+	Instance   string    `json:"instance"`
+	Since      time.Time `json:"since"`
+	Partitions []int     `json:"partitions"`
+}
+
+// FleetPartition is a partition a host owns: how far it applied the
+// partition's lines, its lag, and its last checkpoint.
+type FleetPartition struct {
+	Partition      int       `json:"partition"`
+	AppliedSeq     uint64    `json:"applied_seq"`
+	Lines          uint64    `json:"lines"`
+	Pending        uint64    `json:"pending_messages"`
+	CheckpointSeq  uint64    `json:"checkpoint_seq"`
+	CheckpointTime time.Time `json:"checkpoint_time,omitzero"`
+}
+
+// SpoolStatus is what the local spool holds: lines accepted and not yet
+// acknowledged by JetStream.
+type SpoolStatus struct {
+	Bytes    int64  `json:"bytes"`
+	MaxBytes int64  `json:"max_bytes"`
+	Records  uint64 `json:"records"`
 }

@@ -87,6 +87,7 @@ type partition struct {
 	saved   atomic.Uint64     // the stream sequence of the last checkpoint
 	savedAt atomic.Int64      // its time, Unix nanoseconds
 	lines   atomic.Uint64     // records applied
+	pending atomic.Uint64     // messages of the partition after the last applied
 }
 
 // NewOwner returns an Owner that owns nothing yet.
@@ -328,6 +329,7 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 		}
 	}
 	part.applied.Store(md.Sequence.Stream)
+	part.pending.Store(md.NumPending)
 }
 
 // checkpoint saves the partition's windows with where it is in the stream,
@@ -434,6 +436,7 @@ type PartitionStatus struct {
 	Partition      int       `json:"partition"`
 	Applied        uint64    `json:"applied_seq"`
 	Lines          uint64    `json:"lines"`
+	Pending        uint64    `json:"pending_messages"` // its lag
 	CheckpointSeq  uint64    `json:"checkpoint_seq"`
 	CheckpointTime time.Time `json:"checkpoint_time,omitzero"`
 }
@@ -445,7 +448,7 @@ func (ow *Owner) Status() []PartitionStatus {
 	var out []PartitionStatus
 	for _, part := range ow.parts {
 		st := PartitionStatus{Partition: part.p, Applied: part.applied.Load(), Lines: part.lines.Load(),
-			CheckpointSeq: part.saved.Load()}
+			Pending: part.pending.Load(), CheckpointSeq: part.saved.Load()}
 		if ns := part.savedAt.Load(); ns != 0 {
 			st.CheckpointTime = time.Unix(0, ns).UTC()
 		}

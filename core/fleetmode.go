@@ -1,0 +1,221 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/driftd/driftd/core/api"
+	"github.com/driftd/driftd/core/config"
+	"github.com/driftd/driftd/core/event"
+	"github.com/driftd/driftd/core/fleet"
+	"github.com/driftd/driftd/core/fleet/forward"
+	"github.com/driftd/driftd/core/fleet/lease"
+	"github.com/driftd/driftd/core/fleet/spool"
+	"github.com/driftd/driftd/core/fleet/wire"
+	"github.com/driftd/driftd/core/fleet/workq"
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/snapshot"
+	"github.com/driftd/driftd/core/window"
+)
+
+// fleetHost is this host's part in a fleet (README, "Fleet mode"): its
+// metrics go to the spool and on to JetStream, it owns the partitions its
+// leases give it, and its jobs and events are the fleet's.
+type fleetHost struct {
+	c       *config.Cluster
+	opts    fleet.Options
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	res     *fleet.Resources
+	spool   *spool.Spool
+	fwd     *forward.Forwarder
+	events  *fleet.Events
+	owner   *fleet.Owner
+	leases  *lease.Manager
+	queue   *workq.Queue
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when the forwarder and the events reader have returned
+}
+
+// openFleet joins the fleet of the config's cluster block: it connects to
+// NATS, creates the fleet's streams and buckets, opens the spool and
+// starts forwarding it, and makes the fleet's events and job queue the
+// agent's. Partitions are owned once the detectors run (startLeases).
+func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, error) {
+	c := f.Cluster
+	fo := fleet.Options{Servers: c.Servers, Name: c.Name, Instance: c.Instance, Partitions: c.Partitions,
+		Replicas: c.Replicas, Credentials: c.Credentials, Log: a.log.Named("fleet")}
+	if c.TLS != nil {
+		fo.TLS = &fleet.TLS{CA: c.TLS.CA, Cert: c.TLS.Cert, Key: c.TLS.Key}
+	}
+	fh := &fleetHost{c: c, opts: fo, stopped: make(chan struct{})}
+	nc, js, err := fleet.Connect(ctx, fo)
+	if err != nil {
+		return nil, err
+	}
+	fh.nc, fh.js = nc, js
+	fail := func(err error) (*fleetHost, error) {
+		fh.close()
+		return nil, err
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if fh.res, err = fleet.Ensure(ectx, js, fo); err != nil {
+		return fail(err)
+	}
+	if fh.spool, err = spool.Open(filepath.Join(f.DataDir, "spool"), spool.Options{MaxBytes: c.Spool.MaxBytes, Log: a.log.Named("spool")}); err != nil {
+		return fail(fmt.Errorf("open the spool: %w", err))
+	}
+	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: c.Instance, Partitions: c.Partitions, Log: a.log.Named("forward")})
+	fh.events = fleet.NewEvents(js, fo, fh.valid, a.localEvent(c.Instance))
+	if fh.queue, err = workq.Open(js, workq.Options{Name: c.Name, Instance: c.Instance, Replicas: c.Replicas,
+		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount}); err != nil {
+		return fail(err)
+	}
+	tmp := filepath.Join(f.DataDir, "checkpoints")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return fail(err)
+	}
+	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid, TempDir: tmp}, fleetLocal{a})
+	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
+	fh.cancel = rcancel
+	fwdDone, evDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(fwdDone)
+		if err := fh.fwd.Run(rctx); err != nil && rctx.Err() == nil {
+			a.log.Error("the forwarder stopped; accepted lines stay in the spool", "error", err)
+		}
+	}()
+	go func() { defer close(evDone); fh.events.Run(rctx) }()
+	go func() { <-fwdDone; <-evDone; close(fh.stopped) }()
+	a.intake = fh.fwd
+	a.events = fh.events
+	a.log.Info("joined the fleet", "name", c.Name, "instance", c.Instance, "server", nc.ConnectedUrlRedacted(),
+		"server_version", nc.ConnectedServerVersion(), "partitions", c.Partitions, "replicas", c.Replicas)
+	return fh, nil
+}
+
+// startLeases starts owning partitions: the detectors run.
+func (fh *fleetHost) startLeases(ctx context.Context, a *Agent) error {
+	var err error
+	fh.leases, err = lease.Start(context.WithoutCancel(ctx), fh.js, lease.Options{Name: fh.c.Name, Instance: fh.c.Instance,
+		Partitions: fh.c.Partitions, Replicas: fh.c.Replicas, TTL: fh.c.LeaseTTL, Log: a.log.Named("lease")}, fh.owner)
+	return err
+}
+
+// valid reports whether this host holds partition p's lease now.
+func (fh *fleetHost) valid(p int) bool {
+	if fh.leases == nil {
+		return false
+	}
+	return fh.leases.Valid(p)
+}
+
+// ownsModel reports whether this host holds the lease of a model
+// version's partition now.
+func (fh *fleetHost) ownsModel(model, version string) bool {
+	return fh.valid(wire.Partition(model, version, fh.c.Partitions))
+}
+
+// stop leaves the fleet: partitions are released, each with a last
+// checkpoint, then the forwarder and the events reader stop (what the
+// spool holds is forwarded at the next start).
+func (fh *fleetHost) stop(ctx context.Context) {
+	if fh.leases != nil {
+		fh.leases.Stop(ctx)
+	}
+	fh.close()
+}
+
+func (fh *fleetHost) close() {
+	if fh.cancel != nil {
+		fh.cancel()
+		<-fh.stopped
+	}
+	if fh.queue != nil {
+		fh.queue.StopDelivery()
+		fh.queue.Close()
+	}
+	if fh.spool != nil {
+		fh.spool.Close()
+	}
+	if fh.nc != nil {
+		fh.nc.Close()
+	}
+}
+
+// localEvent returns how an event of the fleet reaches this host's bus:
+// numbered there, and counted by /metrics when this host raised it, so
+// that the fleet's counters add up over its hosts.
+func (a *Agent) localEvent(instance string) func(event.Event) {
+	return func(e event.Event) {
+		e = a.bus.Publish(e)
+		if e.Instance == instance || e.Instance == "" {
+			a.metrics.observe(&e)
+		}
+	}
+}
+
+// fleetLocal is the agent as the owner of partitions uses it.
+type fleetLocal struct{ a *Agent }
+
+var _ fleet.Local = fleetLocal{}
+
+func (l fleetLocal) Apply(ctx context.Context, m metric.Metric) error { return l.a.Ingest(ctx, m) }
+
+func (l fleetLocal) Load(wins []snapshot.Window) { l.a.windows.Load(wins) }
+
+func (l fleetLocal) Snapshots(set window.Set) iter.Seq[*snapshot.Window] {
+	return l.a.windows.Snapshots(set)
+}
+
+func (l fleetLocal) Drop(set window.Set) {
+	var wins []*window.Window
+	l.a.windows.Each(func(w *window.Window) {
+		if set(w.Model, w.Version) {
+			wins = append(wins, w)
+		}
+	})
+	l.a.dropWindows(context.Background(), wins, nil)
+}
+
+// fencedJobs is the fleet's job queue as the detectors reach it: a drift
+// of a model version whose partition this host no longer holds makes no
+// job (the new owner raises it).
+type fencedJobs struct {
+	JobQueue
+	owns func(model, version string) bool
+}
+
+func (q fencedJobs) Drift(m *config.Monitor, e event.Event, stream string) {
+	if q.owns(e.Model, e.Version) {
+		q.JobQueue.Drift(m, e, stream)
+	}
+}
+
+// fleetStatus describes this host's part in the fleet.
+func (fh *fleetHost) status() *api.FleetStatus {
+	st := &api.FleetStatus{Name: fh.c.Name, Instance: fh.c.Instance, Partitions: fh.c.Partitions,
+		Connected: fh.nc.IsConnected(), Server: fh.nc.ConnectedUrlRedacted(), Owned: []api.FleetPartition{}, Members: []api.FleetMember{}}
+	if fh.leases != nil {
+		for _, m := range fh.leases.Members() {
+			st.Members = append(st.Members, api.FleetMember{Instance: m.Instance, Since: m.Since, Partitions: m.Partitions})
+		}
+		ls := fh.leases.Stats()
+		st.Takeovers, st.LeaseLosses = ls.Takeovers, ls.LeaseLosses
+	}
+	for _, p := range fh.owner.Status() {
+		st.Owned = append(st.Owned, api.FleetPartition{Partition: p.Partition, AppliedSeq: p.Applied, Lines: p.Lines,
+			Pending: p.Pending, CheckpointSeq: p.CheckpointSeq, CheckpointTime: p.CheckpointTime})
+	}
+	os := fh.owner.Stats()
+	st.CheckpointErrors, st.Refused = os.CheckpointErrors, os.Refused
+	return st
+}
