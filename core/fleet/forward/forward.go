@@ -38,6 +38,8 @@ const (
 	// DefaultMaxQueueBytes bounds the records read from the spool and not
 	// yet acked, over all partitions.
 	DefaultMaxQueueBytes = 64 << 20
+	// DefaultLinger is Options.Linger's default.
+	DefaultLinger = 5 * time.Millisecond
 	// publishTimeout bounds the wait for one message's ack.
 	publishTimeout = 5 * time.Second
 )
@@ -53,6 +55,13 @@ type Options struct {
 	// MaxQueueBytes bounds the memory of records read and not yet acked
 	// (DefaultMaxQueueBytes when 0); reading waits while it is reached.
 	MaxQueueBytes int
+	// Linger is how long after its last message a partition waits for
+	// more records before sending a message smaller than a quarter of
+	// MaxMessageBytes (DefaultLinger when 0, none when negative). A
+	// partition idle for Linger sends at once; under load, it bounds the
+	// messages per second a partition sends, so that records travel in
+	// fewer, fuller messages.
+	Linger time.Duration
 	// Retry spaces the attempts at a message that failed (100ms to 5s
 	// when zero).
 	Retry backoff.Backoff
@@ -115,6 +124,9 @@ func New(js jetstream.JetStream, sp *spool.Spool, opts Options) *Forwarder {
 	}
 	if opts.MaxQueueBytes <= 0 {
 		opts.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
 	}
 	if opts.Retry.Initial <= 0 {
 		opts.Retry = backoff.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
@@ -234,9 +246,25 @@ func (f *Forwarder) partition(ctx context.Context, p int) {
 	q := f.queues[p]
 	subject := wire.LinesSubject(f.opts.Name, p)
 	retry := f.opts.Retry
+	var sent time.Time // when the last message was acked
+	linger := time.NewTimer(0)
+	defer linger.Stop()
 	for {
 		f.mu.Lock()
 		k, body := f.nextMessageLocked(q)
+		if k > 0 && f.opts.Linger > 0 && len(body) < f.opts.MaxMessageBytes/4 {
+			if wait := f.opts.Linger - time.Since(sent); wait > 0 {
+				f.mu.Unlock()
+				linger.Reset(wait)
+				select {
+				case <-linger.C:
+				case <-ctx.Done():
+					return
+				}
+				f.mu.Lock()
+				k, body = f.nextMessageLocked(q)
+			}
+		}
 		var first, last uint64
 		if k > 0 {
 			first, last = q.seqs[q.first], q.seqs[q.first+k-1]
@@ -267,6 +295,7 @@ func (f *Forwarder) partition(ctx context.Context, p int) {
 				return
 			}
 		}
+		sent = time.Now()
 		f.acked(q, k)
 	}
 }
