@@ -103,9 +103,10 @@ func (r *Reader) fill(ctx context.Context) error {
 					break
 				}
 			}
-		default:
+		case r.segFirst == s.syncSeg:
 			limit = s.syncOff
 		}
+		// (A segment after the synced point's has nothing synced yet.)
 		ch := s.syncCh
 		s.mu.Unlock()
 		if r.fileOff < limit {

@@ -446,15 +446,12 @@ func (s *Spool) Ack(upTo uint64) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	upTo = min(upTo, s.synced)
-	if upTo <= s.ack {
-		s.mu.Unlock()
-		return nil
-	}
-	s.ack = upTo
+	s.ack = max(s.ack, min(upTo, s.synced))
+	upTo = s.ack
 	// The active segment, once all acked, is replaced by an empty one so
-	// that it can go too. (Everything in it is synced: s.synced == s.next.)
-	if last := s.segs[len(s.segs)-1]; upTo >= s.next && last.size > 0 && !s.syncing {
+	// that it can go too. Everything in it is synced (s.synced == s.next,
+	// so no fsync runs now); the next Sync closes its file.
+	if last := s.segs[len(s.segs)-1]; upTo >= s.next && last.size > 0 {
 		if err := s.rollLocked(); err != nil {
 			s.mu.Unlock()
 			return err
@@ -553,21 +550,21 @@ func (s *Spool) Close() error {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true // no Append from here on
 	for s.syncing {
 		ch := s.syncCh
 		s.mu.Unlock()
 		<-ch
 		s.mu.Lock()
 	}
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	var err error
 	if s.synced < s.next || len(s.toSync) > 0 || s.dirDirty {
 		err = s.syncLocked()
 	}
-	s.closed = true
 	ack := s.ack
 	close(s.syncCh)
 	s.active.Close()

@@ -446,3 +446,93 @@ func kill9Child(dir string) {
 		fmt.Println(last)
 	}
 }
+
+// TestReadAckWhileAppending has writers append and sync while a reader
+// reads each record once, in order, and acks behind itself, across many
+// segment rollovers: nothing is skipped, and acked segments go.
+func TestReadAckWhileAppending(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{SegmentBytes: 512, MaxBytes: 1 << 20})
+	const writers, each = 4, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := s.Append([]byte(fmt.Sprintf("w%d-%d", w, i))); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%7 == 0 {
+					if err := s.Sync(context.Background()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+			if err := s.Sync(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := s.NewReader(1)
+	defer r.Close()
+	next := map[string]int{} // per writer, the next index expected
+	for want := uint64(1); want <= writers*each; want++ {
+		seq, rec, err := r.Next(ctx)
+		if err != nil {
+			t.Fatalf("reading %d: %v", want, err)
+		}
+		if seq != want {
+			t.Fatalf("read %d, want %d", seq, want)
+		}
+		w, i, _ := strings.Cut(string(rec), "-")
+		n, _ := strconv.Atoi(i)
+		if n != next[w] {
+			t.Fatalf("record %d is %q, want index %d of %s", seq, rec, next[w], w)
+		}
+		next[w]++
+		if seq%5 == 0 {
+			if err := s.Ack(seq + 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
+	if err := s.Ack(writers*each + 1); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Segments != 1 || st.Bytes != 0 || st.FirstUnacked != writers*each+1 {
+		t.Fatalf("stats after reading and acking all: %+v", st)
+	}
+	if segs, _ := listSegments(dir); len(segs) != 1 {
+		t.Fatalf("segment files %v after acking all, want one", segs)
+	}
+}
+
+func TestCloseKeepsUnsyncedRecords(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		s.Append(record(i))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(record(6)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after Close: %v, want ErrClosed", err)
+	}
+	s = open(t, dir, Options{})
+	got := readAll(t, s, 1, 5)
+	for i := uint64(1); i <= 5; i++ {
+		if got[i] != string(record(i)) {
+			t.Fatalf("record %d = %q after Close and Open, want %q", i, got[i], record(i))
+		}
+	}
+}
