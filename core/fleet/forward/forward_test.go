@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/driftd/driftd/core/api"
 	"github.com/driftd/driftd/core/fleet/spool"
 	"github.com/driftd/driftd/core/fleet/wire"
 	"github.com/driftd/driftd/core/metric"
@@ -21,6 +22,12 @@ import (
 )
 
 const fleet = "drifttest"
+
+// A Forwarder is the API's intake, and is synced once per request.
+var (
+	_ api.Intake                               = (*Forwarder)(nil)
+	_ interface{ Sync(context.Context) error } = (*Forwarder)(nil)
+)
 
 var backoffFast = backoff.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 

@@ -157,6 +157,14 @@ func Open(dir string, opts Options) (*Spool, error) {
 	}
 	s.ack = min(s.ack, s.next)
 	s.ackPersisted = ack
+	// Segments all below the ack point whose deletion a crash cut short.
+	for len(s.segs) > 1 && s.segs[1].first <= s.ack {
+		if err := os.Remove(filepath.Join(dir, segName(s.segs[0].first))); err != nil {
+			return nil, fmt.Errorf("open spool: delete acked segment: %w", err)
+		}
+		s.held -= s.segs[0].size
+		s.segs = s.segs[1:]
+	}
 	// A record's sequence is its segment's first plus its index there, so
 	// appending goes on in the last segment only when it ends at next.
 	if len(s.segs) > 0 && lastEnd == s.next {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -534,5 +535,38 @@ func TestCloseKeepsUnsyncedRecords(t *testing.T) {
 		if got[i] != string(record(i)) {
 			t.Fatalf("record %d = %q after Close and Open, want %q", i, got[i], record(i))
 		}
+	}
+}
+
+func TestOpenDeletesAckedSegmentsLeftBehind(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{SegmentBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 40; i++ {
+		s.Append(record(i))
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := listSegments(dir)
+	// The ack point written, then a crash before the segments went.
+	s.ackMu.Lock()
+	err = s.writeAck(before[3])
+	s.ackMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, Options{SegmentBytes: 100})
+	after, _ := listSegments(dir)
+	if !slices.Equal(after, before[3:]) {
+		t.Fatalf("segments after Open %v, want %v", after, before[3:])
+	}
+	if st := s.Stats(); st.FirstUnacked != before[3] || st.LastSeq != 40 {
+		t.Fatalf("stats %+v, want ack point %d and last 40", st, before[3])
 	}
 }
