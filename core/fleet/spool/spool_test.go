@@ -379,6 +379,7 @@ func TestKill9(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
 	cmd.Env = append(os.Environ(), "SPOOL_KILL9_DIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +404,12 @@ func TestKill9(t *testing.T) {
 		}
 		drained <- sc.Err()
 	}()
+	deadline := time.Now().Add(30 * time.Second)
 	for acked.Load() < 20000 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the child acknowledged %d records in 30s", acked.Load())
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
