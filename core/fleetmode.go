@@ -272,7 +272,10 @@ func (fh *fleetHost) status() *api.FleetStatus {
 		st.Owned = append(st.Owned, api.FleetPartition{Partition: p.Partition, AppliedSeq: p.Applied, Lines: p.Lines,
 			Pending: p.Pending, CheckpointSeq: p.CheckpointSeq, CheckpointTime: p.CheckpointTime})
 	}
-	os := fh.owner.Stats()
-	st.CheckpointErrors, st.Refused = os.CheckpointErrors, os.Refused
+	ost := fh.owner.Stats()
+	st.CheckpointErrors, st.Refused = ost.CheckpointErrors, ost.Refused
+	sst := fh.spool.Stats()
+	st.Spool = api.SpoolStatus{Bytes: sst.Bytes, MaxBytes: fh.c.Spool.MaxBytes, Records: sst.Records}
+	st.Forwarded = fh.fwd.Stats().Forwarded
 	return st
 }
