@@ -183,7 +183,7 @@ func (q *Queue) attempt(sink string, m jetstream.Msg, stop chan struct{}) {
 	queued := meta.Timestamp
 	to, ok := q.target(sink)
 	if !ok || q.stopping(stop) {
-		m.Nak()
+		q.requeue(m, job, attempt-1, meta.Sequence.Stream)
 		return
 	}
 	retry := to.Retry
@@ -221,8 +221,12 @@ func (q *Queue) attempt(sink string, m jetstream.Msg, stop chan struct{}) {
 	cancel()
 	if stopped || (err != nil && (to.Sink.Stopped() || !q.current(sink, to))) {
 		// Stopping, or a reload stopped the sink under the call: not the
-		// job's fault, so the attempt does not count.
+		// job's fault, so the attempt does not count. The reload sets the
+		// new sink in a moment; until then this worker waits.
 		q.requeue(m, job, attempt-1, meta.Sequence.Stream)
+		if !stopped {
+			q.sleep(stop, requeueWait)
+		}
 		return
 	}
 	if err == nil {

@@ -58,6 +58,9 @@ const (
 	// recover, as in jobs.
 	openLimit     = 7 * 24 * time.Hour
 	recoveryEvery = time.Second
+	// requeueWait is how long a worker whose sink a reload stopped under
+	// a delivery waits for the reload to set the new one.
+	requeueWait = 100 * time.Millisecond
 )
 
 // Headers of a job message.

@@ -3,11 +3,13 @@ package workq
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -52,12 +54,13 @@ func (r *recorder) distinct() int {
 // fail's answer (nil: delivered); with hold set, it first waits until
 // hold is closed or the delivery is cancelled.
 type fakeSink struct {
-	rec  *recorder
-	fail func(job sdk.Job) error
-	hold chan struct{}
+	rec     *recorder
+	fail    func(job sdk.Job) error
+	hold    chan struct{}
+	stopped atomic.Bool
 }
 
-func (f *fakeSink) Stopped() bool { return false }
+func (f *fakeSink) Stopped() bool { return f.stopped.Load() }
 
 func (f *fakeSink) Deliver(ctx context.Context, job sdk.Job) error {
 	f.rec.add(job)
@@ -107,7 +110,7 @@ func (l *eventLog) count(a event.Action) int {
 
 func openHost(t *testing.T, urls []string, name, instance string, replicas int, ackWait time.Duration) *host {
 	t.Helper()
-	nc, err := nats.Connect(urls[0], nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +119,7 @@ func openHost(t *testing.T, urls []string, name, instance string, replicas int, 
 		t.Fatal(err)
 	}
 	h := &host{nc: nc, events: &eventLog{}}
-	h.q, err = Open(js, Options{Name: name, Instance: instance, Replicas: replicas, AckWait: ackWait,
+	h.q, err = Open(js, Options{Log: hclog.New(&hclog.LoggerOptions{Name: instance, Level: hclog.Debug, Output: testOut{t}}), Name: name, Instance: instance, Replicas: replicas, AckWait: ackWait,
 		Publish: h.events.publish, Suppressed: func(string) { h.suppressed.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
@@ -331,6 +334,51 @@ func TestJobOfAKilledHostGoesToAnother(t *testing.T) {
 	}
 }
 
+func TestLastAttemptOfAKilledHostFails(t *testing.T) {
+	srv := natstest.StartServer(t)
+	urls := []string{srv.URL()}
+	a := openHost(t, urls, "f8", "a", 1, time.Second)
+	b := openHost(t, urls, "f8", "b", 1, time.Second)
+	rec := &recorder{}
+	a.q.SetSinks(sinks(&fakeSink{rec: rec, hold: make(chan struct{})}, 1))
+	a.q.Drift(monitor(time.Hour), drift("v1", 10), "s1")
+	testwait.For(t, 10*time.Second, "delivery started on host a", func() bool { return len(rec.got()) == 1 })
+
+	a.nc.Close() // dies on the job's one attempt
+	b.q.SetSinks(sinks(&fakeSink{rec: rec}, 1))
+	testwait.For(t, 15*time.Second, "job failed", func() bool { return b.events.count(event.JobFailed) == 1 })
+	if n := len(rec.got()); n != 1 {
+		t.Errorf("sink called %d times, want 1 (max_attempts)", n)
+	}
+	if l := b.q.List(); len(l.Failed) != 1 || l.Failed[0].Attempts != 1 || len(l.Pending) != 0 {
+		t.Errorf("list %+v, want the job failed after 1 attempt", l)
+	}
+}
+
+func TestAttemptCutByAReloadDoesNotCount(t *testing.T) {
+	srv := natstest.StartServer(t)
+	a := openHost(t, []string{srv.URL()}, "f9", "a", 1, 0)
+	rec := &recorder{}
+	old := &fakeSink{rec: rec}
+	old.fail = func(sdk.Job) error {
+		old.stopped.Store(true) // the reload stops the process under the call
+		return errors.New("sink plugin exited during delivery")
+	}
+	a.q.SetSinks(sinks(old, 1))
+	a.q.Drift(monitor(time.Hour), drift("v1", 10), "s1")
+	testwait.For(t, 10*time.Second, "delivery to the old sink", func() bool { return len(rec.got()) >= 1 })
+	a.q.SetSinks(sinks(&fakeSink{rec: rec}, 1))
+	testwait.For(t, 10*time.Second, "job delivered", func() bool { return a.events.count(event.JobDelivered) == 1 })
+	for _, j := range rec.got() {
+		if j.Attempt != 1 {
+			t.Errorf("attempt %d, want 1: an attempt a reload cut short does not count", j.Attempt)
+		}
+	}
+	if a.events.count(event.JobFailed) != 0 {
+		t.Error("the job failed")
+	}
+}
+
 func TestStopDeliveryRequeuesWithoutCounting(t *testing.T) {
 	srv := natstest.StartServer(t)
 	urls := []string{srv.URL()}
@@ -394,3 +442,7 @@ func validKey(k string) bool {
 	}
 	return k != ""
 }
+
+type testOut struct{ t *testing.T }
+
+func (w testOut) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
