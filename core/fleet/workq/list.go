@@ -14,14 +14,14 @@ import (
 )
 
 // List lists the fleet's jobs: pending, the jobs in the stream (at most
-// the first 10,000), with the attempts made before they were last queued
+// the first 1,000), with the attempts made before they were last queued
 // (the deliveries of the current message are the consumer's and are not
 // counted); failed, those in the job state bucket; delivered, the last
 // ones this host delivered. What JetStream does not answer is left out
 // (OutboxStatus counts the failed calls).
 func (q *Queue) List() jobs.List {
 	st := jobs.EmptyList()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.ctx), 2*opTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.ctx), opTimeout)
 	defer cancel()
 	q.eachPending(ctx, func(job sdk.Job, made int, queued jobs.Status) bool {
 		st.Pending = append(st.Pending, queued)
@@ -103,7 +103,7 @@ func (q *Queue) failedJobs(ctx context.Context) []jobs.Status {
 // those in delivery), failed from the job state bucket.
 func (q *Queue) Counts() (pending, failed map[string]int) {
 	pending, failed = map[string]int{}, map[string]int{}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.ctx), 2*opTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(q.ctx), opTimeout)
 	defer cancel()
 	q.mu.Lock()
 	var sinks []string

@@ -52,7 +52,7 @@ const (
 const (
 	opTimeout     = 5 * time.Second // each call to JetStream
 	fetchWait     = time.Second     // a sink worker's pull request; StopDelivery waits at most this long for it
-	listLimit     = 10000           // jobs read from the stream for List
+	listLimit     = 1000            // jobs read from the stream for List
 	keepDelivered = 100             // delivered jobs listed
 	// openLimit is how long a retrain job waits for its model version to
 	// recover, as in jobs.

@@ -108,7 +108,7 @@ func (l *eventLog) count(a event.Action) int {
 	return n
 }
 
-func openHost(t *testing.T, urls []string, name, instance string, replicas int, ackWait time.Duration) *host {
+func openHost(t testing.TB, urls []string, name, instance string, replicas int, ackWait time.Duration) *host {
 	t.Helper()
 	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -119,7 +119,11 @@ func openHost(t *testing.T, urls []string, name, instance string, replicas int, 
 		t.Fatal(err)
 	}
 	h := &host{nc: nc, events: &eventLog{}}
-	h.q, err = Open(js, Options{Log: hclog.New(&hclog.LoggerOptions{Name: instance, Level: hclog.Debug, Output: testOut{t}}), Name: name, Instance: instance, Replicas: replicas, AckWait: ackWait,
+	log := hclog.NewNullLogger()
+	if _, bench := t.(*testing.B); !bench {
+		log = hclog.New(&hclog.LoggerOptions{Name: instance, Level: hclog.Debug, Output: testOut{t}})
+	}
+	h.q, err = Open(js, Options{Log: log, Name: name, Instance: instance, Replicas: replicas, AckWait: ackWait,
 		Publish: h.events.publish, Suppressed: func(string) { h.suppressed.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
@@ -443,6 +447,6 @@ func validKey(k string) bool {
 	return k != ""
 }
 
-type testOut struct{ t *testing.T }
+type testOut struct{ t testing.TB }
 
 func (w testOut) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
