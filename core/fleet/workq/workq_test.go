@@ -283,7 +283,11 @@ func TestFailedJobIsListedAndRetried(t *testing.T) {
 		return errors.New("receiver down")
 	}}, 2))
 	a.q.Drift(monitor(time.Hour), drift("v1", 10), "s1")
-	testwait.For(t, 10*time.Second, "job failed", func() bool { return len(a.q.List().Failed) == 1 })
+	// The failed record is written before the message is terminated.
+	testwait.For(t, 10*time.Second, "job failed", func() bool {
+		l := a.q.List()
+		return len(l.Failed) == 1 && len(l.Pending) == 0
+	})
 
 	l := a.q.List()
 	f := l.Failed[0]
@@ -350,12 +354,15 @@ func TestLastAttemptOfAKilledHostFails(t *testing.T) {
 
 	a.nc.Close() // dies on the job's one attempt
 	b.q.SetSinks(sinks(&fakeSink{rec: rec}, 1))
-	testwait.For(t, 15*time.Second, "job failed", func() bool { return b.events.count(event.JobFailed) == 1 })
+	testwait.For(t, 15*time.Second, "job failed", func() bool {
+		l := b.q.List()
+		return len(l.Failed) == 1 && len(l.Pending) == 0
+	})
 	if n := len(rec.got()); n != 1 {
 		t.Errorf("sink called %d times, want 1 (max_attempts)", n)
 	}
-	if l := b.q.List(); len(l.Failed) != 1 || l.Failed[0].Attempts != 1 || len(l.Pending) != 0 {
-		t.Errorf("list %+v, want the job failed after 1 attempt", l)
+	if l := b.q.List(); l.Failed[0].Attempts != 1 || b.events.count(event.JobFailed) != 1 {
+		t.Errorf("list %+v, want the job failed after 1 attempt, reported once", l)
 	}
 }
 
