@@ -457,3 +457,47 @@ func validKey(k string) bool {
 type testOut struct{ t testing.TB }
 
 func (w testOut) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func TestRecoveredJobFollowsARetrainJob(t *testing.T) {
+	srv := natstest.StartServer(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var next atomic.Uint64
+	events := &eventLog{}
+	q, err := Open(js, Options{Name: "f10", Instance: "a", Publish: events.publish,
+		Next: func(model, version, metric string) uint64 { return next.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	rec := &recorder{}
+	q.SetSinks(sinks(&fakeSink{rec: rec}, 3))
+	q.Drift(monitor(time.Hour), drift("v1", 10), "s1")
+	q.Drift(monitor(time.Hour), drift("v1", 15), "s1") // in the cooldown: recovery waits for 25
+	q.Drift(monitor(time.Hour), drift("v2", 10), "s2")
+	testwait.For(t, 10*time.Second, "retrain jobs delivered", func() bool { return rec.distinct() == 2 })
+	q.Retired("m", "v2") // no recovered job follows a retired version's
+
+	next.Store(25) // not past v1's last drift's window yet
+	time.Sleep(2 * recoveryEvery)
+	if n := len(rec.got()); n != 2 {
+		t.Fatalf("%d deliveries before v1 recovered, want 2", n)
+	}
+	next.Store(26)
+	testwait.For(t, 10*time.Second, "recovered job delivered", func() bool { return len(rec.got()) == 3 })
+	id := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID)
+	r := rec.got()[2]
+	if r.ID != id+"-recovered" || r.Kind != sdk.JobRecovered || r.Resolves != id {
+		t.Errorf("recovered job %+v, want %s-recovered resolving %s", r, id, id)
+	}
+	q.mu.Lock()
+	open := len(q.open)
+	q.mu.Unlock()
+	if open != 0 {
+		t.Errorf("%d jobs still followed", open)
+	}
+}
