@@ -181,9 +181,12 @@ func (q *Queue) attempt(sink string, m jetstream.Msg, stop chan struct{}) {
 	before, _ := strconv.Atoi(m.Headers().Get(headerAttempts))
 	attempt := before + int(meta.NumDelivered)
 	queued := meta.Timestamp
+	if t, err := time.Parse(time.RFC3339Nano, m.Headers().Get(headerQueued)); err == nil {
+		queued = t
+	}
 	to, ok := q.target(sink)
 	if !ok || q.stopping(stop) {
-		q.requeue(m, job, attempt-1, meta.Sequence.Stream)
+		q.requeue(m, job, attempt-1, queued, meta.Sequence.Stream)
 		return
 	}
 	retry := to.Retry
@@ -223,7 +226,7 @@ func (q *Queue) attempt(sink string, m jetstream.Msg, stop chan struct{}) {
 		// Stopping, or a reload stopped the sink under the call: not the
 		// job's fault, so the attempt does not count. The reload sets the
 		// new sink in a moment; until then this worker waits.
-		q.requeue(m, job, attempt-1, meta.Sequence.Stream)
+		q.requeue(m, job, attempt-1, queued, meta.Sequence.Stream)
 		if !stopped {
 			q.sleep(stop, requeueWait)
 		}
@@ -293,14 +296,14 @@ func (q *Queue) current(sink string, to jobs.Target) bool {
 }
 
 // requeue puts the job of m back into the stream for any host, counting
-// made as the attempts made, and acks m. Its Nats-Msg-Id names m's stream
+// made as the attempts made since queued, and acks m. Its Nats-Msg-Id names m's stream
 // sequence, so m requeued twice (its ack lost) is one message. When the
 // stream cannot be written m is NAKed instead, and the attempt counts.
-func (q *Queue) requeue(m jetstream.Msg, job sdk.Job, made int, seq uint64) {
+func (q *Queue) requeue(m jetstream.Msg, job sdk.Job, made int, queued time.Time, seq uint64) {
 	ctx, cancel := q.settleCtx()
 	defer cancel()
 	job.Attempt = 0
-	if err := q.publishJob(ctx, job, job.ID+".requeued."+strconv.FormatUint(seq, 10), made, "requeued: the attempt was cut short by a stop or reload"); err != nil {
+	if err := q.publishJob(ctx, job, job.ID+".requeued."+strconv.FormatUint(seq, 10), made, queued, "requeued: the attempt was cut short by a stop or reload"); err != nil {
 		m.Nak()
 		return
 	}
@@ -376,7 +379,7 @@ func (q *Queue) Retry(id string) (jobs.Status, error) {
 	}
 	msg := "queued again by POST /v1/jobs/" + id + "/retry; last error: " + rec.LastError
 	msgID := id + ".retry." + strconv.FormatUint(entry.Revision(), 10)
-	if err := q.publishJob(ctx, rec.Job, msgID, 0, msg); err != nil {
+	if err := q.publishJob(ctx, rec.Job, msgID, 0, time.Time{}, msg); err != nil {
 		return jobs.Status{}, err
 	}
 	if err := q.state.Delete(ctx, failedKey(id), jetstream.LastRevision(entry.Revision())); err != nil &&

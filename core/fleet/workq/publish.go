@@ -166,7 +166,7 @@ func (q *Queue) flush(ctx context.Context) bool {
 func (q *Queue) put(ctx context.Context, it *item) error {
 	if it.recovered != nil {
 		if it.done == 0 {
-			if err := q.publishJob(ctx, *it.recovered, it.recovered.ID, 0, ""); err != nil {
+			if err := q.publishJob(ctx, *it.recovered, it.recovered.ID, 0, time.Time{}, ""); err != nil {
 				return err
 			}
 			it.done = 1
@@ -230,7 +230,7 @@ func (q *Queue) putSink(ctx context.Context, it *item, sink string) error {
 			Event: sdk.Event{Seq: e.Seq, Type: string(e.Type), Time: e.Time, Index: e.Index,
 				WindowSize: e.WindowSize, WindowMean: e.WindowMean, Details: e.Details},
 		}
-		if err := q.publishJob(ctx, job, id, 0, ""); err != nil {
+		if err := q.publishJob(ctx, job, id, 0, time.Time{}, ""); err != nil {
 			return err
 		}
 		q.opened(job, it.stream, e.Index+uint64(it.window))
@@ -239,10 +239,11 @@ func (q *Queue) putSink(ctx context.Context, it *item, sink string) error {
 	return fmt.Errorf("cooldown of %s for sink %s: the key keeps changing", e.Model+"/"+e.Version, sink)
 }
 
-// publishJob publishes job to its sink's subject with msgID as Nats-Msg-Id
-// and attempts as the attempts made already, and reports it queued unless
-// the stream had it. msg is the queued event's message.
-func (q *Queue) publishJob(ctx context.Context, job sdk.Job, msgID string, attempts int, msg string) error {
+// publishJob publishes job to its sink's subject with msgID as Nats-Msg-Id,
+// attempts as the attempts made already and queued as when it was queued
+// (zero: now; max_age counts from it), and reports it queued unless the
+// stream had it. msg is the queued event's message.
+func (q *Queue) publishJob(ctx context.Context, job sdk.Job, msgID string, attempts int, queued time.Time, msg string) error {
 	data, err := json.Marshal(job)
 	if err != nil {
 		return fmt.Errorf("encode job %s: %w", job.ID, err)
@@ -250,6 +251,9 @@ func (q *Queue) publishJob(ctx context.Context, job sdk.Job, msgID string, attem
 	m := &nats.Msg{Subject: Subject(q.name, job.Sink), Data: data, Header: nats.Header{}}
 	m.Header.Set(headerOrigin, q.instance)
 	m.Header.Set(headerAttempts, strconv.Itoa(attempts))
+	if !queued.IsZero() {
+		m.Header.Set(headerQueued, queued.UTC().Format(time.RFC3339Nano))
+	}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	ack, err := q.js.PublishMsg(cctx, m, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StreamName(q.name)))

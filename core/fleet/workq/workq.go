@@ -69,6 +69,9 @@ const (
 	// published: a job queued again by a reload that stopped its sink
 	// mid-attempt keeps its count.
 	headerAttempts = "Driftd-Attempts"
+	// headerQueued is when a requeued job was queued, RFC 3339; the
+	// message's own time for the rest.
+	headerQueued = "Driftd-Queued"
 	// headerOrigin names the instance that published the message.
 	headerOrigin = "Driftd-Origin"
 )

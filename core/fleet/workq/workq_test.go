@@ -501,3 +501,22 @@ func TestRecoveredJobFollowsARetrainJob(t *testing.T) {
 		t.Errorf("%d jobs still followed", open)
 	}
 }
+
+func TestJobFailsPastMaxAge(t *testing.T) {
+	srv := natstest.StartServer(t)
+	a := openHost(t, []string{srv.URL()}, "f11", "a", 1, 0)
+	rec := &recorder{}
+	s := sinks(&fakeSink{rec: rec, fail: func(sdk.Job) error { return errors.New("receiver down") }}, 0)
+	tg := s.ByID[sinkID]
+	tg.Retry.MaxAge = 300 * time.Millisecond
+	s.ByID[sinkID] = tg
+	a.q.SetSinks(s)
+	a.q.Drift(monitor(time.Hour), drift("v1", 10), "s1")
+	testwait.For(t, 10*time.Second, "job failed", func() bool {
+		l := a.q.List()
+		return len(l.Failed) == 1 && len(l.Pending) == 0
+	})
+	if f := a.q.List().Failed[0]; !strings.Contains(f.LastError, "max_age") || f.Attempts != len(rec.got()) {
+		t.Errorf("failed job %+v after %d attempts, want it failed for max_age", f, len(rec.got()))
+	}
+}
