@@ -148,7 +148,6 @@ func (q *Queue) work(sink string, stop chan struct{}) {
 			q.sleep(stop, bo.Next(q.now()))
 			continue
 		}
-		bo.Up(q.now())
 		bo = backoff.Backoff{Initial: bo.Initial, Max: bo.Max}
 	}
 }
@@ -203,7 +202,9 @@ func (q *Queue) attempt(sink string, m jetstream.Msg, stop chan struct{}) {
 	// Tell the server the delivery goes on, so a slow one is not given
 	// to another host.
 	ctx, cancel := context.WithCancel(q.ctx)
+	progress := make(chan struct{})
 	go func() {
+		defer close(progress)
 		t := time.NewTicker(q.ackWait / 3)
 		defer t.Stop()
 		for {
@@ -222,6 +223,7 @@ func (q *Queue) attempt(sink string, m jetstream.Msg, stop chan struct{}) {
 	err = to.Sink.Deliver(ctx, job)
 	stopped := ctx.Err() != nil
 	cancel()
+	<-progress
 	if stopped || (err != nil && (to.Sink.Stopped() || !q.current(sink, to))) {
 		// Stopping, or a reload stopped the sink under the call: not the
 		// job's fault, so the attempt does not count. The reload sets the
