@@ -148,3 +148,40 @@ func TestRestoreKeepsWithinTheBudget(t *testing.T) {
 		t.Errorf("marks of an unrouted restored window: %v", m)
 	}
 }
+
+// A drift or a replay mark changes the snapshot, though no count does: the
+// Mark says so.
+func TestMarkChangesWithReplays(t *testing.T) {
+	ws := NewStore(retainLimit)
+	w := ws.Get("m", "v1", 10)
+	r := &reader{1}
+	w.Lock()
+	w.SetRoutingLocked(routing{"x": {r}}, 10)
+	s := w.SeriesLocked("x")
+	s.KeepForReplaysLocked(true)
+	for i := range 20 {
+		s.Add(float64(i))
+	}
+	w.Unlock()
+	last := ws.Mark(1)
+	for name, change := range map[string]func(){
+		"first mark":    func() { s.MarkLocked(r, 0) },
+		"drift":         func() { s.DriftLocked(5, "test.r1", time.Now()) },
+		"mark at drift": func() { s.MarkLocked(r, 6) },
+	} {
+		w.Lock()
+		change()
+		w.Unlock()
+		if m := ws.Mark(1); m == last {
+			t.Errorf("%s: Mark unchanged", name)
+		} else {
+			last = m
+		}
+	}
+	w.Lock()
+	s.MarkLocked(r, 6)
+	w.Unlock()
+	if ws.Mark(1) != last {
+		t.Error("the same mark again changed the Mark")
+	}
+}

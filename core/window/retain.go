@@ -137,10 +137,13 @@ func (s *Series) ReleaseLocked() { s.setKeep(math.MaxUint64) }
 // window's routing feeds. A reader without a mark yet holds keep where it
 // is: its first value is at or after it. The window's lock is held.
 func (s *Series) MarkLocked(r Reader, from uint64) {
-	if k := s.markOf(r); k < 0 {
-		s.marks = append(s.marks, mark{r: r, from: from})
-	} else {
-		s.marks[k].from = from
+	if k := s.markOf(r); k < 0 || s.marks[k].from != from {
+		s.w.store.replays.Add(1) // the next snapshot differs
+		if k < 0 {
+			s.marks = append(s.marks, mark{r: r, from: from})
+		} else {
+			s.marks[k].from = from
+		}
 	}
 	if s.w.routing == nil {
 		return

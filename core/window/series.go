@@ -241,6 +241,7 @@ func (s *Series) DriftLocked(i uint64, by string, at time.Time) (size int, repea
 		s.lastDrift, s.lastDriftAt, s.lastDriftBy = i, at, by
 	}
 	s.drifts++
+	s.w.store.replays.Add(1)
 	return s.SizeAt(i), repeat
 }
 

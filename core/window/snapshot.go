@@ -18,20 +18,22 @@ type Set func(model, version string) bool
 func All(string, string) bool { return true }
 
 // Mark tells whether the windows changed since a snapshot: a stream's count
-// only grows but when its window is retired, and values are only dropped
-// when a new config resizes a window.
+// only grows but when its window is retired, values are only dropped when a
+// new config resizes a window, and what a snapshot keeps for replays and of
+// drifts changes only with a drift or a detector's first value of a stream.
 type Mark struct {
 	windows int
 	counts  uint64 // the sum of every stream's count
 	gen     uint64
 	removed uint64 // windows retired, which a new window may replace
+	replays uint64 // drifts recorded and replay marks set, ever
 }
 
 // Mark sums up the windows, under config generation gen, for comparison
 // with the Mark of the last snapshot.
 func (st *Store) Mark(gen uint64) Mark {
 	st.mu.RLock()
-	m := Mark{gen: gen, removed: st.removed}
+	m := Mark{gen: gen, removed: st.removed, replays: st.replays.Load()}
 	st.mu.RUnlock()
 	for _, w := range st.All() {
 		w.mu.Lock()
