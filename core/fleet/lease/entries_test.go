@@ -12,6 +12,7 @@ import (
 
 // Reading a bucket while its keys are rewritten still sees every key.
 func TestEntriesWhileRewritten(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	js := connect(t, srv.URL())
 	ctx := context.Background()

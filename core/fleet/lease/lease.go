@@ -91,7 +91,7 @@ type Member struct {
 
 // Stats count what happened to this instance's leases.
 type Stats struct {
-	Takeovers   uint64 // partitions acquired that another instance owned before
+	Takeovers   uint64 // partitions acquired that this instance last saw owned by another
 	LeaseLosses uint64 // leases lost (not renewed in time, or taken)
 	Releases    uint64 // leases given up on purpose
 }
@@ -152,8 +152,8 @@ type seams struct {
 	// gate runs at the top of every round of both loops; a test blocks in
 	// it to pause the manager the way SIGSTOP would.
 	gate func()
-	// renewed is told of every successful renew.
-	renewed func(p int)
+	// renewing is told of every renew about to be sent.
+	renewing func(p int)
 }
 
 // Start creates the buckets if missing, joins the membership and starts
@@ -177,8 +177,8 @@ func start(ctx context.Context, js jetstream.JetStream, opts Options, h Handler,
 	if seam.gate == nil {
 		seam.gate = func() {}
 	}
-	if seam.renewed == nil {
-		seam.renewed = func(int) {}
+	if seam.renewing == nil {
+		seam.renewing = func(int) {}
 	}
 	members, memberStream, err := bucket(ctx, js, opts.Name+"_members", opts)
 	if err != nil {
@@ -346,7 +346,8 @@ func (m *Manager) Stats() Stats {
 
 // Stop stops claiming, releases every partition held (Releasing, then the
 // lease key is deleted) and leaves the membership. A lease already past
-// its deadline is reported Lost instead. ctx bounds the deletes.
+// its deadline is reported Lost instead. ctx bounds the deletes. Stop must
+// not be called from a Handler's callback.
 func (m *Manager) Stop(ctx context.Context) {
 	m.stopOnce.Do(func() {
 		m.stopAssign()
@@ -397,45 +398,56 @@ func (m *Manager) renew(ctx context.Context) {
 	if _, err := m.members.Put(ctx, m.memberKey, m.heartbeat); err != nil {
 		m.log.Debug("membership heartbeat", "error", err)
 	}
-	m.kvMu.Lock()
-	defer m.kvMu.Unlock()
 	for _, p := range m.Owned() {
-		m.mu.Lock()
-		l := m.held[p]
-		m.mu.Unlock()
-		if l == nil {
-			continue
-		}
-		m.mu.Lock()
-		rev, deadline := l.rev, l.deadline
-		m.mu.Unlock()
-		sent := time.Now()
-		if !sent.Before(deadline) {
-			m.lose(l, "not renewed in time")
-			continue
-		}
-		rev, err := m.leases.Update(ctx, leaseKey(p), []byte(m.opts.Instance), rev)
-		switch {
-		case err == nil && time.Now().Before(deadline):
-			m.mu.Lock()
-			l.rev, l.deadline = rev, sent.Add(m.opts.TTL)
-			m.mu.Unlock()
-			m.seam.renewed(p)
-		case err == nil:
-			// The answer came after the deadline: the lease went invalid
-			// meanwhile and stays lost; the key is freed for the next owner.
-			m.lose(l, "renewed too late")
-			if err := m.leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev)); err != nil {
-				m.log.Debug("free late-renewed lease", "partition", p, "error", err)
-			}
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			m.lose(l, "taken or expired")
-		case !time.Now().Before(deadline):
-			m.lose(l, "not renewed in time: "+err.Error())
-		default:
-			m.log.Debug("renew lease", "partition", p, "error", err)
+		if l, why := m.renewLease(ctx, p); l != nil {
+			m.lose(l, why)
 		}
 	}
+}
+
+// renewLease renews p's lease, returning it with the reason when it is lost.
+func (m *Manager) renewLease(ctx context.Context, p int) (*lease, string) {
+	m.kvMu.Lock()
+	defer m.kvMu.Unlock()
+	m.mu.Lock()
+	l := m.held[p]
+	if l == nil {
+		m.mu.Unlock()
+		return nil, ""
+	}
+	rev, deadline := l.rev, l.deadline
+	m.mu.Unlock()
+	sent := time.Now()
+	if !sent.Before(deadline) {
+		return l, "not renewed in time"
+	}
+	m.seam.renewing(p)
+	rev, err := m.leases.Update(ctx, leaseKey(p), []byte(m.opts.Instance), rev)
+	if err == nil {
+		m.mu.Lock()
+		late := !time.Now().Before(deadline)
+		if !late {
+			l.rev, l.deadline = rev, sent.Add(m.opts.TTL)
+		}
+		m.mu.Unlock()
+		if !late {
+			return nil, ""
+		}
+		// The answer came after the deadline: the lease went invalid
+		// meanwhile and stays lost; its key is freed for the next owner.
+		if err := m.leases.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev)); err != nil {
+			m.log.Debug("free late-renewed lease", "partition", p, "error", err)
+		}
+		return l, "renewed too late"
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return l, "taken or expired"
+	case !time.Now().Before(deadline):
+		return l, "not renewed in time: " + err.Error()
+	}
+	m.log.Debug("renew lease", "partition", p, "error", err)
+	return nil, ""
 }
 
 // loseExpired loses every lease past its deadline.

@@ -29,7 +29,7 @@ const (
 type event struct {
 	at   time.Time
 	inst string
-	kind string // acquired, released (Releasing returned), lost, renewed
+	kind string // acquired, released (Releasing returned), lost, renew (about to be sent)
 	p    int
 }
 
@@ -124,16 +124,18 @@ type node struct {
 }
 
 type fleet struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	bucket string
 	j      *journal
+	ttl    time.Duration
+	settle time.Duration
 }
 
 var fleetSeq atomic.Int32
 
-func newFleet(t *testing.T, url string) *fleet {
-	return &fleet{t: t, url: url, bucket: fmt.Sprintf("lt%d", fleetSeq.Add(1)), j: &journal{}}
+func newFleet(t testing.TB, url string) *fleet {
+	return &fleet{t: t, url: url, bucket: fmt.Sprintf("lt%d", fleetSeq.Add(1)), j: &journal{}, ttl: testTTL, settle: testSettle}
 }
 
 func connect(t testing.TB, url string) jetstream.JetStream {
@@ -156,8 +158,8 @@ func (f *fleet) start(name string) *node {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	m, err := start(ctx, connect(f.t, f.url), f.opts(name), n.rec, seams{
-		gate:    n.pause.gate,
-		renewed: func(p int) { f.j.add(name, "renewed", p) },
+		gate:     n.pause.gate,
+		renewing: func(p int) { f.j.add(name, "renew", p) },
 	})
 	if err != nil {
 		cancel()
@@ -173,7 +175,7 @@ func (f *fleet) start(name string) *node {
 }
 
 func (f *fleet) opts(name string) Options {
-	return Options{Name: f.bucket, Instance: name, Partitions: testPartitions, Replicas: 1, TTL: testTTL, Settle: testSettle}
+	return Options{Name: f.bucket, Instance: name, Partitions: testPartitions, Replicas: 1, TTL: f.ttl, Settle: f.settle}
 }
 
 // balanced reports whether the nodes' valid leases cover every partition
@@ -286,6 +288,7 @@ func (w *overlapWatch) check(t *testing.T) {
 }
 
 func TestSpread(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	for _, count := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint(count), func(t *testing.T) {
@@ -331,11 +334,22 @@ func TestSpread(t *testing.T) {
 // Stop hands the partitions over: the old owner's Releasing has returned
 // before the new owner's Acquired starts.
 func TestStopHandsOver(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	f := newFleet(t, srv.URL())
 	a, b := f.start("alpha"), f.start("bravo")
 	testwait.For(t, waitLong, "partitions spread", func() bool { return balanced(a, b) })
 	had := a.m.Owned()
+	testwait.For(t, waitLong, "bravo saw alpha's partitions", func() bool {
+		owners := b.m.Owners()
+		for _, p := range had {
+			if owners[p] != "alpha" {
+				return false
+			}
+		}
+		return true
+	})
+	w := watchOverlap(a, b)
 	before := a.m.Stats()
 	stopped := time.Now()
 	a.m.Stop(context.Background())
@@ -343,6 +357,7 @@ func TestStopHandsOver(t *testing.T) {
 		t.Fatalf("after Stop alpha owns %v", got)
 	}
 	testwait.For(t, waitLong, "bravo owns every partition", func() bool { return balanced(b) })
+	w.check(t)
 	for _, p := range had {
 		rel := f.j.find(func(e event) bool { return e.inst == "alpha" && e.kind == "released" && e.p == p })
 		acq := f.j.find(func(e event) bool {
@@ -367,6 +382,7 @@ func TestStopHandsOver(t *testing.T) {
 // A manager whose context ends without Stop (kill -9) releases nothing;
 // its partitions are taken over once its leases expire.
 func TestKilledOwnerTakenOver(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	f := newFleet(t, srv.URL())
 	a, b, c := f.start("alpha"), f.start("bravo"), f.start("charlie")
@@ -390,7 +406,7 @@ func TestKilledOwnerTakenOver(t *testing.T) {
 		}
 	}
 	t.Logf("kill -> last partition acquired: %v (ttl %v)", last.Sub(killed), testTTL)
-	if evs := f.j.find(func(e event) bool { return e.inst == "alpha" && e.kind != "renewed" && e.at.After(killed) }); len(evs) != 0 {
+	if evs := f.j.find(func(e event) bool { return e.inst == "alpha" && e.kind != "renew" && e.at.After(killed) }); len(evs) != 0 {
 		t.Errorf("alpha's handler was called after the kill: %+v", evs)
 	}
 	for _, p := range had {
@@ -407,6 +423,7 @@ func TestKilledOwnerTakenOver(t *testing.T) {
 // A manager paused past its TTL (SIGSTOP) sees its leases invalid, is
 // taken over, and on resuming loses each lease without renewing it.
 func TestPausedOwnerLosesEveryLease(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	f := newFleet(t, srv.URL())
 	a, b := f.start("alpha"), f.start("bravo")
@@ -439,9 +456,102 @@ func TestPausedOwnerLosesEveryLease(t *testing.T) {
 	w.check(t)
 }
 
+// Alone, a manager paused just past its TTL finds every lease invalid when
+// it resumes, keys expired or not, and loses each without renewing it.
+func TestPausedPastTTLNeverRenews(t *testing.T) {
+	t.Parallel()
+	srv := natstest.StartServer(t)
+	f := newFleet(t, srv.URL())
+	a := f.start("alpha")
+	testwait.For(t, waitLong, "alpha owns every partition", func() bool { return balanced(a) })
+	a.pause.pause()
+	time.Sleep(testTTL + 10*time.Millisecond)
+	for p := range testPartitions {
+		if a.m.Valid(p) {
+			t.Fatalf("partition %d valid after a pause past the TTL", p)
+		}
+	}
+	resumed := time.Now()
+	a.pause.resume()
+	testwait.For(t, waitLong, "alpha lost every partition", func() bool {
+		return len(f.j.find(func(e event) bool { return e.kind == "lost" && e.at.After(resumed) })) == testPartitions
+	})
+	for p := range testPartitions {
+		evs := f.j.find(func(e event) bool { return e.p == p && e.at.After(resumed) })
+		if evs[0].kind != "lost" {
+			t.Errorf("partition %d: first call after resuming was %s, want lost", p, evs[0].kind)
+		}
+	}
+	// Then it claims them again, as new leases.
+	testwait.For(t, waitLong, "alpha owns every partition again", func() bool { return balanced(a) })
+}
+
+// With the server gone, leases are kept until their deadline and then
+// lost; when it returns, the partitions are claimed again.
+func TestServerDownLosesLeases(t *testing.T) {
+	t.Parallel()
+	srv := natstest.StartServer(t)
+	f := newFleet(t, srv.URL())
+	a := f.start("alpha")
+	testwait.For(t, waitLong, "alpha owns every partition", func() bool { return balanced(a) })
+	killed := time.Now()
+	srv.Kill()
+	testwait.For(t, waitLong, "every lease lost", func() bool { return len(a.m.Owned()) == 0 })
+	lost := f.j.find(func(e event) bool { return e.kind == "lost" && e.at.After(killed) })
+	if len(lost) != testPartitions {
+		t.Fatalf("%d Lost calls, want %d", len(lost), testPartitions)
+	}
+	t.Logf("server killed -> first lease lost: %v (ttl %v)", lost[0].at.Sub(killed), testTTL)
+	for _, e := range lost {
+		if e.at.Sub(killed) < 0 {
+			t.Fatalf("lost %d before the kill", e.p)
+		}
+	}
+	srv.Start(t)
+	testwait.For(t, waitLong, "alpha owns every partition again", func() bool { return balanced(a) })
+	if st := a.m.Stats(); st.LeaseLosses != testPartitions {
+		t.Errorf("stats %+v, want %d lease losses", st, testPartitions)
+	}
+}
+
+// A member that keeps appearing and vanishing moves no partition: the
+// membership never holds still for Settle.
+func TestFlappingMemberMovesNothing(t *testing.T) {
+	t.Parallel()
+	srv := natstest.StartServer(t)
+	f := newFleet(t, srv.URL())
+	nodes := []*node{f.start("alpha"), f.start("bravo"), f.start("charlie")}
+	testwait.For(t, waitLong, "partitions spread over 3", func() bool { return balanced(nodes...) })
+	ctx := context.Background()
+	kv, err := connect(t, srv.URL()).KeyValue(ctx, f.bucket+"_members")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// delta's heartbeat, written here, is seen by a few polls of each
+	// manager, then gone for as long.
+	from := time.Now()
+	for time.Since(from) < 2*testSettle+testTTL {
+		if _, err := kv.Put(ctx, "delta", []byte(`{"instance":"delta","started":"2026-01-01T00:00:00Z"}`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(testSettle / 2)
+		if err := kv.Delete(ctx, "delta"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(testSettle / 2)
+	}
+	if evs := f.j.find(func(e event) bool { return e.kind != "renew" && e.at.After(from) }); len(evs) != 0 {
+		t.Errorf("partitions moved while delta flapped: %+v", evs)
+	}
+	if !balanced(nodes...) {
+		t.Errorf("partitions no longer spread over 3")
+	}
+}
+
 // A fourth member gets its share after Settle, and no partition is valid
 // on two members at any instant of the move.
 func TestJoinRebalances(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	f := newFleet(t, srv.URL())
 	nodes := []*node{f.start("alpha"), f.start("bravo"), f.start("charlie")}
@@ -466,6 +576,7 @@ func TestJoinRebalances(t *testing.T) {
 
 // A failed takeover gives the lease back; the partition is claimed again.
 func TestAcquiredErrorReleases(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	f := newFleet(t, srv.URL())
 	var fails atomic.Int32
@@ -494,6 +605,7 @@ func TestAcquiredErrorReleases(t *testing.T) {
 }
 
 func TestStartRefuses(t *testing.T) {
+	t.Parallel()
 	srv := natstest.StartServer(t)
 	js := connect(t, srv.URL())
 	f := newFleet(t, srv.URL())
