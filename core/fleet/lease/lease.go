@@ -44,10 +44,14 @@ import (
 // ErrInvalidOptions reports Options that cannot work.
 var ErrInvalidOptions = errors.New("invalid lease options")
 
-// ErrTTLMismatch reports an existing bucket whose TTL differs from
-// Options.TTL: every instance must agree on the TTL, or one could take a
-// partition that another still believes it holds.
-var ErrTTLMismatch = errors.New("lease bucket TTL differs from lease_ttl")
+// ErrBucketMismatch reports an existing bucket made with another TTL or
+// number of partitions than Options name. Every instance must agree on
+// both: with another TTL one could take a partition that another still
+// believes it holds, with other partitions they would not agree on owners.
+var ErrBucketMismatch = errors.New("lease bucket made with other settings")
+
+// metaPartitions is the bucket metadata key naming Options.Partitions.
+const metaPartitions = "driftd_partitions"
 
 // Options configure a Manager.
 type Options struct {
@@ -66,7 +70,9 @@ type Options struct {
 // and Releasing run on the manager's goroutine, one partition at a time.
 // Lost may run on another goroutine, concurrently with a callback for a
 // different partition, never with one for the same partition: a lease lost
-// while its Acquired runs is reported when Acquired returns.
+// while its Acquired runs is reported when Acquired returns, one lost while
+// its Releasing runs is not reported (the handler is stopping already).
+// Lost runs on the goroutine that renews every lease: it must return soon.
 type Handler interface {
 	// Acquired: p's lease is ours. The handler starts owning (loads a
 	// checkpoint, starts consuming) and returns when it has taken over or
@@ -102,7 +108,12 @@ type memberValue struct {
 	Started  time.Time `json:"started"`
 }
 
-// A Manager holds this instance's membership and partition leases.
+// A Manager holds this instance's membership and partition leases. It runs
+// two goroutines, both stopped by Stop or by the end of Start's context:
+// the renewer writes the heartbeat and renews every lease each TTL/4, and
+// is never held up by the handler; the assigner reads both buckets each
+// TTL/4, claims and releases, and runs Acquired and Releasing, which may
+// take as long as loading a checkpoint takes.
 type Manager struct {
 	opts         Options
 	h            Handler
@@ -144,7 +155,6 @@ type lease struct {
 	cancel   context.CancelFunc
 	busy     bool // Acquired or Releasing runs for p
 	lost     bool
-	release  bool // given up on purpose
 }
 
 // seams let tests stand for what only another process could do.
@@ -159,7 +169,8 @@ type seams struct {
 // Start creates the buckets if missing, joins the membership and starts
 // claiming partitions. Cancelling ctx stops the manager without releasing
 // anything, as if the process died: the handler is told nothing more, and
-// the leases expire by the bucket TTL. Stop releases instead.
+// the leases expire by the bucket TTL. Stop releases instead (also after
+// ctx ended, what is still valid).
 func Start(ctx context.Context, js jetstream.JetStream, opts Options, h Handler) (*Manager, error) {
 	return start(ctx, js, opts, h, seams{})
 }
@@ -257,6 +268,7 @@ func bucket(ctx context.Context, js jetstream.JetStream, name string, opts Optio
 			TTL:      opts.TTL,
 			Storage:  jetstream.FileStorage,
 			Replicas: max(opts.Replicas, 1),
+			Metadata: map[string]string{metaPartitions: strconv.Itoa(opts.Partitions)},
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) { // created by another instance meanwhile
 			kv, err = js.KeyValue(ctx, name)
@@ -269,8 +281,12 @@ func bucket(ctx context.Context, js jetstream.JetStream, name string, opts Optio
 	if err != nil {
 		return nil, nil, fmt.Errorf("bucket %s stream: %w", name, err)
 	}
-	if ttl := stream.CachedInfo().Config.MaxAge; ttl != opts.TTL {
-		return nil, nil, fmt.Errorf("%w: bucket %s has %v, lease_ttl is %v", ErrTTLMismatch, name, ttl, opts.TTL)
+	cfg := stream.CachedInfo().Config
+	if cfg.MaxAge != opts.TTL {
+		return nil, nil, fmt.Errorf("%w: bucket %s has ttl %v, lease_ttl is %v", ErrBucketMismatch, name, cfg.MaxAge, opts.TTL)
+	}
+	if n, ok := cfg.Metadata[metaPartitions]; ok && n != strconv.Itoa(opts.Partitions) {
+		return nil, nil, fmt.Errorf("%w: bucket %s has %s partitions, partitions is %d", ErrBucketMismatch, name, n, opts.Partitions)
 	}
 	return kv, stream, nil
 }
@@ -675,7 +691,7 @@ func (m *Manager) release(ctx context.Context, l *lease) {
 		m.mu.Unlock()
 		return
 	}
-	l.busy, l.release = true, true
+	l.busy = true
 	m.mu.Unlock()
 	m.h.Releasing(l.p)
 	m.mu.Lock()

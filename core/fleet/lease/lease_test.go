@@ -622,7 +622,12 @@ func TestStartRefuses(t *testing.T) {
 	defer m.Stop(ctx)
 	other := f.opts("bravo")
 	other.TTL = 3 * time.Second
-	if _, err := Start(ctx, js, other, &recorder{j: f.j}); !errors.Is(err, ErrTTLMismatch) {
-		t.Errorf("Start with another TTL than the bucket's: %v, want ErrTTLMismatch", err)
+	if _, err := Start(ctx, js, other, &recorder{j: f.j}); !errors.Is(err, ErrBucketMismatch) {
+		t.Errorf("Start with another TTL than the bucket's: %v, want ErrBucketMismatch", err)
+	}
+	other = f.opts("bravo")
+	other.Partitions = 32
+	if _, err := Start(ctx, js, other, &recorder{j: f.j}); !errors.Is(err, ErrBucketMismatch) {
+		t.Errorf("Start with other partitions than the bucket's: %v, want ErrBucketMismatch", err)
 	}
 }
