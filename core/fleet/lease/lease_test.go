@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/driftd/driftd/internal/natstest"
 	"github.com/driftd/driftd/internal/testwait"
+	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -124,18 +126,20 @@ type node struct {
 }
 
 type fleet struct {
-	t      testing.TB
-	url    string
-	bucket string
-	j      *journal
-	ttl    time.Duration
-	settle time.Duration
+	t        testing.TB
+	url      string
+	bucket   string
+	j        *journal
+	ttl      time.Duration
+	settle   time.Duration
+	replicas int
+	log      hclog.Logger
 }
 
 var fleetSeq atomic.Int32
 
 func newFleet(t testing.TB, url string) *fleet {
-	return &fleet{t: t, url: url, bucket: fmt.Sprintf("lt%d", fleetSeq.Add(1)), j: &journal{}, ttl: testTTL, settle: testSettle}
+	return &fleet{t: t, url: url, bucket: fmt.Sprintf("lt%d", fleetSeq.Add(1)), j: &journal{}, ttl: testTTL, settle: testSettle, replicas: 1}
 }
 
 func connect(t testing.TB, url string) jetstream.JetStream {
@@ -175,7 +179,7 @@ func (f *fleet) start(name string) *node {
 }
 
 func (f *fleet) opts(name string) Options {
-	return Options{Name: f.bucket, Instance: name, Partitions: testPartitions, Replicas: 1, TTL: f.ttl, Settle: f.settle}
+	return Options{Name: f.bucket, Instance: name, Partitions: testPartitions, Replicas: f.replicas, TTL: f.ttl, Settle: f.settle, Log: f.log}
 }
 
 // balanced reports whether the nodes' valid leases cover every partition
@@ -546,6 +550,63 @@ func TestFlappingMemberMovesNothing(t *testing.T) {
 	if !balanced(nodes...) {
 		t.Errorf("partitions no longer spread over 3")
 	}
+}
+
+// A lease key changed behind the owner's back fails its next renew: the
+// lease is lost at once, then claimed anew. On three replicas, whose
+// servers report the conflict with another error code than one server.
+func TestLeaseTakenLosesAtOnce(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	f := newFleet(t, c.Servers[0].URL())
+	f.replicas = 3
+	var logs syncBuffer
+	f.log = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
+	a := f.start("alpha")
+	testwait.For(t, waitLong, "alpha owns every partition", func() bool { return balanced(a) })
+	ctx := context.Background()
+	kv, err := connect(t, c.Servers[1].URL()).KeyValue(ctx, f.bucket+"_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	if _, err := kv.Put(ctx, leaseKey(5), []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, waitLong, "partition 5 lost", func() bool {
+		return len(f.j.find(func(e event) bool { return e.kind == "lost" && e.p == 5 && e.at.After(changed) })) == 1
+	})
+	if a.m.Valid(5) {
+		t.Errorf("partition 5 valid after Lost")
+	}
+	// Lost for the conflict, not later for the deadline.
+	if l := logs.String(); !strings.Contains(l, "partition=5 reason=\"taken or expired\"") {
+		t.Errorf("log does not name the conflict:\n%s", l)
+	}
+	if st := a.m.Stats(); st.LeaseLosses != 1 {
+		t.Errorf("stats %+v, want one lease loss", st)
+	}
+	if err := kv.Delete(ctx, leaseKey(5)); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, waitLong, "partition 5 claimed again", func() bool { return a.m.Valid(5) })
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // A fourth member gets its share after Settle, and no partition is valid
