@@ -6,8 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
@@ -85,14 +85,11 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: origin, Partitions: c.Partitions, Log: a.log.Named("forward")})
 	fh.events = fleet.NewEvents(js, fo, fh.valid, a.localEvent(c.Instance))
 	if fh.queue, err = workq.Open(js, workq.Options{Name: c.Name, Instance: c.Instance, Replicas: c.Replicas,
-		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount}); err != nil {
+		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount,
+		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }}); err != nil {
 		return fail(err)
 	}
-	tmp := filepath.Join(f.DataDir, "checkpoints")
-	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		return fail(err)
-	}
-	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid, TempDir: tmp}, fleetLocal{a})
+	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid}, fleetLocal{a})
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	fh.cancel = rcancel
 	fwdDone, evDone := make(chan struct{}), make(chan struct{})

@@ -179,8 +179,14 @@ func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 			case old == nil:
 				// A window without a route holds values only when it was
 				// restored from a snapshot: every detector is new to
-				// them, and what it raises about them is history.
-				a.persist.mute(r, s, s.Next())
+				// them, and what it raises about them is history. A
+				// fleet host publishes it again instead: the partition's
+				// last owner may have died before its detectors
+				// evaluated the newest values, and what it did publish
+				// the fleet's streams drop as duplicates.
+				if a.fleet.Load() == nil {
+					a.persist.mute(r, s, s.Next())
+				}
 				push := func(i uint64, v, mean float64) { r.Push(s, i, v, mean) }
 				if k := slices.IndexFunc(marks, func(m snapshot.Mark) bool { return m.Detector == r.ID() }); k >= 0 && r.Replays() {
 					// A detector that replays is fed the values since

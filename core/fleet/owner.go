@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -51,8 +49,6 @@ type OwnerOptions struct {
 	// Valid reports whether this host's lease of a partition is valid
 	// now; a partition whose lease is not is not checkpointed.
 	Valid func(p int) bool
-	// TempDir holds a checkpoint while it is written.
-	TempDir string
 }
 
 // An Owner owns partitions: for each it loads the last checkpoint, applies
@@ -394,7 +390,7 @@ func (ow *Owner) encodeCheckpoint(part *partition, seq uint64, now time.Time) ([
 	var buf bytes.Buffer
 	buf.Write(binary.AppendUvarint(nil, uint64(len(h))))
 	buf.Write(h)
-	if err := encodeSnapshot(&buf, ow.oo.TempDir, now, ow.local.Snapshots(ow.set(part.p))); err != nil {
+	if _, err := snapshot.Encode(&buf, now, ow.local.Snapshots(ow.set(part.p))); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -411,24 +407,6 @@ func decodeCheckpoint(data []byte) (checkpointHeader, *snapshot.Snapshot, error)
 	}
 	snap, err := snapshot.Decode(data[k+int(n):])
 	return h, snap, err
-}
-
-// encodeSnapshot writes the windows in the snapshot format.
-func encodeSnapshot(buf *bytes.Buffer, tmp string, now time.Time, wins iter.Seq[*snapshot.Window]) error {
-	dir, err := os.MkdirTemp(tmp, "checkpoint-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if _, err := snapshot.Write(dir, now, wins); err != nil {
-		return err
-	}
-	data, err := os.ReadFile(filepath.Join(dir, snapshot.FileName))
-	if err != nil {
-		return err
-	}
-	buf.Write(data)
-	return nil
 }
 
 // PartitionStatus is an owned partition's place in its stream.

@@ -107,7 +107,7 @@ func TestOwnerTakesOverFromCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oo := OwnerOptions{CheckpointInterval: 50 * time.Millisecond, TempDir: t.TempDir()}
+	oo := OwnerOptions{CheckpointInterval: 50 * time.Millisecond}
 	la := newStoreLocal()
 	a := NewOwner(js, res, o, oo, la)
 	p := wire.Partition("m", "v1", o.Partitions)
