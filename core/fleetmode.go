@@ -11,6 +11,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,7 +102,7 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	}()
 	go func() { defer close(evDone); fh.events.Run(rctx) }()
 	go func() { <-fwdDone; <-evDone; close(fh.stopped) }()
-	a.intake = fh.fwd
+	a.intake = countedIntake{fh.fwd, &a.accepted}
 	a.events = fh.events
 	a.log.Info("joined the fleet", "name", c.Name, "instance", c.Instance, "server", nc.ConnectedUrlRedacted(),
 		"server_version", nc.ConnectedServerVersion(), "partitions", c.Partitions, "replicas", c.Replicas)
@@ -222,7 +223,7 @@ type fleetLocal struct{ a *Agent }
 
 var _ fleet.Local = fleetLocal{}
 
-func (l fleetLocal) Apply(ctx context.Context, m metric.Metric) error { return l.a.Ingest(ctx, m) }
+func (l fleetLocal) Apply(ctx context.Context, m metric.Metric) error { return l.a.apply(ctx, m) }
 
 func (l fleetLocal) Load(wins []snapshot.Window) { l.a.windows.Load(wins) }
 
@@ -239,6 +240,23 @@ func (l fleetLocal) Drop(set window.Set) {
 	})
 	l.a.dropWindows(context.Background(), wins, nil)
 }
+
+// countedIntake is the forwarder as the socket's intake, counting the
+// lines it takes for the status.
+type countedIntake struct {
+	fwd *forward.Forwarder
+	n   *atomic.Uint64
+}
+
+func (c countedIntake) Ingest(ctx context.Context, m metric.Metric) error {
+	err := c.fwd.Ingest(ctx, m)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return err
+}
+
+func (c countedIntake) Sync(ctx context.Context) error { return c.fwd.Sync(ctx) }
 
 // fencedJobs is the fleet's job queue as the detectors reach it: a drift
 // of a model version whose partition this host no longer holds makes no

@@ -165,6 +165,7 @@ func (ow *Owner) Acquired(ctx context.Context, p int) error {
 			part.origins = map[string]uint64{}
 		}
 		start = ck.Seq
+		part.savedAt.Store(ck.Written.UnixNano())
 		ow.local.Load(snap.Windows)
 		ow.log.Info("partition taken", "partition", p, "checkpoint_seq", ck.Seq, "written_by", ck.Instance,
 			"windows", len(snap.Windows), "age", time.Since(ck.Written).Round(time.Millisecond))
