@@ -343,8 +343,8 @@ func TestKubernetesFleetExample(t *testing.T) {
 	if cm == nil || ds == nil || sts == nil || byName["Service/nats"] == nil {
 		t.Fatalf("%s lacks the agents' ConfigMap, their DaemonSet, or NATS' StatefulSet and Service", file)
 	}
-	if r := str(sts, "spec", "replicas"); r != "3" {
-		t.Errorf("NATS runs %s servers, want 3", r)
+	if r := sts["spec"].(map[string]any)["replicas"]; r != 3 {
+		t.Errorf("NATS runs %v servers, want 3", r)
 	}
 	hcl := str(cm, "data", "driftd.hcl")
 	tmp := tempDir(t)
