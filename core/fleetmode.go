@@ -186,6 +186,7 @@ func (fh *fleetHost) stop(ctx context.Context) {
 	if fh.leases != nil {
 		fh.leases.Stop(ctx)
 	}
+	fh.owner.Close() // and the partitions lost meanwhile have left
 	fh.close()
 }
 
