@@ -20,6 +20,7 @@ import (
 
 	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/fleet/wire"
+	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/snapshot"
 	"github.com/driftd/driftd/core/window"
@@ -154,11 +155,20 @@ func (ow *Owner) Acquired(ctx context.Context, p int) error {
 	}
 	part := &partition{p: p, fence: fence, object: ptr.Object, origins: map[string]uint64{}, done: make(chan struct{})}
 	start := uint64(0)
+	var data []byte
 	if ptr.Object != "" {
-		data, err := ow.res.Checkpoints.GetBytes(ctx, ptr.Object)
-		if err != nil {
+		data, err = ow.res.Checkpoints.GetBytes(ctx, ptr.Object)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			// Never left so by driftd; lost from the store. The lines
+			// stream still holds the partition's lines of its retention.
+			ow.log.Error("partition's checkpoint is missing from the object store; applying the partition's lines from the oldest the stream holds",
+				"partition", p, "checkpoint", ptr.Object, "seq", ptr.Seq)
+			ptr.Object, err = "", nil
+		} else if err != nil {
 			return fmt.Errorf("partition %d: checkpoint %s: %w", p, ptr.Object, err)
 		}
+	}
+	if ptr.Object != "" {
 		ck, snap, err := decodeCheckpoint(data)
 		if err != nil {
 			return fmt.Errorf("partition %d: checkpoint %s: %w", p, ptr.Object, err)
@@ -340,23 +350,33 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 		if err != nil {
 			return err
 		}
+		wait := time.Millisecond
 		for {
 			err = ow.local.Apply(ctx, m)
-			if !errors.Is(err, feed.ErrBusy) || ctx.Err() != nil {
+			// Busy (a full detector queue) or held (retrain jobs that
+			// cannot be queued): not taken, so tried again, never skipped.
+			if !errors.Is(err, feed.ErrBusy) && !errors.Is(err, jobs.ErrHeld) {
 				break
 			}
+			if ctx.Err() != nil {
+				return ctx.Err() // not taken: the next owner applies it
+			}
+			sleep(ctx, wait)
+			wait = min(2*wait, time.Second)
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil {
 			// Refused here although the origin's checks passed: the
 			// stream limit, or a value outside a detector's domain.
 			ow.refused.Add(1)
 			log.Warn("line refused by the partition's owner", "origin", origin, "seq", seq, "model", m.Model, "version", m.Version, "error", err)
 		}
+		// Taken (or refused for good): this host's windows hold it, so
+		// its checkpoint must say so, whether or not ctx ended meanwhile.
+		last = seq
+		part.lines.Add(1)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		last = seq
-		part.lines.Add(1)
 		return nil
 	})
 	part.origins[origin] = last
@@ -386,32 +406,47 @@ func (ow *Owner) checkpoint(ctx context.Context, part *partition, log hclog.Logg
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := time.Now()
+	name := fmt.Sprintf("p%d-%d-%s", part.p, applied, ow.o.Instance)
 	data, err := ow.encodeCheckpoint(part, applied, now)
 	if err == nil {
-		name := fmt.Sprintf("p%d-%d-%s", part.p, applied, ow.o.Instance)
-		if _, err = ow.res.Checkpoints.PutBytes(ctx, name, data); err == nil {
-			b, _ := json.Marshal(pointer{Object: name, Seq: applied, Owner: ow.o.Instance, Written: now})
-			var rev uint64
-			rev, err = ow.res.Partitions.Update(ctx, partitionKey(part.p), b, part.fence)
-			if err != nil {
-				ow.res.Checkpoints.Delete(context.WithoutCancel(ctx), name)
-				if errors.Is(err, jetstream.ErrKeyExists) {
-					part.lost.Store(true)
-					part.cancel()
-					log.Warn("partition taken by another host; its checkpoint stays", "error", err)
-					ow.checkpointErrors.Add(1)
-					return
+		_, err = ow.res.Checkpoints.PutBytes(ctx, name, data)
+	}
+	if err == nil {
+		b, _ := json.Marshal(pointer{Object: name, Seq: applied, Owner: ow.o.Instance, Written: now})
+		key := partitionKey(part.p)
+		var rev uint64
+		rev, err = ow.res.Partitions.Update(ctx, key, b, part.fence)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// Another host took the partition (and the key names its
+			// checkpoint, or this host's last one): this one stays out.
+			ow.res.Checkpoints.Delete(context.WithoutCancel(ctx), name)
+			part.lost.Store(true)
+			part.cancel()
+			ow.checkpointErrors.Add(1)
+			log.Warn("partition taken by another host; its checkpoint stays", "error", err)
+			return
+		case err != nil:
+			// The update may have been stored though its answer was lost:
+			// then the key names this checkpoint, and its revision is the
+			// fence from now on. The object is kept either way, so the
+			// key never names a missing one.
+			if entry, gerr := ow.res.Partitions.Get(context.WithoutCancel(ctx), key); gerr == nil {
+				var cur pointer
+				if json.Unmarshal(entry.Value(), &cur) == nil && cur.Object == name && cur.Owner == ow.o.Instance {
+					rev, err = entry.Revision(), nil
 				}
-			} else {
-				if part.object != "" && part.object != name {
-					ow.res.Checkpoints.Delete(ctx, part.object)
-				}
-				part.fence, part.object = rev, name
-				part.saved.Store(applied)
-				part.savedAt.Store(now.UnixNano())
-				ow.checkpoints.Add(1)
-				return
 			}
+		}
+		if err == nil {
+			if part.object != "" && part.object != name {
+				ow.res.Checkpoints.Delete(ctx, part.object)
+			}
+			part.fence, part.object = rev, name
+			part.saved.Store(applied)
+			part.savedAt.Store(now.UnixNano())
+			ow.checkpoints.Add(1)
+			return
 		}
 	}
 	ow.checkpointErrors.Add(1)
