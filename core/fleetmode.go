@@ -90,7 +90,8 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }, Owns: fh.ownsModel}); err != nil {
 		return fail(err)
 	}
-	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid}, fleetLocal{a})
+	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid,
+		Settled: func() bool { return fh.events.Settled() && fh.queue.OutboxStatus().Held == 0 }}, fleetLocal{a})
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	fh.cancel = rcancel
 	fwdDone, evDone := make(chan struct{}), make(chan struct{})

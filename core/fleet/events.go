@@ -29,7 +29,8 @@ type Events struct {
 	valid func(p int) bool
 	local func(event.Event)
 
-	pending chan pendingEvent
+	pending  chan pendingEvent
+	inFlight atomic.Int64 // events sent and not yet stored
 
 	published, dropped, errs atomic.Uint64
 }
@@ -80,9 +81,11 @@ func (ev *Events) Publish(e event.Event) event.Event {
 		msg.Header.Set(jetstream.MsgIDHeader, id)
 	}
 	fut, err := ev.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
+	ev.inFlight.Add(1)
 	select {
 	case ev.pending <- pendingEvent{msg, fut, err}:
 	default:
+		ev.inFlight.Add(-1)
 		ev.errs.Add(1)
 		ev.log.Warn("too many events waiting for JetStream; one is not published", "type", e.Type, "model", e.Model, "version", e.Version)
 	}
@@ -124,6 +127,7 @@ func (ev *Events) confirm(ctx context.Context) {
 			}
 			if p.err == nil {
 				ev.published.Add(1)
+				ev.inFlight.Add(-1)
 				break
 			}
 			ev.errs.Add(1)
@@ -213,6 +217,9 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// Settled reports whether every event sent is stored.
+func (ev *Events) Settled() bool { return ev.inFlight.Load() == 0 }
 
 // EventStats are the counters of the fleet's events on this host.
 type EventStats struct {

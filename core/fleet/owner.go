@@ -50,6 +50,12 @@ type OwnerOptions struct {
 	// Valid reports whether this host's lease of a partition is valid
 	// now; a partition whose lease is not is not checkpointed.
 	Valid func(p int) bool
+	// Settled, when set, reports whether every event and retrain job
+	// raised so far is stored in JetStream. A checkpoint waits for it, at
+	// most maxUnsettled intervals: a checkpoint taken past a drift whose
+	// job is still in memory would lose that job with the host, as the
+	// next owner's replay starts after the drift.
+	Settled func() bool
 }
 
 // An Owner owns partitions: for each it loads the last checkpoint, applies
@@ -309,9 +315,15 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 	defer it.Stop()
 	next := time.Now().Add(ow.oo.CheckpointInterval)
 	wait := min(ow.oo.CheckpointInterval, 250*time.Millisecond)
+	unsettled := 0
 	for ctx.Err() == nil {
 		if time.Now().After(next) {
-			ow.checkpoint(ctx, part, log)
+			if ow.oo.Settled == nil || ow.oo.Settled() || unsettled >= maxUnsettled {
+				ow.checkpoint(ctx, part, log)
+				unsettled = 0
+			} else {
+				unsettled++
+			}
 			next = time.Now().Add(ow.oo.CheckpointInterval)
 		}
 		msg, err := it.Next(jetstream.NextMaxWait(wait))
@@ -390,6 +402,10 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 	part.applied.Store(md.Sequence.Stream)
 	part.pending.Store(md.NumPending)
 }
+
+// maxUnsettled is how many checkpoint intervals in a row a checkpoint
+// waits for events and jobs to be stored before it is written anyway.
+const maxUnsettled = 10
 
 // checkpoint saves the partition's windows with where it is in the stream,
 // if it applied anything since the last one, and points the partition's
