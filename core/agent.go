@@ -105,6 +105,10 @@ type Agent struct {
 	// opens it, and in backtest.
 	jobs jobQueueRef
 
+	// fleet is this host's part in its fleet; nil on a single host
+	// (fleetmode.go).
+	fleet atomic.Pointer[fleetHost]
+
 	// persist keeps the windows across restarts (persist.go).
 	persist persistence
 }

@@ -180,6 +180,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}),
 		feedCollector{a},
 		streamCollector{a},
+		fleetCollector{a},
 	)
 	return m
 }

@@ -68,24 +68,43 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Once the socket is ours (no other daemon runs on it), and before the
 	// first generation, which feeds the restored values to its detectors.
 	a.windows.Tick(time.Now()) // restored windows count from now for expiry
-	a.restoreWindows(f.DataDir)
-	ob, err := jobs.Open(f.DataDir, jobs.Options{
-		Log:        a.log.Named("outbox"),
-		Publish:    func(e event.Event) { a.publish(e) },
-		Next:       a.streamCount,
-		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() },
-	})
-	if err != nil {
-		l.Close()
-		return err
+	var (
+		fh        *fleetHost
+		closeJobs = func() {}
+		stopJobs  func()
+	)
+	if f.Cluster != nil {
+		// A fleet host's windows come from its partitions' checkpoints,
+		// and its jobs queue in JetStream.
+		if fh, err = a.openFleet(ctx, f); err != nil {
+			l.Close()
+			return err
+		}
+		a.fleet.Store(fh)
+		defer fh.close()
+		a.jobs.Store(fencedJobs{fh.queue, fh.ownsModel})
+		stopJobs = fh.queue.StopDelivery
+	} else {
+		a.restoreWindows(f.DataDir)
+		ob, err := jobs.Open(f.DataDir, jobs.Options{
+			Log:        a.log.Named("outbox"),
+			Publish:    func(e event.Event) { a.publish(e) },
+			Next:       a.streamCount,
+			Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() },
+		})
+		if err != nil {
+			l.Close()
+			return err
+		}
+		a.jobs.Store(ob)
+		// Closed before the event bus at shutdown, so that the jobs of
+		// drifts raised while the detectors flush are written, and said
+		// to be queued, while the bus still takes events; the deferred
+		// call covers the early returns.
+		closeJobs = sync.OnceFunc(ob.Close)
+		defer closeJobs()
+		stopJobs = ob.StopDelivery
 	}
-	a.jobs.Store(ob)
-	// Closed before the event bus at shutdown, so that the jobs of drifts
-	// raised while the detectors flush are written, and said to be queued,
-	// while the bus still takes events; the deferred call covers the
-	// early returns.
-	closeJobs := sync.OnceFunc(ob.Close)
-	defer closeJobs()
 	var metricsSrv *http.Server
 	if f.Listen.Metrics != "" {
 		ml, err := net.Listen("tcp", f.Listen.Metrics)
@@ -126,8 +145,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.listening.Store(true)
-	stopSnapshots := a.startSnapshots(ctx, f.DataDir)
-	a.persist.dir = f.DataDir
+	stopSnapshots := func() {}
+	if fh != nil {
+		if err := fh.startLeases(ctx, a); err != nil {
+			if g := a.gen.Swap(nil); g != nil {
+				g.stop()
+			}
+			l.Close()
+			return fmt.Errorf("fleet leases: %w", err)
+		}
+	} else {
+		stopSnapshots = a.startSnapshots(ctx, f.DataDir)
+		a.persist.dir = f.DataDir
+	}
 	stopExpiry := a.startExpiry(ctx)
 	stopReloads := a.startReloadLoop(ctx, !a.opts.NoWatch)
 	srv := &http.Server{
@@ -174,12 +204,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopReloads() // a POST /v1/reload still waiting is answered 503
 	stopExpiry()
 	stopSnapshots()
-	if err := a.writeSnapshot(f.DataDir, "shutdown"); err != nil {
+	if fh != nil {
+		// Every partition is handed over with a last checkpoint while the
+		// detectors still run; what they raise after that is the new
+		// owner's to raise.
+		fh.stop(shutCtx)
+	} else if err := a.writeSnapshot(f.DataDir, "shutdown"); err != nil {
 		a.log.Error("cannot write the windows snapshot; the previous one stays", "error", err)
 	}
 	// Deliveries stop first; detectors still flushing may queue jobs, which
 	// are written to the outbox for the next start.
-	ob.StopDelivery()
+	stopJobs()
 	if g := a.gen.Swap(nil); g != nil {
 		g.stop()
 	}

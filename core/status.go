@@ -35,6 +35,9 @@ func (a *Agent) Status(q api.StreamQuery) api.Status {
 		Outbox:     a.outboxStatus(),
 		Snapshot:   a.persist.status(),
 	}
+	if fh := a.fleet.Load(); fh != nil {
+		st.Fleet = fh.status()
+	}
 	if l := a.conns.Load(); l != nil {
 		st.Connections = &api.ConnectionsStatus{Open: l.Open(), Max: l.Max(), Refused: l.Refused()}
 	}
