@@ -1,7 +1,12 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
 	"fmt"
 	"iter"
 	"os"
@@ -73,7 +78,11 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	if fh.spool, err = spool.Open(filepath.Join(f.DataDir, "spool"), spool.Options{MaxBytes: c.Spool.MaxBytes, Log: a.log.Named("spool")}); err != nil {
 		return fail(fmt.Errorf("open the spool: %w", err))
 	}
-	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: c.Instance, Partitions: c.Partitions, Log: a.log.Named("forward")})
+	origin, err := spoolOrigin(filepath.Join(f.DataDir, "spool"), c.Instance)
+	if err != nil {
+		return fail(err)
+	}
+	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: origin, Partitions: c.Partitions, Log: a.log.Named("forward")})
 	fh.events = fleet.NewEvents(js, fo, fh.valid, a.localEvent(c.Instance))
 	if fh.queue, err = workq.Open(js, workq.Options{Name: c.Name, Instance: c.Instance, Replicas: c.Replicas,
 		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount}); err != nil {
@@ -100,6 +109,54 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	a.log.Info("joined the fleet", "name", c.Name, "instance", c.Instance, "server", nc.ConnectedUrlRedacted(),
 		"server_version", nc.ConnectedServerVersion(), "partitions", c.Partitions, "replicas", c.Replicas)
 	return fh, nil
+}
+
+// spoolOrigin returns the name the spool in dir forwards its lines under:
+// owners apply a line once per origin and sequence, so it lives as long as
+// the spool's sequences do, whatever the host is called meanwhile. It is
+// made of the instance's name and a random suffix the first time.
+func spoolOrigin(dir, instance string) (string, error) {
+	path := filepath.Join(dir, "origin")
+	b, err := os.ReadFile(path)
+	if err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("the spool's origin: %w", err)
+	}
+	var r [4]byte
+	rand.Read(r[:])
+	origin := instance + "-" + hex.EncodeToString(r[:])
+	// On disk before any line is spooled under it.
+	tmp := path + ".tmp"
+	err = func() error {
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(origin + "\n")
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err == nil {
+			var d *os.File
+			if d, err = os.Open(dir); err == nil {
+				err = d.Sync()
+				d.Close()
+			}
+		}
+		return err
+	}()
+	if err != nil {
+		return "", fmt.Errorf("the spool's origin: %w", err)
+	}
+	return origin, nil
 }
 
 // startLeases starts owning partitions: the detectors run.
@@ -215,7 +272,10 @@ func (fh *fleetHost) status() *api.FleetStatus {
 		st.Owned = append(st.Owned, api.FleetPartition{Partition: p.Partition, AppliedSeq: p.Applied, Lines: p.Lines,
 			Pending: p.Pending, CheckpointSeq: p.CheckpointSeq, CheckpointTime: p.CheckpointTime})
 	}
-	os := fh.owner.Stats()
-	st.CheckpointErrors, st.Refused = os.CheckpointErrors, os.Refused
+	ost := fh.owner.Stats()
+	st.CheckpointErrors, st.Refused = ost.CheckpointErrors, ost.Refused
+	sst := fh.spool.Stats()
+	st.Spool = api.SpoolStatus{Bytes: sst.Bytes, MaxBytes: fh.c.Spool.MaxBytes, Records: sst.Records}
+	st.Forwarded = fh.fwd.Stats().Forwarded
 	return st
 }

@@ -43,7 +43,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}, []string{"reason"}),
 		stopped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_metric_requests_stopped_total",
-			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413), busy (503), outbox (503: the outbox cannot be written and holds its limit of jobs) or stalled (408: the body sent nothing for listen.body_timeout).",
+			Help: "POST /v1/metrics requests stopped before their end, by reason: too_large (413), busy (503), outbox (503: the outbox cannot be written and holds its limit of jobs) stalled (408: the body sent nothing for listen.body_timeout), spool_full (503: a fleet host's spool holds cluster.spool.max_bytes) or spool_sync (503: the spool could not be written to disk).",
 		}, []string{"reason"}),
 		detections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_detections_total",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -369,8 +370,8 @@ func logLevel(d *hcl.Diagnostic) hclog.Level {
 func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // fixedSettings refuses changes to the settings a running daemon cannot
-// change: data_dir, the socket, the metrics and http addresses, max_connections and
-// idle_timeout. A new log_format is a warning: it takes effect at the next
+// change: data_dir, the socket, the metrics and http addresses, max_connections,
+// idle_timeout and the cluster block. A new log_format is a warning: it takes effect at the next
 // start.
 func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
 	var diags hcl.Diagnostics
@@ -393,6 +394,9 @@ func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
 	fixed("listen.max_connections", maxConnectionsText(running.Listen.MaxConnections), maxConnectionsText(f.Listen.MaxConnections),
 		"the cap is set when the socket opens")
 	fixed("listen.idle_timeout", running.Listen.IdleTimeout.String(), f.Listen.IdleTimeout.String(), "the HTTP server is set up with it at the start")
+	if d := clusterFixed(running, f); d != nil {
+		diags = append(diags, d)
+	}
 	if running.LogFormat != f.LogFormat && !a.opts.LogJSON {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
@@ -402,6 +406,39 @@ func (a *Agent) fixedSettings(running, f *config.File) hcl.Diagnostics {
 		})
 	}
 	return diags
+}
+
+// clusterFixed refuses a file whose cluster block is not the running one:
+// added, removed or changed. The connection to NATS is made, and the
+// streams and partitions laid out, once at the start.
+func clusterFixed(running, f *config.File) *hcl.Diagnostic {
+	changed := running.Cluster.Changes(f.Cluster)
+	if changed == nil {
+		return nil
+	}
+	const why = "the connection to NATS, the streams and the partitions are set up once, at the start"
+	var detail string
+	switch {
+	case running.Cluster == nil:
+		detail = fmt.Sprintf("The running daemon has no cluster block, and the file adds one at %s; %s. Restart driftd to apply it, or remove it.",
+			position(f.Cluster.DefRange), why)
+	case f.Cluster == nil:
+		detail = fmt.Sprintf("The running daemon runs the cluster block that was at %s, and the file has none; %s. Restart driftd to apply it, or set it back.",
+			position(running.Cluster.DefRange), why)
+	default:
+		detail = fmt.Sprintf("The cluster block at %s changes %s from the running daemon's; %s. Restart driftd to apply it, or set it back.",
+			position(f.Cluster.DefRange), strings.Join(changed, ", "), why)
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Cannot change the cluster block while running",
+		Detail:   detail,
+		Subject:  f.Place(changed[0]).Ptr(),
+	}
+}
+
+func position(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 // applySettings applies the settings outside the generation that a reload

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/driftd/driftd/core/api"
+	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/sdk"
 )
@@ -265,6 +266,8 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 			"driftd.hcl:4:21: error: Cannot change listen.max_connections while running"},
 		{"http address set", strings.Replace(good, `listen { socket = "test.sock" }`, "listen {\n  socket = \"test.sock\"\n  http = \"127.0.0.1:9465\"\n}", 1),
 			"driftd.hcl:4:10: error: Cannot change listen.http while running"},
+		{"cluster block added", good + "cluster {\n  servers = [\"nats://127.0.0.1:4222\"]\n}\n",
+			"driftd.hcl:19:1: error: Cannot change the cluster block while running: The running daemon has no cluster block, and the file adds one at "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,6 +310,49 @@ func TestReloadRefusedChangesNothing(t *testing.T) {
 			res = a.reload(context.Background(), api.ReloadFile)
 			if !res.OK || res.Changed || res.Generation != 1 || a.gen.Load() != before || !a.Status(everyStream).LastReload.OK {
 				t.Errorf("reload of the running file %+v", res)
+			}
+		})
+	}
+}
+
+// A reload refuses a cluster block that is not the running one, at the
+// block or the first setting that differs; one that only moved is fine.
+func TestReloadRefusesClusterChanges(t *testing.T) {
+	const cluster = "cluster {\n  servers    = [\"nats://127.0.0.1:4222\"]\n  partitions = 16\n}\n"
+	parse := func(src string) *config.File {
+		t.Helper()
+		f, diags := config.Parse("driftd.hcl", []byte(src))
+		if f == nil {
+			t.Fatalf("diagnostics:\n%s", config.FormatDiagnostics(diags))
+		}
+		return f
+	}
+	for _, tt := range []struct {
+		name, running, next string
+		want                string // "": accepted
+	}{
+		{"none", `data_dir = "d"`, `data_dir = "d"`, ""},
+		{"unchanged, moved down", cluster, "data_dir = \"./data\"\n\n" + cluster, ""},
+		{"added", `data_dir = "./data"`, "data_dir = \"./data\"\n" + cluster,
+			"driftd.hcl:2:1: error: Cannot change the cluster block while running: The running daemon has no cluster block, " +
+				"and the file adds one at driftd.hcl:2:1; the connection to NATS, the streams and the partitions are set up once, " +
+				"at the start. Restart driftd to apply it, or remove it."},
+		{"removed", "data_dir = \"./data\"\n" + cluster, `data_dir = "./data"`,
+			"driftd.hcl: error: Cannot change the cluster block while running: The running daemon runs the cluster block that was at " +
+				"driftd.hcl:2:1, and the file has none; the connection to NATS, the streams and the partitions are set up once, " +
+				"at the start. Restart driftd to apply it, or set it back."},
+		{"changed", cluster, strings.Replace(cluster, "16", "32", 1) + "\n",
+			"driftd.hcl:3:16: error: Cannot change the cluster block while running: The cluster block at driftd.hcl:1:1 changes " +
+				"cluster.partitions from the running daemon's; the connection to NATS, the streams and the partitions are set up once, " +
+				"at the start. Restart driftd to apply it, or set it back."},
+		{"spool changed", cluster, strings.Replace(cluster, "}", "  spool { max_bytes = \"2GiB\" }\n}", 1),
+			"driftd.hcl:4:3: error: Cannot change the cluster block while running: The cluster block at driftd.hcl:1:1 changes cluster.spool"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			diags := (&Agent{}).fixedSettings(parse(tt.running), parse(tt.next))
+			got := config.FormatDiagnostics(diags)
+			if tt.want == "" && got != "" || !strings.HasPrefix(got, tt.want) || tt.want != "" && len(diags) != 1 {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
 	}

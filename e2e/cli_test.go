@@ -74,6 +74,7 @@ func TestValidate(t *testing.T) {
 		{"bad_alpha.hcl", "alpha", "alpha"},
 		{"bad_min_samples.hcl", "min_samples", "window"},
 		{"unknown_attribute.hcl", "flor", "flor"},
+		{"bad_cluster.hcl", "partitions", "from 1 to 1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

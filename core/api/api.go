@@ -51,7 +51,10 @@ type Backend interface {
 // Intake is where accepted metrics go (core's Intake seam). It takes a
 // metric, or refuses it with a *feed.DomainError or
 // *window.StreamLimitError (the line is rejected, the request reads on) or
-// another error (the request stops 503: feed.ErrBusy, jobs.ErrHeld).
+// another error (the request stops 503: feed.ErrBusy, jobs.ErrHeld,
+// spool.ErrFull). An Intake that also has a Sync(ctx) error method (the
+// fleet's spool) is synced once after a request's last line; the request
+// answers 503 when that fails.
 type Intake interface {
 	Ingest(ctx context.Context, m metric.Metric) error
 }
@@ -84,7 +87,7 @@ func New(b Backend, opts Options) *Server {
 	for _, r := range []string{reasonInvalid, reasonTooManyValues, reasonTooManyStreams, reasonDomain} {
 		opts.Rejected.WithLabelValues(r)
 	}
-	for _, r := range []string{reasonTooLarge, reasonBusy, reasonOutbox, reasonStalled} {
+	for _, r := range []string{reasonTooLarge, reasonBusy, reasonOutbox, reasonStalled, reasonSpoolFull, reasonSpoolSync} {
 		opts.Stopped.WithLabelValues(r)
 	}
 	return &Server{b: b, opts: opts}

@@ -28,12 +28,18 @@ import (
 type backend struct {
 	file   *config.File
 	ingest func(context.Context, metric.Metric) error // nil: takes every metric
+	intake Intake                                     // nil: the backend itself, by ingest
 	ready  bool
 }
 
 func (b *backend) Config() *config.File { return b.file }
-func (b *backend) Intake() Intake       { return b }
-func (b *backend) Ready() bool          { return b.ready }
+func (b *backend) Intake() Intake {
+	if b.intake != nil {
+		return b.intake
+	}
+	return b
+}
+func (b *backend) Ready() bool { return b.ready }
 func (b *backend) Ingest(ctx context.Context, m metric.Metric) error {
 	if b.ingest == nil {
 		return nil

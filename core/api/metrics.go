@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/fleet/spool"
 	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
@@ -26,7 +29,16 @@ const (
 	reasonBusy           = "busy"             // a detector queue stayed full
 	reasonOutbox         = "outbox"           // the outbox cannot be written and holds its limit of jobs
 	reasonStalled        = "stalled"          // the body sent nothing for body_timeout
+	reasonSpoolFull      = "spool_full"       // the fleet spool holds its max_bytes
+	reasonSpoolSync      = "spool_sync"       // the fleet spool could not be made durable
 )
+
+// syncer is an Intake whose accepted metrics are durable only once Sync
+// returns nil (the fleet's spool). A request calls it once, after its
+// last line, so that many lines and many requests share an fsync.
+type syncer interface {
+	Sync(ctx context.Context) error
+}
 
 // LineError is one rejected line of a metrics body.
 type LineError struct {
@@ -107,13 +119,25 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 			status, res.Error = http.StatusServiceUnavailable, err.Error()
 			reason := reasonBusy
-			if errors.Is(err, jobs.ErrHeld) {
+			switch {
+			case errors.Is(err, jobs.ErrHeld):
 				reason = reasonOutbox
+			case errors.Is(err, spool.ErrFull):
+				reason = reasonSpoolFull
 			}
 			s.opts.Stopped.WithLabelValues(reason).Inc()
 			break
 		}
 		res.Accepted++
+	}
+	if sy, ok := intake.(syncer); ok && res.Accepted > 0 {
+		if err := sy.Sync(r.Context()); err != nil {
+			w.Header().Set("Retry-After", "1")
+			status = http.StatusServiceUnavailable
+			res.Error = fmt.Sprintf("%d lines were not stored: %v", res.Accepted, err)
+			res.Accepted = 0
+			s.opts.Stopped.WithLabelValues(reasonSpoolSync).Inc()
+		}
 	}
 	if status == http.StatusOK && res.Accepted == 0 {
 		status = http.StatusBadRequest

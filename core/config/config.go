@@ -90,6 +90,9 @@ type File struct {
 	Ingest    Ingest
 	Events    Events
 	Telemetry Telemetry
+	// Cluster is the cluster block, which makes the host one of a fleet;
+	// nil when there is none: the host works alone.
+	Cluster   *Cluster
 	Detectors []*Detector // in file order
 	Sinks     []*Sink     // in file order
 	Monitors  []*Monitor  // in file order
@@ -97,8 +100,9 @@ type File struct {
 	ReadFiles [32]byte    // sha256 of what the file's file() calls read when it was parsed
 	// Places says where the settings outside detector, sink and monitor
 	// blocks were written: the value of each attribute, keyed by its name
-	// ("data_dir") or block and name ("listen.socket"), and the header of
-	// each such block ("listen"). Settings left at their default have no
+	// ("data_dir") or blocks and name ("listen.socket",
+	// "cluster.spool.max_bytes"), and the header of each such block
+	// ("listen", "cluster.spool"). Settings left at their default have no
 	// place; the map is nil when there is none.
 	Places map[string]hcl.Range
 
@@ -115,17 +119,20 @@ type File struct {
 }
 
 // Place returns where the setting key (a key of Places) was written, or
-// where its block was, or the file itself when neither was written.
+// where the innermost block around it was ("cluster.spool" for
+// "cluster.spool.max_bytes", then "cluster"), or the file itself when
+// none was written.
 func (f *File) Place(key string) hcl.Range {
-	if r, ok := f.Places[key]; ok {
-		return r
-	}
-	if block, _, ok := strings.Cut(key, "."); ok {
-		if r, ok := f.Places[block]; ok {
+	for {
+		if r, ok := f.Places[key]; ok {
 			return r
 		}
+		i := strings.LastIndexByte(key, '.')
+		if i < 0 {
+			return hcl.Range{Filename: f.Filename}
+		}
+		key = key[:i]
 	}
-	return hcl.Range{Filename: f.Filename}
 }
 
 // Listen is the listen block: where the API socket and metrics live, and
@@ -289,6 +296,9 @@ func Load(path string) (*File, hcl.Diagnostics) {
 	for _, b := range f.Binaries {
 		b.Path = resolve(dir, b.Path)
 	}
+	if f.Cluster != nil {
+		f.Cluster.resolvePaths(dir)
+	}
 	return f, diags
 }
 
@@ -326,7 +336,7 @@ func Parse(filename string, src []byte) (*File, hcl.Diagnostics) {
 	f.PluginTimeout = DefaultPluginTimeout
 	p := &parser{ctx: evalContext(filepath.Dir(filename))}
 	p.diags = append(p.diags, diags...)
-	p.file(f, hf.Body)
+	p.file(f, hf.Body, filepath.Dir(filename))
 	p.references(f)
 	diags = sortDiagnostics(p.diags)
 	if diags.HasErrors() {

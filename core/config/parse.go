@@ -35,6 +35,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "ingest"},
 		{Type: "events"},
 		{Type: "telemetry"},
+		{Type: "cluster"},
 		{Type: "detector", LabelNames: []string{"plugin", "name"}},
 		{Type: "sink", LabelNames: []string{"plugin", "name"}},
 		{Type: "monitor", LabelNames: []string{"pattern"}},
@@ -164,7 +165,7 @@ func (p *parser) warnf(rng hcl.Range, summary, format string, args ...any) {
 	})
 }
 
-func (p *parser) file(f *File, body hcl.Body) {
+func (p *parser) file(f *File, body hcl.Body, dir string) {
 	p.singletons = map[string]hcl.Range{}
 	p.detectors = map[string]*Detector{}
 	p.sinks = map[string]*Sink{}
@@ -233,6 +234,14 @@ func (p *parser) file(f *File, body hcl.Body) {
 				tm, places = &Telemetry{}, nil
 			}
 			p.telemetry(tm, b, places)
+		case "cluster":
+			c, places := &Cluster{}, f
+			if p.singleton(b) {
+				f.Cluster = c
+			} else {
+				places = nil
+			}
+			p.cluster(c, b, places, dir)
 		case "detector":
 			if d := p.detector(b); d != nil {
 				f.Detectors = append(f.Detectors, d)
@@ -567,7 +576,7 @@ func (p *parser) retry(r *Retry, blocks hcl.Blocks) {
 }
 
 // duration parses a Go duration attribute within [lo, hi]; "0" is allowed
-// when lo is 0.
+// when lo is 0, and hi = math.MaxInt64 sets no upper bound.
 func (p *parser) duration(attr *hcl.Attribute, lo, hi time.Duration) (time.Duration, bool) {
 	if attr == nil {
 		return 0, false
@@ -581,6 +590,9 @@ func (p *parser) duration(attr *hcl.Attribute, lo, hi time.Duration) (time.Durat
 	case err != nil:
 		p.errorf(attr.Expr.Range(), "Invalid "+attr.Name,
 			"%s must be a Go duration such as \"30s\" or \"5m\", not %q.", attr.Name, s)
+	case (d < lo || d > hi) && hi == math.MaxInt64:
+		p.errorf(attr.Expr.Range(), "Invalid "+attr.Name,
+			"%s must be at least %s, not %q.", attr.Name, lo, s)
 	case d < lo || d > hi:
 		p.errorf(attr.Expr.Range(), "Invalid "+attr.Name,
 			"%s must be from %s to %s, not %q.", attr.Name, lo, hi, s)

@@ -1,0 +1,4 @@
+cluster {
+  servers = null
+  name    = null # null leaves an optional setting at its default
+}
