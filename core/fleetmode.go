@@ -6,11 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,14 +86,11 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: origin, Partitions: c.Partitions, Log: a.log.Named("forward")})
 	fh.events = fleet.NewEvents(js, fo, fh.valid, a.localEvent(c.Instance))
 	if fh.queue, err = workq.Open(js, workq.Options{Name: c.Name, Instance: c.Instance, Replicas: c.Replicas,
-		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount}); err != nil {
+		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount,
+		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }}); err != nil {
 		return fail(err)
 	}
-	tmp := filepath.Join(f.DataDir, "checkpoints")
-	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		return fail(err)
-	}
-	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid, TempDir: tmp}, fleetLocal{a})
+	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid}, fleetLocal{a})
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	fh.cancel = rcancel
 	fwdDone, evDone := make(chan struct{}), make(chan struct{})
@@ -104,7 +102,7 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	}()
 	go func() { defer close(evDone); fh.events.Run(rctx) }()
 	go func() { <-fwdDone; <-evDone; close(fh.stopped) }()
-	a.intake = fh.fwd
+	a.intake = countedIntake{fh.fwd, &a.accepted}
 	a.events = fh.events
 	a.log.Info("joined the fleet", "name", c.Name, "instance", c.Instance, "server", nc.ConnectedUrlRedacted(),
 		"server_version", nc.ConnectedServerVersion(), "partitions", c.Partitions, "replicas", c.Replicas)
@@ -188,6 +186,7 @@ func (fh *fleetHost) stop(ctx context.Context) {
 	if fh.leases != nil {
 		fh.leases.Stop(ctx)
 	}
+	fh.owner.Close() // and the partitions lost meanwhile have left
 	fh.close()
 }
 
@@ -225,7 +224,7 @@ type fleetLocal struct{ a *Agent }
 
 var _ fleet.Local = fleetLocal{}
 
-func (l fleetLocal) Apply(ctx context.Context, m metric.Metric) error { return l.a.Ingest(ctx, m) }
+func (l fleetLocal) Apply(ctx context.Context, m metric.Metric) error { return l.a.apply(ctx, m) }
 
 func (l fleetLocal) Load(wins []snapshot.Window) { l.a.windows.Load(wins) }
 
@@ -242,6 +241,23 @@ func (l fleetLocal) Drop(set window.Set) {
 	})
 	l.a.dropWindows(context.Background(), wins, nil)
 }
+
+// countedIntake is the forwarder as the socket's intake, counting the
+// lines it takes for the status.
+type countedIntake struct {
+	fwd *forward.Forwarder
+	n   *atomic.Uint64
+}
+
+func (c countedIntake) Ingest(ctx context.Context, m metric.Metric) error {
+	err := c.fwd.Ingest(ctx, m)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return err
+}
+
+func (c countedIntake) Sync(ctx context.Context) error { return c.fwd.Sync(ctx) }
 
 // fencedJobs is the fleet's job queue as the detectors reach it: a drift
 // of a model version whose partition this host no longer holds makes no

@@ -21,6 +21,16 @@ import (
 // its limit of jobs it could not write, it refuses m at once with
 // jobs.ErrHeld.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
+	if err := a.apply(ctx, m); err != nil {
+		return err
+	}
+	a.accepted.Add(1)
+	return nil
+}
+
+// apply is Ingest but for the count of lines accepted: a fleet host counts
+// the lines its socket accepts, not those its partitions apply.
+func (a *Agent) apply(ctx context.Context, m metric.Metric) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
@@ -137,7 +147,6 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 		}
 	}
 	w.Unlock()
-	a.accepted.Add(1)
 	for _, e := range metricEvents {
 		a.publish(e)
 	}

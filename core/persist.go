@@ -20,10 +20,15 @@ import (
 // reads them back when it starts.
 //
 // A restored window has no route yet. Its first route (at start, when the
-// first generation is made current) feeds its held values to every detector
-// of its metrics, oldest first with their original indices, exactly as a
-// reload feeds a new detector; the detectors thus start again from the
-// state the held values give them. What they raise about those values is
+// first generation is made current) feeds each detector of its metrics that
+// replays after a plugin restart, and that the snapshot names, the values
+// since its last drift, oldest first with their original indices: from the
+// values the snapshot kept for replays, then the held ones. A detector so
+// fed rebuilds the very state it had, and raises what a daemon that never
+// stopped raises. Every other detector (new in the config, one that does
+// not replay, one the stream had not reached yet) is fed the held values,
+// exactly as a reload feeds a new detector, and starts again from the state
+// they give it. What the detectors raise about restored values is
 // history: it was published before the restart (or, for values the daemon
 // had not yet evaluated when it was killed, is lost), so drift and warning
 // signals for indices below the count a stream had at the restart are not

@@ -95,8 +95,10 @@ func TestRestoreSetsAsideUnusableSnapshots(t *testing.T) {
 }
 
 // A restored window is fed to the detectors of the first generation once,
-// with its original indices; what they raise about the restored values is
-// not published again, and a new value gets the next index.
+// with its original indices: a detector the snapshot has a mark for gets the
+// values since its last drift (kept for replays beyond the window), one new
+// in the config the held values. What they raise about the restored values
+// is not published again, and a new value gets the next index.
 func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 	src := counterConfig(5, []string{"c"}, map[string]string{"c": "mark = 10"})
 	a, path := newReloadAgent(t, src)
@@ -111,6 +113,9 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The restart comes with a new detector, d.
+	bodies := map[string]string{"c": "mark = 10", "d": "mark = 10"}
+	writeTestFile(t, path, counterConfig(5, []string{"c", "d"}, bodies))
 	b, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -126,42 +131,52 @@ func TestRestoreFeedsDetectorsOnceAndMutesHistory(t *testing.T) {
 		}
 		b.bus.Close()
 	})
-	if got := b.warnings(t, sub)["counter.c"]; len(got) != 0 {
+	if got := b.warnings(t, sub); len(got) != 0 {
 		t.Errorf("warnings about restored values published again: %v", got)
 	}
-	feed := b.gen.Load().detector("counter.c").feed.Status()
-	if feed.Values != 5 {
-		t.Errorf("the new detector was fed %d values, want the 5 held", feed.Values)
+	for id, want := range map[string]uint64{"counter.c": 7, "counter.d": 5} {
+		if n := b.gen.Load().detector(id).feed.Status().Values; n != want {
+			t.Errorf("%s was fed %d values, want %d", id, n, want)
+		}
 	}
 	if st := b.windows.Lookup("m", "v1").Status()["accuracy"]; st.Count != 7 || st.Held != 5 {
 		t.Errorf("restored window: %+v, want count 7, held 5", st)
 	}
 
 	ingestAll(t, b, 14)
-	got := b.warnings(t, sub)["counter.c"]
-	if len(got) != 1 || got[0].Index != 7 {
-		t.Fatalf("after the restart: %v, want one warning at index 7", got)
-	}
-	// The detector saw the held values 2..6, once, in order, then 7.
-	if d := got[0].Details; d["seen"] != 6 || d["first"] != 2 || d["gaps"] != 0 {
-		t.Errorf("detector's view: %v, want seen 6, first 2, no gaps", d)
-	}
-	if got[0].WindowSize != 5 {
-		t.Errorf("window_size %d, want 5", got[0].WindowSize)
+	all := b.warnings(t, sub)
+	for id, view := range map[string]map[string]float64{
+		// c never drifted: it saw every value from 0, once, in order, as
+		// if the daemon had not stopped.
+		"counter.c": {"seen": 8, "first": 0, "gaps": 0},
+		// d is new: the held values 2..6, then 7.
+		"counter.d": {"seen": 6, "first": 2, "gaps": 0},
+	} {
+		got := all[id]
+		if len(got) != 1 || got[0].Index != 7 {
+			t.Fatalf("%s after the restart: %v, want one warning at index 7", id, got)
+		}
+		if !reflect.DeepEqual(got[0].Details, view) {
+			t.Errorf("%s's view: %v, want %v", id, got[0].Details, view)
+		}
+		if got[0].WindowSize != 5 {
+			t.Errorf("window_size %d, want 5", got[0].WindowSize)
+		}
 	}
 
 	// A detector added by a reload after the restart starts afresh, like
 	// any new detector: it is fed the held values (3..7), and what it
 	// raises about them is published, as at any reload.
-	writeTestFile(t, path, counterConfig(5, []string{"c", "d"}, map[string]string{"c": "mark = 10", "d": "mark = 10"}))
+	bodies["e"] = "mark = 10"
+	writeTestFile(t, path, counterConfig(5, []string{"c", "d", "e"}, bodies))
 	if res := b.reload(context.Background(), api.ReloadAPI); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
-	all := b.warnings(t, sub)
-	if len(all["counter.c"]) != 0 {
-		t.Errorf("the kept detector raised %v", all["counter.c"])
+	all = b.warnings(t, sub)
+	if len(all["counter.c"])+len(all["counter.d"]) != 0 {
+		t.Errorf("the kept detectors raised %v", all)
 	}
-	if idx := indices(all["counter.d"]); !reflect.DeepEqual(idx, []uint64{3, 5, 7}) {
+	if idx := indices(all["counter.e"]); !reflect.DeepEqual(idx, []uint64{3, 5, 7}) {
 		t.Errorf("the new detector's warnings at %v, want [3 5 7]", idx)
 	}
 }

@@ -1,9 +1,12 @@
 package core
 
 import (
+	"slices"
+
 	"github.com/driftd/driftd/core/config"
 	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/snapshot"
 	"github.com/driftd/driftd/core/window"
 )
 
@@ -144,8 +147,12 @@ func (a *Agent) currentRouteLocked(w *window.Window) *windowRoute {
 // the window is routed in g, it is resized to g's window, and every
 // detector g started that its values now go to is fed the values the
 // window holds, oldest first, before any live value: such a detector
-// starts with the window's history instead of from nothing. Holding the
-// window's lock makes sure no live value slips in before them.
+// starts with the window's history instead of from nothing. A window
+// restored from a snapshot is routed for the first time here too: a
+// detector that replays and that the snapshot has a mark for is fed from
+// its mark instead, the values since its last drift, so that it rebuilds
+// the state it had before the restart. Holding the window's lock makes
+// sure no live value slips in before them.
 func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 	old, _ := w.RoutingLocked().(*windowRoute)
 	if old != nil && old.rt.gen == g {
@@ -163,14 +170,32 @@ func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 			continue
 		}
 		s.KeepForReplaysLocked(rt.replays(name))
+		var marks []snapshot.Mark
+		if old == nil {
+			marks = s.RestoredMarksLocked()
+		}
 		for _, r := range feeds {
 			switch {
 			case old == nil:
 				// A window without a route holds values only when it was
 				// restored from a snapshot: every detector is new to
-				// them, and what it raises about them is history.
-				a.persist.mute(r, s, s.Next())
-				s.Each(func(i uint64, v, mean float64) { r.Push(s, i, v, mean) })
+				// them, and what it raises about them is history. A
+				// fleet host publishes it again instead: the partition's
+				// last owner may have died before its detectors
+				// evaluated the newest values, and what it did publish
+				// the fleet's streams drop as duplicates.
+				if a.fleet.Load() == nil {
+					a.persist.mute(r, s, s.Next())
+				}
+				push := func(i uint64, v, mean float64) { r.Push(s, i, v, mean) }
+				if k := slices.IndexFunc(marks, func(m snapshot.Mark) bool { return m.Detector == r.ID() }); k >= 0 && r.Replays() {
+					// A detector that replays is fed the values since
+					// its last drift, as a restarted plugin is: it
+					// rebuilds the very state it had.
+					s.MarkLocked(r, s.EachFromLocked(marks[k].From, push))
+				} else {
+					s.Each(push)
+				}
 			case r.Born() > old.rt.gen.id:
 				// Started after the window's last route was made: it has
 				// seen none of its values. An older detector newly routed

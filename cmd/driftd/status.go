@@ -159,6 +159,10 @@ func writeStatus(w io.Writer, st *api.Status, q url.Values) {
 	}
 	fmt.Fprintf(w, "; %d event subscribers\n", st.Events.Subscribers)
 
+	if f := st.Fleet; f != nil {
+		writeFleet(w, f)
+	}
+
 	fmt.Fprintf(w, "\nModel versions: %d, with %d streams\n", st.Windows.ModelVersions, st.Windows.Streams)
 	if len(st.Streams) == 0 {
 		if st.Windows.ModelVersions > 0 {
@@ -225,4 +229,63 @@ func diagnosticLine(d config.Diagnostic) string {
 		s = fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Column, s)
 	}
 	return s
+}
+
+// writeFleet writes a fleet host's part in its fleet.
+func writeFleet(w io.Writer, f *api.FleetStatus) {
+	conn := "connected to " + f.Server
+	if !f.Connected {
+		conn = "NOT CONNECTED to NATS: lines are spooled"
+	}
+	fmt.Fprintf(w, "\nFleet %s: instance %s, %s, %d partitions\n", f.Name, f.Instance, conn, f.Partitions)
+	fmt.Fprintf(w, "  spool: %d lines, %s held (at most %s); %d lines forwarded\n", f.Spool.Records,
+		formatBytes(f.Spool.Bytes), formatBytes(f.Spool.MaxBytes), f.Forwarded)
+	fmt.Fprintf(w, "  %d takeovers, %d lease losses, %d checkpoint errors, %d lines refused by this host's partitions\n",
+		f.Takeovers, f.LeaseLosses, f.CheckpointErrors, f.Refused)
+	tw := table(w)
+	fmt.Fprintln(tw, "  MEMBER\tSINCE\tPARTITIONS")
+	for _, m := range f.Members {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.Instance, ago(m.Since), intList(m.Partitions))
+	}
+	tw.Flush()
+	if len(f.Owned) == 0 {
+		fmt.Fprintln(w, "  owns no partition")
+		return
+	}
+	tw = table(w)
+	fmt.Fprintln(tw, "  PARTITION\tAPPLIED SEQ\tLINES\tLAG (MESSAGES)\tCHECKPOINT")
+	for _, p := range f.Owned {
+		ck := "none"
+		if !p.CheckpointTime.IsZero() {
+			ck = fmt.Sprintf("seq %d, %s", p.CheckpointSeq, ago(p.CheckpointTime))
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%s\n", p.Partition, p.AppliedSeq, p.Lines, p.Pending, ck)
+	}
+	tw.Flush()
+}
+
+// intList writes 1,2,3.
+func intList(ns []int) string {
+	if len(ns) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+// formatBytes writes a byte count in binary units.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	v, u := float64(n), 0
+	for v >= unit && u < 4 {
+		v /= unit
+		u++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + []string{"B", "KiB", "MiB", "GiB", "TiB"}[u]
 }

@@ -67,8 +67,10 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 		nats.ReconnectBufSize(64 << 20),
 		nats.Timeout(5 * time.Second),
 		nats.RetryOnFailedConnect(false),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("disconnected from NATS; lines are spooled until it is back", "error", err)
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				log.Warn("disconnected from NATS; lines are spooled until it is back", "error", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("reconnected to NATS", "server", nc.ConnectedUrlRedacted())

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -51,8 +49,6 @@ type OwnerOptions struct {
 	// Valid reports whether this host's lease of a partition is valid
 	// now; a partition whose lease is not is not checkpointed.
 	Valid func(p int) bool
-	// TempDir holds a checkpoint while it is written.
-	TempDir string
 }
 
 // An Owner owns partitions: for each it loads the last checkpoint, applies
@@ -66,8 +62,9 @@ type Owner struct {
 	local Local
 	log   hclog.Logger
 
-	mu    sync.Mutex
-	parts map[int]*partition
+	mu      sync.Mutex
+	parts   map[int]*partition
+	leaving map[int]chan struct{} // lost partitions whose windows are being dropped
 
 	takeovers, checkpoints, checkpointErrors, refused atomic.Uint64
 }
@@ -102,7 +99,8 @@ func NewOwner(js jetstream.JetStream, res *Resources, o Options, oo OwnerOptions
 	if oo.Valid == nil {
 		oo.Valid = func(int) bool { return true }
 	}
-	return &Owner{o: o, oo: oo, js: js, res: res, local: local, log: log.Named("owner"), parts: map[int]*partition{}}
+	return &Owner{o: o, oo: oo, js: js, res: res, local: local, log: log.Named("owner"), parts: map[int]*partition{},
+		leaving: map[int]chan struct{}{}}
 }
 
 // pointer is the value of a partition's key in the partitions bucket: the
@@ -129,6 +127,7 @@ func (ow *Owner) set(p int) window.Set {
 // Acquired takes partition p over: it fences the partition's key, loads
 // its checkpoint and starts applying its lines from the one after it.
 func (ow *Owner) Acquired(ctx context.Context, p int) error {
+	ow.settle(p)
 	key := partitionKey(p)
 	var ptr pointer
 	var fence uint64
@@ -169,6 +168,7 @@ func (ow *Owner) Acquired(ctx context.Context, p int) error {
 			part.origins = map[string]uint64{}
 		}
 		start = ck.Seq
+		part.savedAt.Store(ck.Written.UnixNano())
 		ow.local.Load(snap.Windows)
 		ow.log.Info("partition taken", "partition", p, "checkpoint_seq", ck.Seq, "written_by", ck.Instance,
 			"windows", len(snap.Windows), "age", time.Since(ck.Written).Round(time.Millisecond))
@@ -191,8 +191,34 @@ func (ow *Owner) Acquired(ctx context.Context, p int) error {
 func (ow *Owner) Releasing(p int) { ow.stop(p, true) }
 
 // Lost stops p at once: another host has it, or may have it by now. Nothing
-// more of it is written.
-func (ow *Owner) Lost(p int) { ow.stop(p, false) }
+// more of it is written. It returns without waiting for the partition's
+// windows to be dropped (the lease manager renews the other leases on the
+// goroutine that calls it); taking p again waits for that.
+func (ow *Owner) Lost(p int) {
+	done := make(chan struct{})
+	ow.mu.Lock()
+	part := ow.parts[p]
+	delete(ow.parts, p)
+	if part != nil {
+		ow.leaving[p] = done
+	}
+	ow.mu.Unlock()
+	if part == nil {
+		return
+	}
+	part.lost.Store(true)
+	part.cancel()
+	go func() {
+		defer close(done)
+		<-part.done
+		ow.local.Drop(ow.set(p))
+		ow.mu.Lock()
+		if ow.leaving[p] == done {
+			delete(ow.leaving, p)
+		}
+		ow.mu.Unlock()
+	}()
+}
 
 func (ow *Owner) stop(p int, save bool) {
 	ow.mu.Lock()
@@ -210,10 +236,23 @@ func (ow *Owner) stop(p int, save bool) {
 	ow.local.Drop(ow.set(p))
 }
 
+// settle waits until a lost partition p has left this host.
+func (ow *Owner) settle(p int) {
+	ow.mu.Lock()
+	done := ow.leaving[p]
+	ow.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 // Close releases every partition, each with a last checkpoint.
 func (ow *Owner) Close() {
 	for _, p := range ow.Owned() {
 		ow.Releasing(p)
+	}
+	for p := range ow.o.Partitions {
+		ow.settle(p)
 	}
 }
 
@@ -394,7 +433,7 @@ func (ow *Owner) encodeCheckpoint(part *partition, seq uint64, now time.Time) ([
 	var buf bytes.Buffer
 	buf.Write(binary.AppendUvarint(nil, uint64(len(h))))
 	buf.Write(h)
-	if err := encodeSnapshot(&buf, ow.oo.TempDir, now, ow.local.Snapshots(ow.set(part.p))); err != nil {
+	if _, err := snapshot.Encode(&buf, now, ow.local.Snapshots(ow.set(part.p))); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -411,24 +450,6 @@ func decodeCheckpoint(data []byte) (checkpointHeader, *snapshot.Snapshot, error)
 	}
 	snap, err := snapshot.Decode(data[k+int(n):])
 	return h, snap, err
-}
-
-// encodeSnapshot writes the windows in the snapshot format.
-func encodeSnapshot(buf *bytes.Buffer, tmp string, now time.Time, wins iter.Seq[*snapshot.Window]) error {
-	dir, err := os.MkdirTemp(tmp, "checkpoint-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if _, err := snapshot.Write(dir, now, wins); err != nil {
-		return err
-	}
-	data, err := os.ReadFile(filepath.Join(dir, snapshot.FileName))
-	if err != nil {
-		return err
-	}
-	buf.Write(data)
-	return nil
 }
 
 // PartitionStatus is an owned partition's place in its stream.

@@ -107,7 +107,7 @@ func TestOwnerTakesOverFromCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oo := OwnerOptions{CheckpointInterval: 50 * time.Millisecond, TempDir: t.TempDir()}
+	oo := OwnerOptions{CheckpointInterval: 50 * time.Millisecond}
 	la := newStoreLocal()
 	a := NewOwner(js, res, o, oo, la)
 	p := wire.Partition("m", "v1", o.Partitions)
@@ -152,6 +152,15 @@ func TestOwnerTakesOverFromCheckpoint(t *testing.T) {
 	}
 	if got := string(entry.Value()); !strings.Contains(got, `"owner":"b"`) {
 		t.Fatalf("partition key %s, want b's", got)
+	}
+	// Lost returns at once; taking the partition again waits until its
+	// windows left, then loads them from the checkpoint.
+	b.Lost(p)
+	if err := b.Acquired(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if got := lb.values("m", "v1"); fmt.Sprint(got) != fmt.Sprint(append(want, 20)) {
+		t.Fatalf("taken again: %v", got)
 	}
 	b.Releasing(p)
 	if lb.st.Lookup("m", "v1") != nil {

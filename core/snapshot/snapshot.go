@@ -7,10 +7,10 @@
 // that the name always holds a complete snapshot: the old one or the new
 // one. It is read whole and checked before any of it is used.
 //
-// Format version 1, all integers little endian:
+// Format version 2, all integers little endian:
 //
 //	magic      8 bytes  "DRIFTDWS"
-//	version    uint32   1
+//	version    uint32   2
 //	written    int64    Unix nanoseconds when the snapshot was taken
 //	records:
 //	  'W'               a window
@@ -25,11 +25,27 @@
 //	      fresh   uvarint  values added since sum was last recomputed
 //	      values  held float64s, oldest first
 //	      means   held float64s: the window mean recorded right after each value
+//	      kept    uvarint  values kept for replays below the held ones; the first
+//	                       has index next-held-kept
+//	      values  kept float64s, oldest first
+//	      marks   uvarint  number of replaying detectors, each:
+//	        id    string   the detector's id in the config, "<plugin>.<name>"
+//	        from  uvarint  the first index it needs: its first value, or the one
+//	                       after its last drift on the stream
+//	      drifts  uvarint  drifts raised on the stream; 0: never, and no more fields
+//	        last  uvarint  the index of the last one
+//	        at    int64    Unix nanoseconds when it was raised
+//	        by    string   the detector that raised it
 //	  'E'               the end
 //	crc32      uint32   Castagnoli, of every byte before it
 //
+// Format version 1 is version 2 without kept, marks and drifts; it is still
+// read, as a snapshot that keeps nothing for replays and no drift.
+//
 // The running sum and its age are kept so that a restored stream computes
-// the same means, to the last bit, as one that never stopped.
+// the same means, to the last bit, as one that never stopped. The kept
+// values and the marks let each replaying detector be fed again the values
+// since its last drift, from which it rebuilds the state it had.
 package snapshot
 
 import (
@@ -53,14 +69,20 @@ import (
 // FileName is the snapshot's name in data_dir.
 const FileName = "windows.snapshot"
 
-// Version is the format version this package writes and reads.
-const Version = 1
+// Version is the format version this package writes. It reads it and
+// version 1.
+const Version = 2
+
+// version1 is the format before kept values, marks and drift state.
+const version1 = 1
 
 // Limits a snapshot must respect; they bound what a damaged file can make
 // the reader allocate.
 const (
 	MaxCapacity = 1 << 30
 	maxName     = metric.MaxNameLen
+	// maxID bounds a detector's id: two names and a dot.
+	maxID = 2*metric.MaxNameLen + 1
 )
 
 const (
@@ -106,10 +128,37 @@ type Series struct {
 	// recorded right after Values[i].
 	Values []float64
 	Means  []float64
+	// Kept are the values kept for replays below the held ones, oldest
+	// first: Kept[0] has index First()-len(Kept).
+	Kept []float64
+	// Marks are, per detector that replays the stream, the first index it
+	// needs, in no particular order.
+	Marks []Mark
+	// Drift is the stream's drift state; Drifts 0 when it never drifted.
+	Drift Drift
+}
+
+// Mark is the first index of a stream a replaying detector needs: its first
+// value, or the one after its last drift on the stream.
+type Mark struct {
+	Detector string // its id in the config, "<plugin>.<name>"
+	From     uint64
+}
+
+// Drift is a stream's drift state: how many drifts it had, and the last.
+type Drift struct {
+	Drifts uint64
+	Last   uint64 // the index of the last drift
+	At     time.Time
+	By     string // the detector that raised it
 }
 
 // First returns the index of the oldest held value.
 func (s *Series) First() uint64 { return s.Next - uint64(len(s.Values)) }
+
+// OldFirst returns the index of the oldest kept value, or of the oldest
+// held one when none is kept.
+func (s *Series) OldFirst() uint64 { return s.First() - uint64(len(s.Kept)) }
 
 // Snapshot is a snapshot as read back.
 type Snapshot struct {
@@ -117,10 +166,10 @@ type Snapshot struct {
 	Windows []Window
 }
 
-// Stats describe a written snapshot.
+// Stats describe a written snapshot: Values held, and Kept for replays.
 type Stats struct {
-	Windows, Series, Values int
-	Bytes                   int64
+	Windows, Series, Values, Kept int
+	Bytes                         int64
 }
 
 // Path returns the snapshot's path in dir.
@@ -143,27 +192,9 @@ func Write(dir string, written time.Time, windows iter.Seq[*Window]) (st Stats, 
 			os.Remove(tmp)
 		}
 	}()
-	e := &encoder{w: bufio.NewWriterSize(f, 1<<20)}
-	e.header(written)
-	for w := range windows {
-		if err = check(w); err != nil {
-			return st, err
-		}
-		e.window(w)
-		st.Windows++
-		st.Series += len(w.Series)
-		for _, s := range w.Series {
-			st.Values += len(s.Values)
-		}
-		if e.err != nil {
-			break
-		}
+	if st, err = Encode(f, written, windows); err != nil {
+		return st, err
 	}
-	e.end()
-	if err = e.err; err != nil {
-		return st, fmt.Errorf("write snapshot: %w", err)
-	}
-	st.Bytes = e.n
 	if err = f.Sync(); err != nil {
 		return st, fmt.Errorf("sync snapshot: %w", err)
 	}
@@ -178,6 +209,41 @@ func Write(dir string, written time.Time, windows iter.Seq[*Window]) (st Stats, 
 	if err := syncDir(dir); err != nil {
 		return st, fmt.Errorf("sync data_dir: %w", err)
 	}
+	return st, nil
+}
+
+// Encode writes the windows that windows yields to w as a snapshot taken
+// at written, the content of a snapshot file, which Decode reads back. It
+// refuses a window that breaks the format's rules with ErrInvalid; what it
+// wrote to w by then is not a snapshot.
+func Encode(w io.Writer, written time.Time, windows iter.Seq[*Window]) (Stats, error) {
+	return encode(w, written, windows, Version)
+}
+
+// encode is Encode in format version v.
+func encode(w io.Writer, written time.Time, windows iter.Seq[*Window], v uint32) (st Stats, err error) {
+	e := &encoder{w: bufio.NewWriterSize(w, 1<<20), version: v}
+	e.header(written)
+	for w := range windows {
+		if err = check(w); err != nil {
+			return st, err
+		}
+		e.window(w)
+		st.Windows++
+		st.Series += len(w.Series)
+		for _, s := range w.Series {
+			st.Values += len(s.Values)
+			st.Kept += len(s.Kept)
+		}
+		if e.err != nil {
+			break
+		}
+	}
+	e.end()
+	if err = e.err; err != nil {
+		return st, fmt.Errorf("write snapshot: %w", err)
+	}
+	st.Bytes = e.n
 	return st, nil
 }
 
@@ -210,10 +276,37 @@ func check(w *Window) error {
 			return bad("%s: %d values and %d means of %d seen, capacity %d", s.Metric, len(s.Values), len(s.Means), s.Next, w.Capacity)
 		case s.Fresh < 0 || s.Fresh > w.Capacity:
 			return bad("%s: fresh %d", s.Metric, s.Fresh)
-		case !finite(s.Sum) || !allFinite(s.Values) || !allFinite(s.Means):
+		case !finite(s.Sum) || !allFinite(s.Values) || !allFinite(s.Means) || !allFinite(s.Kept):
 			return bad("%s: a value that is not finite", s.Metric)
+		case uint64(len(s.Kept)) > s.First():
+			return bad("%s: %d values kept below index %d", s.Metric, len(s.Kept), s.First())
+		}
+		if err := checkReplays(&s); err != nil {
+			return bad("%s: %v", s.Metric, err)
 		}
 		seen[s.Metric] = true
+	}
+	return nil
+}
+
+// checkReplays checks a series' marks and drift state.
+func checkReplays(s *Series) error {
+	ids := make(map[string]bool, len(s.Marks))
+	for _, m := range s.Marks {
+		switch {
+		case m.Detector == "" || len(m.Detector) > maxID || ids[m.Detector]:
+			return fmt.Errorf("bad or repeated detector id %q", m.Detector)
+		case m.From > s.Next:
+			return fmt.Errorf("%s: mark %d past the count %d", m.Detector, m.From, s.Next)
+		}
+		ids[m.Detector] = true
+	}
+	d := s.Drift
+	switch {
+	case d.Drifts == 0 && d != Drift{}:
+		return errors.New("drift state without a drift")
+	case d.Drifts > 0 && (d.Last >= s.Next || len(d.By) > maxID):
+		return fmt.Errorf("%d drifts, the last at %d by %q, of %d values", d.Drifts, d.Last, d.By, s.Next)
 	}
 	return nil
 }
@@ -232,11 +325,12 @@ func allFinite(vs []float64) bool {
 // encoder writes the format, keeping the checksum and the byte count. The
 // first error sticks.
 type encoder struct {
-	w   *bufio.Writer
-	buf []byte
-	crc uint32
-	n   int64
-	err error
+	w       *bufio.Writer
+	version uint32
+	buf     []byte
+	crc     uint32
+	n       int64
+	err     error
 }
 
 // flush writes buf.
@@ -251,7 +345,7 @@ func (e *encoder) flush() {
 
 func (e *encoder) header(written time.Time) {
 	e.buf = append(e.buf, magic...)
-	e.buf = binary.LittleEndian.AppendUint32(e.buf, Version)
+	e.buf = binary.LittleEndian.AppendUint32(e.buf, e.version)
 	e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(written.UnixNano()))
 	e.flush()
 }
@@ -283,11 +377,36 @@ func (e *encoder) window(w *Window) {
 		for _, m := range s.Means {
 			e.float(m)
 		}
+		if e.version != version1 {
+			e.replays(&s)
+		}
 		if len(e.buf) >= 64<<10 {
 			e.flush()
 		}
 	}
 	e.flush()
+}
+
+// replays writes a series' kept values, marks and drift state.
+func (e *encoder) replays(s *Series) {
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(s.Kept)))
+	for _, v := range s.Kept {
+		e.float(v)
+		if len(e.buf) >= 64<<10 {
+			e.flush()
+		}
+	}
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(s.Marks)))
+	for _, m := range s.Marks {
+		e.str(m.Detector)
+		e.buf = binary.AppendUvarint(e.buf, m.From)
+	}
+	e.buf = binary.AppendUvarint(e.buf, s.Drift.Drifts)
+	if s.Drift.Drifts > 0 {
+		e.buf = binary.AppendUvarint(e.buf, s.Drift.Last)
+		e.buf = binary.LittleEndian.AppendUint64(e.buf, uint64(s.Drift.At.UnixNano()))
+		e.str(s.Drift.By)
+	}
 }
 
 func (e *encoder) end() {
@@ -325,14 +444,15 @@ func Decode(data []byte) (*Snapshot, error) {
 	if len(data) < headerSize+1+trailer {
 		return nil, fmt.Errorf("%w: truncated (%d bytes)", ErrCorrupt, len(data))
 	}
-	if v := binary.LittleEndian.Uint32(data[len(magic):]); v != Version {
-		return nil, fmt.Errorf("%w: format version %d, this driftd reads %d", ErrVersion, v, Version)
+	v := binary.LittleEndian.Uint32(data[len(magic):])
+	if v != Version && v != version1 {
+		return nil, fmt.Errorf("%w: format version %d, this driftd reads %d and %d", ErrVersion, v, version1, Version)
 	}
 	body, sum := data[:len(data)-trailer], binary.LittleEndian.Uint32(data[len(data)-trailer:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", ErrCorrupt)
 	}
-	d := &decoder{b: body[len(magic)+4:]}
+	d := &decoder{b: body[len(magic)+4:], version: v}
 	snap := &Snapshot{Written: time.Unix(0, int64(d.u64())).UTC()}
 	seen := make(map[[2]string]bool)
 	for d.err == nil {
@@ -371,8 +491,9 @@ func Decode(data []byte) (*Snapshot, error) {
 // decoder reads the records of a checked body. The first error sticks and
 // every later read returns zero.
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	version uint32
+	err     error
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -421,9 +542,12 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
-func (d *decoder) str() string {
+func (d *decoder) str() string { return d.strMax(maxName) }
+
+// strMax reads a string of at most max bytes.
+func (d *decoder) strMax(max uint64) string {
 	n := d.uvarint()
-	if n > maxName {
+	if n > max {
 		d.fail("name of %d bytes", n)
 		return ""
 	}
@@ -471,12 +595,41 @@ func (d *decoder) window() Window {
 		}
 		s.Fresh = int(fresh)
 		s.Values, s.Means = d.floats(held), d.floats(held)
+		if d.version != version1 {
+			d.replays(&s)
+		}
 		if d.err != nil {
 			return w
 		}
 		w.Series = append(w.Series, s)
 	}
 	return w
+}
+
+// replays reads a series' kept values, marks and drift state; check
+// checks them against the rest.
+func (d *decoder) replays(s *Series) {
+	kept := d.uvarint()
+	if kept > s.First() || 8*kept > uint64(len(d.b)) {
+		d.fail("%s: %d values kept below index %d", s.Metric, kept, s.First())
+		return
+	}
+	if kept > 0 {
+		s.Kept = d.floats(kept)
+	}
+	n := d.uvarint()
+	if n > uint64(len(d.b)) { // a mark takes more than a byte
+		d.fail("%s: %d marks", s.Metric, n)
+		return
+	}
+	for range n {
+		s.Marks = append(s.Marks, Mark{Detector: d.strMax(maxID), From: d.uvarint()})
+	}
+	if s.Drift.Drifts = d.uvarint(); s.Drift.Drifts > 0 {
+		s.Drift.Last = d.uvarint()
+		s.Drift.At = time.Unix(0, int64(d.u64())).UTC()
+		s.Drift.By = d.strMax(maxID)
+	}
 }
 
 // Quarantine moves a snapshot that cannot be used out of the way, to

@@ -3,6 +3,8 @@ package window
 import (
 	"math"
 	"slices"
+
+	"github.com/driftd/driftd/core/snapshot"
 )
 
 // Retention: the values a detector feed may need again after its plugin
@@ -135,10 +137,13 @@ func (s *Series) ReleaseLocked() { s.setKeep(math.MaxUint64) }
 // window's routing feeds. A reader without a mark yet holds keep where it
 // is: its first value is at or after it. The window's lock is held.
 func (s *Series) MarkLocked(r Reader, from uint64) {
-	if k := s.markOf(r); k < 0 {
-		s.marks = append(s.marks, mark{r: r, from: from})
-	} else {
-		s.marks[k].from = from
+	if k := s.markOf(r); k < 0 || s.marks[k].from != from {
+		s.w.store.replays.Add(1) // the next snapshot differs
+		if k < 0 {
+			s.marks = append(s.marks, mark{r: r, from: from})
+		} else {
+			s.marks[k].from = from
+		}
 	}
 	if s.w.routing == nil {
 		return
@@ -160,6 +165,54 @@ func (s *Series) MarkLocked(r Reader, from uint64) {
 	if keep > s.keep {
 		s.setKeep(keep)
 	}
+}
+
+// restoreKept keeps kept, the values right before the ring's, for replays,
+// as far as the retain budget takes them: the newest first. A series
+// restored so keeps from the oldest of them on until its routing says
+// otherwise (KeepForReplaysLocked).
+func (s *Series) restoreKept(kept []float64) {
+	if len(kept) == 0 {
+		return
+	}
+	s.budget = &s.w.store.retain
+	for s.reserved < len(kept) && s.takeBlock() {
+		s.reserved += retainBlock
+	}
+	if s.reserved == 0 {
+		s.budget = nil
+		return
+	}
+	kept = kept[max(0, len(kept)-s.reserved):]
+	s.old = make([]float64, s.reserved)
+	s.oldHead, s.nOld = 0, copy(s.old, kept)
+	s.keep = s.oldFirst()
+}
+
+// RestoredMarksLocked returns the marks the series was restored with from a
+// snapshot, the first index each replaying detector needed, by detector id,
+// and forgets them: they are for the first routing of a restored window
+// only. The window's lock is held.
+func (s *Series) RestoredMarksLocked() []snapshot.Mark {
+	m := s.restored
+	s.restored = nil
+	return m
+}
+
+// EachFromLocked calls fn with every value from index from on that the
+// series has, kept for replays or held, oldest first: its index, the value
+// and the window mean recorded right after it, which is 0 for a kept value
+// (it is not recorded). It returns the index of the first value: from, or
+// later when values before that were not kept. The window's lock is held.
+func (s *Series) EachFromLocked(from uint64, fn func(i uint64, v, mean float64)) uint64 {
+	from = max(from, s.oldFirst())
+	for j := from; j < s.first; j++ {
+		fn(j, s.oldAt(j), 0)
+	}
+	for j := max(from, s.first); j < s.next; j++ {
+		fn(j, s.at(j), s.Mean(j))
+	}
+	return from
 }
 
 // ReplayLocked appends to dst the values [from, to) of the series, from

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/driftd/driftd/core/snapshot"
 )
 
 // Series is one metric's ring buffer, with the window mean as it stood right
@@ -35,13 +37,14 @@ type Series struct {
 	metric string
 
 	// Retention for replays.
-	keep     uint64        // values from this index on are kept when they leave the ring
-	old      []float64     // a ring of the values [first-nOld, first) that left the window's ring
-	oldHead  int           // where in old the oldest of them is
-	nOld     int           // how many
-	reserved int           // values of budget taken, a multiple of retainBlock; len(old) is at least that, at most twice
-	budget   *atomic.Int64 // the store's retain budget, once a replaying reader reads the series
-	marks    []mark        // per replaying reader, the first index it needs
+	keep     uint64          // values from this index on are kept when they leave the ring
+	old      []float64       // a ring of the values [first-nOld, first) that left the window's ring
+	oldHead  int             // where in old the oldest of them is
+	nOld     int             // how many
+	reserved int             // values of budget taken, a multiple of retainBlock; len(old) is at least that, at most twice
+	budget   *atomic.Int64   // the store's retain budget, once a replaying reader reads the series
+	marks    []mark          // per replaying reader, the first index it needs
+	restored []snapshot.Mark // the marks of a snapshot, until the first routing takes them
 
 	// The stream's drift state: drifting from a drift until the stream has
 	// gone its window past the last one, the rule recovered retrain jobs
@@ -238,6 +241,7 @@ func (s *Series) DriftLocked(i uint64, by string, at time.Time) (size int, repea
 		s.lastDrift, s.lastDriftAt, s.lastDriftBy = i, at, by
 	}
 	s.drifts++
+	s.w.store.replays.Add(1)
 	return s.SizeAt(i), repeat
 }
 

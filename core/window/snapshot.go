@@ -18,20 +18,22 @@ type Set func(model, version string) bool
 func All(string, string) bool { return true }
 
 // Mark tells whether the windows changed since a snapshot: a stream's count
-// only grows but when its window is retired, and values are only dropped
-// when a new config resizes a window.
+// only grows but when its window is retired, values are only dropped when a
+// new config resizes a window, and what a snapshot keeps for replays and of
+// drifts changes only with a drift or a detector's first value of a stream.
 type Mark struct {
 	windows int
 	counts  uint64 // the sum of every stream's count
 	gen     uint64
 	removed uint64 // windows retired, which a new window may replace
+	replays uint64 // drifts recorded and replay marks set, ever
 }
 
 // Mark sums up the windows, under config generation gen, for comparison
 // with the Mark of the last snapshot.
 func (st *Store) Mark(gen uint64) Mark {
 	st.mu.RLock()
-	m := Mark{gen: gen, removed: st.removed}
+	m := Mark{gen: gen, removed: st.removed, replays: st.replays.Load()}
 	st.mu.RUnlock()
 	for _, w := range st.All() {
 		w.mu.Lock()
@@ -80,6 +82,15 @@ func (w *Window) copyTo(dst *snapshot.Window) bool {
 			c.Values = append(c.Values, s.at(j))
 			c.Means = append(c.Means, s.Mean(j))
 		}
+		c.Kept = c.Kept[:0]
+		for j := s.oldFirst(); j < s.first; j++ {
+			c.Kept = append(c.Kept, s.oldAt(j))
+		}
+		c.Marks = s.appendMarks(c.Marks[:0])
+		c.Drift = snapshot.Drift{}
+		if s.drifts > 0 {
+			c.Drift = snapshot.Drift{Drifts: s.drifts, Last: s.lastDrift, At: s.lastDriftAt, By: s.lastDriftBy}
+		}
 	}
 	w.mu.Unlock()
 	slices.SortFunc(series, func(x, y snapshot.Series) int { return strings.Compare(x.Metric, y.Metric) })
@@ -87,9 +98,33 @@ func (w *Window) copyTo(dst *snapshot.Window) bool {
 	return len(series) > 0
 }
 
+// An identified reader can be named in a snapshot: by its detector's id in
+// the config, which a restarted daemon's reader of the same detector has
+// too.
+type identified interface{ ID() string }
+
+// appendMarks appends the marks of the series' replaying readers to dst,
+// by their ids: those of the readers the window's routing feeds, or, while
+// it has none, the marks it was restored with. The window's lock is held.
+func (s *Series) appendMarks(dst []snapshot.Mark) []snapshot.Mark {
+	if s.w.routing == nil {
+		return append(dst, s.restored...)
+	}
+	for _, r := range s.w.routing.Replaying(s.metric) {
+		k := s.markOf(r)
+		if id, ok := r.(identified); ok && k >= 0 && !slices.ContainsFunc(dst, func(m snapshot.Mark) bool { return m.Detector == id.ID() }) {
+			dst = append(dst, snapshot.Mark{Detector: id.ID(), From: s.marks[k].from})
+		}
+	}
+	return dst
+}
+
 // Load adds the windows of a snapshot, as they were: the same indices,
 // values, recorded means and running sums, so that each stream goes on
-// exactly as if it had never stopped. A window that exists already is left
+// exactly as if it had never stopped; the values kept for replays, as far
+// as the retain budget takes them (the newest first); the drift state; and
+// the marks of the detectors that replay each stream, for their owner to
+// take (Series.RestoredMarksLocked). A window that exists already is left
 // as it is. Expiry counts from now: when values came before is not kept.
 func (st *Store) Load(wins []snapshot.Window) {
 	st.mu.Lock()
@@ -123,6 +158,11 @@ func restoreSeries(w *Window, ss *snapshot.Series) *Series {
 	for k, v := range ss.Values {
 		j := s.first + uint64(k)
 		s.ring[j%c], s.means[j%c] = v, ss.Means[k]
+	}
+	s.restoreKept(ss.Kept)
+	s.restored = slices.Clone(ss.Marks)
+	if d := ss.Drift; d.Drifts > 0 {
+		s.drifts, s.lastDrift, s.lastDriftAt, s.lastDriftBy = d.Drifts, d.Last, d.At, d.By
 	}
 	return s
 }

@@ -42,6 +42,10 @@ type Store struct {
 	retain atomic.Int64
 	_      [56]byte
 
+	// replays counts the drifts recorded and the replay marks set, which
+	// change a snapshot without changing the counts (see Mark).
+	replays atomic.Uint64
+
 	// streams counts the series of all windows, which ingest.max_streams
 	// bounds. It changes only when a stream is created or dropped: see
 	// AddStreams and StreamsDropped.
