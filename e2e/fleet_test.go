@@ -426,34 +426,40 @@ func (f *fleet) settle(t *testing.T, live ...string) settled {
 			break
 		}
 		if time.Now().After(deadline) {
-			for _, in := range live {
-				st := sts[in]
-				b, _ := json.Marshal(st.Fleet)
-				t.Logf("%s fleet status: %s", in, b)
-			}
-			dumpLines(t, f.nats.URLs())
+			f.dump(t, live...)
 			t.Fatalf("not settled after %v: %s", fleetSettle, why)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	took := time.Since(start)
-	// Then quiet: nothing more for a second on any host.
-	lastSeqs := func() string {
+	// Then quiet: for a second, no host's events, forwarded lines or
+	// partitions move, and every partition is owned once.
+	state := func() string {
+		sts := f.statuses(t, live...)
+		if ok, why := cover(sts); !ok {
+			return "no cover: " + why
+		}
 		var s []string
 		for _, in := range live {
-			st := hostStatusOf(t, f.agents[in])
-			s = append(s, fmt.Sprintf("%d/%d", st.Events.LastSeq, st.Fleet.Forwarded))
+			st := sts[in]
+			s = append(s, fmt.Sprintf("%s:%d/%d/%v", in, st.Events.LastSeq, st.Fleet.Forwarded, st.owned()))
 		}
-		return strings.Join(s, ",")
+		return strings.Join(s, " ")
 	}
-	prev := lastSeqs()
-	eventually(t, 30*time.Second, "the hosts' events to stop moving", func() bool {
+	prev := state()
+	quiet := time.Now().Add(30 * time.Second)
+	for {
 		time.Sleep(time.Second)
-		cur := lastSeqs()
-		same := cur == prev
+		cur := state()
+		if cur == prev && !strings.HasPrefix(cur, "no cover") {
+			break
+		}
+		if time.Now().After(quiet) {
+			f.dump(t, live...)
+			t.Fatalf("the fleet does not stay still for a second within 30 s of settling: %s", cur)
+		}
 		prev = cur
-		return same
-	})
+	}
 	take()
 	return settled{drifts: slices.Clone(f.drifts), sts: f.statuses(t, live...), took: took}
 }
@@ -710,9 +716,10 @@ func TestFleetDriftOncePerModelVersion(t *testing.T) {
 			b, _ := json.Marshal(st.Fleet)
 			t.Errorf("%s: fleet status %s, want name %s, its instance, %d partitions, connected, 3 members", in, b, fleetName, fleetPartitions)
 		}
-		if st.Fleet.Refused != 0 || st.Fleet.LeaseLosses != 0 || st.Fleet.CheckpointErrors != 0 {
-			t.Errorf("%s: refused %d, lease losses %d, checkpoint errors %d; want none", in, st.Fleet.Refused, st.Fleet.LeaseLosses, st.Fleet.CheckpointErrors)
+		if st.Fleet.Refused != 0 || st.Fleet.CheckpointErrors != 0 {
+			t.Errorf("%s: refused %d, checkpoint errors %d; want none", in, st.Fleet.Refused, st.Fleet.CheckpointErrors)
 		}
+		t.Logf("%s: takeovers %d, lease losses %d", in, st.Fleet.Takeovers, st.Fleet.LeaseLosses)
 	}
 	if fw := s.sts["h1"].Fleet.Forwarded; fw != uint64(fleetChunks*f.data.linesPerBody()) {
 		t.Errorf("h1 forwarded %d lines, %d were pushed to it", fw, fleetChunks*f.data.linesPerBody())
@@ -939,9 +946,14 @@ func TestFleetStaleOwner(t *testing.T) {
 			firstHalf++
 		}
 	}
-	eventually(t, fleetSettle, fmt.Sprintf("%d jobs of the first half delivered", firstHalf), func() bool {
-		return len(distinctJobs(f.recv)) >= firstHalf
-	})
+	deadline := time.Now().Add(fleetSettle)
+	for len(distinctJobs(f.recv)) < firstHalf {
+		if time.Now().After(deadline) {
+			f.dump(t, "h1", "h2", "h3")
+			t.Fatalf("%d jobs at the receiver after %v, want the %d of the first half's drifts", len(distinctJobs(f.recv)), fleetSettle, firstHalf)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	h2 := f.agents["h2"]
 	before := hostStatusOf(t, h2)
 	if len(before.Fleet.Owned) == 0 {
@@ -1016,5 +1028,29 @@ func dumpLines(t *testing.T, urls []string) {
 	}
 	if err := cl.Err(); err != nil {
 		t.Logf("list consumers: %v", err)
+	}
+}
+
+// dump logs, for a test that fails to settle, each host's fleet status,
+// what the lines stream holds and its consumers, then ends the hosts with
+// SIGQUIT and logs the goroutines of their partition owners.
+func (f *fleet) dump(t *testing.T, live ...string) {
+	t.Helper()
+	for _, in := range live {
+		b, _ := json.Marshal(hostStatusOf(t, f.agents[in]).Fleet)
+		t.Logf("%s fleet status: %s", in, b)
+	}
+	dumpLines(t, f.nats.URLs())
+	for _, in := range live {
+		a := f.agents[in]
+		a.signal(t, syscall.SIGQUIT)
+		a.wait(t)
+		var keep []string
+		for _, g := range strings.Split(a.log.String(), "\n\n") {
+			if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "fleet.(*Owner).consume") {
+				keep = append(keep, g)
+			}
+		}
+		t.Logf("%s: %d goroutines of fleet.(*Owner).consume:\n%s", in, len(keep), shorten(strings.Join(keep, "\n\n"), 24<<10, 0))
 	}
 }
