@@ -327,8 +327,20 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 			cons = nil
 			continue
 		}
-		for msg := range batch.Messages() {
-			if ctx.Err() != nil || cons == nil {
+		msgs := batch.Messages()
+	read:
+		for {
+			var msg jetstream.Msg
+			var ok bool
+			select {
+			case msg, ok = <-msgs:
+			case <-ctx.Done():
+				ok = false // the pull runs out by itself
+			}
+			if !ok {
+				break read
+			}
+			if cons == nil {
 				continue // let the batch run out; nothing more is applied
 			}
 			md, err := msg.Metadata()
