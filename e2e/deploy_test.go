@@ -326,3 +326,52 @@ func mountsByPath(pod, c map[string]any) map[string]map[string]any {
 	}
 	return out
 }
+
+// The fleet example's agent config validates, names itself after the node
+// and reaches the NATS servers the StatefulSet's Service names; the
+// DaemonSet gives it the node's name and keeps data_dir (the spool) on the
+// node.
+func TestKubernetesFleetExample(t *testing.T) {
+	requireE2E(t)
+	const file = "deploy/kubernetes/driftd-fleet.yaml"
+	docs := yamlDocuments(t, readRepoFile(t, file))
+	byName := map[string]map[string]any{}
+	for _, d := range docs {
+		byName[str(d, "kind")+"/"+str(d, "metadata", "name")] = d
+	}
+	cm, ds, sts := byName["ConfigMap/driftd-config"], byName["DaemonSet/driftd"], byName["StatefulSet/nats"]
+	if cm == nil || ds == nil || sts == nil || byName["Service/nats"] == nil {
+		t.Fatalf("%s lacks the agents' ConfigMap, their DaemonSet, or NATS' StatefulSet and Service", file)
+	}
+	if r := sts["spec"].(map[string]any)["replicas"]; r != 3 {
+		t.Errorf("NATS runs %v servers, want 3", r)
+	}
+	hcl := str(cm, "data", "driftd.hcl")
+	tmp := tempDir(t)
+	cfg := strings.ReplaceAll(relocate(hcl, tmp), `"/usr/local/lib/driftd/plugins"`, `"`+pluginDir+`"`)
+	path := writeFile(t, filepath.Join(tmp, "driftd.hcl"), []byte(cfg))
+	if code, stdout, stderr := run(t, tmp, cleanEnv("NODE_NAME=node-7"), "validate", path); code != 0 {
+		t.Fatalf("driftd validate of the fleet ConfigMap's config: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, s := range []string{"nats-0", "nats-1", "nats-2"} {
+		if !strings.Contains(hcl, "nats://"+s+".nats.driftd.svc:4222") {
+			t.Errorf("the cluster block does not name %s", s)
+		}
+	}
+	pod := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	c := pod["containers"].([]any)[0].(map[string]any)
+	var nodeName bool
+	for _, e := range c["env"].([]any) {
+		e := e.(map[string]any)
+		if str(e, "name") == "NODE_NAME" && str(e, "valueFrom", "fieldRef", "fieldPath") == "spec.nodeName" {
+			nodeName = true
+		}
+	}
+	if !nodeName {
+		t.Error("the DaemonSet does not set NODE_NAME from spec.nodeName")
+	}
+	mounts := mountsByPath(pod, c)
+	if m := mounts["/var/lib/driftd"]; m == nil || str(m, "hostPath", "path") != "/var/lib/driftd" {
+		t.Errorf("data_dir, where the spool is, is not on the node: %v", m)
+	}
+}
