@@ -50,7 +50,8 @@ type fleetRun struct {
 // same lines over the time from the first byte until JetStream had
 // acknowledged every one (status fleet.forwarded) and the spool was empty;
 // AppliedSeconds is when the agent, owner of every partition, had applied
-// them all.
+// them all (0: not within ownerWait after they were forwarded; Applied
+// says how many it had).
 type fleetIngest struct {
 	Sent            uint64  `json:"sent"`
 	Accepted        uint64  `json:"accepted"`
@@ -202,8 +203,12 @@ func (s *fleetSummary) print(w io.Writer) {
 	for _, r := range s.Runs {
 		fmt.Fprintf(w, "R%d (%d nats-server):\n", r.Replicas, r.NATSServers)
 		if i := r.Ingest; i != nil {
-			fmt.Fprintf(w, "  ingest: %s metrics/s answered (spooled) for %.1f s; %s metrics/s until JetStream acknowledged all %s (%.1f s); applied by their owner (the same agent) after %.1f s, %d lease losses\n",
-				commas(i.IngestPerSec), i.PushSeconds, commas(i.ForwardedPerSec), commas(float64(i.Forwarded)), i.ForwardSeconds, i.AppliedSeconds, i.LeaseLosses)
+			applied := fmt.Sprintf("after %.1f s", i.AppliedSeconds)
+			if i.AppliedSeconds == 0 {
+				applied = fmt.Sprintf("%s of them %v after", commas(float64(i.Applied)), ownerWait)
+			}
+			fmt.Fprintf(w, "  ingest: %s metrics/s answered (spooled) for %.1f s; %s metrics/s until JetStream acknowledged all %s (%.1f s); applied by their owner (the same agent) %s, %d lease losses\n",
+				commas(i.IngestPerSec), i.PushSeconds, commas(i.ForwardedPerSec), commas(float64(i.Forwarded)), i.ForwardSeconds, applied, i.LeaseLosses)
 		}
 		if c := r.Consume; c != nil {
 			fmt.Fprintf(w, "  consume: a new owner of %d partitions applied %s lines (its detector evaluated %s values) in %.2f s from its start = %s metrics/s; %s metrics/s over %.2f s from its first applied line (ready after %.2f s); %d lease losses\n",

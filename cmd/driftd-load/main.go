@@ -38,6 +38,17 @@
 //
 // The agent runs in this process, so this process's CPU time, heap and RSS
 // include the load generator's (its pre-generated load is a few MiB).
+//
+// With -fleet it measures fleet mode instead, with real processes: for
+// each of -fleet-replicas (R), R nats-server processes (-nats-server; one
+// alone, or clustered) on loopback ports and bin/driftd agents (-driftd)
+// with a cluster block of R replicas, in a temporary directory. It reports
+// the ingest rate of one agent until JetStream acknowledged every line; the
+// rate at which a new owner applies a lines stream and its detector (a
+// threshold) evaluates it; the latency from a probe POSTed on one agent to
+// its drift on another's GET /v1/events, under background load; and the
+// time from the kill -9 of a partition's owner until a drift of that
+// partition flows again. `make bench-fleet` runs it (FLEET_FLAGS).
 package main
 
 import (
@@ -131,7 +142,8 @@ func run() int {
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: driftd-load [flags]\n\n"+
 			"Runs a driftd agent in this process and measures throughput, drift-detection\n"+
-			"latency and memory over its Unix socket. Build the plugins first: make build\n\nflags:\n")
+			"latency and memory over its Unix socket. Build the plugins first: make build\n"+
+			"With -fleet: starts nats-server and driftd agent processes and measures fleet mode.\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
