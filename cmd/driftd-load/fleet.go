@@ -463,11 +463,13 @@ func fleetLatencyPhase(ctx context.Context, o options, l *load, agents []*fleetA
 	next := time.Now()
 	sent := 0
 	var probes pushed
+	answered := make([]float64, 0, o.probes)
 	for i := range o.probes {
 		next = next.Add(time.Duration(float64(o.probeInterval) * (0.5 + rng.Float64())))
 		time.Sleep(time.Until(next))
 		written[i] = time.Now()
 		probes.take(1, pc.post(ctx, probeFor("l"+strconv.Itoa(i))))
+		answered = append(answered, float64(time.Since(written[i]))/float64(time.Millisecond))
 		sent++
 	}
 
@@ -505,6 +507,8 @@ collect:
 		lat.failures = append(lat.failures, fmt.Sprintf("latency: probes: %v", err))
 	}
 
+	slices.Sort(answered)
+	lat.AnsweredP50Ms, lat.AnsweredP99Ms = percentile(answered, 0.50), percentile(answered, 0.99)
 	lat.Received, lat.Remote = len(all), len(remote)
 	slices.Sort(all)
 	slices.Sort(remote)

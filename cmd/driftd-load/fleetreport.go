@@ -102,17 +102,21 @@ type fleetConsume struct {
 // figures are those of probes whose partition the watching agent does not
 // own.
 type fleetLatency struct {
-	PushedOn           string         `json:"pushed_on"`
-	SeenOn             string         `json:"seen_on"`
-	Probes             int            `json:"probes"`
-	Received           int            `json:"received"`
-	Unexpected         int            `json:"unexpected"`
-	P50Ms              float64        `json:"p50_ms"`
-	P99Ms              float64        `json:"p99_ms"`
-	MaxMs              float64        `json:"max_ms"`
-	Remote             int            `json:"remote"`
-	RemoteP50Ms        float64        `json:"remote_p50_ms"`
-	RemoteP99Ms        float64        `json:"remote_p99_ms"`
+	PushedOn    string  `json:"pushed_on"`
+	SeenOn      string  `json:"seen_on"`
+	Probes      int     `json:"probes"`
+	Received    int     `json:"received"`
+	Unexpected  int     `json:"unexpected"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+	Remote      int     `json:"remote"`
+	RemoteP50Ms float64 `json:"remote_p50_ms"`
+	RemoteP99Ms float64 `json:"remote_p99_ms"`
+	// AnsweredP50Ms and AnsweredP99Ms time the probes' POSTs: until the
+	// probe was spooled and synced.
+	AnsweredP50Ms      float64        `json:"answered_p50_ms"`
+	AnsweredP99Ms      float64        `json:"answered_p99_ms"`
 	RaisedBy           map[string]int `json:"raised_by"`
 	PartitionsOwned    map[string]int `json:"partitions_owned"`
 	BackgroundRate     int            `json:"background_rate"`
@@ -218,7 +222,8 @@ func (s *fleetSummary) print(w io.Writer) {
 			fmt.Fprintf(w, "  latency %s -> %s: p50 %.2f ms p99 %.2f ms max %.2f ms, %d of %d probes; owner not %s (%d): p50 %.2f ms p99 %.2f ms; background %s metrics/s\n",
 				l.PushedOn, l.SeenOn, l.P50Ms, l.P99Ms, l.MaxMs, l.Received, l.Probes,
 				l.SeenOn, l.Remote, l.RemoteP50Ms, l.RemoteP99Ms, commas(l.BackgroundActual))
-			fmt.Fprintf(w, "    partitions owned: %s; events by instance: %s\n", counts(l.PartitionsOwned), counts(l.RaisedBy))
+			fmt.Fprintf(w, "    probes' POSTs answered (spooled) p50 %.2f ms p99 %.2f ms; partitions owned: %s; events by instance: %s\n",
+				l.AnsweredP50Ms, l.AnsweredP99Ms, counts(l.PartitionsOwned), counts(l.RaisedBy))
 		}
 		if t := r.Takeover; t != nil {
 			fmt.Fprintf(w, "  takeover: kill -9 of %s (owner of partition %d, %s/%s): %.2f s until the drift of probe %d (the first written after the kill: %d) on %s, raised by %q; %s counts %d takeovers\n",
