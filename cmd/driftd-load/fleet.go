@@ -28,6 +28,7 @@ import (
 const (
 	fleetWait       = 2 * time.Minute        // for forwarding, applying or balancing to finish
 	ownerWait       = 10 * time.Second       // for the ingest phase's agent to apply what it took, after it forwarded it
+	consumeWait     = 30 * time.Second       // for the consume phase's owner to apply the stream
 	takeoverWait    = 30 * time.Second       // for the first drift after a kill -9
 	takeoverWarmup  = 10 * time.Second       // for the takeover probe's first drift, before the kill
 	agentStopGrace  = 10 * time.Second       // SIGTERM to SIGKILL
@@ -218,7 +219,7 @@ func ingestAndConsume(ctx context.Context, o options, l *load, dir string, f fle
 	c.ReadySeconds = time.Since(t0).Seconds()
 	var first time.Time
 	var firstLines uint64
-	st, at, err = pollUntil(ctx, b, func(st *api.Status) bool {
+	st, at, err = pollUntilWithin(ctx, b, consumeWait, func(st *api.Status) bool {
 		n := ownedLines(st)
 		if n > 0 && first.IsZero() {
 			first, firstLines = time.Now(), n
@@ -251,7 +252,7 @@ func ingestAndConsume(ctx context.Context, o options, l *load, dir string, f fle
 	}
 	if c.Applied != c.Lines || c.Evaluated < c.Lines {
 		c.failures = append(c.failures, fmt.Sprintf("consume: %d lines in the stream, %d applied and %d evaluated within %v",
-			c.Lines, c.Applied, c.Evaluated, fleetWait))
+			c.Lines, c.Applied, c.Evaluated, consumeWait))
 	}
 	if c.Partitions != o.partitions {
 		c.failures = append(c.failures, fmt.Sprintf("consume: the owner owns %d of %d partitions", c.Partitions, o.partitions))
@@ -507,6 +508,12 @@ collect:
 		lat.failures = append(lat.failures, fmt.Sprintf("latency: probes: %v", err))
 	}
 
+	for i := range sent {
+		if !seen[i] {
+			v := "l" + strconv.Itoa(i)
+			lat.Missing = append(lat.Missing, v+"@"+owners[wire.Partition(probeModel, v, o.partitions)])
+		}
+	}
 	slices.Sort(answered)
 	lat.AnsweredP50Ms, lat.AnsweredP99Ms = percentile(answered, 0.50), percentile(answered, 0.99)
 	lat.Received, lat.Remote = len(all), len(remote)

@@ -115,8 +115,11 @@ type fleetLatency struct {
 	RemoteP99Ms float64 `json:"remote_p99_ms"`
 	// AnsweredP50Ms and AnsweredP99Ms time the probes' POSTs: until the
 	// probe was spooled and synced.
-	AnsweredP50Ms      float64        `json:"answered_p50_ms"`
-	AnsweredP99Ms      float64        `json:"answered_p99_ms"`
+	AnsweredP50Ms float64 `json:"answered_p50_ms"`
+	AnsweredP99Ms float64 `json:"answered_p99_ms"`
+	// Missing are the probes whose drift did not arrive, as
+	// version@owner.
+	Missing            []string       `json:"missing,omitempty"`
 	RaisedBy           map[string]int `json:"raised_by"`
 	PartitionsOwned    map[string]int `json:"partitions_owned"`
 	BackgroundRate     int            `json:"background_rate"`
@@ -224,6 +227,9 @@ func (s *fleetSummary) print(w io.Writer) {
 				l.SeenOn, l.Remote, l.RemoteP50Ms, l.RemoteP99Ms, commas(l.BackgroundActual))
 			fmt.Fprintf(w, "    probes' POSTs answered (spooled) p50 %.2f ms p99 %.2f ms; partitions owned: %s; events by instance: %s\n",
 				l.AnsweredP50Ms, l.AnsweredP99Ms, counts(l.PartitionsOwned), counts(l.RaisedBy))
+			if len(l.Missing) > 0 {
+				fmt.Fprintf(w, "    drifts missing (version@owner): %s\n", strings.Join(l.Missing, " "))
+			}
 		}
 		if t := r.Takeover; t != nil {
 			fmt.Fprintf(w, "  takeover: kill -9 of %s (owner of partition %d, %s/%s): %.2f s until the drift of probe %d (the first written after the kill: %d) on %s, raised by %q; %s counts %d takeovers\n",
