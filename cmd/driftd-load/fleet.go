@@ -508,6 +508,23 @@ collect:
 		lat.failures = append(lat.failures, fmt.Sprintf("latency: probes: %v", err))
 	}
 
+	// The background load has lines in every partition: one that applied
+	// none is owned but not consumed.
+	for _, a := range agents {
+		st, err := a.fleetStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range st.Fleet.Owned {
+			if p.Lines == 0 {
+				lat.Idle = append(lat.Idle, fmt.Sprintf("%d@%s", p.Partition, a.instance))
+			}
+		}
+	}
+	if len(lat.Idle) > 0 {
+		lat.failures = append(lat.failures, fmt.Sprintf("latency: owned partitions that applied no line of the background load (partition@owner): %s",
+			strings.Join(lat.Idle, " ")))
+	}
 	for i := range sent {
 		if !seen[i] {
 			v := "l" + strconv.Itoa(i)

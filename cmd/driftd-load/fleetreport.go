@@ -119,7 +119,10 @@ type fleetLatency struct {
 	AnsweredP99Ms float64 `json:"answered_p99_ms"`
 	// Missing are the probes whose drift did not arrive, as
 	// version@owner.
-	Missing            []string       `json:"missing,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+	// Idle are the owned partitions that applied no line by the end of
+	// the phase, as partition@owner.
+	Idle               []string       `json:"idle,omitempty"`
 	RaisedBy           map[string]int `json:"raised_by"`
 	PartitionsOwned    map[string]int `json:"partitions_owned"`
 	BackgroundRate     int            `json:"background_rate"`
