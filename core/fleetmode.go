@@ -91,7 +91,8 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 		return fail(err)
 	}
 	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid,
-		Settled: func() bool { return fh.events.Settled() && fh.queue.OutboxStatus().Held == 0 }}, fleetLocal{a})
+		Mark:    fh.events.Mark,
+		Settled: func(mark uint64) bool { return fh.events.Settled(mark) && fh.queue.OutboxStatus().Held == 0 }}, fleetLocal{a})
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	fh.cancel = rcancel
 	fwdDone, evDone := make(chan struct{}), make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,8 +29,12 @@ type Events struct {
 	valid func(p int) bool
 	local func(event.Event)
 
-	pending  chan pendingEvent
-	inFlight atomic.Int64 // events sent and not yet stored
+	pending chan pendingEvent
+	// sent counts the events sent, settled those of them stored or given
+	// up, in the order they were sent (sendMu keeps sending and queueing
+	// in one order).
+	sendMu        sync.Mutex
+	sent, settled atomic.Uint64
 
 	published, dropped, errs atomic.Uint64
 }
@@ -79,12 +84,14 @@ func (ev *Events) Publish(e event.Event) event.Event {
 	if id := eventID(e); id != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, id)
 	}
+	ev.sendMu.Lock()
+	defer ev.sendMu.Unlock()
 	fut, err := ev.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
-	ev.inFlight.Add(1)
+	ev.sent.Add(1)
 	select {
 	case ev.pending <- pendingEvent{msg, fut, err}:
 	default:
-		ev.inFlight.Add(-1)
+		ev.settled.Add(1)
 		ev.errs.Add(1)
 		ev.log.Warn("too many events waiting for JetStream; one is not published", "type", e.Type, "model", e.Model, "version", e.Version)
 	}
@@ -126,7 +133,7 @@ func (ev *Events) confirm(ctx context.Context) {
 			}
 			if p.err == nil {
 				ev.published.Add(1)
-				ev.inFlight.Add(-1)
+				ev.settled.Add(1)
 				break
 			}
 			ev.errs.Add(1)
@@ -198,8 +205,13 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// Settled reports whether every event sent is stored.
-func (ev *Events) Settled() bool { return ev.inFlight.Load() == 0 }
+// Mark returns how many events were sent so far, for Settled.
+func (ev *Events) Mark() uint64 { return ev.sent.Load() }
+
+// Settled reports whether every event sent before mark is stored (or
+// given up: one that did not fit the queue of events waiting for
+// JetStream).
+func (ev *Events) Settled(mark uint64) bool { return ev.settled.Load() >= mark }
 
 // EventStats are the counters of the fleet's events on this host.
 type EventStats struct {

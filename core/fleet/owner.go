@@ -49,12 +49,16 @@ type OwnerOptions struct {
 	// Valid reports whether this host's lease of a partition is valid
 	// now; a partition whose lease is not is not checkpointed.
 	Valid func(p int) bool
-	// Settled, when set, reports whether every event and retrain job
-	// raised so far is stored in JetStream. A checkpoint waits for it, at
-	// most maxUnsettled intervals: a checkpoint taken past a drift whose
-	// job is still in memory would lose that job with the host, as the
-	// next owner's replay starts after the drift.
-	Settled func() bool
+	// Mark and Settled, when set, tell whether what the detectors raised
+	// is stored: Mark marks now, and Settled(mark) reports whether every
+	// event and retrain job raised before the mark is stored in
+	// JetStream. A checkpoint marks, then waits a little for the mark to
+	// be settled before it snapshots the windows, and is skipped when it
+	// is not: taken past a drift whose job was still in memory, it would
+	// lose that job with the host, since the next owner's replay starts
+	// after the drift.
+	Mark    func() uint64
+	Settled func(mark uint64) bool
 }
 
 // An Owner owns partitions: for each it loads the last checkpoint, applies
@@ -291,16 +295,14 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 	log := ow.log.With("partition", part.p)
 	next := time.Now().Add(ow.oo.CheckpointInterval)
 	wait := min(ow.oo.CheckpointInterval, 250*time.Millisecond)
-	unsettled := 0
 	lines := &puller{js: ow.js, stream: wire.LinesStream(ow.o.Name), subject: wire.LinesSubject(ow.o.Name, part.p),
 		log: log, next: start + 1}
 	for ctx.Err() == nil {
 		if time.Now().After(next) {
-			if ow.oo.Settled == nil || ow.oo.Settled() || unsettled >= maxUnsettled {
+			if ow.settled(ctx) {
 				ow.checkpoint(ctx, part, log)
-				unsettled = 0
 			} else {
-				unsettled++
+				log.Debug("checkpoint put off: events or retrain jobs raised are not stored yet")
 			}
 			next = time.Now().Add(ow.oo.CheckpointInterval)
 		}
@@ -367,9 +369,26 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 	part.pending.Store(md.NumPending)
 }
 
-// maxUnsettled is how many checkpoint intervals in a row a checkpoint
-// waits for events and jobs to be stored before it is written anyway.
-const maxUnsettled = 10
+// settleWait bounds how long a checkpoint waits for what was raised
+// before it to be stored.
+const settleWait = time.Second
+
+// settled reports whether everything the detectors raised until now is
+// stored, waiting settleWait at most.
+func (ow *Owner) settled(ctx context.Context) bool {
+	if ow.oo.Mark == nil || ow.oo.Settled == nil {
+		return true
+	}
+	mark := ow.oo.Mark()
+	deadline := time.Now().Add(settleWait)
+	for !ow.oo.Settled(mark) {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		sleep(ctx, 5*time.Millisecond)
+	}
+	return true
+}
 
 // checkpoint saves the partition's windows with where it is in the stream,
 // if it applied anything since the last one, and points the partition's
