@@ -310,7 +310,10 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 			ow.apply(ctx, part, msg, md, log)
 		})
 	}
-	if !part.lost.Load() {
+	// A last checkpoint for the next owner, unless the partition was lost,
+	// or what it raised is not stored yet (then the next owner starts from
+	// the checkpoint before, and raises it again).
+	if !part.lost.Load() && ow.settled(context.Background()) {
 		ow.checkpoint(context.Background(), part, log)
 	}
 }
