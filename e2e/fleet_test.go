@@ -782,8 +782,8 @@ func TestFleetNATSServerKilled(t *testing.T) {
 	f.waitCover(t, 30*time.Second, "h1", "h2", "h3")
 
 	f.push(t, f.agents["h1"], 0)
-	f.push(t, f.agents["h1"], 1)
-	// Kill the server h1 forwards to, while it forwards.
+	// Kill the server h1 forwards to while the rest is pushed: after the
+	// second body was accepted, during the third.
 	h1 := hostStatusOf(t, f.agents["h1"])
 	var victim *natstest.Server
 	for _, s := range f.nats.Servers {
@@ -794,10 +794,33 @@ func TestFleetNATSServerKilled(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("h1 is connected to %q, none of %v", h1.Fleet.Server, f.nats.URLs())
 	}
+	accepted := make(chan error, fleetChunks)
+	go func() {
+		for k := 1; k < fleetChunks; k++ {
+			code, body, err := tryCurl(f.agents["h1"].socket, f.data.body(k), pushArgs...)
+			var ans ingestAnswer
+			if err == nil && (code != http.StatusOK || json.Unmarshal(body, &ans) != nil || ans.Accepted != f.data.linesPerBody()) {
+				err = fmt.Errorf("push body %d: %d %s, want 200 and %d accepted", k, code, body, f.data.linesPerBody())
+			}
+			accepted <- err
+		}
+	}()
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
+	}
+	spooled := hostStatusOf(t, f.agents["h1"]).Fleet.Spool.Records
 	victim.Kill()
-	t.Logf("killed NATS server %s (h1's) with h1's spool at %d records", victim.Name, h1.Fleet.Spool.Records)
-	f.push(t, f.agents["h1"], 2)
-	f.push(t, f.agents["h1"], 3)
+	t.Logf("killed NATS server %s (h1's) with %d records in h1's spool", victim.Name, spooled)
+	for k := 2; k < fleetChunks; k++ {
+		if err := <-accepted; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := 1; k < fleetChunks; k++ {
+		for _, v := range f.data.versions {
+			f.pushed[v] += fleetValues / fleetChunks
+		}
+	}
 	s := f.settle(t, "h1", "h2", "h3")
 	f.checkFleet(t, s, checkOptions{})
 	if st := s.sts["h1"]; st.Fleet.Server == victim.URL() || !st.Fleet.Connected {
