@@ -44,7 +44,7 @@ type fleetHost struct {
 	fwd     *forward.Forwarder
 	events  *fleet.Events
 	owner   *fleet.Owner
-	leases  *lease.Manager
+	leases  atomic.Pointer[lease.Manager] // set once the detectors run
 	queue   *workq.Queue
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed when the forwarder and the events reader have returned
@@ -87,10 +87,11 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	fh.events = fleet.NewEvents(js, fo, fh.valid, a.localEvent(c.Instance))
 	if fh.queue, err = workq.Open(js, workq.Options{Name: c.Name, Instance: c.Instance, Replicas: c.Replicas,
 		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount,
-		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }}); err != nil {
+		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }, Owns: fh.ownsModel}); err != nil {
 		return fail(err)
 	}
-	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid}, fleetLocal{a})
+	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid,
+		Settled: func() bool { return fh.events.Settled() && fh.queue.OutboxStatus().Held == 0 }}, fleetLocal{a})
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	fh.cancel = rcancel
 	fwdDone, evDone := make(chan struct{}), make(chan struct{})
@@ -159,18 +160,19 @@ func spoolOrigin(dir, instance string) (string, error) {
 
 // startLeases starts owning partitions: the detectors run.
 func (fh *fleetHost) startLeases(ctx context.Context, a *Agent) error {
-	var err error
-	fh.leases, err = lease.Start(context.WithoutCancel(ctx), fh.js, lease.Options{Name: fh.c.Name, Instance: fh.c.Instance,
+	m, err := lease.Start(context.WithoutCancel(ctx), fh.js, lease.Options{Name: fh.c.Name, Instance: fh.c.Instance,
 		Partitions: fh.c.Partitions, Replicas: fh.c.Replicas, TTL: fh.c.LeaseTTL, Log: a.log.Named("lease")}, fh.owner)
-	return err
+	if err != nil {
+		return err
+	}
+	fh.leases.Store(m)
+	return nil
 }
 
 // valid reports whether this host holds partition p's lease now.
 func (fh *fleetHost) valid(p int) bool {
-	if fh.leases == nil {
-		return false
-	}
-	return fh.leases.Valid(p)
+	m := fh.leases.Load()
+	return m != nil && m.Valid(p)
 }
 
 // ownsModel reports whether this host holds the lease of a model
@@ -183,11 +185,25 @@ func (fh *fleetHost) ownsModel(model, version string) bool {
 // checkpoint, then the forwarder and the events reader stop (what the
 // spool holds is forwarded at the next start).
 func (fh *fleetHost) stop(ctx context.Context) {
-	if fh.leases != nil {
-		fh.leases.Stop(ctx)
+	if m := fh.leases.Load(); m != nil {
+		m.Stop(ctx)
 	}
 	fh.owner.Close() // and the partitions lost meanwhile have left
+	fh.drain(ctx)
 	fh.close()
+}
+
+// drain waits, until ctx ends, for the spool to have forwarded every line
+// it holds: a host that stops for good leaves nothing behind when NATS is
+// reachable.
+func (fh *fleetHost) drain(ctx context.Context) {
+	for fh.spool.Stats().Records > 0 && fh.nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (fh *fleetHost) close() {
@@ -226,7 +242,24 @@ var _ fleet.Local = fleetLocal{}
 
 func (l fleetLocal) Apply(ctx context.Context, m metric.Metric) error { return l.a.apply(ctx, m) }
 
-func (l fleetLocal) Load(wins []snapshot.Window) { l.a.windows.Load(wins) }
+// Load adds a checkpoint's windows and routes them at once, as a single
+// host's first generation does with its restored windows: each detector
+// is fed what it needs of them now, not when the model version's next
+// line comes (which may be never).
+func (l fleetLocal) Load(wins []snapshot.Window) {
+	l.a.windows.Load(wins)
+	for i := range wins {
+		w := l.a.windows.Lookup(wins[i].Model, wins[i].Version)
+		if w == nil {
+			continue
+		}
+		w.Lock()
+		if w.GoneLocked() == nil {
+			l.a.currentRouteLocked(w)
+		}
+		w.Unlock()
+	}
+}
 
 func (l fleetLocal) Snapshots(set window.Set) iter.Seq[*snapshot.Window] {
 	return l.a.windows.Snapshots(set)
@@ -277,11 +310,11 @@ func (q fencedJobs) Drift(m *config.Monitor, e event.Event, stream string) {
 func (fh *fleetHost) status() *api.FleetStatus {
 	st := &api.FleetStatus{Name: fh.c.Name, Instance: fh.c.Instance, Partitions: fh.c.Partitions,
 		Connected: fh.nc.IsConnected(), Server: fh.nc.ConnectedUrlRedacted(), Owned: []api.FleetPartition{}, Members: []api.FleetMember{}}
-	if fh.leases != nil {
-		for _, m := range fh.leases.Members() {
+	if lm := fh.leases.Load(); lm != nil {
+		for _, m := range lm.Members() {
 			st.Members = append(st.Members, api.FleetMember{Instance: m.Instance, Since: m.Since, Partitions: m.Partitions})
 		}
-		ls := fh.leases.Stats()
+		ls := lm.Stats()
 		st.Takeovers, st.LeaseLosses = ls.Takeovers, ls.LeaseLosses
 	}
 	for _, p := range fh.owner.Status() {

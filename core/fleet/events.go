@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -27,6 +29,9 @@ type Events struct {
 	valid func(p int) bool
 	local func(event.Event)
 
+	pending  chan pendingEvent
+	inFlight atomic.Int64 // events sent and not yet stored
+
 	published, dropped, errs atomic.Uint64
 }
 
@@ -40,7 +45,8 @@ func NewEvents(js jetstream.JetStream, o Options, valid func(p int) bool, local 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Events{js: js, o: o, log: log.Named("events"), valid: valid, local: local}
+	return &Events{js: js, o: o, log: log.Named("events"), valid: valid, local: local,
+		pending: make(chan pendingEvent, maxPendingEvents)}
 }
 
 // ownedTypes are the events about a model version that only the owner of
@@ -74,33 +80,92 @@ func (ev *Events) Publish(e event.Event) event.Event {
 	if id := eventID(e); id != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, id)
 	}
-	if _, err := ev.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second)); err != nil {
+	fut, err := ev.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second))
+	ev.inFlight.Add(1)
+	select {
+	case ev.pending <- pendingEvent{msg, fut, err}:
+	default:
+		ev.inFlight.Add(-1)
 		ev.errs.Add(1)
-		ev.log.Warn("cannot publish an event to the fleet", "type", e.Type, "model", e.Model, "version", e.Version, "error", err)
-		return e
+		ev.log.Warn("too many events waiting for JetStream; one is not published", "type", e.Type, "model", e.Model, "version", e.Version)
 	}
-	ev.published.Add(1)
 	return e
+}
+
+// pendingEvent is an event sent to JetStream and not yet stored.
+type pendingEvent struct {
+	msg *nats.Msg
+	fut jetstream.PubAckFuture // nil when the send failed at once
+	err error
+}
+
+// maxPendingEvents bounds the events sent and not yet acknowledged.
+const maxPendingEvents = 1 << 16
+
+// confirm waits for each event sent to be stored, in order, and sends
+// again, with the same Nats-Msg-Id, one that was not, until ctx ends: an
+// event lost on its way (a stream electing a leader after a server died)
+// is not lost for good.
+func (ev *Events) confirm(ctx context.Context) {
+	for {
+		var p pendingEvent
+		select {
+		case <-ctx.Done():
+			return
+		case p = <-ev.pending:
+		}
+		wait := 100 * time.Millisecond
+		for {
+			if p.fut != nil {
+				select {
+				case <-p.fut.Ok():
+					p.err = nil
+				case p.err = <-p.fut.Err():
+				case <-ctx.Done():
+					return
+				}
+			}
+			if p.err == nil {
+				ev.published.Add(1)
+				ev.inFlight.Add(-1)
+				break
+			}
+			ev.errs.Add(1)
+			ev.log.Warn("an event was not stored by JetStream; sending it again", "subject", p.msg.Subject, "error", p.err, "in", wait)
+			sleep(ctx, wait)
+			if ctx.Err() != nil {
+				return
+			}
+			wait = min(2*wait, 5*time.Second)
+			p.fut, p.err = ev.js.PublishMsgAsync(p.msg, jetstream.WithStallWait(time.Second))
+		}
+	}
 }
 
 // eventID is the Nats-Msg-Id of an event that a partition's new owner may
 // raise again (its lines since the last checkpoint are applied again):
-// the same drift or warning gets the same id, and JetStream keeps one.
+// the same drift or warning gets the same id, and JetStream keeps one. It
+// hashes the fields, each ended by a zero byte, so that no two events'
+// fields run together into one id. Other events are raised once, by the
+// host they happen on, and have none.
 func eventID(e event.Event) string {
-	switch e.Type {
-	case event.Drift, event.Warning:
-		return string(e.Type) + "." + e.Model + "." + e.Version + "." + e.Metric + "." + e.Detector + "." + strconv.FormatUint(e.Index, 10)
-	case event.Retrain:
-		if e.Job != "" {
-			return "retrain." + e.Job + "." + string(e.Action) + "." + strconv.Itoa(e.Attempt)
-		}
+	if e.Type != event.Drift && e.Type != event.Warning {
+		return ""
 	}
-	return ""
+	h := sha256.New()
+	for _, f := range []string{string(e.Type), e.Model, e.Version, e.Metric, e.Detector, strconv.FormatUint(e.Index, 10)} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Run brings the fleet's events published from now on to the local bus,
 // until ctx ends.
 func (ev *Events) Run(ctx context.Context) {
+	confirmed := make(chan struct{})
+	go func() { defer close(confirmed); ev.confirm(ctx) }()
+	defer func() { <-confirmed }()
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{ev.o.Name + ".events.>"}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	var last uint64
 	for ctx.Err() == nil {
@@ -152,6 +217,9 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// Settled reports whether every event sent is stored.
+func (ev *Events) Settled() bool { return ev.inFlight.Load() == 0 }
 
 // EventStats are the counters of the fleet's events on this host.
 type EventStats struct {

@@ -155,15 +155,32 @@ func checkpointsBucket(name string) string {
 }
 
 // EventsSubject is the subject of an event of type typ about a model
-// version; events of no model version go under "_"
+// version; events of no model version go under "_". A name's dots, which
+// would split it into several subject tokens, are written as "_2e" and its
+// "_" as "_5f", so every name is one token and two names never meet.
 func EventsSubject(name, typ, model, version string) string {
-	if model == "" {
-		model = "_"
+	return name + ".events." + typ + "." + subjectToken(model) + "." + subjectToken(version)
+}
+
+func subjectToken(s string) string {
+	if s == "" {
+		return "_"
 	}
-	if version == "" {
-		version = "_"
+	if !strings.ContainsAny(s, "._") {
+		return s
 	}
-	return name + ".events." + typ + "." + model + "." + version
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '.':
+			b.WriteString("_2e")
+		case '_':
+			b.WriteString("_5f")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // LinesRetention is how long the lines stream keeps a line: a partition's

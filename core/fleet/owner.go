@@ -20,6 +20,7 @@ import (
 
 	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/fleet/wire"
+	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/snapshot"
 	"github.com/driftd/driftd/core/window"
@@ -49,6 +50,12 @@ type OwnerOptions struct {
 	// Valid reports whether this host's lease of a partition is valid
 	// now; a partition whose lease is not is not checkpointed.
 	Valid func(p int) bool
+	// Settled, when set, reports whether every event and retrain job
+	// raised so far is stored in JetStream. A checkpoint waits for it, at
+	// most maxUnsettled intervals: a checkpoint taken past a drift whose
+	// job is still in memory would lose that job with the host, as the
+	// next owner's replay starts after the drift.
+	Settled func() bool
 }
 
 // An Owner owns partitions: for each it loads the last checkpoint, applies
@@ -154,11 +161,20 @@ func (ow *Owner) Acquired(ctx context.Context, p int) error {
 	}
 	part := &partition{p: p, fence: fence, object: ptr.Object, origins: map[string]uint64{}, done: make(chan struct{})}
 	start := uint64(0)
+	var data []byte
 	if ptr.Object != "" {
-		data, err := ow.res.Checkpoints.GetBytes(ctx, ptr.Object)
-		if err != nil {
+		data, err = ow.res.Checkpoints.GetBytes(ctx, ptr.Object)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			// Never left so by driftd; lost from the store. The lines
+			// stream still holds the partition's lines of its retention.
+			ow.log.Error("partition's checkpoint is missing from the object store; applying the partition's lines from the oldest the stream holds",
+				"partition", p, "checkpoint", ptr.Object, "seq", ptr.Seq)
+			ptr.Object, err = "", nil
+		} else if err != nil {
 			return fmt.Errorf("partition %d: checkpoint %s: %w", p, ptr.Object, err)
 		}
+	}
+	if ptr.Object != "" {
 		ck, snap, err := decodeCheckpoint(data)
 		if err != nil {
 			return fmt.Errorf("partition %d: checkpoint %s: %w", p, ptr.Object, err)
@@ -299,9 +315,15 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 	defer it.Stop()
 	next := time.Now().Add(ow.oo.CheckpointInterval)
 	wait := min(ow.oo.CheckpointInterval, 250*time.Millisecond)
+	unsettled := 0
 	for ctx.Err() == nil {
 		if time.Now().After(next) {
-			ow.checkpoint(ctx, part, log)
+			if ow.oo.Settled == nil || ow.oo.Settled() || unsettled >= maxUnsettled {
+				ow.checkpoint(ctx, part, log)
+				unsettled = 0
+			} else {
+				unsettled++
+			}
 			next = time.Now().Add(ow.oo.CheckpointInterval)
 		}
 		msg, err := it.Next(jetstream.NextMaxWait(wait))
@@ -340,23 +362,33 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 		if err != nil {
 			return err
 		}
+		wait := time.Millisecond
 		for {
 			err = ow.local.Apply(ctx, m)
-			if !errors.Is(err, feed.ErrBusy) || ctx.Err() != nil {
+			// Busy (a full detector queue) or held (retrain jobs that
+			// cannot be queued): not taken, so tried again, never skipped.
+			if !errors.Is(err, feed.ErrBusy) && !errors.Is(err, jobs.ErrHeld) {
 				break
 			}
+			if ctx.Err() != nil {
+				return ctx.Err() // not taken: the next owner applies it
+			}
+			sleep(ctx, wait)
+			wait = min(2*wait, time.Second)
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil {
 			// Refused here although the origin's checks passed: the
 			// stream limit, or a value outside a detector's domain.
 			ow.refused.Add(1)
 			log.Warn("line refused by the partition's owner", "origin", origin, "seq", seq, "model", m.Model, "version", m.Version, "error", err)
 		}
+		// Taken (or refused for good): this host's windows hold it, so
+		// its checkpoint must say so, whether or not ctx ended meanwhile.
+		last = seq
+		part.lines.Add(1)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		last = seq
-		part.lines.Add(1)
 		return nil
 	})
 	part.origins[origin] = last
@@ -370,6 +402,10 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 	part.applied.Store(md.Sequence.Stream)
 	part.pending.Store(md.NumPending)
 }
+
+// maxUnsettled is how many checkpoint intervals in a row a checkpoint
+// waits for events and jobs to be stored before it is written anyway.
+const maxUnsettled = 10
 
 // checkpoint saves the partition's windows with where it is in the stream,
 // if it applied anything since the last one, and points the partition's
@@ -386,32 +422,47 @@ func (ow *Owner) checkpoint(ctx context.Context, part *partition, log hclog.Logg
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := time.Now()
+	name := fmt.Sprintf("p%d-%d-%s", part.p, applied, ow.o.Instance)
 	data, err := ow.encodeCheckpoint(part, applied, now)
 	if err == nil {
-		name := fmt.Sprintf("p%d-%d-%s", part.p, applied, ow.o.Instance)
-		if _, err = ow.res.Checkpoints.PutBytes(ctx, name, data); err == nil {
-			b, _ := json.Marshal(pointer{Object: name, Seq: applied, Owner: ow.o.Instance, Written: now})
-			var rev uint64
-			rev, err = ow.res.Partitions.Update(ctx, partitionKey(part.p), b, part.fence)
-			if err != nil {
-				ow.res.Checkpoints.Delete(context.WithoutCancel(ctx), name)
-				if errors.Is(err, jetstream.ErrKeyExists) {
-					part.lost.Store(true)
-					part.cancel()
-					log.Warn("partition taken by another host; its checkpoint stays", "error", err)
-					ow.checkpointErrors.Add(1)
-					return
+		_, err = ow.res.Checkpoints.PutBytes(ctx, name, data)
+	}
+	if err == nil {
+		b, _ := json.Marshal(pointer{Object: name, Seq: applied, Owner: ow.o.Instance, Written: now})
+		key := partitionKey(part.p)
+		var rev uint64
+		rev, err = ow.res.Partitions.Update(ctx, key, b, part.fence)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// Another host took the partition (and the key names its
+			// checkpoint, or this host's last one): this one stays out.
+			ow.res.Checkpoints.Delete(context.WithoutCancel(ctx), name)
+			part.lost.Store(true)
+			part.cancel()
+			ow.checkpointErrors.Add(1)
+			log.Warn("partition taken by another host; its checkpoint stays", "error", err)
+			return
+		case err != nil:
+			// The update may have been stored though its answer was lost:
+			// then the key names this checkpoint, and its revision is the
+			// fence from now on. The object is kept either way, so the
+			// key never names a missing one.
+			if entry, gerr := ow.res.Partitions.Get(context.WithoutCancel(ctx), key); gerr == nil {
+				var cur pointer
+				if json.Unmarshal(entry.Value(), &cur) == nil && cur.Object == name && cur.Owner == ow.o.Instance {
+					rev, err = entry.Revision(), nil
 				}
-			} else {
-				if part.object != "" && part.object != name {
-					ow.res.Checkpoints.Delete(ctx, part.object)
-				}
-				part.fence, part.object = rev, name
-				part.saved.Store(applied)
-				part.savedAt.Store(now.UnixNano())
-				ow.checkpoints.Add(1)
-				return
 			}
+		}
+		if err == nil {
+			if part.object != "" && part.object != name {
+				ow.res.Checkpoints.Delete(ctx, part.object)
+			}
+			part.fence, part.object = rev, name
+			part.saved.Store(applied)
+			part.savedAt.Store(now.UnixNano())
+			ow.checkpoints.Add(1)
+			return
 		}
 	}
 	ow.checkpointErrors.Add(1)

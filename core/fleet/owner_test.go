@@ -178,3 +178,53 @@ func TestVersionCheck(t *testing.T) {
 		}
 	}
 }
+
+// slowApply takes each value, then takes its time, as an owner under load
+// spends most of it inside Apply.
+type slowApply struct{ *storeLocal }
+
+func (l slowApply) Apply(ctx context.Context, m metric.Metric) error {
+	err := l.storeLocal.Apply(ctx, m)
+	time.Sleep(50 * time.Millisecond)
+	return err
+}
+
+// A partition released while a value is being applied checkpoints that
+// value as applied: the next owner neither loses it nor applies it twice.
+func TestReleaseMidApplyAppliesEachLineOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server")
+	}
+	srv := natstest.StartServer(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	o := Options{Name: "t", Instance: "a", Partitions: 1, Replicas: 1}
+	res, err := Ensure(ctx, js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oo := OwnerOptions{CheckpointInterval: time.Hour}
+	la := newStoreLocal()
+	a := NewOwner(js, res, o, oo, slowApply{la})
+	if err := a.Acquired(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	publishLines(t, js, o, "h1", "m", "v1", 1, 1, 2, 3)
+	publishLines(t, js, o, "h1", "m", "v1", 4, 4, 5, 6, 7, 8, 9, 10)
+	testwait.For(t, 10*time.Second, "the second message begun", func() bool { return len(la.values("m", "v1")) >= 5 })
+	a.Releasing(0)
+	ob := o
+	ob.Instance = "b"
+	lb := newStoreLocal()
+	b := NewOwner(js, res, ob, oo, lb)
+	if err := b.Acquired(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := "[1 2 3 4 5 6 7 8 9 10]"
+	testwait.For(t, 10*time.Second, "every line applied", func() bool { return len(lb.values("m", "v1")) >= 10 })
+	time.Sleep(100 * time.Millisecond)
+	if got := fmt.Sprint(lb.values("m", "v1")); got != want {
+		t.Fatalf("the next owner holds %s, want %s", got, want)
+	}
+	b.Releasing(0)
+}

@@ -126,9 +126,6 @@ type Manager struct {
 	heartbeat    []byte
 	seam         seams
 
-	// kvMu serializes writes to this instance's lease keys, so that a
-	// delete carries the revision the last renew wrote.
-	kvMu sync.Mutex
 
 	mu          sync.Mutex
 	held        map[int]*lease
@@ -149,6 +146,9 @@ type Manager struct {
 }
 
 type lease struct {
+	// kvMu serializes the writes to the lease's key, so that a delete
+	// carries the revision the last renew wrote.
+	kvMu     sync.Mutex
 	p        int
 	rev      uint64
 	deadline time.Time // monotonic: when the last successful renew was sent, plus TTL
@@ -414,20 +414,33 @@ func (m *Manager) renew(ctx context.Context) {
 	if _, err := m.members.Put(ctx, m.memberKey, m.heartbeat); err != nil {
 		m.log.Debug("membership heartbeat", "error", err)
 	}
+	// Every lease at once: one after the other, a round of many leases
+	// on a busy host could outlast the leases at its end.
+	var wg sync.WaitGroup
 	for _, p := range m.Owned() {
-		if l, why := m.renewLease(ctx, p); l != nil {
-			m.lose(l, why)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if l, why := m.renewLease(ctx, p); l != nil {
+				m.lose(l, why)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // renewLease renews p's lease, returning it with the reason when it is lost.
 func (m *Manager) renewLease(ctx context.Context, p int) (*lease, string) {
-	m.kvMu.Lock()
-	defer m.kvMu.Unlock()
 	m.mu.Lock()
 	l := m.held[p]
+	m.mu.Unlock()
 	if l == nil {
+		return nil, ""
+	}
+	l.kvMu.Lock()
+	defer l.kvMu.Unlock()
+	m.mu.Lock()
+	if m.held[p] != l { // dropped meanwhile
 		m.mu.Unlock()
 		return nil, ""
 	}
@@ -708,8 +721,8 @@ func (m *Manager) release(ctx context.Context, l *lease) {
 // drop forgets l and deletes its key at the revision last written,
 // reporting whether l was still held.
 func (m *Manager) drop(ctx context.Context, l *lease) bool {
-	m.kvMu.Lock()
-	defer m.kvMu.Unlock()
+	l.kvMu.Lock()
+	defer l.kvMu.Unlock()
 	m.mu.Lock()
 	if m.held[l.p] != l {
 		m.mu.Unlock()

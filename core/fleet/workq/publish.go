@@ -190,6 +190,10 @@ func (q *Queue) put(ctx context.Context, it *item) error {
 // reads it again, and finds the other's cooldown.
 func (q *Queue) putSink(ctx context.Context, it *item, sink string) error {
 	e := it.e
+	if q.owns != nil && !q.owns(e.Model, e.Version) {
+		q.log.Debug("retrain job not queued: this host no longer owns the model version", "model", e.Model, "version", e.Version, "sink", sink)
+		return nil
+	}
 	id := JobID(e.Model, e.Version, e.Metric, e.Detector, e.Index, sink)
 	key := cooldownKey(e.Model, e.Version, sink)
 	now := q.now().UTC()

@@ -96,6 +96,11 @@ type Options struct {
 	AckWait time.Duration
 	// Suppressed counts a drift that a cooldown kept from becoming a job.
 	Suppressed func(sink string)
+	// Owns, when set, tells whether this host still owns a model version:
+	// a drift's job is published only while it does, so that a host paused
+	// past its lease publishes none of the jobs it held (the new owner
+	// raises the drift again).
+	Owns func(model, version string) bool
 }
 
 // Queue is the fleet's retrain job queue (see the package comment).
@@ -114,6 +119,7 @@ type Queue struct {
 	publish    func(event.Event)
 	next       func(model, version, metric string) uint64
 	suppressed func(sink string)
+	owns       func(model, version string) bool
 	ackWait    time.Duration
 	now        func() time.Time
 
@@ -184,7 +190,7 @@ func Open(js jetstream.JetStream, opts Options) (*Queue, error) {
 	}
 	q := &Queue{
 		js: js, name: opts.Name, instance: opts.Instance, log: opts.Log, publish: opts.Publish, next: opts.Next,
-		suppressed: opts.Suppressed, ackWait: opts.AckWait, now: time.Now,
+		suppressed: opts.Suppressed, owns: opts.Owns, ackWait: opts.AckWait, now: time.Now,
 		workers: map[string]chan struct{}{}, holdLimit: jobs.MaxHeld, pubWake: make(chan struct{}, 1),
 		open: map[string]*openJob{}, pubDone: make(chan struct{}),
 	}
