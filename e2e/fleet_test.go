@@ -1044,11 +1044,21 @@ func dumpLines(t *testing.T, urls []string) {
 		return
 	}
 	t.Logf("stream %s: %d messages, seq %d..%d, per subject %v", info.Config.Name, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq, info.State.Subjects)
+	// A consumer with messages to deliver and no pull request waiting
+	// delivers nothing until its client pulls again.
 	cl := s.ListConsumers(ctx)
+	var n, idle int
 	for ci := range cl.Info() {
-		t.Logf("consumer %s: filter %v %s, delivered stream seq %d, ack floor %d, pending %d, waiting %d, ack pending %d, last active %v",
-			ci.Name, ci.Config.FilterSubjects, ci.Config.FilterSubject, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumWaiting, ci.NumAckPending, ci.Delivered.Last)
+		n++
+		if ci.NumPending == 0 || ci.NumWaiting > 0 {
+			continue
+		}
+		idle++
+		t.Logf("consumer %s on %s%s: delivered up to stream seq %d (last at %v), %d pending, no pull request waiting",
+			ci.Name, ci.Config.FilterSubject, strings.Join(ci.Config.FilterSubjects, ","), ci.Delivered.Stream, ci.Delivered.Last, ci.NumPending)
 	}
+	t.Logf("%d consumers of %s, %d of them with messages pending and no pull request (old owners' consumers not yet expired among them)",
+		n, info.Config.Name, idle)
 	if err := cl.Err(); err != nil {
 		t.Logf("list consumers: %v", err)
 	}
