@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/driftd/driftd/core.Version=$(VERSION)
 GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 BIN     ?= bin
 
-.PHONY: all build run install test test-deps nats-server test-short vet fmt-check bench bench-replay proto detectors-doc clean
+.PHONY: all build run install test test-deps nats-server test-short vet fmt-check bench bench-fleet bench-replay proto detectors-doc clean
 
 all: build
 
@@ -75,6 +75,14 @@ bench: build
 	@! grep -qE '^(FAIL|--- FAIL|panic:)' bin/gobench.txt
 	$(GO) run ./cmd/driftd-load -plugins bin/plugins -gobench bin/gobench.txt $(BENCH_FLAGS) $(LOAD_FLAGS)
 	$(MAKE) --no-print-directory bench-replay
+
+## bench-fleet: fleet mode's load run with real processes: nats-server (bin/nats-server; one for R1,
+## three clustered for R3, on loopback) and bin/driftd agents with a cluster block; ingest through one
+## agent until JetStream acknowledged it, an owner consuming, drift latency from one host to another,
+## takeover after kill -9 (FLEET_FLAGS; LOAD_FLAGS adds or overrides, e.g. LOAD_FLAGS="-fleet-replicas 3 -json")
+FLEET_FLAGS ?= -fleet -fleet-replicas 1,3 -duration 5s -conns 4 -push posts -post-lines 10000 -latency-rate 10000 -probes 200
+bench-fleet: build nats-server
+	$(GO) run ./cmd/driftd-load -driftd $(BIN)/driftd -plugins $(BIN)/plugins -nats-server $(BIN)/nats-server $(FLEET_FLAGS) $(LOAD_FLAGS)
 
 ## bench-replay: driftd backtest of every detector over a generated stream of 1,000,000 values
 ## (kswin 100,000), whole command, in ns per value beside River 0.26's Python loop

@@ -38,6 +38,17 @@
 //
 // The agent runs in this process, so this process's CPU time, heap and RSS
 // include the load generator's (its pre-generated load is a few MiB).
+//
+// With -fleet it measures fleet mode instead, with real processes: for
+// each of -fleet-replicas (R), R nats-server processes (-nats-server; one
+// alone, or clustered) on loopback ports and bin/driftd agents (-driftd)
+// with a cluster block of R replicas, in a temporary directory. It reports
+// the ingest rate of one agent until JetStream acknowledged every line; the
+// rate at which a new owner applies a lines stream and its detector (a
+// threshold) evaluates it; the latency from a probe POSTed on one agent to
+// its drift on another's GET /v1/events, under background load; and the
+// time from the kill -9 of a partition's owner until a drift of that
+// partition flows again. `make bench-fleet` runs it (FLEET_FLAGS).
 package main
 
 import (
@@ -46,8 +57,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -76,6 +90,16 @@ type options struct {
 	json           bool
 	cpuprofile     string
 	seed           uint64
+
+	fleet              bool
+	driftd             string
+	natsServer         string
+	replicas           []int
+	agents             int
+	partitions         int
+	leaseTTL           time.Duration
+	checkpointInterval time.Duration
+	takeoverInterval   time.Duration
 }
 
 func main() {
@@ -106,15 +130,30 @@ func run() int {
 	flag.BoolVar(&o.json, "json", false, "print a machine-readable summary instead of text")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each throughput phase to `file` (with -mode both: file.out and file.in)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated values")
+	flag.BoolVar(&o.fleet, "fleet", false, "measure fleet mode instead, with real processes: nats-server and bin/driftd agents with a cluster block (see the fleet flags)")
+	flag.StringVar(&o.driftd, "driftd", "bin/driftd", "with -fleet: the driftd binary the agents run")
+	flag.StringVar(&o.natsServer, "nats-server", "bin/nats-server", "with -fleet: the nats-server binary (`make nats-server` builds bin/nats-server)")
+	replicas := flag.String("fleet-replicas", "1,3", "with -fleet: the runs, each on NATS servers of its own: R servers (clustered when more than one), streams and buckets of R replicas")
+	flag.IntVar(&o.agents, "fleet-agents", 2, "with -fleet: agents of the latency and takeover phases")
+	flag.IntVar(&o.partitions, "fleet-partitions", 64, "with -fleet: the cluster block's partitions")
+	flag.DurationVar(&o.leaseTTL, "lease-ttl", 2*time.Second, "with -fleet: the cluster block's lease_ttl")
+	flag.DurationVar(&o.checkpointInterval, "checkpoint-interval", 5*time.Second, "with -fleet: the cluster block's checkpoint_interval in the latency and takeover phases")
+	flag.DurationVar(&o.takeoverInterval, "takeover-interval", 20*time.Millisecond, "with -fleet: spacing of the takeover phase's probes")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: driftd-load [flags]\n\n"+
 			"Runs a driftd agent in this process and measures throughput, drift-detection\n"+
-			"latency and memory over its Unix socket. Build the plugins first: make build\n\nflags:\n")
+			"latency and memory over its Unix socket. Build the plugins first: make build\n"+
+			"With -fleet: starts nats-server and driftd agent processes and measures fleet mode.\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()
+		return 2
+	}
+	var err error
+	if o.replicas, err = parseReplicas(*replicas); err != nil {
+		fmt.Fprintf(os.Stderr, "driftd-load: %v\n", err)
 		return 2
 	}
 	if err := o.check(); err != nil {
@@ -124,7 +163,25 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	sum, err := measure(ctx, o)
+	if o.fleet {
+		return report(o, func() (printer, error) { return measureFleet(ctx, o) })
+	}
+	return report(o, func() (printer, error) { return measure(ctx, o) })
+}
+
+// printer is a run's summary.
+type printer interface {
+	print(w io.Writer)
+	failures() []string
+}
+
+func (s *summary) failures() []string      { return s.Failures }
+func (s *fleetSummary) failures() []string { return s.Failures }
+
+// report runs measure and prints its summary, as text or -json; it returns
+// the exit status.
+func report(o options, measure func() (printer, error)) int {
+	sum, err := measure()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "driftd-load: %v\n", err)
 		return 1
@@ -139,8 +196,8 @@ func run() int {
 	} else {
 		sum.print(os.Stdout)
 	}
-	if len(sum.Failures) > 0 {
-		for _, f := range sum.Failures {
+	if fs := sum.failures(); len(fs) > 0 {
+		for _, f := range fs {
 			fmt.Fprintf(os.Stderr, "driftd-load: FAIL: %s\n", f)
 		}
 		return 1
@@ -186,7 +243,26 @@ func (o *options) check() error {
 	if o.probeInterval <= 0 {
 		errs = append(errs, errors.New("-probe-interval must be positive"))
 	}
+	if o.agents < 2 {
+		errs = append(errs, errors.New("-fleet-agents must be at least 2"))
+	}
+	if o.partitions < 1 || o.leaseTTL <= 0 || o.checkpointInterval <= 0 || o.takeoverInterval <= 0 {
+		errs = append(errs, errors.New("-fleet-partitions must be at least 1, and -lease-ttl, -checkpoint-interval and -takeover-interval positive"))
+	}
 	return errors.Join(errs...)
+}
+
+// parseReplicas reads -fleet-replicas: replication factors separated by commas.
+func parseReplicas(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r < 1 || r > 5 {
+			return nil, fmt.Errorf("-fleet-replicas %q: give replication factors from 1 to 5, separated by commas", s)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // modes lists the runs -mode asks for, out of process first.

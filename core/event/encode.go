@@ -69,6 +69,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"generation":`...)
 		b = strconv.AppendUint(b, e.Generation, 10)
 	}
+	b = appendField(b, "instance", e.Instance)
 	switch e.Type {
 	case Drift, Warning:
 		b = append(b, `,"index":`...)

@@ -43,6 +43,9 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 			e.Action, e.Plugin, e.Sink, e.Job, e.JobKind, e.Message = Action(str()), str(), str(), str(), str(), str()
 			e.Pid, e.Attempt, e.DelayMS, e.Generation = rng.IntN(3)*rng.IntN(99999), rng.IntN(3), int64(rng.IntN(3))*rng.Int64N(1e6), uint64(rng.IntN(3))
 		}
+		if rng.IntN(2) == 0 {
+			e.Instance = str()
+		}
 		if i%50 == 0 {
 			e.Diagnostics = []map[string]any{{"summary": str(), "line": 3}}
 		}

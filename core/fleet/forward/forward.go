@@ -184,6 +184,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); f.acker(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); f.syncer(ctx) }()
 	err := f.read(ctx, from)
 	cancel()
 	wg.Wait()
@@ -191,6 +193,30 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// SyncEvery is how often the forwarder syncs the spool itself, when lines
+// were appended since the last sync: only synced lines are forwarded, and
+// a request syncs only after its body's last line, so a client that
+// streams lines in one long request would otherwise see none forwarded
+// until it ends.
+const SyncEvery = 10 * time.Millisecond
+
+func (f *Forwarder) syncer(ctx context.Context) {
+	t := time.NewTicker(SyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if st := f.sp.Stats(); st.LastSeq >= st.Synced && st.LastSeq > 0 {
+			if err := f.sp.Sync(ctx); err != nil && ctx.Err() == nil {
+				f.log.Warn("cannot sync the spool", "error", err)
+			}
+		}
+	}
 }
 
 // read queues the spool's records by partition, waiting while the queues

@@ -390,3 +390,20 @@ func TestRestartResumesFromAckPoint(t *testing.T) {
 		t.Fatalf("stream holds %d records, want 2000: a restart forwarded acked ones again", n)
 	}
 }
+
+// Lines are forwarded though nobody syncs the spool: a client streaming
+// lines in one long request has them forwarded as they come, not when its
+// request ends.
+func TestForwardedWithoutARequestsSync(t *testing.T) {
+	srv := natstest.StartServer(t)
+	js := connect(t, srv.URL())
+	sp := openSpool(t, t.TempDir(), 0)
+	f := New(js, sp, Options{Name: fleet, Instance: "host-a", Partitions: 2})
+	defer run(t, f)()
+	for i := range 10 {
+		if err := f.Ingest(context.Background(), sample(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitForwarded(t, sp, 10, 10*time.Second)
+}

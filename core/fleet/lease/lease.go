@@ -126,7 +126,6 @@ type Manager struct {
 	heartbeat    []byte
 	seam         seams
 
-
 	mu          sync.Mutex
 	held        map[int]*lease
 	owners      map[int]string // every partition's owner, last seen
