@@ -426,6 +426,7 @@ func (f *fleet) settle(t *testing.T, live ...string) settled {
 			break
 		}
 		if time.Now().After(deadline) {
+			f.dumpMissingDrifts(t)
 			f.dump(t, live...)
 			t.Fatalf("not settled after %v: %s", fleetSettle, why)
 		}
@@ -1095,4 +1096,48 @@ func (f *fleet) dump(t *testing.T, live ...string) {
 		}
 		t.Logf("%s: %d goroutines of fleet.(*Owner).consume:\n%s", in, len(keep), shorten(strings.Join(keep, "\n\n"), 24<<10, 0))
 	}
+}
+
+// dumpMissingDrifts logs the drifts backtest raises that h3's subscriber
+// has not seen, each with what the fleet's events stream holds of it.
+func (f *fleet) dumpMissingDrifts(t *testing.T) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, e := range f.drifts {
+		seen[driftKey(e)] = true
+	}
+	var missing []string
+	for k := range f.want {
+		if !seen[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	slices.Sort(missing)
+	nc, err := nats.Connect(strings.Join(f.nats.URLs(), ","))
+	if err != nil {
+		t.Logf("%d drifts not seen on h3: %v", len(missing), missing)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, fleetName+"_events")
+	for _, k := range head(missing, 20) {
+		parts := strings.Split(k, "|")
+		where := "?"
+		if err == nil {
+			subject := fmt.Sprintf("%s.events.drift.%s.%s", fleetName, parts[0], parts[1])
+			if m, gerr := s.GetLastMsgForSubject(ctx, subject); gerr != nil {
+				where = "not in the events stream: " + gerr.Error()
+			} else {
+				where = fmt.Sprintf("in the events stream at seq %d: %s", m.Sequence, m.Data)
+			}
+		}
+		t.Logf("drift %s (partition %d) not seen on h3; %s", k, wire.Partition(parts[0], parts[1], fleetPartitions), where)
+	}
+	t.Logf("%d drifts not seen on h3", len(missing))
 }
