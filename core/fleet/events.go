@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -166,46 +165,27 @@ func (ev *Events) Run(ctx context.Context) {
 	confirmed := make(chan struct{})
 	go func() { defer close(confirmed); ev.confirm(ctx) }()
 	defer func() { <-confirmed }()
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{ev.o.Name + ".events.>"}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	var last uint64
+	events := &puller{js: ev.js, stream: eventsStream(ev.o.Name), subject: ev.o.Name + ".events.>", log: ev.log}
+	// From the event after the stream's last as the host starts.
 	for ctx.Err() == nil {
-		if last > 0 {
-			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-		}
-		cons, err := ev.js.OrderedConsumer(ctx, eventsStream(ev.o.Name), cfg)
-		var it jetstream.MessagesContext
+		s, err := ev.js.Stream(ctx, eventsStream(ev.o.Name))
 		if err == nil {
-			it, err = cons.Messages()
+			events.next = s.CachedInfo().State.LastSeq + 1
+			break
 		}
-		if err != nil {
-			if ctx.Err() == nil {
-				ev.log.Warn("cannot read the fleet's events; trying again", "error", err)
-				sleep(ctx, time.Second)
-			}
-			continue
-		}
-		stop := context.AfterFunc(ctx, it.Stop)
-		for {
-			msg, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() == nil {
-					ev.log.Warn("reading the fleet's events", "error", err)
-				}
-				break
-			}
-			if md, err := msg.Metadata(); err == nil {
-				last = md.Sequence.Stream
-			}
+		ev.log.Warn("cannot read the fleet's events; trying again", "error", err)
+		sleep(ctx, time.Second)
+	}
+	for ctx.Err() == nil {
+		events.read(ctx, 250*time.Millisecond, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) {
 			var e event.Event
 			if err := json.Unmarshal(msg.Data(), &e); err != nil {
 				ev.log.Warn("undecodable event in the fleet's stream; skipped", "subject", msg.Subject(), "error", err)
-				continue
+				return
 			}
 			e.Seq = 0
 			ev.local(e)
-		}
-		stop()
-		it.Stop()
+		})
 	}
 }
 

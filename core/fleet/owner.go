@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/driftd/driftd/core/feed"
@@ -293,10 +292,8 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 	next := time.Now().Add(ow.oo.CheckpointInterval)
 	wait := min(ow.oo.CheckpointInterval, 250*time.Millisecond)
 	unsettled := 0
-	var (
-		cons    jetstream.Consumer
-		lastSeq uint64 // the consumer sequence of the last message read
-	)
+	lines := &puller{js: ow.js, stream: wire.LinesStream(ow.o.Name), subject: wire.LinesSubject(ow.o.Name, part.p),
+		log: log, next: start + 1}
 	for ctx.Err() == nil {
 		if time.Now().After(next) {
 			if ow.oo.Settled == nil || ow.oo.Settled() || unsettled >= maxUnsettled {
@@ -307,91 +304,13 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 			}
 			next = time.Now().Add(ow.oo.CheckpointInterval)
 		}
-		if cons == nil {
-			var err error
-			if cons, err = ow.linesConsumer(ctx, part.p, part.applied.Load()+1); err != nil {
-				if ctx.Err() == nil {
-					log.Warn("cannot consume the partition's lines; trying again", "error", err)
-					sleep(ctx, time.Second)
-				}
-				continue
-			}
-			lastSeq = 0
-		}
-		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("reading the partition's lines; starting over from the last applied", "error", err)
-				sleep(ctx, 100*time.Millisecond)
-			}
-			cons = nil
-			continue
-		}
-		msgs := batch.Messages()
-	read:
-		for {
-			var msg jetstream.Msg
-			var ok bool
-			select {
-			case msg, ok = <-msgs:
-			case <-ctx.Done():
-				ok = false // the pull runs out by itself
-			}
-			if !ok {
-				break read
-			}
-			if cons == nil {
-				continue // let the batch run out; nothing more is applied
-			}
-			md, err := msg.Metadata()
-			if err != nil || md.Sequence.Consumer != lastSeq+1 {
-				// A message lost on its way (or one without metadata):
-				// the next consumer starts right after the last one
-				// applied.
-				log.Warn("gap in the partition's lines; starting over from the last applied", "after", lastSeq, "error", err)
-				cons = nil
-				continue
-			}
-			lastSeq = md.Sequence.Consumer
+		lines.read(ctx, wait, func(msg jetstream.Msg, md *jetstream.MsgMetadata) {
 			ow.apply(ctx, part, msg, md, log)
-		}
-		if err := batch.Error(); err != nil && cons != nil && !benignFetchError(err) && ctx.Err() == nil {
-			log.Warn("reading the partition's lines; starting over from the last applied", "error", err)
-			cons = nil
-		}
+		})
 	}
 	if !part.lost.Load() {
 		ow.checkpoint(context.Background(), part, log)
 	}
-}
-
-// fetchBatch is the most messages of a partition's lines one pull asks
-// for; each holds many lines.
-const fetchBatch = 256
-
-// linesConsumer makes a consumer of partition p's lines from stream
-// sequence from on: ephemeral, without acks, in stream order. It is made
-// again from the last applied message whenever it fails or skips one.
-func (ow *Owner) linesConsumer(ctx context.Context, p int, from uint64) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		FilterSubject:     wire.LinesSubject(ow.o.Name, p),
-		AckPolicy:         jetstream.AckNonePolicy,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		Replicas:          1,
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return ow.js.CreateConsumer(cctx, wire.LinesStream(ow.o.Name), cfg)
-}
-
-// benignFetchError tells whether a pull's error only says it ended with
-// fewer messages than it asked for.
-func benignFetchError(err error) bool {
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrMaxBytesExceeded)
 }
 
 // apply applies the records of one lines message that this partition has
