@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -1084,10 +1085,17 @@ func (f *fleet) dump(t *testing.T, live ...string) {
 		t.Logf("%s fleet status: %s", in, b)
 	}
 	dumpLines(t, f.nats.URLs())
+	dumpJobs(t, f.nats.URLs())
 	for _, in := range live {
 		a := f.agents[in]
 		a.signal(t, syscall.SIGQUIT)
 		a.wait(t)
+		if dir := os.Getenv("DRIFTD_E2E_FLEET_LOGS"); dir != "" {
+			name := filepath.Join(dir, fmt.Sprintf("%s-%s.log", t.Name(), in))
+			if err := os.WriteFile(name, []byte(a.log.String()), 0o644); err == nil {
+				t.Logf("%s's whole log: %s", in, name)
+			}
+		}
 		var keep []string
 		for _, g := range strings.Split(a.log.String(), "\n\n") {
 			if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "fleet.(*Owner).consume") {
@@ -1140,4 +1148,34 @@ func (f *fleet) dumpMissingDrifts(t *testing.T) {
 		t.Logf("drift %s (partition %d) not seen on h3; %s", k, wire.Partition(parts[0], parts[1], fleetPartitions), where)
 	}
 	t.Logf("%d drifts not seen on h3", len(missing))
+}
+
+// dumpJobs logs what the fleet's job queue holds and its consumers.
+func dumpJobs(t *testing.T, urls []string) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Logf("dump the jobs stream: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, fleetName+"_jobs")
+	if err != nil {
+		t.Logf("dump the jobs stream: %v", err)
+		return
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Logf("dump the jobs stream: %v", err)
+		return
+	}
+	t.Logf("stream %s: %d messages, seq %d..%d", info.Config.Name, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+	cl := s.ListConsumers(ctx)
+	for ci := range cl.Info() {
+		t.Logf("jobs consumer %s: delivered up to %d, ack floor %d, %d pending, %d ack pending, %d redelivered, %d waiting",
+			ci.Name, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
+	}
 }
