@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -426,6 +427,7 @@ func (f *fleet) settle(t *testing.T, live ...string) settled {
 			break
 		}
 		if time.Now().After(deadline) {
+			f.dumpMissingDrifts(t)
 			f.dump(t, live...)
 			t.Fatalf("not settled after %v: %s", fleetSettle, why)
 		}
@@ -782,8 +784,8 @@ func TestFleetNATSServerKilled(t *testing.T) {
 	f.waitCover(t, 30*time.Second, "h1", "h2", "h3")
 
 	f.push(t, f.agents["h1"], 0)
-	f.push(t, f.agents["h1"], 1)
-	// Kill the server h1 forwards to, while it forwards.
+	// Kill the server h1 forwards to while the rest is pushed: once h1's
+	// spool holds lines it has not forwarded yet.
 	h1 := hostStatusOf(t, f.agents["h1"])
 	var victim *natstest.Server
 	for _, s := range f.nats.Servers {
@@ -794,10 +796,42 @@ func TestFleetNATSServerKilled(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("h1 is connected to %q, none of %v", h1.Fleet.Server, f.nats.URLs())
 	}
+	accepted := make(chan error, fleetChunks)
+	go func() {
+		for k := 1; k < fleetChunks; k++ {
+			code, body, err := tryCurl(f.agents["h1"].socket, f.data.body(k), pushArgs...)
+			var ans ingestAnswer
+			if err == nil && (code != http.StatusOK || json.Unmarshal(body, &ans) != nil || ans.Accepted != f.data.linesPerBody()) {
+				err = fmt.Errorf("push body %d: %d %s, want 200 and %d accepted", k, code, body, f.data.linesPerBody())
+			}
+			accepted <- err
+		}
+	}()
+	var spooled uint64
+	pushed := 0
+	for pushed < fleetChunks-1 && spooled == 0 {
+		select {
+		case err := <-accepted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			pushed++
+		case <-time.After(2 * time.Millisecond):
+		}
+		spooled = hostStatusOf(t, f.agents["h1"]).Fleet.Spool.Records
+	}
 	victim.Kill()
-	t.Logf("killed NATS server %s (h1's) with h1's spool at %d records", victim.Name, h1.Fleet.Spool.Records)
-	f.push(t, f.agents["h1"], 2)
-	f.push(t, f.agents["h1"], 3)
+	t.Logf("killed NATS server %s (h1's) with %d records in h1's spool, %d of the last %d bodies answered", victim.Name, spooled, pushed, fleetChunks-1)
+	for ; pushed < fleetChunks-1; pushed++ {
+		if err := <-accepted; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := 1; k < fleetChunks; k++ {
+		for _, v := range f.data.versions {
+			f.pushed[v] += fleetValues / fleetChunks
+		}
+	}
 	s := f.settle(t, "h1", "h2", "h3")
 	f.checkFleet(t, s, checkOptions{})
 	if st := s.sts["h1"]; st.Fleet.Server == victim.URL() || !st.Fleet.Connected {
@@ -1021,11 +1055,21 @@ func dumpLines(t *testing.T, urls []string) {
 		return
 	}
 	t.Logf("stream %s: %d messages, seq %d..%d, per subject %v", info.Config.Name, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq, info.State.Subjects)
+	// A consumer with messages to deliver and no pull request waiting
+	// delivers nothing until its client pulls again.
 	cl := s.ListConsumers(ctx)
+	var n, idle int
 	for ci := range cl.Info() {
-		t.Logf("consumer %s: filter %v %s, delivered stream seq %d, ack floor %d, pending %d, waiting %d, ack pending %d, last active %v",
-			ci.Name, ci.Config.FilterSubjects, ci.Config.FilterSubject, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumWaiting, ci.NumAckPending, ci.Delivered.Last)
+		n++
+		if ci.NumPending == 0 || ci.NumWaiting > 0 {
+			continue
+		}
+		idle++
+		t.Logf("consumer %s on %s%s: delivered up to stream seq %d (last at %v), %d pending, no pull request waiting",
+			ci.Name, ci.Config.FilterSubject, strings.Join(ci.Config.FilterSubjects, ","), ci.Delivered.Stream, ci.Delivered.Last, ci.NumPending)
 	}
+	t.Logf("%d consumers of %s, %d of them with messages pending and no pull request (old owners' consumers not yet expired among them)",
+		n, info.Config.Name, idle)
 	if err := cl.Err(); err != nil {
 		t.Logf("list consumers: %v", err)
 	}
@@ -1041,10 +1085,17 @@ func (f *fleet) dump(t *testing.T, live ...string) {
 		t.Logf("%s fleet status: %s", in, b)
 	}
 	dumpLines(t, f.nats.URLs())
+	dumpJobs(t, f.nats.URLs())
 	for _, in := range live {
 		a := f.agents[in]
 		a.signal(t, syscall.SIGQUIT)
 		a.wait(t)
+		if dir := os.Getenv("DRIFTD_E2E_FLEET_LOGS"); dir != "" {
+			name := filepath.Join(dir, fmt.Sprintf("%s-%s.log", t.Name(), in))
+			if err := os.WriteFile(name, []byte(a.log.String()), 0o644); err == nil {
+				t.Logf("%s's whole log: %s", in, name)
+			}
+		}
 		var keep []string
 		for _, g := range strings.Split(a.log.String(), "\n\n") {
 			if strings.HasPrefix(g, "goroutine ") && strings.Contains(g, "fleet.(*Owner).consume") {
@@ -1052,5 +1103,79 @@ func (f *fleet) dump(t *testing.T, live ...string) {
 			}
 		}
 		t.Logf("%s: %d goroutines of fleet.(*Owner).consume:\n%s", in, len(keep), shorten(strings.Join(keep, "\n\n"), 24<<10, 0))
+	}
+}
+
+// dumpMissingDrifts logs the drifts backtest raises that h3's subscriber
+// has not seen, each with what the fleet's events stream holds of it.
+func (f *fleet) dumpMissingDrifts(t *testing.T) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, e := range f.drifts {
+		seen[driftKey(e)] = true
+	}
+	var missing []string
+	for k := range f.want {
+		if !seen[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	slices.Sort(missing)
+	nc, err := nats.Connect(strings.Join(f.nats.URLs(), ","))
+	if err != nil {
+		t.Logf("%d drifts not seen on h3: %v", len(missing), missing)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, fleetName+"_events")
+	for _, k := range head(missing, 20) {
+		parts := strings.Split(k, "|")
+		where := "?"
+		if err == nil {
+			subject := fmt.Sprintf("%s.events.drift.%s.%s", fleetName, parts[0], parts[1])
+			if m, gerr := s.GetLastMsgForSubject(ctx, subject); gerr != nil {
+				where = "not in the events stream: " + gerr.Error()
+			} else {
+				where = fmt.Sprintf("in the events stream at seq %d: %s", m.Sequence, m.Data)
+			}
+		}
+		t.Logf("drift %s (partition %d) not seen on h3; %s", k, wire.Partition(parts[0], parts[1], fleetPartitions), where)
+	}
+	t.Logf("%d drifts not seen on h3", len(missing))
+}
+
+// dumpJobs logs what the fleet's job queue holds and its consumers.
+func dumpJobs(t *testing.T, urls []string) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Logf("dump the jobs stream: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, fleetName+"_jobs")
+	if err != nil {
+		t.Logf("dump the jobs stream: %v", err)
+		return
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Logf("dump the jobs stream: %v", err)
+		return
+	}
+	t.Logf("stream %s: %d messages, seq %d..%d", info.Config.Name, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+	cl := s.ListConsumers(ctx)
+	for ci := range cl.Info() {
+		t.Logf("jobs consumer %s: delivered up to %d, ack floor %d, %d pending, %d ack pending, %d redelivered, %d waiting",
+			ci.Name, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
 	}
 }
