@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -123,13 +124,21 @@ func (ev *Events) confirm(ctx context.Context) {
 		wait := 100 * time.Millisecond
 		for {
 			if p.fut != nil {
+				// The JetStream context fails a future whose ack does
+				// not come (publishAckTimeout); this timer is the
+				// backstop of a context made without that option.
+				t := time.NewTimer(2 * publishAckTimeout)
 				select {
 				case <-p.fut.Ok():
 					p.err = nil
 				case p.err = <-p.fut.Err():
+				case <-t.C:
+					p.err = errors.New("no acknowledgement from JetStream")
 				case <-ctx.Done():
+					t.Stop()
 					return
 				}
+				t.Stop()
 			}
 			if p.err == nil {
 				ev.published.Add(1)

@@ -98,7 +98,10 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 		nc.Close()
 		return nil, nil, fmt.Errorf("NATS server %s (%s): %w", nc.ConnectedServerName(), nc.ConnectedUrlRedacted(), err)
 	}
-	js, err := jetstream.New(nc)
+	// An acknowledgement lost with a server (the publish went out just
+	// before it died) fails its future after a while, so that the event
+	// is sent again rather than waited for for ever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -114,6 +117,10 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 	}
 	return nc, js, nil
 }
+
+// publishAckTimeout is how long an asynchronous publish waits for
+// JetStream's acknowledgement before it counts as failed.
+const publishAckTimeout = 5 * time.Second
 
 // checkVersion refuses a server older than MinServerVersion.
 func checkVersion(v string) error {
