@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -406,6 +407,7 @@ func (f *fleet) settle(t *testing.T, live ...string) settled {
 	}
 	deadline := start.Add(fleetSettle)
 	var why string
+	var valuesAt, driftsAt, jobsAt time.Duration // when each was complete
 	for {
 		take()
 		sts := f.statuses(t, live...)
@@ -417,13 +419,22 @@ func (f *fleet) settle(t *testing.T, live ...string) settled {
 				break
 			}
 		}
-		if why == "" && len(f.drifts) < len(f.want) {
-			why = fmt.Sprintf("%d drift events on h3, backtest raises %d", len(f.drifts), len(f.want))
+		if why == "" && valuesAt == 0 {
+			valuesAt = time.Since(start)
 		}
-		if why == "" && len(distinctJobs(f.recv)) < len(f.want) {
-			why = fmt.Sprintf("%d distinct jobs at the receiver, %d drifts", len(distinctJobs(f.recv)), len(f.want))
+		if len(f.drifts) < len(f.want) {
+			why = cmp.Or(why, fmt.Sprintf("%d drift events on h3, backtest raises %d", len(f.drifts), len(f.want)))
+		} else if driftsAt == 0 {
+			driftsAt = time.Since(start)
+		}
+		if jobs := len(distinctJobs(f.recv)); jobs < len(f.want) {
+			why = cmp.Or(why, fmt.Sprintf("%d distinct jobs at the receiver, %d drifts", jobs, len(f.want)))
+		} else if jobsAt == 0 {
+			jobsAt = time.Since(start)
 		}
 		if why == "" {
+			t.Logf("every value in a window %v, every drift seen %v, every job delivered %v after the last push",
+				valuesAt.Round(time.Millisecond), driftsAt.Round(time.Millisecond), jobsAt.Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
