@@ -11,6 +11,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,19 +36,20 @@ import (
 // metrics go to the spool and on to JetStream, it owns the partitions its
 // leases give it, and its jobs and events are the fleet's.
 type fleetHost struct {
-	c       *config.Cluster
-	opts    fleet.Options
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	res     *fleet.Resources
-	spool   *spool.Spool
-	fwd     *forward.Forwarder
-	events  *fleet.Events
-	owner   *fleet.Owner
-	leases  atomic.Pointer[lease.Manager] // set once the detectors run
-	queue   *workq.Queue
-	cancel  context.CancelFunc
-	stopped chan struct{} // closed when the forwarder and the events reader have returned
+	c         *config.Cluster
+	opts      fleet.Options
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	res       *fleet.Resources
+	spool     *spool.Spool
+	fwd       *forward.Forwarder
+	events    *fleet.Events
+	owner     *fleet.Owner
+	leases    atomic.Pointer[lease.Manager] // set once the detectors run
+	queue     *workq.Queue
+	cancel    context.CancelFunc
+	stopped   chan struct{} // closed when the forwarder and the events reader have returned
+	closeOnce sync.Once
 }
 
 // openFleet joins the fleet of the config's cluster block: it connects to
@@ -207,14 +209,17 @@ func (fh *fleetHost) drain(ctx context.Context) {
 	}
 }
 
-func (fh *fleetHost) close() {
+// close lets go of NATS, the spool and the job queue, once: a graceful
+// stop closes, and so does the agent's deferred cleanup.
+func (fh *fleetHost) close() { fh.closeOnce.Do(fh.closeNow) }
+
+func (fh *fleetHost) closeNow() {
 	if fh.cancel != nil {
 		fh.cancel()
 		<-fh.stopped
 	}
 	if fh.queue != nil {
-		fh.queue.StopDelivery()
-		fh.queue.Close()
+		fh.queue.Close() // stops delivery first
 	}
 	if fh.spool != nil {
 		fh.spool.Close()
