@@ -164,13 +164,18 @@ func TestMarkChangesWithReplays(t *testing.T) {
 	}
 	w.Unlock()
 	last := ws.Mark(1)
-	for name, change := range map[string]func(){
-		"first mark":    func() { s.MarkLocked(r, 0) },
-		"drift":         func() { s.DriftLocked(5, "test.r1", time.Now()) },
-		"mark at drift": func() { s.MarkLocked(r, 6) },
+	// In this order: the last step leaves the mark at 6.
+	for _, step := range []struct {
+		name   string
+		change func()
+	}{
+		{"first mark", func() { s.MarkLocked(r, 0) }},
+		{"drift", func() { s.DriftLocked(5, "test.r1", time.Now()) }},
+		{"mark at drift", func() { s.MarkLocked(r, 6) }},
 	} {
+		name := step.name
 		w.Lock()
-		change()
+		step.change()
 		w.Unlock()
 		if m := ws.Mark(1); m == last {
 			t.Errorf("%s: Mark unchanged", name)

@@ -153,7 +153,14 @@ func drift(version string, index uint64) event.Event {
 // published waits until h's queue has no drift left to publish.
 func (h *host) published(t *testing.T) {
 	t.Helper()
-	testwait.For(t, 10*time.Second, "held jobs published", func() bool { return h.q.OutboxStatus().Held == 0 })
+	h.publishedWithin(t, 10*time.Second)
+}
+
+// publishedWithin waits until h holds no job; after a server's loss its
+// streams elect leaders (seconds) while the publisher backs off to 5 s.
+func (h *host) publishedWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	testwait.For(t, d, "held jobs published", func() bool { return h.q.OutboxStatus().Held == 0 })
 }
 
 // lastSeq returns the jobs stream's last sequence: how many messages it
@@ -420,10 +427,10 @@ func TestReplicatedQueueSurvivesAServer(t *testing.T) {
 
 	c.Servers[2].Kill()
 	b.q.Drift(monitor(time.Hour), drift("v2", 10), "s2")
-	b.published(t)
+	b.publishedWithin(t, 40*time.Second)
 	a.q.SetSinks(sinks(&fakeSink{rec: rec}, 5))
 	b.q.SetSinks(sinks(&fakeSink{rec: rec}, 5))
-	testwait.For(t, 20*time.Second, "both jobs delivered", func() bool { return rec.distinct() == 2 })
+	testwait.For(t, 40*time.Second, "both jobs delivered", func() bool { return rec.distinct() == 2 })
 	if n := len(rec.got()); n != 2 {
 		t.Errorf("%d deliveries, want 2", n)
 	}
