@@ -234,10 +234,14 @@ func (q *Queue) putSink(ctx context.Context, it *item, sink string) error {
 			Event: sdk.Event{Seq: e.Seq, Type: string(e.Type), Time: e.Time, Index: e.Index,
 				WindowSize: e.WindowSize, WindowMean: e.WindowMean, Details: e.Details},
 		}
+		// Followed before it is published: its sink may deliver it before
+		// the stream's ack returns here, and a retirement in between must
+		// find it to stop following it.
+		q.opened(job, it.stream, e.Index+uint64(it.window))
 		if err := q.publishJob(ctx, job, id, 0, time.Time{}, ""); err != nil {
+			q.unopened(job.ID)
 			return err
 		}
-		q.opened(job, it.stream, e.Index+uint64(it.window))
 		return nil
 	}
 	return fmt.Errorf("cooldown of %s for sink %s: the key keeps changing", e.Model+"/"+e.Version, sink)

@@ -37,6 +37,14 @@ func (q *Queue) opened(job sdk.Job, stream string, recoverAt uint64) {
 	q.mu.Unlock()
 }
 
+// unopened stops following a job whose publishing failed; it is followed
+// again when its drift is published again.
+func (q *Queue) unopened(id string) {
+	q.mu.Lock()
+	delete(q.open, id)
+	q.mu.Unlock()
+}
+
 // moveRecovery makes the open job id, if this host follows it, wait for a
 // value at at.
 func (q *Queue) moveRecovery(id, stream string, at uint64) {
