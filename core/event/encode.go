@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -34,20 +35,29 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = appendField(b, "detector", e.Detector)
 	if len(e.Details) > 0 {
 		b = append(b, `,"details":{`...)
-		var small [8]string
-		keys := small[:0]
-		for k := range e.Details {
-			keys = append(keys, k)
+		// Sorted by key as encoding/json does, the pairs taken in one pass
+		// over the map; an insertion sort suits a detector's few details.
+		var small [12]detail
+		ds := small[:0]
+		for k, v := range e.Details {
+			ds = append(ds, detail{k, v})
 		}
-		slices.Sort(keys)
-		for i, k := range keys {
+		if len(ds) > len(small) {
+			slices.SortFunc(ds, func(x, y detail) int { return strings.Compare(x.k, y.k) })
+		}
+		for i := 1; i < len(ds) && len(ds) <= len(small); i++ {
+			for j := i; j > 0 && ds[j].k < ds[j-1].k; j-- {
+				ds[j], ds[j-1] = ds[j-1], ds[j]
+			}
+		}
+		for i, d := range ds {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = appendString(b, d.k)
 			b = append(b, ':')
 			var ok bool
-			if b, ok = appendFloat(b, e.Details[k]); !ok {
+			if b, ok = appendFloat(b, d.v); !ok {
 				return e.marshalError(b)
 			}
 		}
@@ -93,6 +103,12 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// detail is one of an event's details.
+type detail struct {
+	k string
+	v float64
+}
+
 // marshalError returns what json.Marshal says of an event it cannot encode
 // (a value that is not finite).
 func (e *Event) marshalError(b []byte) ([]byte, error) {
@@ -124,6 +140,9 @@ func appendInt(b []byte, name string, v int64) []byte {
 func appendFloat(b []byte, v float64) ([]byte, bool) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return b, false
+	}
+	if v == math.Trunc(v) && v != 0 && math.Abs(v) < 1<<53 {
+		return strconv.AppendInt(b, int64(v), 10), true // what 'f' writes for a whole number
 	}
 	format := byte('f')
 	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -15,10 +16,14 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	strs := []string{"", "m", "quality_inspector", "v1.2.3", "a\"b\\c", "<b>&</b>", "tab\there\nnew\r", "\x00\x01\x1f\x7f",
 		"é ü 日本", "\u2028\u2029", "bad \xff utf8", "\b\f"}
-	floats := []float64{0, -0.0, 1, -1, 0.1, 1.0 / 3, 1e-7, 1.5e-6, 1e-6, 1e20, 1e21, 1.7976931348623157e308, 5e-324, -2.5e-9, 123456789.125}
+	floats := []float64{0, -0.0, 1, -1, 0.1, 1.0 / 3, 1e-7, 1.5e-6, 1e-6, 1e20, 1e21, 1.7976931348623157e308, 5e-324, -2.5e-9, 123456789.125,
+		612345, -3, 1e15, 1<<53 - 1, 1 << 53, -(1<<53 - 1), 1<<53 + 2, 4503599627370495.5, math.Copysign(0, -1)}
 	str := func() string { return strs[rng.IntN(len(strs))] }
 	num := func() float64 {
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(4) {
+		case 0:
+			return float64(rng.Int64N(1<<54) - 1<<53)
+		case 1:
 			return floats[rng.IntN(len(floats))]
 		}
 		return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
@@ -33,8 +38,8 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		}
 		if rng.IntN(2) == 0 {
 			e.Details = map[string]float64{}
-			for range rng.IntN(5) {
-				e.Details[str()] = num()
+			for range rng.IntN(5) + 15*rng.IntN(2) { // past the sort's small case too
+				e.Details[str()+strconv.Itoa(rng.IntN(30))] = num()
 			}
 		}
 		e.Index, e.Value, e.WindowSize, e.WindowMean = rng.Uint64(), num(), rng.IntN(5000), num()
