@@ -67,7 +67,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	defer func() { close(handlerDone); <-watched }()
-	var buf []byte
+	// Events are gathered into writes of up to writeBatch bytes while more
+	// are pending, and sent as soon as none is: a busy stream costs a
+	// write a batch, not one an event, and a quiet one waits for nothing.
+	var out []byte
 	for {
 		e, err := sub.Next(r.Context().Done())
 		if err != nil {
@@ -77,17 +80,31 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		if buf, err = e.AppendJSON(buf[:0]); err != nil {
+		n := len(out)
+		if out, err = e.AppendJSON(out); err != nil {
+			out = out[:n]
 			s.opts.Log.Warn("event not sent: cannot encode it", "seq", e.Seq, "error", err)
+		} else {
+			out = append(out, '\n')
+		}
+		idle := sub.Pending() == 0
+		if !idle && len(out) < writeBatch {
 			continue
 		}
-		if _, err := w.Write(append(buf, '\n')); err != nil {
-			return
+		if len(out) > 0 {
+			if _, err := w.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
 		}
-		if sub.Pending() == 0 {
+		if idle {
 			if err := rc.Flush(); err != nil {
 				return
 			}
 		}
 	}
 }
+
+// writeBatch is how many bytes of events a subscriber's stream gathers
+// into one write while more events are pending.
+const writeBatch = 32 << 10
