@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,12 +100,19 @@ func newTestAgent(t *testing.T, hcl string) *Agent {
 // newTestAgentWith runs the agent with Options.InProcess set to direct.
 func newTestAgentWith(t *testing.T, hcl string, direct map[string]func() sdk.Plugin) *Agent {
 	t.Helper()
+	return newTestAgentOpts(t, hcl, Options{LogOutput: io.Discard, InProcess: direct})
+}
+
+// newTestAgentOpts runs the agent with opts and the config hcl.
+func newTestAgentOpts(t *testing.T, hcl string, opts Options) *Agent {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "driftd.hcl")
 	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard, InProcess: direct})
+	opts.ConfigPath = path
+	a, err := NewAgent(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +186,40 @@ func testIngestEvents(t *testing.T, a *Agent) {
 			t.Errorf("event %+v, want %+v", e, w)
 		}
 	}
+}
+
+// A drift is logged at info; a warning, which some detectors raise on
+// most values of a bad stream, only at debug.
+func TestWarningsAreLoggedAtDebug(t *testing.T) {
+	var log lockedBuffer
+	a := newTestAgentOpts(t, testConfig, Options{LogOutput: &log, LogLevel: "debug"})
+	testIngestEvents(t, a)
+	for _, want := range []string{"[INFO]  driftd: drift:", "[DEBUG] driftd: warning:"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log has no %q:\n%s", want, log.String())
+		}
+	}
+	if strings.Contains(log.String(), "[INFO]  driftd: warning:") {
+		t.Errorf("a warning logged at info:\n%s", log.String())
+	}
+}
+
+// lockedBuffer is a log's output, read while the agent writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func abs(x float64) float64 {

@@ -47,8 +47,11 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		w.Unlock()
 		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
 			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat})
+		// A model that stays bad is said once, at its first drift; a
+		// warning, which some detectors raise on most values of a bad
+		// stream, only at debug: its event says it to whoever listens.
 		level := hclog.Info
-		if repeat { // a model that stays bad: said once, at its first drift
+		if repeat || typ == event.Warning {
 			level = hclog.Debug
 		}
 		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.ID(),
