@@ -117,6 +117,14 @@ type fleetLatency struct {
 	// probe was spooled and synced.
 	AnsweredP50Ms float64 `json:"answered_p50_ms"`
 	AnsweredP99Ms float64 `json:"answered_p99_ms"`
+	// RaisedP50Ms and RaisedP99Ms time the way from the write of a probe
+	// to its drift raised by its owner (the event's time): the spool, the
+	// lines stream and the owner. DeliveredP50Ms and DeliveredP99Ms time
+	// the rest: the events stream and the watching agent's subscriber.
+	RaisedP50Ms    float64 `json:"raised_p50_ms"`
+	RaisedP99Ms    float64 `json:"raised_p99_ms"`
+	DeliveredP50Ms float64 `json:"delivered_p50_ms"`
+	DeliveredP99Ms float64 `json:"delivered_p99_ms"`
 	// Missing are the probes whose drift did not arrive, as
 	// version@owner.
 	Missing []string `json:"missing,omitempty"`
@@ -228,8 +236,9 @@ func (s *fleetSummary) print(w io.Writer) {
 			fmt.Fprintf(w, "  latency %s -> %s: p50 %.2f ms p99 %.2f ms max %.2f ms, %d of %d probes; owner not %s (%d): p50 %.2f ms p99 %.2f ms; background %s metrics/s\n",
 				l.PushedOn, l.SeenOn, l.P50Ms, l.P99Ms, l.MaxMs, l.Received, l.Probes,
 				l.SeenOn, l.Remote, l.RemoteP50Ms, l.RemoteP99Ms, commas(l.BackgroundActual))
-			fmt.Fprintf(w, "    probes' POSTs answered (spooled) p50 %.2f ms p99 %.2f ms; partitions owned: %s; events by instance: %s\n",
-				l.AnsweredP50Ms, l.AnsweredP99Ms, counts(l.PartitionsOwned), counts(l.RaisedBy))
+			fmt.Fprintf(w, "    probes' POSTs answered (spooled) p50 %.2f ms p99 %.2f ms; raised by the owner p50 %.2f ms p99 %.2f ms after the write; seen p50 %.2f ms p99 %.2f ms after being raised\n",
+				l.AnsweredP50Ms, l.AnsweredP99Ms, l.RaisedP50Ms, l.RaisedP99Ms, l.DeliveredP50Ms, l.DeliveredP99Ms)
+			fmt.Fprintf(w, "    partitions owned: %s; events by instance: %s\n", counts(l.PartitionsOwned), counts(l.RaisedBy))
 			if len(l.Missing) > 0 {
 				fmt.Fprintf(w, "    drifts missing (version@owner): %s\n", strings.Join(l.Missing, " "))
 			}

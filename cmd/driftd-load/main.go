@@ -92,6 +92,7 @@ type options struct {
 	seed           uint64
 
 	fleet              bool
+	fleetPhases        string
 	driftd             string
 	natsServer         string
 	replicas           []int
@@ -133,6 +134,7 @@ func run() int {
 	flag.BoolVar(&o.fleet, "fleet", false, "measure fleet mode instead, with real processes: nats-server and bin/driftd agents with a cluster block (see the fleet flags)")
 	flag.StringVar(&o.driftd, "driftd", "bin/driftd", "with -fleet: the driftd binary the agents run")
 	flag.StringVar(&o.natsServer, "nats-server", "bin/nats-server", "with -fleet: the nats-server binary (`make nats-server` builds bin/nats-server)")
+	flag.StringVar(&o.fleetPhases, "fleet-phases", "ingest,latency,takeover", "with -fleet: the phases each run has, of ingest (with consume), latency and takeover; a phase left out is reported missing")
 	replicas := flag.String("fleet-replicas", "1,3", "with -fleet: the runs, each on NATS servers of its own: R servers (clustered when more than one), streams and buckets of R replicas")
 	flag.IntVar(&o.agents, "fleet-agents", 2, "with -fleet: agents of the latency and takeover phases")
 	flag.IntVar(&o.partitions, "fleet-partitions", 64, "with -fleet: the cluster block's partitions")
@@ -207,6 +209,11 @@ func report(o options, measure func() (printer, error)) int {
 
 func (o *options) check() error {
 	var errs []error
+	for _, p := range strings.Split(o.fleetPhases, ",") {
+		if p != "ingest" && p != "latency" && p != "takeover" {
+			errs = append(errs, fmt.Errorf("-fleet-phases: unknown phase %q: use ingest, latency or takeover", p))
+		}
+	}
 	if o.streams < 1 {
 		errs = append(errs, errors.New("-streams must be at least 1"))
 	}
