@@ -44,29 +44,45 @@ const retireWait = 30 * time.Second
 
 // Retire retires model version of model, or every version of it when
 // version is "". Both may be path.Match globs. It returns api.ErrNoModel when
-// no window matches.
-func (a *Agent) Retire(ctx context.Context, model, version string) ([]api.Retired, error) {
+// no window matches. In fleet mode the partitions' owners retire them
+// (fleetRetire).
+func (a *Agent) Retire(ctx context.Context, model, version string) (api.RetireResult, error) {
 	if _, err := path.Match(model, ""); err != nil {
-		return nil, fmt.Errorf("model %q: %w", model, err)
+		return api.RetireResult{}, fmt.Errorf("model %q: %w", model, err)
 	}
 	if _, err := path.Match(version, ""); err != nil {
-		return nil, fmt.Errorf("version %q: %w", version, err)
+		return api.RetireResult{}, fmt.Errorf("version %q: %w", version, err)
 	}
-	var wins []*window.Window
-	a.windows.Each(func(w *window.Window) {
-		if globMatch(model, w.Model) && (version == "" || globMatch(version, w.Version)) {
-			wins = append(wins, w)
+	var res api.RetireResult
+	if fh := a.fleet.Load(); fh != nil {
+		var err error
+		if res, err = a.fleetRetire(ctx, fh, model, version); err != nil {
+			return api.RetireResult{}, err
 		}
-	})
-	out := a.retire(ctx, wins, nil, func(*window.Window) string { return "retired on request" })
-	if len(out) == 0 {
+	} else {
+		res.Retired = a.retireMatching(ctx, nil, model, version)
+	}
+	if len(res.Retired) == 0 && len(res.Pending) == 0 {
 		what := "model " + model
 		if version != "" {
 			what += " version " + version
 		}
-		return nil, fmt.Errorf("%s: %w", what, api.ErrNoModel)
+		return api.RetireResult{}, fmt.Errorf("%s: %w", what, api.ErrNoModel)
 	}
-	return out, nil
+	return res, nil
+}
+
+// retireMatching retires the windows of set (every window when nil) whose
+// model and version match the globs model and version ("" for every
+// version).
+func (a *Agent) retireMatching(ctx context.Context, set window.Set, model, version string) []api.Retired {
+	var wins []*window.Window
+	a.windows.Each(func(w *window.Window) {
+		if (set == nil || set(w.Model, w.Version)) && globMatch(model, w.Model) && (version == "" || globMatch(version, w.Version)) {
+			wins = append(wins, w)
+		}
+	})
+	return a.retire(ctx, wins, nil, func(*window.Window) string { return "retired on request" })
 }
 
 // globMatch reports whether name matches pattern, a path.Match glob.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/driftd/driftd/core/config"
@@ -212,19 +213,28 @@ func runForget(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			Version string   `json:"version"`
 			Metrics []string `json:"metrics"`
 		} `json:"retired"`
-		Error string `json:"error"`
+		Pending []int  `json:"pending"`
+		Error   string `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		fmt.Fprintf(stderr, "driftd forget: %s: unreadable answer: %v\n", resp.Status, err)
 		return exitFailure
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
 		fmt.Fprintf(stderr, "driftd forget: %s: %s\n", resp.Status, res.Error)
 		return exitFailure
 	}
 	for _, r := range res.Retired {
 		fmt.Fprintf(stdout, "retired %s version %s (%d streams: %s)\n", r.Model, r.Version, len(r.Metrics),
 			strings.Join(r.Metrics, ", "))
+	}
+	if len(res.Pending) > 0 {
+		ps := make([]string, len(res.Pending))
+		for i, p := range res.Pending {
+			ps[i] = strconv.Itoa(p)
+		}
+		fmt.Fprintf(stdout, "partitions %s: no answer from their owners yet; each retires what matches when it gets to the request\n",
+			strings.Join(ps, ", "))
 	}
 	return exitOK
 }

@@ -41,8 +41,10 @@ type Backend interface {
 	// jobs.ErrNoJob or jobs.ErrNotFailed when it cannot.
 	RetryJob(id string) (jobs.Status, error)
 	// Retire retires a model version, or every version of a model when
-	// version is "" (both path.Match globs): ErrNoModel when none matches.
-	Retire(ctx context.Context, model, version string) ([]Retired, error)
+	// version is "" (both path.Match globs): ErrNoModel when none matches,
+	// ErrUnavailable when it cannot now. In fleet mode the result's Pending
+	// lists the partitions whose owners have yet to answer.
+	Retire(ctx context.Context, model, version string) (RetireResult, error)
 	// Window returns at most points of each metric's newest values of a
 	// model version's window; false when it has none.
 	Window(model, version string, points int) (WindowResult, bool)

@@ -51,8 +51,8 @@ func (b *backend) Reload(context.Context, string) (ReloadResult, error) {
 	return ReloadResult{}, fmt.Errorf("not running")
 }
 func (b *backend) RetryJob(string) (jobs.Status, error) { return jobs.Status{}, ErrNoOutbox }
-func (b *backend) Retire(context.Context, string, string) ([]Retired, error) {
-	return nil, ErrNoModel
+func (b *backend) Retire(context.Context, string, string) (RetireResult, error) {
+	return RetireResult{}, ErrNoModel
 }
 func (b *backend) Window(string, string, int) (WindowResult, bool) { return WindowResult{}, false }
 

@@ -39,6 +39,10 @@ type Local interface {
 	Snapshots(set window.Set) iter.Seq[*snapshot.Window]
 	// Drop removes the windows of set: the partition went to another host.
 	Drop(set window.Set)
+	// Retire retires the model versions of set that match model and
+	// version (path.Match globs; version "" for every version), as a
+	// single host's DELETE /v1/models does, and returns them.
+	Retire(ctx context.Context, set window.Set, model, version string) []wire.Retired
 }
 
 // OwnerOptions are what an Owner needs besides the fleet's Options.
@@ -321,6 +325,12 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 // apply applies the records of one lines message that this partition has
 // not applied yet.
 func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, md *jetstream.MsgMetadata, log hclog.Logger) {
+	if msg.Headers().Get(wire.HeaderKind) == wire.KindRetire {
+		ow.retire(ctx, part, msg, log)
+		part.applied.Store(md.Sequence.Stream)
+		part.pending.Store(md.NumPending)
+		return
+	}
 	origin := msg.Headers().Get(wire.HeaderOrigin)
 	last := part.origins[origin]
 	err := wire.Records(msg.Data(), func(seq uint64, rec []byte) error {
@@ -370,6 +380,27 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 	}
 	part.applied.Store(md.Sequence.Stream)
 	part.pending.Store(md.NumPending)
+}
+
+// retire retires what a retirement message names of the partition, and
+// answers it. Replayed by a new owner, it retires at the same point of the
+// partition's lines, and answers again (the asker has gone by then).
+func (ow *Owner) retire(ctx context.Context, part *partition, msg jetstream.Msg, log hclog.Logger) {
+	var r wire.Retire
+	if err := json.Unmarshal(msg.Data(), &r); err != nil || r.Model == "" {
+		log.Error("unreadable retirement in the lines stream; skipped", "error", err)
+		return
+	}
+	out := ow.local.Retire(ctx, ow.set(part.p), r.Model, r.Version)
+	log.Debug("retirement applied", "id", r.ID, "model", r.Model, "version", r.Version, "retired", len(out))
+	reply := msg.Headers().Get(wire.HeaderReply)
+	if reply == "" {
+		return
+	}
+	b, _ := json.Marshal(wire.RetireAnswer{Partition: part.p, Instance: ow.o.Instance, Retired: out})
+	if err := ow.js.Conn().Publish(reply, b); err != nil {
+		log.Debug("retirement's answer not sent", "error", err)
+	}
 }
 
 // settleWait bounds how long a checkpoint waits for what was raised

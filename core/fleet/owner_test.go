@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,17 @@ func (l *storeLocal) Snapshots(set window.Set) iter.Seq[*snapshot.Window] {
 	return l.st.Snapshots(set)
 }
 func (l *storeLocal) Drop(set window.Set) { l.st.Drop(set) }
+func (l *storeLocal) Retire(_ context.Context, set window.Set, model, version string) []wire.Retired {
+	var out []wire.Retired
+	for _, w := range l.st.Drop(func(m, v string) bool {
+		mok, _ := path.Match(model, m)
+		vok, _ := path.Match(version, v)
+		return set(m, v) && mok && (version == "" || vok)
+	}) {
+		out = append(out, wire.Retired{Model: w.Model, Version: w.Version})
+	}
+	return out
+}
 
 // values returns the values a model version's accuracy stream holds.
 func (l *storeLocal) values(model, version string) []float64 {
@@ -227,4 +239,73 @@ func TestReleaseMidApplyAppliesEachLineOnce(t *testing.T) {
 		t.Fatalf("the next owner holds %s, want %s", got, want)
 	}
 	b.Releasing(0)
+}
+
+// A retirement takes its place among the partition's lines: the owner
+// retires what came before it and keeps what comes after, and a new owner
+// replaying the partition from an older checkpoint does the same. A
+// partition that no host owns is pending.
+func TestRetireInOrderWithTheLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server")
+	}
+	srv := natstest.StartServer(t)
+	js := connect(t, srv.URL())
+	ctx := context.Background()
+	o := Options{Name: "t", Instance: "a", Partitions: 4, Replicas: 1}
+	res, err := Ensure(ctx, js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oo := OwnerOptions{CheckpointInterval: time.Hour}
+	la := newStoreLocal()
+	a := NewOwner(js, res, o, oo, la)
+	p := wire.Partition("m", "v1", o.Partitions)
+	if err := a.Acquired(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	publishLines(t, js, o, "h1", "m", "v1", 1, 1, 2, 3)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	answers, pending, err := Retire(wctx, js, o, "m", "v1")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(answers) != 1 || answers[0].Partition != p || answers[0].Instance != "a" ||
+		fmt.Sprint(answers[0].Retired) != "[{m v1 []}]" || len(pending) != 0 {
+		t.Fatalf("answers %+v, pending %v", answers, pending)
+	}
+	if got := la.values("m", "v1"); got != nil {
+		t.Fatalf("retired window still holds %v", got)
+	}
+	publishLines(t, js, o, "h1", "m", "v1", 4, 4, 5)
+	testwait.For(t, 10*time.Second, "the lines after", func() bool { return len(la.values("m", "v1")) == 2 })
+
+	// b replays the partition from its start: no checkpoint was written.
+	a.Lost(p)
+	ob := o
+	ob.Instance = "b"
+	lb := newStoreLocal()
+	b := NewOwner(js, res, ob, oo, lb)
+	if err := b.Acquired(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 10*time.Second, "b's replay", func() bool { return len(lb.values("m", "v1")) == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := fmt.Sprint(lb.values("m", "v1")); got != "[4 5]" {
+		t.Fatalf("b replayed to %s, want [4 5]", got)
+	}
+
+	// Every version of m: every partition is asked; only p answers.
+	publishLines(t, js, o, "h1", "m", "v1", 6, 6)
+	wctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+	answers, pending, err = Retire(wctx, js, o, "m", "")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(answers) != 1 || answers[0].Instance != "b" || fmt.Sprint(answers[0].Retired) != "[{m v1 []}]" || len(pending) != o.Partitions-1 {
+		t.Fatalf("answers %+v, pending %v", answers, pending)
+	}
+	b.Releasing(p)
 }

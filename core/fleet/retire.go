@@ -1,0 +1,85 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/driftd/driftd/core/fleet/wire"
+)
+
+// Retire asks the owners of the partitions where model and version may be
+// (path.Match globs; version "" for every version) to retire them: one
+// retirement message in each partition's lines (see wire.Retire), which
+// its owner applies in order with the lines. It returns the owners'
+// answers that came before ctx ended, by partition, and the partitions
+// that did not answer by then: their owners retire the model versions
+// when they get to the message, or a new owner does.
+func Retire(ctx context.Context, js jetstream.JetStream, o Options, model, version string) (answers []wire.RetireAnswer, pending []int, err error) {
+	parts := make([]int, o.Partitions)
+	for p := range parts {
+		parts[p] = p
+	}
+	if version != "" && !isGlob(model) && !isGlob(version) {
+		parts = []int{wire.Partition(model, version, o.Partitions)}
+	}
+	var idb [12]byte
+	_, _ = rand.Read(idb[:])
+	r := wire.Retire{ID: hex.EncodeToString(idb[:]), Model: model, Version: version}
+	body, _ := json.Marshal(r)
+
+	nc := js.Conn()
+	inbox := nc.NewRespInbox()
+	ch := make(chan *nats.Msg, len(parts))
+	sub, err := nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("retire: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return nil, nil, fmt.Errorf("retire: %w", err)
+	}
+	for _, p := range parts {
+		msg := nats.NewMsg(wire.LinesSubject(o.Name, p))
+		msg.Header.Set(wire.HeaderKind, wire.KindRetire)
+		msg.Header.Set(wire.HeaderReply, inbox)
+		msg.Data = body
+		if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(wire.RetireMsgID(r.ID, p))); err != nil {
+			return nil, nil, fmt.Errorf("retire: partition %d: %w", p, err)
+		}
+	}
+
+	waiting := map[int]bool{}
+	for _, p := range parts {
+		waiting[p] = true
+	}
+	for len(waiting) > 0 {
+		select {
+		case m := <-ch:
+			var a wire.RetireAnswer
+			if json.Unmarshal(m.Data, &a) != nil || !waiting[a.Partition] {
+				continue // a second answer: a takeover replayed the message
+			}
+			delete(waiting, a.Partition)
+			answers = append(answers, a)
+		case <-ctx.Done():
+			for p := range waiting {
+				pending = append(pending, p)
+			}
+			slices.Sort(pending)
+			waiting = nil
+		}
+	}
+	slices.SortFunc(answers, func(a, b wire.RetireAnswer) int { return a.Partition - b.Partition })
+	return answers, pending, nil
+}
+
+// isGlob tells whether s has path.Match's special characters.
+func isGlob(s string) bool { return strings.ContainsAny(s, `*?[\`) }
