@@ -344,9 +344,7 @@ func (q *Queue) fail(m jetstream.Msg, job sdk.Job, made int, queued time.Time, m
 	if err := m.TermWithReason("failed: " + msg); err != nil {
 		q.log.Warn("cannot terminate a failed retrain job's message", "job", job.ID, "error", err)
 	}
-	q.mu.Lock()
-	delete(q.open, job.ID)
-	q.mu.Unlock()
+	q.forget(openKey(job.ID))
 	q.log.Error("retrain job failed", "job", job.ID, "sink", job.Sink, "attempts", made, "error", msg)
 	q.publish(jobEvent(job, event.JobFailed, made, msg))
 }

@@ -2,6 +2,7 @@ package workq
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -10,62 +11,169 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-// Recovery, host-local: the host that queued a retrain job follows its
-// model version in memory, through Options.Next, and queues the recovered
-// job once the stream went a full window past its last drift. Only the
-// partition's owner raises drift and knows where its streams are, so the
-// host that queued the job is the one that can tell. What this does not
-// survive: a takeover or a restart forgets the jobs followed, and no
-// recovered job follows those. A recovered job's id is its retrain job's
-// id and "-recovered", so one published twice is dropped by the stream.
+// Recovery: a retrain job whose model version has not recovered yet is
+// open. Open jobs are kept in the job state bucket (openKey), and every
+// host mirrors them through a watch; the host that owns the model version
+// (Options.Owns) follows its stream through Options.Next and queues the
+// recovered job once the stream went a full window past its last drift.
+// Only the partition's owner raises drifts and knows where its streams
+// are, so after a takeover the new owner goes on following the jobs the
+// old one queued. A recovered job's id is its retrain job's id and
+// "-recovered", so one published twice (by an old and a new owner) is
+// dropped by the stream.
 
-// openJob is a retrain job whose model version has not recovered yet.
-type openJob struct {
-	job       sdk.Job
-	stream    string
-	recoverAt uint64
-	since     time.Time
+// openKey is the job state bucket's key of the open job id.
+func openKey(id string) string { return "open." + token(id) }
+
+// openRecord is an open job in the job state bucket.
+type openRecord struct {
+	Job       sdk.Job   `json:"job"`
+	Stream    string    `json:"stream"`
+	RecoverAt uint64    `json:"recover_at"`
+	Since     time.Time `json:"since"`
 }
 
-// opened follows the recovery of a retrain job just queued.
+// openJob is an open job as this host knows it.
+type openJob struct {
+	openRecord
+	rev uint64 // the bucket revision it reflects; 0 until stored
+}
+
+// opened follows the recovery of a retrain job about to be queued.
 func (q *Queue) opened(job sdk.Job, stream string, recoverAt uint64) {
 	if q.next == nil || stream == "" {
 		return
 	}
+	o := &openJob{openRecord: openRecord{Job: job, Stream: stream, RecoverAt: recoverAt, Since: q.now().UTC()}}
+	key := openKey(job.ID)
 	q.mu.Lock()
-	q.open[job.ID] = &openJob{job: job, stream: stream, recoverAt: recoverAt, since: q.now()}
+	delete(q.gone, key)
+	q.open[key] = o
 	q.mu.Unlock()
+	q.store(key, o)
+}
+
+// store puts o into the bucket and notes the revision, unless o was
+// replaced or dropped meanwhile. A job that cannot be stored is still
+// followed here; a takeover forgets it.
+func (q *Queue) store(key string, o *openJob) {
+	q.mu.Lock()
+	data, _ := json.Marshal(o.openRecord)
+	q.mu.Unlock()
+	ctx, cancel := q.settleCtx() // the publisher outlives delivery
+	rev, err := q.state.Put(ctx, key, data)
+	cancel()
+	if err != nil {
+		q.log.Warn("cannot store an open retrain job; only this host follows its recovery", "job", o.Job.ID, "error", err)
+		return
+	}
+	q.mu.Lock()
+	if q.open[key] == o && rev > o.rev {
+		o.rev = rev
+	}
+	q.mu.Unlock()
+}
+
+// forget stops following the open jobs of keys, here and in the bucket.
+func (q *Queue) forget(keys ...string) {
+	q.mu.Lock()
+	for _, key := range keys {
+		if o := q.open[key]; o != nil {
+			q.gone[key] = o.rev
+			delete(q.open, key)
+		}
+	}
+	q.mu.Unlock()
+	for _, key := range keys {
+		ctx, cancel := q.settleCtx()
+		if err := q.state.Delete(ctx, key); err != nil {
+			q.log.Warn("cannot delete an open retrain job", "key", key, "error", err)
+		}
+		cancel()
+	}
 }
 
 // unopened stops following a job whose publishing failed; it is followed
 // again when its drift is published again.
-func (q *Queue) unopened(id string) {
-	q.mu.Lock()
-	delete(q.open, id)
-	q.mu.Unlock()
-}
+func (q *Queue) unopened(id string) { q.forget(openKey(id)) }
 
-// moveRecovery makes the open job id, if this host follows it, wait for a
-// value at at.
+// moveRecovery makes the open job id, if it is followed, wait for a value
+// at at.
 func (q *Queue) moveRecovery(id, stream string, at uint64) {
+	key := openKey(id)
 	q.mu.Lock()
-	if o := q.open[id]; o != nil && o.stream == stream && at > o.recoverAt {
-		o.recoverAt = at
+	o := q.open[key]
+	if o == nil || o.Stream != stream || at <= o.RecoverAt {
+		q.mu.Unlock()
+		return
 	}
+	o.RecoverAt = at
 	q.mu.Unlock()
+	q.store(key, o)
 }
 
 // Retired stops following the recovery of a retired model version's jobs:
 // its new window's indices start from 0, so no recovered job follows them.
 // Its queued jobs stay in the stream and are delivered.
 func (q *Queue) Retired(model, version string) {
+	var keys []string
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	for id, o := range q.open {
-		if o.job.Model == model && o.job.Version == version {
-			delete(q.open, id)
+	for key, o := range q.open {
+		if o.Job.Model == model && o.Job.Version == version {
+			keys = append(keys, key)
 		}
 	}
+	q.mu.Unlock()
+	q.forget(keys...)
+}
+
+// watchOpen mirrors the bucket's open jobs into q.open until the queue
+// closes.
+func (q *Queue) watchOpen() {
+	for q.ctx.Err() == nil {
+		w, err := q.state.Watch(q.ctx, "open.>")
+		if err != nil {
+			if q.ctx.Err() == nil {
+				q.log.Warn("cannot watch the open retrain jobs; trying again", "error", err)
+			}
+			sleep(q.ctx, time.Second)
+			continue
+		}
+		for e := range w.Updates() {
+			if e != nil {
+				q.mirror(e)
+			}
+		}
+		_ = w.Stop()
+		sleep(q.ctx, time.Second)
+	}
+}
+
+// mirror takes a change of the bucket's open jobs, unless this host knows
+// of a later one.
+func (q *Queue) mirror(e jetstream.KeyValueEntry) {
+	key := e.Key()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if o := q.open[key]; o != nil && o.rev >= e.Revision() {
+		return
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(q.open, key)
+		delete(q.gone, key)
+		return
+	}
+	if rev, ok := q.gone[key]; ok && e.Revision() <= rev {
+		return // dropped here after this revision was stored
+	}
+	var r openRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil || r.Job.ID == "" {
+		return
+	}
+	if o := q.open[key]; o != nil && o.rev == 0 && o.RecoverAt > r.RecoverAt {
+		r.RecoverAt = o.RecoverAt // moved here and not stored yet
+	}
+	q.open[key] = &openJob{openRecord: r, rev: e.Revision()}
 }
 
 func (q *Queue) recoveryLoop() {
@@ -81,23 +189,29 @@ func (q *Queue) recoveryLoop() {
 	}
 }
 
-// checkRecovery queues a recovered job for each open job whose stream
-// went past its recovery point, unless the retrain job failed.
+// checkRecovery queues a recovered job for each open job of a model
+// version this host owns whose stream went past its recovery point,
+// unless the retrain job failed.
 func (q *Queue) checkRecovery() {
 	q.mu.Lock()
 	var open []*openJob
+	var old []string
 	now := q.now()
-	for id, o := range q.open {
-		if now.Sub(o.since) > openLimit {
-			delete(q.open, id)
+	for key, o := range q.open {
+		if now.Sub(o.Since) > openLimit {
+			old = append(old, key)
 			continue
 		}
 		open = append(open, o)
 	}
 	q.mu.Unlock()
+	q.forget(old...)
 	for _, o := range open {
-		j := o.job
-		if q.next(j.Model, j.Version, j.Metric) <= o.recoverAt {
+		j := o.Job
+		if q.owns != nil && !q.owns(j.Model, j.Version) {
+			continue // another host follows it
+		}
+		if q.next(j.Model, j.Version, j.Metric) <= o.RecoverAt {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(q.ctx, opTimeout)
@@ -106,18 +220,29 @@ func (q *Queue) checkRecovery() {
 		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // try again at the next check
 		}
+		key := openKey(j.ID)
 		q.mu.Lock()
-		if q.open[j.ID] != o {
-			q.mu.Unlock()
+		still := q.open[key] == o
+		q.mu.Unlock()
+		if !still {
 			continue
 		}
-		delete(q.open, j.ID)
-		q.mu.Unlock()
+		q.forget(key)
 		if err == nil {
 			continue // failed: nothing to resolve
 		}
 		r := j
 		r.ID, r.Kind, r.Resolves, r.Created, r.Attempt = j.ID+"-recovered", sdk.JobRecovered, j.ID, q.now().UTC(), 0
 		q.hold(&item{recovered: &r})
+	}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }

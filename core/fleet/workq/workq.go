@@ -138,7 +138,8 @@ type Queue struct {
 	room      *sync.Cond // on mu: a drift waits for room in held
 	full      atomic.Bool
 	pubWake   chan struct{}
-	open      map[string]*openJob // recovery.go
+	open      map[string]*openJob // by openKey; recovery.go
+	gone      map[string]uint64   // open jobs dropped here: the revision they had
 	recent    []jobs.Status       // the last keepDelivered delivered here, newest last
 	writeErrs uint64
 	lastErr   string
@@ -192,7 +193,7 @@ func Open(js jetstream.JetStream, opts Options) (*Queue, error) {
 		js: js, name: opts.Name, instance: opts.Instance, log: opts.Log, publish: opts.Publish, next: opts.Next,
 		suppressed: opts.Suppressed, owns: opts.Owns, ackWait: opts.AckWait, now: time.Now,
 		workers: map[string]chan struct{}{}, holdLimit: jobs.MaxHeld, pubWake: make(chan struct{}, 1),
-		open: map[string]*openJob{}, pubDone: make(chan struct{}),
+		open: map[string]*openJob{}, gone: map[string]uint64{}, pubDone: make(chan struct{}),
 	}
 	if q.log == nil {
 		q.log = hclog.NewNullLogger()
@@ -243,10 +244,14 @@ func Open(js jetstream.JetStream, opts Options) (*Queue, error) {
 		q.mu.Unlock()
 	})
 	if q.next != nil {
-		q.wg.Add(1)
+		q.wg.Add(2)
 		go func() {
 			defer q.wg.Done()
 			q.recoveryLoop()
+		}()
+		go func() {
+			defer q.wg.Done()
+			q.watchOpen()
 		}()
 	}
 	// The publisher outlives delivery: drift raised while detectors flush

@@ -516,6 +516,63 @@ func TestRecoveredJobFollowsARetrainJob(t *testing.T) {
 	}
 }
 
+// The open jobs are the fleet's: after a takeover, the new owner of a
+// model version queues the recovered job of a retrain job its old owner
+// queued, and the old owner does not; a retirement on the new owner stops
+// the following of the old owner's jobs.
+func TestRecoveryFollowsTheOwner(t *testing.T) {
+	srv := natstest.StartServer(t)
+	var aOwns, bOwns atomic.Bool
+	aOwns.Store(true)
+	var next atomic.Uint64
+	open := func(instance string, owns *atomic.Bool) *Queue {
+		nc, err := nats.Connect(srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		q, err := Open(js, Options{Name: "f12", Instance: instance,
+			Next: func(model, version, metric string) uint64 { return next.Load() },
+			Owns: func(model, version string) bool { return owns.Load() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(q.Close)
+		return q
+	}
+	a, b := open("a", &aOwns), open("b", &bOwns)
+	rec := &recorder{}
+	a.SetSinks(sinks(&fakeSink{rec: rec}, 3))
+	a.Drift(monitor(time.Hour), drift("v1", 10), "s1")
+	a.Drift(monitor(time.Hour), drift("v2", 10), "s2")
+	testwait.For(t, 10*time.Second, "retrain jobs delivered", func() bool { return rec.distinct() == 2 })
+	openOn := func(q *Queue) int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.open)
+	}
+	testwait.For(t, 10*time.Second, "b mirrors a's open jobs", func() bool { return openOn(b) == 2 })
+
+	// b takes v1 and v2 over; a lost them.
+	aOwns.Store(false)
+	bOwns.Store(true)
+	b.Retired("m", "v2")
+	next.Store(26) // past both drifts' windows
+	testwait.For(t, 10*time.Second, "recovered job delivered", func() bool { return rec.distinct() == 3 })
+	time.Sleep(2 * recoveryEvery)
+	var recovered []string
+	for _, j := range rec.got() {
+		if j.Kind == sdk.JobRecovered {
+			recovered = append(recovered, j.Resolves)
+		}
+	}
+	if id := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID); len(recovered) != 1 || recovered[0] != id || rec.distinct() != 3 {
+		t.Errorf("recovered jobs resolve %v, want %s alone (%d distinct jobs)", recovered, id, rec.distinct())
+	}
+	testwait.For(t, 10*time.Second, "no job followed", func() bool { return openOn(a) == 0 && openOn(b) == 0 })
+}
+
 func TestJobFailsPastMaxAge(t *testing.T) {
 	srv := natstest.StartServer(t)
 	a := openHost(t, []string{srv.URL()}, "f11", "a", 1, 0)
