@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,4 +109,73 @@ func hasValue(m map[string]string, v string) bool {
 		}
 	}
 	return false
+}
+
+// A retrain job's `recovered` job comes after a takeover too: the owner
+// that queued the retrain job is killed, and the model version's new owner
+// queues the recovered job once its stream went a window past the drift.
+func TestFleetRecoveredAfterTakeover(t *testing.T) {
+	f := startFleet(t, 3)
+	f.waitCover(t, 30*time.Second, "h1", "h2", "h3")
+	// A version owned by h2, pushed through h1.
+	version := ""
+	for v := 0; v < 1000 && version == ""; v++ {
+		if f.ownerOf(t, wire.Partition(fleetModel, fmt.Sprintf("t%d", v), fleetPartitions), "h1", "h2", "h3") == "h2" {
+			version = fmt.Sprintf("t%d", v)
+		}
+	}
+	if version == "" {
+		t.Fatal("h2 owns no partition")
+	}
+	vals := make([]float64, 0, 1300)
+	for range 100 {
+		vals = append(vals, 0.92)
+	}
+	for range 60 {
+		vals = append(vals, 0.70)
+	}
+	jobsSeen := f.agents["h1"].subscribe(t, "type=retrain")
+	if code, ans := curlPush(t, f.agents["h1"].socket, accuracyNDJSON(fleetModel, version, vals)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, ans)
+	}
+	var retrain delivery
+	eventually(t, 30*time.Second, "the retrain job", func() bool {
+		for _, d := range f.recv.accepted() {
+			if d.job.Version == version && d.kind == "retrain" {
+				retrain = d
+				return true
+			}
+		}
+		return false
+	})
+	// Whatever else h2 raised is stored before it dies.
+	time.Sleep(2 * time.Second)
+	f.agents["h2"].stop(t, syscall.SIGKILL)
+	f.waitCover(t, 30*time.Second, "h1", "h3")
+
+	good := make([]float64, 1100) // a window (1000) past the drift
+	for i := range good {
+		good[i] = 0.92
+	}
+	if code, ans := curlPush(t, f.agents["h1"].socket, accuracyNDJSON(fleetModel, version, good)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, ans)
+	}
+	// The webhook sends recovered jobs only with send_recovered; the
+	// fleet's events say that it was queued and delivered.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		e, ok := jobsSeen.next(time.Until(deadline))
+		if !ok {
+			t.Fatal("no recovered job queued within 30 s of the values that recover the model version")
+		}
+		if e.Version == version && e.JobKind == "recovered" && e.Action == "delivered" {
+			if e.Job != retrain.id+"-recovered" {
+				t.Fatalf("recovered job %s, want %s-recovered", e.Job, retrain.id)
+			}
+			if in := instanceOf(e); in == "h2" || in == "" {
+				t.Errorf("recovered job delivered by %q, want a live host", in)
+			}
+			break
+		}
+	}
 }
