@@ -2,13 +2,17 @@ package core
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fleetCollector reports a fleet host's part in its fleet when scraped;
 // nothing on a single host.
-type fleetCollector struct{ a *Agent }
+type fleetCollector struct {
+	a *Agent
+	t fleetTimings
+}
 
 var (
 	fleetConnectedDesc = prometheus.NewDesc("driftd_fleet_connected",
@@ -33,7 +37,46 @@ var (
 		"Lines an owned partition refused although their origin accepted them (ingest.max_streams, a detector's domain).", nil, nil)
 )
 
+// fleetTimings time the hops of a line through a fleet host.
+type fleetTimings struct {
+	spoolSync  prometheus.Histogram // a round of fsyncs of the spool
+	publish    prometheus.Histogram // a lines message, from publishing to JetStream's ack
+	applyDelay prometheus.Histogram // a lines message, from its storing in JetStream to its application here
+}
+
+func newFleetTimings() fleetTimings {
+	return fleetTimings{
+		spoolSync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "driftd_fleet_spool_sync_seconds",
+			Help:    "Time of each round of fsyncs of the spool; a request is answered after the round that holds its lines.",
+			Buckets: prometheus.ExponentialBuckets(250e-6, 2, 14),
+		}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "driftd_fleet_forward_seconds",
+			Help:    "Time from publishing a lines message to JetStream's acknowledgement, for the messages acknowledged.",
+			Buckets: prometheus.ExponentialBuckets(250e-6, 2, 14),
+		}),
+		applyDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "driftd_fleet_apply_delay_seconds",
+			Help:    "Time from JetStream's storing of a lines message to its application by the partition's owner (this host), by the owner's clock against the server's.",
+			Buckets: prometheus.ExponentialBuckets(500e-6, 2, 18),
+		}),
+	}
+}
+
+func (t fleetTimings) collectors() []prometheus.Collector {
+	return []prometheus.Collector{t.spoolSync, t.publish, t.applyDelay}
+}
+
+// applied observes the delay of a lines message stored at stored.
+func (t fleetTimings) applied(stored time.Time) {
+	t.applyDelay.Observe(max(0, time.Since(stored).Seconds()))
+}
+
 func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, t := range c.t.collectors() {
+		t.Describe(ch)
+	}
 	for _, d := range []*prometheus.Desc{fleetConnectedDesc, fleetForwardedDesc, fleetSpoolBytesDesc, fleetSpoolMaxDesc,
 		fleetOwnedDesc, fleetLagDesc, fleetTakeoversDesc, fleetLeaseLossesDesc, fleetCheckpointErrorsDesc, fleetRefusedDesc} {
 		ch <- d
@@ -68,4 +111,7 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(fleetLeaseLossesDesc, st.LeaseLosses)
 	counter(fleetCheckpointErrorsDesc, st.CheckpointErrors)
 	counter(fleetRefusedDesc, st.Refused)
+	for _, t := range c.t.collectors() {
+		t.Collect(ch)
+	}
 }

@@ -78,21 +78,23 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 	if fh.res, err = fleet.Ensure(ectx, js, fo); err != nil {
 		return fail(err)
 	}
-	if fh.spool, err = spool.Open(filepath.Join(f.DataDir, "spool"), spool.Options{MaxBytes: c.Spool.MaxBytes, Log: a.log.Named("spool")}); err != nil {
+	if fh.spool, err = spool.Open(filepath.Join(f.DataDir, "spool"), spool.Options{MaxBytes: c.Spool.MaxBytes, Log: a.log.Named("spool"),
+		Synced: func(d time.Duration) { a.metrics.fleet.spoolSync.Observe(d.Seconds()) }}); err != nil {
 		return fail(fmt.Errorf("open the spool: %w", err))
 	}
 	origin, err := spoolOrigin(filepath.Join(f.DataDir, "spool"), c.Instance)
 	if err != nil {
 		return fail(err)
 	}
-	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: origin, Partitions: c.Partitions, Log: a.log.Named("forward")})
+	fh.fwd = forward.New(js, fh.spool, forward.Options{Name: c.Name, Instance: origin, Partitions: c.Partitions, Log: a.log.Named("forward"),
+		Published: func(d time.Duration) { a.metrics.fleet.publish.Observe(d.Seconds()) }})
 	fh.events = fleet.NewEvents(js, fo, fh.valid, a.localEvent(c.Instance))
 	if fh.queue, err = workq.Open(js, workq.Options{Name: c.Name, Instance: c.Instance, Replicas: c.Replicas,
 		Log: a.log.Named("jobs"), Publish: func(e event.Event) { a.publish(e) }, Next: a.streamCount,
 		Suppressed: func(sink string) { a.metrics.suppressed.WithLabelValues(sink).Inc() }, Owns: fh.ownsModel}); err != nil {
 		return fail(err)
 	}
-	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid,
+	fh.owner = fleet.NewOwner(js, fh.res, fo, fleet.OwnerOptions{CheckpointInterval: c.CheckpointInterval, Valid: fh.valid, Applied: a.metrics.fleet.applied,
 		Mark:    fh.events.Mark,
 		Settled: func(mark uint64) bool { return fh.events.Settled(mark) && fh.queue.OutboxStatus().Held == 0 }}, fleetLocal{a})
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))

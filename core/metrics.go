@@ -28,6 +28,7 @@ type agentMetrics struct {
 	jobs       *prometheus.CounterVec // retrain job events, by sink and action
 	suppressed *prometheus.CounterVec // drift kept from becoming a job by a cooldown, by sink
 	sinkStarts *prometheus.CounterVec // sink plugin restarts, by sink
+	fleet      fleetTimings           // reported in fleet mode only (fleetmetrics.go)
 }
 
 func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
@@ -35,7 +36,8 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		reg = prometheus.NewRegistry()
 	}
 	m := &agentMetrics{
-		reg: reg,
+		reg:   reg,
+		fleet: newFleetTimings(),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftd_metrics_rejected_total",
 			Help: "Metric lines rejected, by reason: invalid (not a valid metric), too_many_values (over ingest.max_values_per_line), " +
@@ -180,7 +182,7 @@ func newAgentMetrics(a *Agent, reg *prometheus.Registry) *agentMetrics {
 		}),
 		feedCollector{a},
 		streamCollector{a},
-		fleetCollector{a},
+		fleetCollector{a: a, t: m.fleet},
 	)
 	return m
 }

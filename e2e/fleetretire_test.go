@@ -63,6 +63,30 @@ func TestFleetForgetOnAnyHost(t *testing.T) {
 	if code, ans := curlPush(t, f.agents[asked].socket, body); code != http.StatusOK {
 		t.Fatalf("push: %d %s", code, ans)
 	}
+	// /metrics: the asked host spooled and forwarded them, their owner
+	// applied them, each hop timed.
+	eventually(t, 20*time.Second, "the lines applied by their owners", func() bool {
+		for version, o := range owners {
+			if countOf(t, f.agents[o], fleetModel, version) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	_, asker := f.agents[asked].get(t, "/metrics")
+	for _, series := range []string{"driftd_fleet_connected", "driftd_fleet_forwarded_lines_total", "driftd_fleet_spool_sync_seconds_count",
+		"driftd_fleet_forward_seconds_count", "driftd_fleet_partitions_owned"} {
+		if v := metricValue(string(asker), series); v < 1 {
+			t.Errorf("%s's /metrics: %s %v, want at least 1", asked, series, v)
+		}
+	}
+	for _, o := range owners {
+		_, owner := f.agents[o].get(t, "/metrics")
+		if v := metricValue(string(owner), "driftd_fleet_apply_delay_seconds_count"); v < 1 {
+			t.Errorf("%s's /metrics: driftd_fleet_apply_delay_seconds_count %v, want at least 1", o, v)
+		}
+	}
+
 	var one string
 	for version := range owners {
 		one = version

@@ -116,5 +116,8 @@ func TestPrometheusMetrics(t *testing.T) {
 				t.Errorf("%s: /metrics lacks %q", via, want)
 			}
 		}
+		if strings.Contains(out, "driftd_fleet_") {
+			t.Errorf("%s: a single host's /metrics has fleet series", via)
+		}
 	}
 }

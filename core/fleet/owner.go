@@ -63,6 +63,9 @@ type OwnerOptions struct {
 	// after the drift.
 	Mark    func() uint64
 	Settled func(mark uint64) bool
+	// Applied, when set, is told the time JetStream stored each lines
+	// message the owner applied, once it is applied.
+	Applied func(stored time.Time)
 }
 
 // An Owner owns partitions: for each it loads the last checkpoint, applies
@@ -371,6 +374,9 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 		return nil
 	})
 	part.origins[origin] = last
+	if ow.oo.Applied != nil && err == nil {
+		ow.oo.Applied(md.Timestamp)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("corrupt lines message; the rest of it is skipped", "stream_seq", md.Sequence.Stream, "origin", origin, "error", err)

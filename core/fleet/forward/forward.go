@@ -66,6 +66,9 @@ type Options struct {
 	// when zero).
 	Retry backoff.Backoff
 	Log   hclog.Logger
+	// Published, when set, is told how long each message took from its
+	// publishing to JetStream's acknowledgement.
+	Published func(time.Duration)
 }
 
 // Stats are what the forwarder did since it was made.
@@ -346,8 +349,12 @@ func (f *Forwarder) nextMessageLocked(q *queue) (int, []byte) {
 func (f *Forwarder) publish(ctx context.Context, msg *nats.Msg) error {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
+	start := time.Now()
 	_, err := f.js.PublishMsg(ctx, msg)
 	now := time.Now()
+	if err == nil && f.opts.Published != nil {
+		f.opts.Published(now.Sub(start))
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if ok := err == nil; ok != f.reach || f.since.IsZero() {

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -65,6 +66,8 @@ type Options struct {
 	// room well before the bound.
 	SegmentBytes int64
 	Log          hclog.Logger
+	// Synced, when set, is told how long each round of fsyncs took.
+	Synced func(time.Duration)
 }
 
 // Stats are what a spool holds.
@@ -392,6 +395,7 @@ func (s *Spool) syncLocked() error {
 	dirDirty := s.dirDirty
 	s.dirDirty = false
 	s.mu.Unlock()
+	start := time.Now()
 	done := 0
 	if err == nil {
 		for _, f := range files {
@@ -403,6 +407,9 @@ func (s *Spool) syncLocked() error {
 	}
 	if err == nil && dirDirty {
 		err = syncDir(s.dir)
+	}
+	if err == nil && s.opts.Synced != nil {
+		s.opts.Synced(time.Since(start))
 	}
 	// Closed segments that are on disk are closed for good.
 	for _, f := range files[:min(done, len(files)-1)] {
