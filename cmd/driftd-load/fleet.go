@@ -445,6 +445,18 @@ func fleetLatencyPhase(ctx context.Context, o options, l *load, agents []*fleetA
 	if err != nil {
 		return nil, err
 	}
+	scrape := func() []map[string]histogram {
+		var out []map[string]histogram
+		for _, a := range agents {
+			h, err := a.scrapeHops(ctx)
+			if err != nil {
+				lat.failures = append(lat.failures, fmt.Sprintf("latency: %v", err))
+			}
+			out = append(out, h)
+		}
+		return out
+	}
+	hopsBefore := scrape()
 	stopBG := make(chan struct{})
 	bgDone := make(chan pushed, 1)
 	var bgSeconds float64
@@ -519,6 +531,7 @@ collect:
 	}
 	unsubscribe()
 	stopBackground()
+	lat.Hops = hops(hopsBefore, scrape())
 	lat.ProbesAccepted = probes.accepted
 	for _, err := range probes.errs {
 		lat.failures = append(lat.failures, fmt.Sprintf("latency: probes: %v", err))

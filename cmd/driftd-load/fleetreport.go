@@ -125,6 +125,10 @@ type fleetLatency struct {
 	RaisedP99Ms    float64 `json:"raised_p99_ms"`
 	DeliveredP50Ms float64 `json:"delivered_p50_ms"`
 	DeliveredP99Ms float64 `json:"delivered_p99_ms"`
+	// Hops are what the agents' histograms (spool_sync_seconds,
+	// forward_seconds, apply_delay_seconds) observed over the phase, all
+	// agents together, probes and background alike.
+	Hops map[string]hopFigures `json:"hops,omitempty"`
 	// Missing are the probes whose drift did not arrive, as
 	// version@owner.
 	Missing []string `json:"missing,omitempty"`
@@ -239,6 +243,15 @@ func (s *fleetSummary) print(w io.Writer) {
 			fmt.Fprintf(w, "    probes' POSTs answered (spooled) p50 %.2f ms p99 %.2f ms; raised by the owner p50 %.2f ms p99 %.2f ms after the write; seen p50 %.2f ms p99 %.2f ms after being raised\n",
 				l.AnsweredP50Ms, l.AnsweredP99Ms, l.RaisedP50Ms, l.RaisedP99Ms, l.DeliveredP50Ms, l.DeliveredP99Ms)
 			fmt.Fprintf(w, "    partitions owned: %s; events by instance: %s\n", counts(l.PartitionsOwned), counts(l.RaisedBy))
+			if len(l.Hops) > 0 {
+				fmt.Fprintf(w, "    agents' histograms over the phase:")
+				for _, name := range hopSeries {
+					name = strings.TrimPrefix(name, "driftd_fleet_")
+					h := l.Hops[name]
+					fmt.Fprintf(w, " %s p50 %.2f ms p99 %.2f ms (%s);", name, h.P50Ms, h.P99Ms, commas(h.Count))
+				}
+				fmt.Fprintln(w)
+			}
 			if len(l.Missing) > 0 {
 				fmt.Fprintf(w, "    drifts missing (version@owner): %s\n", strings.Join(l.Missing, " "))
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,23 @@ func TestFleetSummaryJSON(t *testing.T) {
 	s.print(&text)
 	if n := strings.Count(text.String(), "\ntarget R3 "); n != 4 {
 		t.Errorf("%d target lines in the text:\n%s", n, text.String())
+	}
+}
+
+// A histogram's quantile is interpolated within the bucket that holds it,
+// as Prometheus's histogram_quantile does.
+func TestHistogramQuantile(t *testing.T) {
+	h := histogram{0.001: 10, 0.002: 90, 0.004: 100, math.Inf(1): 100}
+	for q, want := range map[float64]float64{0.05: 0.0005, 0.5: 0.0015, 0.95: 0.003, 1: 0.004} {
+		if got := h.quantile(q); math.Abs(got-want) > 1e-12 {
+			t.Errorf("q %v: %v, want %v", q, got, want)
+		}
+	}
+	if got := (histogram{}).quantile(0.5); !math.IsNaN(got) {
+		t.Errorf("empty: %v, want NaN", got)
+	}
+	before := histogram{0.001: 5, 0.002: 5, 0.004: 5, math.Inf(1): 5}
+	if got := h.since(before).quantile(0.5); math.Abs(got-0.00153125) > 1e-12 {
+		t.Errorf("since: %v", got)
 	}
 }
