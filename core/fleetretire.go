@@ -22,8 +22,12 @@ const (
 	// retireForwardWait bounds the wait for the lines accepted before a
 	// retirement to be forwarded.
 	retireForwardWait = 5 * time.Second
-	// retireAnswerWait bounds the wait for the owners' answers; those that
-	// have not answered by then are listed as pending.
+	// retirePublishWait bounds the publishing of the retirement to every
+	// partition it concerns.
+	retirePublishWait = 10 * time.Second
+	// retireAnswerWait bounds the wait for the owners' answers, once it is
+	// published; those that have not answered by then are listed as
+	// pending.
 	retireAnswerWait = 10 * time.Second
 )
 
@@ -31,13 +35,11 @@ func (a *Agent) fleetRetire(ctx context.Context, fh *fleetHost, model, version s
 	if err := fh.forwarded(ctx, retireForwardWait); err != nil {
 		return api.RetireResult{}, fmt.Errorf("%w: lines accepted before the retirement are not forwarded yet (%v); try again", api.ErrUnavailable, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, retireAnswerWait)
-	defer cancel()
-	answers, pending, err := fleet.Retire(wctx, fh.js, fh.opts, model, version)
+	answers, pending, err := fleet.Retire(ctx, fh.js, fh.opts, model, version, retirePublishWait, retireAnswerWait)
 	if err != nil {
 		return api.RetireResult{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}
-	res := api.RetireResult{Pending: pending}
+	res := api.RetireResult{Retired: []api.Retired{}, Pending: pending}
 	for _, an := range answers {
 		for _, r := range an.Retired {
 			res.Retired = append(res.Retired, api.Retired{Model: r.Model, Version: r.Version, Metrics: r.Metrics})

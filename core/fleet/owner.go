@@ -10,11 +10,13 @@ import (
 	"iter"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/driftd/driftd/core/feed"
@@ -397,11 +399,13 @@ func (ow *Owner) retire(ctx context.Context, part *partition, msg jetstream.Msg,
 		log.Error("unreadable retirement in the lines stream; skipped", "error", err)
 		return
 	}
-	out := ow.local.Retire(ctx, ow.set(part.p), r.Model, r.Version)
+	// Not cut short by a release: the windows are dropped either way, and
+	// the detectors must forget their streams too.
+	out := ow.local.Retire(context.WithoutCancel(ctx), ow.set(part.p), r.Model, r.Version)
 	log.Debug("retirement applied", "id", r.ID, "model", r.Model, "version", r.Version, "retired", len(out))
 	reply := msg.Headers().Get(wire.HeaderReply)
-	if reply == "" {
-		return
+	if !strings.HasPrefix(reply, nats.InboxPrefix) {
+		return // none, or not an inbox: the owner writes nowhere else
 	}
 	b, _ := json.Marshal(wire.RetireAnswer{Partition: part.p, Instance: ow.o.Instance, Retired: out})
 	if err := ow.js.Conn().Publish(reply, b); err != nil {

@@ -265,9 +265,7 @@ func TestRetireInOrderWithTheLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishLines(t, js, o, "h1", "m", "v1", 1, 1, 2, 3)
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	answers, pending, err := Retire(wctx, js, o, "m", "v1")
-	cancel()
+	answers, pending, err := Retire(ctx, js, o, "m", "v1", 10*time.Second, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,9 +296,7 @@ func TestRetireInOrderWithTheLines(t *testing.T) {
 
 	// Every version of m: every partition is asked; only p answers.
 	publishLines(t, js, o, "h1", "m", "v1", 6, 6)
-	wctx, cancel = context.WithTimeout(ctx, 2*time.Second)
-	answers, pending, err = Retire(wctx, js, o, "m", "")
-	cancel()
+	answers, pending, err = Retire(ctx, js, o, "m", "", 10*time.Second, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

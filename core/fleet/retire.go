@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,11 +19,13 @@ import (
 // Retire asks the owners of the partitions where model and version may be
 // (path.Match globs; version "" for every version) to retire them: one
 // retirement message in each partition's lines (see wire.Retire), which
-// its owner applies in order with the lines. It returns the owners'
-// answers that came before ctx ended, by partition, and the partitions
-// that did not answer by then: their owners retire the model versions
-// when they get to the message, or a new owner does.
-func Retire(ctx context.Context, js jetstream.JetStream, o Options, model, version string) (answers []wire.RetireAnswer, pending []int, err error) {
+// its owner applies in order with the lines. It publishes them all within
+// publish, then returns the owners' answers that came within wait, by
+// partition, and the partitions that did not answer by then: their owners
+// retire the model versions when they get to the message, or a new owner
+// does. When some messages cannot be published, the error says which; the
+// others are applied.
+func Retire(ctx context.Context, js jetstream.JetStream, o Options, model, version string, publish, wait time.Duration) (answers []wire.RetireAnswer, pending []int, err error) {
 	parts := make([]int, o.Partitions)
 	for p := range parts {
 		parts[p] = p
@@ -36,25 +39,50 @@ func Retire(ctx context.Context, js jetstream.JetStream, o Options, model, versi
 	body, _ := json.Marshal(r)
 
 	nc := js.Conn()
-	inbox := nc.NewRespInbox()
+	inbox := nc.NewInbox()
 	ch := make(chan *nats.Msg, len(parts))
 	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, nil, fmt.Errorf("retire: %w", err)
 	}
 	defer sub.Unsubscribe()
-	if err := nc.FlushWithContext(ctx); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, publish)
+	defer cancel()
+	if err := nc.FlushWithContext(pctx); err != nil {
 		return nil, nil, fmt.Errorf("retire: %w", err)
 	}
-	for _, p := range parts {
+	futures := make([]jetstream.PubAckFuture, len(parts))
+	var failed []string
+	for i, p := range parts {
 		msg := nats.NewMsg(wire.LinesSubject(o.Name, p))
 		msg.Header.Set(wire.HeaderKind, wire.KindRetire)
 		msg.Header.Set(wire.HeaderReply, inbox)
 		msg.Data = body
-		if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(wire.RetireMsgID(r.ID, p))); err != nil {
-			return nil, nil, fmt.Errorf("retire: partition %d: %w", p, err)
+		if futures[i], err = js.PublishMsgAsync(msg, jetstream.WithMsgID(wire.RetireMsgID(r.ID, p))); err != nil {
+			failed = append(failed, fmt.Sprintf("%d (%v)", p, err))
 		}
 	}
+	var sent []int
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+			sent = append(sent, parts[i])
+		case err := <-f.Err():
+			failed = append(failed, fmt.Sprintf("%d (%v)", parts[i], err))
+		case <-pctx.Done():
+			failed = append(failed, fmt.Sprintf("%d (%v)", parts[i], pctx.Err()))
+		}
+	}
+	if len(failed) > 0 {
+		return nil, nil, fmt.Errorf("retire: %d of %d partitions' lines did not take the retirement, partitions %s; those that did (%d) apply it",
+			len(failed), len(parts), strings.Join(failed, ", "), len(sent))
+	}
+	parts = sent
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 
 	waiting := map[int]bool{}
 	for _, p := range parts {
@@ -69,7 +97,7 @@ func Retire(ctx context.Context, js jetstream.JetStream, o Options, model, versi
 			}
 			delete(waiting, a.Partition)
 			answers = append(answers, a)
-		case <-ctx.Done():
+		case <-wctx.Done():
 			for p := range waiting {
 				pending = append(pending, p)
 			}

@@ -37,6 +37,10 @@ type item struct {
 	recovered *sdk.Job
 	// created is when the drift came; it dates its jobs.
 	created time.Time
+	// epoch is the count of its model version's retirements when it came
+	// (Queue.retired): a job of a drift older than a retirement is not
+	// followed for recovery.
+	epoch uint64
 }
 
 func (it *item) jobs() int {
@@ -93,6 +97,7 @@ func (q *Queue) hold(it *item) {
 	for q.heldJobs >= q.holdLimit && q.ctx.Err() == nil {
 		q.room.Wait()
 	}
+	it.epoch = q.retired[versionKey(it.e.Model, it.e.Version)]
 	q.held = append(q.held, it)
 	q.heldJobs += it.jobs()
 	q.full.Store(q.heldJobs >= q.holdLimit)
@@ -170,6 +175,7 @@ func (q *Queue) put(ctx context.Context, it *item) error {
 				return err
 			}
 			it.done = 1
+			q.forget(openKey(it.recovered.Resolves))
 		}
 		return nil
 	}
@@ -237,7 +243,7 @@ func (q *Queue) putSink(ctx context.Context, it *item, sink string) error {
 		// Followed before it is published: its sink may deliver it before
 		// the stream's ack returns here, and a retirement in between must
 		// find it to stop following it.
-		q.opened(job, it.stream, e.Index+uint64(it.window))
+		q.opened(job, it.stream, e.Index+uint64(it.window), it.epoch)
 		if err := q.publishJob(ctx, job, id, 0, time.Time{}, ""); err != nil {
 			q.unopened(job.ID)
 			return err

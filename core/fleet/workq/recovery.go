@@ -36,17 +36,26 @@ type openRecord struct {
 // openJob is an open job as this host knows it.
 type openJob struct {
 	openRecord
-	rev uint64 // the bucket revision it reflects; 0 until stored
+	rev        uint64 // the bucket revision it reflects; 0 until stored
+	recovering bool   // its recovered job is held, on its way to the stream
 }
 
-// opened follows the recovery of a retrain job about to be queued.
-func (q *Queue) opened(job sdk.Job, stream string, recoverAt uint64) {
+// versionKey names a model version in Queue.retired.
+func versionKey(model, version string) string { return model + "\x00" + version }
+
+// opened follows the recovery of a retrain job about to be queued, unless
+// its model version was retired since its drift came (epoch, see hold).
+func (q *Queue) opened(job sdk.Job, stream string, recoverAt, epoch uint64) {
 	if q.next == nil || stream == "" {
 		return
 	}
 	o := &openJob{openRecord: openRecord{Job: job, Stream: stream, RecoverAt: recoverAt, Since: q.now().UTC()}}
 	key := openKey(job.ID)
 	q.mu.Lock()
+	if q.retired[versionKey(job.Model, job.Version)] != epoch {
+		q.mu.Unlock()
+		return
+	}
 	delete(q.gone, key)
 	q.open[key] = o
 	q.mu.Unlock()
@@ -68,10 +77,20 @@ func (q *Queue) store(key string, o *openJob) {
 		return
 	}
 	q.mu.Lock()
-	if q.open[key] == o && rev > o.rev {
+	followed := q.open[key] == o
+	if followed && rev > o.rev {
 		o.rev = rev
 	}
+	_, dropped := q.gone[key]
 	q.mu.Unlock()
+	if !followed && dropped {
+		// Dropped while the put was on its way: the delete may have
+		// reached the bucket first. Delete what this put wrote, unless
+		// something came after it.
+		ctx, cancel := q.settleCtx()
+		_ = q.state.Delete(ctx, key, jetstream.LastRevision(rev))
+		cancel()
+	}
 }
 
 // forget stops following the open jobs of keys, here and in the bucket.
@@ -114,10 +133,12 @@ func (q *Queue) moveRecovery(id, stream string, at uint64) {
 
 // Retired stops following the recovery of a retired model version's jobs:
 // its new window's indices start from 0, so no recovered job follows them.
-// Its queued jobs stay in the stream and are delivered.
+// Its queued jobs stay in the stream and are delivered; those of drifts
+// still held are not followed either.
 func (q *Queue) Retired(model, version string) {
 	var keys []string
 	q.mu.Lock()
+	q.retired[versionKey(model, version)]++
 	for key, o := range q.open {
 		if o.Job.Model == model && o.Job.Version == version {
 			keys = append(keys, key)
@@ -163,8 +184,10 @@ func (q *Queue) mirror(e jetstream.KeyValueEntry) {
 		delete(q.gone, key)
 		return
 	}
-	if rev, ok := q.gone[key]; ok && e.Revision() <= rev {
-		return // dropped here after this revision was stored
+	if rev, ok := q.gone[key]; ok && (rev == 0 || e.Revision() <= rev) {
+		// Dropped here after this revision was stored, or while a put
+		// was on its way (rev 0): only a delete is taken until one comes.
+		return
 	}
 	var r openRecord
 	if err := json.Unmarshal(e.Value(), &r); err != nil || r.Job.ID == "" {
@@ -193,8 +216,12 @@ func (q *Queue) recoveryLoop() {
 // version this host owns whose stream went past its recovery point,
 // unless the retrain job failed.
 func (q *Queue) checkRecovery() {
+	type candidate struct {
+		o *openJob
+		r openRecord // copied under the lock: moveRecovery changes it
+	}
 	q.mu.Lock()
-	var open []*openJob
+	var open []candidate
 	var old []string
 	now := q.now()
 	for key, o := range q.open {
@@ -202,16 +229,18 @@ func (q *Queue) checkRecovery() {
 			old = append(old, key)
 			continue
 		}
-		open = append(open, o)
+		if !o.recovering {
+			open = append(open, candidate{o, o.openRecord})
+		}
 	}
 	q.mu.Unlock()
 	q.forget(old...)
-	for _, o := range open {
-		j := o.Job
+	for _, c := range open {
+		o, j := c.o, c.r.Job
 		if q.owns != nil && !q.owns(j.Model, j.Version) {
 			continue // another host follows it
 		}
-		if q.next(j.Model, j.Version, j.Metric) <= o.RecoverAt {
+		if q.next(j.Model, j.Version, j.Metric) <= c.r.RecoverAt {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(q.ctx, opTimeout)
@@ -223,14 +252,19 @@ func (q *Queue) checkRecovery() {
 		key := openKey(j.ID)
 		q.mu.Lock()
 		still := q.open[key] == o
+		if still && err != nil {
+			o.recovering = true
+		}
 		q.mu.Unlock()
 		if !still {
 			continue
 		}
-		q.forget(key)
 		if err == nil {
-			continue // failed: nothing to resolve
+			q.forget(key) // failed: nothing to resolve
+			continue
 		}
+		// Followed until its recovered job is in the stream (put): a host
+		// that dies before then leaves it to the next owner.
 		r := j
 		r.ID, r.Kind, r.Resolves, r.Created, r.Attempt = j.ID+"-recovered", sdk.JobRecovered, j.ID, q.now().UTC(), 0
 		q.hold(&item{recovered: &r})

@@ -591,3 +591,74 @@ func TestJobFailsPastMaxAge(t *testing.T) {
 		t.Errorf("failed job %+v after %d attempts, want it failed for max_age", f, len(rec.got()))
 	}
 }
+
+// openQueue opens a queue named name on a server of its own, with next.
+func openQueue(t *testing.T, name string, next func(string, string, string) uint64) *Queue {
+	srv := natstest.StartServer(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	q, err := Open(js, Options{Name: name, Instance: "a", Next: next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	return q
+}
+
+// A retirement that comes while a moved recovery point is on its way to
+// the bucket (its delete reaches the bucket first) leaves the job neither
+// followed nor in the bucket; nor is a held drift older than a retirement
+// followed once published.
+func TestRetiredJobStaysForgotten(t *testing.T) {
+	q := openQueue(t, "f13", func(string, string, string) uint64 { return 0 })
+	job := sdk.Job{ID: "drift-1", Model: "m", Version: "v1", Metric: "accuracy"}
+	q.opened(job, "s1", 20, 0)
+	key := openKey(job.ID)
+	q.mu.Lock()
+	o := q.open[key]
+	o.RecoverAt = 30 // moveRecovery's move, under the lock
+	q.mu.Unlock()
+	q.Retired("m", "v1") // the delete
+	q.store(key, o)      // moveRecovery's put, landing after the delete
+	time.Sleep(500 * time.Millisecond)
+	q.mu.Lock()
+	_, back := q.open[key]
+	q.mu.Unlock()
+	if _, err := q.state.Get(context.Background(), key); back || err == nil {
+		t.Errorf("retired version's open job back: followed %v, in the bucket %v", back, err == nil)
+	}
+
+	// A drift held before the retirement is published after it.
+	q.opened(sdk.Job{ID: "drift-2", Model: "m", Version: "v1", Metric: "accuracy"}, "s1", 20, 0)
+	q.mu.Lock()
+	_, followed := q.open[openKey("drift-2")]
+	q.mu.Unlock()
+	if followed {
+		t.Error("a job of a drift from before the retirement is followed")
+	}
+}
+
+// checkRecovery reads a job's recovery point while moveRecovery moves it
+// (go test -race).
+func TestRecoveryPointMovesWhileChecked(t *testing.T) {
+	var next atomic.Uint64
+	q := openQueue(t, "f14", func(string, string, string) uint64 { return next.Load() })
+	job := sdk.Job{ID: "drift-2", Model: "m", Version: "v1", Metric: "accuracy"}
+	q.opened(job, "s1", 1000, 0)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := uint64(1001); i < 1200; i++ {
+			q.moveRecovery(job.ID, "s1", i)
+		}
+	}()
+	for range 50 {
+		q.checkRecovery()
+	}
+	wg.Wait()
+}
