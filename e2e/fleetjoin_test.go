@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,18 +119,27 @@ func TestFleetJoinRefusedUntilFixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Close()
+	block := strings.Replace(clusterBlock(c.URLs(), "h1", "1MiB"), "replicas            = 3", "replicas            = 1", 1)
+	body := fleetDetector + fleetMonitor() + block
+
+	// Found at the start, with NATS reachable, the mismatch fails it.
+	dir := tempDir(t)
+	early := launchAgent(t, dir, writeConfig(t, dir, filepath.Join(dir, "driftd.sock"), "", body), filepath.Join(dir, "driftd.sock"))
+	early.stopped = true
+	if ps := early.wait(t); ps.ExitCode() != 1 || !strings.Contains(early.log.String(), "stream driftd_lines was made for 8 partitions, and this config says 16") {
+		t.Errorf("an agent started on a stream of other partitions: %v, want exit 1 naming the partitions:\n%s", ps, early.log.String())
+	}
 	srv.Kill()
 
-	block := strings.Replace(clusterBlock(c.URLs(), "h1", "1MiB"), "replicas            = 3", "replicas            = 1", 1)
-	a := startAgentWith(t, agentOptions{body: fleetDetector + fleetMonitor() + block})
+	a := startAgentWith(t, agentOptions{body: body})
 	values := make([]float64, 5000)
 	for i := range values {
 		values[i] = 0.9
 	}
-	body := accuracyNDJSON("unwatched", "spooled", values)
+	lines := accuracyNDJSON("unwatched", "spooled", values)
 	accepted, full := 0, false
 	for i := 0; i < 100 && !full; i++ {
-		code, hdr, ans := postMetrics(t, a, body)
+		code, hdr, ans := postMetrics(t, a, lines)
 		switch code {
 		case http.StatusOK:
 			accepted += parseIngestAnswer(t, ans).Accepted
