@@ -119,7 +119,7 @@ func (a *Agent) openFleet(ctx context.Context, f *config.File) (*fleetHost, erro
 			return nil, err
 		}
 		fh.failed(err)
-		a.log.Warn("cannot reach NATS: the host serves and spools its lines, and joins the fleet when NATS answers", "error", err)
+		a.log.Warn("cannot join the fleet at the start: the host serves and spools its lines, and tries again until NATS answers", "error", err)
 		return fh, nil
 	}
 	fh.adopt(a, l)

@@ -71,14 +71,16 @@ func TestFleetStartsBeforeNATS(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "NOT JOINED yet") || !strings.Contains(stdout, st.JoinError) {
 			t.Errorf("%s: driftd status exits %d before NATS runs:\n%s", in, code, stdout)
 		}
-		if log := a.log.String(); !strings.Contains(log, "cannot reach NATS") {
-			t.Errorf("%s's log does not say it cannot reach NATS:\n%s", in, shorten(log, 4000, 0))
+		if log := a.log.String(); !strings.Contains(log, "cannot join the fleet at the start: the host serves and spools its lines, and tries again") {
+			t.Errorf("%s's log does not say it spools and tries again:\n%s", in, shorten(log, 4000, 0))
 		}
 	}
 
 	started := time.Now()
 	f.nats.Start(t)
-	took := f.waitCover(t, 60*time.Second, "h1", "h2")
+	// An attempt made while the cluster elects its JetStream leader waits
+	// for its requests' timeouts (10 s, 20 s) before the next one.
+	took := f.waitCover(t, 120*time.Second, "h1", "h2")
 	t.Logf("h1 and h2 own the %d partitions between them %v after the cluster was ready (%v after it started)",
 		fleetPartitions, took.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	s := f.settle(t, "h1", "h2")
@@ -169,6 +171,11 @@ func TestFleetJoinRefusedUntilFixed(t *testing.T) {
 	a.waitReady(t)
 	if st := hostStatusOf(t, a).Fleet; st.Joined || st.Spool.Records != uint64(accepted) {
 		t.Fatalf("after a restart while joining: joined %v, %d records spooled, want %d", st.Joined, st.Spool.Records, accepted)
+	}
+
+	// No job queue until the host joined: a retry is answered 503.
+	if code, body := a.post(t, "/v1/jobs/j1/retry", nil); code != http.StatusServiceUnavailable {
+		t.Errorf("POST /v1/jobs/j1/retry while joining: %d %s, want 503", code, body)
 	}
 
 	// Reloads while joining: SIGHUP applies a change, a change of the
