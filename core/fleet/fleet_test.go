@@ -73,4 +73,13 @@ func TestJoinErrors(t *testing.T) {
 	if _, err := Ensure(ctx, hjs, o); err != nil {
 		t.Errorf("Ensure with the stream's partitions: %v", err)
 	}
+
+	// A server that wants credentials the host does not have.
+	auth := natstest.NewCluster(t, 1)
+	auth.Configure(t, `authorization { token: "s3cret" }`)
+	auth.Servers[0].Start(t)
+	o.Servers = auth.URLs()
+	if _, _, err := Connect(ctx, o); !errors.Is(err, ErrIncompatible) || !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("Connect without the server's token: %v, want ErrIncompatible and an authorization violation", err)
+	}
 }

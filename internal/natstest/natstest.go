@@ -168,6 +168,25 @@ func NewCluster(t testing.TB, n int) *Cluster {
 	return c
 }
 
+// Configure adds lines to every server's configuration file, e.g. an
+// authorization block; servers started after read them.
+func (c *Cluster) Configure(t testing.TB, more string) {
+	t.Helper()
+	for _, s := range c.Servers {
+		f, err := os.OpenFile(s.conf, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString(more + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Start starts every server and waits until a client can use JetStream.
 func (c *Cluster) Start(t testing.TB) {
 	t.Helper()
