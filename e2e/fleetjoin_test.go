@@ -103,8 +103,9 @@ func TestFleetJoinRefusedUntilFixed(t *testing.T) {
 	requireE2E(t)
 	c := natstest.NewCluster(t, 1)
 	srv := c.Servers[0]
-	// The fleet's lines stream, made for 8 partitions, then the server
-	// stops: the agent finds the stream only when it joins.
+	// The fleet's lines stream, made for 8 partitions; the server stops
+	// once an agent that reaches it at the start has been refused, so that
+	// the next agent finds the stream only when it joins.
 	c.Start(t)
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
