@@ -32,10 +32,14 @@ const (
 )
 
 func (a *Agent) fleetRetire(ctx context.Context, fh *fleetHost, model, version string) (api.RetireResult, error) {
+	l := fh.link.Load()
+	if l == nil {
+		return api.RetireResult{}, fmt.Errorf("%w: this host has not joined the fleet yet (NATS does not answer)", api.ErrUnavailable)
+	}
 	if err := fh.forwarded(ctx, retireForwardWait); err != nil {
 		return api.RetireResult{}, fmt.Errorf("%w: lines accepted before the retirement are not forwarded yet (%v); try again", api.ErrUnavailable, err)
 	}
-	answers, pending, err := fleet.Retire(ctx, fh.js, fh.opts, model, version, retirePublishWait, retireAnswerWait)
+	answers, pending, err := fleet.Retire(ctx, l.js, fh.opts, model, version, retirePublishWait, retireAnswerWait)
 	if err != nil {
 		return api.RetireResult{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}

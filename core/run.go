@@ -82,8 +82,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.fleet.Store(fh)
 		defer fh.close()
-		a.jobs.Store(fencedJobs{fh.queue, fh.ownsModel})
-		stopJobs = fh.queue.StopDelivery
+		stopJobs = fh.stopDelivery
 	} else {
 		a.restoreWindows(f.DataDir)
 		ob, err := jobs.Open(f.DataDir, jobs.Options{
@@ -147,7 +146,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.listening.Store(true)
 	stopSnapshots := func() {}
 	if fh != nil {
-		if err := fh.startLeases(ctx, a); err != nil {
+		if err := fh.start(ctx, a); err != nil {
 			if g := a.gen.Swap(nil); g != nil {
 				g.stop()
 			}

@@ -117,10 +117,17 @@ func newFleetData() fleetData {
 
 // body is the k-th of fleetChunks NDJSON bodies: for every version in
 // turn, its values of the k-th quarter, in order.
-func (d fleetData) body(k int) []byte {
+func (d fleetData) body(k int) []byte { return d.bodyOf(k, nil) }
+
+// bodyOf is body of the versions whose index keep keeps; every one when
+// keep is nil.
+func (d fleetData) bodyOf(k int, keep func(v int) bool) []byte {
 	from, to := k*fleetValues/fleetChunks, (k+1)*fleetValues/fleetChunks
 	var b bytes.Buffer
 	for v, version := range d.versions {
+		if keep != nil && !keep(v) {
+			continue
+		}
 		for i := from; i < to; i++ {
 			fmt.Fprintf(&b, `{"model":%q,"version":%q,"timestamp":%q,"accuracy":%s}`+"\n",
 				fleetModel, version, baseTime.Add(time.Duration(i)*time.Second).Format(time.RFC3339), num(d.values[v][i]))
@@ -182,7 +189,11 @@ type fleet struct {
 	pushed map[string]int  // values pushed per version
 	start  time.Time
 	sub    *eventStream // drift events on h3
-	drifts []event      // the drift events sub has brought so far
+	// own, when set, replaces sub: per instance, drift events on that
+	// host, of which the drifts it raised count (a host sees the fleet's
+	// events from when it joined).
+	own    map[string]*eventStream
+	drifts []event // the drift events sub has brought so far
 }
 
 // startFleet starts 3 NATS servers, a receiver, and agents h1..hn.
@@ -225,12 +236,15 @@ func (f *fleet) push(t *testing.T, a *agent, k int) {
 
 // fleetStatus is the "fleet" part of GET /v1/status.
 type fleetStatus struct {
-	Name       string `json:"name"`
-	Instance   string `json:"instance"`
-	Partitions int    `json:"partitions"`
-	Connected  bool   `json:"connected"`
-	Server     string `json:"server"`
-	Members    []struct {
+	Name         string `json:"name"`
+	Instance     string `json:"instance"`
+	Partitions   int    `json:"partitions"`
+	Joined       bool   `json:"joined"`
+	JoinError    string `json:"join_error"`
+	JoinAttempts int    `json:"join_attempts"`
+	Connected    bool   `json:"connected"`
+	Server       string `json:"server"`
+	Members      []struct {
 		Instance   string    `json:"instance"`
 		Since      time.Time `json:"since"`
 		Partitions []int     `json:"partitions"`
@@ -399,9 +413,18 @@ func (f *fleet) settle(t *testing.T, live ...string) settled {
 	t.Helper()
 	start := time.Now()
 	take := func() {
-		for _, e := range f.sub.pending() {
-			if e.Type == "drift" {
-				f.drifts = append(f.drifts, e)
+		if f.own == nil {
+			for _, e := range f.sub.pending() {
+				if e.Type == "drift" {
+					f.drifts = append(f.drifts, e)
+				}
+			}
+		}
+		for in, sub := range f.own {
+			for _, e := range sub.pending() {
+				if e.Type == "drift" && instanceOf(e) == in {
+					f.drifts = append(f.drifts, e)
+				}
 			}
 		}
 	}

@@ -234,10 +234,16 @@ func diagnosticLine(d config.Diagnostic) string {
 // writeFleet writes a fleet host's part in its fleet.
 func writeFleet(w io.Writer, f *api.FleetStatus) {
 	conn := "connected to " + f.Server
-	if !f.Connected {
+	switch {
+	case !f.Joined:
+		conn = "NOT JOINED yet: lines are spooled"
+	case !f.Connected:
 		conn = "NOT CONNECTED to NATS: lines are spooled"
 	}
 	fmt.Fprintf(w, "\nFleet %s: instance %s, %s, %d partitions\n", f.Name, f.Instance, conn, f.Partitions)
+	if f.JoinError != "" {
+		fmt.Fprintf(w, "  joining, tried %d times; last error %s: %s\n", f.JoinAttempts, ago(f.JoinErrorTime), f.JoinError)
+	}
 	fmt.Fprintf(w, "  spool: %d lines, %s held (at most %s); %d lines forwarded\n", f.Spool.Records,
 		formatBytes(f.Spool.Bytes), formatBytes(f.Spool.MaxBytes), f.Forwarded)
 	fmt.Fprintf(w, "  %d takeovers, %d lease losses, %d checkpoint errors, %d lines refused by this host's partitions\n",

@@ -182,6 +182,14 @@ type FleetStatus struct {
 	Name       string `json:"name"`
 	Instance   string `json:"instance"`
 	Partitions int    `json:"partitions"`
+	// Joined tells whether the host has joined the fleet: until NATS
+	// answers at least once, it spools its lines and owns nothing.
+	// JoinError is why the last attempt failed (empty once joined), at
+	// JoinErrorTime; JoinAttempts counts the attempts that failed.
+	Joined        bool      `json:"joined"`
+	JoinError     string    `json:"join_error,omitempty"`
+	JoinErrorTime time.Time `json:"join_error_time,omitzero"`
+	JoinAttempts  int       `json:"join_attempts"`
 	// Connected tells whether the host reaches NATS now, and Server which
 	// server it is connected to.
 	Connected bool   `json:"connected"`

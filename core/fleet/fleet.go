@@ -17,8 +17,11 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -52,9 +55,49 @@ type TLS struct {
 // the leases and checkpoints use.
 const MinServerVersion = "2.10.0"
 
+// ErrIncompatible marks why a host cannot join although NATS answered: a
+// server too old or without JetStream, credentials or TLS it refuses, a
+// lines stream of another partition count. Waiting does not mend it; the
+// servers or the config must change. Other errors of Connect and Ensure
+// (no server reachable, JetStream without a leader yet) may pass by
+// themselves.
+var ErrIncompatible = errors.New("NATS cannot run this fleet as configured")
+
+// incompatible marks err with ErrIncompatible; its message stays err's.
+func incompatible(err error) error { return incompatibleError{err} }
+
+type incompatibleError struct{ err error }
+
+func (e incompatibleError) Error() string   { return e.err.Error() }
+func (e incompatibleError) Unwrap() []error { return []error{e.err, ErrIncompatible} }
+
+// refusedConnect reports whether a connection failed for a reason of the
+// server's or of the host's settings (credentials, TLS) rather than of the
+// network.
+func refusedConnect(err error) bool {
+	var (
+		pathErr   *fs.PathError
+		authority x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+	)
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) ||
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		errors.Is(err, nats.ErrNkeysNotSupported) || errors.As(err, &pathErr) ||
+		errors.As(err, &authority) || errors.As(err, &invalid) || errors.As(err, &hostname)
+}
+
+// dialFunc is a nats.CustomDialer of a function.
+type dialFunc func(network, address string) (net.Conn, error)
+
+func (f dialFunc) Dial(network, address string) (net.Conn, error) { return f(network, address) }
+
 // Connect connects to the NATS servers and checks that the one reached is
-// recent enough and has JetStream. The connection reconnects by itself for
-// as long as the host runs; its state changes are logged.
+// recent enough and has JetStream. The connection reconnects by itself
+// until it is closed; its state changes are logged. Its dials end with
+// ctx, which must last as long as the connection is used. An error wraps
+// ErrIncompatible when the servers answered and cannot run the fleet.
 func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, error) {
 	log := o.Log
 	if log == nil {
@@ -67,6 +110,12 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 		nats.ReconnectBufSize(64 << 20),
 		nats.Timeout(5 * time.Second),
 		nats.RetryOnFailedConnect(false),
+		// A dial ends with ctx: a host that stops while it joins does
+		// not wait for servers that do not answer.
+		nats.SetCustomDialer(dialFunc(func(network, address string) (net.Conn, error) {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			return d.DialContext(ctx, network, address)
+		})),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if !nc.IsClosed() {
 				log.Warn("disconnected from NATS; lines are spooled until it is back", "error", err)
@@ -92,11 +141,15 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 	}
 	nc, err := nats.Connect(strings.Join(o.Servers, ","), opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", strings.Join(o.Servers, ", "), err)
+		err = fmt.Errorf("connect to NATS at %s: %w", strings.Join(o.Servers, ", "), err)
+		if refusedConnect(err) {
+			err = incompatible(err)
+		}
+		return nil, nil, err
 	}
 	if err := checkVersion(nc.ConnectedServerVersion()); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("NATS server %s (%s): %w", nc.ConnectedServerName(), nc.ConnectedUrlRedacted(), err)
+		return nil, nil, incompatible(fmt.Errorf("NATS server %s (%s): %w", nc.ConnectedServerName(), nc.ConnectedUrlRedacted(), err))
 	}
 	// An acknowledgement lost with a server (the publish went out just
 	// before it died) fails its future after a while, so that the event
@@ -109,11 +162,12 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := js.AccountInfo(actx); err != nil {
+		url := nc.ConnectedUrlRedacted()
 		nc.Close()
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			return nil, nil, fmt.Errorf("NATS server %s has no JetStream: fleet mode keeps its lines, leases and jobs in JetStream; start the servers with -js (or a jetstream block)", nc.ConnectedServerName())
+			return nil, nil, incompatible(fmt.Errorf("NATS server %s has no JetStream: fleet mode keeps its lines, leases and jobs in JetStream; start the servers with -js (or a jetstream block)", nc.ConnectedServerName()))
 		}
-		return nil, nil, fmt.Errorf("JetStream at %s: %w", nc.ConnectedUrlRedacted(), err)
+		return nil, nil, fmt.Errorf("JetStream at %s: %w", url, err)
 	}
 	return nc, js, nil
 }
@@ -229,8 +283,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) (*Resources,
 		return nil, err
 	}
 	if p := r.Lines.CachedInfo().Config.Metadata["driftd_partitions"]; p != "" && p != strconv.Itoa(o.Partitions) {
-		return nil, fmt.Errorf("stream %s was made for %s partitions, and this config says %d: every host must use the partitions the streams were made with (or remove the fleet's streams to start over)",
-			linesCfg.Name, p, o.Partitions)
+		return nil, incompatible(fmt.Errorf("stream %s was made for %s partitions, and this config says %d: every host must use the partitions the streams were made with (or remove the fleet's streams to start over)",
+			linesCfg.Name, p, o.Partitions))
 	}
 	eventsCfg := jetstream.StreamConfig{
 		Name: eventsStream(o.Name), Subjects: []string{o.Name + ".events.>"},

@@ -117,6 +117,15 @@ func StartServer(t testing.TB) *Server { return StartCluster(t, 1).Servers[0] }
 // test ends; the log of each is printed when the test failed.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	c := NewCluster(t, n)
+	c.Start(t)
+	return c
+}
+
+// NewCluster is StartCluster without the start: the servers have their
+// ports and stores, and nothing listens on them until Start.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
 	bin := Binary(t)
 	base := t.TempDir()
 	ports := freePorts(t, 2*n)
@@ -156,11 +165,35 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			}
 		}
 	})
+	return c
+}
+
+// Configure adds lines to every server's configuration file, e.g. an
+// authorization block; servers started after read them.
+func (c *Cluster) Configure(t testing.TB, more string) {
+	t.Helper()
+	for _, s := range c.Servers {
+		f, err := os.OpenFile(s.conf, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString(more + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Start starts every server and waits until a client can use JetStream.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
 	for _, s := range c.Servers {
 		s.Start(t)
 	}
 	c.WaitReady(t, 30*time.Second)
-	return c
 }
 
 // Start starts the server (again), with its ports and store.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/driftd/driftd/core/fleet/wire"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/internal/natstest"
@@ -33,7 +35,7 @@ func BenchmarkForward(b *testing.B) {
 	srv := natstest.StartServer(b)
 	js := connect(b, srv.URL())
 	sp := openSpool(b, b.TempDir(), 0)
-	f := New(js, sp, Options{Name: fleet, Instance: "host-a", Partitions: 64})
+	f := New(sp, Options{Name: fleet, Instance: "host-a", Partitions: 64})
 	for i := range b.N {
 		if err := f.Ingest(context.Background(), benchMetric(i)); err != nil {
 			b.Fatal(err)
@@ -43,7 +45,7 @@ func BenchmarkForward(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	stop := run(b, f)
+	stop := run(b, f, js)
 	waitForwarded(b, sp, uint64(b.N), 10*time.Minute)
 	b.StopTimer()
 	stop()
@@ -73,16 +75,14 @@ func BenchmarkIngest(b *testing.B) {
 
 func benchIngest(b *testing.B, request int, forward bool) {
 	sp := openSpool(b, b.TempDir(), 0)
-	var f *Forwarder
+	f := New(sp, Options{Name: fleet, Instance: "host-a", Partitions: 64})
+	var js jetstream.JetStream
 	if forward {
-		srv := natstest.StartServer(b)
-		f = New(connect(b, srv.URL()), sp, Options{Name: fleet, Instance: "host-a", Partitions: 64})
-	} else {
-		f = New(nil, sp, Options{Name: fleet, Instance: "host-a", Partitions: 64})
+		js = connect(b, natstest.StartServer(b).URL())
 	}
 	b.ResetTimer()
 	if forward {
-		run(b, f)
+		run(b, f, js)
 	}
 	const writers = 4
 	var wg sync.WaitGroup

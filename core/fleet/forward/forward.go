@@ -86,7 +86,8 @@ type Stats struct {
 }
 
 // A Forwarder spools metrics and forwards them. Ingest and Sync may be
-// called concurrently with each other and with Run.
+// called concurrently with each other and with Run, and before Run: a host
+// spools while it has no JetStream to forward to.
 type Forwarder struct {
 	js   jetstream.JetStream
 	sp   *spool.Spool
@@ -120,8 +121,8 @@ type queue struct {
 	ready chan struct{} // signalled when records are added
 }
 
-// New returns a Forwarder of sp's records to js.
-func New(js jetstream.JetStream, sp *spool.Spool, opts Options) *Forwarder {
+// New returns a Forwarder of sp's records; Run forwards them.
+func New(sp *spool.Spool, opts Options) *Forwarder {
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -137,7 +138,7 @@ func New(js jetstream.JetStream, sp *spool.Spool, opts Options) *Forwarder {
 	if opts.Log == nil {
 		opts.Log = hclog.NewNullLogger()
 	}
-	f := &Forwarder{js: js, sp: sp, opts: opts, log: opts.Log,
+	f := &Forwarder{sp: sp, opts: opts, log: opts.Log,
 		room: make(chan struct{}, 1), ackCh: make(chan struct{}, 1)}
 	f.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	for range opts.Partitions {
@@ -168,13 +169,15 @@ func (f *Forwarder) Ingest(_ context.Context, m metric.Metric) error {
 // Sync returns once every metric ingested before the call is on disk.
 func (f *Forwarder) Sync(ctx context.Context) error { return f.sp.Sync(ctx) }
 
-// Run forwards the spool's records from its ack point until ctx ends. It
-// returns nil then, or the error that stopped reading the spool.
-func (f *Forwarder) Run(ctx context.Context) error {
+// Run forwards the spool's records from its ack point to js until ctx
+// ends. It returns nil then, or the error that stopped reading the spool.
+// Runs are one at a time; each starts again from the ack point.
+func (f *Forwarder) Run(ctx context.Context, js jetstream.JetStream) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	from := f.sp.Stats().FirstUnacked
 	f.mu.Lock()
+	f.js = js // read by the goroutines started below
 	f.readTo, f.queued = from, 0
 	for _, q := range f.queues {
 		q.buf, q.seqs, q.ends, q.head, q.first = q.buf[:0], q.seqs[:0], q.ends[:0], 0, 0

@@ -69,11 +69,11 @@ func openSpool(t testing.TB, dir string, maxBytes int64) *spool.Spool {
 	return sp
 }
 
-// run runs f until the test ends.
-func run(t testing.TB, f *Forwarder) (stop func()) {
+// run runs f to js until the test ends.
+func run(t testing.TB, f *Forwarder, js jetstream.JetStream) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	go func() { done <- f.Run(ctx, js) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -236,8 +236,8 @@ func TestOrderPerPartitionExactlyOnce(t *testing.T) {
 			sp := openSpool(t, t.TempDir(), 0)
 			opts := tt.opts
 			opts.Name, opts.Instance, opts.Partitions = fleet, "host-a", partitions
-			f := New(js, sp, opts)
-			stop := run(t, f)
+			f := New(sp, opts)
+			stop := run(t, f, js)
 			var l ledger
 			for i := range 20000 {
 				if err := l.ingest(t, f, sp, partitions, i); err != nil {
@@ -283,9 +283,9 @@ func TestServerDownThenBack(t *testing.T) {
 	js := connect(t, srv.URL())
 	const partitions = 8
 	sp := openSpool(t, t.TempDir(), 0)
-	f := New(js, sp, Options{Name: fleet, Instance: "host-a", Partitions: partitions, MaxMessageBytes: 4000,
+	f := New(sp, Options{Name: fleet, Instance: "host-a", Partitions: partitions, MaxMessageBytes: 4000,
 		Retry: backoffFast})
-	run(t, f)
+	run(t, f, js)
 	var l ledger
 	i := 0
 	push := func(n int) {
@@ -341,7 +341,7 @@ func TestServerDownThenBack(t *testing.T) {
 
 func TestSpoolFull(t *testing.T) {
 	sp := openSpool(t, t.TempDir(), 64<<10)
-	f := New(nil, sp, Options{Name: fleet, Instance: "host-a", Partitions: 4})
+	f := New(sp, Options{Name: fleet, Instance: "host-a", Partitions: 4})
 	var err error
 	for i := 0; i < 10000 && err == nil; i++ {
 		err = f.Ingest(context.Background(), sample(i))
@@ -362,8 +362,8 @@ func TestRestartResumesFromAckPoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := New(js, sp, Options{Name: fleet, Instance: "host-a", Partitions: partitions})
-		stop := run(t, f)
+		f := New(sp, Options{Name: fleet, Instance: "host-a", Partitions: partitions})
+		stop := run(t, f, js)
 		for i := range 1000 {
 			if err := l.ingest(t, f, sp, partitions, round*1000+i); err != nil {
 				t.Fatal(err)
@@ -398,8 +398,8 @@ func TestForwardedWithoutARequestsSync(t *testing.T) {
 	srv := natstest.StartServer(t)
 	js := connect(t, srv.URL())
 	sp := openSpool(t, t.TempDir(), 0)
-	f := New(js, sp, Options{Name: fleet, Instance: "host-a", Partitions: 2})
-	defer run(t, f)()
+	f := New(sp, Options{Name: fleet, Instance: "host-a", Partitions: 2})
+	defer run(t, f, js)()
 	for i := range 10 {
 		if err := f.Ingest(context.Background(), sample(i)); err != nil {
 			t.Fatal(err)
