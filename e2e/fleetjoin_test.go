@@ -178,6 +178,11 @@ func TestFleetJoinRefusedUntilFixed(t *testing.T) {
 	if code, body := a.post(t, "/v1/jobs/j1/retry", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("POST /v1/jobs/j1/retry while joining: %d %s, want 503", code, body)
 	}
+	// Nor are there owners to retire a model version.
+	if code, body := curl(t, a.socket, nil, "-X", "DELETE", "http://driftd/v1/models/m/versions/v1"); code != http.StatusServiceUnavailable ||
+		!strings.Contains(string(body), "not joined") {
+		t.Errorf("DELETE a model version while joining: %d %s, want 503 saying the host has not joined", code, body)
+	}
 
 	// Reloads while joining: SIGHUP applies a change, a change of the
 	// cluster block is refused.
