@@ -7,6 +7,7 @@ import (
 
 	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/feed"
+	"github.com/driftd/driftd/core/fleet"
 	"github.com/driftd/driftd/core/jobs"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
@@ -159,8 +160,12 @@ func (a *Agent) apply(ctx context.Context, m metric.Metric) error {
 // within limit; otherwise window returns nil, and no error.
 func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*window.Window, error) {
 	var timeout <-chan time.Time
+	var born uint64
+	if a.fleet.Load() != nil {
+		born = fleet.LinesSeq(ctx) // the owner's message: see window.Window.Born
+	}
 	for {
-		w := a.windows.GetWithin(model, version, DefaultWindow, n, limit)
+		w := a.windows.GetBorn(model, version, DefaultWindow, n, limit, born)
 		if w == nil {
 			return nil, nil
 		}

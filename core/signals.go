@@ -61,6 +61,7 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		// makes jobs.
 		if q := a.jobs.Load(); typ == event.Drift && q != nil {
 			if m := a.current().MonitorFor(w.Model, w.Version); m != nil {
+				e.Born = w.Born
 				q.Drift(m, e, s.Key())
 			}
 		}

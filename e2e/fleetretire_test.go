@@ -203,3 +203,43 @@ func TestFleetRecoveredAfterTakeover(t *testing.T) {
 		}
 	}
 }
+
+// A model version retired and pushed again drifts again at the same index:
+// its retrain job is a new one (another id), and reaches the receiver.
+func TestFleetDriftAgainAfterRetirement(t *testing.T) {
+	f := startFleet(t, 3)
+	f.waitCover(t, 30*time.Second, "h1", "h2", "h3")
+	const version = "again"
+	vals := make([]float64, 0, 160)
+	for range 100 {
+		vals = append(vals, 0.92)
+	}
+	for range 60 {
+		vals = append(vals, 0.70)
+	}
+	retrains := func() []delivery {
+		var out []delivery
+		seen := map[string]bool{}
+		for _, d := range f.recv.accepted() {
+			if d.job.Version == version && d.kind == "retrain" && !seen[d.id] {
+				seen[d.id] = true
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	if code, ans := curlPush(t, f.agents["h1"].socket, accuracyNDJSON(fleetModel, version, vals)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, ans)
+	}
+	eventually(t, 30*time.Second, "the first retrain job", func() bool { return len(retrains()) == 1 })
+	if code, stdout, stderr := run(t, f.agents["h2"].dir, nil, "forget", "-socket", f.agents["h2"].socket, fleetModel, version); code != 0 {
+		t.Fatalf("driftd forget: exit %d: %s %s", code, stdout, stderr)
+	}
+	if code, ans := curlPush(t, f.agents["h1"].socket, accuracyNDJSON(fleetModel, version, vals)); code != http.StatusOK {
+		t.Fatalf("push: %d %s", code, ans)
+	}
+	eventually(t, 30*time.Second, "a second retrain job", func() bool { return len(retrains()) == 2 })
+	if r := retrains(); r[0].job.Event.Index != r[1].job.Event.Index || r[0].id == r[1].id {
+		t.Errorf("retrain jobs %s at %d and %s at %d: want two ids for the same index", r[0].id, r[0].job.Event.Index, r[1].id, r[1].job.Event.Index)
+	}
+}

@@ -108,6 +108,11 @@ type Event struct {
 	// Instance names the fleet host that raised the event; empty on a
 	// single host.
 	Instance string `json:"instance,omitempty"`
+	// Born is, on a drift, the Born of the window it is about
+	// (window.Window.Born): it tells a fleet's retrain jobs of a model
+	// version's windows before and after a retirement apart. It is not
+	// sent.
+	Born uint64 `json:"-"`
 }
 
 // MarshalJSON writes the fields of the event's type, so that index 0 and a

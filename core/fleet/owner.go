@@ -327,6 +327,17 @@ func (ow *Owner) consume(ctx context.Context, part *partition, start uint64) {
 	}
 }
 
+// linesSeqKey is the context key of LinesSeq.
+type linesSeqKey struct{}
+
+// LinesSeq returns the lines stream's sequence of the message an owner is
+// applying with ctx, 0 outside of one: a window made for its line is born
+// of it (window.Window.Born).
+func LinesSeq(ctx context.Context) uint64 {
+	seq, _ := ctx.Value(linesSeqKey{}).(uint64)
+	return seq
+}
+
 // apply applies the records of one lines message that this partition has
 // not applied yet.
 func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, md *jetstream.MsgMetadata, log hclog.Logger) {
@@ -338,6 +349,7 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 	}
 	origin := msg.Headers().Get(wire.HeaderOrigin)
 	last := part.origins[origin]
+	actx := context.WithValue(ctx, linesSeqKey{}, md.Sequence.Stream)
 	err := wire.Records(msg.Data(), func(seq uint64, rec []byte) error {
 		if seq <= last {
 			return nil // applied before: the message was sent again
@@ -348,7 +360,7 @@ func (ow *Owner) apply(ctx context.Context, part *partition, msg jetstream.Msg, 
 		}
 		wait := time.Millisecond
 		for {
-			err = ow.local.Apply(ctx, m)
+			err = ow.local.Apply(actx, m)
 			// Busy (a full detector queue) or held (retrain jobs that
 			// cannot be queued): not taken, so tried again, never skipped.
 			if !errors.Is(err, feed.ErrBusy) && !errors.Is(err, jobs.ErrHeld) {

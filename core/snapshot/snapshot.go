@@ -7,16 +7,17 @@
 // that the name always holds a complete snapshot: the old one or the new
 // one. It is read whole and checked before any of it is used.
 //
-// Format version 2, all integers little endian:
+// Format version 3, all integers little endian:
 //
 //	magic      8 bytes  "DRIFTDWS"
-//	version    uint32   2
+//	version    uint32   3
 //	written    int64    Unix nanoseconds when the snapshot was taken
 //	records:
 //	  'W'               a window
 //	    model     string   (uvarint length, then the bytes)
 //	    version   string
 //	    capacity  uvarint  values kept per metric
+//	    born      uvarint  what made the window (Window.Born); 0: unnamed
 //	    series    uvarint  number of metrics, each:
 //	      metric  string
 //	      next    uvarint  values the stream has seen: the index of its next value
@@ -39,8 +40,10 @@
 //	  'E'               the end
 //	crc32      uint32   Castagnoli, of every byte before it
 //
-// Format version 1 is version 2 without kept, marks and drifts; it is still
-// read, as a snapshot that keeps nothing for replays and no drift.
+// Format version 2 is version 3 without born, and version 1 is version 2
+// without kept, marks and drifts; both are still read, as a snapshot whose
+// windows are unnamed and, for version 1, keep nothing for replays and no
+// drift.
 //
 // The running sum and its age are kept so that a restored stream computes
 // the same means, to the last bit, as one that never stopped. The kept
@@ -70,11 +73,15 @@ import (
 const FileName = "windows.snapshot"
 
 // Version is the format version this package writes. It reads it and
-// version 1.
-const Version = 2
+// versions 1 and 2.
+const Version = 3
 
-// version1 is the format before kept values, marks and drift state.
-const version1 = 1
+// version1 is the format before kept values, marks and drift state, and
+// version2 the one before born.
+const (
+	version1 = 1
+	version2 = 2
+)
 
 // Limits a snapshot must respect; they bound what a damaged file can make
 // the reader allocate.
@@ -111,7 +118,12 @@ var (
 type Window struct {
 	Model, Version string
 	Capacity       int // values kept per metric
-	Series         []Series
+	// Born names what made the window, so that a model version's windows
+	// before and after a retirement are told apart; in fleet mode the
+	// lines stream's sequence of the message whose line made it, 0 on a
+	// single host.
+	Born   uint64
+	Series []Series
 }
 
 // Series is one metric of a window.
@@ -364,6 +376,9 @@ func (e *encoder) window(w *Window) {
 	e.str(w.Model)
 	e.str(w.Version)
 	e.buf = binary.AppendUvarint(e.buf, uint64(w.Capacity))
+	if e.version >= Version {
+		e.buf = binary.AppendUvarint(e.buf, w.Born)
+	}
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(w.Series)))
 	for _, s := range w.Series {
 		e.str(s.Metric)
@@ -445,8 +460,8 @@ func Decode(data []byte) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: truncated (%d bytes)", ErrCorrupt, len(data))
 	}
 	v := binary.LittleEndian.Uint32(data[len(magic):])
-	if v != Version && v != version1 {
-		return nil, fmt.Errorf("%w: format version %d, this driftd reads %d and %d", ErrVersion, v, version1, Version)
+	if v != Version && v != version1 && v != version2 {
+		return nil, fmt.Errorf("%w: format version %d, this driftd reads %d to %d", ErrVersion, v, version1, Version)
 	}
 	body, sum := data[:len(data)-trailer], binary.LittleEndian.Uint32(data[len(data)-trailer:])
 	if crc32.Checksum(body, castagnoli) != sum {
@@ -575,6 +590,9 @@ func (d *decoder) window() Window {
 		return w
 	}
 	w.Capacity = int(capacity)
+	if d.version >= Version {
+		w.Born = d.uvarint()
+	}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) { // a series takes more than a byte
 		d.fail("%d series", n)

@@ -29,7 +29,7 @@ func testWindows() []Window {
 			{Metric: "latency_ms", Next: 2, Sum: 30, Fresh: 2,
 				Values: []float64{10, 20}, Means: []float64{10, 15}},
 		}},
-		{Model: "m", Version: "v2", Capacity: 1_000_000, Series: []Series{
+		{Model: "m", Version: "v2", Capacity: 1_000_000, Born: 1 << 50, Series: []Series{
 			{Metric: "f1", Next: 1 << 40, Sum: math.SmallestNonzeroFloat64, Fresh: 0,
 				Values: []float64{math.SmallestNonzeroFloat64}, Means: []float64{-math.MaxFloat64}},
 		}},
@@ -145,8 +145,8 @@ func TestReadRefusesDamagedFiles(t *testing.T) {
 	b := slices.Clone(good)
 	binary.LittleEndian.PutUint32(b[len(magic):], Version+1)
 	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], castagnoli))
-	if _, err := Decode(b); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "format version 3") {
-		t.Errorf("version 3: %v, want ErrVersion", err)
+	if _, err := Decode(b); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "format version 4") {
+		t.Errorf("version 4: %v, want ErrVersion", err)
 	}
 
 	if _, err := Read(filepath.Join(dir, "nothing")); !errors.Is(err, fs.ErrNotExist) {
@@ -254,6 +254,7 @@ func TestReadsVersion1(t *testing.T) {
 	}
 	want := testWindows()[:2]
 	want[0].Series[0].Kept, want[0].Series[0].Marks, want[0].Series[0].Drift = nil, nil, Drift{}
+	want[1].Born = 0
 	if !reflect.DeepEqual(snap.Windows, want) {
 		t.Errorf("read\n%+v\nwant\n%+v", snap.Windows, want)
 	}
@@ -277,9 +278,26 @@ func TestReadsVersion1(t *testing.T) {
 	}
 }
 
+// Version 2 is read as version 3 with unnamed windows.
+func TestReadsVersion2(t *testing.T) {
+	want := testWindows()
+	var buf bytes.Buffer
+	if _, err := encode(&buf, time.Unix(1_800_000_000, 0), seq(want), version2); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Decode(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[1].Born = 0
+	if !reflect.DeepEqual(snap.Windows, want) {
+		t.Errorf("read\n%+v\nwant\n%+v", snap.Windows, want)
+	}
+}
+
 // FuzzDecode: whatever the bytes, Decode returns a snapshot or an error,
 // never panics, and a snapshot it returns encodes back to the same bytes
-// (version 2) and decodes to itself.
+// (version 3) and decodes to itself.
 func FuzzDecode(f *testing.F) {
 	var buf bytes.Buffer
 	if _, err := Encode(&buf, time.Unix(1, 2), seq(testWindows())); err != nil {

@@ -67,7 +67,7 @@ func (st *Store) Snapshots(set Set) iter.Seq[*snapshot.Window] {
 // window's lock. It reports false when the window holds no values.
 func (w *Window) copyTo(dst *snapshot.Window) bool {
 	w.mu.Lock()
-	dst.Model, dst.Version, dst.Capacity = w.Model, w.Version, w.capacity
+	dst.Model, dst.Version, dst.Capacity, dst.Born = w.Model, w.Version, w.capacity, w.Born
 	series := dst.Series[:0]
 	for name, s := range w.series {
 		if len(series) < cap(series) {
@@ -137,6 +137,7 @@ func (st *Store) Load(wins []snapshot.Window) {
 			continue
 		}
 		w := st.newWindow(sw.Model, sw.Version, sw.Capacity, now)
+		w.Born = sw.Born
 		for j := range sw.Series {
 			w.series[sw.Series[j].Metric] = restoreSeries(w, &sw.Series[j])
 		}

@@ -88,6 +88,11 @@ func (st *Store) Get(model, version string, capacity int) *Window {
 // the window is new: then it is made only if n more streams fit within
 // limit, and GetWithin returns nil when they do not.
 func (st *Store) GetWithin(model, version string, capacity, n, limit int) *Window {
+	return st.GetBorn(model, version, capacity, n, limit, 0)
+}
+
+// GetBorn is GetWithin with born as the Born of a window it makes.
+func (st *Store) GetBorn(model, version string, capacity, n, limit int, born uint64) *Window {
 	k := key{model, version}
 	if r := st.read.Load(); r != nil {
 		if w := (*r)[k]; w != nil && !w.removed.Load() {
@@ -99,6 +104,7 @@ func (st *Store) GetWithin(model, version string, capacity, n, limit int) *Windo
 	w := st.m[k]
 	if w == nil && (n == 0 || st.Fits(n, limit)) {
 		w = st.newWindow(model, version, capacity, st.Now())
+		w.Born = born
 		st.m[k] = w
 	}
 	st.missedLocked()

@@ -11,6 +11,12 @@ import (
 // holds it until the value is queued everywhere it goes.
 type Window struct {
 	Model, Version string
+	// Born names what made the window, set when it is made and never
+	// changed (snapshot.Window.Born): in fleet mode, the lines stream's
+	// sequence of the message whose line made it, so that a model
+	// version's windows before and after a retirement are told apart the
+	// same way on every owner.
+	Born uint64
 
 	// removed is set once the window left the store (Store.Remove).
 	removed atomic.Bool

@@ -58,14 +58,20 @@ type cooldownValue struct {
 }
 
 // JobID returns the id of the retrain job for sink of the drift at index
-// of a model version's metric raised by detector: "drift-" and 32
-// lowercase hex digits of the SHA-256 of those fields, so that every host
-// that raises this drift makes the same id, and receivers that take
-// Airflow run ids or Kubernetes names take it.
-func JobID(model, version, metric, detector string, index uint64, sink string) string {
+// of a model version's metric raised by detector in its window born of
+// born (window.Window.Born; 0 leaves it out): "drift-" and 32 lowercase
+// hex digits of the SHA-256 of those fields, so that every host that
+// raises this drift makes the same id, a drift at the same index after a
+// retirement another, and receivers that take Airflow run ids or
+// Kubernetes names take it.
+func JobID(model, version, metric, detector string, index uint64, sink string, born uint64) string {
 	h := sha256.New()
 	for _, s := range []string{model, version, metric, detector, strconv.FormatUint(index, 10), sink} {
 		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	if born != 0 {
+		h.Write([]byte(strconv.FormatUint(born, 10)))
 		h.Write([]byte{0})
 	}
 	return "drift-" + hex.EncodeToString(h.Sum(nil)[:16])
@@ -200,7 +206,7 @@ func (q *Queue) putSink(ctx context.Context, it *item, sink string) error {
 		q.log.Debug("retrain job not queued: this host no longer owns the model version", "model", e.Model, "version", e.Version, "sink", sink)
 		return nil
 	}
-	id := JobID(e.Model, e.Version, e.Metric, e.Detector, e.Index, sink)
+	id := JobID(e.Model, e.Version, e.Metric, e.Detector, e.Index, sink, e.Born)
 	key := cooldownKey(e.Model, e.Version, sink)
 	now := q.now().UTC()
 	val, _ := json.Marshal(cooldownValue{Job: id, Queued: now})

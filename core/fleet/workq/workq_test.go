@@ -212,7 +212,7 @@ func TestSameDriftOnTwoHostsIsOneJob(t *testing.T) {
 	if n := rec.distinct(); n != 2 || len(rec.got()) != 2 {
 		t.Errorf("%d deliveries of %d distinct jobs, want 2 of 2", len(rec.got()), n)
 	}
-	want := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID)
+	want := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID, 0)
 	found := false
 	for _, j := range rec.got() {
 		found = found || j.ID == want
@@ -298,7 +298,7 @@ func TestFailedJobIsListedAndRetried(t *testing.T) {
 
 	l := a.q.List()
 	f := l.Failed[0]
-	if f.Attempts != 2 || f.ID != JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID) || len(l.Pending) != 0 {
+	if f.Attempts != 2 || f.ID != JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID, 0) || len(l.Pending) != 0 {
 		t.Fatalf("list after max_attempts: %+v", l)
 	}
 	if len(rec.got()) != 2 {
@@ -443,9 +443,10 @@ func TestNames(t *testing.T) {
 	if token("a.b") == token("a_2eb") {
 		t.Error("token is not one-to-one")
 	}
-	if JobID("m", "v", "acc", "d", 1, "s") != JobID("m", "v", "acc", "d", 1, "s") ||
-		JobID("m", "v", "acc", "d", 1, "s") == JobID("m", "v", "acc", "d", 2, "s") {
-		t.Error("job ids are not derived from the drift")
+	if JobID("m", "v", "acc", "d", 1, "s", 0) != JobID("m", "v", "acc", "d", 1, "s", 0) ||
+		JobID("m", "v", "acc", "d", 1, "s", 0) == JobID("m", "v", "acc", "d", 2, "s", 0) ||
+		JobID("m", "v", "acc", "d", 1, "s", 7) == JobID("m", "v", "acc", "d", 1, "s", 8) {
+		t.Error("job ids are not derived from the drift and its window")
 	}
 	if k := cooldownKey("m/x y", "v1", "webhook.retrain"); !validKey(k) {
 		t.Errorf("cooldown key %q is not a valid KV key", k)
@@ -498,7 +499,7 @@ func TestRecoveredJobFollowsARetrainJob(t *testing.T) {
 	}
 	next.Store(26)
 	testwait.For(t, 10*time.Second, "recovered job delivered", func() bool { return rec.distinct() == 3 })
-	id := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID)
+	id := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID, 0)
 	var r sdk.Job
 	for _, j := range rec.got() {
 		if j.Kind == sdk.JobRecovered {
@@ -567,7 +568,7 @@ func TestRecoveryFollowsTheOwner(t *testing.T) {
 			recovered = append(recovered, j.Resolves)
 		}
 	}
-	if id := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID); len(recovered) != 1 || recovered[0] != id || rec.distinct() != 3 {
+	if id := JobID("m", "v1", "accuracy", "adwin.a", 10, sinkID, 0); len(recovered) != 1 || recovered[0] != id || rec.distinct() != 3 {
 		t.Errorf("recovered jobs resolve %v, want %s alone (%d distinct jobs)", recovered, id, rec.distinct())
 	}
 	testwait.For(t, 10*time.Second, "no job followed", func() bool { return openOn(a) == 0 && openOn(b) == 0 })
