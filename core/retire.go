@@ -114,7 +114,7 @@ func (a *Agent) retire(ctx context.Context, wins []*window.Window, still func(w 
 	}
 	for i, r := range out {
 		a.publish(event.Event{Type: event.Model, Action: event.ModelRetired, Model: r.Model, Version: r.Version,
-			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics))})
+			Message: fmt.Sprintf("%s; %d streams dropped", whys[i], len(r.Metrics)), Born: gone[i].w.Born})
 	}
 	a.log.Info("model versions retired", "count", len(out), "streams", streams)
 	if dir := a.persist.dir; dir != "" {

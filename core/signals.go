@@ -46,7 +46,7 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		}
 		w.Unlock()
 		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
-			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat})
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat, Born: w.Born})
 		// A model that stays bad is said once, at its first drift; a
 		// warning, which some detectors raise on most values of a bad
 		// stream, only at debug: its event says it to whoever listens.
@@ -61,7 +61,6 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		// makes jobs.
 		if q := a.jobs.Load(); typ == event.Drift && q != nil {
 			if m := a.current().MonitorFor(w.Model, w.Version); m != nil {
-				e.Born = w.Born
 				q.Drift(m, e, s.Key())
 			}
 		}

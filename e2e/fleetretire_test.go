@@ -228,6 +228,7 @@ func TestFleetDriftAgainAfterRetirement(t *testing.T) {
 		}
 		return out
 	}
+	drifts := f.agents["h1"].subscribe(t, "type=drift&version="+version)
 	if code, ans := curlPush(t, f.agents["h1"].socket, accuracyNDJSON(fleetModel, version, vals)); code != http.StatusOK {
 		t.Fatalf("push: %d %s", code, ans)
 	}
@@ -241,5 +242,10 @@ func TestFleetDriftAgainAfterRetirement(t *testing.T) {
 	eventually(t, 30*time.Second, "a second retrain job", func() bool { return len(retrains()) == 2 })
 	if r := retrains(); r[0].job.Event.Index != r[1].job.Event.Index || r[0].id == r[1].id {
 		t.Errorf("retrain jobs %s at %d and %s at %d: want two ids for the same index", r[0].id, r[0].job.Event.Index, r[1].id, r[1].job.Event.Index)
+	}
+	// Both drifts are in the fleet's events, though the second has the
+	// first's index.
+	if es := drifts.collect(t, 2); es[0].idx() != es[1].idx() {
+		t.Errorf("drifts at %d and %d, want the same index", es[0].idx(), es[1].idx())
 	}
 }

@@ -164,11 +164,24 @@ func (ev *Events) confirm(ctx context.Context) {
 // fields run together into one id. Other events are raised once, by the
 // host they happen on, and have none.
 func eventID(e event.Event) string {
-	if e.Type != event.Drift && e.Type != event.Warning {
+	var fields []string
+	switch {
+	case e.Type == event.Drift || e.Type == event.Warning:
+		fields = []string{string(e.Type), e.Model, e.Version, e.Metric, e.Detector, strconv.FormatUint(e.Index, 10)}
+	case e.Type == event.Model && e.Action == event.ModelRetired && e.Born != 0:
+		// A retirement applied again by a new owner retires the same
+		// window.
+		fields = []string{string(e.Type), string(e.Action), e.Model, e.Version}
+	default:
 		return ""
 	}
+	if e.Born != 0 {
+		// The window's life: a model version retired and pushed again
+		// raises its drifts at the same indices.
+		fields = append(fields, strconv.FormatUint(e.Born, 10))
+	}
 	h := sha256.New()
-	for _, f := range []string{string(e.Type), e.Model, e.Version, e.Metric, e.Detector, strconv.FormatUint(e.Index, 10)} {
+	for _, f := range fields {
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}

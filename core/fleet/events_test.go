@@ -106,3 +106,23 @@ func TestEventsSubjectTokens(t *testing.T) {
 		t.Error("a.b/c and a/b.c share a subject")
 	}
 }
+
+// A drift's event id names the window's life, so a model version retired
+// and pushed again gets its drifts at the same indices in the stream; a
+// retirement replayed by a new owner has the id it had.
+func TestEventIDNamesTheWindow(t *testing.T) {
+	d := event.Event{Type: event.Drift, Model: "m", Version: "v", Metric: "accuracy", Detector: "ph.a", Index: 10}
+	again := d
+	again.Born = 42
+	if eventID(d) == "" || eventID(d) == eventID(again) {
+		t.Errorf("drift ids %q and %q: want two", eventID(d), eventID(again))
+	}
+	r := event.Event{Type: event.Model, Action: event.ModelRetired, Model: "m", Version: "v", Born: 42}
+	if eventID(r) == "" || eventID(r) == eventID(again) {
+		t.Errorf("retirement id %q", eventID(r))
+	}
+	r.Born = 0
+	if eventID(r) != "" {
+		t.Errorf("a single host's retirement has id %q", eventID(r))
+	}
+}
