@@ -1,8 +1,10 @@
 package metric
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +69,11 @@ type parser struct {
 	named   [numNamed]float64
 
 	intern interner // nil: every string is a new copy
+	// recent are names met lately, valid and interned: a stream's lines
+	// repeat their model, version and value names, which then need no
+	// check and no lookup in intern.
+	recent     [4]string
+	nextRecent int
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
@@ -252,6 +259,10 @@ func (p *parser) name(field string, dst *[]byte) error {
 	if !ok {
 		return err
 	}
+	if _, ok := p.recentName(s); ok {
+		*dst = s
+		return nil
+	}
 	if msg := checkName(s); msg != "" {
 		p.fail(field, msg)
 		return nil
@@ -318,11 +329,11 @@ func (p *parser) metrics() error {
 		if !p.count() {
 			return p.skipRest(2)
 		}
-		if msg := checkName(name); msg != "" {
+		if _, ok := p.recentName(name); !ok && checkName(name) != "" {
 			if _, err := p.skip(0); err != nil {
 				return err
 			}
-			p.fail("metrics", "name "+msg)
+			p.fail("metrics", "name "+checkName(name))
 		} else {
 			v, ok, err := p.value("metrics.", name)
 			if err != nil {
@@ -378,6 +389,12 @@ func (p *parser) value(label string, name []byte) (v float64, ok bool, err error
 		}
 		msg = "must be a number, not " + kind
 	default:
+		if f, n, ok := fastNumber(p.data[p.pos:]); ok {
+			tok := p.data[p.pos : p.pos+n]
+			p.pos += n
+			v, msg = f, checkRange(label, name, tok, f)
+			break
+		}
 		start := p.pos
 		tok := p.literal()
 		var number bool
@@ -588,8 +605,33 @@ func (f *faults) err() error {
 	return problems(errs)
 }
 
-// string returns s as a string, shared with earlier records when interning.
-func (p *parser) string(s []byte) string { return p.intern.string(s) }
+// string returns s, a valid name, as a string, shared with earlier
+// records when interning.
+func (p *parser) string(s []byte) string {
+	if p.intern == nil {
+		return string(s)
+	}
+	if v, ok := p.recentName(s); ok {
+		return v
+	}
+	v := p.intern.string(s)
+	p.recent[p.nextRecent] = v
+	p.nextRecent = (p.nextRecent + 1) % len(p.recent)
+	return v
+}
+
+// recentName returns the recent name equal to s, if any: s is then valid.
+func (p *parser) recentName(s []byte) (string, bool) {
+	if len(s) == 0 {
+		return "", false
+	}
+	for _, v := range p.recent {
+		if v == string(s) {
+			return v, true
+		}
+	}
+	return "", false
+}
 
 // interner shares the strings of model, version and value names from
 // record to record. A nil interner copies every string.
@@ -784,11 +826,27 @@ var strSpecial = func() (t [256]bool) {
 	return t
 }()
 
+// ones has 1 in each byte.
+const ones = 0x0101010101010101
+
 // str reads the string at p.pos (a '"') and returns its contents, which
 // share memory with the record unless they had escapes.
 func (p *parser) str() ([]byte, error) {
 	start := p.pos + 1
 	i := start
+	for i+8 <= len(p.data) {
+		// Eight bytes at a time: the lowest byte flagged is the first
+		// that is '"', '\\' or a control character (a borrow can only
+		// flag bytes above one that is).
+		x := binary.LittleEndian.Uint64(p.data[i:])
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		special := ((q - ones) &^ q) | ((b - ones) &^ b) | ((x - ones*0x20) &^ x)
+		if special &= ones * 0x80; special != 0 {
+			i += bits.TrailingZeros64(special) / 8
+			break
+		}
+		i += 8
+	}
 	for i < len(p.data) && !strSpecial[p.data[i]] {
 		i++
 	}
