@@ -79,19 +79,17 @@ type parser struct {
 // parse decodes data. On success the values are in p.out. Errors are a
 // *syntaxError, a *fieldError, a *limitError or problems.
 func (p *parser) parse(data []byte) (Metric, error) {
-	p.data, p.pos = data, 0
-	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
-	p.errs, p.more = nil, 0
-	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
-	p.model, p.version, p.time = nil, nil, time.Time{}
-
-	if err := p.object(); err == errStopped {
-		return Metric{}, p.errs[0]
-	} else if err != nil {
-		return Metric{}, err
-	}
-	if err := p.finish(); err != nil {
-		return Metric{}, err
+	p.reset(data)
+	if !p.flat() {
+		p.reset(data)
+		if err := p.object(); err == errStopped {
+			return Metric{}, p.errs[0]
+		} else if err != nil {
+			return Metric{}, err
+		}
+		if err := p.finish(); err != nil {
+			return Metric{}, err
+		}
 	}
 	for i, f := range namedFields {
 		if p.valid&(1<<i) != 0 {
@@ -100,6 +98,186 @@ func (p *parser) parse(data []byte) (Metric, error) {
 	}
 	p.out = append(p.out, p.vals...)
 	return Metric{Model: p.string(p.model), Version: p.string(p.version), Time: p.time}, nil
+}
+
+// reset makes the parser ready to read data.
+func (p *parser) reset(data []byte) {
+	p.data, p.pos = data, 0
+	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
+	p.errs, p.more = nil, 0
+	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
+	p.model, p.version, p.time = nil, nil, time.Time{}
+}
+
+// flat reads the common record, an object without white space inside it
+// of known fields with valid values, with fewer steps than object and
+// finish take. At anything else (white space, a field that breaks a rule,
+// bad JSON) it returns false, and object reads the record anew: to say
+// what is wrong, or to read it the long way.
+func (p *parser) flat() bool {
+	d := p.data
+	i := 0
+	for i < len(d) && isSpace(d[i]) {
+		i++
+	}
+	if i == len(d) || d[i] != '{' {
+		return false
+	}
+	for i++; ; i++ {
+		if i == len(d) || d[i] != '"' {
+			return false
+		}
+		p.pos = i
+		key, err := p.str()
+		if err != nil || p.pos == len(d) || d[p.pos] != ':' {
+			return false
+		}
+		p.pos++
+		if !p.flatField(key) || p.pos == len(d) {
+			return false
+		}
+		switch i = p.pos; d[i] {
+		case ',':
+		case '}':
+			for i++; i < len(d); i++ {
+				if !isSpace(d[i]) {
+					return false
+				}
+			}
+			return p.finish() == nil
+		default:
+			return false
+		}
+	}
+}
+
+// flatField is field for flat: it reads a valid value of a known field
+// that is not a duplicate, or returns false.
+func (p *parser) flatField(key []byte) bool {
+	bit, named := 0, -1
+	switch string(key) {
+	case "model":
+		bit = bitModel
+	case "version":
+		bit = bitVersion
+	case "timestamp":
+		bit = bitTimestamp
+	case "metrics":
+		bit = bitMetrics
+	case "accuracy":
+		named = fAccuracy
+	case "precision":
+		named = fPrecision
+	case "recall":
+		named = fRecall
+	case "latency_ms":
+		named = fLatency
+	default:
+		return false
+	}
+	if named >= 0 {
+		bit = bitNamed << named
+	}
+	if p.seen&bit != 0 {
+		return false
+	}
+	p.seen |= bit
+	switch {
+	case named >= 0:
+		if !p.count() {
+			return false
+		}
+		v, ok := p.flatNumber(namedFields[named], nil)
+		p.named[named] = v
+		p.valid |= 1 << named
+		return ok
+	case bit == bitModel:
+		return p.flatName(&p.model)
+	case bit == bitVersion:
+		return p.flatName(&p.version)
+	case bit == bitTimestamp:
+		if p.pos == len(p.data) || p.data[p.pos] != '"' {
+			return false
+		}
+		s, err := p.str()
+		if err != nil {
+			return false
+		}
+		var msg string
+		p.time, msg = parseTime(s)
+		return msg == ""
+	}
+	return p.flatMetrics()
+}
+
+// flatName reads a valid name for flat.
+func (p *parser) flatName(dst *[]byte) bool {
+	if p.pos == len(p.data) || p.data[p.pos] != '"' {
+		return false
+	}
+	s, err := p.str()
+	if err != nil {
+		return false
+	}
+	if _, ok := p.recentName(s); !ok && !ValidName(s) {
+		return false
+	}
+	*dst = s
+	return true
+}
+
+// flatNumber reads a valid number for flat, for the field label+name.
+func (p *parser) flatNumber(label string, name []byte) (float64, bool) {
+	v, n, ok := fastNumber(p.data[p.pos:])
+	if !ok || checkRange(label, name, p.data[p.pos:p.pos+n], v) != "" {
+		return 0, false
+	}
+	p.pos += n
+	return v, true
+}
+
+// flatMetrics reads "metrics" for flat: an object of valid names and
+// values without white space inside it.
+func (p *parser) flatMetrics() bool {
+	d := p.data
+	if p.pos == len(d) || d[p.pos] != '{' {
+		return false
+	}
+	p.pos++
+	if p.pos < len(d) && d[p.pos] == '}' {
+		p.pos++
+		return true
+	}
+	for {
+		if p.pos == len(d) || d[p.pos] != '"' {
+			return false
+		}
+		name, err := p.str()
+		if err != nil || p.pos == len(d) || d[p.pos] != ':' || !p.count() {
+			return false
+		}
+		p.pos++
+		if _, ok := p.recentName(name); !ok && !ValidName(name) {
+			return false
+		}
+		v, ok := p.flatNumber("metrics.", name)
+		if !ok {
+			return false
+		}
+		p.vals = append(p.vals, Value{Name: p.string(name), Value: v})
+		if p.pos == len(d) {
+			return false
+		}
+		switch d[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // object reads the top-level object.
