@@ -123,6 +123,9 @@ func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if req, ok := m.(*proto.UpdateRequest); ok && isEmptyUpdate(req) && unmarshalPacked(buf.ReadOnlyData(), req) {
 		return nil
 	}
+	if resp, ok := m.(*proto.UpdateResponse); ok && resp.Signals == nil && unmarshalSignals(buf.ReadOnlyData(), resp) {
+		return nil
+	}
 	return gproto.Unmarshal(buf.ReadOnlyData(), m)
 }
 
@@ -254,4 +257,145 @@ func ReleasePacked(req *proto.UpdateRequest) {
 	}
 	req.Heads, req.Values = nil, nil
 	packedPool.Put(p)
+}
+
+// The daemon's side of an Update call: the answer's signals are decoded
+// field by field into messages allocated together, their streams' names,
+// types and detail keys shared with the signal before when they repeat,
+// as they do: a detector that warns at every value of a stream answers a
+// call with as many signals as values, of one stream and the same keys.
+// Anything else in the message is left to proto.Unmarshal.
+
+// unmarshalSignals decodes b into resp, which must be empty, when b holds
+// only signals of the fields Signal has, each in its usual encoding; it
+// reports whether it did.
+func unmarshalSignals(b []byte, resp *proto.UpdateResponse) bool {
+	n := 0 // signals, counted first: they are allocated at once
+	for rest := b; len(rest) > 0; n++ {
+		num, typ, k := protowire.ConsumeTag(rest)
+		if k < 0 || num != 1 || typ != protowire.BytesType {
+			return false
+		}
+		rest = rest[k:]
+		if k = protowire.ConsumeFieldValue(num, typ, rest); k < 0 {
+			return false
+		}
+		rest = rest[k:]
+	}
+	if n == 0 {
+		return true
+	}
+	sigs := make([]proto.Signal, n)
+	ptrs := make([]*proto.Signal, n)
+	var last *proto.Signal
+	for i := range sigs {
+		_, _, k := protowire.ConsumeTag(b)
+		field, m := protowire.ConsumeBytes(b[k:])
+		b = b[k+m:]
+		if !unmarshalSignal(field, &sigs[i], last) {
+			return false
+		}
+		ptrs[i], last = &sigs[i], &sigs[i]
+	}
+	resp.Signals = ptrs
+	return true
+}
+
+// unmarshalSignal decodes one signal into s; its strings are those of
+// last (nil for the first) where they are the same.
+func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return false
+		}
+		b = b[k:]
+		switch {
+		case num == 2 && typ == protowire.VarintType:
+			v, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return false
+			}
+			s.Index, b = v, b[k:]
+		case (num == 1 || num == 3 || num == 4) && typ == protowire.BytesType:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return false
+			}
+			b = b[k:]
+			switch num {
+			case 1:
+				if last != nil && last.Stream == string(v) {
+					s.Stream = last.Stream
+				} else if s.Stream = string(v); !utf8.ValidString(s.Stream) {
+					return false
+				}
+			case 3:
+				switch {
+				case last != nil && last.Type == string(v):
+					s.Type = last.Type
+				case string(v) == "warning":
+					s.Type = "warning"
+				case string(v) == "drift":
+					s.Type = "drift"
+				default:
+					if s.Type = string(v); !utf8.ValidString(s.Type) {
+						return false
+					}
+				}
+			case 4:
+				var prev map[string]float64
+				if last != nil {
+					prev = last.Details
+				}
+				if !unmarshalDetail(v, s, prev) {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// unmarshalDetail adds the map entry b to s.Details, its key shared with
+// prev's equal key, if any.
+func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
+	var key []byte
+	var val float64
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return false
+		}
+		b = b[k:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 || !utf8.Valid(v) {
+				return false
+			}
+			key, b = v, b[k:]
+		case num == 2 && typ == protowire.Fixed64Type:
+			v, k := protowire.ConsumeFixed64(b)
+			if k < 0 {
+				return false
+			}
+			val, b = math.Float64frombits(v), b[k:]
+		default:
+			return false
+		}
+	}
+	if s.Details == nil {
+		s.Details = make(map[string]float64, max(len(prev), 1))
+	}
+	for k := range prev { // a handful of keys
+		if k == string(key) {
+			s.Details[k] = val
+			return true
+		}
+	}
+	s.Details[string(key)] = val
+	return true
 }
