@@ -92,6 +92,9 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("proto: cannot marshal %T, not a proto message", v)
 	}
+	if resp, ok := m.(*proto.UpdateResponse); ok && plainSignals(resp) {
+		return marshalSignals(resp), nil
+	}
 	size := gproto.Size(m)
 	opts := gproto.MarshalOptions{UseCachedSize: true} // the size was just computed
 	if size < pooledBytes {
@@ -398,4 +401,98 @@ func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
 	}
 	s.Details[string(key)] = val
 	return true
+}
+
+// The plugin's side of an Update call: the answer's signals are encoded
+// field by field, not through proto's reflection over each signal's
+// details map. The bytes are those proto.Marshal writes, but for the order
+// of map entries, which proto does not fix either.
+
+// plainSignals reports whether resp and its signals hold nothing but their
+// fields (no unknown fields), with strings of valid UTF-8, which
+// marshalSignals encodes. proto.Marshal refuses the others as it did.
+func plainSignals(resp *proto.UpdateResponse) bool {
+	if len(resp.ProtoReflect().GetUnknown()) > 0 {
+		return false
+	}
+	for _, s := range resp.Signals {
+		if s == nil || len(s.ProtoReflect().GetUnknown()) > 0 || !utf8.ValidString(s.Stream) || !utf8.ValidString(s.Type) {
+			return false
+		}
+		for k := range s.Details {
+			if !utf8.ValidString(k) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// marshalSignals encodes resp, whose signals are plain.
+func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
+	size := 0
+	for _, s := range resp.Signals {
+		n := signalSize(s)
+		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
+	}
+	var buf *[]byte
+	var b []byte
+	if size < pooledBytes {
+		b = make([]byte, 0, size)
+	} else {
+		buf = pluginBuffers.Get(size)
+		b = (*buf)[:0]
+	}
+	for _, s := range resp.Signals {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(signalSize(s)))
+		if s.Stream != "" {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, s.Stream)
+		}
+		if s.Index != 0 {
+			b = protowire.AppendTag(b, 2, protowire.VarintType)
+			b = protowire.AppendVarint(b, s.Index)
+		}
+		if s.Type != "" {
+			b = protowire.AppendTag(b, 3, protowire.BytesType)
+			b = protowire.AppendString(b, s.Type)
+		}
+		for k, v := range s.Details {
+			b = protowire.AppendTag(b, 4, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(detailSize(k)))
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, k)
+			b = protowire.AppendTag(b, 2, protowire.Fixed64Type)
+			b = protowire.AppendFixed64(b, math.Float64bits(v))
+		}
+	}
+	if buf == nil {
+		return mem.BufferSlice{mem.SliceBuffer(b)}
+	}
+	*buf = b
+	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}
+}
+
+// signalSize is the encoded size of s.
+func signalSize(s *proto.Signal) int {
+	n := 0
+	if s.Stream != "" {
+		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
+	}
+	if s.Index != 0 {
+		n += protowire.SizeTag(2) + protowire.SizeVarint(s.Index)
+	}
+	if s.Type != "" {
+		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
+	}
+	for k := range s.Details {
+		n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(k))
+	}
+	return n
+}
+
+// detailSize is the encoded size of a details entry of key k.
+func detailSize(k string) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeFixed64()
 }

@@ -214,3 +214,44 @@ func TestUnmarshalSignals(t *testing.T) {
 		}
 	}
 }
+
+// The codec encodes an Update answer into bytes that proto.Unmarshal
+// reads back as the same message, and leaves one it does not take (a
+// string of invalid UTF-8) to proto.Marshal, which refuses it.
+func TestMarshalSignals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	keys := []string{"p", "s", "p_min", "s_min", "é", ""}
+	for round := range 2000 {
+		var want proto.UpdateResponse
+		for range rng.IntN(6) + rng.IntN(2)*200 { // some past pooledBytes
+			s := &proto.Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
+			if n := rng.IntN(4); n > 0 {
+				s.Details = map[string]float64{}
+				for range n {
+					s.Details[keys[rng.IntN(len(keys))]] = rng.NormFloat64() * float64(rng.IntN(2))
+				}
+			}
+			want.Signals = append(want.Signals, s)
+		}
+		bs, err := (pluginCodec{}).Marshal(&want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bs.Materialize()
+		bs.Free()
+		if n := gproto.Size(&want); len(b) != n {
+			t.Fatalf("round %d: %d bytes, proto.Size says %d", round, len(b), n)
+		}
+		var got proto.UpdateResponse
+		if err := gproto.Unmarshal(b, &got); err != nil || !gproto.Equal(&got, &want) {
+			t.Fatalf("round %d: read back %v, %v; want %v", round, &got, err, &want)
+		}
+	}
+	bad := &proto.UpdateResponse{Signals: []*proto.Signal{{Stream: "m/v/x", Type: "warning", Details: map[string]float64{"\xff": 1}}}}
+	if plainSignals(bad) {
+		t.Error("a detail key of invalid UTF-8 is plain")
+	}
+	if _, err := (pluginCodec{}).Marshal(bad); err == nil {
+		t.Error("an answer with a detail key of invalid UTF-8 was encoded")
+	}
+}
