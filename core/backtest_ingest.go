@@ -19,6 +19,9 @@ import (
 type recordBatch struct {
 	recs []record
 	end  error
+	// last is the window of the last metric ingested, which the next
+	// takes when it is of the same model version (Agent.applyTo).
+	last *window.Window
 }
 
 // A record is a metric and the line it was read from, or a bad line and
@@ -151,7 +154,7 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestO
 			reject(r.line, r.bad)
 			continue
 		}
-		if err := a.Ingest(ctx, r.m); err != nil {
+		if err := a.ingest(ctx, r.m, &b.last); err != nil {
 			if !refused(err) {
 				return true, err
 			}
