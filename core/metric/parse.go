@@ -65,8 +65,11 @@ type parser struct {
 	unknown bool
 	model   []byte
 	version []byte
-	time    time.Time
-	named   [numNamed]float64
+	// modelName and versionName are model and version when flat found
+	// them among the recent names; "" otherwise.
+	modelName, versionName string
+	time                   time.Time
+	named                  [numNamed]float64
 
 	intern interner // nil: every string is a new copy
 	// recent are names met lately, valid and interned: a stream's lines
@@ -97,7 +100,14 @@ func (p *parser) parse(data []byte) (Metric, error) {
 		}
 	}
 	p.out = append(p.out, p.vals...)
-	return Metric{Model: p.string(p.model), Version: p.string(p.version), Time: p.time}, nil
+	model, version := p.modelName, p.versionName
+	if model == "" {
+		model = p.string(p.model)
+	}
+	if version == "" {
+		version = p.string(p.version)
+	}
+	return Metric{Model: model, Version: version, Time: p.time}, nil
 }
 
 // reset makes the parser ready to read data.
@@ -107,6 +117,7 @@ func (p *parser) reset(data []byte) {
 	p.errs, p.more = nil, 0
 	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
 	p.model, p.version, p.time = nil, nil, time.Time{}
+	p.modelName, p.versionName = "", ""
 }
 
 // flat reads the common record, an object without white space inside it
@@ -127,12 +138,17 @@ func (p *parser) flat() bool {
 		if i == len(d) || d[i] != '"' {
 			return false
 		}
-		p.pos = i
-		key, err := p.str()
-		if err != nil || p.pos == len(d) || d[p.pos] != ':' {
-			return false
+		key, n := knownKey(d[i:])
+		if n > 0 {
+			p.pos = i + n
+		} else {
+			p.pos = i
+			var err error
+			if key, err = p.str(); err != nil || p.pos == len(d) || d[p.pos] != ':' {
+				return false
+			}
+			p.pos++
 		}
-		p.pos++
 		if !p.flatField(key) || p.pos == len(d) {
 			return false
 		}
@@ -149,6 +165,46 @@ func (p *parser) flat() bool {
 			return false
 		}
 	}
+}
+
+// quotedKeys are the top-level fields as records spell them, quotes and
+// colon included, which knownKey matches at once.
+var quotedKeys = [...]string{`"model":`, `"metrics":`, `"version":`, `"timestamp":`,
+	`"accuracy":`, `"precision":`, `"recall":`, `"latency_ms":`}
+
+// knownKey matches b, which starts with '"', against quotedKeys. It
+// returns the field's name and the bytes of b to its colon, or n = 0 when
+// b starts with none of them.
+func knownKey(b []byte) (key []byte, n int) {
+	if len(b) < 3 {
+		return nil, 0
+	}
+	var k string
+	switch b[1] {
+	case 'm':
+		k = quotedKeys[0]
+		if b[2] == 'e' {
+			k = quotedKeys[1]
+		}
+	case 'v':
+		k = quotedKeys[2]
+	case 't':
+		k = quotedKeys[3]
+	case 'a':
+		k = quotedKeys[4]
+	case 'p':
+		k = quotedKeys[5]
+	case 'r':
+		k = quotedKeys[6]
+	case 'l':
+		k = quotedKeys[7]
+	default:
+		return nil, 0
+	}
+	if len(b) < len(k) || string(b[:len(k)]) != k {
+		return nil, 0
+	}
+	return b[1 : len(k)-2], len(k)
 }
 
 // flatField is field for flat: it reads a valid value of a known field
@@ -192,9 +248,9 @@ func (p *parser) flatField(key []byte) bool {
 		p.valid |= 1 << named
 		return ok
 	case bit == bitModel:
-		return p.flatName(&p.model)
+		return p.flatName(&p.model, &p.modelName)
 	case bit == bitVersion:
-		return p.flatName(&p.version)
+		return p.flatName(&p.version, &p.versionName)
 	case bit == bitTimestamp:
 		if p.pos == len(p.data) || p.data[p.pos] != '"' {
 			return false
@@ -210,10 +266,19 @@ func (p *parser) flatField(key []byte) bool {
 	return p.flatMetrics()
 }
 
-// flatName reads a valid name for flat.
-func (p *parser) flatName(dst *[]byte) bool {
-	if p.pos == len(p.data) || p.data[p.pos] != '"' {
+// flatName reads a valid name for flat into dst, and into name too when it
+// is a recent one.
+func (p *parser) flatName(dst *[]byte, name *string) bool {
+	d := p.data
+	if p.pos == len(d) || d[p.pos] != '"' {
 		return false
+	}
+	for _, r := range p.recent {
+		if end := p.pos + 1 + len(r); r != "" && end < len(d) && d[end] == '"' && string(d[p.pos+1:end]) == r {
+			*dst, *name = d[p.pos+1:end], r
+			p.pos = end + 1
+			return true
+		}
 	}
 	s, err := p.str()
 	if err != nil {
