@@ -65,18 +65,19 @@ type parser struct {
 	unknown bool
 	model   []byte
 	version []byte
-	// modelName and versionName are model and version when flat found
-	// them among the recent names; "" otherwise.
+	// modelName and versionName are model and version when they are
+	// those of the last record; "" otherwise.
 	modelName, versionName string
 	time                   time.Time
 	named                  [numNamed]float64
 
 	intern interner // nil: every string is a new copy
-	// recent are names met lately, valid and interned: a stream's lines
-	// repeat their model, version and value names, which then need no
-	// check and no lookup in intern.
-	recent     [4]string
-	nextRecent int
+	// With intern set, the model and version of the last record and the
+	// value names met lately, valid and interned: a stream's lines repeat
+	// them, and they then need no check and no lookup in intern.
+	lastModel, lastVersion string
+	recent                 [4]string
+	nextRecent             int
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
@@ -102,10 +103,13 @@ func (p *parser) parse(data []byte) (Metric, error) {
 	p.out = append(p.out, p.vals...)
 	model, version := p.modelName, p.versionName
 	if model == "" {
-		model = p.string(p.model)
+		model = p.intern.string(p.model)
 	}
 	if version == "" {
-		version = p.string(p.version)
+		version = p.intern.string(p.version)
+	}
+	if p.intern != nil {
+		p.lastModel, p.lastVersion = model, version
 	}
 	return Metric{Model: model, Version: version, Time: p.time}, nil
 }
@@ -248,9 +252,9 @@ func (p *parser) flatField(key []byte) bool {
 		p.valid |= 1 << named
 		return ok
 	case bit == bitModel:
-		return p.flatName(&p.model, &p.modelName)
+		return p.flatName(&p.model, &p.modelName, p.lastModel)
 	case bit == bitVersion:
-		return p.flatName(&p.version, &p.versionName)
+		return p.flatName(&p.version, &p.versionName, p.lastVersion)
 	case bit == bitTimestamp:
 		if p.pos == len(p.data) || p.data[p.pos] != '"' {
 			return false
@@ -267,24 +271,19 @@ func (p *parser) flatField(key []byte) bool {
 }
 
 // flatName reads a valid name for flat into dst, and into name too when it
-// is a recent one.
-func (p *parser) flatName(dst *[]byte, name *string) bool {
+// is last, the last record's.
+func (p *parser) flatName(dst *[]byte, name *string, last string) bool {
 	d := p.data
 	if p.pos == len(d) || d[p.pos] != '"' {
 		return false
 	}
-	for _, r := range p.recent {
-		if end := p.pos + 1 + len(r); r != "" && end < len(d) && d[end] == '"' && string(d[p.pos+1:end]) == r {
-			*dst, *name = d[p.pos+1:end], r
-			p.pos = end + 1
-			return true
-		}
+	if end := p.pos + 1 + len(last); last != "" && end < len(d) && d[end] == '"' && string(d[p.pos+1:end]) == last {
+		*dst, *name = d[p.pos+1:end], last
+		p.pos = end + 1
+		return true
 	}
 	s, err := p.str()
-	if err != nil {
-		return false
-	}
-	if _, ok := p.recentName(s); !ok && !ValidName(s) {
+	if err != nil || !ValidName(s) {
 		return false
 	}
 	*dst = s
@@ -501,10 +500,6 @@ func (p *parser) name(field string, dst *[]byte) error {
 	s, ok, err := p.stringValue(field)
 	if !ok {
 		return err
-	}
-	if _, ok := p.recentName(s); ok {
-		*dst = s
-		return nil
 	}
 	if msg := checkName(s); msg != "" {
 		p.fail(field, msg)
