@@ -19,6 +19,9 @@ import (
 type recordBatch struct {
 	recs []record
 	end  error
+	// last is the window of the last metric ingested, which the next
+	// takes when it is of the same model version (Agent.applyTo).
+	last *window.Window
 }
 
 // A record is a metric and the line it was read from, or a bad line and
@@ -46,16 +49,19 @@ func (b *recordBatch) fill(rd metricSource) {
 	b.recs, b.end = b.recs[:0], nil
 	for len(b.recs) < cap(b.recs) {
 		m, err := rd.Next()
-		var bad *metric.RecordError
-		switch {
-		case err == nil:
+		if err == nil {
 			b.recs = append(b.recs, record{m: m, line: rd.Line()})
-		case errors.As(err, &bad):
-			b.recs = append(b.recs, record{line: bad.Line, bad: bad.Err})
-		default:
-			b.end = err
-			return
+			continue
 		}
+		// Declared here, not above: a pointer errors.As takes the address
+		// of is allocated, and the metrics read are most records.
+		var bad *metric.RecordError
+		if errors.As(err, &bad) {
+			b.recs = append(b.recs, record{line: bad.Line, bad: bad.Err})
+			continue
+		}
+		b.end = err
+		return
 	}
 }
 
@@ -148,17 +154,12 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestO
 			reject(r.line, r.bad)
 			continue
 		}
-		err := a.Ingest(ctx, r.m)
-		var (
-			de *feed.DomainError
-			se *window.StreamLimitError
-		)
-		if errors.As(err, &de) || errors.As(err, &se) {
+		if err := a.ingest(ctx, r.m, &b.last); err != nil {
+			if !refused(err) {
+				return true, err
+			}
 			reject(r.line, err)
 			continue
-		}
-		if err != nil {
-			return true, err
 		}
 		res.Accepted++
 	}
@@ -169,4 +170,16 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestO
 		return true, fmt.Errorf("read %s: %w", opts.inputName(), b.end)
 	}
 	return false, nil
+}
+
+// refused tells whether Ingest's err refuses the metric alone (a value out
+// of a detector's domain, a stream past ingest.max_streams). It is apart
+// from ingestBatch, as the pointers errors.As takes the address of are
+// allocated: only when a metric is refused.
+func refused(err error) bool {
+	var (
+		de *feed.DomainError
+		se *window.StreamLimitError
+	)
+	return errors.As(err, &de) || errors.As(err, &se)
 }

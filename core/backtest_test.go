@@ -175,3 +175,33 @@ func backtestInProcess(path, in string) (res BacktestResult, out, errOut string,
 	})
 	return res, o.String(), e.String(), err
 }
+
+// A backtest's loop allocates nothing for a metric it decodes and ingests:
+// a batch of batchLen lines costs a few allocations at most (the Reader's
+// blocks of values; a few more with -race), not one or more a metric.
+func TestBacktestBatchAllocs(t *testing.T) {
+	a := newBenchAgent(t, false)
+	var lines [][]byte
+	for i := range 100 {
+		lines = append(lines, fmt.Appendf(nil, `{"model":"m","version":"v1","accuracy":0.9%02d}`+"\n", i))
+	}
+	const runs = 20
+	rd := metric.NewReader(&cycleLines{lines: lines, n: (runs + 1) * batchLen}, metric.Limits{})
+	b := &recordBatch{recs: make([]record, 0, batchLen)}
+	var res BacktestResult
+	opts := &BacktestOptions{}
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(runs, func() {
+		b.fill(rd)
+		if _, err := a.ingestBatch(ctx, b, opts, io.Discard, &res); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > batchLen/32 {
+		t.Errorf("%.1f allocations a batch of %d metrics, want at most %d", allocs, batchLen, batchLen/32)
+	}
+	if res.Accepted != (runs+1)*batchLen {
+		t.Errorf("%d metrics accepted, want %d", res.Accepted, (runs+1)*batchLen)
+	}
+	settleBench(t, a)
+}

@@ -49,7 +49,7 @@ monitor "*" {
 // detectors are the test plugin below, called directly, or over real
 // go-plugin gRPC inside the test process when overGRPC is set.
 // (newTestAgentWith does the same for tests; it takes a *testing.T.)
-func newBenchAgent(b *testing.B, overGRPC bool) *Agent {
+func newBenchAgent(b testing.TB, overGRPC bool) *Agent {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "driftd.hcl")
 	if err := os.WriteFile(path, []byte(benchConfig), 0o600); err != nil {
@@ -103,7 +103,7 @@ func warm(b *testing.B, a *Agent, ms []metric.Metric) {
 }
 
 // settleBench waits until every detector has evaluated what was queued.
-func settleBench(b *testing.B, a *Agent) {
+func settleBench(b testing.TB, a *Agent) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -22,7 +22,12 @@ import (
 // its limit of jobs it could not write, it refuses m at once with
 // jobs.ErrHeld.
 func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
-	if err := a.apply(ctx, m); err != nil {
+	return a.ingest(ctx, m, nil)
+}
+
+// ingest is Ingest with a caller's last window: see applyTo.
+func (a *Agent) ingest(ctx context.Context, m metric.Metric, last **window.Window) error {
+	if err := a.applyTo(ctx, m, last); err != nil {
 		return err
 	}
 	a.accepted.Add(1)
@@ -31,7 +36,12 @@ func (a *Agent) Ingest(ctx context.Context, m metric.Metric) error {
 
 // apply is Ingest but for the count of lines accepted: a fleet host counts
 // the lines its socket accepts, not those its partitions apply.
-func (a *Agent) apply(ctx context.Context, m metric.Metric) error {
+func (a *Agent) apply(ctx context.Context, m metric.Metric) error { return a.applyTo(ctx, m, nil) }
+
+// applyTo is apply for a caller that keeps the window of its last metric
+// in *last (when last is not nil): a metric of the same model version
+// takes it without a lookup in the windows, as long as it is in them.
+func (a *Agent) applyTo(ctx context.Context, m metric.Metric, last **window.Window) error {
 	if a.gen.Load() == nil {
 		return fmt.Errorf("agent is not running: %w", ErrBusy)
 	}
@@ -53,7 +63,7 @@ func (a *Agent) apply(ctx context.Context, m metric.Metric) error {
 	// Every value of a new model version is a new stream: refused here, a
 	// metric leaves no window behind (nor when refused below, see
 	// unlockRefused).
-	w, err := a.window(ctx, m.Model, m.Version, len(m.Values), limit)
+	w, err := a.windowOf(ctx, m.Model, m.Version, len(m.Values), limit, last)
 	if err != nil {
 		return err
 	}
@@ -159,13 +169,28 @@ func (a *Agent) apply(ctx context.Context, m metric.Metric) error {
 // window is made for a metric of n values only when n more streams fit
 // within limit; otherwise window returns nil, and no error.
 func (a *Agent) window(ctx context.Context, model, version string, n, limit int) (*window.Window, error) {
+	return a.windowOf(ctx, model, version, n, limit, nil)
+}
+
+// windowOf is window for a caller that keeps the window it got last in
+// *last (when last is not nil), which it takes again, without a lookup,
+// while it is the store's window of model and version.
+func (a *Agent) windowOf(ctx context.Context, model, version string, n, limit int, last **window.Window) (*window.Window, error) {
 	var timeout <-chan time.Time
 	var born uint64
 	if a.fleet.Load() != nil {
 		born = fleet.LinesSeq(ctx) // the owner's message: see window.Window.Born
 	}
 	for {
-		w := a.windows.GetBorn(model, version, DefaultWindow, n, limit, born)
+		var w *window.Window
+		if last != nil && *last != nil && (*last).Model == model && (*last).Version == version && !(*last).Removed() {
+			w = *last
+		} else {
+			w = a.windows.GetBorn(model, version, DefaultWindow, n, limit, born)
+		}
+		if last != nil {
+			*last = w
+		}
 		if w == nil {
 			return nil, nil
 		}

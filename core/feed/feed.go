@@ -119,6 +119,7 @@ type Feed struct {
 	// lastCall is when the last call began; the feed's goroutine only.
 	lastCall   time.Time
 	lastValues int // how many the last call carried; the feed's goroutine only
+	nextShard  int // the shard a call cut short, taken first by the next; the feed's goroutine only
 	spacing    *time.Timer
 
 	// figures for status
@@ -432,9 +433,14 @@ func (r *Feed) run(ctx context.Context) {
 		case <-ctx.Done():
 			// Deliver what was accepted before the stop.
 			r.final = true
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout())
-			r.flushOnce(final)
-			cancel()
+			for left := r.queued(); left > 0; left -= maxCallValues {
+				final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout())
+				capped := r.flushOnce(final)
+				cancel()
+				if !capped {
+					break
+				}
+			}
 			lost := r.closeShards() // only values that came during the final flush
 			r.mu.Lock()
 			r.stopped = true
@@ -496,24 +502,53 @@ func (r *Feed) space(ctx context.Context) bool {
 	}
 }
 
-// flushOnce sends everything queued in one call.
-func (r *Feed) flushOnce(ctx context.Context) {
+// maxCallValues is the most values one call carries. gRPC refuses a
+// message over 64 MiB, and a plugin may answer every value with a signal
+// of a hundred bytes or so: DDM over a stream of mostly errors warns at
+// nearly every value, and its answer to a backtest's call of 760,000
+// values was 114 MB. A call of this many values costs both processes far
+// more than the call itself, so a backlog sent in such calls loses
+// nothing to their number.
+const maxCallValues = 1 << 16
+
+// flushOnce sends what is queued in one call, up to maxCallValues values.
+// It returns true when it left values queued for want of room in the
+// call, and then wakes the feed to send them.
+func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	// Busy before the queue is taken, so that at no moment a value is
 	// neither queued nor in a call in flight (idle relies on it).
 	r.mu.Lock()
 	r.busy = true
 	r.mu.Unlock()
 	r.taken = r.taken[:0]
+	for range r.shards {
+		r.taken = append(r.taken, nil) // nil: a shard not taken
+	}
 	n := 0
-	for i := range r.shards {
+	for k := range r.shards {
+		// From the shard the last call cut short: a backlog of one
+		// shard does not hold the others back for ever.
+		i := (r.nextShard + k) % len(r.shards)
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		q := sh.queue
-		sh.queue, sh.spare = sh.spare[:0], nil
-		sh.size.Store(0)
+		if room := maxCallValues - n; len(q) > room {
+			// The rest stays queued where it is: new values are
+			// appended after it, and the part taken, its capacity cut
+			// to its length, never grows into it (as a spare either).
+			sh.queue, q = q[room:], q[:room:room]
+			sh.size.Store(int64(len(sh.queue)))
+			r.nextShard, capped = i, true
+		} else {
+			sh.queue, sh.spare = sh.spare[:0], nil
+			sh.size.Store(0)
+		}
 		sh.mu.Unlock()
-		r.taken = append(r.taken, q)
+		r.taken[i] = q
 		n += len(q)
+		if capped {
+			break
+		}
 	}
 	r.mu.Lock()
 	if n == 0 {
@@ -523,7 +558,15 @@ func (r *Feed) flushOnce(ctx context.Context) {
 	r.mu.Unlock()
 	if n == 0 {
 		r.restoreSpares()
-		return
+		return false
+	}
+	if capped {
+		defer func() {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}()
 	}
 
 	r.group.group(r.taken)
@@ -563,7 +606,7 @@ func (r *Feed) flushOnce(ctx context.Context) {
 		r.broken = err
 		r.room.Broadcast()
 		r.mu.Unlock()
-		return
+		return capped
 	}
 	if err != nil {
 		r.lost += uint64(n)
@@ -578,6 +621,7 @@ func (r *Feed) flushOnce(ctx context.Context) {
 	r.room.Broadcast()
 	r.mu.Unlock()
 	r.restoreSpares()
+	return capped
 }
 
 // restoreSpares keeps the queues just sent for reuse by their shards. They
@@ -586,6 +630,9 @@ func (r *Feed) flushOnce(ctx context.Context) {
 // core.
 func (r *Feed) restoreSpares() {
 	for i, q := range r.taken {
+		if q == nil {
+			continue // not taken: the shard keeps its spare
+		}
 		if cap(q) > maxSpare && cap(q) > 4*len(q) {
 			q = nil // a backlog passed: let its memory go
 		}
@@ -777,12 +824,19 @@ func (r *Feed) ResetStreams(ctx context.Context, streams []*window.Series) error
 // be restarted for them, and the replay history forgets the streams. It
 // returns the plugin to reset them in.
 func (r *Feed) prepareReset(ctx context.Context, streams []*window.Series) Updater {
-	for {
-		r.flushOnce(context.WithoutCancel(ctx))
-		if r.broken == nil || ctx.Err() != nil {
+	for left := r.queued(); ; {
+		capped := r.flushOnce(context.WithoutCancel(ctx))
+		if ctx.Err() != nil {
 			break
 		}
-		r.recover(ctx)
+		if r.broken != nil {
+			r.recover(ctx)
+			continue
+		}
+		// A backlog past a call's limit takes more calls.
+		if left -= maxCallValues; !capped || left <= 0 {
+			break
+		}
 	}
 	if r.hist != nil {
 		for _, s := range streams {

@@ -388,3 +388,74 @@ func TestRunnerResetAfterQueuedValues(t *testing.T) {
 func newTestFeed(id, metric string, up Updater, limit int, timeout time.Duration, log hclog.Logger) *Feed {
 	return New(Config{ID: id, Metric: metric, Limit: limit, Timeout: timeout, Log: log}, up)
 }
+
+// A call carries maxCallValues values at most: a backlog (values queued
+// while the plugin was busy) goes out in several calls, in order, whether
+// the feed runs on or stops, which sends what was accepted before it.
+func TestFeedCapsValuesPerCall(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stop=%v", stop), func(t *testing.T) {
+			rec := &recorder{values: map[string][]float64{}, starts: map[string][]uint64{}}
+			var most int
+			began, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			up := &fakeUpdater{update: func(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+				once.Do(func() { close(began); <-release }) // the backlog builds up meanwhile
+				n := 0
+				for _, b := range batches {
+					n += len(b.Values)
+				}
+				rec.mu.Lock()
+				most = max(most, n)
+				rec.mu.Unlock()
+				return rec.update(ctx, batches)
+			}}
+			r, cancel := startRunner(t, up, 1<<23)
+			streams := []string{"a/v/x", "b/v/x", "c/v/x", "d/v/x", "e/v/x"}
+			next := map[string]uint64{}
+			push := func(n int) {
+				for i := range n {
+					s := streams[i%len(streams)]
+					r.add(s, next[s], float64(next[s]), 0)
+					next[s]++
+				}
+			}
+			push(1)
+			<-began
+			n := 1 + 3*maxCallValues + 123
+			push(n - 1)
+			close(release)
+			if stop {
+				cancel()
+				<-r.done
+			} else {
+				ctx, cancelIdle := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancelIdle()
+				if err := r.Idle(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if most > maxCallValues {
+				t.Errorf("a call carried %d values, more than %d", most, maxCallValues)
+			}
+			total := 0
+			for _, s := range streams {
+				vals := rec.values[s]
+				total += len(vals)
+				for i, v := range vals {
+					if v != float64(i) {
+						t.Fatalf("stream %s: value %d is %v: out of order or lost", s, i, v)
+					}
+				}
+			}
+			if total != n {
+				t.Errorf("delivered %d values, want %d", total, n)
+			}
+			if st := r.Status(); st.Values != uint64(n) || st.Queued != 0 || st.Lost != 0 {
+				t.Errorf("status %+v", st)
+			}
+		})
+	}
+}

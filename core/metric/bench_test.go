@@ -57,6 +57,31 @@ func avgLen(lines [][]byte) int64 {
 	return int64(n / len(lines))
 }
 
+// replayLines are the lines driftd-replay generates: one stream, a value
+// printed in full, no timestamp.
+var replayLines = func() [][]byte {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var lines [][]byte
+	for range 64 {
+		v := min(1, max(0, 0.92+0.01*rng.NormFloat64()))
+		lines = append(lines, fmt.Appendf(nil, `{"model":"m","version":"v1","accuracy":%s}`+"\n", strconv.FormatFloat(v, 'g', -1, 64)))
+	}
+	return lines
+}()
+
+// BenchmarkReaderNDJSONReplay reads one NDJSON body of b.N lines of
+// driftd-replay's stream: ns/op and allocs/op are per line.
+func BenchmarkReaderNDJSONReplay(b *testing.B) {
+	b.SetBytes(avgLen(replayLines))
+	b.ReportAllocs()
+	r := NewReader(&lineSource{lines: replayLines, n: b.N}, Limits{})
+	for range b.N {
+		if _, err := r.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReaderNDJSON reads one NDJSON body of b.N lines: ns/op and
 // allocs/op are per line.
 func BenchmarkReaderNDJSON(b *testing.B) {

@@ -1,8 +1,10 @@
 package metric
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,28 +65,35 @@ type parser struct {
 	unknown bool
 	model   []byte
 	version []byte
-	time    time.Time
-	named   [numNamed]float64
+	// modelName and versionName are model and version when they are
+	// those of the last record; "" otherwise.
+	modelName, versionName string
+	time                   time.Time
+	named                  [numNamed]float64
 
 	intern interner // nil: every string is a new copy
+	// With intern set, the model and version of the last record and the
+	// value names met lately, valid and interned: a stream's lines repeat
+	// them, and they then need no check and no lookup in intern.
+	lastModel, lastVersion string
+	recent                 [4]string
+	nextRecent             int
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
 // *syntaxError, a *fieldError, a *limitError or problems.
 func (p *parser) parse(data []byte) (Metric, error) {
-	p.data, p.pos = data, 0
-	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
-	p.errs, p.more = nil, 0
-	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
-	p.model, p.version, p.time = nil, nil, time.Time{}
-
-	if err := p.object(); err == errStopped {
-		return Metric{}, p.errs[0]
-	} else if err != nil {
-		return Metric{}, err
-	}
-	if err := p.finish(); err != nil {
-		return Metric{}, err
+	p.reset(data)
+	if !p.flat() {
+		p.reset(data)
+		if err := p.object(); err == errStopped {
+			return Metric{}, p.errs[0]
+		} else if err != nil {
+			return Metric{}, err
+		}
+		if err := p.finish(); err != nil {
+			return Metric{}, err
+		}
 	}
 	for i, f := range namedFields {
 		if p.valid&(1<<i) != 0 {
@@ -92,7 +101,247 @@ func (p *parser) parse(data []byte) (Metric, error) {
 		}
 	}
 	p.out = append(p.out, p.vals...)
-	return Metric{Model: p.string(p.model), Version: p.string(p.version), Time: p.time}, nil
+	model, version := p.modelName, p.versionName
+	if model == "" {
+		model = p.intern.string(p.model)
+	}
+	if version == "" {
+		version = p.intern.string(p.version)
+	}
+	if p.intern != nil {
+		p.lastModel, p.lastVersion = model, version
+	}
+	return Metric{Model: model, Version: version, Time: p.time}, nil
+}
+
+// reset makes the parser ready to read data.
+func (p *parser) reset(data []byte) {
+	p.data, p.pos = data, 0
+	p.strs, p.vals, p.out = p.strs[:0], p.vals[:0], p.out[:0]
+	p.errs, p.more = nil, 0
+	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
+	p.model, p.version, p.time = nil, nil, time.Time{}
+	p.modelName, p.versionName = "", ""
+}
+
+// flat reads the common record, an object without white space inside it
+// of known fields with valid values, with fewer steps than object and
+// finish take. At anything else (white space, a field that breaks a rule,
+// bad JSON) it returns false, and object reads the record anew: to say
+// what is wrong, or to read it the long way.
+func (p *parser) flat() bool {
+	d := p.data
+	i := 0
+	for i < len(d) && isSpace(d[i]) {
+		i++
+	}
+	if i == len(d) || d[i] != '{' {
+		return false
+	}
+	for i++; ; i++ {
+		if i == len(d) || d[i] != '"' {
+			return false
+		}
+		key, n := knownKey(d[i:])
+		if n > 0 {
+			p.pos = i + n
+		} else {
+			p.pos = i
+			var err error
+			if key, err = p.str(); err != nil || p.pos == len(d) || d[p.pos] != ':' {
+				return false
+			}
+			p.pos++
+		}
+		if !p.flatField(key) || p.pos == len(d) {
+			return false
+		}
+		switch i = p.pos; d[i] {
+		case ',':
+		case '}':
+			for i++; i < len(d); i++ {
+				if !isSpace(d[i]) {
+					return false
+				}
+			}
+			return p.finish() == nil
+		default:
+			return false
+		}
+	}
+}
+
+// quotedKeys are the top-level fields as records spell them, quotes and
+// colon included, which knownKey matches at once.
+var quotedKeys = [...]string{`"model":`, `"metrics":`, `"version":`, `"timestamp":`,
+	`"accuracy":`, `"precision":`, `"recall":`, `"latency_ms":`}
+
+// knownKey matches b, which starts with '"', against quotedKeys. It
+// returns the field's name and the bytes of b to its colon, or n = 0 when
+// b starts with none of them.
+func knownKey(b []byte) (key []byte, n int) {
+	if len(b) < 3 {
+		return nil, 0
+	}
+	var k string
+	switch b[1] {
+	case 'm':
+		k = quotedKeys[0]
+		if b[2] == 'e' {
+			k = quotedKeys[1]
+		}
+	case 'v':
+		k = quotedKeys[2]
+	case 't':
+		k = quotedKeys[3]
+	case 'a':
+		k = quotedKeys[4]
+	case 'p':
+		k = quotedKeys[5]
+	case 'r':
+		k = quotedKeys[6]
+	case 'l':
+		k = quotedKeys[7]
+	default:
+		return nil, 0
+	}
+	if len(b) < len(k) || string(b[:len(k)]) != k {
+		return nil, 0
+	}
+	return b[1 : len(k)-2], len(k)
+}
+
+// flatField is field for flat: it reads a valid value of a known field
+// that is not a duplicate, or returns false.
+func (p *parser) flatField(key []byte) bool {
+	bit, named := 0, -1
+	switch string(key) {
+	case "model":
+		bit = bitModel
+	case "version":
+		bit = bitVersion
+	case "timestamp":
+		bit = bitTimestamp
+	case "metrics":
+		bit = bitMetrics
+	case "accuracy":
+		named = fAccuracy
+	case "precision":
+		named = fPrecision
+	case "recall":
+		named = fRecall
+	case "latency_ms":
+		named = fLatency
+	default:
+		return false
+	}
+	if named >= 0 {
+		bit = bitNamed << named
+	}
+	if p.seen&bit != 0 {
+		return false
+	}
+	p.seen |= bit
+	switch {
+	case named >= 0:
+		if !p.count() {
+			return false
+		}
+		v, ok := p.flatNumber(namedFields[named], nil)
+		p.named[named] = v
+		p.valid |= 1 << named
+		return ok
+	case bit == bitModel:
+		return p.flatName(&p.model, &p.modelName, p.lastModel)
+	case bit == bitVersion:
+		return p.flatName(&p.version, &p.versionName, p.lastVersion)
+	case bit == bitTimestamp:
+		if p.pos == len(p.data) || p.data[p.pos] != '"' {
+			return false
+		}
+		s, err := p.str()
+		if err != nil {
+			return false
+		}
+		var msg string
+		p.time, msg = parseTime(s)
+		return msg == ""
+	}
+	return p.flatMetrics()
+}
+
+// flatName reads a valid name for flat into dst, and into name too when it
+// is last, the last record's.
+func (p *parser) flatName(dst *[]byte, name *string, last string) bool {
+	d := p.data
+	if p.pos == len(d) || d[p.pos] != '"' {
+		return false
+	}
+	if end := p.pos + 1 + len(last); last != "" && end < len(d) && d[end] == '"' && string(d[p.pos+1:end]) == last {
+		*dst, *name = d[p.pos+1:end], last
+		p.pos = end + 1
+		return true
+	}
+	s, err := p.str()
+	if err != nil || !ValidName(s) {
+		return false
+	}
+	*dst = s
+	return true
+}
+
+// flatNumber reads a valid number for flat, for the field label+name.
+func (p *parser) flatNumber(label string, name []byte) (float64, bool) {
+	v, n, ok := fastNumber(p.data[p.pos:])
+	if !ok || checkRange(label, name, p.data[p.pos:p.pos+n], v) != "" {
+		return 0, false
+	}
+	p.pos += n
+	return v, true
+}
+
+// flatMetrics reads "metrics" for flat: an object of valid names and
+// values without white space inside it.
+func (p *parser) flatMetrics() bool {
+	d := p.data
+	if p.pos == len(d) || d[p.pos] != '{' {
+		return false
+	}
+	p.pos++
+	if p.pos < len(d) && d[p.pos] == '}' {
+		p.pos++
+		return true
+	}
+	for {
+		if p.pos == len(d) || d[p.pos] != '"' {
+			return false
+		}
+		name, err := p.str()
+		if err != nil || p.pos == len(d) || d[p.pos] != ':' || !p.count() {
+			return false
+		}
+		p.pos++
+		if _, ok := p.recentName(name); !ok && !ValidName(name) {
+			return false
+		}
+		v, ok := p.flatNumber("metrics.", name)
+		if !ok {
+			return false
+		}
+		p.vals = append(p.vals, Value{Name: p.string(name), Value: v})
+		if p.pos == len(d) {
+			return false
+		}
+		switch d[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // object reads the top-level object.
@@ -318,11 +567,11 @@ func (p *parser) metrics() error {
 		if !p.count() {
 			return p.skipRest(2)
 		}
-		if msg := checkName(name); msg != "" {
+		if _, ok := p.recentName(name); !ok && checkName(name) != "" {
 			if _, err := p.skip(0); err != nil {
 				return err
 			}
-			p.fail("metrics", "name "+msg)
+			p.fail("metrics", "name "+checkName(name))
 		} else {
 			v, ok, err := p.value("metrics.", name)
 			if err != nil {
@@ -378,6 +627,12 @@ func (p *parser) value(label string, name []byte) (v float64, ok bool, err error
 		}
 		msg = "must be a number, not " + kind
 	default:
+		if f, n, ok := fastNumber(p.data[p.pos:]); ok {
+			tok := p.data[p.pos : p.pos+n]
+			p.pos += n
+			v, msg = f, checkRange(label, name, tok, f)
+			break
+		}
 		start := p.pos
 		tok := p.literal()
 		var number bool
@@ -588,8 +843,33 @@ func (f *faults) err() error {
 	return problems(errs)
 }
 
-// string returns s as a string, shared with earlier records when interning.
-func (p *parser) string(s []byte) string { return p.intern.string(s) }
+// string returns s, a valid name, as a string, shared with earlier
+// records when interning.
+func (p *parser) string(s []byte) string {
+	if p.intern == nil {
+		return string(s)
+	}
+	if v, ok := p.recentName(s); ok {
+		return v
+	}
+	v := p.intern.string(s)
+	p.recent[p.nextRecent] = v
+	p.nextRecent = (p.nextRecent + 1) % len(p.recent)
+	return v
+}
+
+// recentName returns the recent name equal to s, if any: s is then valid.
+func (p *parser) recentName(s []byte) (string, bool) {
+	if len(s) == 0 {
+		return "", false
+	}
+	for _, v := range p.recent {
+		if v == string(s) {
+			return v, true
+		}
+	}
+	return "", false
+}
 
 // interner shares the strings of model, version and value names from
 // record to record. A nil interner copies every string.
@@ -784,11 +1064,27 @@ var strSpecial = func() (t [256]bool) {
 	return t
 }()
 
+// ones has 1 in each byte.
+const ones = 0x0101010101010101
+
 // str reads the string at p.pos (a '"') and returns its contents, which
 // share memory with the record unless they had escapes.
 func (p *parser) str() ([]byte, error) {
 	start := p.pos + 1
 	i := start
+	for i+8 <= len(p.data) {
+		// Eight bytes at a time: the lowest byte flagged is the first
+		// that is '"', '\\' or a control character (a borrow can only
+		// flag bytes above one that is).
+		x := binary.LittleEndian.Uint64(p.data[i:])
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		special := ((q - ones) &^ q) | ((b - ones) &^ b) | ((x - ones*0x20) &^ x)
+		if special &= ones * 0x80; special != 0 {
+			i += bits.TrailingZeros64(special) / 8
+			break
+		}
+		i += 8
+	}
 	for i < len(p.data) && !strSpecial[p.data[i]] {
 		i++
 	}

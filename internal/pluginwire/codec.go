@@ -92,6 +92,9 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("proto: cannot marshal %T, not a proto message", v)
 	}
+	if resp, ok := m.(*proto.UpdateResponse); ok && plainSignals(resp) {
+		return marshalSignals(resp), nil
+	}
 	size := gproto.Size(m)
 	opts := gproto.MarshalOptions{UseCachedSize: true} // the size was just computed
 	if size < pooledBytes {
@@ -121,6 +124,9 @@ func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(pluginBuffers)
 	defer buf.Free()
 	if req, ok := m.(*proto.UpdateRequest); ok && isEmptyUpdate(req) && unmarshalPacked(buf.ReadOnlyData(), req) {
+		return nil
+	}
+	if resp, ok := m.(*proto.UpdateResponse); ok && resp.Signals == nil && unmarshalSignals(buf.ReadOnlyData(), resp) {
 		return nil
 	}
 	return gproto.Unmarshal(buf.ReadOnlyData(), m)
@@ -254,4 +260,239 @@ func ReleasePacked(req *proto.UpdateRequest) {
 	}
 	req.Heads, req.Values = nil, nil
 	packedPool.Put(p)
+}
+
+// The daemon's side of an Update call: the answer's signals are decoded
+// field by field into messages allocated together, their streams' names,
+// types and detail keys shared with the signal before when they repeat,
+// as they do: a detector that warns at every value of a stream answers a
+// call with as many signals as values, of one stream and the same keys.
+// Anything else in the message is left to proto.Unmarshal.
+
+// unmarshalSignals decodes b into resp, which must be empty, when b holds
+// only signals of the fields Signal has, each in its usual encoding; it
+// reports whether it did.
+func unmarshalSignals(b []byte, resp *proto.UpdateResponse) bool {
+	n := 0 // signals, counted first: they are allocated at once
+	for rest := b; len(rest) > 0; n++ {
+		num, typ, k := protowire.ConsumeTag(rest)
+		if k < 0 || num != 1 || typ != protowire.BytesType {
+			return false
+		}
+		rest = rest[k:]
+		if k = protowire.ConsumeFieldValue(num, typ, rest); k < 0 {
+			return false
+		}
+		rest = rest[k:]
+	}
+	if n == 0 {
+		return true
+	}
+	sigs := make([]proto.Signal, n)
+	ptrs := make([]*proto.Signal, n)
+	var last *proto.Signal
+	for i := range sigs {
+		_, _, k := protowire.ConsumeTag(b)
+		field, m := protowire.ConsumeBytes(b[k:])
+		b = b[k+m:]
+		if !unmarshalSignal(field, &sigs[i], last) {
+			return false
+		}
+		ptrs[i], last = &sigs[i], &sigs[i]
+	}
+	resp.Signals = ptrs
+	return true
+}
+
+// unmarshalSignal decodes one signal into s; its strings are those of
+// last (nil for the first) where they are the same.
+func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return false
+		}
+		b = b[k:]
+		switch {
+		case num == 2 && typ == protowire.VarintType:
+			v, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return false
+			}
+			s.Index, b = v, b[k:]
+		case (num == 1 || num == 3 || num == 4) && typ == protowire.BytesType:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return false
+			}
+			b = b[k:]
+			switch num {
+			case 1:
+				if last != nil && last.Stream == string(v) {
+					s.Stream = last.Stream
+				} else if s.Stream = string(v); !utf8.ValidString(s.Stream) {
+					return false
+				}
+			case 3:
+				switch {
+				case last != nil && last.Type == string(v):
+					s.Type = last.Type
+				case string(v) == "warning":
+					s.Type = "warning"
+				case string(v) == "drift":
+					s.Type = "drift"
+				default:
+					if s.Type = string(v); !utf8.ValidString(s.Type) {
+						return false
+					}
+				}
+			case 4:
+				var prev map[string]float64
+				if last != nil {
+					prev = last.Details
+				}
+				if !unmarshalDetail(v, s, prev) {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// unmarshalDetail adds the map entry b to s.Details, its key shared with
+// prev's equal key, if any.
+func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
+	var key []byte
+	var val float64
+	for len(b) > 0 {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return false
+		}
+		b = b[k:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 || !utf8.Valid(v) {
+				return false
+			}
+			key, b = v, b[k:]
+		case num == 2 && typ == protowire.Fixed64Type:
+			v, k := protowire.ConsumeFixed64(b)
+			if k < 0 {
+				return false
+			}
+			val, b = math.Float64frombits(v), b[k:]
+		default:
+			return false
+		}
+	}
+	if s.Details == nil {
+		s.Details = make(map[string]float64, max(len(prev), 1))
+	}
+	for k := range prev { // a handful of keys
+		if k == string(key) {
+			s.Details[k] = val
+			return true
+		}
+	}
+	s.Details[string(key)] = val
+	return true
+}
+
+// The plugin's side of an Update call: the answer's signals are encoded
+// field by field, not through proto's reflection over each signal's
+// details map. The bytes are those proto.Marshal writes, but for the order
+// of map entries, which proto does not fix either.
+
+// plainSignals reports whether resp and its signals hold nothing but their
+// fields (no unknown fields), with strings of valid UTF-8, which
+// marshalSignals encodes. proto.Marshal refuses the others as it did.
+func plainSignals(resp *proto.UpdateResponse) bool {
+	if len(resp.ProtoReflect().GetUnknown()) > 0 {
+		return false
+	}
+	for _, s := range resp.Signals {
+		if s == nil || len(s.ProtoReflect().GetUnknown()) > 0 || !utf8.ValidString(s.Stream) || !utf8.ValidString(s.Type) {
+			return false
+		}
+		for k := range s.Details {
+			if !utf8.ValidString(k) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// marshalSignals encodes resp, whose signals are plain.
+func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
+	size := 0
+	for _, s := range resp.Signals {
+		n := signalSize(s)
+		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
+	}
+	var buf *[]byte
+	var b []byte
+	if size < pooledBytes {
+		b = make([]byte, 0, size)
+	} else {
+		buf = pluginBuffers.Get(size)
+		b = (*buf)[:0]
+	}
+	for _, s := range resp.Signals {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(signalSize(s)))
+		if s.Stream != "" {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, s.Stream)
+		}
+		if s.Index != 0 {
+			b = protowire.AppendTag(b, 2, protowire.VarintType)
+			b = protowire.AppendVarint(b, s.Index)
+		}
+		if s.Type != "" {
+			b = protowire.AppendTag(b, 3, protowire.BytesType)
+			b = protowire.AppendString(b, s.Type)
+		}
+		for k, v := range s.Details {
+			b = protowire.AppendTag(b, 4, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(detailSize(k)))
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, k)
+			b = protowire.AppendTag(b, 2, protowire.Fixed64Type)
+			b = protowire.AppendFixed64(b, math.Float64bits(v))
+		}
+	}
+	if buf == nil {
+		return mem.BufferSlice{mem.SliceBuffer(b)}
+	}
+	*buf = b
+	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}
+}
+
+// signalSize is the encoded size of s.
+func signalSize(s *proto.Signal) int {
+	n := 0
+	if s.Stream != "" {
+		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
+	}
+	if s.Index != 0 {
+		n += protowire.SizeTag(2) + protowire.SizeVarint(s.Index)
+	}
+	if s.Type != "" {
+		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
+	}
+	for k := range s.Details {
+		n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(k))
+	}
+	return n
+}
+
+// detailSize is the encoded size of a details entry of key k.
+func detailSize(k string) int {
+	return protowire.SizeTag(1) + protowire.SizeBytes(len(k)) + protowire.SizeTag(2) + protowire.SizeFixed64()
 }

@@ -158,3 +158,100 @@ func TestUnmarshalPacked(t *testing.T) {
 	check("values not a multiple of 8 bytes", short, false)
 	check("a truncated message", wire[:len(wire)-3], false)
 }
+
+// An Update answer decodes into the same message through the codec's own
+// decoding of signals as through proto.Unmarshal, and what the former does
+// not take (an unknown field, invalid UTF-8) is left to the latter.
+func TestUnmarshalSignals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	keys := []string{"p", "s", "p_min", "s_min", "é"}
+	for round := range 2000 {
+		var want proto.UpdateResponse
+		for range rng.IntN(6) {
+			s := &proto.Signal{Stream: fmt.Sprintf("m/v/%d", rng.IntN(2)), Index: rng.Uint64() >> rng.IntN(64), Type: []string{"warning", "drift", "other", ""}[rng.IntN(4)]}
+			if n := rng.IntN(4); n > 0 {
+				s.Details = map[string]float64{}
+				for range n {
+					s.Details[keys[rng.IntN(len(keys))]] = rng.NormFloat64()
+				}
+			}
+			want.Signals = append(want.Signals, s)
+		}
+		b, err := gproto.Marshal(&want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got proto.UpdateResponse
+		if !unmarshalSignals(b, &got) {
+			t.Fatalf("round %d: not decoded: %v", round, &want)
+		}
+		if !gproto.Equal(&got, &want) {
+			t.Fatalf("round %d: decoded %v, want %v", round, &got, &want)
+		}
+		var viaCodec proto.UpdateResponse
+		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !gproto.Equal(&viaCodec, &want) {
+			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, &viaCodec, err, &want)
+		}
+	}
+	for name, b := range map[string][]byte{
+		"unknown signal field": protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType),
+			protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1)),
+		"unknown response field": protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), 1),
+		"invalid UTF-8 stream": protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType),
+			protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte{0xff})),
+		"truncated": protowire.AppendTag(nil, 1, protowire.BytesType),
+	} {
+		var got proto.UpdateResponse
+		if unmarshalSignals(b, &got) {
+			t.Errorf("%s: decoded as %v, want it left to proto.Unmarshal", name, &got)
+		}
+		var want proto.UpdateResponse
+		werr := gproto.Unmarshal(b, &want)
+		got = proto.UpdateResponse{}
+		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got)
+		if (werr == nil) != (gerr == nil) || werr == nil && !gproto.Equal(&got, &want) {
+			t.Errorf("%s: codec %v, %v; proto.Unmarshal %v, %v", name, &got, gerr, &want, werr)
+		}
+	}
+}
+
+// The codec encodes an Update answer into bytes that proto.Unmarshal
+// reads back as the same message, and leaves one it does not take (a
+// string of invalid UTF-8) to proto.Marshal, which refuses it.
+func TestMarshalSignals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	keys := []string{"p", "s", "p_min", "s_min", "é", ""}
+	for round := range 2000 {
+		var want proto.UpdateResponse
+		for range rng.IntN(6) + rng.IntN(2)*200 { // some past pooledBytes
+			s := &proto.Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
+			if n := rng.IntN(4); n > 0 {
+				s.Details = map[string]float64{}
+				for range n {
+					s.Details[keys[rng.IntN(len(keys))]] = rng.NormFloat64() * float64(rng.IntN(2))
+				}
+			}
+			want.Signals = append(want.Signals, s)
+		}
+		bs, err := (pluginCodec{}).Marshal(&want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bs.Materialize()
+		bs.Free()
+		if n := gproto.Size(&want); len(b) != n {
+			t.Fatalf("round %d: %d bytes, proto.Size says %d", round, len(b), n)
+		}
+		var got proto.UpdateResponse
+		if err := gproto.Unmarshal(b, &got); err != nil || !gproto.Equal(&got, &want) {
+			t.Fatalf("round %d: read back %v, %v; want %v", round, &got, err, &want)
+		}
+	}
+	bad := &proto.UpdateResponse{Signals: []*proto.Signal{{Stream: "m/v/x", Type: "warning", Details: map[string]float64{"\xff": 1}}}}
+	if plainSignals(bad) {
+		t.Error("a detail key of invalid UTF-8 is plain")
+	}
+	if _, err := (pluginCodec{}).Marshal(bad); err == nil {
+		t.Error("an answer with a detail key of invalid UTF-8 was encoded")
+	}
+}
