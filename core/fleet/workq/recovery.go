@@ -22,6 +22,10 @@ import (
 // "-recovered", so one published twice (by an old and a new owner) is
 // dropped by the stream.
 
+// goneKeep is how long a host ignores the puts of an open job it dropped:
+// longer than any put on its way then takes.
+const goneKeep = time.Minute
+
 // openKey is the job state bucket's key of the open job id.
 func openKey(id string) string { return "open." + token(id) }
 
@@ -96,11 +100,10 @@ func (q *Queue) store(key string, o *openJob) {
 // forget stops following the open jobs of keys, here and in the bucket.
 func (q *Queue) forget(keys ...string) {
 	q.mu.Lock()
+	now := q.now()
 	for _, key := range keys {
-		if o := q.open[key]; o != nil {
-			q.gone[key] = o.rev
-			delete(q.open, key)
-		}
+		q.gone[key] = now
+		delete(q.open, key)
 	}
 	q.mu.Unlock()
 	for _, key := range keys {
@@ -181,12 +184,11 @@ func (q *Queue) mirror(e jetstream.KeyValueEntry) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(q.open, key)
-		delete(q.gone, key)
 		return
 	}
-	if rev, ok := q.gone[key]; ok && (rev == 0 || e.Revision() <= rev) {
-		// Dropped here after this revision was stored, or while a put
-		// was on its way (rev 0): only a delete is taken until one comes.
+	if _, ok := q.gone[key]; ok {
+		// Dropped here: a put that was on its way then (store deletes
+		// it again) does not bring it back.
 		return
 	}
 	var r openRecord
@@ -231,6 +233,11 @@ func (q *Queue) checkRecovery() {
 		}
 		if !o.recovering {
 			open = append(open, candidate{o, o.openRecord})
+		}
+	}
+	for key, at := range q.gone {
+		if now.Sub(at) > goneKeep {
+			delete(q.gone, key)
 		}
 	}
 	q.mu.Unlock()

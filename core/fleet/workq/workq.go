@@ -138,10 +138,10 @@ type Queue struct {
 	room      *sync.Cond // on mu: a drift waits for room in held
 	full      atomic.Bool
 	pubWake   chan struct{}
-	open      map[string]*openJob // by openKey; recovery.go
-	gone      map[string]uint64   // open jobs dropped here: the revision they had
-	retired   map[string]uint64   // by versionKey: retirements of the model version (recovery.go)
-	recent    []jobs.Status       // the last keepDelivered delivered here, newest last
+	open      map[string]*openJob  // by openKey; recovery.go
+	gone      map[string]time.Time // open jobs dropped here, and when (recovery.go)
+	retired   map[string]uint64    // by versionKey: retirements of the model version (recovery.go)
+	recent    []jobs.Status        // the last keepDelivered delivered here, newest last
 	writeErrs uint64
 	lastErr   string
 	lastErrAt time.Time
@@ -194,7 +194,7 @@ func Open(js jetstream.JetStream, opts Options) (*Queue, error) {
 		js: js, name: opts.Name, instance: opts.Instance, log: opts.Log, publish: opts.Publish, next: opts.Next,
 		suppressed: opts.Suppressed, owns: opts.Owns, ackWait: opts.AckWait, now: time.Now,
 		workers: map[string]chan struct{}{}, holdLimit: jobs.MaxHeld, pubWake: make(chan struct{}, 1),
-		open: map[string]*openJob{}, gone: map[string]uint64{}, retired: map[string]uint64{}, pubDone: make(chan struct{}),
+		open: map[string]*openJob{}, gone: map[string]time.Time{}, retired: map[string]uint64{}, pubDone: make(chan struct{}),
 	}
 	if q.log == nil {
 		q.log = hclog.NewNullLogger()
