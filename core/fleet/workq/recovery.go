@@ -12,7 +12,7 @@ import (
 )
 
 // Recovery: a retrain job whose model version has not recovered yet is
-// open. Open jobs are kept in the job state bucket (openKey), and every
+// open. Open jobs are kept in the open jobs bucket (openKey), and every
 // host mirrors them through a watch; the host that owns the model version
 // (Options.Owns) follows its stream through Options.Next and queues the
 // recovered job once the stream went a full window past its last drift.
@@ -26,10 +26,10 @@ import (
 // longer than any put on its way then takes.
 const goneKeep = time.Minute
 
-// openKey is the job state bucket's key of the open job id.
+// openKey is the open jobs bucket's key of the open job id.
 func openKey(id string) string { return "open." + token(id) }
 
-// openRecord is an open job in the job state bucket.
+// openRecord is an open job in the open jobs bucket.
 type openRecord struct {
 	Job       sdk.Job   `json:"job"`
 	Stream    string    `json:"stream"`
@@ -74,7 +74,7 @@ func (q *Queue) store(key string, o *openJob) {
 	data, _ := json.Marshal(o.openRecord)
 	q.mu.Unlock()
 	ctx, cancel := q.settleCtx() // the publisher outlives delivery
-	rev, err := q.state.Put(ctx, key, data)
+	rev, err := q.openKV.Put(ctx, key, data)
 	cancel()
 	if err != nil {
 		q.log.Warn("cannot store an open retrain job; only this host follows its recovery", "job", o.Job.ID, "error", err)
@@ -92,7 +92,7 @@ func (q *Queue) store(key string, o *openJob) {
 		// reached the bucket first. Delete what this put wrote, unless
 		// something came after it.
 		ctx, cancel := q.settleCtx()
-		_ = q.state.Delete(ctx, key, jetstream.LastRevision(rev))
+		_ = q.openKV.Delete(ctx, key, jetstream.LastRevision(rev))
 		cancel()
 	}
 }
@@ -108,7 +108,7 @@ func (q *Queue) forget(keys ...string) {
 	q.mu.Unlock()
 	for _, key := range keys {
 		ctx, cancel := q.settleCtx()
-		if err := q.state.Delete(ctx, key); err != nil {
+		if err := q.openKV.Delete(ctx, key); err != nil {
 			q.log.Warn("cannot delete an open retrain job", "key", key, "error", err)
 		}
 		cancel()
@@ -155,7 +155,7 @@ func (q *Queue) Retired(model, version string) {
 // closes.
 func (q *Queue) watchOpen() {
 	for q.ctx.Err() == nil {
-		w, err := q.state.Watch(q.ctx, "open.>")
+		w, err := q.openKV.Watch(q.ctx, "open.>")
 		if err != nil {
 			if q.ctx.Err() == nil {
 				q.log.Warn("cannot watch the open retrain jobs; trying again", "error", err)

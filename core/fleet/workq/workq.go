@@ -56,7 +56,10 @@ const (
 	keepDelivered = 100             // delivered jobs listed
 	// openLimit is how long a retrain job waits for its model version to
 	// recover, as in jobs.
-	openLimit     = 7 * 24 * time.Hour
+	openLimit = 7 * 24 * time.Hour
+	// openKeep is how long the open jobs bucket keeps an entry, and the
+	// mark of a deletion: a day past openLimit.
+	openKeep      = openLimit + 24*time.Hour
 	recoveryEvery = time.Second
 	// requeueWait is how long a worker whose sink a reload stopped under
 	// a delivery waits for the reload to set the new one.
@@ -126,6 +129,7 @@ type Queue struct {
 	stream   jetstream.Stream
 	cooldown jetstream.KeyValue
 	state    jetstream.KeyValue
+	openKV   jetstream.KeyValue // open jobs (recovery.go)
 
 	mu      sync.Mutex
 	sinks   *jobs.Sinks
@@ -166,6 +170,11 @@ func CooldownBucket(name string) string { return name + "_cooldown" }
 
 // StateBucket is the KV bucket of the fleet's failed jobs.
 func StateBucket(name string) string { return name + "_jobstate" }
+
+// OpenBucket is the KV bucket of the fleet's retrain jobs waiting for
+// their model version to recover. Its entries, deletions included, go
+// after openKeep.
+func OpenBucket(name string) string { return name + "_open" }
 
 // Subject is the subject of sink's jobs.
 func Subject(name, sink string) string { return name + ".jobs." + token(sink) }
@@ -223,15 +232,17 @@ func Open(js jetstream.JetStream, opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName(q.name), err)
 	}
 	for _, b := range []struct {
-		kv   *jetstream.KeyValue
-		name string
-		desc string
+		kv     *jetstream.KeyValue
+		name   string
+		desc   string
+		maxAge time.Duration
 	}{
-		{&q.cooldown, CooldownBucket(q.name), "driftd sink cooldowns per model version"},
-		{&q.state, StateBucket(q.name), "driftd failed retrain jobs"},
+		{&q.cooldown, CooldownBucket(q.name), "driftd sink cooldowns per model version", 0},
+		{&q.state, StateBucket(q.name), "driftd failed retrain jobs", 0},
+		{&q.openKV, OpenBucket(q.name), "driftd retrain jobs waiting for their model version to recover", openKeep},
 	} {
 		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.name, Description: b.desc, Storage: jetstream.FileStorage, Replicas: opts.Replicas,
+			Bucket: b.name, Description: b.desc, Storage: jetstream.FileStorage, Replicas: opts.Replicas, TTL: b.maxAge,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create key-value bucket %s: %w", b.name, err)

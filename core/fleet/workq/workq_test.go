@@ -543,6 +543,11 @@ func TestRecoveryFollowsTheOwner(t *testing.T) {
 		return q
 	}
 	a, b := open("a", &aOwns), open("b", &bOwns)
+	if st, err := a.openKV.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	} else if st.TTL() != openKeep {
+		t.Fatalf("open jobs bucket's TTL %v, want %v", st.TTL(), openKeep)
+	}
 	rec := &recorder{}
 	a.SetSinks(sinks(&fakeSink{rec: rec}, 3))
 	a.Drift(monitor(time.Hour), drift("v1", 10), "s1")
