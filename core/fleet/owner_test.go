@@ -103,22 +103,30 @@ func publishLines(t *testing.T, js jetstream.JetStream, o Options, origin, model
 	}
 }
 
-// An owner applies its partition's lines in order, once each even when a
-// message comes again regrouped; a new owner goes on from the last
-// checkpoint exactly; the old owner, fenced out, cannot write its
-// checkpoint over the new one's.
-func TestOwnerTakesOverFromCheckpoint(t *testing.T) {
+// ownedFleet starts a NATS server and makes a fleet of partitions on it,
+// with its streams and buckets, for owners named from o.
+func ownedFleet(t *testing.T, partitions int) (jetstream.JetStream, *Resources, Options) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts nats-server")
 	}
 	srv := natstest.StartServer(t)
 	js := connect(t, srv.URL())
-	ctx := context.Background()
-	o := Options{Name: "t", Instance: "a", Partitions: 4, Replicas: 1}
-	res, err := Ensure(ctx, js, o)
+	o := Options{Name: "t", Instance: "a", Partitions: partitions, Replicas: 1}
+	res, err := Ensure(context.Background(), js, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js, res, o
+}
+
+// An owner applies its partition's lines in order, once each even when a
+// message comes again regrouped; a new owner goes on from the last
+// checkpoint exactly; the old owner, fenced out, cannot write its
+// checkpoint over the new one's.
+func TestOwnerTakesOverFromCheckpoint(t *testing.T) {
+	js, res, o := ownedFleet(t, 4)
+	ctx := context.Background()
 	oo := OwnerOptions{CheckpointInterval: 50 * time.Millisecond}
 	la := newStoreLocal()
 	a := NewOwner(js, res, o, oo, la)
@@ -204,17 +212,8 @@ func (l slowApply) Apply(ctx context.Context, m metric.Metric) error {
 // A partition released while a value is being applied checkpoints that
 // value as applied: the next owner neither loses it nor applies it twice.
 func TestReleaseMidApplyAppliesEachLineOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts nats-server")
-	}
-	srv := natstest.StartServer(t)
-	js := connect(t, srv.URL())
+	js, res, o := ownedFleet(t, 1)
 	ctx := context.Background()
-	o := Options{Name: "t", Instance: "a", Partitions: 1, Replicas: 1}
-	res, err := Ensure(ctx, js, o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	oo := OwnerOptions{CheckpointInterval: time.Hour}
 	la := newStoreLocal()
 	a := NewOwner(js, res, o, oo, slowApply{la})
@@ -246,17 +245,8 @@ func TestReleaseMidApplyAppliesEachLineOnce(t *testing.T) {
 // replaying the partition from an older checkpoint does the same. A
 // partition that no host owns is pending.
 func TestRetireInOrderWithTheLines(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts nats-server")
-	}
-	srv := natstest.StartServer(t)
-	js := connect(t, srv.URL())
+	js, res, o := ownedFleet(t, 4)
 	ctx := context.Background()
-	o := Options{Name: "t", Instance: "a", Partitions: 4, Replicas: 1}
-	res, err := Ensure(ctx, js, o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	oo := OwnerOptions{CheckpointInterval: time.Hour}
 	la := newStoreLocal()
 	a := NewOwner(js, res, o, oo, la)
