@@ -19,9 +19,6 @@ import (
 type recordBatch struct {
 	recs []record
 	end  error
-	// last is the window of the last metric ingested, which the next
-	// takes when it is of the same model version (Agent.applyTo).
-	last *window.Window
 }
 
 // A record is a metric and the line it was read from, or a bad line and
@@ -47,7 +44,13 @@ const (
 // ends.
 func (b *recordBatch) fill(rd metricSource) {
 	b.recs, b.end = b.recs[:0], nil
-	for len(b.recs) < cap(b.recs) {
+	b.read(rd, cap(b.recs))
+}
+
+// read appends the next records of rd to b, until b holds n or the input
+// ends.
+func (b *recordBatch) read(rd metricSource, n int) {
+	for len(b.recs) < n {
 		m, err := rd.Next()
 		if err == nil {
 			b.recs = append(b.recs, record{m: m, line: rd.Line()})
@@ -67,13 +70,17 @@ func (b *recordBatch) fill(rd metricSource) {
 
 // backtestIngest gives every metric rd reads to a.Ingest, in input order,
 // and reports each bad line to errOut, in input order too: a record rd
-// reports as a *metric.RecordError, and a metric Ingest refuses. With more
-// than one CPU it decodes ahead of ingestion (ingestDecodingAhead); with
-// one, the two would only take turns, and it does both in turn
-// (ingestInline). BenchmarkBacktestIngest compares the two.
+// reports as a *metric.RecordError, and a metric Ingest refuses. With one
+// CPU it decodes and ingests in turn (ingestInline). With more, an NDJSON
+// body is cut into chunks decoded on several goroutines at once
+// (ingestChunks), and any other input is decoded on one goroutine ahead of
+// ingestion (ingestDecodingAhead). BenchmarkBacktestIngest compares them.
 func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	if runtime.GOMAXPROCS(0) < 2 {
 		return a.ingestInline(ctx, rd, opts, errOut, res)
+	}
+	if r, ok := rd.(*metric.Reader); ok {
+		return a.ingestChunks(ctx, r, opts, errOut, res)
 	}
 	return a.ingestDecodingAhead(ctx, rd, opts, errOut, res)
 }
@@ -82,9 +89,10 @@ func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *Backt
 // calling goroutine.
 func (a *Agent) ingestInline(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	b := &recordBatch{recs: make([]record, 0, batchLen)}
+	var last *window.Window
 	for {
 		b.fill(rd)
-		if done, err := a.ingestBatch(ctx, b, opts, errOut, res); done || err != nil {
+		if done, err := a.ingestBatch(ctx, b, &last, opts, errOut, res); done || err != nil {
 			return err
 		}
 	}
@@ -121,6 +129,7 @@ func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *
 			}
 		}
 	})
+	var last *window.Window
 	for {
 		var b *recordBatch
 		select {
@@ -128,7 +137,7 @@ func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if done, err := a.ingestBatch(ctx, b, opts, errOut, res); done || err != nil {
+		if done, err := a.ingestBatch(ctx, b, &last, opts, errOut, res); done || err != nil {
 			return err
 		}
 		free <- b
@@ -136,11 +145,12 @@ func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *
 }
 
 // ingestBatch ingests the metrics of b and reports its bad lines, all in
-// order. It is done when b ends the input: at its end, or with the error
+// order; *last is the window of the last metric ingested, which the next
+// takes when it is of the same model version (Agent.applyTo). It is done when b ends the input: at its end, or with the error
 // that stopped reading. A metric that Ingest refuses (a value out of a
 // detector's domain, a stream past ingest.max_streams) is a bad line;
 // any other error of Ingest ends the backtest, and so does ctx's end.
-func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) (done bool, err error) {
+func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, last **window.Window, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) (done bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return true, err
 	}
@@ -154,7 +164,7 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, opts *BacktestO
 			reject(r.line, r.bad)
 			continue
 		}
-		if err := a.ingest(ctx, r.m, &b.last); err != nil {
+		if err := a.ingest(ctx, r.m, last); err != nil {
 			if !refused(err) {
 				return true, err
 			}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/core/window"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -76,7 +77,7 @@ monitor "*" {
 			fmt.Fprintf(&in, `{"model":%q,"version":%q,"accuracy":%g}`+"\n", mv.model, mv.version, v)
 		}
 	}
-	for _, procs := range []int{1, 2} {
+	for _, procs := range []int{1, 2, 4} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			res, out, errOut, err := backtestInProcess(path, in.String())
@@ -126,26 +127,28 @@ monitor "*" {
 }
 `)
 	var in, wantErr strings.Builder
-	for line := 1; line <= 900; line++ {
+	// Long enough for the line too long to come in a later chunk than the
+	// first (chunkBytes).
+	for line := 1; line <= 5000; line++ {
 		switch line {
-		case 100, 400:
+		case 100, 2400:
 			in.WriteString(`{"model":"m","version":"v1","accuracy":-1}` + "\n")
 			fmt.Fprintf(&wantErr, "backtest: line %d: accuracy: -1 is out of range [0, 1]\n", line)
-		case 601:
+		case 3601:
 			in.WriteString(`{"model":"m","version":"v1","accuracy":0.9` + strings.Repeat(" ", 100) + "}\n")
 		default:
 			in.WriteString(`{"model":"m","version":"v1","accuracy":0.9}` + "\n")
 		}
 	}
-	for _, procs := range []int{1, 2} {
+	for _, procs := range []int{1, 2, 4} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			res, _, errOut, err := backtestInProcess(path, in.String())
-			if !errors.Is(err, metric.ErrLineTooLong) || !strings.HasPrefix(err.Error(), "read metrics: line 601: ") {
-				t.Errorf("error %v, want read metrics: line 601: %v", err, metric.ErrLineTooLong)
+			if !errors.Is(err, metric.ErrLineTooLong) || !strings.HasPrefix(err.Error(), "read metrics: line 3601: ") {
+				t.Errorf("error %v, want read metrics: line 3601: %v", err, metric.ErrLineTooLong)
 			}
-			if res.Accepted != 598 || res.Rejected != 2 {
-				t.Errorf("accepted %d, rejected %d; want the 598 and 2 before line 601", res.Accepted, res.Rejected)
+			if res.Accepted != 3598 || res.Rejected != 2 {
+				t.Errorf("accepted %d, rejected %d; want the 3598 and 2 before line 3601", res.Accepted, res.Rejected)
 			}
 			if errOut != wantErr.String() {
 				t.Errorf("bad lines reported:\n%s\nwant:\n%s", errOut, wantErr.String())
@@ -189,11 +192,12 @@ func TestBacktestBatchAllocs(t *testing.T) {
 	rd := metric.NewReader(&cycleLines{lines: lines, n: (runs + 1) * batchLen}, metric.Limits{})
 	b := &recordBatch{recs: make([]record, 0, batchLen)}
 	var res BacktestResult
+	var last *window.Window
 	opts := &BacktestOptions{}
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(runs, func() {
 		b.fill(rd)
-		if _, err := a.ingestBatch(ctx, b, opts, io.Discard, &res); err != nil {
+		if _, err := a.ingestBatch(ctx, b, &last, opts, io.Discard, &res); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -198,10 +198,10 @@ func BenchmarkHandleMetrics(b *testing.B) {
 
 // BenchmarkBacktestIngest replays NDJSON lines of one model version through
 // backtest's loop, decoding and ingesting in turn on one goroutine
-// (inline) or decoding on a goroutine of its own (ahead), with the
-// detectors in process or over gRPC: one op is one line. With -cpu 1,2 it
-// shows which of the two is faster on one CPU and on two; backtestIngest
-// picks by GOMAXPROCS. The whole command, plugin processes included, is
+// (inline), decoding on a goroutine of its own (ahead) or cutting the body
+// into chunks decoded on several (chunks), with the detectors in process
+// or over gRPC: one op is one line. With -cpu 1,2 it shows which is
+// fastest on one CPU and on two; backtestIngest picks by GOMAXPROCS. The whole command, plugin processes included, is
 // timed by cmd/driftd-replay (make bench-replay).
 func BenchmarkBacktestIngest(b *testing.B) {
 	var lines [][]byte
@@ -212,17 +212,19 @@ func BenchmarkBacktestIngest(b *testing.B) {
 		name     string
 		overGRPC bool
 	}{{"in_process", false}, {"grpc", true}} {
-		for _, loop := range []struct {
-			name  string
-			ahead bool
-		}{{"inline", false}, {"ahead", true}} {
-			b.Run(detectors.name+"/"+loop.name, func(b *testing.B) {
+		for _, loop := range []string{"inline", "ahead", "chunks"} {
+			b.Run(detectors.name+"/"+loop, func(b *testing.B) {
 				a := newBenchAgent(b, detectors.overGRPC)
-				ingest := a.ingestInline
-				if loop.ahead {
+				rd := metric.NewReader(&cycleLines{lines: lines, n: b.N}, metric.Limits{})
+				ingest := func(ctx context.Context, _ metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+					return a.ingestChunks(ctx, rd, opts, errOut, res)
+				}
+				switch loop {
+				case "inline":
+					ingest = a.ingestInline
+				case "ahead":
 					ingest = a.ingestDecodingAhead
 				}
-				rd := metric.NewReader(&cycleLines{lines: lines, n: b.N}, metric.Limits{})
 				var res BacktestResult
 				b.ReportAllocs()
 				b.ResetTimer()

@@ -1,0 +1,119 @@
+package metric
+
+import (
+	"bytes"
+	"io"
+	"slices"
+)
+
+// Reading an NDJSON body on several goroutines: a Chunker cuts the body
+// into chunks of whole lines, and a Reader per goroutine reads them
+// (ReadChunk). Read in order, the chunks give exactly what one Reader gives
+// over the whole body: the same metrics, the same line numbers, the same
+// errors. Only NDJSON can be cut so: a line stands alone.
+
+// A Chunk is a run of whole lines of an NDJSON body.
+type Chunk struct {
+	// Data are the lines, each but the last ending with "\n".
+	Data []byte
+	// Line is the body's line number of Data's first line.
+	Line int
+	// End, when not nil, is what comes after Data: io.EOF at the end of
+	// the body, or the error that stopped reading it. No chunk follows.
+	End error
+}
+
+// A Chunker cuts the rest of an NDJSON body into chunks.
+type Chunker struct {
+	r    io.Reader
+	lim  Limits
+	line int    // of the next chunk
+	rest []byte // bytes read past the last chunk's end
+	err  error  // from r, once it returned one
+	done bool
+}
+
+// Chunks returns a Chunker of what r has not read yet of its body, when the
+// body is NDJSON and r has read its first record: from then on, no line
+// changes how the others are read. ok is false otherwise, and r can go on
+// reading. Once ok, r must not be used any more: the Chunker owns the body.
+func (r *Reader) Chunks() (c *Chunker, ok bool) {
+	if r.mode != modeLines || r.records == 0 {
+		return nil, false
+	}
+	c = &Chunker{r: r.in.r, lim: r.lim, line: r.line}
+	c.rest = append(c.rest, r.in.buf[r.in.pos:r.in.end]...)
+	c.err = r.in.err
+	r.mode, r.err = modeDone, io.EOF
+	r.in = input{}
+	return c, true
+}
+
+// Next returns the next chunk, of at least size bytes (but for the last,
+// or for a line longer than size), its Data in buf's memory when buf has
+// room. After the chunk whose End is set, Next returns io.EOF.
+func (c *Chunker) Next(buf []byte, size int) (Chunk, error) {
+	if c.done {
+		return Chunk{}, io.EOF
+	}
+	buf = append(buf[:0], c.rest...)
+	c.rest = c.rest[:0]
+	scanned := 0 // bytes of buf known to hold no '\n'
+	for {
+		for c.err == nil && len(buf) < size {
+			buf = slices.Grow(buf, size-len(buf))
+			n, err := readSome(c.r, buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			c.err = err
+		}
+		if c.err != nil {
+			return c.last(buf, c.err), nil
+		}
+		if i := bytes.LastIndexByte(buf[scanned:], '\n'); i >= 0 {
+			end := scanned + i + 1
+			c.rest = append(c.rest, buf[end:]...)
+			ch := Chunk{Data: buf[:end], Line: c.line}
+			c.line += bytes.Count(ch.Data, []byte{'\n'})
+			return ch, nil
+		}
+		if len(buf) > c.lim.MaxLineBytes {
+			// A line too long: the chunk's Reader says so, and reading
+			// ends there, as it does for one Reader.
+			return c.last(buf, io.EOF), nil
+		}
+		scanned, size = len(buf), 2*len(buf)
+	}
+}
+
+// last returns the chunk of what is left, followed by end.
+func (c *Chunker) last(buf []byte, end error) Chunk {
+	c.done = true
+	return Chunk{Data: buf, Line: c.line, End: end}
+}
+
+// readSome reads into p from r, as input.fill does: a reader that keeps
+// returning nothing is an error.
+func readSome(r io.Reader, p []byte) (int, error) {
+	for range 100 {
+		n, err := r.Read(p)
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return 0, io.ErrNoProgress
+}
+
+// ReadChunk makes r read ch's lines, as NDJSON whatever the first holds,
+// with the line numbers of the body; r keeps what it learnt of the names
+// it read before. r reads ch.Data in place: it must stay unchanged until
+// r's Next has returned an error (io.EOF at its end).
+func (r *Reader) ReadChunk(ch Chunk) {
+	end := ch.End
+	if end == nil {
+		end = io.EOF
+	}
+	r.in = input{buf: ch.Data, end: len(ch.Data), err: end}
+	r.mode, r.err = modeLines, nil
+	r.line, r.recLine = ch.Line, 0
+	r.records = 1 // no line after the body's first changes its form
+}

@@ -1,0 +1,198 @@
+package metric
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// readEach describes every result of rd's Next until an error other than a
+// *RecordError.
+func readEach(rd *Reader) []string {
+	var out []string
+	for {
+		s, more := describeNext(rd)
+		out = append(out, s)
+		if !more {
+			return out
+		}
+	}
+}
+
+// describeNext describes the next result of rd's Next; more is false when
+// it ended reading.
+func describeNext(rd *Reader) (s string, more bool) {
+	m, err := rd.Next()
+	var re *RecordError
+	switch {
+	case err == nil:
+		return fmt.Sprintf("line %d: %s %s %v %v", rd.Line(), m.Model, m.Version, m.Time, m.Values), true
+	case errors.As(err, &re):
+		return fmt.Sprintf("bad: %v", err), true
+	}
+	return fmt.Sprintf("end: %v", err), false
+}
+
+// readChunked reads body as a backtest does: the first record with one
+// Reader, then, if the body can be cut, its chunks of size bytes with two
+// Readers in turn.
+func readChunked(t *testing.T, body io.Reader, lim Limits, size int) (out []string, chunked bool) {
+	t.Helper()
+	rd := NewReader(body, lim)
+	s, more := describeNext(rd)
+	out = append(out, s)
+	if !more {
+		return out, false
+	}
+	c, ok := rd.Chunks()
+	if !ok {
+		return append(out, readEach(rd)...), false
+	}
+	readers := []*Reader{NewReader(nil, lim), NewReader(nil, lim)}
+	var buf []byte
+	for k := 0; ; k++ {
+		ch, err := c.Next(buf, size)
+		if err == io.EOF {
+			t.Fatalf("Next after the last chunk: %v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := readers[k%2]
+		r.ReadChunk(ch)
+		for {
+			s, more := describeNext(r)
+			if !more {
+				if ch.End == nil && s == "end: EOF" {
+					break // the chunk's end, not the body's
+				}
+				out = append(out, s)
+				if _, err := c.Next(nil, size); err != io.EOF {
+					t.Fatalf("Next after the chunk ending reading: %v, want io.EOF", err)
+				}
+				return out, true
+			}
+			out = append(out, s)
+		}
+		// A chunk's data are the caller's again once read.
+		buf = append(ch.Data[:0], strings.Repeat("#", len(ch.Data))...)
+	}
+}
+
+func TestChunksReadLikeOneReader(t *testing.T) {
+	lim := Limits{MaxLineBytes: 120}
+	ok := `{"model":"m","version":"v1","accuracy":0.5}`
+	long := `{"model":"m","version":"v1","accuracy":0.5,"metrics":{"x":1,"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy":2}}` // 100 bytes
+	tooLong := `{"model":"m","version":"v1","accuracy":0.5,"metrics":{"x":1,"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy":2}}`
+	atLimit := long + strings.Repeat(" ", lim.MaxLineBytes-len(long))
+	bodies := map[string]string{
+		"plain":          strings.Repeat(ok+"\n", 40),
+		"no final nl":    strings.Repeat(ok+"\n", 20) + ok,
+		"blank and crlf": ok + "\n\n \r\n" + strings.Repeat(ok+"\r\n", 10) + "\n\n",
+		"bad lines": ok + "\n" + `{"model":"m","version":"v1","accuracy":2}` + "\n" + `{"model":"m"` + "\n" +
+			strings.Repeat(ok+"\n", 5) + `nope` + "\n" + ok + "\n" + `{"model":"bad name!","version":"v1","accuracy":0.5}` + "\n" + ok,
+		"long lines":     strings.Repeat(long+"\n"+ok+"\n", 10),
+		"at the limit":   strings.Repeat(atLimit+"\n", 5) + atLimit,
+		"too long":       strings.Repeat(ok+"\n", 10) + tooLong + "\n" + strings.Repeat(ok+"\n", 10),
+		"too long last":  strings.Repeat(ok+"\n", 10) + tooLong,
+		"too long no nl": strings.Repeat(ok+"\n", 3) + strings.Repeat("x", 500),
+		"bom and blank":  "\xEF\xBB\xBF\n\n" + strings.Repeat(ok+"\n", 10),
+		"other names":    strings.Repeat(`{"model":"a","version":"v1","recall":0.1,"timestamp":"2026-01-02T03:04:05Z"}`+"\n"+`{"model":"b","version":"v2","metrics":{"auc":0.9}}`+"\n", 10),
+		"pretty first":   "{\n" + `"model":"m","version":"v1","accuracy":0.5` + "\n}\n" + ok + "\n",
+		"array":          "[" + ok + "," + ok + "]",
+		"bad first":      "nope\n" + strings.Repeat(ok+"\n", 10),
+		"one line":       ok,
+		"empty":          "",
+		"blank":          "\n \n",
+	}
+	cut := 0
+	for name, body := range bodies {
+		for _, size := range []int{1, 7, 50, 64, 200, 1 << 16} {
+			for _, how := range []string{"whole", "byte by byte", "read error"} {
+				open := func() io.Reader {
+					var r io.Reader = strings.NewReader(body)
+					switch how {
+					case "byte by byte":
+						r = iotest.OneByteReader(r)
+					case "read error":
+						r = io.MultiReader(iotest.HalfReader(r), iotest.ErrReader(errors.New("disk on fire")))
+					}
+					return r
+				}
+				want := readEach(NewReader(open(), lim))
+				got, chunked := readChunked(t, open(), lim, size)
+				if chunked {
+					cut++
+				}
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("%s, chunks of %d bytes, read %s:\n got %q\nwant %q", name, size, how, got, want)
+				}
+			}
+		}
+	}
+	if cut == 0 {
+		t.Fatal("no body was cut into chunks")
+	}
+}
+
+func TestChunksOnlyOfNDJSON(t *testing.T) {
+	for name, body := range map[string]string{
+		"array":  `[{"model":"m","version":"v1","accuracy":0.5}]`,
+		"pretty": "{\n" + `"model":"m","version":"v1","accuracy":0.5` + "\n}\n",
+	} {
+		rd := NewReader(strings.NewReader(body), Limits{})
+		if _, err := rd.Next(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, ok := rd.Chunks(); ok {
+			t.Errorf("%s: Chunks is ok", name)
+		}
+	}
+	rd := NewReader(strings.NewReader(`{"model":"m","version":"v1","accuracy":0.5}`+"\n"), Limits{})
+	if _, ok := rd.Chunks(); ok {
+		t.Error("Chunks is ok before the first record")
+	}
+}
+
+// endless reads 'x' for ever, counting the bytes.
+type endless struct{ n int }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	e.n += len(p)
+	return len(p), nil
+}
+
+func TestChunksHoldALineTooLongNoLonger(t *testing.T) {
+	lim := Limits{MaxLineBytes: 100_000}
+	body := &endless{}
+	rd := NewReader(io.MultiReader(strings.NewReader(`{"model":"m","version":"v1","accuracy":0.5}`+"\n"), body), lim)
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	c, ok := rd.Chunks()
+	if !ok {
+		t.Fatal("Chunks is not ok")
+	}
+	ch, err := c.Next(nil, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.End == nil {
+		t.Fatalf("the chunk of a line without end has no End: %d bytes", len(ch.Data))
+	}
+	// Doubling the chunk overshoots the limit, by less than as much again.
+	if body.n > 2*lim.MaxLineBytes+minBuffer {
+		t.Errorf("read %d bytes of a line longer than %d", body.n, lim.MaxLineBytes)
+	}
+	r := NewReader(nil, lim)
+	r.ReadChunk(ch)
+	if _, err := r.Next(); !errors.Is(err, ErrLineTooLong) || !strings.HasPrefix(err.Error(), "line 2:") {
+		t.Errorf("Next = %v, want line 2: %v", err, ErrLineTooLong)
+	}
+}
