@@ -78,21 +78,30 @@ type parser struct {
 	lastModel, lastVersion string
 	recent                 [4]string
 	nextRecent             int
+
+	// holes are where flat met the values of the record it reads, and
+	// tmpl the shape of a record before (template.go).
+	holes []holeAt
+	tmpl  template
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
 // *syntaxError, a *fieldError, a *limitError or problems.
 func (p *parser) parse(data []byte) (Metric, error) {
 	p.reset(data)
-	if !p.flat() {
+	flat := false
+	if !p.matchTemplate() {
 		p.reset(data)
-		if err := p.object(); err == errStopped {
-			return Metric{}, p.errs[0]
-		} else if err != nil {
-			return Metric{}, err
-		}
-		if err := p.finish(); err != nil {
-			return Metric{}, err
+		if flat = p.flat(); !flat {
+			p.reset(data)
+			if err := p.object(); err == errStopped {
+				return Metric{}, p.errs[0]
+			} else if err != nil {
+				return Metric{}, err
+			}
+			if err := p.finish(); err != nil {
+				return Metric{}, err
+			}
 		}
 	}
 	for i, f := range namedFields {
@@ -108,6 +117,9 @@ func (p *parser) parse(data []byte) (Metric, error) {
 	if version == "" {
 		version = p.intern.string(p.version)
 	}
+	if flat {
+		p.keepTemplate(model, version)
+	}
 	if p.intern != nil {
 		p.lastModel, p.lastVersion = model, version
 	}
@@ -122,6 +134,7 @@ func (p *parser) reset(data []byte) {
 	p.seen, p.valid, p.present, p.unknown = 0, 0, 0, false
 	p.model, p.version, p.time = nil, nil, time.Time{}
 	p.modelName, p.versionName = "", ""
+	p.holes = p.holes[:0]
 }
 
 // flat reads the common record, an object without white space inside it
@@ -247,9 +260,11 @@ func (p *parser) flatField(key []byte) bool {
 		if !p.count() {
 			return false
 		}
+		start := p.pos
 		v, ok := p.flatNumber(namedFields[named], nil)
 		p.named[named] = v
 		p.valid |= 1 << named
+		p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{named: named, rng: rangeOf(namedFields[named], nil)}})
 		return ok
 	case bit == bitModel:
 		return p.flatName(&p.model, &p.modelName, p.lastModel)
@@ -259,12 +274,14 @@ func (p *parser) flatField(key []byte) bool {
 		if p.pos == len(p.data) || p.data[p.pos] != '"' {
 			return false
 		}
+		start := p.pos
 		s, err := p.str()
 		if err != nil {
 			return false
 		}
 		var msg string
 		p.time, msg = parseTime(s)
+		p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{time: true}})
 		return msg == ""
 	}
 	return p.flatMetrics()
@@ -324,11 +341,14 @@ func (p *parser) flatMetrics() bool {
 		if _, ok := p.recentName(name); !ok && !ValidName(name) {
 			return false
 		}
+		start := p.pos
 		v, ok := p.flatNumber("metrics.", name)
 		if !ok {
 			return false
 		}
-		p.vals = append(p.vals, Value{Name: p.string(name), Value: v})
+		key := p.string(name)
+		p.vals = append(p.vals, Value{Name: key, Value: v})
+		p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{named: -1, name: key, rng: rangeOf("metrics.", name)}})
 		if p.pos == len(d) {
 			return false
 		}
@@ -678,18 +698,38 @@ func numberValue(label string, name, tok []byte) (v float64, msg string, number 
 // checkRange applies the range of the named fields, also when they are
 // given under "metrics".
 func checkRange(label string, name, tok []byte, v float64) string {
-	var fraction, duration bool
-	if name == nil {
-		fraction = label == "accuracy" || label == "precision" || label == "recall"
-		duration = label == "latency_ms"
-	} else {
-		fraction = string(name) == "accuracy" || string(name) == "precision" || string(name) == "recall"
-		duration = string(name) == "latency_ms"
+	return rangeOf(label, name).check(tok, v)
+}
+
+// A valueRange is the values a field takes.
+type valueRange int8
+
+const (
+	anyNumber valueRange = iota
+	fraction             // [0, 1]
+	duration             // not negative
+)
+
+// rangeOf returns the range of the field label+name.
+func rangeOf(label string, name []byte) valueRange {
+	if name != nil {
+		label = string(name)
 	}
+	switch label {
+	case "accuracy", "precision", "recall":
+		return fraction
+	case "latency_ms":
+		return duration
+	}
+	return anyNumber
+}
+
+// check returns what is wrong with v, read from tok, in r.
+func (r valueRange) check(tok []byte, v float64) string {
 	switch {
-	case fraction && (v < 0 || v > 1):
+	case r == fraction && (v < 0 || v > 1):
 		return token(tok) + " is out of range [0, 1]"
-	case duration && v < 0:
+	case r == duration && v < 0:
 		return token(tok) + " must not be negative"
 	}
 	return ""
