@@ -28,14 +28,27 @@ type chunkJob struct {
 	decoded chan struct{} // buffered: sent to once recs are ready
 }
 
-// ingestChunks reads the first record of an NDJSON body with rd, which
-// then tells whether the rest can be cut into chunks of whole lines
+// chunkedSource is a reader whose body can be cut into chunks of whole
+// lines: a *metric.Reader or a *metric.CSVReader.
+type chunkedSource interface {
+	metricSource
+	Chunks() (*metric.Chunker, bool)
+	ChunkReader() metric.ChunkReader
+}
+
+var (
+	_ chunkedSource = (*metric.Reader)(nil)
+	_ chunkedSource = (*metric.CSVReader)(nil)
+)
+
+// ingestChunks reads the first record of the body with rd, which then
+// tells whether the rest can be cut into chunks of whole lines
 // (metric.Reader.Chunks). It can unless the body is a JSON array or a
 // pretty-printed object; those are read on by ingestDecodingAhead. The
 // chunks are decoded by up to maxDecoders goroutines at once, and their
 // records ingested on the calling goroutine in input order: what is
-// ingested and what is reported is what one Reader would give.
-func (a *Agent) ingestChunks(ctx context.Context, rd *metric.Reader, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+// ingested and what is reported is what one reader would give.
+func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	first := &recordBatch{recs: make([]record, 0, 1)}
 	first.fill(rd)
 	var last *window.Window
@@ -51,7 +64,6 @@ func (a *Agent) ingestChunks(ctx context.Context, rd *metric.Reader, opts *Backt
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel() // before the wait: stops the goroutines
-	lim := a.current().Ingest.ReaderLimits()
 	decoders := min(runtime.GOMAXPROCS(0), maxDecoders)
 	jobs := 2 * decoders
 	free := make(chan *chunkJob, jobs)
@@ -88,7 +100,7 @@ func (a *Agent) ingestChunks(ctx context.Context, rd *metric.Reader, opts *Backt
 	})
 	for range decoders {
 		wg.Go(func() {
-			r := metric.NewReader(nil, lim)
+			r := rd.ChunkReader()
 			for j := range todo {
 				r.ReadChunk(j.ch)
 				j.recs.fillChunk(r, j.ch.End)

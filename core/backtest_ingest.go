@@ -72,14 +72,14 @@ func (b *recordBatch) read(rd metricSource, n int) {
 // and reports each bad line to errOut, in input order too: a record rd
 // reports as a *metric.RecordError, and a metric Ingest refuses. With one
 // CPU it decodes and ingests in turn (ingestInline). With more, an NDJSON
-// body is cut into chunks decoded on several goroutines at once
-// (ingestChunks), and any other input is decoded on one goroutine ahead of
+// or CSV body is cut into chunks decoded on several goroutines at once
+// (ingestChunks), and a JSON array is decoded on one goroutine ahead of
 // ingestion (ingestDecodingAhead). BenchmarkBacktestIngest compares them.
 func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	if runtime.GOMAXPROCS(0) < 2 {
 		return a.ingestInline(ctx, rd, opts, errOut, res)
 	}
-	if r, ok := rd.(*metric.Reader); ok {
+	if r, ok := rd.(chunkedSource); ok {
 		return a.ingestChunks(ctx, r, opts, errOut, res)
 	}
 	return a.ingestDecodingAhead(ctx, rd, opts, errOut, res)

@@ -26,6 +26,12 @@ import (
 // kinds (found decoding, refused by a detector) sit between them, across
 // many batches.
 func TestBacktestKeepsFileOrder(t *testing.T) {
+	for _, format := range []string{FormatNDJSON, FormatCSV} {
+		t.Run(format, func(t *testing.T) { testBacktestKeepsFileOrder(t, format) })
+	}
+}
+
+func testBacktestKeepsFileOrder(t *testing.T, format string) {
 	const cfg = `
 plugin_dir = "."
 detector "below" "floor" {
@@ -51,19 +57,33 @@ monitor "*" {
 	)
 	wantDrift := map[string]uint64{}
 	bad := 0
+	csv := format == FormatCSV
+	if csv {
+		in.WriteString("model,version,accuracy,error\n")
+		line++
+	}
 	for i := range perVersion {
 		for k, mv := range versions {
 			// One bad line every 97 lines, of three kinds in turn; the
 			// first two are found decoding, the third by the detector.
 			if line++; line%97 == 0 {
-				switch bad++; bad % 3 {
-				case 0:
+				switch bad++; {
+				case bad%3 == 0 && csv:
+					in.WriteString("m,v1,0.5\n")
+					fmt.Fprintf(&wantErr, "backtest: line %d: 3 cells, the header has 4 columns\n", line)
+				case bad%3 == 0:
 					in.WriteString(`{"model":"m","version":"v1","accuracy":` + "\n")
 					fmt.Fprintf(&wantErr, "backtest: line %d: invalid JSON: unexpected end of line (NDJSON has one metric a line)\n", line)
-				case 1:
+				case bad%3 == 1 && csv:
+					fmt.Fprintf(&in, "%s,%s,2,\n", mv.model, mv.version)
+					fmt.Fprintf(&wantErr, "backtest: line %d: accuracy: 2 is out of range [0, 1]\n", line)
+				case bad%3 == 1:
 					fmt.Fprintf(&in, `{"model":%q,"version":%q,"accuracy":2}`+"\n", mv.model, mv.version)
 					fmt.Fprintf(&wantErr, "backtest: line %d: accuracy: 2 is out of range [0, 1]\n", line)
-				case 2:
+				case csv:
+					fmt.Fprintf(&in, "%s,%s,,0.5\n", mv.model, mv.version)
+					fmt.Fprintf(&wantErr, "backtest: line %d: error: 0.5 is not 0 or 1, which detector errs.rate takes\n", line)
+				default:
 					fmt.Fprintf(&in, `{"model":%q,"version":%q,"metrics":{"error":0.5}}`+"\n", mv.model, mv.version)
 					fmt.Fprintf(&wantErr, "backtest: line %d: error: 0.5 is not 0 or 1, which detector errs.rate takes\n", line)
 				}
@@ -74,13 +94,17 @@ monitor "*" {
 				v = 0.1
 				wantDrift[mv.model+" "+mv.version] = drift
 			}
-			fmt.Fprintf(&in, `{"model":%q,"version":%q,"accuracy":%g}`+"\n", mv.model, mv.version, v)
+			if csv {
+				fmt.Fprintf(&in, "%s,%s,%g,\n", mv.model, mv.version, v)
+			} else {
+				fmt.Fprintf(&in, `{"model":%q,"version":%q,"accuracy":%g}`+"\n", mv.model, mv.version, v)
+			}
 		}
 	}
 	for _, procs := range []int{1, 2, 4} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			res, out, errOut, err := backtestInProcess(path, in.String())
+			res, out, errOut, err := backtestInProcessAs(path, in.String(), format)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,8 +193,14 @@ func writeConfig(t *testing.T, hcl string) string {
 // backtestInProcess runs a backtest of the config at path over in, with
 // the test plugins below and errs inside the test process.
 func backtestInProcess(path, in string) (res BacktestResult, out, errOut string, err error) {
+	return backtestInProcessAs(path, in, FormatNDJSON)
+}
+
+// backtestInProcessAs is backtestInProcess for an input in format.
+func backtestInProcessAs(path, in, format string) (res BacktestResult, out, errOut string, err error) {
 	var o, e bytes.Buffer
 	res, err = Backtest(context.Background(), strings.NewReader(in), &o, &e, BacktestOptions{
+		Format: format,
 		Options: Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
 			"below": func() sdk.Plugin { return &below{} },
 			"errs":  func() sdk.Plugin { return &errorsOnly{} },

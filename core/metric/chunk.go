@@ -6,13 +6,14 @@ import (
 	"slices"
 )
 
-// Reading an NDJSON body on several goroutines: a Chunker cuts the body
-// into chunks of whole lines, and a Reader per goroutine reads them
-// (ReadChunk). Read in order, the chunks give exactly what one Reader gives
-// over the whole body: the same metrics, the same line numbers, the same
-// errors. Only NDJSON can be cut so: a line stands alone.
+// Reading a body on several goroutines: a Chunker cuts the body into
+// chunks of whole lines, and a ChunkReader per goroutine reads them. Read
+// in order, the chunks give exactly what one reader gives over the whole
+// body: the same metrics, the same line numbers, the same errors. NDJSON
+// and CSV can be cut so, as a line of either stands alone; a JSON array
+// cannot.
 
-// A Chunk is a run of whole lines of an NDJSON body.
+// A Chunk is a run of whole lines of a body.
 type Chunk struct {
 	// Data are the lines, each but the last ending with "\n".
 	Data []byte
@@ -23,7 +24,7 @@ type Chunk struct {
 	End error
 }
 
-// A Chunker cuts the rest of an NDJSON body into chunks.
+// A Chunker cuts the rest of a body into chunks.
 type Chunker struct {
 	r    io.Reader
 	lim  Limits
@@ -41,12 +42,17 @@ func (r *Reader) Chunks() (c *Chunker, ok bool) {
 	if r.mode != modeLines || r.records == 0 {
 		return nil, false
 	}
-	c = &Chunker{r: r.in.r, lim: r.lim, line: r.line}
-	c.rest = append(c.rest, r.in.buf[r.in.pos:r.in.end]...)
-	c.err = r.in.err
 	r.mode, r.err = modeDone, io.EOF
-	r.in = input{}
-	return c, true
+	return newChunker(&r.in, r.lim, r.line), true
+}
+
+// newChunker returns a Chunker of what in holds and has still to read,
+// whose first line is line, and leaves in empty.
+func newChunker(in *input, lim Limits, line int) *Chunker {
+	c := &Chunker{r: in.r, lim: lim, line: line, err: in.err}
+	c.rest = append(c.rest, in.buf[in.pos:in.end]...)
+	*in = input{}
+	return c
 }
 
 // Next returns the next chunk, of at least size bytes (but for the last,
@@ -103,17 +109,67 @@ func readSome(r io.Reader, p []byte) (int, error) {
 	return 0, io.ErrNoProgress
 }
 
+// A ChunkReader reads the chunks of a body, one at a time: after
+// ReadChunk, Next returns the chunk's metrics, then io.EOF at the chunk's
+// end, or the error that ends the body.
+type ChunkReader interface {
+	ReadChunk(ch Chunk)
+	Next() (Metric, error)
+	// Line is the line of the metric Next returned last.
+	Line() int
+}
+
+// ChunkReader returns a reader of the chunks of r's body.
+func (r *Reader) ChunkReader() ChunkReader { return NewReader(nil, r.lim) }
+
 // ReadChunk makes r read ch's lines, as NDJSON whatever the first holds,
 // with the line numbers of the body; r keeps what it learnt of the names
 // it read before. r reads ch.Data in place: it must stay unchanged until
 // r's Next has returned an error (io.EOF at its end).
 func (r *Reader) ReadChunk(ch Chunk) {
+	r.in = chunkInput(ch)
+	r.mode, r.err = modeLines, nil
+	r.line, r.recLine = ch.Line, 0
+	r.records = 1 // no line after the body's first changes its form
+}
+
+// chunkInput is the input of a reader of ch: its data, then ch.End, or
+// io.EOF.
+func chunkInput(ch Chunk) input {
 	end := ch.End
 	if end == nil {
 		end = io.EOF
 	}
-	r.in = input{buf: ch.Data, end: len(ch.Data), err: end}
-	r.mode, r.err = modeLines, nil
+	return input{buf: ch.Data, end: len(ch.Data), err: end}
+}
+
+// Chunks returns a Chunker of what r has not read yet of its CSV body,
+// once its header is read and valid. ok is false otherwise, and r can go
+// on reading. Once ok, r must not be used any more but for ChunkReader:
+// the Chunker owns the body.
+func (r *CSVReader) Chunks() (c *Chunker, ok bool) {
+	if !r.head || r.err != nil {
+		return nil, false
+	}
+	r.err = io.EOF
+	return newChunker(&r.in, r.lim, r.line), true
+}
+
+// ChunkReader returns a reader of the chunks of r's body, which reads the
+// rows by r's header. r's header must be read and valid.
+func (r *CSVReader) ChunkReader() ChunkReader {
+	return &CSVReader{
+		lim: r.lim, head: true, stamp: r.stamp,
+		cols: r.cols, names: r.names, model: r.model, version: r.version, order: r.order,
+		intern: make(interner),
+	}
+}
+
+// ReadChunk makes r read ch's rows, with the line numbers of the body.
+// r reads ch.Data in place: it must stay unchanged until r's Next has
+// returned an error (io.EOF at its end).
+func (r *CSVReader) ReadChunk(ch Chunk) {
+	r.in = chunkInput(ch)
+	r.err = nil
 	r.line, r.recLine = ch.Line, 0
-	r.records = 1 // no line after the body's first changes its form
 }

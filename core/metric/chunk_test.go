@@ -9,9 +9,20 @@ import (
 	"testing/iotest"
 )
 
+// A source is a Reader or a CSVReader.
+type source interface {
+	Next() (Metric, error)
+	Line() int
+	Chunks() (*Chunker, bool)
+	ChunkReader() ChunkReader
+}
+
 // readEach describes every result of rd's Next until an error other than a
 // *RecordError.
-func readEach(rd *Reader) []string {
+func readEach(rd interface {
+	Next() (Metric, error)
+	Line() int
+}) []string {
 	var out []string
 	for {
 		s, more := describeNext(rd)
@@ -24,7 +35,10 @@ func readEach(rd *Reader) []string {
 
 // describeNext describes the next result of rd's Next; more is false when
 // it ended reading.
-func describeNext(rd *Reader) (s string, more bool) {
+func describeNext(rd interface {
+	Next() (Metric, error)
+	Line() int
+}) (s string, more bool) {
 	m, err := rd.Next()
 	var re *RecordError
 	switch {
@@ -37,11 +51,10 @@ func describeNext(rd *Reader) (s string, more bool) {
 }
 
 // readChunked reads body as a backtest does: the first record with one
-// Reader, then, if the body can be cut, its chunks of size bytes with two
-// Readers in turn.
-func readChunked(t *testing.T, body io.Reader, lim Limits, size int) (out []string, chunked bool) {
+// reader, then, if the body can be cut, its chunks of size bytes with two
+// ChunkReaders in turn.
+func readChunked(t *testing.T, rd source, size int) (out []string, chunked bool) {
 	t.Helper()
-	rd := NewReader(body, lim)
 	s, more := describeNext(rd)
 	out = append(out, s)
 	if !more {
@@ -51,7 +64,7 @@ func readChunked(t *testing.T, body io.Reader, lim Limits, size int) (out []stri
 	if !ok {
 		return append(out, readEach(rd)...), false
 	}
-	readers := []*Reader{NewReader(nil, lim), NewReader(nil, lim)}
+	readers := []ChunkReader{rd.ChunkReader(), rd.ChunkReader()}
 	var buf []byte
 	for k := 0; ; k++ {
 		ch, err := c.Next(buf, size)
@@ -69,11 +82,9 @@ func readChunked(t *testing.T, body io.Reader, lim Limits, size int) (out []stri
 				if ch.End == nil && s == "end: EOF" {
 					break // the chunk's end, not the body's
 				}
-				out = append(out, s)
-				if _, err := c.Next(nil, size); err != io.EOF {
-					t.Fatalf("Next after the chunk ending reading: %v, want io.EOF", err)
-				}
-				return out, true
+				// The body's end, or an error that ends reading:
+				// the chunks after it, if any, are not read.
+				return append(out, s), true
 			}
 			out = append(out, s)
 		}
@@ -86,7 +97,7 @@ func TestChunksReadLikeOneReader(t *testing.T) {
 	lim := Limits{MaxLineBytes: 120}
 	ok := `{"model":"m","version":"v1","accuracy":0.5}`
 	long := `{"model":"m","version":"v1","accuracy":0.5,"metrics":{"x":1,"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy":2}}` // 100 bytes
-	tooLong := `{"model":"m","version":"v1","accuracy":0.5,"metrics":{"x":1,"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy":2}}`
+	tooLong := `{"model":"m","version":"v1","accuracy":0.5,"metrics":{"x":1,"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy":2}}`
 	atLimit := long + strings.Repeat(" ", lim.MaxLineBytes-len(long))
 	bodies := map[string]string{
 		"plain":          strings.Repeat(ok+"\n", 40),
@@ -123,7 +134,7 @@ func TestChunksReadLikeOneReader(t *testing.T) {
 					return r
 				}
 				want := readEach(NewReader(open(), lim))
-				got, chunked := readChunked(t, open(), lim, size)
+				got, chunked := readChunked(t, NewReader(open(), lim), size)
 				if chunked {
 					cut++
 				}
@@ -194,5 +205,51 @@ func TestChunksHoldALineTooLongNoLonger(t *testing.T) {
 	r.ReadChunk(ch)
 	if _, err := r.Next(); !errors.Is(err, ErrLineTooLong) || !strings.HasPrefix(err.Error(), "line 2:") {
 		t.Errorf("Next = %v, want line 2: %v", err, ErrLineTooLong)
+	}
+}
+
+func TestCSVChunksReadLikeOneReader(t *testing.T) {
+	lim := Limits{MaxLineBytes: 120}
+	head := "model,version,timestamp,accuracy,latency_ms,f1\n"
+	ok := "m,v1,2026-11-28T06:00:00Z,0.95,12.0,0.92"
+	bodies := map[string]string{
+		"plain":          head + strings.Repeat(ok+"\n", 40),
+		"no final nl":    head + strings.Repeat(ok+"\n", 20) + ok,
+		"blank and crlf": "\n" + head + ok + "\n\n \r\n" + strings.Repeat(ok+"\r\n", 10) + "\n\n",
+		"bad rows": head + ok + "\nm,v1,,2,,\nm,v1\n" + strings.Repeat(ok+"\n", 5) + `"m,v1,,0.5,,` + "\n" +
+			ok + "\n" + `bad name!,v1,,0.5,,` + "\n" + `"m","v""1",,0.5,,` + "\n" + ok,
+		"too long":      head + strings.Repeat(ok+"\n", 10) + strings.Repeat("x", 200) + "\n" + strings.Repeat(ok+"\n", 10),
+		"too long last": head + strings.Repeat(ok+"\n", 10) + strings.Repeat("x", 500),
+		"bad header":    "model,model,accuracy\n" + strings.Repeat(ok+"\n", 3),
+		"header only":   head,
+		"empty":         "",
+	}
+	cut := 0
+	for name, body := range bodies {
+		for _, size := range []int{1, 7, 50, 64, 200, 1 << 16} {
+			for _, how := range []string{"whole", "byte by byte", "read error"} {
+				open := func() io.Reader {
+					var r io.Reader = strings.NewReader(body)
+					switch how {
+					case "byte by byte":
+						r = iotest.OneByteReader(r)
+					case "read error":
+						r = io.MultiReader(iotest.HalfReader(r), iotest.ErrReader(errors.New("disk on fire")))
+					}
+					return r
+				}
+				want := readEach(NewCSVReader(open(), lim))
+				got, chunked := readChunked(t, NewCSVReader(open(), lim), size)
+				if chunked {
+					cut++
+				}
+				if strings.Join(got, "\n") != strings.Join(want, "\n") {
+					t.Errorf("%s, chunks of %d bytes, read %s:\n got %q\nwant %q", name, size, how, got, want)
+				}
+			}
+		}
+	}
+	if cut == 0 {
+		t.Fatal("no body was cut into chunks")
 	}
 }
