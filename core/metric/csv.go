@@ -58,6 +58,8 @@ type CSVReader struct {
 	faults
 	intern interner
 	slab   slab
+	// lastModel and lastVersion are the names of the last rows.
+	lastModel, lastVersion string
 }
 
 // NewCSVReader returns a reader of the CSV body r.
@@ -257,7 +259,7 @@ func (r *CSVReader) row(line []byte) (Metric, error) {
 		return Metric{}, &fieldError{msg: fmt.Sprintf("%d cells, the header has %d columns", len(r.cells), len(r.cols))}
 	}
 	r.faults = faults{} // an error returned earlier keeps its problems
-	m := Metric{Model: r.name("model", r.cells[r.model]), Version: r.name("version", r.cells[r.version])}
+	m := Metric{Model: r.name("model", r.cells[r.model], &r.lastModel), Version: r.name("version", r.cells[r.version], &r.lastVersion)}
 	if r.stamp >= 0 && len(r.cells[r.stamp]) > 0 {
 		var msg string
 		if m.Time, msg = parseTime(r.cells[r.stamp]); msg != "" {
@@ -293,15 +295,19 @@ func (r *CSVReader) row(line []byte) (Metric, error) {
 	return m, nil
 }
 
-// name checks the model or version cell c.
-func (r *CSVReader) name(field string, c []byte) string {
+// name checks the model or version cell c; *last is the cell's name in
+// the last row that had a valid one, which a stream's rows repeat.
+func (r *CSVReader) name(field string, c []byte, last *string) string {
 	switch {
+	case len(c) > 0 && string(c) == *last:
+		return *last
 	case len(c) == 0:
 		r.fail(field, "empty cell (every row names its model and version)")
 	case !ValidName(c):
 		r.fail(field, checkName(c))
 	default:
-		return r.intern.string(c)
+		*last = r.intern.string(c)
+		return *last
 	}
 	return ""
 }

@@ -679,6 +679,9 @@ func (p *parser) value(label string, name []byte) (v float64, ok bool, err error
 // false when tok is neither a number nor a spelling of NaN or an infinity
 // (msg is empty then: the caller says what it is).
 func numberValue(label string, name, tok []byte) (v float64, msg string, number bool) {
+	if v, n, ok := fastNumber(tok); ok && n == len(tok) {
+		return v, checkRange(label, name, tok, v), true
+	}
 	switch {
 	case numberState(tok) == numOK:
 		// ParseFloat's only possible error here is ErrRange: ±Inf on
