@@ -83,6 +83,9 @@ type parser struct {
 	// tmpl the shape of a record before (template.go).
 	holes []holeAt
 	tmpl  template
+	// missed: the last record did not match the template. noTemplate
+	// turns templates off (tests compare with it).
+	missed, noTemplate bool
 }
 
 // parse decodes data. On success the values are in p.out. Errors are a
@@ -90,7 +93,9 @@ type parser struct {
 func (p *parser) parse(data []byte) (Metric, error) {
 	p.reset(data)
 	flat := false
-	if !p.matchTemplate() {
+	if p.matchTemplate() {
+		p.missed = false
+	} else {
 		p.reset(data)
 		if flat = p.flat(); !flat {
 			p.reset(data)
@@ -267,9 +272,9 @@ func (p *parser) flatField(key []byte) bool {
 		p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{named: named, rng: rangeOf(namedFields[named], nil)}})
 		return ok
 	case bit == bitModel:
-		return p.flatName(&p.model, &p.modelName, p.lastModel)
+		return p.flatName(&p.model, &p.modelName, p.lastModel, holeModel)
 	case bit == bitVersion:
-		return p.flatName(&p.version, &p.versionName, p.lastVersion)
+		return p.flatName(&p.version, &p.versionName, p.lastVersion, holeVersion)
 	case bit == bitTimestamp:
 		if p.pos == len(p.data) || p.data[p.pos] != '"' {
 			return false
@@ -281,7 +286,7 @@ func (p *parser) flatField(key []byte) bool {
 		}
 		var msg string
 		p.time, msg = parseTime(s)
-		p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{time: true}})
+		p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{kind: holeTime}})
 		return msg == ""
 	}
 	return p.flatMetrics()
@@ -289,21 +294,23 @@ func (p *parser) flatField(key []byte) bool {
 
 // flatName reads a valid name for flat into dst, and into name too when it
 // is last, the last record's.
-func (p *parser) flatName(dst *[]byte, name *string, last string) bool {
+func (p *parser) flatName(dst *[]byte, name *string, last string, kind int8) bool {
 	d := p.data
 	if p.pos == len(d) || d[p.pos] != '"' {
 		return false
 	}
+	start := p.pos
 	if end := p.pos + 1 + len(last); last != "" && end < len(d) && d[end] == '"' && string(d[p.pos+1:end]) == last {
 		*dst, *name = d[p.pos+1:end], last
 		p.pos = end + 1
-		return true
+	} else {
+		s, err := p.str()
+		if err != nil || !ValidName(s) {
+			return false
+		}
+		*dst = s
 	}
-	s, err := p.str()
-	if err != nil || !ValidName(s) {
-		return false
-	}
-	*dst = s
+	p.holes = append(p.holes, holeAt{start: start, end: p.pos, hole: hole{kind: kind}})
 	return true
 }
 

@@ -1,18 +1,21 @@
 package metric
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 )
 
-// A stream's lines differ in their values only: a replay of one model
-// version repeats `{"model":"m","version":"v1","accuracy":` before every
-// number. After two records of the same model version in a row read by
-// flat, the parser keeps the last one's shape, a template: the bytes
-// between its values, and what each value is. A record that repeats those
-// bytes is read by matching them and decoding only the values, with the
-// checks flat makes of each; anything else is read by flat, as before.
-// Records of model versions that take turns never make a template.
+// Records pushed by one service differ in their values and names only:
+// every line of a replay repeats `{"model":"m","version":"v1","accuracy":`
+// before its number, and a service's lines of many model versions have
+// one shape. The parser keeps the shape of a record flat read, a template:
+// the bytes between its values, and what each value is (a number, the
+// timestamp, the model or the version). A record that repeats those bytes
+// is read by matching them and decoding only the values, with the checks
+// flat makes of each; anything else is read by flat, as before. A record
+// of another shape makes the template only when the record before it did
+// not match either: records of two shapes taking turns keep the first.
 
 // A template is the shape of a record: lits[i] comes before holes[i], and
 // lits[len(holes)] ends the record.
@@ -20,17 +23,24 @@ type template struct {
 	ok    bool
 	lits  [][]byte
 	holes []hole
-	// model and version are the record's, interned.
-	model, version string
-	buf            []byte // lits are cut from it
+	buf   []byte // lits are cut from it
 }
+
+// Kinds of holes.
+const (
+	holeNumber = iota
+	holeTime
+	holeModel
+	holeVersion
+)
 
 // A hole is where a value goes in a template.
 type hole struct {
-	time  bool       // the timestamp; else a number
-	named int        // the named field of a number, or -1 for one under "metrics"
-	name  string     // the name under "metrics", interned
-	rng   valueRange // the values the field takes
+	kind  int8
+	named int        // a number's named field, or -1 for one under "metrics"
+	name  string     // a number's name under "metrics", interned
+	rng   valueRange // the values a number takes
+	last  string     // a model's or version's name the last time, interned
 }
 
 // holeAt is a hole flat met, at data[start:end].
@@ -57,7 +67,20 @@ func (p *parser) matchTemplate() bool {
 			return false
 		}
 		pos += len(lit)
-		if h.time {
+		switch h.kind {
+		case holeNumber:
+			v, n, ok := fastNumber(d[pos:])
+			if !ok || h.rng.check(d[pos:pos+n], v) != "" {
+				return false
+			}
+			pos += n
+			if h.named >= 0 {
+				p.named[h.named] = v
+				p.valid |= 1 << h.named
+			} else {
+				p.vals = append(p.vals, Value{Name: h.name, Value: v})
+			}
+		case holeTime:
 			if pos == len(d) || d[pos] != '"' {
 				return false
 			}
@@ -71,18 +94,27 @@ func (p *parser) matchTemplate() bool {
 				return false
 			}
 			pos = p.pos
-			continue
-		}
-		v, n, ok := fastNumber(d[pos:])
-		if !ok || h.rng.check(d[pos:pos+n], v) != "" {
-			return false
-		}
-		pos += n
-		if h.named >= 0 {
-			p.named[h.named] = v
-			p.valid |= 1 << h.named
-		} else {
-			p.vals = append(p.vals, Value{Name: h.name, Value: v})
+		default: // a name: a string of name characters, which need no escapes
+			if pos == len(d) || d[pos] != '"' {
+				return false
+			}
+			n := bytes.IndexByte(d[pos+1:], '"')
+			if n < 0 {
+				return false
+			}
+			s := d[pos+1 : pos+1+n]
+			if string(s) != h.last {
+				if !ValidName(s) {
+					return false
+				}
+				h.last = p.intern.string(s)
+			}
+			if h.kind == holeModel {
+				p.modelName = h.last
+			} else {
+				p.versionName = h.last
+			}
+			pos += n + 2
 		}
 	}
 	lit := t.lits[len(t.holes)]
@@ -97,16 +129,16 @@ func (p *parser) matchTemplate() bool {
 	if len(p.vals) > 1 {
 		slices.SortFunc(p.vals, func(a, b Value) int { return strings.Compare(a.Name, b.Name) })
 	}
-	p.modelName, p.versionName = t.model, t.version
 	return true
 }
 
 // keepTemplate makes the record flat just read, of model and version, the
-// template, if it is of the same model version as the record before.
+// template, unless the record before it matched the template.
 func (p *parser) keepTemplate(model, version string) {
+	missed := p.missed
+	p.missed = true
 	t := &p.tmpl
-	if p.intern == nil || model != p.lastModel || version != p.lastVersion || len(p.holes) == 0 {
-		t.ok = false
+	if p.intern == nil || p.noTemplate || t.ok && !missed {
 		return
 	}
 	d := p.data
@@ -123,9 +155,15 @@ func (p *parser) keepTemplate(model, version string) {
 	prev := start
 	for _, h := range p.holes {
 		t.lits = append(t.lits, t.buf[prev-start:h.start-start])
+		switch h.kind {
+		case holeModel:
+			h.last = model
+		case holeVersion:
+			h.last = version
+		}
 		t.holes = append(t.holes, h.hole)
 		prev = h.end
 	}
 	t.lits = append(t.lits, t.buf[prev-start:end-start])
-	t.model, t.version, t.ok = model, version, true
+	t.ok = true
 }

@@ -2,15 +2,16 @@ package metric
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 )
 
-// readAlone reads line with a Reader of its own, after a line of another
-// model: it has no template.
+// readAlone reads line after another, with a Reader without templates.
 func readAlone(line string) string {
 	rd := NewReader(strings.NewReader(`{"model":"other","version":"v0","accuracy":1}`+"\n"+line+"\n"), Limits{})
+	rd.p.noTemplate = true
 	describeRecord(rd)
 	return describeRecord(rd)
 }
@@ -61,6 +62,16 @@ func TestTemplateReadsLikeFlat(t *testing.T) {
 		func(s string) string { return strings.Replace(s, "}", `,"x":1}`, 1) },
 		func(s string) string { return strings.Replace(s, "}", "}}", 1) },
 		func(s string) string { return strings.Replace(s, `"zz"`, `"aa"`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `"m2"`, 1) },
+		func(s string) string { return strings.Replace(s, `"v1"`, `"v.2-b_3"`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `"m 2"`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `""`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `"`+strings.Repeat("m", 129)+`"`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `"`+strings.Repeat("m", 128)+`"`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `"\u006d"`, 1) },
+		func(s string) string { return strings.Replace(s, `"m"`, `"mé"`, 1) },
+		func(s string) string { return strings.Replace(s, `"v1"`, `"v1`, 1) },
+		func(s string) string { return strings.Replace(s, `"v1"`, `v1`, 1) },
 		func(s string) string { return s + " " },
 		func(s string) string { return s + "x" },
 		func(s string) string { return s[:len(s)-1] },
@@ -69,7 +80,7 @@ func TestTemplateReadsLikeFlat(t *testing.T) {
 	for _, base := range templateBases {
 		for k, variant := range variants {
 			line := variant(base)
-			rd := NewReader(strings.NewReader(base+"\n"+base+"\n"+line+"\n"), Limits{})
+			rd := NewReader(strings.NewReader(base+"\n"+base+"\n"+line+"\n"+base+"\n"), Limits{})
 			for range 2 {
 				if got, want := describeRecord(rd), readAlone(base); got != want {
 					t.Fatalf("base %s: %s, want %s", base, got, want)
@@ -80,6 +91,9 @@ func TestTemplateReadsLikeFlat(t *testing.T) {
 			}
 			if got, want := describeRecord(rd), readAlone(line); got != want {
 				t.Errorf("variant %d of %s:\n%s\n got %s\nwant %s", k, base, line, got, want)
+			}
+			if got, want := describeRecord(rd), readAlone(base); got != want {
+				t.Errorf("after variant %d of %s: %s, want %s", k, base, got, want)
 			}
 		}
 	}
@@ -117,5 +131,33 @@ func TestTemplateReadsLikeFlatRandomly(t *testing.T) {
 		if got, want := describeRecord(rd), readAlone(base); got != want {
 			t.Fatalf("after %s:\n got %s\nwant %s", line, got, want)
 		}
+	}
+}
+
+// Lines of one shape and many model versions, taking turns, are read by
+// the template; lines of another shape between them do not replace it.
+func TestTemplateOfManyModelVersions(t *testing.T) {
+	var body strings.Builder
+	var want []string
+	for i := range 300 {
+		line := fmt.Sprintf(`{"model":"m%d","version":"v%d","accuracy":0.%d}`, i%7, i%3, i)
+		if i%10 == 5 {
+			line = fmt.Sprintf(`{"model":"m%d","version":"v%d","timestamp":"2026-12-01T10:00:%02dZ","recall":1}`, i%7, i%3, i%60)
+		}
+		body.WriteString(line + "\n")
+		want = append(want, readAlone(line))
+	}
+	rd := NewReader(strings.NewReader(body.String()), Limits{})
+	matched := 0
+	for i, w := range want {
+		if got := describeRecord(rd); got != w {
+			t.Fatalf("line %d: %s, want %s", i+1, got, w)
+		}
+		if !rd.p.missed {
+			matched++
+		}
+	}
+	if matched < 260 {
+		t.Errorf("%d of 300 lines matched the template, want the 270 of its shape but the first", matched)
 	}
 }
