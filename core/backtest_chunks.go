@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	// chunkBytes is the size of the chunks an NDJSON body is cut into
+	// chunkBytes is the size of the chunks a body is cut into
 	// for decoding on several goroutines: about a thousand metrics, whose
 	// records stay in the CPU's caches until they are ingested.
 	chunkBytes = 64 << 10
@@ -70,7 +70,7 @@ func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *Backte
 	todo := make(chan *chunkJob, jobs)    // to the decoders
 	inOrder := make(chan *chunkJob, jobs) // to ingestion, as they come in the body
 	for range jobs {
-		free <- &chunkJob{recs: recordBatch{recs: make([]record, 0, chunkBytes/32)}, decoded: make(chan struct{}, 1)}
+		free <- &chunkJob{recs: recordBatch{recs: make([]record, 0, 1024)}, decoded: make(chan struct{}, 1)}
 	}
 	// The cutter and the decoders are owned by this call, which stops
 	// them (cancel) and waits for them before it returns. Stopping waits
@@ -85,11 +85,17 @@ func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *Backte
 			case <-ctx.Done():
 				return
 			}
+			if ctx.Err() != nil { // both were ready: stop, read no more
+				return
+			}
 			ch, err := c.Next(j.buf, chunkBytes)
 			if err != nil { // io.EOF: past the last chunk, never asked for
 				return
 			}
 			j.ch, j.buf = ch, ch.Data[:0]
+			if cap(j.buf) > 4*chunkBytes {
+				j.buf = nil // a long line passed: let its memory go
+			}
 			// Neither blocks: there are only jobs chunkJobs.
 			inOrder <- j
 			todo <- j

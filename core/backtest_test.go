@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
@@ -238,4 +239,59 @@ func TestBacktestBatchAllocs(t *testing.T) {
 		t.Errorf("%d metrics accepted, want %d", res.Accepted, (runs+1)*batchLen)
 	}
 	settleBench(t, a)
+}
+
+// A backtest of a body that pauses, from a pipe, ends at a line too long
+// without waiting for more of the body.
+func TestBacktestEndsAtALineTooLongOfAPipe(t *testing.T) {
+	path := writeConfig(t, `
+plugin_dir = "."
+ingest {
+  max_line_bytes = 100
+}
+detector "below" "floor" {
+  metric = "accuracy"
+}
+monitor "*" {
+  detectors = ["below.floor"]
+}
+`)
+	for _, tooLong := range []int{21, 2000} {
+		var in strings.Builder
+		for line := 1; line <= tooLong+5; line++ {
+			if line == tooLong {
+				in.WriteString(`{"model":"m","version":"v1","accuracy":0.9` + strings.Repeat(" ", 100) + "}\n")
+			} else {
+				in.WriteString(`{"model":"m","version":"v1","accuracy":0.9}` + "\n")
+			}
+		}
+		for _, procs := range []int{1, 2, 4} {
+			t.Run(fmt.Sprintf("line %d GOMAXPROCS=%d", tooLong, procs), func(t *testing.T) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				pr, pw := io.Pipe()
+				defer pw.Close()                 // only once the backtest ended
+				go pw.Write([]byte(in.String())) // then the pipe stays open
+				done := make(chan error, 1)
+				go func() {
+					var o, e bytes.Buffer
+					_, err := Backtest(context.Background(), pr, &o, &e, BacktestOptions{
+						Options: Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
+							"below": func() sdk.Plugin { return &below{} },
+						}},
+					})
+					done <- err
+				}()
+				select {
+				case err := <-done:
+					want := fmt.Sprintf("read metrics: line %d: ", tooLong)
+					if !errors.Is(err, metric.ErrLineTooLong) || !strings.HasPrefix(err.Error(), want) {
+						t.Errorf("error %v, want %s%v", err, want, metric.ErrLineTooLong)
+					}
+				case <-time.After(20 * time.Second):
+					pw.Close()
+					t.Fatalf("no end while the pipe stays open (once closed: %v)", <-done)
+				}
+			})
+		}
+	}
 }

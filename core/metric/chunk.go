@@ -55,9 +55,17 @@ func newChunker(in *input, lim Limits, line int) *Chunker {
 	return c
 }
 
-// Next returns the next chunk, of at least size bytes (but for the last,
-// or for a line longer than size), its Data in buf's memory when buf has
-// room. After the chunk whose End is set, Next returns io.EOF.
+// MaxChunkLines is the most lines a chunk holds: the records decoded from
+// one stay few, however short its lines.
+const MaxChunkLines = 4096
+
+// Next returns the next chunk, its Data in buf's memory when buf has room.
+// A chunk holds size bytes or more, but for the last, for one that ends
+// at a line longer than Limits.MaxLineBytes (after which nothing is
+// read), for one of MaxChunkLines lines, and for one cut where the body
+// paused: Next returns the whole lines it holds once a read returns less
+// than it asked for, so that lines sent slowly are not held back. After
+// the chunk whose End is set, Next returns io.EOF.
 func (c *Chunker) Next(buf []byte, size int) (Chunk, error) {
 	if c.done {
 		return Chunk{}, io.EOF
@@ -68,33 +76,61 @@ func (c *Chunker) Next(buf []byte, size int) (Chunk, error) {
 	for {
 		for c.err == nil && len(buf) < size {
 			buf = slices.Grow(buf, size-len(buf))
-			n, err := readSome(c.r, buf[len(buf):cap(buf)])
+			want := size - len(buf)
+			n, err := readSome(c.r, buf[len(buf):size])
 			buf = buf[:len(buf)+n]
 			c.err = err
+			if n < want && bytes.IndexByte(buf[scanned:], '\n') >= 0 {
+				break
+			}
 		}
 		if c.err != nil {
-			return c.last(buf, c.err), nil
+			return c.cut(buf, len(buf), c.err), nil
 		}
 		if i := bytes.LastIndexByte(buf[scanned:], '\n'); i >= 0 {
-			end := scanned + i + 1
-			c.rest = append(c.rest, buf[end:]...)
-			ch := Chunk{Data: buf[:end], Line: c.line}
-			c.line += bytes.Count(ch.Data, []byte{'\n'})
-			return ch, nil
+			return c.cut(buf, scanned+i+1, nil), nil
 		}
 		if len(buf) > c.lim.MaxLineBytes {
 			// A line too long: the chunk's Reader says so, and reading
 			// ends there, as it does for one Reader.
-			return c.last(buf, io.EOF), nil
+			c.done = true
+			return Chunk{Data: buf, Line: c.line, End: io.EOF}, nil
 		}
 		scanned, size = len(buf), 2*len(buf)
 	}
 }
 
-// last returns the chunk of what is left, followed by end.
-func (c *Chunker) last(buf []byte, end error) Chunk {
-	c.done = true
-	return Chunk{Data: buf, Line: c.line, End: end}
+// cut returns the chunk of buf[:k], whole lines but for the body's last,
+// and keeps what comes after it for the next. end is what ends the body
+// after buf[:k], if anything. The chunk ends at its MaxChunkLines-th line,
+// or at a line longer than the limit, with which reading ends; else it is
+// all of buf[:k], followed by end.
+func (c *Chunker) cut(buf []byte, k int, end error) Chunk {
+	data := buf[:k]
+	n := bytes.Count(data, []byte{'\n'})
+	if n > MaxChunkLines || len(data) > c.lim.MaxLineBytes {
+		lines := 0
+		for from := 0; ; {
+			i := bytes.IndexByte(data[from:], '\n')
+			if i < 0 {
+				break
+			}
+			if i > c.lim.MaxLineBytes {
+				data, end, n = data[:from+i+1], io.EOF, lines+1
+				break
+			}
+			from += i + 1
+			if lines++; lines == MaxChunkLines {
+				data, end, n = data[:from], nil, lines
+				break
+			}
+		}
+	}
+	c.rest = append(c.rest, buf[len(data):]...)
+	ch := Chunk{Data: data, Line: c.line, End: end}
+	c.line += n
+	c.done = end != nil
+	return ch
 }
 
 // readSome reads into p from r, as input.fill does: a reader that keeps

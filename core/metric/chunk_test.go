@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // A source is a Reader or a CSVReader.
@@ -251,5 +252,85 @@ func TestCSVChunksReadLikeOneReader(t *testing.T) {
 	}
 	if cut == 0 {
 		t.Fatal("no body was cut into chunks")
+	}
+}
+
+// A Chunker hands out the whole lines it holds when the body pauses, and
+// reads nothing after a line too long.
+func TestChunksOfASlowBody(t *testing.T) {
+	ok := `{"model":"m","version":"v1","accuracy":0.5}` + "\n"
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(ok))
+	rd := NewReader(pr, Limits{MaxLineBytes: 100})
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := rd.Chunks()
+	next := func() (Chunk, error) {
+		type result struct {
+			ch  Chunk
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			ch, err := c.Next(nil, 1<<16)
+			got <- result{ch, err}
+		}()
+		select {
+		case r := <-got:
+			return r.ch, r.err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Next waits for more of a body that pauses")
+		}
+		panic("unreachable")
+	}
+	go pw.Write([]byte(ok + ok + `{"model":"m"`))
+	ch, err := next()
+	if err != nil || string(ch.Data) != ok+ok || ch.Line != 2 || ch.End != nil {
+		t.Fatalf("Next = %q line %d end %v, %v; want the two whole lines", ch.Data, ch.Line, ch.End, err)
+	}
+	go pw.Write([]byte(`,"version":"v1","accuracy":0.5}` + "\n" + strings.Repeat(" ", 200) + "\n" + ok))
+	if ch, err = next(); err != nil || ch.Line != 4 || ch.End != io.EOF || !strings.HasSuffix(string(ch.Data), strings.Repeat(" ", 200)+"\n") {
+		t.Fatalf("Next = %q line %d end %v, %v; want the lines to the line too long, then the end", ch.Data, ch.Line, ch.End, err)
+	}
+	if _, err := c.Next(nil, 1<<16); err != io.EOF {
+		t.Errorf("Next after a line too long = %v, want io.EOF without reading", err)
+	}
+}
+
+// However short the lines, a chunk holds at most MaxChunkLines of them.
+func TestChunksOfShortLines(t *testing.T) {
+	ok := `{"model":"m","version":"v1","accuracy":0.5}` + "\n"
+	body := ok + strings.Repeat("x\n", 3*MaxChunkLines+5) + strings.Repeat("\n", MaxChunkLines+1) + ok
+	for _, how := range []string{"whole", "then an error"} {
+		var r io.Reader = strings.NewReader(body)
+		if how != "whole" {
+			r = io.MultiReader(r, iotest.ErrReader(errors.New("disk on fire")))
+		}
+		rd := NewReader(r, Limits{})
+		if _, err := rd.Next(); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := rd.Chunks()
+		lines, chunks := 0, 0
+		for {
+			ch, err := c.Next(nil, 1<<20)
+			if err == io.EOF {
+				break
+			}
+			n := strings.Count(string(ch.Data), "\n")
+			if n > MaxChunkLines {
+				t.Errorf("%s: a chunk of %d lines", how, n)
+			}
+			if ch.Line != 2+lines {
+				t.Errorf("%s: chunk from line %d, want %d", how, ch.Line, 2+lines)
+			}
+			lines += n
+			chunks++
+		}
+		if want := strings.Count(body, "\n") - 1; lines != want || chunks < 5 {
+			t.Errorf("%s: %d lines in %d chunks, want %d in 5 or more", how, lines, chunks, want)
+		}
 	}
 }
