@@ -24,6 +24,11 @@ type template struct {
 	lits  [][]byte
 	holes []hole
 	buf   []byte // lits are cut from it
+	// prefix is the record's bytes before lits[named], named the number
+	// of name holes it starts with: a record of the template's own model
+	// version repeats it whole, and its names need no reading.
+	prefix []byte
+	named  int
 }
 
 // Kinds of holes.
@@ -41,6 +46,7 @@ type hole struct {
 	name  string     // a number's name under "metrics", interned
 	rng   valueRange // the values a number takes
 	last  string     // a model's or version's name the last time, interned
+	own   string     // a model's or version's name in the template's record
 }
 
 // holeAt is a hole flat met, at data[start:end].
@@ -61,7 +67,14 @@ func (p *parser) matchTemplate() bool {
 	for pos < len(d) && isSpace(d[pos]) {
 		pos++
 	}
-	for i := range t.holes {
+	first := 0
+	if t.named > 0 && len(d)-pos >= len(t.prefix) && string(d[pos:pos+len(t.prefix)]) == string(t.prefix) {
+		for _, h := range t.holes[:t.named] {
+			p.setName(h.kind, h.own)
+		}
+		pos, first = pos+len(t.prefix), t.named
+	}
+	for i := first; i < len(t.holes); i++ {
 		lit, h := t.lits[i], &t.holes[i]
 		if len(d)-pos < len(lit) || string(d[pos:pos+len(lit)]) != string(lit) {
 			return false
@@ -109,11 +122,7 @@ func (p *parser) matchTemplate() bool {
 				}
 				h.last = p.intern.string(s)
 			}
-			if h.kind == holeModel {
-				p.modelName = h.last
-			} else {
-				p.versionName = h.last
-			}
+			p.setName(h.kind, h.last)
 			pos += n + 2
 		}
 	}
@@ -130,6 +139,15 @@ func (p *parser) matchTemplate() bool {
 		slices.SortFunc(p.vals, func(a, b Value) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return true
+}
+
+// setName sets the model's or the version's name, by the kind of its hole.
+func (p *parser) setName(kind int8, name string) {
+	if kind == holeModel {
+		p.modelName = name
+	} else {
+		p.versionName = name
+	}
 }
 
 // keepTemplate makes the record flat just read, of model and version, the
@@ -157,13 +175,18 @@ func (p *parser) keepTemplate(model, version string) {
 		t.lits = append(t.lits, t.buf[prev-start:h.start-start])
 		switch h.kind {
 		case holeModel:
-			h.last = model
+			h.last, h.own = model, model
 		case holeVersion:
-			h.last = version
+			h.last, h.own = version, version
 		}
 		t.holes = append(t.holes, h.hole)
 		prev = h.end
 	}
 	t.lits = append(t.lits, t.buf[prev-start:end-start])
+	t.named, t.prefix = 0, nil
+	for t.named < len(p.holes) && p.holes[t.named].kind >= holeModel {
+		t.prefix = t.buf[:p.holes[t.named].end-start]
+		t.named++
+	}
 	t.ok = true
 }
