@@ -48,10 +48,15 @@ func batchesFromProto(ps []*proto.Batch) []Batch {
 	return out
 }
 
+// signalsToProto converts signals, the messages allocated at once: a
+// detector may raise one at every value.
 func signalsToProto(ss []Signal) []*proto.Signal {
 	out := make([]*proto.Signal, len(ss))
+	msgs := make([]proto.Signal, len(ss))
 	for i, s := range ss {
-		out[i] = &proto.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Details}
+		m := &msgs[i]
+		m.Stream, m.Index, m.Type, m.Details = s.Stream, s.Index, string(s.Type), s.Details
+		out[i] = m
 	}
 	return out
 }

@@ -104,8 +104,11 @@ type Feed struct {
 	halted  bool      // the plugin is gone: values are counted as lost, not queued
 	taken   [][]entry // the feed's goroutine only: the shards' queues being sent
 
-	// The feed's goroutine only: the queue being sent, grouped.
-	group grouping
+	// The feed's goroutine only: the queue being sent, grouped, and the
+	// answer to it.
+	group  grouping
+	answer pluginhost.Answer
+	sigs   []Signal
 
 	// restarting: the plugin failed and is being restarted; values are
 	// held in the queue meanwhile.
@@ -196,11 +199,29 @@ func (r *Feed) timeout() time.Duration { return r.Timeout() }
 
 // Signal is what a detector raised, with its stream's series and the
 // window mean recorded when its value was ingested: by the time the
-// detector answers, the window may have moved on.
+// detector answers, the window may have moved on. Its details are the
+// detector's pairs, as it sent them; DetailsMap makes the map an event
+// carries, only for the signals that become one.
 type Signal struct {
-	sdk.Signal
+	Stream     string
+	Index      uint64
+	Type       sdk.SignalType
+	Details    []pluginhost.Detail
 	Series     *window.Series // nil for a stream the call did not carry
 	WindowMean float64
+}
+
+// DetailsMap returns the details as a map, a key sent twice with its last
+// value; nil when there are none.
+func (s *Signal) DetailsMap() map[string]float64 {
+	if len(s.Details) == 0 {
+		return nil
+	}
+	m := make(map[string]float64, len(s.Details))
+	for _, d := range s.Details {
+		m[d.Key] = d.Value
+	}
+	return m
 }
 
 // entry is a queued value: its stream's series, its index in the stream,
@@ -574,7 +595,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
 	r.lastCall, r.lastValues = began, n
-	sigs, err := r.up.Update(callCtx, batch)
+	err := r.update(callCtx, batch)
 	if r.h.Called != nil {
 		r.h.Called(r, time.Since(began))
 	}
@@ -588,13 +609,20 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	case err != nil:
 		r.h.Failed(r, err, n)
 	default:
+		sigs := r.answer.Signals
 		if r.hist != nil {
 			r.hist.record(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
-			r.h.Signals(r, withMeans(sigs, batch, r.group.refs, means))
+			r.sigs = withMeans(r.sigs[:0], sigs, batch, r.group.refs, means)
+			r.h.Signals(r, r.sigs)
+			clear(r.sigs)
+			if cap(r.sigs) > maxKeptSignals {
+				r.sigs = nil
+			}
 		}
 	}
+	r.answer.Reset()
 	r.group.release()
 
 	r.mu.Lock()
@@ -642,24 +670,50 @@ func (r *Feed) restoreSpares() {
 	r.taken = r.taken[:0]
 }
 
-// withMeans pairs each signal with its series, from refs, and the window
-// mean recorded with its value.
-func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []Signal {
-	out := make([]Signal, len(sigs))
-	for k, s := range sigs {
-		out[k].Signal = s
+// update calls the plugin with batch and leaves the signals it raised in
+// r.answer: decoded there by a plugin in a process, copied there from the
+// signals of any other Updater.
+func (r *Feed) update(ctx context.Context, batch []sdk.Batch) error {
+	if au, ok := r.up.(pluginhost.AnswerUpdater); ok {
+		return au.UpdateInto(ctx, batch, &r.answer)
+	}
+	r.answer.Reset()
+	sigs, err := r.up.Update(ctx, batch)
+	if err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		w := pluginhost.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type)}
+		for k, v := range s.Details {
+			w.Details = append(w.Details, pluginhost.Detail{Key: k, Value: v})
+		}
+		r.answer.Signals = append(r.answer.Signals, w)
+	}
+	return nil
+}
+
+// maxKeptSignals bounds the signals whose room a feed keeps from call to
+// call.
+const maxKeptSignals = 1 << 14
+
+// withMeans appends to out each signal with its series, from refs, and the
+// window mean recorded with its value.
+func withMeans(out []Signal, sigs []pluginhost.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []Signal {
+	for _, s := range sigs {
+		sig := Signal{Stream: s.Stream, Index: s.Index, Type: sdk.SignalType(s.Type), Details: s.Details}
 		for i, b := range batch {
 			if b.Stream != s.Stream {
 				continue
 			}
 			// A signal about an index before this call's values still
 			// names its stream; its mean is no longer known.
-			out[k].Series = refs[i]
+			sig.Series = refs[i]
 			if s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
-				out[k].WindowMean = means[i][s.Index-b.Start]
+				sig.WindowMean = means[i][s.Index-b.Start]
 				break
 			}
 		}
+		out = append(out, sig)
 	}
 	return out
 }

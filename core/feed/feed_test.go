@@ -249,7 +249,7 @@ func TestWithMeansPairsSignalsWithTheirValues(t *testing.T) {
 	}
 	means := [][]float64{{0.1, 0.2, 0.3}, {0.4}}
 	refs := []*window.Series{testSeries(nil, "a/v/x"), testSeries(nil, "b/v/x")}
-	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}, {Stream: "a/v/x", Index: 2}}, batch, refs, means)
+	got := withMeans(nil, []pluginhost.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}, {Stream: "a/v/x", Index: 2}}, batch, refs, means)
 	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 || got[2].WindowMean != 0 {
 		t.Fatalf("got %+v", got)
 	}

@@ -92,8 +92,12 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("proto: cannot marshal %T, not a proto message", v)
 	}
-	if resp, ok := m.(*proto.UpdateResponse); ok && plainSignals(resp) {
-		return marshalSignals(resp), nil
+	if resp, ok := m.(*proto.UpdateResponse); ok {
+		p := plainPool.Get().(*plainAnswer)
+		defer p.release()
+		if p.plainSignals(resp) {
+			return p.marshalSignals(resp), nil
+		}
 	}
 	size := gproto.Size(m)
 	opts := gproto.MarshalOptions{UseCachedSize: true} // the size was just computed
@@ -117,6 +121,19 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if a, ok := v.(*Answer); ok {
+		buf := data.MaterializeToBuffer(pluginBuffers)
+		defer buf.Free()
+		if unmarshalAnswer(buf.ReadOnlyData(), a) {
+			return nil
+		}
+		var resp proto.UpdateResponse
+		if err := gproto.Unmarshal(buf.ReadOnlyData(), &resp); err != nil {
+			return err
+		}
+		a.setFromProto(&resp)
+		return nil
+	}
 	m, ok := v.(gproto.Message)
 	if !ok {
 		return fmt.Errorf("proto: cannot unmarshal into %T, not a proto message", v)
@@ -124,9 +141,6 @@ func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(pluginBuffers)
 	defer buf.Free()
 	if req, ok := m.(*proto.UpdateRequest); ok && isEmptyUpdate(req) && unmarshalPacked(buf.ReadOnlyData(), req) {
-		return nil
-	}
-	if resp, ok := m.(*proto.UpdateResponse); ok && resp.Signals == nil && unmarshalSignals(buf.ReadOnlyData(), resp) {
 		return nil
 	}
 	return gproto.Unmarshal(buf.ReadOnlyData(), m)
@@ -262,17 +276,88 @@ func ReleasePacked(req *proto.UpdateRequest) {
 	packedPool.Put(p)
 }
 
-// The daemon's side of an Update call: the answer's signals are decoded
-// field by field into messages allocated together, their streams' names,
-// types and detail keys shared with the signal before when they repeat,
-// as they do: a detector that warns at every value of a stream answers a
-// call with as many signals as values, of one stream and the same keys.
-// Anything else in the message is left to proto.Unmarshal.
+// The daemon's side of an Update call: the answer is decoded field by
+// field into an Answer, whose signals keep their details as pairs in one
+// array rather than a map each, in slices kept from call to call. The
+// streams' names, types and detail keys are shared with the signal before,
+// or with the keys seen earlier in the call, when they repeat, as they do:
+// a detector that warns at every value of a stream answers a call with as
+// many signals as values, of one stream and the same keys. An answer in
+// any other form, such as one with fields this version does not know, is
+// decoded by proto.Unmarshal and then converted.
 
-// unmarshalSignals decodes b into resp, which must be empty, when b holds
-// only signals of the fields Signal has, each in its usual encoding; it
-// reports whether it did.
-func unmarshalSignals(b []byte, resp *proto.UpdateResponse) bool {
+// Detail is one of a signal's details, the detector's own figures.
+type Detail struct {
+	Key   string
+	Value float64
+}
+
+// Signal is one signal of an Update answer. Details are in the order the
+// plugin sent them; a key sent twice counts with its last value, as in a
+// map.
+type Signal struct {
+	Stream  string
+	Index   uint64
+	Type    string
+	Details []Detail
+}
+
+// Answer is an Update answer as the daemon decodes it. Decoding into an
+// Answer replaces what it held and reuses its slices: what must outlive
+// the next call is copied.
+type Answer struct {
+	Signals []Signal
+	details []Detail // the arena Signals' details are cut from
+	counts  []int32  // counts[i]: how many of details are Signals[i]'s
+	keys    []string // keys met in earlier signals, shared by later ones
+}
+
+// Reset empties a, keeping its slices for reuse unless they grew past
+// what a usual call needs.
+func (a *Answer) Reset() {
+	clear(a.Signals)
+	a.Signals = a.Signals[:0]
+	if cap(a.Signals) > maxKeptSignals {
+		a.Signals = nil
+	}
+	a.details = a.details[:0]
+	if cap(a.details) > maxKeptDetails {
+		a.details = nil
+	}
+	a.counts = a.counts[:0]
+	if cap(a.counts) > maxKeptSignals {
+		a.counts = nil
+	}
+}
+
+// The most signals and details an Answer keeps room for between calls;
+// past a backlog, the memory goes.
+const (
+	maxKeptSignals = 1 << 14
+	maxKeptDetails = 1 << 17
+	maxSharedKeys  = 64
+)
+
+// setFromProto makes a hold the signals of resp.
+func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
+	a.Reset()
+	for _, p := range resp.GetSignals() {
+		s := Signal{Stream: p.GetStream(), Index: p.GetIndex(), Type: p.GetType()}
+		if len(p.GetDetails()) > 0 {
+			s.Details = make([]Detail, 0, len(p.GetDetails()))
+			for k, v := range p.GetDetails() {
+				s.Details = append(s.Details, Detail{k, v})
+			}
+		}
+		a.Signals = append(a.Signals, s)
+	}
+}
+
+// unmarshalAnswer decodes b into a when b holds only signals of the fields
+// Signal has, each in its usual encoding; it reports whether it did. a is
+// left empty when it did not.
+func unmarshalAnswer(b []byte, a *Answer) bool {
+	a.Reset()
 	n := 0 // signals, counted first: they are allocated at once
 	for rest := b; len(rest) > 0; n++ {
 		num, typ, k := protowire.ConsumeTag(rest)
@@ -288,25 +373,45 @@ func unmarshalSignals(b []byte, resp *proto.UpdateResponse) bool {
 	if n == 0 {
 		return true
 	}
-	sigs := make([]proto.Signal, n)
-	ptrs := make([]*proto.Signal, n)
-	var last *proto.Signal
-	for i := range sigs {
+	a.Signals = slices.Grow(a.Signals, n)[:n]
+	a.counts = slices.Grow(a.counts, n)[:n]
+	var last *Signal
+	for i := range a.Signals {
 		_, _, k := protowire.ConsumeTag(b)
 		field, m := protowire.ConsumeBytes(b[k:])
 		b = b[k+m:]
-		if !unmarshalSignal(field, &sigs[i], last) {
+		s := &a.Signals[i]
+		from := len(a.details)
+		if !a.unmarshalSignal(field, s, last, i) {
+			a.Reset()
 			return false
 		}
-		ptrs[i], last = &sigs[i], &sigs[i]
+		a.counts[i] = int32(len(a.details) - from)
+		last = s
 	}
-	resp.Signals = ptrs
+	// The details are cut from the arena once it is complete: it may have
+	// moved while it grew.
+	off := 0
+	for i := range a.Signals {
+		if c := int(a.counts[i]); c > 0 {
+			a.Signals[i].Details = a.details[off : off+c : off+c]
+			off += c
+		}
+	}
 	return true
 }
 
-// unmarshalSignal decodes one signal into s; its strings are those of
-// last (nil for the first) where they are the same.
-func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
+// unmarshalSignal decodes one signal, the i-th, into s, its details
+// appended to a.details; its strings are those of last (nil for the first)
+// where they are the same.
+func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool {
+	*s = Signal{}
+	from := len(a.details)
+	var lastDetails []Detail
+	if last != nil {
+		c := int(a.counts[i-1])
+		lastDetails = a.details[from-c : from]
+	}
 	for len(b) > 0 {
 		num, typ, k := protowire.ConsumeTag(b)
 		if k < 0 {
@@ -347,11 +452,12 @@ func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
 					}
 				}
 			case 4:
-				var prev map[string]float64
-				if last != nil {
-					prev = last.Details
+				j := len(a.details) - from // the detail's place in the signal
+				var prev string
+				if j < len(lastDetails) {
+					prev = lastDetails[j].Key
 				}
-				if !unmarshalDetail(v, s, prev) {
+				if !a.unmarshalDetail(v, prev) {
 					return false
 				}
 			}
@@ -362,9 +468,9 @@ func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
 	return true
 }
 
-// unmarshalDetail adds the map entry b to s.Details, its key shared with
-// prev's equal key, if any.
-func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
+// unmarshalDetail appends the map entry b to a.details, its key shared
+// with prev, or a key met before, when it is the same.
+func (a *Answer) unmarshalDetail(b []byte, prev string) bool {
 	var key []byte
 	var val float64
 	for len(b) > 0 {
@@ -376,7 +482,7 @@ func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			v, k := protowire.ConsumeBytes(b)
-			if k < 0 || !utf8.Valid(v) {
+			if k < 0 {
 				return false
 			}
 			key, b = v, b[k:]
@@ -390,28 +496,59 @@ func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
 			return false
 		}
 	}
-	if s.Details == nil {
-		s.Details = make(map[string]float64, max(len(prev), 1))
+	k, ok := a.sharedKey(key, prev)
+	if !ok {
+		return false
 	}
-	for k := range prev { // a handful of keys
+	a.details = append(a.details, Detail{k, val})
+	return true
+}
+
+// sharedKey returns key as a string: prev or a key met before when it is
+// the same, else a new one, which later signals may share. It reports
+// false for a key that is not valid UTF-8.
+func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
+	if prev == string(key) {
+		return prev, true
+	}
+	for _, k := range a.keys { // a handful of keys
 		if k == string(key) {
-			s.Details[k] = val
-			return true
+			return k, true
 		}
 	}
-	s.Details[string(key)] = val
-	return true
+	if !utf8.Valid(key) {
+		return "", false
+	}
+	k := string(key)
+	if len(a.keys) < maxSharedKeys {
+		a.keys = append(a.keys, k)
+	}
+	return k, true
 }
 
 // The plugin's side of an Update call: the answer's signals are encoded
 // field by field, not through proto's reflection over each signal's
-// details map. The bytes are those proto.Marshal writes, but for the order
-// of map entries, which proto does not fix either.
+// details map, and each map is gone through once: its entries are taken
+// into one array, checked and measured there, and written from it. The
+// bytes are those proto.Marshal writes, but for the order of map entries,
+// which proto does not fix either.
 
-// plainSignals reports whether resp and its signals hold nothing but their
-// fields (no unknown fields), with strings of valid UTF-8, which
-// marshalSignals encodes. proto.Marshal refuses the others as it did.
-func plainSignals(resp *proto.UpdateResponse) bool {
+// plainAnswer is an answer taken apart for marshalSignals: the details of
+// every signal, one after the other, and how many each has.
+type plainAnswer struct {
+	details []Detail
+	counts  []int32
+	sizes   []int // the encoded size of each signal
+}
+
+var plainPool = sync.Pool{New: func() any { return new(plainAnswer) }}
+
+// plainSignals takes resp apart into p when resp and its signals hold
+// nothing but their fields (no unknown fields), with strings of valid
+// UTF-8, which marshalSignals encodes; it reports whether it did.
+// proto.Marshal refuses the others as it did.
+func (p *plainAnswer) plainSignals(resp *proto.UpdateResponse) bool {
+	p.details, p.counts, p.sizes = p.details[:0], p.counts[:0], p.sizes[:0]
 	if len(resp.ProtoReflect().GetUnknown()) > 0 {
 		return false
 	}
@@ -419,20 +556,35 @@ func plainSignals(resp *proto.UpdateResponse) bool {
 		if s == nil || len(s.ProtoReflect().GetUnknown()) > 0 || !utf8.ValidString(s.Stream) || !utf8.ValidString(s.Type) {
 			return false
 		}
-		for k := range s.Details {
+		n := signalHeadSize(s)
+		for k, v := range s.Details {
 			if !utf8.ValidString(k) {
 				return false
 			}
+			p.details = append(p.details, Detail{k, v})
+			n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(k))
 		}
+		p.counts = append(p.counts, int32(len(s.Details)))
+		p.sizes = append(p.sizes, n)
 	}
 	return true
 }
 
-// marshalSignals encodes resp, whose signals are plain.
-func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
+// release empties p and puts it back in plainPool, unless it grew past
+// what a usual call needs.
+func (p *plainAnswer) release() {
+	clear(p.details)
+	if cap(p.details) > maxKeptDetails || cap(p.counts) > maxKeptSignals {
+		return
+	}
+	p.details, p.counts, p.sizes = p.details[:0], p.counts[:0], p.sizes[:0]
+	plainPool.Put(p)
+}
+
+// marshalSignals encodes resp, taken apart in p by plainSignals.
+func (p *plainAnswer) marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
 	size := 0
-	for _, s := range resp.Signals {
-		n := signalSize(s)
+	for _, n := range p.sizes {
 		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
 	}
 	var buf *[]byte
@@ -443,9 +595,10 @@ func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
 		buf = pluginBuffers.Get(size)
 		b = (*buf)[:0]
 	}
-	for _, s := range resp.Signals {
+	details := p.details
+	for i, s := range resp.Signals {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(signalSize(s)))
+		b = protowire.AppendVarint(b, uint64(p.sizes[i]))
 		if s.Stream != "" {
 			b = protowire.AppendTag(b, 1, protowire.BytesType)
 			b = protowire.AppendString(b, s.Stream)
@@ -458,14 +611,16 @@ func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
 			b = protowire.AppendTag(b, 3, protowire.BytesType)
 			b = protowire.AppendString(b, s.Type)
 		}
-		for k, v := range s.Details {
+		c := int(p.counts[i])
+		for _, d := range details[:c] {
 			b = protowire.AppendTag(b, 4, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(detailSize(k)))
+			b = protowire.AppendVarint(b, uint64(detailSize(d.Key)))
 			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, k)
+			b = protowire.AppendString(b, d.Key)
 			b = protowire.AppendTag(b, 2, protowire.Fixed64Type)
-			b = protowire.AppendFixed64(b, math.Float64bits(v))
+			b = protowire.AppendFixed64(b, math.Float64bits(d.Value))
 		}
+		details = details[c:]
 	}
 	if buf == nil {
 		return mem.BufferSlice{mem.SliceBuffer(b)}
@@ -474,8 +629,8 @@ func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
 	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}
 }
 
-// signalSize is the encoded size of s.
-func signalSize(s *proto.Signal) int {
+// signalHeadSize is the encoded size of s but for its details.
+func signalHeadSize(s *proto.Signal) int {
 	n := 0
 	if s.Stream != "" {
 		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
@@ -485,9 +640,6 @@ func signalSize(s *proto.Signal) int {
 	}
 	if s.Type != "" {
 		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
-	}
-	for k := range s.Details {
-		n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(k))
 	}
 	return n
 }

@@ -159,15 +159,49 @@ func TestUnmarshalPacked(t *testing.T) {
 	check("a truncated message", wire[:len(wire)-3], false)
 }
 
-// An Update answer decodes into the same message through the codec's own
-// decoding of signals as through proto.Unmarshal, and what the former does
-// not take (an unknown field, invalid UTF-8) is left to the latter.
-func TestUnmarshalSignals(t *testing.T) {
+// answerOf returns the signals of resp as an Answer holds them, each
+// signal's details as a map.
+func answerOf(resp *proto.UpdateResponse) []*proto.Signal {
+	var out []*proto.Signal
+	for _, s := range resp.GetSignals() {
+		out = append(out, &proto.Signal{Stream: s.GetStream(), Index: s.GetIndex(), Type: s.GetType(), Details: s.GetDetails()})
+	}
+	return out
+}
+
+// signalsOf returns the signals of a as proto messages, each signal's
+// details as a map, a key sent twice with its last value.
+func signalsOf(a *Answer) []*proto.Signal {
+	var out []*proto.Signal
+	for _, s := range a.Signals {
+		p := &proto.Signal{Stream: s.Stream, Index: s.Index, Type: s.Type}
+		for _, d := range s.Details {
+			if p.Details == nil {
+				p.Details = map[string]float64{}
+			}
+			p.Details[d.Key] = d.Value
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func sameSignals(x, y []*proto.Signal) bool {
+	return gproto.Equal(&proto.UpdateResponse{Signals: x}, &proto.UpdateResponse{Signals: y})
+}
+
+// An Update answer decodes into an Answer, through the codec's own
+// decoding of signals, as proto.Unmarshal reads it; what the former does
+// not take (an unknown field, invalid UTF-8) is left to the latter, and
+// the codec gives an error where proto.Unmarshal does. An Answer reused
+// holds the last answer only.
+func TestUnmarshalAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	keys := []string{"p", "s", "p_min", "s_min", "é"}
+	var got, viaCodec Answer // reused from round to round
 	for round := range 2000 {
 		var want proto.UpdateResponse
-		for range rng.IntN(6) {
+		for range rng.IntN(6) + rng.IntN(2)*100 {
 			s := &proto.Signal{Stream: fmt.Sprintf("m/v/%d", rng.IntN(2)), Index: rng.Uint64() >> rng.IntN(64), Type: []string{"warning", "drift", "other", ""}[rng.IntN(4)]}
 			if n := rng.IntN(4); n > 0 {
 				s.Details = map[string]float64{}
@@ -181,17 +215,36 @@ func TestUnmarshalSignals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got proto.UpdateResponse
-		if !unmarshalSignals(b, &got) {
+		if !unmarshalAnswer(b, &got) {
 			t.Fatalf("round %d: not decoded: %v", round, &want)
 		}
-		if !gproto.Equal(&got, &want) {
-			t.Fatalf("round %d: decoded %v, want %v", round, &got, &want)
+		if !sameSignals(signalsOf(&got), answerOf(&want)) {
+			t.Fatalf("round %d: decoded %v, want %v", round, signalsOf(&got), &want)
 		}
-		var viaCodec proto.UpdateResponse
-		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !gproto.Equal(&viaCodec, &want) {
-			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, &viaCodec, err, &want)
+		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !sameSignals(signalsOf(&viaCodec), answerOf(&want)) {
+			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, signalsOf(&viaCodec), err, &want)
 		}
+	}
+	// A key sent twice in one signal (proto keeps the last value of a map
+	// key) and an entry without a key or value.
+	twice := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), func() []byte {
+		var s []byte
+		for _, e := range []struct {
+			k string
+			v float64
+		}{{"p", 1}, {"p", 2}} {
+			ent := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), e.k)
+			ent = protowire.AppendFixed64(protowire.AppendTag(ent, 2, protowire.Fixed64Type), math.Float64bits(e.v))
+			s = protowire.AppendBytes(protowire.AppendTag(s, 4, protowire.BytesType), ent)
+		}
+		return protowire.AppendBytes(protowire.AppendTag(s, 4, protowire.BytesType), nil)
+	}())
+	var want proto.UpdateResponse
+	if err := gproto.Unmarshal(twice, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(twice)}, &got); err != nil || !sameSignals(signalsOf(&got), answerOf(&want)) {
+		t.Fatalf("a key sent twice: decoded %v, %v; want %v", signalsOf(&got), err, &want)
 	}
 	for name, b := range map[string][]byte{
 		"unknown signal field": protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType),
@@ -201,16 +254,39 @@ func TestUnmarshalSignals(t *testing.T) {
 			protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte{0xff})),
 		"truncated": protowire.AppendTag(nil, 1, protowire.BytesType),
 	} {
-		var got proto.UpdateResponse
-		if unmarshalSignals(b, &got) {
-			t.Errorf("%s: decoded as %v, want it left to proto.Unmarshal", name, &got)
+		var a Answer
+		if unmarshalAnswer(b, &a) {
+			t.Errorf("%s: decoded as %v, want it left to proto.Unmarshal", name, signalsOf(&a))
 		}
 		var want proto.UpdateResponse
 		werr := gproto.Unmarshal(b, &want)
-		got = proto.UpdateResponse{}
-		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got)
-		if (werr == nil) != (gerr == nil) || werr == nil && !gproto.Equal(&got, &want) {
-			t.Errorf("%s: codec %v, %v; proto.Unmarshal %v, %v", name, &got, gerr, &want, werr)
+		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &a)
+		if (werr == nil) != (gerr == nil) || werr == nil && !sameSignals(signalsOf(&a), answerOf(&want)) {
+			t.Errorf("%s: codec %v, %v; proto.Unmarshal %v, %v", name, signalsOf(&a), gerr, &want, werr)
+		}
+	}
+}
+
+// BenchmarkUnmarshalAnswer decodes an answer of DDM's warnings, 4096 of
+// them with its seven details each, into an Answer reused from call to
+// call, as the daemon does: one op is one signal.
+func BenchmarkUnmarshalAnswer(b *testing.B) {
+	var resp proto.UpdateResponse
+	for i := range 4096 {
+		resp.Signals = append(resp.Signals, &proto.Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
+			Details: map[string]float64{"statistic": 0.31, "threshold": 0.3, "p": 0.3, "s": 0.01, "p_min": 0.1, "s_min": 0.01, "n": float64(i)}})
+	}
+	bs, err := (pluginCodec{}).Marshal(&resp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := bs.Materialize()
+	var a Answer
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(resp.Signals) {
+		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != len(resp.Signals) {
+			b.Fatal(err)
 		}
 	}
 }
@@ -248,10 +324,30 @@ func TestMarshalSignals(t *testing.T) {
 		}
 	}
 	bad := &proto.UpdateResponse{Signals: []*proto.Signal{{Stream: "m/v/x", Type: "warning", Details: map[string]float64{"\xff": 1}}}}
-	if plainSignals(bad) {
+	if new(plainAnswer).plainSignals(bad) {
 		t.Error("a detail key of invalid UTF-8 is plain")
 	}
 	if _, err := (pluginCodec{}).Marshal(bad); err == nil {
 		t.Error("an answer with a detail key of invalid UTF-8 was encoded")
+	}
+}
+
+// BenchmarkMarshalSignals encodes an answer of DDM's warnings, 4096 of
+// them with its seven details each, as a plugin does: one op is one
+// signal.
+func BenchmarkMarshalSignals(b *testing.B) {
+	var resp proto.UpdateResponse
+	for i := range 4096 {
+		resp.Signals = append(resp.Signals, &proto.Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
+			Details: map[string]float64{"statistic": 0.31, "threshold": 0.3, "p": 0.3, "s": 0.01, "p_min": 0.1, "s_min": 0.01, "n": float64(i)}})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(resp.Signals) {
+		bs, err := (pluginCodec{}).Marshal(&resp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bs.Free()
 	}
 }
