@@ -617,12 +617,14 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 			r.sigs = withMeans(r.sigs[:0], sigs, batch, r.group.refs, means)
 			r.h.Signals(r, r.sigs)
 			clear(r.sigs)
-			if cap(r.sigs) > maxKeptSignals {
-				r.sigs = nil
-			}
 		}
 	}
-	r.answer.Reset()
+	// The room of a backlog's answer goes once calls need far less.
+	if n := len(r.answer.Signals); cap(r.sigs) > minKeptSignals && 4*n < cap(r.sigs) {
+		r.sigs = nil
+	}
+	r.sigs = r.sigs[:0]
+	r.answer.Trim()
 	r.group.release()
 
 	r.mu.Lock()
@@ -683,18 +685,21 @@ func (r *Feed) update(ctx context.Context, batch []sdk.Batch) error {
 		return err
 	}
 	for _, s := range sigs {
-		w := pluginhost.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type)}
-		for k, v := range s.Details {
-			w.Details = append(w.Details, pluginhost.Detail{Key: k, Value: v})
+		w := pluginhost.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Pairs}
+		if s.Details != nil {
+			w.Details = nil
+			for k, v := range s.Details {
+				w.Details = append(w.Details, pluginhost.Detail{Key: k, Value: v})
+			}
 		}
 		r.answer.Signals = append(r.answer.Signals, w)
 	}
 	return nil
 }
 
-// maxKeptSignals bounds the signals whose room a feed keeps from call to
-// call.
-const maxKeptSignals = 1 << 14
+// minKeptSignals is the room for signals a feed keeps from call to call
+// whatever the calls need.
+const minKeptSignals = 1 << 10
 
 // withMeans appends to out each signal with its series, from refs, and the
 // window mean recorded with its value.

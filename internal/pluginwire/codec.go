@@ -2,6 +2,7 @@ package pluginwire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -88,16 +89,12 @@ var _ encoding.CodecV2 = pluginCodec{}
 const pooledBytes = 1 << 10
 
 func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if a, ok := v.(*Answer); ok {
+		return marshalAnswer(a)
+	}
 	m, ok := v.(gproto.Message)
 	if !ok {
 		return nil, fmt.Errorf("proto: cannot marshal %T, not a proto message", v)
-	}
-	if resp, ok := m.(*proto.UpdateResponse); ok {
-		p := plainPool.Get().(*plainAnswer)
-		defer p.release()
-		if p.plainSignals(resp) {
-			return p.marshalSignals(resp), nil
-		}
 	}
 	size := gproto.Size(m)
 	opts := gproto.MarshalOptions{UseCachedSize: true} // the size was just computed
@@ -312,31 +309,31 @@ type Answer struct {
 	keys    []string // keys met in earlier signals, shared by later ones
 }
 
-// Reset empties a, keeping its slices for reuse unless they grew past
-// what a usual call needs.
+// Reset empties a, keeping its slices for reuse.
 func (a *Answer) Reset() {
 	clear(a.Signals)
-	a.Signals = a.Signals[:0]
-	if cap(a.Signals) > maxKeptSignals {
-		a.Signals = nil
+	a.Signals, a.details, a.counts = a.Signals[:0], a.details[:0], a.counts[:0]
+}
+
+// Trim empties a as Reset does, and lets its slices go when they are far
+// larger than what it held needed: a backlog passed.
+func (a *Answer) Trim() {
+	n, d := len(a.Signals), len(a.details)
+	a.Reset()
+	if cap(a.Signals) > minTrimmed && 4*n < cap(a.Signals) {
+		a.Signals, a.counts = nil, nil
 	}
-	a.details = a.details[:0]
-	if cap(a.details) > maxKeptDetails {
+	if cap(a.details) > minTrimmed && 4*d < cap(a.details) {
 		a.details = nil
-	}
-	a.counts = a.counts[:0]
-	if cap(a.counts) > maxKeptSignals {
-		a.counts = nil
 	}
 }
 
-// The most signals and details an Answer keeps room for between calls;
-// past a backlog, the memory goes.
-const (
-	maxKeptSignals = 1 << 14
-	maxKeptDetails = 1 << 17
-	maxSharedKeys  = 64
-)
+// minTrimmed is the capacity up to which Trim keeps an Answer's slices
+// whatever they held.
+const minTrimmed = 1 << 10
+
+// maxSharedKeys bounds the detail keys an Answer keeps to share.
+const maxSharedKeys = 64
 
 // setFromProto makes a hold the signals of resp.
 func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
@@ -526,66 +523,29 @@ func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
 	return k, true
 }
 
-// The plugin's side of an Update call: the answer's signals are encoded
-// field by field, not through proto's reflection over each signal's
-// details map, and each map is gone through once: its entries are taken
-// into one array, checked and measured there, and written from it. The
-// bytes are those proto.Marshal writes, but for the order of map entries,
-// which proto does not fix either.
+// The plugin's side of an Update call: the sdk answers with an Answer,
+// whose signals are encoded field by field straight from their details'
+// pairs, no proto message nor map per signal. The bytes are those
+// proto.Marshal writes for the UpdateResponse of the same signals, their
+// details in the order given (proto does not fix the order of map
+// entries).
 
-// plainAnswer is an answer taken apart for marshalSignals: the details of
-// every signal, one after the other, and how many each has.
-type plainAnswer struct {
-	details []Detail
-	counts  []int32
-	sizes   []int // the encoded size of each signal
-}
-
-var plainPool = sync.Pool{New: func() any { return new(plainAnswer) }}
-
-// plainSignals takes resp apart into p when resp and its signals hold
-// nothing but their fields (no unknown fields), with strings of valid
-// UTF-8, which marshalSignals encodes; it reports whether it did.
-// proto.Marshal refuses the others as it did.
-func (p *plainAnswer) plainSignals(resp *proto.UpdateResponse) bool {
-	p.details, p.counts, p.sizes = p.details[:0], p.counts[:0], p.sizes[:0]
-	if len(resp.ProtoReflect().GetUnknown()) > 0 {
-		return false
-	}
-	for _, s := range resp.Signals {
-		if s == nil || len(s.ProtoReflect().GetUnknown()) > 0 || !utf8.ValidString(s.Stream) || !utf8.ValidString(s.Type) {
-			return false
-		}
-		n := signalHeadSize(s)
-		for k, v := range s.Details {
-			if !utf8.ValidString(k) {
-				return false
-			}
-			p.details = append(p.details, Detail{k, v})
-			n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(k))
-		}
-		p.counts = append(p.counts, int32(len(s.Details)))
-		p.sizes = append(p.sizes, n)
-	}
-	return true
-}
-
-// release empties p and puts it back in plainPool, unless it grew past
-// what a usual call needs.
-func (p *plainAnswer) release() {
-	clear(p.details)
-	if cap(p.details) > maxKeptDetails || cap(p.counts) > maxKeptSignals {
-		return
-	}
-	p.details, p.counts, p.sizes = p.details[:0], p.counts[:0], p.sizes[:0]
-	plainPool.Put(p)
-}
-
-// marshalSignals encodes resp, taken apart in p by plainSignals.
-func (p *plainAnswer) marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
+// marshalAnswer encodes a, or fails as proto.Marshal does when a string
+// is not valid UTF-8.
+func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
 	size := 0
-	for _, n := range p.sizes {
-		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
+	var last *Signal
+	for i := range a.Signals {
+		s := &a.Signals[i]
+		if !validSignal(s, last) {
+			_, err := gproto.Marshal(a.ToProto()) // its error
+			if err == nil {
+				err = errors.New("proto: a signal's string is not valid UTF-8")
+			}
+			return nil, err
+		}
+		size += protowire.SizeTag(1) + protowire.SizeBytes(signalSize(s))
+		last = s
 	}
 	var buf *[]byte
 	var b []byte
@@ -595,10 +555,10 @@ func (p *plainAnswer) marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice
 		buf = pluginBuffers.Get(size)
 		b = (*buf)[:0]
 	}
-	details := p.details
-	for i, s := range resp.Signals {
+	for i := range a.Signals {
+		s := &a.Signals[i]
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(p.sizes[i]))
+		b = protowire.AppendVarint(b, uint64(signalSize(s)))
 		if s.Stream != "" {
 			b = protowire.AppendTag(b, 1, protowire.BytesType)
 			b = protowire.AppendString(b, s.Stream)
@@ -611,8 +571,7 @@ func (p *plainAnswer) marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice
 			b = protowire.AppendTag(b, 3, protowire.BytesType)
 			b = protowire.AppendString(b, s.Type)
 		}
-		c := int(p.counts[i])
-		for _, d := range details[:c] {
+		for _, d := range s.Details {
 			b = protowire.AppendTag(b, 4, protowire.BytesType)
 			b = protowire.AppendVarint(b, uint64(detailSize(d.Key)))
 			b = protowire.AppendTag(b, 1, protowire.BytesType)
@@ -620,17 +579,59 @@ func (p *plainAnswer) marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice
 			b = protowire.AppendTag(b, 2, protowire.Fixed64Type)
 			b = protowire.AppendFixed64(b, math.Float64bits(d.Value))
 		}
-		details = details[c:]
+	}
+	if len(b) != size {
+		if buf != nil {
+			pluginBuffers.Put(buf)
+		}
+		return nil, errors.New("proto: an answer changed while it was marshalled")
 	}
 	if buf == nil {
-		return mem.BufferSlice{mem.SliceBuffer(b)}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	*buf = b
-	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}
+	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}, nil
 }
 
-// signalHeadSize is the encoded size of s but for its details.
-func signalHeadSize(s *proto.Signal) int {
+// validSignal reports whether the strings of s are valid UTF-8. Those
+// equal to last's are not checked again: a detector names the same
+// stream, type and keys signal after signal.
+func validSignal(s, last *Signal) bool {
+	if (last == nil || s.Stream != last.Stream) && !utf8.ValidString(s.Stream) {
+		return false
+	}
+	if (last == nil || s.Type != last.Type) && !utf8.ValidString(s.Type) {
+		return false
+	}
+	for j, d := range s.Details {
+		if last != nil && j < len(last.Details) && d.Key == last.Details[j].Key {
+			continue
+		}
+		if !utf8.ValidString(d.Key) {
+			return false
+		}
+	}
+	return true
+}
+
+// ToProto returns the signals of a as an UpdateResponse.
+func (a *Answer) ToProto() *proto.UpdateResponse {
+	resp := &proto.UpdateResponse{Signals: make([]*proto.Signal, len(a.Signals))}
+	for i, s := range a.Signals {
+		p := &proto.Signal{Stream: s.Stream, Index: s.Index, Type: s.Type}
+		for _, d := range s.Details {
+			if p.Details == nil {
+				p.Details = make(map[string]float64, len(s.Details))
+			}
+			p.Details[d.Key] = d.Value
+		}
+		resp.Signals[i] = p
+	}
+	return resp
+}
+
+// signalSize is the encoded size of s.
+func signalSize(s *Signal) int {
 	n := 0
 	if s.Stream != "" {
 		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
@@ -640,6 +641,9 @@ func signalHeadSize(s *proto.Signal) int {
 	}
 	if s.Type != "" {
 		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
+	}
+	for _, d := range s.Details {
+		n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(d.Key))
 	}
 	return n
 }

@@ -291,60 +291,62 @@ func BenchmarkUnmarshalAnswer(b *testing.B) {
 	}
 }
 
-// The codec encodes an Update answer into bytes that proto.Unmarshal
-// reads back as the same message, and leaves one it does not take (a
-// string of invalid UTF-8) to proto.Marshal, which refuses it.
-func TestMarshalSignals(t *testing.T) {
+// The codec encodes an Answer into bytes that proto.Unmarshal reads back as
+// the UpdateResponse of its signals, and refuses one with a string of
+// invalid UTF-8, as proto.Marshal does.
+func TestMarshalAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	keys := []string{"p", "s", "p_min", "s_min", "é", ""}
 	for round := range 2000 {
-		var want proto.UpdateResponse
+		var a Answer
 		for range rng.IntN(6) + rng.IntN(2)*200 { // some past pooledBytes
-			s := &proto.Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
-			if n := rng.IntN(4); n > 0 {
-				s.Details = map[string]float64{}
-				for range n {
-					s.Details[keys[rng.IntN(len(keys))]] = rng.NormFloat64() * float64(rng.IntN(2))
-				}
+			s := Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
+			for range rng.IntN(4) {
+				s.Details = append(s.Details, Detail{keys[rng.IntN(len(keys))], rng.NormFloat64() * float64(rng.IntN(2))})
 			}
-			want.Signals = append(want.Signals, s)
+			a.Signals = append(a.Signals, s)
 		}
-		bs, err := (pluginCodec{}).Marshal(&want)
+		want := a.ToProto()
+		bs, err := (pluginCodec{}).Marshal(&a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b := bs.Materialize()
 		bs.Free()
-		if n := gproto.Size(&want); len(b) != n {
-			t.Fatalf("round %d: %d bytes, proto.Size says %d", round, len(b), n)
-		}
 		var got proto.UpdateResponse
-		if err := gproto.Unmarshal(b, &got); err != nil || !gproto.Equal(&got, &want) {
-			t.Fatalf("round %d: read back %v, %v; want %v", round, &got, err, &want)
+		if err := gproto.Unmarshal(b, &got); err != nil || !gproto.Equal(&got, want) {
+			t.Fatalf("round %d: read back %v, %v; want %v", round, &got, err, want)
+		}
+		var back Answer
+		if !unmarshalAnswer(b, &back) || !sameSignals(signalsOf(&back), signalsOf(&a)) {
+			t.Fatalf("round %d: decoded %v, want %v", round, signalsOf(&back), signalsOf(&a))
 		}
 	}
-	bad := &proto.UpdateResponse{Signals: []*proto.Signal{{Stream: "m/v/x", Type: "warning", Details: map[string]float64{"\xff": 1}}}}
-	if new(plainAnswer).plainSignals(bad) {
-		t.Error("a detail key of invalid UTF-8 is plain")
-	}
-	if _, err := (pluginCodec{}).Marshal(bad); err == nil {
-		t.Error("an answer with a detail key of invalid UTF-8 was encoded")
+	for name, a := range map[string]*Answer{
+		"key":            {Signals: []Signal{{Stream: "m/v/x", Type: "warning", Details: []Detail{{"\xff", 1}}}}},
+		"key of a later": {Signals: []Signal{{Stream: "m/v/x", Details: []Detail{{"p", 1}}}, {Stream: "m/v/x", Details: []Detail{{"p\xff", 1}}}}},
+		"stream":         {Signals: []Signal{{Stream: "m/v/\xff", Type: "warning"}}},
+		"type":           {Signals: []Signal{{Stream: "m/v/x", Type: "\xff"}}},
+	} {
+		if _, err := (pluginCodec{}).Marshal(a); err == nil {
+			t.Errorf("an answer with a %s of invalid UTF-8 was encoded", name)
+		}
 	}
 }
 
-// BenchmarkMarshalSignals encodes an answer of DDM's warnings, 4096 of
+// BenchmarkMarshalAnswer encodes an answer of DDM's warnings, 4096 of
 // them with its seven details each, as a plugin does: one op is one
 // signal.
-func BenchmarkMarshalSignals(b *testing.B) {
-	var resp proto.UpdateResponse
+func BenchmarkMarshalAnswer(b *testing.B) {
+	var a Answer
 	for i := range 4096 {
-		resp.Signals = append(resp.Signals, &proto.Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
-			Details: map[string]float64{"statistic": 0.31, "threshold": 0.3, "p": 0.3, "s": 0.01, "p_min": 0.1, "s_min": 0.01, "n": float64(i)}})
+		a.Signals = append(a.Signals, Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
+			Details: []Detail{{"statistic", 0.31}, {"threshold", 0.3}, {"p", 0.3}, {"s", 0.01}, {"p_min", 0.1}, {"s_min", 0.01}, {"n", float64(i)}}})
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i += len(resp.Signals) {
-		bs, err := (pluginCodec{}).Marshal(&resp)
+	for i := 0; i < b.N; i += len(a.Signals) {
+		bs, err := (pluginCodec{}).Marshal(&a)
 		if err != nil {
 			b.Fatal(err)
 		}
