@@ -468,6 +468,16 @@ func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool 
 // unmarshalDetail appends the map entry b to a.details, its key shared
 // with prev, or a key met before, when it is the same.
 func (a *Answer) unmarshalDetail(b []byte, prev string) bool {
+	// The usual encoding first: the key (shorter than 128 bytes), then
+	// the value.
+	if n := len(b) - 11; n >= 0 && n < 0x80 && b[0] == 0x0a && int(b[1]) == n && b[2+n] == 0x11 {
+		k, ok := a.sharedKey(b[2:2+n], prev)
+		if !ok {
+			return false
+		}
+		a.details = append(a.details, Detail{k, math.Float64frombits(binary.LittleEndian.Uint64(b[3+n:]))})
+		return true
+	}
 	var key []byte
 	var val float64
 	for len(b) > 0 {
