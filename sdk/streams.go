@@ -167,9 +167,13 @@ func feedPairs(ps PairSignaler, b Batch, out []Signal) []Signal {
 		if len(pairs)+len(details) > cap(pairs) {
 			pairs = make([]Detail, 0, max(pairBlock, len(details)))
 		}
-		from := len(pairs)
-		pairs = append(pairs, details...)
-		out = append(out, Signal{Stream: b.Stream, Index: index, Type: typ, Pairs: pairs[from:len(pairs):len(pairs)]})
+		sig := Signal{Stream: b.Stream, Index: index, Type: typ}
+		if len(details) > 0 {
+			from := len(pairs)
+			pairs = append(pairs, details...)
+			sig.Pairs = pairs[from:len(pairs):len(pairs)]
+		}
+		out = append(out, sig)
 	}
 	for i, x := range b.Values {
 		index = b.Start + uint64(i)
