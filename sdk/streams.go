@@ -157,15 +157,16 @@ func feedMulti(ms MultiSignaler, b Batch, out []Signal) []Signal {
 }
 
 // feedPairs is Feed for a PairSignaler: the figures of the batch's
-// signals are copied into arrays of pairBlock pairs, each signal's Pairs
-// cut from one. (Arrays of a fixed size, rather than one grown by
-// doubling, are neither copied nor fresh memory each call.)
+// signals are copied into arrays, each signal's Pairs cut from one. The
+// first takes the figures of four signals, each next one twice as many as
+// the one before, up to pairBlock pairs: a full array is left as it is,
+// not copied into a larger one.
 func feedPairs(ps PairSignaler, b Batch, out []Signal) []Signal {
 	var index uint64
 	var pairs []Detail
 	raise := func(typ SignalType, details []Detail) {
 		if len(pairs)+len(details) > cap(pairs) {
-			pairs = make([]Detail, 0, max(pairBlock, len(details)))
+			pairs = make([]Detail, 0, max(min(2*cap(pairs), pairBlock), 4*len(details)))
 		}
 		sig := Signal{Stream: b.Stream, Index: index, Type: typ}
 		if len(details) > 0 {
@@ -182,5 +183,5 @@ func feedPairs(ps PairSignaler, b Batch, out []Signal) []Signal {
 	return out
 }
 
-// pairBlock is the size of the arrays feedPairs copies figures into.
+// pairBlock is the most pairs of an array feedPairs copies figures into.
 const pairBlock = 1024
