@@ -543,6 +543,8 @@ func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
 // marshalAnswer encodes a, or fails as proto.Marshal does when a string
 // is not valid UTF-8.
 func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
+	var c prefixCache
+	sizes := make([]int, len(a.Signals))
 	size := 0
 	var last *Signal
 	for i := range a.Signals {
@@ -554,7 +556,12 @@ func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
 			}
 			return nil, err
 		}
-		size += protowire.SizeTag(1) + protowire.SizeBytes(signalSize(s))
+		n := signalHeadSize(s)
+		for j, d := range s.Details {
+			n += len(c.prefix(j, d.Key)) + 8
+		}
+		sizes[i] = n
+		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
 		last = s
 	}
 	var buf *[]byte
@@ -568,7 +575,7 @@ func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
 	for i := range a.Signals {
 		s := &a.Signals[i]
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(signalSize(s)))
+		b = protowire.AppendVarint(b, uint64(sizes[i]))
 		if s.Stream != "" {
 			b = protowire.AppendTag(b, 1, protowire.BytesType)
 			b = protowire.AppendString(b, s.Stream)
@@ -581,13 +588,9 @@ func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
 			b = protowire.AppendTag(b, 3, protowire.BytesType)
 			b = protowire.AppendString(b, s.Type)
 		}
-		for _, d := range s.Details {
-			b = protowire.AppendTag(b, 4, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(detailSize(d.Key)))
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, d.Key)
-			b = protowire.AppendTag(b, 2, protowire.Fixed64Type)
-			b = protowire.AppendFixed64(b, math.Float64bits(d.Value))
+		for j, d := range s.Details {
+			b = append(b, c.prefix(j, d.Key)...)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Value))
 		}
 	}
 	if len(b) != size {
@@ -601,6 +604,36 @@ func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
 	}
 	*buf = b
 	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}, nil
+}
+
+// prefixCache keeps, for each place in a signal's details, the encoding of
+// the last details entry there but for its value: the entry's tag and
+// length, the key's tag, length and bytes, and the value's tag. Signal
+// after signal, a detector gives the same keys in the same places.
+type prefixCache struct {
+	keys  []string
+	encs  [][]byte
+	arena []byte // the encodings
+}
+
+// prefix returns the encoding of a details entry of key, the j-th of its
+// signal, up to its value.
+func (c *prefixCache) prefix(j int, key string) []byte {
+	if j < len(c.keys) && c.keys[j] == key {
+		return c.encs[j]
+	}
+	from := len(c.arena)
+	c.arena = protowire.AppendTag(c.arena, 4, protowire.BytesType)
+	c.arena = protowire.AppendVarint(c.arena, uint64(detailSize(key)))
+	c.arena = protowire.AppendTag(c.arena, 1, protowire.BytesType)
+	c.arena = protowire.AppendString(c.arena, key)
+	c.arena = protowire.AppendTag(c.arena, 2, protowire.Fixed64Type)
+	enc := c.arena[from:len(c.arena):len(c.arena)]
+	for len(c.keys) <= j {
+		c.keys, c.encs = append(c.keys, ""), append(c.encs, nil)
+	}
+	c.keys[j], c.encs[j] = key, enc
+	return enc
 }
 
 // validSignal reports whether the strings of s are valid UTF-8. Those
@@ -640,8 +673,8 @@ func (a *Answer) ToProto() *proto.UpdateResponse {
 	return resp
 }
 
-// signalSize is the encoded size of s.
-func signalSize(s *Signal) int {
+// signalHeadSize is the encoded size of s but for its details.
+func signalHeadSize(s *Signal) int {
 	n := 0
 	if s.Stream != "" {
 		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
@@ -651,9 +684,6 @@ func signalSize(s *Signal) int {
 	}
 	if s.Type != "" {
 		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
-	}
-	for _, d := range s.Details {
-		n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(d.Key))
 	}
 	return n
 }
