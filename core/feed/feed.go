@@ -595,7 +595,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
 	r.lastCall, r.lastValues = began, n
-	err := r.update(callCtx, batch)
+	err := r.update(callCtx, r.up, batch)
 	if r.h.Called != nil {
 		r.h.Called(r, time.Since(began))
 	}
@@ -672,15 +672,15 @@ func (r *Feed) restoreSpares() {
 	r.taken = r.taken[:0]
 }
 
-// update calls the plugin with batch and leaves the signals it raised in
+// update calls up with batch and leaves the signals it raised in
 // r.answer: decoded there by a plugin in a process, copied there from the
 // signals of any other Updater.
-func (r *Feed) update(ctx context.Context, batch []sdk.Batch) error {
-	if au, ok := r.up.(pluginhost.AnswerUpdater); ok {
+func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error {
+	if au, ok := up.(pluginhost.AnswerUpdater); ok {
 		return au.UpdateInto(ctx, batch, &r.answer)
 	}
 	r.answer.Reset()
-	sigs, err := r.up.Update(ctx, batch)
+	sigs, err := up.Update(ctx, batch)
 	if err != nil {
 		return err
 	}
