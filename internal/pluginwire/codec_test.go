@@ -353,3 +353,42 @@ func BenchmarkMarshalAnswer(b *testing.B) {
 		bs.Free()
 	}
 }
+
+// An Answer keeps its room from call to call while the calls need a good
+// part of it, and lets it go once one needs far less: a backlog passed.
+func TestAnswerTrim(t *testing.T) {
+	answer := func(n int) []byte {
+		var resp proto.UpdateResponse
+		for i := range n {
+			resp.Signals = append(resp.Signals, &proto.Signal{Stream: "m/v/x", Index: uint64(i), Type: "warning", Details: map[string]float64{"p": 1, "s": 2}})
+		}
+		b, err := gproto.Marshal(&resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var a Answer
+	big := answer(10 * minTrimmed)
+	if !unmarshalAnswer(big, &a) {
+		t.Fatal("not decoded")
+	}
+	a.Trim()
+	if cap(a.Signals) < 10*minTrimmed || cap(a.details) < 20*minTrimmed {
+		t.Fatalf("room let go after a call that needed it: %d signals, %d details", cap(a.Signals), cap(a.details))
+	}
+	if !unmarshalAnswer(answer(5*minTrimmed), &a) || len(a.Signals) != 5*minTrimmed {
+		t.Fatal("not decoded")
+	}
+	a.Trim()
+	if cap(a.Signals) < 10*minTrimmed {
+		t.Fatalf("room let go after a call that needed half of it: %d signals", cap(a.Signals))
+	}
+	if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{"s", 2}) && a.Signals[2].Details[0] != (Detail{"s", 2}) {
+		t.Fatalf("decoded %v", signalsOf(&a))
+	}
+	a.Trim()
+	if a.Signals != nil || a.details != nil || a.counts != nil {
+		t.Fatalf("room kept after a call that needed far less: %d signals, %d details", cap(a.Signals), cap(a.details))
+	}
+}
