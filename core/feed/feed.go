@@ -109,6 +109,7 @@ type Feed struct {
 	group  grouping
 	answer pluginhost.Answer
 	sigs   []Signal
+	index  batchIndex
 
 	// restarting: the plugin failed and is being restarted; values are
 	// held in the queue meanwhile.
@@ -614,7 +615,8 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 			r.hist.record(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
-			r.sigs = withMeans(r.sigs[:0], sigs, batch, r.group.refs, means)
+			r.sigs = withMeans(r.sigs[:0], sigs, batch, r.group.refs, means, &r.index)
+			r.index.release()
 			r.h.Signals(r, r.sigs)
 			clear(r.sigs)
 		}
@@ -702,14 +704,15 @@ func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error 
 const minKeptSignals = 1 << 10
 
 // withMeans appends to out each signal with its series, from refs, and the
-// window mean recorded with its value.
-func withMeans(out []Signal, sigs []pluginhost.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []Signal {
+// window mean recorded with its value. A call of many batches has them
+// found by their stream's key through idx.
+func withMeans(out []Signal, sigs []pluginhost.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64, idx *batchIndex) []Signal {
+	idx.build(batch)
 	for _, s := range sigs {
 		sig := Signal{Stream: s.Stream, Index: s.Index, Type: sdk.SignalType(s.Type), Details: s.Details}
-		for i, b := range batch {
-			if b.Stream != s.Stream {
-				continue
-			}
+		// The batches of the signal's stream, in order.
+		for i := idx.first(batch, s.Stream); i >= 0; i = idx.next(batch, s.Stream, i) {
+			b := batch[i]
 			// A signal about an index before this call's values still
 			// names its stream; its mean is no longer known.
 			sig.Series = refs[i]
@@ -721,6 +724,76 @@ func withMeans(out []Signal, sigs []pluginhost.Signal, batch []sdk.Batch, refs [
 		out = append(out, sig)
 	}
 	return out
+}
+
+// batchIndex finds the batches of a stream in a call of many; a call of a
+// few batches is searched through.
+type batchIndex struct {
+	heads map[string]int // the first batch of each stream
+	more  []int          // more[i]: the next batch of batch i's stream, or -1
+	on    bool           // built for the current call
+}
+
+// indexedBatches is the number of batches from which a call's are indexed.
+const indexedBatches = 8
+
+// build indexes batch when it has many batches.
+func (x *batchIndex) build(batch []sdk.Batch) {
+	if x.on = len(batch) >= indexedBatches; !x.on {
+		return
+	}
+	if x.heads == nil {
+		x.heads = make(map[string]int)
+	}
+	clear(x.heads)
+	x.more = slices.Grow(x.more[:0], len(batch))[:len(batch)]
+	for i := len(batch) - 1; i >= 0; i-- {
+		x.more[i] = -1
+		if j, ok := x.heads[batch[i].Stream]; ok {
+			x.more[i] = j
+		}
+		x.heads[batch[i].Stream] = i
+	}
+}
+
+// first returns the first batch of stream, -1 for none.
+func (x *batchIndex) first(batch []sdk.Batch, stream string) int {
+	if x.on {
+		if i, ok := x.heads[stream]; ok {
+			return i
+		}
+		return -1
+	}
+	return x.after(batch, stream, -1)
+}
+
+// next returns the batch of stream after batch i, -1 for none.
+func (x *batchIndex) next(batch []sdk.Batch, stream string, i int) int {
+	if x.on {
+		return x.more[i]
+	}
+	return x.after(batch, stream, i)
+}
+
+// after searches batch for the first batch of stream after i.
+func (x *batchIndex) after(batch []sdk.Batch, stream string, i int) int {
+	for j := i + 1; j < len(batch); j++ {
+		if batch[j].Stream == stream {
+			return j
+		}
+	}
+	return -1
+}
+
+// release drops the keys of the last call.
+func (x *batchIndex) release() {
+	if x.on {
+		clear(x.heads)
+		x.on = false
+	}
+	if cap(x.more) > maxSpare {
+		x.more = nil
+	}
 }
 
 // Fatal reports whether a failed call means the plugin is gone or stuck:
