@@ -307,6 +307,9 @@ type Answer struct {
 	details []Detail // the arena Signals' details are cut from
 	counts  []int32  // counts[i]: how many of details are Signals[i]'s
 	keys    []string // keys met in earlier signals, shared by later ones
+	// streams are the stream names met in earlier signals, shared by later
+	// ones: signals of many streams take turns in an answer.
+	streams map[string]string
 }
 
 // Reset empties a, keeping its slices for reuse.
@@ -327,6 +330,18 @@ func (a *Answer) Trim() {
 		a.details = nil
 	}
 }
+
+// keepStream keeps name for later signals to share, up to maxSharedStreams
+// names; beyond, it starts afresh.
+func (a *Answer) keepStream(name string) {
+	if a.streams == nil || len(a.streams) >= maxSharedStreams {
+		a.streams = make(map[string]string)
+	}
+	a.streams[name] = name
+}
+
+// maxSharedStreams bounds the stream names an Answer keeps to share.
+const maxSharedStreams = 1 << 12
 
 // minTrimmed is the capacity up to which Trim keeps an Answer's slices
 // whatever they held.
@@ -432,8 +447,12 @@ func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool 
 			case 1:
 				if last != nil && last.Stream == string(v) {
 					s.Stream = last.Stream
+				} else if k, ok := a.streams[string(v)]; ok {
+					s.Stream = k
 				} else if s.Stream = string(v); !utf8.ValidString(s.Stream) {
 					return false
+				} else {
+					a.keepStream(s.Stream)
 				}
 			case 3:
 				switch {

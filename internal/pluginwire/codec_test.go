@@ -269,25 +269,30 @@ func TestUnmarshalAnswer(t *testing.T) {
 
 // BenchmarkUnmarshalAnswer decodes an answer of DDM's warnings, 4096 of
 // them with its seven details each, into an Answer reused from call to
-// call, as the daemon does: one op is one signal.
+// call, as the daemon does: one op is one signal. The signals are of one
+// stream, or of 1,000 streams taking turns.
 func BenchmarkUnmarshalAnswer(b *testing.B) {
-	var resp proto.UpdateResponse
-	for i := range 4096 {
-		resp.Signals = append(resp.Signals, &proto.Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
-			Details: map[string]float64{"statistic": 0.31, "threshold": 0.3, "p": 0.3, "s": 0.01, "p_min": 0.1, "s_min": 0.01, "n": float64(i)}})
-	}
-	bs, err := (pluginCodec{}).Marshal(&resp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := bs.Materialize()
-	var a Answer
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += len(resp.Signals) {
-		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != len(resp.Signals) {
-			b.Fatal(err)
-		}
+	for _, streams := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			var resp proto.UpdateResponse
+			for i := range 4096 {
+				resp.Signals = append(resp.Signals, &proto.Signal{Stream: fmt.Sprintf("m%d/v1/error", i%streams), Index: uint64(1000 + i), Type: "warning",
+					Details: map[string]float64{"statistic": 0.31, "threshold": 0.3, "p": 0.3, "s": 0.01, "p_min": 0.1, "s_min": 0.01, "n": float64(i)}})
+			}
+			bs, err := (pluginCodec{}).Marshal(&resp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			data := bs.Materialize()
+			var a Answer
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += len(resp.Signals) {
+				if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != len(resp.Signals) {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
