@@ -91,30 +91,8 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 			only[id] = true
 		}
 	}
-	var mu sync.Mutex
-	var events []event.Event
-	raised := make(map[event.Type]int)
-	a.events = publishFunc(func(e event.Event) event.Event {
-		if e.Time.IsZero() {
-			e.Time = time.Now().UTC()
-		}
-		switch {
-		case e.Type == event.Drift || e.Type == event.Warning:
-			mu.Lock()
-			raised[e.Type]++
-			// Types left out are counted, not kept: EDDM raises hundreds
-			// of thousands of warnings on a long stream.
-			if len(opts.Types) == 0 || slices.Contains(opts.Types, e.Type) {
-				events = append(events, e)
-			}
-			mu.Unlock()
-		case e.Type == event.Plugin && e.Action == event.PluginFailed:
-			mu.Lock()
-			events = append(events, e)
-			mu.Unlock()
-		}
-		return e
-	})
+	rec := &backtestRecorder{types: opts.Types, raised: make(map[event.Type]int)}
+	a.events = rec
 	if err := a.startGeneration(ctx, buildOptions{only: only, noSinks: true}); err != nil {
 		return res, err
 	}
@@ -127,8 +105,9 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	if err := g.idle(ctx); err != nil {
 		return res, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	events, raised := rec.events, rec.raised
 	var failures []string
 	for _, e := range events {
 		if e.Type == event.Plugin {
@@ -167,4 +146,52 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		res.Events++
 	}
 	return res, bw.Flush()
+}
+
+// backtestRecorder is where a backtest's events go: drifts and warnings of
+// the types written are kept, the others counted only; a plugin's failed
+// call is kept, to fail the backtest.
+type backtestRecorder struct {
+	types []event.Type // the types written; all when empty
+
+	mu     sync.Mutex
+	events []event.Event
+	raised map[event.Type]int
+}
+
+var _ eventCounter = (*backtestRecorder)(nil)
+
+func (r *backtestRecorder) Publish(e event.Event) event.Event {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	switch {
+	case e.Type == event.Drift || e.Type == event.Warning:
+		r.mu.Lock()
+		r.raised[e.Type]++
+		// Types left out are counted, not kept: EDDM raises hundreds
+		// of thousands of warnings on a long stream.
+		if !r.CountsOnly(e.Type) {
+			r.events = append(r.events, e)
+		}
+		r.mu.Unlock()
+	case e.Type == event.Plugin && e.Action == event.PluginFailed:
+		r.mu.Lock()
+		r.events = append(r.events, e)
+		r.mu.Unlock()
+	}
+	return e
+}
+
+// CountsOnly reports whether drifts or warnings of type t are left out of
+// the output, only counted.
+func (r *backtestRecorder) CountsOnly(t event.Type) bool {
+	return len(r.types) > 0 && !slices.Contains(r.types, t)
+}
+
+// Count counts an event of type t left out.
+func (r *backtestRecorder) Count(t event.Type) {
+	r.mu.Lock()
+	r.raised[t]++
+	r.mu.Unlock()
 }

@@ -11,9 +11,14 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-// onSignals turns what a detector raised into events.
+// onSignals turns what a detector raised into events. Where events go
+// only counts those of a type (a backtest that prints drifts counts the
+// warnings), they are counted without being made.
 func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
-	for _, sig := range sigs {
+	cnt, _ := a.events.(eventCounter)
+	debug := a.log.IsDebug()
+	for i := range sigs {
+		sig := &sigs[i]
 		s := sig.Series
 		typ := event.Drift
 		if sig.Type == sdk.SignalWarning {
@@ -31,6 +36,10 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 				"detector", r.ID(), "stream", s.Key(), "index", sig.Index)
 			continue
 		}
+		if cnt != nil && typ == event.Warning && cnt.CountsOnly(typ) {
+			cnt.Count(typ)
+			continue
+		}
 		w := s.Window()
 		w.Lock()
 		var size int
@@ -46,16 +55,19 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 		}
 		w.Unlock()
 		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
-			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.Details, Repeat: repeat, Born: w.Born})
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.DetailsMap(), Repeat: repeat, Born: w.Born})
 		// A model that stays bad is said once, at its first drift; a
 		// warning, which some detectors raise on most values of a bad
 		// stream, only at debug: its event says it to whoever listens.
+		// (The check spares a warning's arguments when debug is off.)
 		level := hclog.Info
 		if repeat || typ == event.Warning {
 			level = hclog.Debug
 		}
-		a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.ID(),
-			"index", sig.Index, "repeat", repeat)
+		if level == hclog.Info || debug {
+			a.log.Log(level, string(typ), "model", w.Model, "version", w.Version, "metric", s.Metric(), "detector", r.ID(),
+				"index", sig.Index, "repeat", repeat)
+		}
 		// The file, not the generation: at shutdown the detectors flush
 		// after the generation was taken down, and their drift still
 		// makes jobs.
@@ -65,6 +77,15 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 			}
 		}
 	}
+}
+
+// eventCounter is a Publisher that only counts the events of some types: such
+// an event need not be made, only counted.
+type eventCounter interface {
+	// CountsOnly reports whether events of type t are only counted.
+	CountsOnly(t event.Type) bool
+	// Count counts an event of type t, as Publish would have.
+	Count(t event.Type)
 }
 
 // onFailed reports a call that failed. The values it carried reached the

@@ -48,12 +48,31 @@ func batchesFromProto(ps []*proto.Batch) []Batch {
 	return out
 }
 
-func signalsToProto(ss []Signal) []*proto.Signal {
-	out := make([]*proto.Signal, len(ss))
-	for i, s := range ss {
-		out[i] = &proto.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Details}
+// signalsToAnswer converts signals for the wire: figures given as pairs
+// go as they are; those of a map are taken into one array, a pass over
+// each map.
+func signalsToAnswer(ss []Signal) *pluginwire.Answer {
+	a := &pluginwire.Answer{Signals: make([]pluginwire.Signal, len(ss))}
+	n := 0
+	for _, s := range ss {
+		n += len(s.Details)
 	}
-	return out
+	var pairs []Detail
+	if n > 0 {
+		pairs = make([]Detail, 0, n)
+	}
+	for i, s := range ss {
+		w := &a.Signals[i]
+		w.Stream, w.Index, w.Type, w.Details = s.Stream, s.Index, string(s.Type), s.Pairs
+		if s.Details != nil {
+			from := len(pairs)
+			for k, v := range s.Details {
+				pairs = append(pairs, Detail{Key: k, Value: v})
+			}
+			w.Details = pairs[from:len(pairs):len(pairs)]
+		}
+	}
+	return a
 }
 
 func jobFromProto(p *proto.Job) Job {

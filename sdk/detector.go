@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/driftd/driftd/internal/pluginwire"
 )
 
 // Kind says what a plugin provides.
@@ -87,11 +89,33 @@ type Batch struct {
 
 // Signal is a drift or warning raised by the value at Index of Stream.
 // Details carries the detector's own figures (statistic, threshold, ...).
+// A detector whose stream states give their figures as pairs
+// (PairSignaler) has them in Pairs instead, and Details nil: DetailsMap
+// returns them as a map either way.
 type Signal struct {
 	Stream  string
 	Index   uint64
 	Type    SignalType
 	Details map[string]float64
+	// Pairs, when Details is nil, are the figures in the order the
+	// detector gave them; a key given twice counts with its last value.
+	Pairs []Detail
+}
+
+// Detail is one of a signal's figures: its name and value.
+type Detail = pluginwire.Detail
+
+// DetailsMap returns the signal's figures as a map: Details, or else Pairs
+// made into one (nil when there are none).
+func (s Signal) DetailsMap() map[string]float64 {
+	if s.Details != nil || len(s.Pairs) == 0 {
+		return s.Details
+	}
+	m := make(map[string]float64, len(s.Pairs))
+	for _, d := range s.Pairs {
+		m[d.Key] = d.Value
+	}
+	return m
 }
 
 // Detector is the contract of a detector plugin.

@@ -41,7 +41,7 @@ var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	proto.RegisterPluginServer(s, &pluginServer{impl: p.impl})
 	if d, ok := p.impl.(Detector); ok {
-		proto.RegisterDetectorServer(s, &detectorServer{impl: d})
+		s.RegisterService(&detectorService, &detectorServer{impl: d})
 	}
 	if k, ok := p.impl.(Sink); ok {
 		proto.RegisterSinkServer(s, &sinkServer{impl: k})

@@ -261,3 +261,64 @@ func TestUpdateByID(t *testing.T) {
 		}
 	}
 }
+
+// pairs raises a warning for every value above 1, its figures as pairs
+// from an array it reuses, one key given twice, and a drift without
+// figures for every value above 10.
+type pairs struct{ sdk.Streams }
+
+type pairsState struct{ figures [3]sdk.Detail }
+
+func (p *pairs) Info() sdk.Info {
+	return sdk.Info{Name: "pairs", Kind: sdk.KindDetector, Version: "1.0.0"}
+}
+func (p *pairs) Schema() sdk.Schema { return sdk.Schema{} }
+func (p *pairs) Configure(sdk.Config) error {
+	p.New = func() sdk.StreamDetector { return new(pairsState) }
+	return nil
+}
+
+func (p *pairsState) Update(x float64) (sdk.SignalType, map[string]float64) {
+	panic("Streams calls UpdatePairs")
+}
+
+func (p *pairsState) UpdatePairs(x float64, raise func(sdk.SignalType, []sdk.Detail)) {
+	if x > 1 {
+		p.figures = [...]sdk.Detail{{Key: "value", Value: x}, {Key: "limit", Value: 1}, {Key: "value", Value: x + 1}}
+		raise(sdk.SignalWarning, p.figures[:])
+	}
+	if x > 10 {
+		raise(sdk.SignalDrift, nil)
+	}
+}
+
+// A state that raises pairs gives signals with Pairs in process, copied
+// from what it handed to raise, and the same figures as a map over gRPC,
+// where a key given twice has its last value.
+func TestPairSignaler(t *testing.T) {
+	batches := []sdk.Batch{{Stream: "a", Start: 5, Values: []float64{0, 2, 0, 30}}, {Stream: "b", Values: []float64{3}}}
+	d := sdktest.Configure(t, &pairs{}, nil)
+	got, err := d.Update(context.Background(), batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sdk.Signal{
+		{Stream: "a", Index: 6, Type: sdk.SignalWarning, Pairs: []sdk.Detail{{Key: "value", Value: 2}, {Key: "limit", Value: 1}, {Key: "value", Value: 3}}},
+		{Stream: "a", Index: 8, Type: sdk.SignalWarning, Pairs: []sdk.Detail{{Key: "value", Value: 30}, {Key: "limit", Value: 1}, {Key: "value", Value: 31}}},
+		{Stream: "a", Index: 8, Type: sdk.SignalDrift},
+		{Stream: "b", Index: 0, Type: sdk.SignalWarning, Pairs: []sdk.Detail{{Key: "value", Value: 3}, {Key: "limit", Value: 1}, {Key: "value", Value: 4}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("in process: %+v, want %+v", got, want)
+	}
+	if m := got[0].DetailsMap(); !reflect.DeepEqual(m, map[string]float64{"value": 3, "limit": 1}) || got[2].DetailsMap() != nil {
+		t.Fatalf("DetailsMap: %v and %v", m, got[2].DetailsMap())
+	}
+	remote, err := sdktest.Detector(t, &pairs{}, nil).Update(context.Background(), batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(remote, sdktest.WithMaps(got)) {
+		t.Fatalf("over gRPC: %+v, want %+v", remote, got)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"google.golang.org/grpc"
+
 	"github.com/driftd/driftd/internal/pluginwire"
 	"github.com/driftd/driftd/sdk/proto"
 )
@@ -71,7 +73,20 @@ type detectorServer struct {
 	keys streamKeys // the stream ids of packed calls
 }
 
+// Update is the Detector service's Update as proto declares it. The sdk
+// serves the service with detectorService, whose Update answers with
+// updateAnswer's Answer, encoded straight from the signals.
 func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (*proto.UpdateResponse, error) {
+	a, err := s.updateAnswer(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return a.ToProto(), nil
+}
+
+// updateAnswer feeds the request's batches to the detector and returns
+// the signals they raised.
+func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequest) (*pluginwire.Answer, error) {
 	if len(req.GetHeads()) == 0 && len(req.GetStreams()) == 0 && len(req.GetValues()) == 0 {
 		return s.update(ctx, batchesFromProto(req.GetBatches()))
 	}
@@ -93,12 +108,61 @@ func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (
 	return s.update(ctx, batches)
 }
 
-func (s *detectorServer) update(ctx context.Context, batches []Batch) (*proto.UpdateResponse, error) {
+func (s *detectorServer) update(ctx context.Context, batches []Batch) (*pluginwire.Answer, error) {
 	signals, err := s.impl.Update(ctx, batches)
 	if err != nil {
 		return nil, toStatus(ownError(ctx, err))
 	}
-	return &proto.UpdateResponse{Signals: signalsToProto(signals)}, nil
+	return signalsToAnswer(signals), nil
+}
+
+// detectorService is the Detector service as the sdk serves it: proto's,
+// but that Update answers with a *pluginwire.Answer, which the plugin
+// connection's codec encodes as the UpdateResponse of its signals straight
+// from their figures, with no message nor map per signal.
+var detectorService = grpc.ServiceDesc{
+	ServiceName: "driftd.plugin.v1.Detector",
+	HandlerType: (*proto.DetectorServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Update", Handler: updateHandler},
+		{MethodName: "Reset", Handler: resetHandler},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "plugin.proto",
+}
+
+func updateHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(proto.UpdateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(*detectorServer)
+	handler := func(ctx context.Context, req any) (any, error) {
+		a, err := s.updateAnswer(ctx, req.(*proto.UpdateRequest))
+		if err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: proto.Detector_Update_FullMethodName}, handler)
+}
+
+func resetHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(proto.ResetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(*detectorServer)
+	handler := func(ctx context.Context, req any) (any, error) {
+		return s.Reset(ctx, req.(*proto.ResetRequest))
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: proto.Detector_Reset_FullMethodName}, handler)
 }
 
 func (s *detectorServer) Reset(ctx context.Context, req *proto.ResetRequest) (*proto.Empty, error) {

@@ -21,6 +21,18 @@ type MultiSignaler interface {
 	UpdateMulti(x float64, raise func(typ SignalType, details map[string]float64))
 }
 
+// PairSignaler is implemented by stream states that give a signal's
+// figures as pairs rather than a map: Streams and Feed then make no map
+// per signal, and the plugin sends the pairs as they are. It counts for a
+// detector that signals at many values (DDM warns at every value of a
+// stream gone bad). Streams, Feed and sdktest.FeedOneByOne call
+// UpdatePairs instead of Update and UpdateMulti when a state has it; raise
+// is called once per signal, in order, and copies details, which the state
+// may reuse once raise returns. The signals carry the figures in Pairs.
+type PairSignaler interface {
+	UpdatePairs(x float64, raise func(typ SignalType, details []Detail))
+}
+
 // Streams keeps one StreamDetector per stream and implements Detector's
 // Update and Resetter on top of them, for detectors whose streams are
 // independent. Embed it and set New in Configure.
@@ -118,6 +130,9 @@ func (s *Streams) Len() int {
 // Feed runs a batch through one stream state and appends the signals it
 // raised to out.
 func Feed(st StreamDetector, b Batch, out []Signal) []Signal {
+	if ps, ok := st.(PairSignaler); ok {
+		return feedPairs(ps, b, out)
+	}
 	if ms, ok := st.(MultiSignaler); ok {
 		return feedMulti(ms, b, out)
 	}
@@ -140,3 +155,33 @@ func feedMulti(ms MultiSignaler, b Batch, out []Signal) []Signal {
 	}
 	return out
 }
+
+// feedPairs is Feed for a PairSignaler: the figures of the batch's
+// signals are copied into arrays, each signal's Pairs cut from one. The
+// first takes the figures of four signals, each next one twice as many as
+// the one before, up to pairBlock pairs: a full array is left as it is,
+// not copied into a larger one.
+func feedPairs(ps PairSignaler, b Batch, out []Signal) []Signal {
+	var index uint64
+	var pairs []Detail
+	raise := func(typ SignalType, details []Detail) {
+		if len(pairs)+len(details) > cap(pairs) {
+			pairs = make([]Detail, 0, max(min(2*cap(pairs), pairBlock), 4*len(details)))
+		}
+		sig := Signal{Stream: b.Stream, Index: index, Type: typ}
+		if len(details) > 0 {
+			from := len(pairs)
+			pairs = append(pairs, details...)
+			sig.Pairs = pairs[from:len(pairs):len(pairs)]
+		}
+		out = append(out, sig)
+	}
+	for i, x := range b.Values {
+		index = b.Start + uint64(i)
+		ps.UpdatePairs(x, raise)
+	}
+	return out
+}
+
+// pairBlock is the most pairs of an array feedPairs copies figures into.
+const pairBlock = 1024

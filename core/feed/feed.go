@@ -104,8 +104,12 @@ type Feed struct {
 	halted  bool      // the plugin is gone: values are counted as lost, not queued
 	taken   [][]entry // the feed's goroutine only: the shards' queues being sent
 
-	// The feed's goroutine only: the queue being sent, grouped.
-	group grouping
+	// The feed's goroutine only: the queue being sent, grouped, and the
+	// answer to it.
+	group  grouping
+	answer pluginhost.Answer
+	sigs   []Signal
+	index  batchIndex
 
 	// restarting: the plugin failed and is being restarted; values are
 	// held in the queue meanwhile.
@@ -196,11 +200,29 @@ func (r *Feed) timeout() time.Duration { return r.Timeout() }
 
 // Signal is what a detector raised, with its stream's series and the
 // window mean recorded when its value was ingested: by the time the
-// detector answers, the window may have moved on.
+// detector answers, the window may have moved on. Its details are the
+// detector's pairs, as it sent them; DetailsMap makes the map an event
+// carries, only for the signals that become one.
 type Signal struct {
-	sdk.Signal
+	Stream     string
+	Index      uint64
+	Type       sdk.SignalType
+	Details    []pluginhost.Detail
 	Series     *window.Series // nil for a stream the call did not carry
 	WindowMean float64
+}
+
+// DetailsMap returns the details as a map, a key sent twice with its last
+// value; nil when there are none.
+func (s *Signal) DetailsMap() map[string]float64 {
+	if len(s.Details) == 0 {
+		return nil
+	}
+	m := make(map[string]float64, len(s.Details))
+	for _, d := range s.Details {
+		m[d.Key] = d.Value
+	}
+	return m
 }
 
 // entry is a queued value: its stream's series, its index in the stream,
@@ -574,7 +596,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	callCtx, cancel := context.WithTimeout(ctx, r.timeout())
 	began := time.Now()
 	r.lastCall, r.lastValues = began, n
-	sigs, err := r.up.Update(callCtx, batch)
+	err := r.update(callCtx, r.up, batch)
 	if r.h.Called != nil {
 		r.h.Called(r, time.Since(began))
 	}
@@ -588,13 +610,23 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	case err != nil:
 		r.h.Failed(r, err, n)
 	default:
+		sigs := r.answer.Signals
 		if r.hist != nil {
 			r.hist.record(r, batch, r.group.refs, sigs)
 		}
 		if len(sigs) > 0 {
-			r.h.Signals(r, withMeans(sigs, batch, r.group.refs, means))
+			r.sigs = withMeans(r.sigs[:0], sigs, batch, r.group.refs, means, &r.index)
+			r.index.release()
+			r.h.Signals(r, r.sigs)
+			clear(r.sigs)
 		}
 	}
+	// The room of a backlog's answer goes once calls need far less.
+	if n := len(r.answer.Signals); cap(r.sigs) > minKeptSignals && 4*n < cap(r.sigs) {
+		r.sigs = nil
+	}
+	r.sigs = r.sigs[:0]
+	r.answer.Trim()
 	r.group.release()
 
 	r.mu.Lock()
@@ -642,26 +674,126 @@ func (r *Feed) restoreSpares() {
 	r.taken = r.taken[:0]
 }
 
-// withMeans pairs each signal with its series, from refs, and the window
-// mean recorded with its value.
-func withMeans(sigs []sdk.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64) []Signal {
-	out := make([]Signal, len(sigs))
-	for k, s := range sigs {
-		out[k].Signal = s
-		for i, b := range batch {
-			if b.Stream != s.Stream {
-				continue
+// update calls up with batch and leaves the signals it raised in
+// r.answer: decoded there by a plugin in a process, copied there from the
+// signals of any other Updater.
+func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error {
+	if au, ok := up.(pluginhost.AnswerUpdater); ok {
+		return au.UpdateInto(ctx, batch, &r.answer)
+	}
+	r.answer.Reset()
+	sigs, err := up.Update(ctx, batch)
+	if err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		w := pluginhost.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Pairs}
+		if s.Details != nil {
+			w.Details = nil
+			for k, v := range s.Details {
+				w.Details = append(w.Details, pluginhost.Detail{Key: k, Value: v})
 			}
+		}
+		r.answer.Signals = append(r.answer.Signals, w)
+	}
+	return nil
+}
+
+// minKeptSignals is the room for signals a feed keeps from call to call
+// whatever the calls need.
+const minKeptSignals = 1 << 10
+
+// withMeans appends to out each signal with its series, from refs, and the
+// window mean recorded with its value. A call of many batches has them
+// found by their stream's key through idx.
+func withMeans(out []Signal, sigs []pluginhost.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64, idx *batchIndex) []Signal {
+	idx.build(batch)
+	for _, s := range sigs {
+		sig := Signal{Stream: s.Stream, Index: s.Index, Type: sdk.SignalType(s.Type), Details: s.Details}
+		// The batches of the signal's stream, in order.
+		for i := idx.first(batch, s.Stream); i >= 0; i = idx.next(batch, s.Stream, i) {
+			b := batch[i]
 			// A signal about an index before this call's values still
 			// names its stream; its mean is no longer known.
-			out[k].Series = refs[i]
+			sig.Series = refs[i]
 			if s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
-				out[k].WindowMean = means[i][s.Index-b.Start]
+				sig.WindowMean = means[i][s.Index-b.Start]
 				break
 			}
 		}
+		out = append(out, sig)
 	}
 	return out
+}
+
+// batchIndex finds the batches of a stream in a call of many; a call of a
+// few batches is searched through.
+type batchIndex struct {
+	heads map[string]int // the first batch of each stream
+	more  []int          // more[i]: the next batch of batch i's stream, or -1
+	on    bool           // built for the current call
+}
+
+// indexedBatches is the number of batches from which a call's are indexed.
+const indexedBatches = 8
+
+// build indexes batch when it has many batches.
+func (x *batchIndex) build(batch []sdk.Batch) {
+	if x.on = len(batch) >= indexedBatches; !x.on {
+		return
+	}
+	if x.heads == nil {
+		x.heads = make(map[string]int)
+	}
+	clear(x.heads)
+	x.more = slices.Grow(x.more[:0], len(batch))[:len(batch)]
+	for i := len(batch) - 1; i >= 0; i-- {
+		x.more[i] = -1
+		if j, ok := x.heads[batch[i].Stream]; ok {
+			x.more[i] = j
+		}
+		x.heads[batch[i].Stream] = i
+	}
+}
+
+// first returns the first batch of stream, -1 for none.
+func (x *batchIndex) first(batch []sdk.Batch, stream string) int {
+	if x.on {
+		if i, ok := x.heads[stream]; ok {
+			return i
+		}
+		return -1
+	}
+	return x.after(batch, stream, -1)
+}
+
+// next returns the batch of stream after batch i, -1 for none.
+func (x *batchIndex) next(batch []sdk.Batch, stream string, i int) int {
+	if x.on {
+		return x.more[i]
+	}
+	return x.after(batch, stream, i)
+}
+
+// after searches batch for the first batch of stream after i.
+func (x *batchIndex) after(batch []sdk.Batch, stream string, i int) int {
+	for j := i + 1; j < len(batch); j++ {
+		if batch[j].Stream == stream {
+			return j
+		}
+	}
+	return -1
+}
+
+// release drops the keys of the last call.
+func (x *batchIndex) release() {
+	if x.on {
+		clear(x.heads)
+		x.on = false
+	}
+	if cap(x.more) > maxSpare {
+		x.more = nil
+	}
 }
 
 // Fatal reports whether a failed call means the plugin is gone or stuck:

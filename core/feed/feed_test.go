@@ -249,12 +249,65 @@ func TestWithMeansPairsSignalsWithTheirValues(t *testing.T) {
 	}
 	means := [][]float64{{0.1, 0.2, 0.3}, {0.4}}
 	refs := []*window.Series{testSeries(nil, "a/v/x"), testSeries(nil, "b/v/x")}
-	got := withMeans([]sdk.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}, {Stream: "a/v/x", Index: 2}}, batch, refs, means)
+	got := withMeans(nil, []pluginhost.Signal{{Stream: "a/v/x", Index: 11}, {Stream: "b/v/x", Index: 0}, {Stream: "a/v/x", Index: 2}}, batch, refs, means, new(batchIndex))
 	if got[0].WindowMean != 0.2 || got[1].WindowMean != 0.4 || got[2].WindowMean != 0 {
 		t.Fatalf("got %+v", got)
 	}
 	if got[0].Series != refs[0] || got[1].Series != refs[1] || got[2].Series != refs[0] {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// withMeans finds each signal's batch alike in calls of a few batches,
+// searched through, and of many, indexed: the first batch of its stream
+// that holds its index, else the stream's last batch, in calls where a
+// stream has two batches (a gap) and signals name streams the call did
+// not carry.
+func TestWithMeansManyBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, streams := range []int{2, 5, 40} {
+		var batch []sdk.Batch
+		var refs []*window.Series
+		var means [][]float64
+		series := map[string]*window.Series{}
+		for k := range streams + streams/2 {
+			key := fmt.Sprintf("m/v/%d", rng.IntN(streams))
+			if series[key] == nil {
+				series[key] = testSeries(nil, key)
+			}
+			n := 1 + rng.IntN(4)
+			b := sdk.Batch{Stream: key, Start: uint64(10 * k), Values: make([]float64, n)}
+			m := make([]float64, n)
+			for i := range m {
+				m[i] = rng.Float64()
+			}
+			batch, refs, means = append(batch, b), append(refs, series[key]), append(means, m)
+		}
+		var sigs []pluginhost.Signal
+		for range 200 {
+			sigs = append(sigs, pluginhost.Signal{Stream: fmt.Sprintf("m/v/%d", rng.IntN(streams+2)), Index: uint64(rng.IntN(10 * len(batch)))})
+		}
+		idx := new(batchIndex)
+		for round := range 2 { // the index reused
+			got := withMeans(nil, sigs, batch, refs, means, idx)
+			idx.release()
+			for k, s := range sigs {
+				var want Signal
+				for i, b := range batch { // the reference: a search through
+					if b.Stream != s.Stream {
+						continue
+					}
+					want.Series = refs[i]
+					if s.Index >= b.Start && s.Index < b.Start+uint64(len(b.Values)) {
+						want.WindowMean = means[i][s.Index-b.Start]
+						break
+					}
+				}
+				if got[k].Series != want.Series || got[k].WindowMean != want.WindowMean || got[k].Stream != s.Stream || got[k].Index != s.Index {
+					t.Fatalf("%d streams, round %d, signal %+v: got %+v, want series %p mean %v", streams, round, s, got[k], want.Series, want.WindowMean)
+				}
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/driftd/driftd/core/window"
+	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -36,12 +37,12 @@ func newHistory() *history {
 
 // record takes the batches of a call of r that succeeded, with the series
 // of each batch in refs, and the signals the call raised.
-func (h *history) record(r *Feed, batches []sdk.Batch, refs []*window.Series, sigs []sdk.Signal) {
+func (h *history) record(r *Feed, batches []sdk.Batch, refs []*window.Series, sigs []pluginhost.Signal) {
 	for i, b := range batches {
 		h.extend(r, refs[i], b)
 	}
 	for _, s := range sigs {
-		if s.Type == sdk.SignalDrift {
+		if s.Type == string(sdk.SignalDrift) {
 			h.forget(r, s.Stream, s.Index)
 		}
 	}

@@ -138,8 +138,9 @@ func (r *Feed) replay(ctx context.Context, up Updater) error {
 	n := 0
 	for _, call := range calls {
 		callCtx, cancel := context.WithTimeout(ctx, r.timeout())
-		_, err := up.Update(callCtx, call)
+		err := r.update(callCtx, up, call)
 		cancel()
+		r.answer.Trim()
 		if err != nil {
 			return err
 		}

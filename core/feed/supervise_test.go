@@ -73,7 +73,7 @@ func startSupervised(t *testing.T, first *summing, next func() *summing) *superv
 		sv.mu.Lock()
 		defer sv.mu.Unlock()
 		for _, s := range sigs {
-			sv.signals = append(sv.signals, s.Signal)
+			sv.signals = append(sv.signals, sdk.Signal{Stream: s.Stream, Index: s.Index, Type: s.Type, Details: s.DetailsMap()})
 		}
 	}
 	r.h.Failed = func(_ *Feed, err error, _ int) { t.Errorf("call failed: %v", err) }
@@ -381,7 +381,7 @@ func TestHistoryFromASeries(t *testing.T) {
 		t.Fatalf("history %s, cut %v", got, h.cut)
 	}
 	h.record(r, []sdk.Batch{{Stream: s.Key(), Start: 7, Values: []float64{7, 8}}}, refs,
-		[]sdk.Signal{{Stream: s.Key(), Index: 5, Type: sdk.SignalDrift}})
+		[]pluginhost.Signal{{Stream: s.Key(), Index: 5, Type: "drift"}})
 	if got := fmt.Sprint(h.batches()); got != "[[{m/v/x 0 6 [6 7 8]}]]" {
 		t.Fatalf("after a drift at 5: %s", got)
 	}

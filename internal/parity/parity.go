@@ -111,7 +111,7 @@ func CheckOverGRPC(t *testing.T, detector string, plugin func() sdk.Plugin) {
 			if idx := sdktest.Indices(got, sdk.SignalWarning); c.Warnings != nil && !slices.Equal(idx, c.Warnings) {
 				t.Errorf("warnings at %v, River at %v", idx, c.Warnings)
 			}
-			if !reflect.DeepEqual(got, want) {
+			if !reflect.DeepEqual(got, sdktest.WithMaps(want)) {
 				t.Errorf("signals over gRPC differ from those in process:\n got  %v\n want %v", got, want)
 			}
 		})

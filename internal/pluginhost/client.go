@@ -20,6 +20,7 @@ import (
 // process of its own as it calls one inside its own process. Its info and
 // schema are read once, when the connection is made.
 type client struct {
+	conn     grpc.ClientConnInterface
 	plugin   proto.PluginClient
 	detector proto.DetectorClient
 	sink     proto.SinkClient
@@ -39,7 +40,7 @@ var (
 )
 
 func newClient(c *grpc.ClientConn) *client {
-	return &client{plugin: proto.NewPluginClient(c), detector: proto.NewDetectorClient(c), sink: proto.NewSinkClient(c)}
+	return &client{conn: c, plugin: proto.NewPluginClient(c), detector: proto.NewDetectorClient(c), sink: proto.NewSinkClient(c)}
 }
 
 // Info returns the plugin's info.
@@ -124,6 +125,44 @@ func (c *client) updatePacked(ctx context.Context, batches []sdk.Batch) ([]sdk.S
 	}
 	c.ids.sent(req)
 	return signalsFromProto(resp.GetSignals()), nil
+}
+
+// Answer is an Update answer whose signals keep their details as pairs,
+// not maps: cheaper for a detector that raises a signal at many values.
+type Answer = pluginwire.Answer
+
+// Signal is a signal of an Answer.
+type Signal = pluginwire.Signal
+
+// Detail is one of a signal's details in an Answer.
+type Detail = pluginwire.Detail
+
+// AnswerUpdater is a detector whose Update answer can be decoded into an
+// Answer: a plugin in a process of its own.
+type AnswerUpdater interface {
+	// UpdateInto is Update with the signals decoded into a, which it
+	// empties first and whose slices it reuses.
+	UpdateInto(ctx context.Context, batches []sdk.Batch, a *Answer) error
+}
+
+var _ AnswerUpdater = (*client)(nil)
+
+// UpdateInto feeds batches to a detector plugin, as Update, and decodes
+// the signals into a.
+func (c *client) UpdateInto(ctx context.Context, batches []sdk.Batch, a *Answer) error {
+	a.Reset()
+	if !c.packed {
+		err := c.conn.Invoke(ctx, proto.Detector_Update_FullMethodName, &proto.UpdateRequest{Batches: batchesToProto(batches)}, a)
+		return fromStatus("update", err)
+	}
+	p := packers.Get().(*packer)
+	defer p.release()
+	req := c.ids.pack(p, batches)
+	if err := c.conn.Invoke(ctx, proto.Detector_Update_FullMethodName, req, a); err != nil {
+		return fromStatus("update", err)
+	}
+	c.ids.sent(req)
+	return nil
 }
 
 // Reset makes a detector plugin forget a stream.

@@ -2,6 +2,7 @@ package pluginwire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -88,12 +89,12 @@ var _ encoding.CodecV2 = pluginCodec{}
 const pooledBytes = 1 << 10
 
 func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if a, ok := v.(*Answer); ok {
+		return marshalAnswer(a)
+	}
 	m, ok := v.(gproto.Message)
 	if !ok {
 		return nil, fmt.Errorf("proto: cannot marshal %T, not a proto message", v)
-	}
-	if resp, ok := m.(*proto.UpdateResponse); ok && plainSignals(resp) {
-		return marshalSignals(resp), nil
 	}
 	size := gproto.Size(m)
 	opts := gproto.MarshalOptions{UseCachedSize: true} // the size was just computed
@@ -117,6 +118,19 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if a, ok := v.(*Answer); ok {
+		buf := data.MaterializeToBuffer(pluginBuffers)
+		defer buf.Free()
+		if unmarshalAnswer(buf.ReadOnlyData(), a) {
+			return nil
+		}
+		var resp proto.UpdateResponse
+		if err := gproto.Unmarshal(buf.ReadOnlyData(), &resp); err != nil {
+			return err
+		}
+		a.setFromProto(&resp)
+		return nil
+	}
 	m, ok := v.(gproto.Message)
 	if !ok {
 		return fmt.Errorf("proto: cannot unmarshal into %T, not a proto message", v)
@@ -124,9 +138,6 @@ func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(pluginBuffers)
 	defer buf.Free()
 	if req, ok := m.(*proto.UpdateRequest); ok && isEmptyUpdate(req) && unmarshalPacked(buf.ReadOnlyData(), req) {
-		return nil
-	}
-	if resp, ok := m.(*proto.UpdateResponse); ok && resp.Signals == nil && unmarshalSignals(buf.ReadOnlyData(), resp) {
 		return nil
 	}
 	return gproto.Unmarshal(buf.ReadOnlyData(), m)
@@ -262,17 +273,103 @@ func ReleasePacked(req *proto.UpdateRequest) {
 	packedPool.Put(p)
 }
 
-// The daemon's side of an Update call: the answer's signals are decoded
-// field by field into messages allocated together, their streams' names,
-// types and detail keys shared with the signal before when they repeat,
-// as they do: a detector that warns at every value of a stream answers a
-// call with as many signals as values, of one stream and the same keys.
-// Anything else in the message is left to proto.Unmarshal.
+// The daemon's side of an Update call: the answer is decoded field by
+// field into an Answer, whose signals keep their details as pairs in one
+// array rather than a map each, in slices kept from call to call. The
+// streams' names, types and detail keys are shared with the signal before,
+// or with the keys seen earlier in the call, when they repeat, as they do:
+// a detector that warns at every value of a stream answers a call with as
+// many signals as values, of one stream and the same keys. An answer in
+// any other form, such as one with fields this version does not know, is
+// decoded by proto.Unmarshal and then converted.
 
-// unmarshalSignals decodes b into resp, which must be empty, when b holds
-// only signals of the fields Signal has, each in its usual encoding; it
-// reports whether it did.
-func unmarshalSignals(b []byte, resp *proto.UpdateResponse) bool {
+// Detail is one of a signal's details, the detector's own figures.
+type Detail struct {
+	Key   string
+	Value float64
+}
+
+// Signal is one signal of an Update answer. Details are in the order the
+// plugin sent them; a key sent twice counts with its last value, as in a
+// map.
+type Signal struct {
+	Stream  string
+	Index   uint64
+	Type    string
+	Details []Detail
+}
+
+// Answer is an Update answer as the daemon decodes it. Decoding into an
+// Answer replaces what it held and reuses its slices: what must outlive
+// the next call is copied.
+type Answer struct {
+	Signals []Signal
+	details []Detail // the arena Signals' details are cut from
+	counts  []int32  // counts[i]: how many of details are Signals[i]'s
+	keys    []string // keys met in earlier signals, shared by later ones
+	// streams are the stream names met in earlier signals, shared by later
+	// ones: signals of many streams take turns in an answer.
+	streams map[string]string
+}
+
+// Reset empties a, keeping its slices for reuse.
+func (a *Answer) Reset() {
+	clear(a.Signals)
+	a.Signals, a.details, a.counts = a.Signals[:0], a.details[:0], a.counts[:0]
+}
+
+// Trim empties a as Reset does, and lets its slices go when they are far
+// larger than what it held needed: a backlog passed.
+func (a *Answer) Trim() {
+	n, d := len(a.Signals), len(a.details)
+	a.Reset()
+	if cap(a.Signals) > minTrimmed && 4*n < cap(a.Signals) {
+		a.Signals, a.counts = nil, nil
+	}
+	if cap(a.details) > minTrimmed && 4*d < cap(a.details) {
+		a.details = nil
+	}
+}
+
+// keepStream keeps name for later signals to share, up to maxSharedStreams
+// names; beyond, it starts afresh.
+func (a *Answer) keepStream(name string) {
+	if a.streams == nil || len(a.streams) >= maxSharedStreams {
+		a.streams = make(map[string]string)
+	}
+	a.streams[name] = name
+}
+
+// maxSharedStreams bounds the stream names an Answer keeps to share.
+const maxSharedStreams = 1 << 12
+
+// minTrimmed is the capacity up to which Trim keeps an Answer's slices
+// whatever they held.
+const minTrimmed = 1 << 10
+
+// maxSharedKeys bounds the detail keys an Answer keeps to share.
+const maxSharedKeys = 64
+
+// setFromProto makes a hold the signals of resp.
+func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
+	a.Reset()
+	for _, p := range resp.GetSignals() {
+		s := Signal{Stream: p.GetStream(), Index: p.GetIndex(), Type: p.GetType()}
+		if len(p.GetDetails()) > 0 {
+			s.Details = make([]Detail, 0, len(p.GetDetails()))
+			for k, v := range p.GetDetails() {
+				s.Details = append(s.Details, Detail{k, v})
+			}
+		}
+		a.Signals = append(a.Signals, s)
+	}
+}
+
+// unmarshalAnswer decodes b into a when b holds only signals of the fields
+// Signal has, each in its usual encoding; it reports whether it did. a is
+// left empty when it did not.
+func unmarshalAnswer(b []byte, a *Answer) bool {
+	a.Reset()
 	n := 0 // signals, counted first: they are allocated at once
 	for rest := b; len(rest) > 0; n++ {
 		num, typ, k := protowire.ConsumeTag(rest)
@@ -288,25 +385,45 @@ func unmarshalSignals(b []byte, resp *proto.UpdateResponse) bool {
 	if n == 0 {
 		return true
 	}
-	sigs := make([]proto.Signal, n)
-	ptrs := make([]*proto.Signal, n)
-	var last *proto.Signal
-	for i := range sigs {
+	a.Signals = slices.Grow(a.Signals, n)[:n]
+	a.counts = slices.Grow(a.counts, n)[:n]
+	var last *Signal
+	for i := range a.Signals {
 		_, _, k := protowire.ConsumeTag(b)
 		field, m := protowire.ConsumeBytes(b[k:])
 		b = b[k+m:]
-		if !unmarshalSignal(field, &sigs[i], last) {
+		s := &a.Signals[i]
+		from := len(a.details)
+		if !a.unmarshalSignal(field, s, last, i) {
+			a.Reset()
 			return false
 		}
-		ptrs[i], last = &sigs[i], &sigs[i]
+		a.counts[i] = int32(len(a.details) - from)
+		last = s
 	}
-	resp.Signals = ptrs
+	// The details are cut from the arena once it is complete: it may have
+	// moved while it grew.
+	off := 0
+	for i := range a.Signals {
+		if c := int(a.counts[i]); c > 0 {
+			a.Signals[i].Details = a.details[off : off+c : off+c]
+			off += c
+		}
+	}
 	return true
 }
 
-// unmarshalSignal decodes one signal into s; its strings are those of
-// last (nil for the first) where they are the same.
-func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
+// unmarshalSignal decodes one signal, the i-th, into s, its details
+// appended to a.details; its strings are those of last (nil for the first)
+// where they are the same.
+func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool {
+	*s = Signal{}
+	from := len(a.details)
+	var lastDetails []Detail
+	if last != nil {
+		c := int(a.counts[i-1])
+		lastDetails = a.details[from-c : from]
+	}
 	for len(b) > 0 {
 		num, typ, k := protowire.ConsumeTag(b)
 		if k < 0 {
@@ -330,8 +447,12 @@ func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
 			case 1:
 				if last != nil && last.Stream == string(v) {
 					s.Stream = last.Stream
+				} else if k, ok := a.streams[string(v)]; ok {
+					s.Stream = k
 				} else if s.Stream = string(v); !utf8.ValidString(s.Stream) {
 					return false
+				} else {
+					a.keepStream(s.Stream)
 				}
 			case 3:
 				switch {
@@ -347,11 +468,12 @@ func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
 					}
 				}
 			case 4:
-				var prev map[string]float64
-				if last != nil {
-					prev = last.Details
+				j := len(a.details) - from // the detail's place in the signal
+				var prev string
+				if j < len(lastDetails) {
+					prev = lastDetails[j].Key
 				}
-				if !unmarshalDetail(v, s, prev) {
+				if !a.unmarshalDetail(v, prev) {
 					return false
 				}
 			}
@@ -362,9 +484,19 @@ func unmarshalSignal(b []byte, s *proto.Signal, last *proto.Signal) bool {
 	return true
 }
 
-// unmarshalDetail adds the map entry b to s.Details, its key shared with
-// prev's equal key, if any.
-func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
+// unmarshalDetail appends the map entry b to a.details, its key shared
+// with prev, or a key met before, when it is the same.
+func (a *Answer) unmarshalDetail(b []byte, prev string) bool {
+	// The usual encoding first: the key (shorter than 128 bytes), then
+	// the value.
+	if n := len(b) - 11; n >= 0 && n < 0x80 && b[0] == 0x0a && int(b[1]) == n && b[2+n] == 0x11 {
+		k, ok := a.sharedKey(b[2:2+n], prev)
+		if !ok {
+			return false
+		}
+		a.details = append(a.details, Detail{k, math.Float64frombits(binary.LittleEndian.Uint64(b[3+n:]))})
+		return true
+	}
 	var key []byte
 	var val float64
 	for len(b) > 0 {
@@ -376,7 +508,7 @@ func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			v, k := protowire.ConsumeBytes(b)
-			if k < 0 || !utf8.Valid(v) {
+			if k < 0 {
 				return false
 			}
 			key, b = v, b[k:]
@@ -390,50 +522,66 @@ func unmarshalDetail(b []byte, s *proto.Signal, prev map[string]float64) bool {
 			return false
 		}
 	}
-	if s.Details == nil {
-		s.Details = make(map[string]float64, max(len(prev), 1))
-	}
-	for k := range prev { // a handful of keys
-		if k == string(key) {
-			s.Details[k] = val
-			return true
-		}
-	}
-	s.Details[string(key)] = val
-	return true
-}
-
-// The plugin's side of an Update call: the answer's signals are encoded
-// field by field, not through proto's reflection over each signal's
-// details map. The bytes are those proto.Marshal writes, but for the order
-// of map entries, which proto does not fix either.
-
-// plainSignals reports whether resp and its signals hold nothing but their
-// fields (no unknown fields), with strings of valid UTF-8, which
-// marshalSignals encodes. proto.Marshal refuses the others as it did.
-func plainSignals(resp *proto.UpdateResponse) bool {
-	if len(resp.ProtoReflect().GetUnknown()) > 0 {
+	k, ok := a.sharedKey(key, prev)
+	if !ok {
 		return false
 	}
-	for _, s := range resp.Signals {
-		if s == nil || len(s.ProtoReflect().GetUnknown()) > 0 || !utf8.ValidString(s.Stream) || !utf8.ValidString(s.Type) {
-			return false
-		}
-		for k := range s.Details {
-			if !utf8.ValidString(k) {
-				return false
-			}
-		}
-	}
+	a.details = append(a.details, Detail{k, val})
 	return true
 }
 
-// marshalSignals encodes resp, whose signals are plain.
-func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
+// sharedKey returns key as a string: prev or a key met before when it is
+// the same, else a new one, which later signals may share. It reports
+// false for a key that is not valid UTF-8.
+func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
+	if prev == string(key) {
+		return prev, true
+	}
+	for _, k := range a.keys { // a handful of keys
+		if k == string(key) {
+			return k, true
+		}
+	}
+	if !utf8.Valid(key) {
+		return "", false
+	}
+	k := string(key)
+	if len(a.keys) < maxSharedKeys {
+		a.keys = append(a.keys, k)
+	}
+	return k, true
+}
+
+// The plugin's side of an Update call: the sdk answers with an Answer,
+// whose signals are encoded field by field straight from their details'
+// pairs, no proto message nor map per signal. The bytes are those
+// proto.Marshal writes for the UpdateResponse of the same signals, their
+// details in the order given (proto does not fix the order of map
+// entries).
+
+// marshalAnswer encodes a, or fails as proto.Marshal does when a string
+// is not valid UTF-8.
+func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
+	var c prefixCache
+	sizes := make([]int, len(a.Signals))
 	size := 0
-	for _, s := range resp.Signals {
-		n := signalSize(s)
+	var last *Signal
+	for i := range a.Signals {
+		s := &a.Signals[i]
+		if !validSignal(s, last) {
+			_, err := gproto.Marshal(a.ToProto()) // its error
+			if err == nil {
+				err = errors.New("proto: a signal's string is not valid UTF-8")
+			}
+			return nil, err
+		}
+		n := signalHeadSize(s)
+		for j, d := range s.Details {
+			n += len(c.prefix(j, d.Key)) + 8
+		}
+		sizes[i] = n
 		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
+		last = s
 	}
 	var buf *[]byte
 	var b []byte
@@ -443,9 +591,10 @@ func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
 		buf = pluginBuffers.Get(size)
 		b = (*buf)[:0]
 	}
-	for _, s := range resp.Signals {
+	for i := range a.Signals {
+		s := &a.Signals[i]
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(signalSize(s)))
+		b = protowire.AppendVarint(b, uint64(sizes[i]))
 		if s.Stream != "" {
 			b = protowire.AppendTag(b, 1, protowire.BytesType)
 			b = protowire.AppendString(b, s.Stream)
@@ -458,24 +607,93 @@ func marshalSignals(resp *proto.UpdateResponse) mem.BufferSlice {
 			b = protowire.AppendTag(b, 3, protowire.BytesType)
 			b = protowire.AppendString(b, s.Type)
 		}
-		for k, v := range s.Details {
-			b = protowire.AppendTag(b, 4, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(detailSize(k)))
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, k)
-			b = protowire.AppendTag(b, 2, protowire.Fixed64Type)
-			b = protowire.AppendFixed64(b, math.Float64bits(v))
+		for j, d := range s.Details {
+			b = append(b, c.prefix(j, d.Key)...)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Value))
 		}
 	}
+	if len(b) != size {
+		if buf != nil {
+			pluginBuffers.Put(buf)
+		}
+		return nil, errors.New("proto: an answer changed while it was marshalled")
+	}
 	if buf == nil {
-		return mem.BufferSlice{mem.SliceBuffer(b)}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	*buf = b
-	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}
+	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}, nil
 }
 
-// signalSize is the encoded size of s.
-func signalSize(s *proto.Signal) int {
+// prefixCache keeps, for each place in a signal's details, the encoding of
+// the last details entry there but for its value: the entry's tag and
+// length, the key's tag, length and bytes, and the value's tag. Signal
+// after signal, a detector gives the same keys in the same places.
+type prefixCache struct {
+	keys  []string
+	encs  [][]byte
+	arena []byte // the encodings
+}
+
+// prefix returns the encoding of a details entry of key, the j-th of its
+// signal, up to its value.
+func (c *prefixCache) prefix(j int, key string) []byte {
+	if j < len(c.keys) && c.keys[j] == key {
+		return c.encs[j]
+	}
+	from := len(c.arena)
+	c.arena = protowire.AppendTag(c.arena, 4, protowire.BytesType)
+	c.arena = protowire.AppendVarint(c.arena, uint64(detailSize(key)))
+	c.arena = protowire.AppendTag(c.arena, 1, protowire.BytesType)
+	c.arena = protowire.AppendString(c.arena, key)
+	c.arena = protowire.AppendTag(c.arena, 2, protowire.Fixed64Type)
+	enc := c.arena[from:len(c.arena):len(c.arena)]
+	for len(c.keys) <= j {
+		c.keys, c.encs = append(c.keys, ""), append(c.encs, nil)
+	}
+	c.keys[j], c.encs[j] = key, enc
+	return enc
+}
+
+// validSignal reports whether the strings of s are valid UTF-8. Those
+// equal to last's are not checked again: a detector names the same
+// stream, type and keys signal after signal.
+func validSignal(s, last *Signal) bool {
+	if (last == nil || s.Stream != last.Stream) && !utf8.ValidString(s.Stream) {
+		return false
+	}
+	if (last == nil || s.Type != last.Type) && !utf8.ValidString(s.Type) {
+		return false
+	}
+	for j, d := range s.Details {
+		if last != nil && j < len(last.Details) && d.Key == last.Details[j].Key {
+			continue
+		}
+		if !utf8.ValidString(d.Key) {
+			return false
+		}
+	}
+	return true
+}
+
+// ToProto returns the signals of a as an UpdateResponse.
+func (a *Answer) ToProto() *proto.UpdateResponse {
+	resp := &proto.UpdateResponse{Signals: make([]*proto.Signal, len(a.Signals))}
+	for i, s := range a.Signals {
+		p := &proto.Signal{Stream: s.Stream, Index: s.Index, Type: s.Type}
+		for _, d := range s.Details {
+			if p.Details == nil {
+				p.Details = make(map[string]float64, len(s.Details))
+			}
+			p.Details[d.Key] = d.Value
+		}
+		resp.Signals[i] = p
+	}
+	return resp
+}
+
+// signalHeadSize is the encoded size of s but for its details.
+func signalHeadSize(s *Signal) int {
 	n := 0
 	if s.Stream != "" {
 		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
@@ -485,9 +703,6 @@ func signalSize(s *proto.Signal) int {
 	}
 	if s.Type != "" {
 		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
-	}
-	for k := range s.Details {
-		n += protowire.SizeTag(4) + protowire.SizeBytes(detailSize(k))
 	}
 	return n
 }

@@ -159,15 +159,49 @@ func TestUnmarshalPacked(t *testing.T) {
 	check("a truncated message", wire[:len(wire)-3], false)
 }
 
-// An Update answer decodes into the same message through the codec's own
-// decoding of signals as through proto.Unmarshal, and what the former does
-// not take (an unknown field, invalid UTF-8) is left to the latter.
-func TestUnmarshalSignals(t *testing.T) {
+// answerOf returns the signals of resp as an Answer holds them, each
+// signal's details as a map.
+func answerOf(resp *proto.UpdateResponse) []*proto.Signal {
+	var out []*proto.Signal
+	for _, s := range resp.GetSignals() {
+		out = append(out, &proto.Signal{Stream: s.GetStream(), Index: s.GetIndex(), Type: s.GetType(), Details: s.GetDetails()})
+	}
+	return out
+}
+
+// signalsOf returns the signals of a as proto messages, each signal's
+// details as a map, a key sent twice with its last value.
+func signalsOf(a *Answer) []*proto.Signal {
+	var out []*proto.Signal
+	for _, s := range a.Signals {
+		p := &proto.Signal{Stream: s.Stream, Index: s.Index, Type: s.Type}
+		for _, d := range s.Details {
+			if p.Details == nil {
+				p.Details = map[string]float64{}
+			}
+			p.Details[d.Key] = d.Value
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func sameSignals(x, y []*proto.Signal) bool {
+	return gproto.Equal(&proto.UpdateResponse{Signals: x}, &proto.UpdateResponse{Signals: y})
+}
+
+// An Update answer decodes into an Answer, through the codec's own
+// decoding of signals, as proto.Unmarshal reads it; what the former does
+// not take (an unknown field, invalid UTF-8) is left to the latter, and
+// the codec gives an error where proto.Unmarshal does. An Answer reused
+// holds the last answer only.
+func TestUnmarshalAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	keys := []string{"p", "s", "p_min", "s_min", "é"}
+	var got, viaCodec Answer // reused from round to round
 	for round := range 2000 {
 		var want proto.UpdateResponse
-		for range rng.IntN(6) {
+		for range rng.IntN(6) + rng.IntN(2)*100 {
 			s := &proto.Signal{Stream: fmt.Sprintf("m/v/%d", rng.IntN(2)), Index: rng.Uint64() >> rng.IntN(64), Type: []string{"warning", "drift", "other", ""}[rng.IntN(4)]}
 			if n := rng.IntN(4); n > 0 {
 				s.Details = map[string]float64{}
@@ -181,17 +215,36 @@ func TestUnmarshalSignals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got proto.UpdateResponse
-		if !unmarshalSignals(b, &got) {
+		if !unmarshalAnswer(b, &got) {
 			t.Fatalf("round %d: not decoded: %v", round, &want)
 		}
-		if !gproto.Equal(&got, &want) {
-			t.Fatalf("round %d: decoded %v, want %v", round, &got, &want)
+		if !sameSignals(signalsOf(&got), answerOf(&want)) {
+			t.Fatalf("round %d: decoded %v, want %v", round, signalsOf(&got), &want)
 		}
-		var viaCodec proto.UpdateResponse
-		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !gproto.Equal(&viaCodec, &want) {
-			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, &viaCodec, err, &want)
+		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !sameSignals(signalsOf(&viaCodec), answerOf(&want)) {
+			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, signalsOf(&viaCodec), err, &want)
 		}
+	}
+	// A key sent twice in one signal (proto keeps the last value of a map
+	// key) and an entry without a key or value.
+	twice := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), func() []byte {
+		var s []byte
+		for _, e := range []struct {
+			k string
+			v float64
+		}{{"p", 1}, {"p", 2}} {
+			ent := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), e.k)
+			ent = protowire.AppendFixed64(protowire.AppendTag(ent, 2, protowire.Fixed64Type), math.Float64bits(e.v))
+			s = protowire.AppendBytes(protowire.AppendTag(s, 4, protowire.BytesType), ent)
+		}
+		return protowire.AppendBytes(protowire.AppendTag(s, 4, protowire.BytesType), nil)
+	}())
+	var want proto.UpdateResponse
+	if err := gproto.Unmarshal(twice, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(twice)}, &got); err != nil || !sameSignals(signalsOf(&got), answerOf(&want)) {
+		t.Fatalf("a key sent twice: decoded %v, %v; want %v", signalsOf(&got), err, &want)
 	}
 	for name, b := range map[string][]byte{
 		"unknown signal field": protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType),
@@ -201,57 +254,146 @@ func TestUnmarshalSignals(t *testing.T) {
 			protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte{0xff})),
 		"truncated": protowire.AppendTag(nil, 1, protowire.BytesType),
 	} {
-		var got proto.UpdateResponse
-		if unmarshalSignals(b, &got) {
-			t.Errorf("%s: decoded as %v, want it left to proto.Unmarshal", name, &got)
+		var a Answer
+		if unmarshalAnswer(b, &a) {
+			t.Errorf("%s: decoded as %v, want it left to proto.Unmarshal", name, signalsOf(&a))
 		}
 		var want proto.UpdateResponse
 		werr := gproto.Unmarshal(b, &want)
-		got = proto.UpdateResponse{}
-		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got)
-		if (werr == nil) != (gerr == nil) || werr == nil && !gproto.Equal(&got, &want) {
-			t.Errorf("%s: codec %v, %v; proto.Unmarshal %v, %v", name, &got, gerr, &want, werr)
+		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &a)
+		if (werr == nil) != (gerr == nil) || werr == nil && !sameSignals(signalsOf(&a), answerOf(&want)) {
+			t.Errorf("%s: codec %v, %v; proto.Unmarshal %v, %v", name, signalsOf(&a), gerr, &want, werr)
 		}
 	}
 }
 
-// The codec encodes an Update answer into bytes that proto.Unmarshal
-// reads back as the same message, and leaves one it does not take (a
-// string of invalid UTF-8) to proto.Marshal, which refuses it.
-func TestMarshalSignals(t *testing.T) {
+// BenchmarkUnmarshalAnswer decodes an answer of DDM's warnings, 4096 of
+// them with its seven details each, into an Answer reused from call to
+// call, as the daemon does: one op is one signal. The signals are of one
+// stream, or of 1,000 streams taking turns.
+func BenchmarkUnmarshalAnswer(b *testing.B) {
+	for _, streams := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			var resp proto.UpdateResponse
+			for i := range 4096 {
+				resp.Signals = append(resp.Signals, &proto.Signal{Stream: fmt.Sprintf("m%d/v1/error", i%streams), Index: uint64(1000 + i), Type: "warning",
+					Details: map[string]float64{"statistic": 0.31, "threshold": 0.3, "p": 0.3, "s": 0.01, "p_min": 0.1, "s_min": 0.01, "n": float64(i)}})
+			}
+			bs, err := (pluginCodec{}).Marshal(&resp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			data := bs.Materialize()
+			var a Answer
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += len(resp.Signals) {
+				if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != len(resp.Signals) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// The codec encodes an Answer into bytes that proto.Unmarshal reads back as
+// the UpdateResponse of its signals, and refuses one with a string of
+// invalid UTF-8, as proto.Marshal does.
+func TestMarshalAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	keys := []string{"p", "s", "p_min", "s_min", "é", ""}
 	for round := range 2000 {
-		var want proto.UpdateResponse
+		var a Answer
 		for range rng.IntN(6) + rng.IntN(2)*200 { // some past pooledBytes
-			s := &proto.Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
-			if n := rng.IntN(4); n > 0 {
-				s.Details = map[string]float64{}
-				for range n {
-					s.Details[keys[rng.IntN(len(keys))]] = rng.NormFloat64() * float64(rng.IntN(2))
-				}
+			s := Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
+			for range rng.IntN(4) {
+				s.Details = append(s.Details, Detail{keys[rng.IntN(len(keys))], rng.NormFloat64() * float64(rng.IntN(2))})
 			}
-			want.Signals = append(want.Signals, s)
+			a.Signals = append(a.Signals, s)
 		}
-		bs, err := (pluginCodec{}).Marshal(&want)
+		want := a.ToProto()
+		bs, err := (pluginCodec{}).Marshal(&a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b := bs.Materialize()
 		bs.Free()
-		if n := gproto.Size(&want); len(b) != n {
-			t.Fatalf("round %d: %d bytes, proto.Size says %d", round, len(b), n)
-		}
 		var got proto.UpdateResponse
-		if err := gproto.Unmarshal(b, &got); err != nil || !gproto.Equal(&got, &want) {
-			t.Fatalf("round %d: read back %v, %v; want %v", round, &got, err, &want)
+		if err := gproto.Unmarshal(b, &got); err != nil || !gproto.Equal(&got, want) {
+			t.Fatalf("round %d: read back %v, %v; want %v", round, &got, err, want)
+		}
+		var back Answer
+		if !unmarshalAnswer(b, &back) || !sameSignals(signalsOf(&back), signalsOf(&a)) {
+			t.Fatalf("round %d: decoded %v, want %v", round, signalsOf(&back), signalsOf(&a))
 		}
 	}
-	bad := &proto.UpdateResponse{Signals: []*proto.Signal{{Stream: "m/v/x", Type: "warning", Details: map[string]float64{"\xff": 1}}}}
-	if plainSignals(bad) {
-		t.Error("a detail key of invalid UTF-8 is plain")
+	for name, a := range map[string]*Answer{
+		"key":            {Signals: []Signal{{Stream: "m/v/x", Type: "warning", Details: []Detail{{"\xff", 1}}}}},
+		"key of a later": {Signals: []Signal{{Stream: "m/v/x", Details: []Detail{{"p", 1}}}, {Stream: "m/v/x", Details: []Detail{{"p\xff", 1}}}}},
+		"stream":         {Signals: []Signal{{Stream: "m/v/\xff", Type: "warning"}}},
+		"type":           {Signals: []Signal{{Stream: "m/v/x", Type: "\xff"}}},
+	} {
+		if _, err := (pluginCodec{}).Marshal(a); err == nil {
+			t.Errorf("an answer with a %s of invalid UTF-8 was encoded", name)
+		}
 	}
-	if _, err := (pluginCodec{}).Marshal(bad); err == nil {
-		t.Error("an answer with a detail key of invalid UTF-8 was encoded")
+}
+
+// BenchmarkMarshalAnswer encodes an answer of DDM's warnings, 4096 of
+// them with its seven details each, as a plugin does: one op is one
+// signal.
+func BenchmarkMarshalAnswer(b *testing.B) {
+	var a Answer
+	for i := range 4096 {
+		a.Signals = append(a.Signals, Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
+			Details: []Detail{{"statistic", 0.31}, {"threshold", 0.3}, {"p", 0.3}, {"s", 0.01}, {"p_min", 0.1}, {"s_min", 0.01}, {"n", float64(i)}}})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(a.Signals) {
+		bs, err := (pluginCodec{}).Marshal(&a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bs.Free()
+	}
+}
+
+// An Answer keeps its room from call to call while the calls need a good
+// part of it, and lets it go once one needs far less: a backlog passed.
+func TestAnswerTrim(t *testing.T) {
+	answer := func(n int) []byte {
+		var resp proto.UpdateResponse
+		for i := range n {
+			resp.Signals = append(resp.Signals, &proto.Signal{Stream: "m/v/x", Index: uint64(i), Type: "warning", Details: map[string]float64{"p": 1, "s": 2}})
+		}
+		b, err := gproto.Marshal(&resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var a Answer
+	big := answer(10 * minTrimmed)
+	if !unmarshalAnswer(big, &a) {
+		t.Fatal("not decoded")
+	}
+	a.Trim()
+	if cap(a.Signals) < 10*minTrimmed || cap(a.details) < 20*minTrimmed {
+		t.Fatalf("room let go after a call that needed it: %d signals, %d details", cap(a.Signals), cap(a.details))
+	}
+	if !unmarshalAnswer(answer(5*minTrimmed), &a) || len(a.Signals) != 5*minTrimmed {
+		t.Fatal("not decoded")
+	}
+	a.Trim()
+	if cap(a.Signals) < 10*minTrimmed {
+		t.Fatalf("room let go after a call that needed half of it: %d signals", cap(a.Signals))
+	}
+	if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{"s", 2}) && a.Signals[2].Details[0] != (Detail{"s", 2}) {
+		t.Fatalf("decoded %v", signalsOf(&a))
+	}
+	a.Trim()
+	if a.Signals != nil || a.details != nil || a.counts != nil {
+		t.Fatalf("room kept after a call that needed far less: %d signals, %d details", cap(a.Signals), cap(a.details))
 	}
 }

@@ -11,6 +11,7 @@ var (
 	_ sdk.Detector       = (*DDM)(nil)
 	_ sdk.Resetter       = (*DDM)(nil)
 	_ sdk.StreamDetector = (*ddmState)(nil)
+	_ sdk.PairSignaler   = (*ddmState)(nil)
 )
 
 // River's defaults.
@@ -114,6 +115,8 @@ type ddmState struct {
 	pMin    float64 // _p_min
 	sMin    float64 // _s_min
 	psMin   float64 // _ps_min
+
+	figures [7]sdk.Detail // a signal's, handed to raise
 }
 
 func newDDMState(p ddmParams) *ddmState {
@@ -128,11 +131,26 @@ func (s *ddmState) reset() {
 	*s = ddmState{p: s.p, pMin: inf, sMin: inf, psMin: inf}
 }
 
-// Update takes the next value of the stream, 0 or 1 (the domain is checked by
-// sdk.Streams). The explicit float64 conversions round each product before it
-// is added, which keeps the compiler from fusing multiply-adds and so keeps
-// the results equal to River's.
+// Update takes the next value of the stream, 0 or 1, and returns the
+// signal it raised with its figures in a map. Streams calls UpdatePairs
+// instead.
 func (s *ddmState) Update(x float64) (sdk.SignalType, map[string]float64) {
+	var typ sdk.SignalType
+	var details map[string]float64
+	s.UpdatePairs(x, func(t sdk.SignalType, d []sdk.Detail) {
+		typ, details = t, sdk.Signal{Pairs: d}.DetailsMap()
+	})
+	return typ, details
+}
+
+// UpdatePairs takes the next value of the stream, 0 or 1 (the domain is
+// checked by sdk.Streams), and raises the signal it raised, if any, with
+// its figures as pairs: DDM warns at every value of a stream gone bad, and
+// a map per warning cost more than the test. The explicit float64
+// conversions round each product before it is added, which keeps the
+// compiler from fusing multiply-adds and so keeps the results equal to
+// River's.
+func (s *ddmState) UpdatePairs(x float64, raise func(sdk.SignalType, []sdk.Detail)) {
 	if s.drift {
 		s.reset()
 	}
@@ -143,7 +161,7 @@ func (s *ddmState) Update(x float64) (sdk.SignalType, map[string]float64) {
 	sd := math.Sqrt(p * (1 - p) / s.n)
 
 	if !(s.n > s.p.warmStart) {
-		return "", nil
+		return
 	}
 	stat := p + sd
 	if stat <= s.psMin {
@@ -167,15 +185,16 @@ func (s *ddmState) Update(x float64) (sdk.SignalType, map[string]float64) {
 	case s.warning:
 		typ, bound = sdk.SignalWarning, warnBound
 	default:
-		return "", nil
+		return
 	}
-	return typ, map[string]float64{
-		"statistic": stat,
-		"threshold": bound,
-		"p":         p,
-		"s":         sd,
-		"p_min":     s.pMin,
-		"s_min":     s.sMin,
-		"n":         s.n,
+	s.figures = [...]sdk.Detail{
+		{Key: "statistic", Value: stat},
+		{Key: "threshold", Value: bound},
+		{Key: "p", Value: p},
+		{Key: "s", Value: sd},
+		{Key: "p_min", Value: s.pMin},
+		{Key: "s_min", Value: s.sMin},
+		{Key: "n", Value: s.n},
 	}
+	raise(typ, s.figures[:])
 }

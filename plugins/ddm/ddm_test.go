@@ -376,7 +376,7 @@ func TestRefusesNonBinary(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, want) {
+			if !reflect.DeepEqual(sdktest.WithMaps(got), want) {
 				t.Errorf("after a refused call: signals %v, want %v", got, want)
 			}
 		})
@@ -400,7 +400,7 @@ func TestStreamsAreIndependent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sigs = append(sigs, more...)
+	sigs = sdktest.WithMaps(append(sigs, more...))
 	if len(sigs) != 2 || sigs[0].Stream != "a" || sigs[0].Index != 3 || sigs[1].Stream != "b" || sigs[1].Index != 3 ||
 		sigs[0].Type != sdk.SignalDrift || !reflect.DeepEqual(sigs[0].Details, sigs[1].Details) {
 		t.Errorf("signals %+v, want the same drift on a then b, both at index 3", sigs)

@@ -11,6 +11,8 @@ var (
 	_ sdk.Detector       = (*EDDM)(nil)
 	_ sdk.Resetter       = (*EDDM)(nil)
 	_ sdk.StreamDetector = (*eddmState)(nil)
+	_ sdk.MultiSignaler  = (*eddmState)(nil)
+	_ sdk.PairSignaler   = (*eddmState)(nil)
 )
 
 // River's defaults.
@@ -119,6 +121,8 @@ type eddmState struct {
 
 	// The figures of the last tested error, for the signals' details.
 	level, mean, std, p2s, max float64
+
+	figures [8]sdk.Detail // a signal's, handed to raise
 }
 
 func newEDDMState(p eddmParams) *eddmState {
@@ -148,6 +152,12 @@ func (s *eddmState) Update(x float64) (sdk.SignalType, map[string]float64) {
 // warning_detected and drift_detected both true after one value, and then
 // the warning comes first.
 func (s *eddmState) UpdateMulti(x float64, raise func(sdk.SignalType, map[string]float64)) {
+	s.UpdatePairs(x, func(t sdk.SignalType, d []sdk.Detail) { raise(t, sdk.Signal{Pairs: d}.DetailsMap()) })
+}
+
+// UpdatePairs is UpdateMulti with each signal's figures as pairs, which
+// sdk.Streams calls: no map per warning.
+func (s *eddmState) UpdatePairs(x float64, raise func(sdk.SignalType, []sdk.Detail)) {
 	if s.drift {
 		s.reset()
 	}
@@ -194,15 +204,16 @@ func (s *eddmState) UpdateMulti(x float64, raise func(sdk.SignalType, map[string
 	}
 }
 
-func (s *eddmState) details(threshold float64) map[string]float64 {
-	return map[string]float64{
-		"level":         s.level,
-		"threshold":     threshold,
-		"mean_distance": s.mean,
-		"std_distance":  s.std,
-		"p2s":           s.p2s,
-		"p2s_max":       s.max,
-		"n":             s.n,
-		"errors":        s.nErrors,
+func (s *eddmState) details(threshold float64) []sdk.Detail {
+	s.figures = [...]sdk.Detail{
+		{Key: "level", Value: s.level},
+		{Key: "threshold", Value: threshold},
+		{Key: "mean_distance", Value: s.mean},
+		{Key: "std_distance", Value: s.std},
+		{Key: "p2s", Value: s.p2s},
+		{Key: "p2s_max", Value: s.max},
+		{Key: "n", Value: s.n},
+		{Key: "errors", Value: s.nErrors},
 	}
+	return s.figures[:]
 }

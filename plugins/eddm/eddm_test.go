@@ -424,7 +424,7 @@ func TestRefusesNonBinary(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, want) {
+			if !reflect.DeepEqual(sdktest.WithMaps(got), want) {
 				t.Errorf("after a refused call: signals %v, want %v", got, want)
 			}
 		})
@@ -445,7 +445,7 @@ func TestWarningWithDriftAcrossCalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, sigs...)
+		got = append(got, sdktest.WithMaps(sigs)...)
 	}
 	if want := oneByOne(t, cfg, "s", xs); !reflect.DeepEqual(got, want) {
 		t.Errorf("value per call: %v, want %v", got, want)

@@ -17,7 +17,18 @@ func FeedOneByOne(st sdk.StreamDetector, stream string, xs []float64) []sdk.Sign
 	for i, x := range xs {
 		out = sdk.Feed(st, sdk.Batch{Stream: stream, Start: uint64(i), Values: []float64{x}}, out)
 	}
-	return out
+	return WithMaps(out)
+}
+
+// WithMaps returns sigs with each signal's figures in Details, as they
+// come over gRPC, and Pairs nil, changing sigs in place: the signals of a
+// detector in process, whose states may give their figures as pairs
+// (sdk.PairSignaler), and of one over gRPC compare alike.
+func WithMaps(sigs []sdk.Signal) []sdk.Signal {
+	for i := range sigs {
+		sigs[i].Details, sigs[i].Pairs = sigs[i].DetailsMap(), nil
+	}
+	return sigs
 }
 
 // Updater is what takes batches: an sdk.Detector in process, or the
@@ -37,7 +48,7 @@ func FeedUneven(t testing.TB, d Updater, stream string, xs []float64) []sdk.Sign
 		if err != nil {
 			t.Fatalf("Update: %v", err)
 		}
-		out = append(out, sigs...)
+		out = append(out, WithMaps(sigs)...)
 	}
 	return out
 }
@@ -72,7 +83,7 @@ func FeedRandomly(t testing.TB, d Updater, streams map[string][]float64, rng *ra
 			if err != nil {
 				t.Fatalf("Update: %v", err)
 			}
-			for _, s := range sigs {
+			for _, s := range WithMaps(sigs) {
 				out[s.Stream] = append(out[s.Stream], s)
 			}
 		}
@@ -108,7 +119,7 @@ func CheckBatching(t testing.TB, fresh func() Updater, streams map[string][]floa
 			if err != nil {
 				t.Fatalf("Update: %v", err)
 			}
-			want[name] = append(want[name], sigs...)
+			want[name] = append(want[name], WithMaps(sigs)...)
 		}
 	}
 	for seed := range uint64(seeds) {
