@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/driftd/driftd/internal/pluginwire"
+	"github.com/driftd/driftd/sdk/proto"
 )
 
 // Kind says what a plugin provides.
@@ -91,7 +91,10 @@ type Batch struct {
 // Details carries the detector's own figures (statistic, threshold, ...).
 // A detector whose stream states give their figures as pairs
 // (PairSignaler) has them in Pairs instead, and Details nil: DetailsMap
-// returns them as a map either way.
+// returns them as a map either way. The signals a Detector's Update
+// returns, their Details and Pairs, are the caller's: the detector must
+// not change them afterwards (a state that reuses an array for its
+// figures hands out a copy, as Streams does).
 type Signal struct {
 	Stream  string
 	Index   uint64
@@ -102,8 +105,8 @@ type Signal struct {
 	Pairs []Detail
 }
 
-// Detail is one of a signal's figures: its name and value.
-type Detail = pluginwire.Detail
+// Detail is one of a signal's figures: its name (Key) and value (Value).
+type Detail = proto.Detail
 
 // DetailsMap returns the signal's figures as a map: Details, or else Pairs
 // made into one (nil when there are none).

@@ -28,7 +28,10 @@ type MultiSignaler interface {
 // stream gone bad). Streams, Feed and sdktest.FeedOneByOne call
 // UpdatePairs instead of Update and UpdateMulti when a state has it; raise
 // is called once per signal, in order, and copies details, which the state
-// may reuse once raise returns. The signals carry the figures in Pairs.
+// may reuse once raise returns. The signals carry the figures in Pairs. A
+// state still implements StreamDetector's Update, which the sdk calls
+// nowhere else but that callers in process may (it can wrap UpdatePairs,
+// as DDM's and EDDM's do).
 type PairSignaler interface {
 	UpdatePairs(x float64, raise func(typ SignalType, details []Detail))
 }

@@ -284,10 +284,7 @@ func ReleasePacked(req *proto.UpdateRequest) {
 // decoded by proto.Unmarshal and then converted.
 
 // Detail is one of a signal's details, the detector's own figures.
-type Detail struct {
-	Key   string
-	Value float64
-}
+type Detail = proto.Detail
 
 // Signal is one signal of an Update answer. Details are in the order the
 // plugin sent them; a key sent twice counts with its last value, as in a
@@ -494,7 +491,7 @@ func (a *Answer) unmarshalDetail(b []byte, prev string) bool {
 		if !ok {
 			return false
 		}
-		a.details = append(a.details, Detail{k, math.Float64frombits(binary.LittleEndian.Uint64(b[3+n:]))})
+		a.details = append(a.details, Detail{Key: k, Value: math.Float64frombits(binary.LittleEndian.Uint64(b[3+n:]))})
 		return true
 	}
 	var key []byte
@@ -526,7 +523,7 @@ func (a *Answer) unmarshalDetail(b []byte, prev string) bool {
 	if !ok {
 		return false
 	}
-	a.details = append(a.details, Detail{k, val})
+	a.details = append(a.details, Detail{Key: k, Value: val})
 	return true
 }
 

@@ -307,7 +307,7 @@ func TestMarshalAnswer(t *testing.T) {
 		for range rng.IntN(6) + rng.IntN(2)*200 { // some past pooledBytes
 			s := Signal{Stream: []string{"m/v/x", "", "ü/v/y"}[rng.IntN(3)], Index: rng.Uint64() >> rng.IntN(65), Type: []string{"warning", "drift", ""}[rng.IntN(3)]}
 			for range rng.IntN(4) {
-				s.Details = append(s.Details, Detail{keys[rng.IntN(len(keys))], rng.NormFloat64() * float64(rng.IntN(2))})
+				s.Details = append(s.Details, Detail{Key: keys[rng.IntN(len(keys))], Value: rng.NormFloat64() * float64(rng.IntN(2))})
 			}
 			a.Signals = append(a.Signals, s)
 		}
@@ -328,8 +328,8 @@ func TestMarshalAnswer(t *testing.T) {
 		}
 	}
 	for name, a := range map[string]*Answer{
-		"key":            {Signals: []Signal{{Stream: "m/v/x", Type: "warning", Details: []Detail{{"\xff", 1}}}}},
-		"key of a later": {Signals: []Signal{{Stream: "m/v/x", Details: []Detail{{"p", 1}}}, {Stream: "m/v/x", Details: []Detail{{"p\xff", 1}}}}},
+		"key":            {Signals: []Signal{{Stream: "m/v/x", Type: "warning", Details: []Detail{{Key: "\xff", Value: 1}}}}},
+		"key of a later": {Signals: []Signal{{Stream: "m/v/x", Details: []Detail{{Key: "p", Value: 1}}}, {Stream: "m/v/x", Details: []Detail{{Key: "p\xff", Value: 1}}}}},
 		"stream":         {Signals: []Signal{{Stream: "m/v/\xff", Type: "warning"}}},
 		"type":           {Signals: []Signal{{Stream: "m/v/x", Type: "\xff"}}},
 	} {
@@ -346,7 +346,7 @@ func BenchmarkMarshalAnswer(b *testing.B) {
 	var a Answer
 	for i := range 4096 {
 		a.Signals = append(a.Signals, Signal{Stream: "m/v1/error", Index: uint64(1000 + i), Type: "warning",
-			Details: []Detail{{"statistic", 0.31}, {"threshold", 0.3}, {"p", 0.3}, {"s", 0.01}, {"p_min", 0.1}, {"s_min", 0.01}, {"n", float64(i)}}})
+			Details: []Detail{{Key: "statistic", Value: 0.31}, {Key: "threshold", Value: 0.3}, {Key: "p", Value: 0.3}, {Key: "s", Value: 0.01}, {Key: "p_min", Value: 0.1}, {Key: "s_min", Value: 0.01}, {Key: "n", Value: float64(i)}}})
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -389,7 +389,7 @@ func TestAnswerTrim(t *testing.T) {
 	if cap(a.Signals) < 10*minTrimmed {
 		t.Fatalf("room let go after a call that needed half of it: %d signals", cap(a.Signals))
 	}
-	if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{"s", 2}) && a.Signals[2].Details[0] != (Detail{"s", 2}) {
+	if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{Key: "s", Value: 2}) && a.Signals[2].Details[0] != (Detail{Key: "s", Value: 2}) {
 		t.Fatalf("decoded %v", signalsOf(&a))
 	}
 	a.Trim()

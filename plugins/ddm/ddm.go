@@ -69,6 +69,7 @@ func (d *DDM) Configure(cfg sdk.Config) error {
 		warmStart:        cfg.Number("warm_start"),
 		warningThreshold: cfg.Number("warning_threshold"),
 		driftThreshold:   cfg.Number("drift_threshold"),
+		figures:          new([7]sdk.Detail),
 	}
 	if err := params.validate(); err != nil {
 		return err
@@ -83,6 +84,10 @@ type ddmParams struct {
 	warmStart        float64 // a whole number, compared with n as River does
 	warningThreshold float64
 	driftThreshold   float64
+	// figures are a signal's, handed to raise, which copies them: one
+	// array for the detector's states, which sdk.Streams updates one at
+	// a time.
+	figures *[7]sdk.Detail
 }
 
 func (p ddmParams) validate() error {
@@ -115,8 +120,6 @@ type ddmState struct {
 	pMin    float64 // _p_min
 	sMin    float64 // _s_min
 	psMin   float64 // _ps_min
-
-	figures [7]sdk.Detail // a signal's, handed to raise
 }
 
 func newDDMState(p ddmParams) *ddmState {
@@ -187,7 +190,7 @@ func (s *ddmState) UpdatePairs(x float64, raise func(sdk.SignalType, []sdk.Detai
 	default:
 		return
 	}
-	s.figures = [...]sdk.Detail{
+	*s.p.figures = [...]sdk.Detail{
 		{Key: "statistic", Value: stat},
 		{Key: "threshold", Value: bound},
 		{Key: "p", Value: p},
@@ -196,5 +199,5 @@ func (s *ddmState) UpdatePairs(x float64, raise func(sdk.SignalType, []sdk.Detai
 		{Key: "s_min", Value: s.sMin},
 		{Key: "n", Value: s.n},
 	}
-	raise(typ, s.figures[:])
+	raise(typ, s.p.figures[:])
 }

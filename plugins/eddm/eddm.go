@@ -70,6 +70,7 @@ func (e *EDDM) Configure(cfg sdk.Config) error {
 		warmStart: cfg.Number("warm_start"),
 		alpha:     cfg.Number("alpha"),
 		beta:      cfg.Number("beta"),
+		figures:   new([8]sdk.Detail),
 	}
 	if err := params.validate(); err != nil {
 		return err
@@ -84,6 +85,10 @@ type eddmParams struct {
 	warmStart float64 // a whole number, compared with n as River does
 	alpha     float64
 	beta      float64
+	// figures are a signal's, handed to raise, which copies them: one
+	// array for the detector's states, which sdk.Streams updates one at
+	// a time.
+	figures *[8]sdk.Detail
 }
 
 func (p eddmParams) validate() error {
@@ -121,8 +126,6 @@ type eddmState struct {
 
 	// The figures of the last tested error, for the signals' details.
 	level, mean, std, p2s, max float64
-
-	figures [8]sdk.Detail // a signal's, handed to raise
 }
 
 func newEDDMState(p eddmParams) *eddmState {
@@ -205,7 +208,7 @@ func (s *eddmState) UpdatePairs(x float64, raise func(sdk.SignalType, []sdk.Deta
 }
 
 func (s *eddmState) details(threshold float64) []sdk.Detail {
-	s.figures = [...]sdk.Detail{
+	*s.p.figures = [...]sdk.Detail{
 		{Key: "level", Value: s.level},
 		{Key: "threshold", Value: threshold},
 		{Key: "mean_distance", Value: s.mean},
@@ -215,5 +218,5 @@ func (s *eddmState) details(threshold float64) []sdk.Detail {
 		{Key: "n", Value: s.n},
 		{Key: "errors", Value: s.nErrors},
 	}
-	return s.figures[:]
+	return s.p.figures[:]
 }
