@@ -355,7 +355,7 @@ func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
 		if len(p.GetDetails()) > 0 {
 			s.Details = make([]Detail, 0, len(p.GetDetails()))
 			for k, v := range p.GetDetails() {
-				s.Details = append(s.Details, Detail{k, v})
+				s.Details = append(s.Details, Detail{Key: k, Value: v})
 			}
 		}
 		a.Signals = append(a.Signals, s)
