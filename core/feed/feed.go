@@ -46,6 +46,8 @@ type Config struct {
 // Signals and Failed are required; the rest may be nil.
 type Handlers struct {
 	// Signals receives what a call raised; Failed, a call that failed.
+	// sigs and their details are the feed's again once Signals returns
+	// (the next call reuses them): a handler copies what it keeps.
 	Signals func(f *Feed, sigs []Signal)
 	Failed  func(f *Feed, err error, lost int)
 	// Called is told how long each Update call took.
