@@ -136,10 +136,9 @@ monitor "*" {
 	}
 }
 
-// Lines read before a line too long are ingested and their bad lines
-// reported; then the backtest ends with the read error.
-func TestBacktestStopsAtAReadError(t *testing.T) {
-	path := writeConfig(t, `
+// shortLinesConfig runs the below plugin on accuracy, with lines of at
+// most 100 bytes.
+const shortLinesConfig = `
 plugin_dir = "."
 ingest {
   max_line_bytes = 100
@@ -150,7 +149,12 @@ detector "below" "floor" {
 monitor "*" {
   detectors = ["below.floor"]
 }
-`)
+`
+
+// Lines read before a line too long are ingested and their bad lines
+// reported; then the backtest ends with the read error.
+func TestBacktestStopsAtAReadError(t *testing.T) {
+	path := writeConfig(t, shortLinesConfig)
 	var in, wantErr strings.Builder
 	// Long enough for the line too long to come in a later chunk than the
 	// first (chunkBytes).
@@ -244,18 +248,7 @@ func TestBacktestBatchAllocs(t *testing.T) {
 // A backtest of a body that pauses, from a pipe, ends at a line too long
 // without waiting for more of the body.
 func TestBacktestEndsAtALineTooLongOfAPipe(t *testing.T) {
-	path := writeConfig(t, `
-plugin_dir = "."
-ingest {
-  max_line_bytes = 100
-}
-detector "below" "floor" {
-  metric = "accuracy"
-}
-monitor "*" {
-  detectors = ["below.floor"]
-}
-`)
+	path := writeConfig(t, shortLinesConfig)
 	for _, tooLong := range []int{21, 2000} {
 		var in strings.Builder
 		for line := 1; line <= tooLong+5; line++ {
