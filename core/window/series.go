@@ -30,6 +30,7 @@ type Series struct {
 	means  []float64 // means[i%cap]: the window mean right after value i
 	first  uint64    // the oldest index held
 	next   uint64
+	pos    int     // next % len(ring): where the next value goes
 	sum    float64 // of the held values
 	fresh  int     // values added since sum was last recomputed
 	epochs []epoch // the resizes, oldest first, for SizeAt
@@ -147,24 +148,35 @@ func (s *Series) Next() uint64 { return s.next }
 
 // Add appends v and returns its index. The window's lock is held.
 func (s *Series) Add(v float64) uint64 {
+	i, _ := s.AddMean(v)
+	return i
+}
+
+// AddMean is Add that also returns the window mean right after v, what
+// Mean of its index returns.
+func (s *Series) AddMean(v float64) (uint64, float64) {
 	if s.Held() == len(s.ring) && len(s.ring) < s.cap {
 		s.setRing(min(2*len(s.ring), s.cap))
 	}
-	c := uint64(len(s.ring))
-	i := s.next
-	if s.Held() == len(s.ring) {
-		old := s.ring[i%c]
+	i, p := s.next, s.pos
+	if s.Held() == len(s.ring) { // the oldest is where v goes
+		old := s.ring[p]
 		s.sum -= old
 		s.evict(old)
 	}
-	s.ring[i%c] = v
+	s.ring[p] = v
 	s.next++
 	s.sum += v
 	if s.fresh++; s.fresh >= s.cap {
 		s.recompute() // keep rounding from piling up
 	}
-	s.means[i%c] = s.sum / float64(s.Held())
-	return i
+	mean := s.sum / float64(s.Held())
+	s.means[p] = mean
+	if p++; p == len(s.ring) {
+		p = 0
+	}
+	s.pos = p
+	return i, mean
 }
 
 func (s *Series) recompute() {
@@ -224,7 +236,7 @@ func (s *Series) setRing(n int) {
 		ring[j%c] = s.at(j)
 		means[j%c] = s.means[j%uint64(len(s.ring))]
 	}
-	s.ring, s.means = ring, means
+	s.ring, s.means, s.pos = ring, means, int(s.next%c)
 }
 
 // DriftLocked records a drift that detector by raised at index i of the

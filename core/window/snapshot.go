@@ -160,6 +160,7 @@ func restoreSeries(w *Window, ss *snapshot.Series) *Series {
 		j := s.first + uint64(k)
 		s.ring[j%c], s.means[j%c] = v, ss.Means[k]
 	}
+	s.pos = int(s.next % c)
 	s.restoreKept(ss.Kept)
 	s.restored = slices.Clone(ss.Marks)
 	if d := ss.Drift; d.Drifts > 0 {
