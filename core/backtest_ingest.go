@@ -158,7 +158,16 @@ func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, last **window.W
 		res.Rejected++
 		fmt.Fprintf(errOut, "backtest: %s: %v\n", opts.at(line), err)
 	}
-	for i := range b.recs {
+	for i := 0; i < len(b.recs); i++ {
+		// A run of metrics of the last one's model version takes its
+		// window's lock once (applyRun); the metric that ends it is
+		// applied on its own, and starts the next.
+		if n := a.applyRunIf(ctx, b.recs[i:], *last); n > 0 {
+			res.Accepted += n
+			if i += n; i == len(b.recs) {
+				break
+			}
+		}
 		r := &b.recs[i]
 		if r.bad != nil {
 			reject(r.line, r.bad)

@@ -103,6 +103,28 @@ func (wr *windowRoute) feeds(f int, name string) []*feed.Feed {
 	return wr.rt.byMetric[name]
 }
 
+// takes tells whether values need nothing but to be added and queued:
+// each goes to a series that exists and has its target, lies in the domain
+// of every detector it goes to, and finds room in its queue. It leaves the
+// values' targets in targets, which is as long as values at least. The
+// window's lock is held.
+func (wr *windowRoute) takes(values []metric.Value, targets []int) bool {
+	for i, v := range values {
+		f := wr.target(v.Name)
+		if f < 0 || wr.targets[f].s == nil {
+			return false
+		}
+		t := &wr.targets[f]
+		for _, r := range t.feeds {
+			if !r.Domain().Contains(v.Value) || !r.HasRoom(t.s.ID()) {
+				return false
+			}
+		}
+		targets[i] = f
+	}
+	return true
+}
+
 // fullFeedLocked returns a detector that m's values go to whose queue is
 // full for the value's stream, with the stream's id, or nil when all have
 // room. w's lock is held.
