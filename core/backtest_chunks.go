@@ -141,7 +141,7 @@ func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *Backte
 // after the chunk, if anything. A chunk that is not the last ends with
 // io.EOF from rd, which is not the input's end.
 func (b *recordBatch) fillChunk(rd metricSource, end error) {
-	b.recs, b.end = b.recs[:0], nil
+	b.recs, b.vals, b.end = b.recs[:0], b.vals[:0], nil
 	b.read(rd, math.MaxInt)
 	if b.end == io.EOF && end == nil {
 		b.end = nil

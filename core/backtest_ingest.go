@@ -18,6 +18,7 @@ import (
 // that stopped reading.
 type recordBatch struct {
 	recs []record
+	vals []metric.Value // the records' values: reused by the next fill
 	end  error
 }
 
@@ -43,7 +44,7 @@ const (
 // fill reads the next records of rd into b, until b is full or the input
 // ends.
 func (b *recordBatch) fill(rd metricSource) {
-	b.recs, b.end = b.recs[:0], nil
+	b.recs, b.vals, b.end = b.recs[:0], b.vals[:0], nil
 	b.read(rd, cap(b.recs))
 }
 
@@ -51,7 +52,8 @@ func (b *recordBatch) fill(rd metricSource) {
 // ends.
 func (b *recordBatch) read(rd metricSource, n int) {
 	for len(b.recs) < n {
-		m, err := rd.Next()
+		m, vals, err := rd.AppendNext(b.vals)
+		b.vals = vals
 		if err == nil {
 			b.recs = append(b.recs, record{m: m, line: rd.Line()})
 			continue

@@ -315,3 +315,76 @@ func TestChunksOfShortLines(t *testing.T) {
 		}
 	}
 }
+
+// An appendingSource is a Reader or a CSVReader, read by AppendNext.
+type appendingSource interface {
+	Next() (Metric, error)
+	AppendNext([]Value) (Metric, []Value, error)
+	Line() int
+}
+
+// AppendNext reads what Next does, with the values in the caller's memory:
+// appended to it in order, each metric's cut from it with no room to grow,
+// and left alone by the metrics read after it.
+func TestAppendNextReadsLikeNext(t *testing.T) {
+	ndjson := `{"model":"m","version":"v1","accuracy":0.5}` + "\n" +
+		`{"model":"m","version":"v1","accuracy":0.25,"recall":0.75,"metrics":{"z":3,"a":1}}` + "\n" +
+		`{"model":"m","version":"v1","accuracy":2}` + "\n" + "nope\n" +
+		strings.Repeat(`{"model":"m","version":"v2","metrics":{"auc":0.125}}`+"\n", 50) +
+		`{"model":"m","version":"v1","precision":0.375}`
+	csv := "model,version,accuracy,f1\n" + "m,v1,0.5,0.25\n" + "m,v1,,0.75\n" + "m,v1,2,\n" +
+		strings.Repeat("m,v2,0.125,0.875\n", 50) + "m,v1,0.5,"
+	for name, open := range map[string]func() appendingSource{
+		"ndjson": func() appendingSource {
+			return NewReader(strings.NewReader(ndjson), Limits{})
+		},
+		"csv": func() appendingSource {
+			return NewCSVReader(strings.NewReader(csv), Limits{})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := readEach(open())
+			rd := open()
+			var (
+				vals    []Value
+				metrics []Metric
+				lines   []int
+				got     []string
+				all     []Value
+			)
+			for {
+				m, more, err := rd.AppendNext(vals)
+				vals = more
+				var re *RecordError
+				if err != nil && !errors.As(err, &re) {
+					got = append(got, fmt.Sprintf("end: %v", err))
+					break
+				}
+				if err != nil {
+					got = append(got, fmt.Sprintf("bad: %v", err))
+					metrics, lines = append(metrics, Metric{}), append(lines, -1)
+					continue
+				}
+				if cap(m.Values) != len(m.Values) {
+					t.Errorf("line %d: Values have room for %d more", rd.Line(), cap(m.Values)-len(m.Values))
+				}
+				all = append(all, m.Values...)
+				metrics, lines = append(metrics, m), append(lines, rd.Line())
+				got = append(got, "")
+			}
+			// Described once all are read: each metric's values are
+			// still its own.
+			for i, m := range metrics {
+				if lines[i] >= 0 {
+					got[i] = fmt.Sprintf("line %d: %s %s %v %v", lines[i], m.Model, m.Version, m.Time, m.Values)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if fmt.Sprint(vals) != fmt.Sprint(all) {
+				t.Errorf("vals hold %v, want the values in order: %v", vals, all)
+			}
+		})
+	}
+}

@@ -112,6 +112,24 @@ func (r *CSVReader) readHeader() error {
 // goroutines at once; the Values of its metrics share larger blocks of
 // memory, as a Reader's do.
 func (r *CSVReader) Next() (Metric, error) {
+	m, err := r.next()
+	if err == nil {
+		m.Values = r.slab.keep(r.vals)
+	}
+	return m, err
+}
+
+// AppendNext is Next with the values' memory given, as Reader.AppendNext.
+func (r *CSVReader) AppendNext(vals []Value) (Metric, []Value, error) {
+	m, err := r.next()
+	if err == nil {
+		m.Values, vals = appendValues(vals, r.vals)
+	}
+	return m, vals, err
+}
+
+// next is Next, but for the metric's Values: a metric's are in r.vals.
+func (r *CSVReader) next() (Metric, error) {
 	if err := r.Header(); err != nil {
 		return Metric{}, err
 	}
@@ -128,7 +146,6 @@ func (r *CSVReader) Next() (Metric, error) {
 	if err != nil {
 		return Metric{}, &RecordError{Line: r.recLine, Err: err}
 	}
-	m.Values = r.slab.keep(r.vals)
 	return m, nil
 }
 

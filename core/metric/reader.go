@@ -82,6 +82,37 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 // The Values of the metrics a Reader returns share larger blocks of memory
 // to save allocations; keeping one metric keeps its block.
 func (r *Reader) Next() (Metric, error) {
+	m, err := r.next()
+	if err == nil {
+		m.Values = r.slab.keep(r.p.out)
+	}
+	return m, err
+}
+
+// AppendNext is Next for a caller that gives the memory of the values:
+// it appends the metric's values to vals, returns the longer slice, and
+// cuts the metric's Values from its end. The values stay the metric's as
+// long as the caller leaves that memory alone: a caller that holds the
+// metrics of a batch reuses it once it is done with them all, and no
+// metric it reads costs an allocation.
+func (r *Reader) AppendNext(vals []Value) (Metric, []Value, error) {
+	m, err := r.next()
+	if err == nil {
+		m.Values, vals = appendValues(vals, r.p.out)
+	}
+	return m, vals, err
+}
+
+// appendValues appends vals to dst and returns them as they are in it,
+// with no room to grow, and the longer dst.
+func appendValues(dst, vals []Value) ([]Value, []Value) {
+	i := len(dst)
+	dst = append(dst, vals...)
+	return dst[i:len(dst):len(dst)], dst
+}
+
+// next is Next, but for the metric's Values: a metric's are in r.p.out.
+func (r *Reader) next() (Metric, error) {
 	var (
 		m   Metric
 		err error
@@ -91,7 +122,7 @@ func (r *Reader) Next() (Metric, error) {
 		if err = r.start(); err != nil {
 			break
 		}
-		return r.Next()
+		return r.next()
 	case modeLines:
 		m, err = r.nextLine()
 	case modeArray:
@@ -102,7 +133,6 @@ func (r *Reader) Next() (Metric, error) {
 		return Metric{}, r.err
 	}
 	if err == nil {
-		m.Values = r.slab.keep(r.p.out)
 		return m, nil
 	}
 	if _, ok := err.(*RecordError); !ok {
