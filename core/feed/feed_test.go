@@ -444,7 +444,8 @@ func newTestFeed(id, metric string, up Updater, limit int, timeout time.Duration
 
 // A call carries maxCallValues values at most: a backlog (values queued
 // while the plugin was busy) goes out in several calls, in order, whether
-// the feed runs on or stops, which sends what was accepted before it.
+// the feed runs on or stops, which sends what was accepted before it, and
+// whatever comes while it goes out (queued behind what a call left).
 func TestFeedCapsValuesPerCall(t *testing.T) {
 	for _, stop := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stop=%v", stop), func(t *testing.T) {
@@ -454,6 +455,7 @@ func TestFeedCapsValuesPerCall(t *testing.T) {
 			var once sync.Once
 			up := &fakeUpdater{update: func(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
 				once.Do(func() { close(began); <-release }) // the backlog builds up meanwhile
+				time.Sleep(time.Millisecond)                // more comes while a call is in flight
 				n := 0
 				for _, b := range batches {
 					n += len(b.Values)
@@ -478,6 +480,11 @@ func TestFeedCapsValuesPerCall(t *testing.T) {
 			n := 1 + 3*maxCallValues + 123
 			push(n - 1)
 			close(release)
+			if !stop {
+				more := 2*maxCallValues + 77
+				push(more)
+				n += more
+			}
 			if stop {
 				cancel()
 				<-r.done
