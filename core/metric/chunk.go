@@ -109,8 +109,19 @@ func (c *Chunker) cut(buf []byte, k int, end error) Chunk {
 	data := buf[:k]
 	n := bytes.Count(data, []byte{'\n'})
 	if n > MaxChunkLines || len(data) > c.lim.MaxLineBytes {
-		lines := 0
-		for from := 0; ; {
+		lines, from := 0, 0
+		if len(data) <= c.lim.MaxLineBytes {
+			// Too many lines, none too long: skip whole blocks of
+			// them by their count, then find the last line's end.
+			for ; from+countBlock <= len(data); from += countBlock {
+				k := bytes.Count(data[from:from+countBlock], []byte{'\n'})
+				if lines+k >= MaxChunkLines {
+					break
+				}
+				lines += k
+			}
+		}
+		for {
 			i := bytes.IndexByte(data[from:], '\n')
 			if i < 0 {
 				break
@@ -132,6 +143,10 @@ func (c *Chunker) cut(buf []byte, k int, end error) Chunk {
 	c.done = end != nil
 	return ch
 }
+
+// countBlock is the bytes whose lines cut counts at once on its way to the
+// end of a chunk's last line.
+const countBlock = 4 << 10
 
 // readSome reads into p from r, as input.fill does: a reader that keeps
 // returning nothing is an error.
