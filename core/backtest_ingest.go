@@ -52,12 +52,15 @@ func (b *recordBatch) fill(rd metricSource) {
 // ends.
 func (b *recordBatch) read(rd metricSource, n int) {
 	for len(b.recs) < n {
-		m, vals, err := rd.AppendNext(b.vals)
-		b.vals = vals
+		// Read in place: a record is larger than a cache line.
+		b.recs = append(b.recs, record{})
+		r := &b.recs[len(b.recs)-1]
+		vals, err := rd.NextInto(&r.m, b.vals)
 		if err == nil {
-			b.recs = append(b.recs, record{m: m, line: rd.Line()})
+			b.vals, r.line = vals, rd.Line()
 			continue
 		}
+		b.recs = b.recs[:len(b.recs)-1]
 		// Declared here, not above: a pointer errors.As takes the address
 		// of is allocated, and the metrics read are most records.
 		var bad *metric.RecordError

@@ -20,9 +20,9 @@ const (
 
 // metricSource is what a backtest reads its metrics from.
 type metricSource interface {
-	// AppendNext is Next, with the metric's values appended to vals
-	// (metric.Reader.AppendNext).
-	AppendNext(vals []metric.Value) (metric.Metric, []metric.Value, error)
+	// NextInto reads the next metric into *m, its values appended to
+	// vals (metric.Reader.NextInto).
+	NextInto(m *metric.Metric, vals []metric.Value) ([]metric.Value, error)
 	// Line is the line of the metric Next returned last.
 	Line() int
 }

@@ -166,7 +166,7 @@ func readSome(r io.Reader, p []byte) (int, error) {
 type ChunkReader interface {
 	ReadChunk(ch Chunk)
 	Next() (Metric, error)
-	AppendNext(vals []Value) (Metric, []Value, error)
+	NextInto(m *Metric, vals []Value) ([]Value, error)
 	// Line is the line of the metric Next returned last.
 	Line() int
 }

@@ -316,17 +316,18 @@ func TestChunksOfShortLines(t *testing.T) {
 	}
 }
 
-// An appendingSource is a Reader or a CSVReader, read by AppendNext.
-type appendingSource interface {
+// An intoSource is a Reader or a CSVReader, read by NextInto.
+type intoSource interface {
 	Next() (Metric, error)
-	AppendNext([]Value) (Metric, []Value, error)
+	NextInto(*Metric, []Value) ([]Value, error)
 	Line() int
 }
 
-// AppendNext reads what Next does, with the values in the caller's memory:
+// NextInto reads what Next does, into the caller's memory: the values
 // appended to it in order, each metric's cut from it with no room to grow,
-// and left alone by the metrics read after it.
-func TestAppendNextReadsLikeNext(t *testing.T) {
+// and left alone by the metrics read after it; a bad line leaves the
+// metric given as it was.
+func TestNextIntoReadsLikeNext(t *testing.T) {
 	ndjson := `{"model":"m","version":"v1","accuracy":0.5}` + "\n" +
 		`{"model":"m","version":"v1","accuracy":0.25,"recall":0.75,"metrics":{"z":3,"a":1}}` + "\n" +
 		`{"model":"m","version":"v1","accuracy":2}` + "\n" + "nope\n" +
@@ -334,11 +335,11 @@ func TestAppendNextReadsLikeNext(t *testing.T) {
 		`{"model":"m","version":"v1","precision":0.375}`
 	csv := "model,version,accuracy,f1\n" + "m,v1,0.5,0.25\n" + "m,v1,,0.75\n" + "m,v1,2,\n" +
 		strings.Repeat("m,v2,0.125,0.875\n", 50) + "m,v1,0.5,"
-	for name, open := range map[string]func() appendingSource{
-		"ndjson": func() appendingSource {
+	for name, open := range map[string]func() intoSource{
+		"ndjson": func() intoSource {
 			return NewReader(strings.NewReader(ndjson), Limits{})
 		},
-		"csv": func() appendingSource {
+		"csv": func() intoSource {
 			return NewCSVReader(strings.NewReader(csv), Limits{})
 		},
 	} {
@@ -353,8 +354,16 @@ func TestAppendNextReadsLikeNext(t *testing.T) {
 				all     []Value
 			)
 			for {
-				m, more, err := rd.AppendNext(vals)
+				var m Metric
+				if len(metrics) > 0 {
+					m = metrics[len(metrics)-1] // overwritten but by a bad line
+				}
+				before := fmt.Sprint(m)
+				more, err := rd.NextInto(&m, vals)
 				vals = more
+				if err != nil && fmt.Sprint(m) != before {
+					t.Errorf("%v: the metric given became %v", err, m)
+				}
 				var re *RecordError
 				if err != nil && !errors.As(err, &re) {
 					got = append(got, fmt.Sprintf("end: %v", err))

@@ -119,13 +119,15 @@ func (r *CSVReader) Next() (Metric, error) {
 	return m, err
 }
 
-// AppendNext is Next with the values' memory given, as Reader.AppendNext.
-func (r *CSVReader) AppendNext(vals []Value) (Metric, []Value, error) {
-	m, err := r.next()
-	if err == nil {
-		m.Values, vals = appendValues(vals, r.vals)
+// NextInto is Next into the caller's memory, as Reader.NextInto.
+func (r *CSVReader) NextInto(m *Metric, vals []Value) ([]Value, error) {
+	got, err := r.next()
+	if err != nil {
+		return vals, err
 	}
-	return m, vals, err
+	*m = got
+	m.Values, vals = appendValues(vals, r.vals)
+	return vals, nil
 }
 
 // next is Next, but for the metric's Values: a metric's are in r.vals.

@@ -112,8 +112,8 @@ func (l Limits) withDefaults() Limits {
 // duplicate names) are all reported, joined by "; ".
 func Parse(data []byte) (Metric, error) {
 	p := parser{maxValues: DefaultMaxValues}
-	m, err := p.parse(data)
-	if err != nil {
+	var m Metric
+	if err := p.parse(data, &m); err != nil {
 		if se, ok := err.(*syntaxError); ok {
 			se.locate(data, 1, 1)
 		}

@@ -90,7 +90,7 @@ type parser struct {
 
 // parse decodes data. On success the values are in p.out. Errors are a
 // *syntaxError, a *fieldError, a *limitError or problems.
-func (p *parser) parse(data []byte) (Metric, error) {
+func (p *parser) parse(data []byte, m *Metric) error {
 	p.reset(data)
 	flat := false
 	if p.matchTemplate() {
@@ -100,12 +100,12 @@ func (p *parser) parse(data []byte) (Metric, error) {
 		if flat = p.flat(); !flat {
 			p.reset(data)
 			if err := p.object(); err == errStopped {
-				return Metric{}, p.errs[0]
+				return p.errs[0]
 			} else if err != nil {
-				return Metric{}, err
+				return err
 			}
 			if err := p.finish(); err != nil {
-				return Metric{}, err
+				return err
 			}
 		}
 	}
@@ -128,7 +128,8 @@ func (p *parser) parse(data []byte) (Metric, error) {
 	if p.intern != nil {
 		p.lastModel, p.lastVersion = model, version
 	}
-	return Metric{Model: model, Version: version, Time: p.time}, nil
+	*m = Metric{Model: model, Version: version, Time: p.time}
+	return nil
 }
 
 // reset makes the parser ready to read data.

@@ -82,25 +82,27 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 // The Values of the metrics a Reader returns share larger blocks of memory
 // to save allocations; keeping one metric keeps its block.
 func (r *Reader) Next() (Metric, error) {
-	m, err := r.next()
-	if err == nil {
-		m.Values = r.slab.keep(r.p.out)
+	var m Metric
+	if err := r.next(&m); err != nil {
+		return Metric{}, err
 	}
-	return m, err
+	m.Values = r.slab.keep(r.p.out)
+	return m, nil
 }
 
-// AppendNext is Next for a caller that gives the memory of the values:
-// it appends the metric's values to vals, returns the longer slice, and
-// cuts the metric's Values from its end. The values stay the metric's as
-// long as the caller leaves that memory alone: a caller that holds the
-// metrics of a batch reuses it once it is done with them all, and no
-// metric it reads costs an allocation.
-func (r *Reader) AppendNext(vals []Value) (Metric, []Value, error) {
-	m, err := r.next()
-	if err == nil {
-		m.Values, vals = appendValues(vals, r.p.out)
+// NextInto is Next for a caller that gives the memory: it reads the next
+// metric into *m, appends its values to vals, returns the longer slice,
+// and cuts m.Values from its end. On an error it leaves *m and vals as
+// they were. The values stay the metric's as long as the caller leaves
+// that memory alone: a caller that holds the metrics of a batch reuses it
+// once it is done with them all, and no metric it reads costs an
+// allocation or a copy.
+func (r *Reader) NextInto(m *Metric, vals []Value) ([]Value, error) {
+	if err := r.next(m); err != nil {
+		return vals, err
 	}
-	return m, vals, err
+	m.Values, vals = appendValues(vals, r.p.out)
+	return vals, nil
 }
 
 // appendValues appends vals to dst and returns them as they are in it,
@@ -111,34 +113,31 @@ func appendValues(dst, vals []Value) ([]Value, []Value) {
 	return dst[i:len(dst):len(dst)], dst
 }
 
-// next is Next, but for the metric's Values: a metric's are in r.p.out.
-func (r *Reader) next() (Metric, error) {
-	var (
-		m   Metric
-		err error
-	)
+// next is Next into *m, but for the metric's Values: they are in r.p.out.
+func (r *Reader) next(m *Metric) error {
+	var err error
 	switch r.mode {
 	case modeStart:
 		if err = r.start(); err != nil {
 			break
 		}
-		return r.next()
+		return r.next(m)
 	case modeLines:
-		m, err = r.nextLine()
+		err = r.nextLine(m)
 	case modeArray:
-		m, err = r.nextElement()
+		err = r.nextElement(m)
 	case modeDocument:
-		m, err = r.nextObject()
+		err = r.nextObject(m)
 	case modeDone:
-		return Metric{}, r.err
+		return r.err
 	}
 	if err == nil {
-		return m, nil
+		return nil
 	}
 	if _, ok := err.(*RecordError); !ok {
 		r.mode, r.err = modeDone, err
 	}
-	return Metric{}, err
+	return err
 }
 
 // Line returns the line of the body on which the record last returned by
@@ -181,28 +180,28 @@ func (r *Reader) start() error {
 }
 
 // nextLine reads an NDJSON line.
-func (r *Reader) nextLine() (Metric, error) {
+func (r *Reader) nextLine(m *Metric) error {
 	for {
 		line, nl, err := r.in.line(r.lim.MaxLineBytes)
 		switch {
 		case err == io.EOF:
 			r.mode, r.err = modeDone, io.EOF
-			return Metric{}, io.EOF
+			return io.EOF
 		case err == errLong:
-			return Metric{}, r.tooLong()
+			return r.tooLong()
 		case err != nil:
-			return Metric{}, r.readErr(err)
+			return r.readErr(err)
 		}
 		n := r.line
 		r.line++
 		if blank(line) {
 			continue
 		}
-		m, err := r.p.parse(line)
+		err = r.p.parse(line, m)
 		r.recLine = n
 		if err == nil {
 			r.records++
-			return m, nil
+			return nil
 		}
 		se, syntax := err.(*syntaxError)
 		if syntax && se.eoi && r.records == 0 {
@@ -214,7 +213,7 @@ func (r *Reader) nextLine() (Metric, error) {
 			}
 			r.line, r.lineStart = n, r.in.offset()
 			r.mode = modeDocument
-			return r.nextObject()
+			return r.nextObject(m)
 		}
 		r.records++
 		if syntax {
@@ -227,27 +226,27 @@ func (r *Reader) nextLine() (Metric, error) {
 				se.msg = "unexpected end of input (the body ended in the middle of a line)"
 			}
 		}
-		return Metric{}, &RecordError{Line: n, Err: err}
+		return &RecordError{Line: n, Err: err}
 	}
 }
 
 // nextElement reads the next element of an array.
-func (r *Reader) nextElement() (Metric, error) {
+func (r *Reader) nextElement(m *Metric) error {
 	for {
 		if err := r.skipSpace(); err != nil {
-			return Metric{}, err
+			return err
 		}
 		c, ok, err := r.peek(0)
 		switch {
 		case err != nil:
-			return Metric{}, err
+			return err
 		case !ok && r.arr == arrClosed:
 			r.mode, r.err = modeDone, io.EOF
-			return Metric{}, io.EOF
+			return io.EOF
 		case !ok:
-			return Metric{}, r.syntaxHere("unexpected end of input (the array is not closed)", true)
+			return r.syntaxHere("unexpected end of input (the array is not closed)", true)
 		case r.arr == arrClosed:
-			return Metric{}, r.syntaxHere("unexpected "+describe(c)+" after the array", false)
+			return r.syntaxHere("unexpected "+describe(c)+" after the array", false)
 		case c == ']' && r.arr != arrValue:
 			r.advance(1)
 			r.arr = arrClosed
@@ -255,48 +254,48 @@ func (r *Reader) nextElement() (Metric, error) {
 			r.advance(1)
 			r.arr = arrValue
 		case r.arr == arrNext:
-			return Metric{}, r.syntaxHere("expected ',' or ']' after an array element, found "+describe(c), false)
+			return r.syntaxHere("expected ',' or ']' after an array element, found "+describe(c), false)
 		default:
 			r.arr = arrNext
-			return r.nextValue()
+			return r.nextValue(m)
 		}
 	}
 }
 
 // nextObject reads the next object of a pretty-printed body.
-func (r *Reader) nextObject() (Metric, error) {
+func (r *Reader) nextObject(m *Metric) error {
 	if err := r.skipSpace(); err != nil {
-		return Metric{}, err
+		return err
 	}
 	if _, ok, err := r.peek(0); err != nil {
-		return Metric{}, err
+		return err
 	} else if !ok {
 		r.mode, r.err = modeDone, io.EOF
-		return Metric{}, io.EOF
+		return io.EOF
 	}
-	return r.nextValue()
+	return r.nextValue(m)
 }
 
 // nextValue reads the JSON value that starts at the next byte, in an array
 // or a pretty-printed body. A syntax error ends the body.
-func (r *Reader) nextValue() (Metric, error) {
+func (r *Reader) nextValue(m *Metric) error {
 	n, err := r.extent()
 	if err != nil {
-		return Metric{}, err
+		return err
 	}
 	line, col := r.line, int(r.in.offset()-r.lineStart)+1
 	value := r.in.buf[r.in.pos : r.in.pos+n]
 	r.advance(n)
 	r.recLine = line
-	m, err := r.p.parse(value)
+	err = r.p.parse(value, m)
 	if err == nil {
-		return m, nil
+		return nil
 	}
 	if se, ok := err.(*syntaxError); ok {
 		se.locate(value, line, col)
 		r.mode, r.err = modeDone, io.EOF
 	}
-	return Metric{}, &RecordError{Line: line, Err: err}
+	return &RecordError{Line: line, Err: err}
 }
 
 // extent finds the length of the JSON value that starts at the next byte
