@@ -181,8 +181,16 @@ func (s *Series) AddMean(v float64) (uint64, float64) {
 
 func (s *Series) recompute() {
 	s.sum, s.fresh = 0, 0
-	for j := s.first; j < s.next; j++ {
-		s.sum += s.at(j)
+	// Oldest first, as they came: from the oldest's place to the ring's
+	// end, then from its start.
+	n := s.Held()
+	from := int(s.first % uint64(len(s.ring)))
+	head := s.ring[from:min(from+n, len(s.ring))]
+	for _, v := range head {
+		s.sum += v
+	}
+	for _, v := range s.ring[:n-len(head)] {
+		s.sum += v
 	}
 }
 

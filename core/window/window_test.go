@@ -46,6 +46,31 @@ func TestSeriesRing(t *testing.T) {
 	}
 }
 
+// A series' mean stays the mean of the values it holds, value after value,
+// as its ring wraps, its sum is recomputed from them (every capacity
+// values) and its capacity changes.
+func TestSeriesMeanOfHeldValues(t *testing.T) {
+	for _, capacity := range []int{1, 3, 7, 64, 100} {
+		s := newTestSeries(capacity)
+		for i := range 2000 {
+			if i == 1000 {
+				s.resize(capacity/2 + 1)
+			}
+			v := float64(i%13) * math.Pow(10, float64(i%5)) // values far apart
+			idx, mean := s.AddMean(v)
+			_, held := s.Values()
+			sum := 0.0
+			for _, h := range held {
+				sum += h
+			}
+			want := sum / float64(len(held))
+			if math.Abs(mean-want) > 1e-9*max(1, math.Abs(want)) || s.Mean(idx) != mean {
+				t.Fatalf("capacity %d, value %d: mean %v (Mean %v), want %v", capacity, i, mean, s.Mean(idx), want)
+			}
+		}
+	}
+}
+
 func TestSeriesResize(t *testing.T) {
 	s := newTestSeries(4)
 	for i := 0; i < 6; i++ {
