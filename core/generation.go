@@ -26,10 +26,11 @@ import (
 const DefaultWindow = 1000
 
 // Tuning of the detector feeds.
-const (
-	feedQueueLimit = 1 << 20          // queued values per detector before ingestion waits
-	callTimeout    = 10 * time.Second // deadline of one Update call
-)
+const callTimeout = 10 * time.Second // deadline of one Update call
+
+// feedQueueLimit is the values queued per detector before ingestion waits;
+// tests make it small.
+var feedQueueLimit = 1 << 20
 
 // PluginPath returns where the binary of a plugin lives.
 func PluginPath(pluginDir, name string) string {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"math"
 
 	"github.com/driftd/driftd/core/window"
 )
@@ -44,7 +45,10 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 	if wr == nil {
 		return 0
 	}
-	var targets [8]int // as in applyTo
+	var (
+		targets [8]int // as in applyTo
+		p       pendingRun
+	)
 	n := 0
 	for ; n < len(recs); n++ {
 		m := &recs[n].m
@@ -54,6 +58,22 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 		if !wr.takes(m.Values, targets[:]) {
 			break
 		}
+		if len(m.Values) == 1 {
+			// The common case, one value a line: gathered, and queued
+			// with the next of its stream at once.
+			t := &wr.targets[targets[0]]
+			if p.t != t {
+				p.flush()
+				p.start(t)
+			}
+			if p.room == 0 {
+				break // queued when the run ends: applyTo waits for room
+			}
+			p.add(m.Values[0].Value)
+			continue
+		}
+		p.flush()
+		p.t = nil // its room is spent below: counted anew
 		for i, v := range m.Values {
 			t := &wr.targets[targets[i]]
 			idx, mean := t.s.AddMean(v.Value)
@@ -62,9 +82,58 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 			}
 		}
 	}
+	p.flush()
 	if n > 0 {
 		w.TouchLocked()
 		a.accepted.Add(uint64(n))
 	}
 	return n
+}
+
+// A pendingRun is values of one stream added to its series and not yet
+// queued to its detectors: they are queued together (feed.PushRun).
+type pendingRun struct {
+	t     *target
+	first uint64 // the index of vals[0]
+	n     int
+	room  int // values its detectors' queues take still, beyond those gathered
+	vals  [runValues]float64
+	means [runValues]float64
+}
+
+// runValues is the most values a pendingRun gathers before it queues them.
+const runValues = 128
+
+// start makes p gather values of t, as many as all its detectors' queues
+// have room for.
+func (p *pendingRun) start(t *target) {
+	p.t, p.n, p.room = t, 0, math.MaxInt
+	for _, r := range t.feeds {
+		p.room = min(p.room, r.Room(t.s.StreamID()))
+	}
+}
+
+// add adds v to the stream's series and gathers it; a full p is queued.
+func (p *pendingRun) add(v float64) {
+	idx, mean := p.t.s.AddMean(v)
+	if p.n == 0 {
+		p.first = idx
+	}
+	p.vals[p.n], p.means[p.n] = v, mean
+	p.n++
+	p.room--
+	if p.n == runValues {
+		p.flush()
+	}
+}
+
+// flush queues the values gathered.
+func (p *pendingRun) flush() {
+	if p.n == 0 {
+		return
+	}
+	for _, r := range p.t.feeds {
+		r.PushRun(p.t.s, p.first, p.vals[:p.n], p.means[:p.n])
+	}
+	p.n = 0
 }

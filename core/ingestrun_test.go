@@ -63,10 +63,13 @@ monitor "*" {
 			}
 		}
 	}
-	defer func() { applyRuns = true }()
-	for _, procs := range []int{1, 2} {
-		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	defer func(limit int) { applyRuns, feedQueueLimit = true, limit }(feedQueueLimit)
+	for _, c := range []struct{ procs, queue int }{{1, 1 << 20}, {2, 1 << 20}, {2, 64}} {
+		// With a queue of 64 values, ingestion often outruns the
+		// detectors, and a run ends where their queues are full.
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d,queue=%d", c.procs, c.queue), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
+			feedQueueLimit = c.queue
 			applyRuns = false
 			wantRes, wantOut, wantErr, err := backtestInProcess(path, in.String())
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -241,6 +242,53 @@ type entry struct {
 // after it. The caller holds the window's lock.
 func (r *Feed) Push(s *window.Series, index uint64, v, mean float64) {
 	r.enqueue(entry{s: s, index: index, v: v, mean: mean}, s.StreamID())
+}
+
+// PushRun queues vals, the values at indices first, first+1, ... of
+// series s, with the window means right after each: what Push of each in
+// turn does, under one hold of the shard's lock. The caller holds the
+// window's lock, and has checked that the queue has room for them all
+// (Room).
+func (r *Feed) PushRun(s *window.Series, first uint64, vals, means []float64) {
+	if len(vals) == 0 {
+		return
+	}
+	sh := r.shard(s.StreamID())
+	sh.mu.Lock()
+	if sh.closed {
+		sh.lost += uint64(len(vals))
+		sh.mu.Unlock()
+		return
+	}
+	n0 := len(sh.queue)
+	for i, v := range vals {
+		sh.queue = append(sh.queue, entry{s: s, index: first + uint64(i), v: v, mean: means[i]})
+	}
+	sh.size.Store(int64(len(sh.queue)))
+	sh.mu.Unlock()
+	if n0 == 0 { // the first since the last flush: the feed may sleep
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Room returns how many values of stream id the queue takes now, one after
+// another, as HasRoom tells of each: those its shard takes below
+// shardLimit, or the whole queue below limit, whichever is more; without
+// end once the feed takes no more values (they are counted as lost).
+func (r *Feed) Room(id uint32) int {
+	sh := r.shard(id)
+	if n := max(r.shardLimit-int(sh.size.Load()), r.limit-r.queued()); n > 0 {
+		return n
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return math.MaxInt
+	}
+	return max(r.shardLimit-len(sh.queue), 0)
 }
 
 // enqueue appends e, a value of stream id, to its shard of the queue.

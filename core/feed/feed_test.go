@@ -519,3 +519,46 @@ func TestFeedCapsValuesPerCall(t *testing.T) {
 		})
 	}
 }
+
+// Room tells how many values of a stream the queue takes, one after
+// another, as HasRoom tells of each: PushRun of that many queues what Push
+// of each does, whether the shard's share or the whole queue's limit is
+// what bounds it.
+func TestPushRunQueuesWhatPushDoes(t *testing.T) {
+	const limit = queueShards * minShardLimit // the least with shards
+	one := newTestFeed("fake.one", "accuracy", &fakeUpdater{}, limit, time.Second, hclog.NewNullLogger())
+	run := newTestFeed("fake.run", "accuracy", &fakeUpdater{}, limit, time.Second, hclog.NewNullLogger())
+	for k, key := range []string{"a/v/x", "b/v/x", "c/v/x", "d/v/x"} {
+		s := testSeries(one, key)
+		w := s.Window()
+		w.Lock()
+		room := run.Room(s.StreamID())
+		var vals, means []float64
+		first := s.Next()
+		for one.HasRoom(s.StreamID()) {
+			v := float64(100*k + len(vals))
+			idx, mean := s.AddMean(v)
+			one.Push(s, idx, v, mean)
+			vals, means = append(vals, v), append(means, mean)
+		}
+		run.PushRun(s, first, vals, means)
+		w.Unlock()
+		if room != len(vals) {
+			t.Errorf("%s: Room %d, and Push took %d", key, room, len(vals))
+		}
+		if k == 0 && len(vals) != limit {
+			t.Errorf("%s: the first stream took %d values, want the whole queue's %d", key, len(vals), limit)
+		}
+	}
+	if one.queued() != run.queued() || one.queued() <= limit {
+		t.Errorf("queued %d by Push and %d by PushRun, want the same, more than %d", one.queued(), run.queued(), limit)
+	}
+	for i := range one.shards {
+		if got, want := fmt.Sprint(run.shards[i].queue), fmt.Sprint(one.shards[i].queue); got != want {
+			t.Errorf("shard %d: PushRun queued %s, Push %s", i, got, want)
+		}
+	}
+	if n := run.Room(testSeries(one, "a/v/x").StreamID()); n != 0 {
+		t.Errorf("Room of a full shard of a full queue: %d", n)
+	}
+}
