@@ -51,7 +51,8 @@ type Backend interface {
 }
 
 // Intake is where accepted metrics go (core's Intake seam). It takes a
-// metric, or refuses it with a *feed.DomainError or
+// metric, keeping nothing of its Values once Ingest returns (the caller
+// reuses their memory for the next), or refuses it with a *feed.DomainError or
 // *window.StreamLimitError (the line is rejected, the request reads on) or
 // another error (the request stops 503: feed.ErrBusy, jobs.ErrHeld,
 // spool.ErrFull). An Intake that also has a Sync(ctx) error method (the

@@ -75,8 +75,15 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			res.Errors = append(res.Errors, LineError{Line: line, Error: msg})
 		}
 	}
+	// One metric and its values' memory serve every line: Ingest keeps
+	// nothing of a metric once it returns.
+	var (
+		m    metric.Metric
+		vals []metric.Value
+	)
 	for {
-		m, err := rd.Next()
+		var err error
+		vals, err = rd.NextInto(&m, vals[:0])
 		if err == io.EOF {
 			break
 		}
