@@ -605,12 +605,21 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 		sh.mu.Lock()
 		q := sh.queue
 		if room := maxCallValues - n; len(q) > room {
-			// The rest stays queued, moved to the shard's spare: the
-			// part taken is the spare after the call, and a backlog
-			// that lasts takes turns between the two arrays instead
-			// of growing new ones.
-			sh.queue, q = append(sh.spare[:0], q[room:]...), q[:room]
-			sh.spare = nil
+			if rest := len(q) - room; rest <= room {
+				// The rest stays queued, moved to the shard's spare:
+				// the part taken is the spare after the call, so a
+				// short backlog that lasts takes turns between two
+				// arrays instead of growing new ones, and moves no
+				// more values than the call takes.
+				sh.queue, q = append(sh.spare[:0], q[room:]...), q[:room]
+				sh.spare = nil
+			} else {
+				// The rest stays queued where it is: new values are
+				// appended after it, and the part taken, its capacity
+				// cut to its length, never grows into it (as a spare
+				// either).
+				sh.queue, q = q[room:], q[:room:room]
+			}
 			sh.size.Store(int64(len(sh.queue)))
 			r.nextShard, capped = i, true
 		} else {
