@@ -143,12 +143,17 @@ type shard struct {
 	lost   uint64       // values refused while closed
 	size   atomic.Int64 // len(queue), readable without the lock
 	spare  []entry      // the feed's goroutine only: the queue before, reused
+	idle   int          // the feed's goroutine only: calls in a row the spare was far larger than needed
 	_      [64]byte     // a cache line of its own
 }
 
 // maxSpare is the largest capacity, in entries, a shard keeps for reuse
 // when it was used far below it.
 const maxSpare = 1 << 14
+
+// maxIdleSpare is how many calls in a row a shard keeps a spare larger
+// than maxSpare that held less than a quarter of its capacity.
+const maxIdleSpare = 64
 
 // queueShards is the number of shards of a feed's queue whose limit is
 // at least minShardLimit per shard; smaller queues have one.
@@ -726,10 +731,18 @@ func (r *Feed) restoreSpares() {
 		if q == nil {
 			continue // not taken: the shard keeps its spare
 		}
+		sh := &r.shards[i]
 		if cap(q) > maxSpare && cap(q) > 4*len(q) {
-			q = nil // a backlog passed: let its memory go
+			// Far larger than needed: once it has been for a while, a
+			// backlog passed, and its memory goes. Traffic in bursts
+			// keeps it, and queues without growing it anew each time.
+			if sh.idle++; sh.idle >= maxIdleSpare {
+				q, sh.idle = nil, 0
+			}
+		} else {
+			sh.idle = 0
 		}
-		r.shards[i].spare = q[:0]
+		sh.spare = q[:0]
 	}
 	clear(r.taken)
 	r.taken = r.taken[:0]

@@ -562,3 +562,34 @@ func TestPushRunQueuesWhatPushDoes(t *testing.T) {
 		t.Errorf("Room of a full shard of a full queue: %d", n)
 	}
 }
+
+// A shard keeps a spare far larger than the calls need for maxIdleSpare
+// calls in a row, so that traffic in bursts does not grow a queue anew
+// each time, and then lets its memory go; a call that fills a quarter of
+// it starts the count over.
+func TestSpareOfABacklogGoesAfterIdleCalls(t *testing.T) {
+	r := newTestFeed("fake.d", "accuracy", &fakeUpdater{}, 1<<20, time.Second, hclog.NewNullLogger())
+	big := make([]entry, 0, 4*maxSpare)
+	call := func(n int) {
+		r.taken = append(r.taken[:0], big[:n])
+		for range len(r.shards) - 1 {
+			r.taken = append(r.taken, nil)
+		}
+		r.restoreSpares()
+	}
+	for round := range 2 {
+		for k := range maxIdleSpare - 1 {
+			call(10)
+			if cap(r.shards[0].spare) != cap(big) {
+				t.Fatalf("round %d: the spare went after %d calls of few values, want %d", round, k+1, maxIdleSpare)
+			}
+		}
+		if round == 0 {
+			call(maxSpare + 1) // a quarter and more: the count starts over
+		}
+	}
+	call(10)
+	if r.shards[0].spare != nil {
+		t.Fatalf("the spare (capacity %d) stayed after %d calls of few values in a row", cap(r.shards[0].spare), maxIdleSpare)
+	}
+}
