@@ -266,6 +266,7 @@ func (r *Feed) PushRun(s *window.Series, first uint64, vals, means []float64) {
 		return
 	}
 	n0 := len(sh.queue)
+	sh.queue = roomFor(sh.queue, len(vals))
 	for i, v := range vals {
 		sh.queue = append(sh.queue, entry{s: s, index: first + uint64(i), v: v, mean: means[i]})
 	}
@@ -305,7 +306,7 @@ func (r *Feed) enqueue(e entry, id uint32) {
 		sh.mu.Unlock()
 		return
 	}
-	sh.queue = append(sh.queue, e)
+	sh.queue = append(roomFor(sh.queue, 1), e)
 	n := len(sh.queue)
 	sh.size.Store(int64(n))
 	sh.mu.Unlock()
@@ -315,6 +316,19 @@ func (r *Feed) enqueue(e entry, id uint32) {
 		default:
 		}
 	}
+}
+
+// roomFor returns q with room for n more entries, in an array twice as
+// large when it has not: a backlog of a million values is copied once as
+// it builds up, not four times over as append's growth of large slices
+// would.
+func roomFor(q []entry, n int) []entry {
+	if len(q)+n <= cap(q) {
+		return q
+	}
+	grown := make([]entry, len(q), max(2*cap(q), len(q)+n, 64))
+	copy(grown, q)
+	return grown
 }
 
 // shard returns the shard of stream id. The ids are hashed (Fibonacci
