@@ -109,12 +109,13 @@ func (p *parser) parse(data []byte, m *Metric) error {
 			}
 		}
 	}
-	for i, f := range namedFields {
-		if p.valid&(1<<i) != 0 {
-			p.out = append(p.out, Value{Name: f, Value: p.named[i]})
-		}
+	for valid := p.valid; valid != 0; valid &= valid - 1 { // the named fields, in order
+		i := bits.TrailingZeros(uint(valid))
+		p.out = append(p.out, Value{Name: namedFields[i], Value: p.named[i]})
 	}
-	p.out = append(p.out, p.vals...)
+	if len(p.vals) > 0 {
+		p.out = append(p.out, p.vals...)
+	}
 	model, version := p.modelName, p.versionName
 	if model == "" {
 		model = p.intern.string(p.model)

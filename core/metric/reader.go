@@ -109,7 +109,11 @@ func (r *Reader) NextInto(m *Metric, vals []Value) ([]Value, error) {
 // with no room to grow, and the longer dst.
 func appendValues(dst, vals []Value) ([]Value, []Value) {
 	i := len(dst)
-	dst = append(dst, vals...)
+	if len(vals) == 1 { // the common case, without a call to copy
+		dst = append(dst, vals[0])
+	} else {
+		dst = append(dst, vals...)
+	}
 	return dst[i:len(dst):len(dst)], dst
 }
 

@@ -29,6 +29,9 @@ type template struct {
 	// version repeats it whole, and its names need no reading.
 	prefix []byte
 	named  int
+	// model and version are the names prefix holds: the template's own,
+	// or "" for one it does not.
+	model, version string
 }
 
 // Kinds of holes.
@@ -69,9 +72,7 @@ func (p *parser) matchTemplate() bool {
 	}
 	first := 0
 	if t.named > 0 && len(d)-pos >= len(t.prefix) && string(d[pos:pos+len(t.prefix)]) == string(t.prefix) {
-		for _, h := range t.holes[:t.named] {
-			p.setName(h.kind, h.own)
-		}
+		p.modelName, p.versionName = t.model, t.version
 		pos, first = pos+len(t.prefix), t.named
 	}
 	for i := first; i < len(t.holes); i++ {
@@ -183,9 +184,14 @@ func (p *parser) keepTemplate(model, version string) {
 		prev = h.end
 	}
 	t.lits = append(t.lits, t.buf[prev-start:end-start])
-	t.named, t.prefix = 0, nil
+	t.named, t.prefix, t.model, t.version = 0, nil, "", ""
 	for t.named < len(p.holes) && p.holes[t.named].kind >= holeModel {
 		t.prefix = t.buf[:p.holes[t.named].end-start]
+		if h := &t.holes[t.named]; h.kind == holeModel {
+			t.model = h.own
+		} else {
+			t.version = h.own
+		}
 		t.named++
 	}
 	t.ok = true
