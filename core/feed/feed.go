@@ -397,10 +397,23 @@ func (g *grouping) group(qs [][]entry) {
 	}
 	g.which = slices.Grow(g.which[:0], n)[:n]
 	k := -1
+	var (
+		last *window.Series // of the entry before
+		b    int32          // its batch
+	)
 	for _, q := range qs {
 		for i := range q {
 			k++
-			g.add(&q[i], k)
+			e := &q[i]
+			// The next value of the stream of the entry before (a busy
+			// stream's run) goes where add would put it, without a look.
+			if e.s == last && g.batches[b].Start+uint64(g.count[b]) == e.index {
+				g.count[b]++
+				g.which[k] = b
+				continue
+			}
+			g.add(e, k)
+			last, b = e.s, g.which[k]
 		}
 	}
 	g.values = slices.Grow(g.values[:0], n)[:n]

@@ -593,3 +593,68 @@ func TestSpareOfABacklogGoesAfterIdleCalls(t *testing.T) {
 		t.Fatalf("the spare (capacity %d) stayed after %d calls of few values in a row", cap(r.shards[0].spare), maxIdleSpare)
 	}
 }
+
+// grouping puts a stream's values in one batch as long as their indices
+// follow one another, whether they come in runs or between other streams'
+// values, and starts a batch of the stream at a gap.
+func TestGroupingRunsAndGaps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	series := []*window.Series{testSeries(nil, "m/v/a"), testSeries(nil, "m/v/b"), testSeries(nil, "m/v/c")}
+	for _, s := range series {
+		s.StreamID() // as Push gives it
+	}
+	next := make([]uint64, len(series))
+	var qs [][]entry
+	for range 4 { // shards
+		var q []entry
+		for range 300 {
+			k := rng.IntN(len(series))
+			if rng.IntN(3) > 0 && len(q) > 0 { // a run: the stream before
+				for i, s := range series {
+					if s == q[len(q)-1].s {
+						k = i
+					}
+				}
+			}
+			if rng.IntN(40) == 0 {
+				next[k] += 5 // a gap
+			}
+			q = append(q, entry{s: series[k], index: next[k], v: float64(next[k]), mean: -float64(next[k])})
+			next[k]++
+		}
+		qs = append(qs, q)
+	}
+	// The reference: each entry continues its stream's latest batch, or
+	// starts one.
+	type batch struct {
+		s            *window.Series
+		start        uint64
+		values, mean []float64
+	}
+	var want []*batch
+	latest := map[*window.Series]*batch{}
+	for _, q := range qs {
+		for _, e := range q {
+			b := latest[e.s]
+			if b == nil || b.start+uint64(len(b.values)) != e.index {
+				b = &batch{s: e.s, start: e.index}
+				want, latest[e.s] = append(want, b), b
+			}
+			b.values, b.mean = append(b.values, e.v), append(b.mean, e.mean)
+		}
+	}
+	var g grouping
+	for round := range 2 { // the grouping reused
+		g.group(qs)
+		if len(g.batches) != len(want) {
+			t.Fatalf("round %d: %d batches, want %d", round, len(g.batches), len(want))
+		}
+		for i, w := range want {
+			b := g.batches[i]
+			if g.refs[i] != w.s || b.Start != w.start || fmt.Sprint(b.Values) != fmt.Sprint(w.values) || fmt.Sprint(g.means[i]) != fmt.Sprint(w.mean) {
+				t.Fatalf("round %d, batch %d: %s from %d %v means %v, want from %d %v means %v", round, i, b.Stream, b.Start, b.Values, g.means[i], w.start, w.values, w.mean)
+			}
+		}
+		g.release()
+	}
+}
