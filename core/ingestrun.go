@@ -55,7 +55,8 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 		if recs[n].bad != nil || m.Model != w.Model || m.Version != w.Version || len(m.Values) > len(targets) {
 			break
 		}
-		if !wr.takes(m.Values, targets[:]) {
+		// A lone value's room is counted by p.
+		if !wr.takes(m.Values, targets[:], len(m.Values) > 1) {
 			break
 		}
 		if len(m.Values) == 1 {

@@ -105,10 +105,10 @@ func (wr *windowRoute) feeds(f int, name string) []*feed.Feed {
 
 // takes tells whether values need nothing but to be added and queued:
 // each goes to a series that exists and has its target, lies in the domain
-// of every detector it goes to, and finds room in its queue. It leaves the
-// values' targets in targets, which is as long as values at least. The
-// window's lock is held.
-func (wr *windowRoute) takes(values []metric.Value, targets []int) bool {
+// of every detector it goes to, and, when room is set, finds room in its
+// queue. It leaves the values' targets in targets, which is as long as
+// values at least. The window's lock is held.
+func (wr *windowRoute) takes(values []metric.Value, targets []int, room bool) bool {
 	for i, v := range values {
 		f := wr.target(v.Name)
 		if f < 0 || wr.targets[f].s == nil {
@@ -116,7 +116,7 @@ func (wr *windowRoute) takes(values []metric.Value, targets []int) bool {
 		}
 		t := &wr.targets[f]
 		for _, r := range t.feeds {
-			if !r.Domain().Contains(v.Value) || !r.HasRoom(t.s.ID()) {
+			if !r.Domain().Contains(v.Value) || room && !r.HasRoom(t.s.ID()) {
 				return false
 			}
 		}
