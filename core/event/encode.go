@@ -15,7 +15,7 @@ import (
 // value, go through json.Marshal.
 func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	if e.Diagnostics != nil {
-		j, err := json.Marshal(e)
+		j, err := e.marshal()
 		return append(b, j...), err
 	}
 	b = append(b, `{"seq":`...)
@@ -24,7 +24,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = appendString(b, string(e.Type))
 	b = append(b, `,"time":"`...)
 	if y := e.Time.Year(); y < 0 || y > 9999 {
-		j, err := json.Marshal(e) // the error json.Marshal gives
+		j, err := e.marshal() // the error json.Marshal gives
 		return append(b[:0], j...), err
 	}
 	b = e.Time.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
@@ -112,8 +112,16 @@ type detail struct {
 // marshalError returns what json.Marshal says of an event it cannot encode
 // (a value that is not finite).
 func (e *Event) marshalError(b []byte) ([]byte, error) {
-	_, err := json.Marshal(e)
+	_, err := e.marshal()
 	return b, err
+}
+
+// marshal is json.Marshal of a copy of the event: handing e itself to
+// json.Marshal would let it escape, and every caller's event would be
+// moved to the heap, one allocation an event on a subscriber's stream.
+func (e *Event) marshal() ([]byte, error) {
+	c := *e
+	return json.Marshal(&c)
 }
 
 func appendField(b []byte, name, v string) []byte {

@@ -101,3 +101,24 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		}
 	})
 }
+
+// Encoding an event allocates nothing once the buffer has room, and the
+// event need not live on the heap: a subscriber's stream takes each event
+// from the bus into a local variable and encodes it.
+func TestAppendJSONDoesNotAllocate(t *testing.T) {
+	warning := Event{Seq: 12345, Type: Warning, Time: time.Date(2026, 12, 7, 8, 0, 0, 123456789, time.UTC),
+		Model: "quality_inspector", Version: "v1.2.3", Metric: "error", Detector: "eddm.errors", Index: 123456,
+		WindowSize: 1000, WindowMean: 0.1234, Details: map[string]float64{"distance": 12.5, "n": 1234, "threshold": 0.95}}
+	ch := make(chan Event, 1)
+	buf := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(100, func() {
+		ch <- warning
+		e := <-ch
+		var err error
+		if buf, err = e.AppendJSON(buf[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("AppendJSON: %v allocations an event, want 0", n)
+	}
+}
