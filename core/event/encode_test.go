@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,7 +19,23 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		"é ü 日本", "\u2028\u2029", "bad \xff utf8", "\b\f"}
 	floats := []float64{0, -0.0, 1, -1, 0.1, 1.0 / 3, 1e-7, 1.5e-6, 1e-6, 1e20, 1e21, 1.7976931348623157e308, 5e-324, -2.5e-9, 123456789.125,
 		612345, -3, 1e15, 1<<53 - 1, 1 << 53, -(1<<53 - 1), 1<<53 + 2, 4503599627370495.5, math.Copysign(0, -1)}
-	str := func() string { return strs[rng.IntN(len(strs))] }
+	// Strings of any length with any byte needing escaping anywhere, so
+	// that every position of the 8 bytes tested at once gets every one.
+	chars := []string{"a", "Z", "_", "0", " ", "~", "\"", "\\", "<", ">", "&", "\x00", "\x1f", "\x7f", "\n", "\x80", "é", "\u2028", "\xff", "日"}
+	str := func() string {
+		if rng.IntN(3) > 0 {
+			return strs[rng.IntN(len(strs))]
+		}
+		var b strings.Builder
+		for range rng.IntN(40) {
+			if rng.IntN(4) == 0 {
+				b.WriteString(chars[rng.IntN(len(chars))])
+			} else {
+				b.WriteByte(byte('a' + rng.IntN(26)))
+			}
+		}
+		return b.String()
+	}
 	num := func() float64 {
 		switch rng.IntN(4) {
 		case 0:
