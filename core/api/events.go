@@ -71,6 +71,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	// are pending, and sent as soon as none is: a busy stream costs a
 	// write a batch, not one an event, and a quiet one waits for nothing.
 	var out []byte
+	var enc event.Encoder
 	for {
 		e, err := sub.Next(r.Context().Done())
 		if err != nil {
@@ -81,7 +82,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n := len(out)
-		if out, err = e.AppendJSON(out); err != nil {
+		if out, err = enc.Append(out, &e); err != nil {
 			out = out[:n]
 			s.opts.Log.Warn("event not sent: cannot encode it", "seq", e.Seq, "error", err)
 		} else {

@@ -13,7 +13,108 @@ import (
 // (MarshalJSON), without reflection: every subscriber's stream and every
 // backtest encodes each event. Events with Diagnostics, which hold any
 // value, go through json.Marshal.
-func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+func (e *Event) AppendJSON(b []byte) ([]byte, error) { return e.appendJSON(b, nil) }
+
+// Encoder appends events as AppendJSON does, for a stream of them: what
+// the events of one detector's stream repeat, the names of its model
+// version, metric and detector and the keys of its details, is quoted and
+// sorted once and copied while it stays the same. A subscriber's stream
+// has one; it is not safe for concurrent use. The zero Encoder is ready.
+type Encoder struct {
+	model, version, metric, detector string
+	names                            []byte // those names' fields, encoded
+
+	keys   []string  // the sorted keys of the details last encoded
+	quoted []byte    // "key": of each, one after another
+	ends   []int     // where each key's ends in quoted
+	values []float64 // the details' values, in the order of keys
+	pairs  []detail
+}
+
+// Append appends the event as JSON, the bytes AppendJSON writes.
+func (c *Encoder) Append(b []byte, e *Event) ([]byte, error) { return e.appendJSON(b, c) }
+
+// appendNames appends the fields of the event's model, version, metric and
+// detector, as encoded for the last event when they are the same.
+func (c *Encoder) appendNames(b []byte, e *Event) []byte {
+	if e.Model != c.model || e.Version != c.version || e.Metric != c.metric || e.Detector != c.detector {
+		c.model, c.version, c.metric, c.detector = e.Model, e.Version, e.Metric, e.Detector
+		c.names = appendNames(c.names[:0], e)
+	}
+	return append(b, c.names...)
+}
+
+// appendDetails appends the pairs of details, which are not empty, sorted
+// by key; false when a value is not finite. Keys that are those of the
+// last details are not quoted or sorted again: the same number of keys,
+// each found in d, are the same keys.
+func (c *Encoder) appendDetails(b []byte, d map[string]float64) ([]byte, bool) {
+	same := len(d) == len(c.keys)
+	c.values = c.values[:0]
+	for _, k := range c.keys {
+		if !same {
+			break
+		}
+		v, ok := d[k]
+		same = ok
+		c.values = append(c.values, v)
+	}
+	if !same {
+		c.pairs = sortedDetails(c.pairs[:0], d)
+		c.keys, c.values, c.quoted, c.ends = c.keys[:0], c.values[:0], c.quoted[:0], c.ends[:0]
+		for _, p := range c.pairs {
+			c.keys = append(c.keys, p.k)
+			c.values = append(c.values, p.v)
+			c.quoted = appendString(c.quoted, p.k)
+			c.quoted = append(c.quoted, ':')
+			c.ends = append(c.ends, len(c.quoted))
+		}
+	}
+	start := 0
+	for i, v := range c.values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.quoted[start:c.ends[i]]...)
+		start = c.ends[i]
+		var ok bool
+		if b, ok = appendFloat(b, v); !ok {
+			return b, false
+		}
+	}
+	return b, true
+}
+
+func appendNames(b []byte, e *Event) []byte {
+	b = appendField(b, "model", e.Model)
+	b = appendField(b, "version", e.Version)
+	b = appendField(b, "metric", e.Metric)
+	return appendField(b, "detector", e.Detector)
+}
+
+// sortedDetails appends the pairs of d to ds sorted by key, as encoding/json
+// writes them, taken in one pass over the map; an insertion sort suits a
+// detector's few details.
+func sortedDetails(ds []detail, d map[string]float64) []detail {
+	for k, v := range d {
+		ds = append(ds, detail{k, v})
+	}
+	if len(ds) > 12 {
+		slices.SortFunc(ds, func(x, y detail) int { return strings.Compare(x.k, y.k) })
+		return ds
+	}
+	for i := 1; i < len(ds); i++ {
+		d, j := ds[i], i
+		for ; j > 0 && before(d.k, ds[j-1].k); j-- {
+			ds[j] = ds[j-1]
+		}
+		ds[j] = d
+	}
+	return ds
+}
+
+// appendJSON is AppendJSON, with c, if not nil, for what repeats.
+func (e *Event) appendJSON(b []byte, c *Encoder) ([]byte, error) {
 	if e.Diagnostics != nil {
 		j, err := e.marshal()
 		return append(b, j...), err
@@ -29,38 +130,30 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = e.Time.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
 	b = append(b, '"')
-	b = appendField(b, "model", e.Model)
-	b = appendField(b, "version", e.Version)
-	b = appendField(b, "metric", e.Metric)
-	b = appendField(b, "detector", e.Detector)
+	if c != nil {
+		b = c.appendNames(b, e)
+	} else {
+		b = appendNames(b, e)
+	}
 	if len(e.Details) > 0 {
 		b = append(b, `,"details":{`...)
-		// Sorted by key as encoding/json does, the pairs taken in one pass
-		// over the map; an insertion sort suits a detector's few details.
-		var small [12]detail
-		ds := small[:0]
-		for k, v := range e.Details {
-			ds = append(ds, detail{k, v})
-		}
-		if len(ds) > len(small) {
-			slices.SortFunc(ds, func(x, y detail) int { return strings.Compare(x.k, y.k) })
-		}
-		for i := 1; i < len(ds) && len(ds) <= len(small); i++ {
-			d, j := ds[i], i
-			for ; j > 0 && before(d.k, ds[j-1].k); j-- {
-				ds[j] = ds[j-1]
-			}
-			ds[j] = d
-		}
-		for i, d := range ds {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, d.k)
-			b = append(b, ':')
+		if c != nil {
 			var ok bool
-			if b, ok = appendFloat(b, d.v); !ok {
+			if b, ok = c.appendDetails(b, e.Details); !ok {
 				return e.marshalError(b)
+			}
+		} else {
+			var small [12]detail
+			for i, d := range sortedDetails(small[:0], e.Details) {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, d.k)
+				b = append(b, ':')
+				var ok bool
+				if b, ok = appendFloat(b, d.v); !ok {
+					return e.marshalError(b)
+				}
 			}
 		}
 		b = append(b, '}')

@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// AppendJSON writes the bytes json.Marshal writes, for every type of event
-// and awkward strings and figures.
+// AppendJSON, and an Encoder over a stream of the events, write the bytes
+// json.Marshal writes, for every type of event and awkward strings and
+// figures. Half the events repeat the names and the detail keys (or their
+// number) of the event before, as a detector's stream does.
 func TestAppendJSONIsMarshal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	strs := []string{"", "m", "quality_inspector", "v1.2.3", "a\"b\\c", "<b>&</b>", "tab\there\nnew\r", "\x00\x01\x1f\x7f",
@@ -46,8 +48,10 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15))
 	}
 	types := []Type{Drift, Warning, Retrain, Plugin, Config, Metric, "model"}
-	var a []byte
-	for i := range 2000 {
+	var a, c []byte
+	var enc Encoder
+	var prev Event
+	for i := range 4000 {
 		e := Event{Seq: rng.Uint64N(1 << 40), Type: types[rng.IntN(len(types))],
 			Time: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)).In(time.FixedZone("", 3600*(rng.IntN(25)-12)))}
 		if rng.IntN(2) == 0 {
@@ -57,6 +61,26 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 			e.Details = map[string]float64{}
 			for range rng.IntN(5) + 15*rng.IntN(2) { // past the sort's small case too
 				e.Details[str()+strconv.Itoa(rng.IntN(30))] = num()
+			}
+		}
+		if rng.IntN(2) == 0 { // as the event before
+			e.Model, e.Version, e.Metric, e.Detector = prev.Model, prev.Version, prev.Metric, prev.Detector
+			if rng.IntN(8) == 0 {
+				e.Detector += "x"
+			}
+			e.Details = nil
+			if prev.Details != nil {
+				e.Details = map[string]float64{}
+				for k := range prev.Details {
+					e.Details[k] = num()
+				}
+				if k := str() + "y"; len(e.Details) > 0 && rng.IntN(4) == 0 { // one key other, as many
+					for old := range e.Details {
+						delete(e.Details, old)
+						break
+					}
+					e.Details[k] = num()
+				}
 			}
 		}
 		e.Index, e.Value, e.WindowSize, e.WindowMean = rng.Uint64(), num(), rng.IntN(5000), num()
@@ -80,6 +104,11 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		if aerr != nil || !bytes.Equal(a, want) {
 			t.Fatalf("event %d: AppendJSON\n%s (%v)\njson.Marshal\n%s", i, a, aerr, want)
 		}
+		c, aerr = enc.Append(c[:0], &e)
+		if aerr != nil || !bytes.Equal(c, want) {
+			t.Fatalf("event %d: Encoder\n%s (%v)\njson.Marshal\n%s", i, c, aerr, want)
+		}
+		prev = e
 	}
 }
 
@@ -94,6 +123,10 @@ func TestAppendJSONRefusesWhatMarshalRefuses(t *testing.T) {
 		_, merr := json.Marshal(&e)
 		if _, err := e.AppendJSON(nil); err == nil || merr == nil || err.Error() != merr.Error() {
 			t.Errorf("%+v: AppendJSON error %v, json.Marshal's %v", e, err, merr)
+		}
+		var enc Encoder
+		if _, err := enc.Append(nil, &e); err == nil || err.Error() != merr.Error() {
+			t.Errorf("%+v: Encoder error %v, json.Marshal's %v", e, err, merr)
 		}
 	}
 }
@@ -117,6 +150,15 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			buf, _ = e.AppendJSON(buf[:0])
 		}
 	})
+	b.Run("Encoder", func(b *testing.B) { // the events of one stream
+		b.ReportAllocs()
+		var buf []byte
+		var enc Encoder
+		for i := range b.N {
+			e.Index = uint64(i)
+			buf, _ = enc.Append(buf[:0], &e)
+		}
+	})
 }
 
 // Encoding an event allocates nothing once the buffer has room, and the
@@ -137,5 +179,16 @@ func TestAppendJSONDoesNotAllocate(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("AppendJSON: %v allocations an event, want 0", n)
+	}
+	var enc Encoder
+	if n := testing.AllocsPerRun(100, func() {
+		ch <- warning
+		e := <-ch
+		var err error
+		if buf, err = enc.Append(buf[:0], &e); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Encoder: %v allocations an event, want 0", n)
 	}
 }
