@@ -29,25 +29,38 @@ type Encoder struct {
 	ends   []int     // where each key's ends in quoted
 	values []float64 // the details' values, in the order of keys
 	pairs  []detail
+
+	namesMissed, keysMissed bool // the event before had other names, other keys
 }
 
 // Append appends the event as JSON, the bytes AppendJSON writes.
 func (c *Encoder) Append(b []byte, e *Event) ([]byte, error) { return e.appendJSON(b, c) }
 
 // appendNames appends the fields of the event's model, version, metric and
-// detector, as encoded for the last event when they are the same.
+// detector, as encoded before when they are the same. Names that differ
+// from those held are held instead only when the event before had other
+// names too: an event of another stream among those of one is encoded
+// as AppendJSON does, and costs no more.
 func (c *Encoder) appendNames(b []byte, e *Event) []byte {
-	if e.Model != c.model || e.Version != c.version || e.Metric != c.metric || e.Detector != c.detector {
-		c.model, c.version, c.metric, c.detector = e.Model, e.Version, e.Metric, e.Detector
-		c.names = appendNames(c.names[:0], e)
+	if e.Model == c.model && e.Version == c.version && e.Metric == c.metric && e.Detector == c.detector {
+		c.namesMissed = false
+		return append(b, c.names...)
 	}
+	if !c.namesMissed {
+		c.namesMissed = true
+		return appendNames(b, e)
+	}
+	c.namesMissed = false
+	c.model, c.version, c.metric, c.detector = e.Model, e.Version, e.Metric, e.Detector
+	c.names = appendNames(c.names[:0], e)
 	return append(b, c.names...)
 }
 
 // appendDetails appends the pairs of details, which are not empty, sorted
-// by key; false when a value is not finite. Keys that are those of the
-// last details are not quoted or sorted again: the same number of keys,
-// each found in d, are the same keys.
+// by key; false when a value is not finite. Keys that are those held are
+// not quoted or sorted again: the same number of keys, each found in d,
+// are the same keys. Other keys are held instead, as names are, only when
+// the event before had other keys too.
 func (c *Encoder) appendDetails(b []byte, d map[string]float64) ([]byte, bool) {
 	same := len(d) == len(c.keys)
 	c.values = c.values[:0]
@@ -59,7 +72,14 @@ func (c *Encoder) appendDetails(b []byte, d map[string]float64) ([]byte, bool) {
 		same = ok
 		c.values = append(c.values, v)
 	}
-	if !same {
+	if same {
+		c.keysMissed = false
+	} else {
+		if !c.keysMissed {
+			c.keysMissed = true
+			return appendDetails(b, d)
+		}
+		c.keysMissed = false
 		c.pairs = sortedDetails(c.pairs[:0], d)
 		c.keys, c.values, c.quoted, c.ends = c.keys[:0], c.values[:0], c.quoted[:0], c.ends[:0]
 		for _, p := range c.pairs {
@@ -79,6 +99,24 @@ func (c *Encoder) appendDetails(b []byte, d map[string]float64) ([]byte, bool) {
 		start = c.ends[i]
 		var ok bool
 		if b, ok = appendFloat(b, v); !ok {
+			return b, false
+		}
+	}
+	return b, true
+}
+
+// appendDetails appends the pairs of d, which is not empty, sorted by
+// key; false when a value is not finite.
+func appendDetails(b []byte, d map[string]float64) ([]byte, bool) {
+	var small [12]detail
+	for i, p := range sortedDetails(small[:0], d) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, p.k)
+		b = append(b, ':')
+		var ok bool
+		if b, ok = appendFloat(b, p.v); !ok {
 			return b, false
 		}
 	}
@@ -137,24 +175,14 @@ func (e *Event) appendJSON(b []byte, c *Encoder) ([]byte, error) {
 	}
 	if len(e.Details) > 0 {
 		b = append(b, `,"details":{`...)
+		var ok bool
 		if c != nil {
-			var ok bool
-			if b, ok = c.appendDetails(b, e.Details); !ok {
-				return e.marshalError(b)
-			}
+			b, ok = c.appendDetails(b, e.Details)
 		} else {
-			var small [12]detail
-			for i, d := range sortedDetails(small[:0], e.Details) {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendString(b, d.k)
-				b = append(b, ':')
-				var ok bool
-				if b, ok = appendFloat(b, d.v); !ok {
-					return e.marshalError(b)
-				}
-			}
+			b, ok = appendDetails(b, e.Details)
+		}
+		if !ok {
+			return e.marshalError(b)
 		}
 		b = append(b, '}')
 	}

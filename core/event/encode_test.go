@@ -159,6 +159,21 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			buf, _ = enc.Append(buf[:0], &e)
 		}
 	})
+	b.Run("EncoderTwoStreams", func(b *testing.B) { // their events interleaved
+		b.ReportAllocs()
+		var buf []byte
+		var enc Encoder
+		f := e
+		f.Detector, f.Details = "ddm.errors", map[string]float64{"p": 0.12, "s": 0.0123, "p_min": 0.1, "s_min": 0.01, "level": 2.1}
+		for i := range b.N {
+			e.Index = uint64(i)
+			if i%2 == 0 {
+				buf, _ = enc.Append(buf[:0], &e)
+			} else {
+				buf, _ = enc.Append(buf[:0], &f)
+			}
+		}
+	})
 }
 
 // Encoding an event allocates nothing once the buffer has room, and the
