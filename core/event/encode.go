@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -31,6 +32,9 @@ type Encoder struct {
 	pairs  []detail
 
 	namesMissed, keysMissed bool // the event before had other names, other keys
+
+	sec    int64  // the Unix second of the last time in UTC
+	second []byte // it formatted, to the second
 }
 
 // Append appends the event as JSON, the bytes AppendJSON writes.
@@ -54,6 +58,29 @@ func (c *Encoder) appendNames(b []byte, e *Event) []byte {
 	c.model, c.version, c.metric, c.detector = e.Model, e.Version, e.Metric, e.Detector
 	c.names = appendNames(c.names[:0], e)
 	return append(b, c.names...)
+}
+
+// appendTime appends t, a time in UTC, as AppendFormat with RFC3339Nano
+// does, its second as formatted before when it is the same.
+func (c *Encoder) appendTime(b []byte, t time.Time) []byte {
+	if sec := t.Unix(); sec != c.sec || len(c.second) == 0 {
+		c.sec, c.second = sec, t.AppendFormat(c.second[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, c.second...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var f [10]byte
+		f[0] = '.'
+		for i := 9; i > 0; i-- {
+			f[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(f)
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 // appendDetails appends the pairs of details, which are not empty, sorted
@@ -166,7 +193,11 @@ func (e *Event) appendJSON(b []byte, c *Encoder) ([]byte, error) {
 		j, err := e.marshal() // the error json.Marshal gives
 		return append(b[:0], j...), err
 	}
-	b = e.Time.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
+	if c != nil && e.Time.Location() == time.UTC {
+		b = c.appendTime(b, e.Time)
+	} else {
+		b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	}
 	b = append(b, '"')
 	if c != nil {
 		b = c.appendNames(b, e)

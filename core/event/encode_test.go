@@ -63,6 +63,13 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 				e.Details[str()+strconv.Itoa(rng.IntN(30))] = num()
 			}
 		}
+		switch rng.IntN(4) { // in UTC, as the bus stamps events
+		case 0:
+			e.Time = e.Time.UTC()
+		case 1: // within the second of the event before
+			ns := []int{0, 1, 100, 120_000_000, 999_999_999, rng.IntN(1e9), rng.IntN(1e3) * 1e6}[rng.IntN(7)]
+			e.Time = time.Unix(prev.Time.Unix(), int64(ns)).UTC()
+		}
 		if rng.IntN(2) == 0 { // as the event before
 			e.Model, e.Version, e.Metric, e.Detector = prev.Model, prev.Version, prev.Metric, prev.Detector
 			if rng.IntN(8) == 0 {
