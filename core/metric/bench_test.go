@@ -82,6 +82,27 @@ func BenchmarkReaderNDJSONReplay(b *testing.B) {
 	}
 }
 
+// BenchmarkReaderNDJSONReplayInto is BenchmarkReaderNDJSONReplay read as a
+// backtest reads: with NextInto, into batches of records whose memory is
+// reused batch after batch.
+func BenchmarkReaderNDJSONReplayInto(b *testing.B) {
+	b.SetBytes(avgLen(replayLines))
+	b.ReportAllocs()
+	r := NewReader(&lineSource{lines: replayLines, n: b.N}, Limits{})
+	const batch = 4096
+	ms := make([]Metric, batch)
+	var vals []Value
+	for i := range b.N {
+		if i%batch == 0 {
+			vals = vals[:0]
+		}
+		var err error
+		if vals, err = r.NextInto(&ms[i%batch], vals); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkReaderNDJSON reads one NDJSON body of b.N lines: ns/op and
 // allocs/op are per line.
 func BenchmarkReaderNDJSON(b *testing.B) {
