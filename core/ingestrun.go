@@ -55,6 +55,12 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 		if recs[n].bad != nil || m.Model != w.Model || m.Version != w.Version || len(m.Values) > len(targets) {
 			break
 		}
+		if len(m.Values) > 1 {
+			// Queued before takes looks at their queues' room; the
+			// values below spend p's room: counted anew after them.
+			p.flush()
+			p.t = nil
+		}
 		// A lone value's room is counted by p.
 		if !wr.takes(m.Values, targets[:], len(m.Values) > 1) {
 			break
@@ -73,8 +79,6 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 			p.add(m.Values[0].Value)
 			continue
 		}
-		p.flush()
-		p.t = nil // its room is spent below: counted anew
 		for i, v := range m.Values {
 			t := &wr.targets[targets[i]]
 			idx, mean := t.s.AddMean(v.Value)

@@ -1,12 +1,18 @@
 package core
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/driftd/driftd/core/metric"
+	"github.com/driftd/driftd/sdk"
 )
 
 // A backtest that applies runs of metrics of one model version under one
@@ -104,3 +110,86 @@ monitor "*" {
 }
 
 var wallClock = regexp.MustCompile(`"time":"[^"]*"`)
+
+// blocking is a detector plugin whose streams wait for gate at each
+// value, telling began of the first.
+type blocking struct {
+	below
+	gate  chan struct{}
+	began chan struct{}
+}
+
+func (b *blocking) Info() sdk.Info {
+	return sdk.Info{Name: "blocking", Kind: sdk.KindDetector, Version: "1"}
+}
+
+func (b *blocking) Configure(sdk.Config) error {
+	b.New = func() sdk.StreamDetector { return blockingState{b} }
+	return nil
+}
+
+type blockingState struct{ b *blocking }
+
+func (s blockingState) Update(float64) (sdk.SignalType, map[string]float64) {
+	select {
+	case s.b.began <- struct{}{}:
+	default:
+	}
+	<-s.b.gate
+	return "", nil
+}
+
+// A run never lets a detector's queue take more than applyTo one metric at
+// a time would: lone values that spend a queue's room, then a metric of
+// two values, one of them for that queue, which waits for room.
+func TestRunsKeepTheQueueLimit(t *testing.T) {
+	defer func(limit int) { applyRuns, feedQueueLimit = true, limit }(feedQueueLimit)
+	for _, runs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("runs=%v", runs), func(t *testing.T) {
+			applyRuns, feedQueueLimit = runs, 8
+			path := writeConfig(t, `
+plugin_dir = "."
+detector "blocking" "acc" {
+  metric = "accuracy"
+}
+detector "errs" "rate" {
+  metric = "error"
+}
+monitor "*" {
+  detectors = ["blocking.acc", "errs.rate"]
+  window    = 100
+}
+`)
+			plugin := &blocking{gate: make(chan struct{}), began: make(chan struct{}, 1)}
+			a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
+				"blocking": func() sdk.Plugin { return plugin },
+				"errs":     func() sdk.Plugin { return &errorsOnly{} },
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.startGeneration(context.Background(), buildOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { close(plugin.gate); a.gen.Load().stop() }()
+			two := metric.Metric{Model: "m", Version: "v1", Values: []metric.Value{{Name: "accuracy", Value: 0.9}, {Name: "error", Value: 0}}}
+			if err := a.Ingest(context.Background(), two); err != nil {
+				t.Fatal(err)
+			}
+			<-plugin.began // the detector's call holds its first value; its queue is empty
+			b := &recordBatch{}
+			for range feedQueueLimit {
+				b.recs = append(b.recs, record{m: metric.Metric{Model: "m", Version: "v1", Values: []metric.Value{{Name: "accuracy", Value: 0.8}}}, line: len(b.recs) + 2})
+			}
+			b.recs = append(b.recs, record{m: two, line: len(b.recs) + 2})
+			last := a.windows.Lookup("m", "v1")
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			var res BacktestResult
+			a.ingestBatch(ctx, b, &last, &BacktestOptions{}, io.Discard, &res) // the last waits in vain
+			if q := a.gen.Load().byID["blocking.acc"].feed.Status().Queued; q != feedQueueLimit || res.Accepted != feedQueueLimit {
+				t.Errorf("%d metrics taken, %d values queued, want %d of each: the queue's limit", res.Accepted, q, feedQueueLimit)
+			}
+		})
+	}
+}
