@@ -198,7 +198,7 @@ func sameSignals(x, y []*proto.Signal) bool {
 func TestUnmarshalAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	keys := []string{"p", "s", "p_min", "s_min", "é"}
-	var got, viaCodec Answer // reused from round to round
+	var got, viaCodec, viaPieces Answer // reused from round to round
 	for round := range 2000 {
 		var want proto.UpdateResponse
 		for range rng.IntN(6) + rng.IntN(2)*100 {
@@ -224,6 +224,13 @@ func TestUnmarshalAnswer(t *testing.T) {
 		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !sameSignals(signalsOf(&viaCodec), answerOf(&want)) {
 			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, signalsOf(&viaCodec), err, &want)
 		}
+		// As gRPC hands over an answer of many frames: in pieces.
+		third := len(b) / 3
+		pieces := mem.BufferSlice{mem.SliceBuffer(b[:third]), mem.SliceBuffer(b[third : 2*third]), mem.SliceBuffer(b[2*third:])}
+		if err := (pluginCodec{}).Unmarshal(pieces, &viaPieces); err != nil || !sameSignals(signalsOf(&viaPieces), answerOf(&want)) {
+			t.Fatalf("round %d: the codec decoded from pieces %v, %v; want %v", round, signalsOf(&viaPieces), err, &want)
+		}
+		viaPieces.Trim()
 	}
 	// A key sent twice in one signal (proto keeps the last value of a map
 	// key) and an entry without a key or value.
@@ -360,7 +367,8 @@ func BenchmarkMarshalAnswer(b *testing.B) {
 }
 
 // An Answer keeps its room from call to call while the calls need a good
-// part of it, and lets it go once one needs far less: a backlog passed.
+// part of it, and lets it go once calls have needed far less for a while:
+// a backlog passed.
 func TestAnswerTrim(t *testing.T) {
 	answer := func(n int) []byte {
 		var resp proto.UpdateResponse
@@ -389,11 +397,33 @@ func TestAnswerTrim(t *testing.T) {
 	if cap(a.Signals) < 10*minTrimmed {
 		t.Fatalf("room let go after a call that needed half of it: %d signals", cap(a.Signals))
 	}
-	if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{Key: "s", Value: 2}) && a.Signals[2].Details[0] != (Detail{Key: "s", Value: 2}) {
-		t.Fatalf("decoded %v", signalsOf(&a))
+	small := func() {
+		t.Helper()
+		if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{Key: "s", Value: 2}) && a.Signals[2].Details[0] != (Detail{Key: "s", Value: 2}) {
+			t.Fatalf("decoded %v", signalsOf(&a))
+		}
+		a.Trim()
+	}
+	// Calls of few signals between calls of many leave the room be.
+	for range shrinkAfter - 1 {
+		small()
+	}
+	if cap(a.Signals) < 10*minTrimmed || cap(a.details) < 20*minTrimmed {
+		t.Fatalf("room let go after %d calls that needed far less: %d signals, %d details", shrinkAfter-1, cap(a.Signals), cap(a.details))
+	}
+	if !unmarshalAnswer(big, &a) {
+		t.Fatal("not decoded")
 	}
 	a.Trim()
-	if a.Signals != nil || a.details != nil || a.counts != nil {
-		t.Fatalf("room kept after a call that needed far less: %d signals, %d details", cap(a.Signals), cap(a.details))
+	for range shrinkAfter - 1 {
+		small()
+	}
+	if cap(a.Signals) < 10*minTrimmed {
+		t.Fatalf("room let go after a call of many and %d of few: %d signals", shrinkAfter-1, cap(a.Signals))
+	}
+	// Once shrinkAfter calls in a row needed far less, it goes.
+	small()
+	if a.Signals != nil || a.details != nil || a.counts != nil || a.raw != nil {
+		t.Fatalf("room kept after %d calls that needed far less: %d signals, %d details", shrinkAfter, cap(a.Signals), cap(a.details))
 	}
 }
