@@ -617,7 +617,7 @@ func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
 // The zero value is an empty answer. Once the codec has marshalled it, it
 // is empty again.
 type AnswerWriter struct {
-	buf        *[]byte // from pluginBuffers; nil before the first signal
+	buf        *[]byte // from answerBuffers; nil before the first signal
 	c          prefixCache
 	lastStream string // the strings of the signal before, known to be valid UTF-8
 	lastType   string
@@ -701,16 +701,16 @@ func (w *AnswerWriter) Size() int {
 // is copied into one of the next size class or larger.
 func (w *AnswerWriter) room(n int) []byte {
 	if w.buf == nil {
-		w.buf = pluginBuffers.Get(max(n, firstAnswerBytes))
+		w.buf = answerBuffers.Get(max(n, firstAnswerBytes))
 		*w.buf = (*w.buf)[:0]
 	}
 	b := *w.buf
 	if len(b)+n <= cap(b) {
 		return b
 	}
-	grown := pluginBuffers.Get(max(2*cap(b), len(b)+n))
+	grown := answerBuffers.Get(max(2*cap(b), len(b)+n))
 	*grown = append((*grown)[:0], b...)
-	pluginBuffers.Put(w.buf)
+	answerBuffers.Put(w.buf)
 	w.buf = grown
 	return *grown
 }
@@ -722,7 +722,7 @@ const firstAnswerBytes = 4 << 10
 // Reset empties w, giving its buffer back to the pool.
 func (w *AnswerWriter) Reset() {
 	if w.buf != nil {
-		pluginBuffers.Put(w.buf)
+		answerBuffers.Put(w.buf)
 	}
 	*w = AnswerWriter{}
 }
@@ -737,9 +737,83 @@ func (w *AnswerWriter) marshal() (mem.BufferSlice, error) {
 		return nil, nil
 	}
 	buf := w.buf
-	w.buf = nil
 	*w = AnswerWriter{}
-	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}, nil
+	var pool mem.BufferPool = answerBuffers
+	if !answerBuffers.keep(len(*buf), cap(*buf)) {
+		pool = pluginBuffers
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// answerBuffers keeps the buffers of a plugin's answers from call to
+// call. A sync.Pool would not do: gRPC gives an answer's buffer back on
+// the goroutine that sent it, into that processor's private slot, which
+// the next call, on another processor, does not look into; an answer of
+// thousands of warnings (hundreds of KB) was allocated anew at most calls.
+var answerBuffers = &keptBuffers{}
+
+// keptBuffers keeps a few buffers, the largest given back, for the next
+// Gets; the others go to pluginBuffers. A buffer far larger than answers
+// have needed for a while is let go when it comes back.
+type keptBuffers struct {
+	mu    sync.Mutex
+	bufs  []*[]byte // at most maxKeptBuffers
+	slack Slack
+}
+
+// maxKeptBuffers is how many buffers keptBuffers keeps: one for the answer
+// being sent, one for the answer being written.
+const maxKeptBuffers = 2
+
+// Get returns a buffer of length n: the largest kept, when it is large
+// enough.
+func (p *keptBuffers) Get(n int) *[]byte {
+	p.mu.Lock()
+	best := -1
+	for i, b := range p.bufs {
+		if cap(*b) >= n && (best < 0 || cap(*b) > cap(*p.bufs[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		p.mu.Unlock()
+		return pluginBuffers.Get(n)
+	}
+	b := p.bufs[best]
+	p.bufs = slices.Delete(p.bufs, best, best+1)
+	p.mu.Unlock()
+	*b = (*b)[:n]
+	return b
+}
+
+// Put keeps b, or the smallest it keeps gives way to it, or it goes to
+// pluginBuffers.
+func (p *keptBuffers) Put(b *[]byte) {
+	p.mu.Lock()
+	if len(p.bufs) < maxKeptBuffers {
+		p.bufs = append(p.bufs, b)
+		p.mu.Unlock()
+		return
+	}
+	small := 0
+	for i := range p.bufs {
+		if cap(*p.bufs[i]) < cap(*p.bufs[small]) {
+			small = i
+		}
+	}
+	if cap(*p.bufs[small]) < cap(*b) {
+		p.bufs[small], b = b, p.bufs[small]
+	}
+	p.mu.Unlock()
+	pluginBuffers.Put(b)
+}
+
+// keep reports whether the buffer of an answer of n bytes, of capacity c,
+// comes back to p once sent.
+func (p *keptBuffers) keep(n, c int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.slack.Keep(n, c)
 }
 
 // ToProto returns the signals of w as an UpdateResponse, emptying w.

@@ -427,3 +427,36 @@ func TestAnswerTrim(t *testing.T) {
 		t.Fatalf("room kept after %d calls that needed far less: %d signals, %d details", shrinkAfter, cap(a.Signals), cap(a.details))
 	}
 }
+
+// keptBuffers hands out the largest buffer it keeps that is large enough,
+// keeps the largest of those given back, and lets the others go to the
+// pool.
+func TestKeptBuffers(t *testing.T) {
+	var p keptBuffers
+	small, large := pluginBuffers.Get(1<<10), pluginBuffers.Get(1<<16)
+	p.Put(small)
+	p.Put(large)
+	p.Put(pluginBuffers.Get(1 << 9)) // smaller than both: not kept
+	if len(p.bufs) != 2 {
+		t.Fatalf("kept %d buffers, want 2", len(p.bufs))
+	}
+	if b := p.Get(100); b != large || len(*b) != 100 {
+		t.Fatalf("Get(100) gave a buffer of capacity %d, length %d; want the largest kept", cap(*b), len(*b))
+	}
+	if b := p.Get(1 << 12); b == small || cap(*b) < 1<<12 {
+		t.Fatalf("Get(4096) gave a buffer of capacity %d", cap(*b))
+	}
+	if len(p.bufs) != 1 || p.bufs[0] != small {
+		t.Fatalf("kept %d buffers after two Gets, want the small one", len(p.bufs))
+	}
+	// An answer far smaller than its buffer, calls in a row: the buffer
+	// goes to the pool once sent.
+	for range shrinkAfter - 1 {
+		if !p.keep(100, 1<<16) {
+			t.Fatal("a large buffer let go after a few small answers")
+		}
+	}
+	if p.keep(100, 1<<16) {
+		t.Fatalf("a large buffer kept after %d small answers in a row", shrinkAfter)
+	}
+}
