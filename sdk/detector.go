@@ -94,8 +94,7 @@ type Batch struct {
 // returns them as a map either way. The signals a Detector's Update
 // returns, their Details and Pairs, are the caller's: the detector must
 // not change them afterwards (a state that reuses an array for its
-// figures hands out a copy, as Streams does), until the caller gives them
-// back, as the sdk's server gives back Streams' once it has sent them.
+// figures hands out a copy, as Streams does).
 type Signal struct {
 	Stream  string
 	Index   uint64

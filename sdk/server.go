@@ -110,16 +110,19 @@ func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequ
 }
 
 func (s *detectorServer) update(ctx context.Context, batches []Batch) (*pluginwire.AnswerWriter, error) {
+	w := new(pluginwire.AnswerWriter)
+	if d, ok := s.impl.(directUpdater); ok && d.direct() {
+		if err := d.updateInto(ctx, batches, w); err != nil {
+			w.Reset()
+			return nil, toStatus(ownError(ctx, err))
+		}
+		return w, nil
+	}
 	signals, err := s.impl.Update(ctx, batches)
 	if err != nil {
 		return nil, toStatus(ownError(ctx, err))
 	}
-	w := new(pluginwire.AnswerWriter)
 	writeSignals(w, signals)
-	// The signals are the server's: those of Streams serve its next call.
-	if r, ok := s.impl.(signalRecycler); ok {
-		r.recycleSignals(signals)
-	}
 	return w, nil
 }
 

@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/driftd/driftd/internal/pluginwire"
@@ -50,12 +49,19 @@ type Streams struct {
 	// the domain is declared: s.Domain = s.Info().Domain in Configure.
 	Domain Domain
 
+	// Direct has the sdk's server encode the signals of states that give
+	// their figures as pairs (PairSignaler) into its answer as they are
+	// raised, never made into Signals: a detector that warns at every
+	// value of a stream gone bad raises tens of thousands of signals a
+	// call, whose Signals and pairs cost the plugin more than the test
+	// (and, kept for the next call, a heap the collector scans). Set it
+	// only when the detector's Update is this one: one of the detector's
+	// own that wraps it would not see the signals.
+	Direct bool
+
 	mu      sync.Mutex
 	streams map[string]*streamSlot
 	byID    []*streamSlot // the slots of streams the daemon gave an ID, by Batch.ID
-	// The memory of the signals of calls: rooms lent to callers (the
-	// latest last) and rooms given back, for the next calls.
-	lent, spare []*signalRoom
 }
 
 // maxByID bounds the Batch.IDs kept in a table; streams of larger ones are
@@ -69,10 +75,7 @@ type streamSlot struct {
 	st  StreamDetector
 }
 
-// Update feeds every batch, value by value, to its stream's state. Once
-// the sdk's server has sent the signals it returns, it gives them back
-// and their memory serves the next calls: a detector whose own Update
-// wraps this one and keeps them past its call copies them.
+// Update feeds every batch, value by value, to its stream's state.
 func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,12 +84,55 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
 		}
 	}
-	r := s.roomLocked()
+	var out []Signal
 	for _, b := range batches {
-		r.feed(s.stateLocked(b), b)
+		out = Feed(s.stateLocked(b), b, out)
 	}
-	s.lendLocked(r)
-	return r.signals(), nil
+	return out, nil
+}
+
+// directUpdater is implemented by detectors built on Streams (the methods
+// are promoted): the sdk's server has those whose Streams are Direct
+// encode their signals as they raise them.
+type directUpdater interface {
+	direct() bool
+	updateInto(ctx context.Context, batches []Batch, w *pluginwire.AnswerWriter) error
+}
+
+func (s *Streams) direct() bool { return s.Direct }
+
+// updateInto is Update with the signals encoded into w: those of a
+// PairSignaler as they are raised, the others once their batch is done.
+func (s *Streams) updateInto(_ context.Context, batches []Batch, w *pluginwire.AnswerWriter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range batches {
+		if err := s.Domain.Check(b.Values); err != nil {
+			return fmt.Errorf("stream %q: %w", b.Stream, err)
+		}
+	}
+	var stream string
+	var index uint64
+	raise := func(typ SignalType, details []Detail) {
+		w.Add(stream, index, string(typ), details)
+	}
+	var other []Signal
+	for _, b := range batches {
+		st := s.stateLocked(b)
+		ps, ok := st.(PairSignaler)
+		if !ok {
+			other = Feed(st, b, other[:0])
+			writeSignals(w, other)
+			clear(other)
+			continue
+		}
+		stream = b.Stream
+		for i, x := range b.Values {
+			index = b.Start + uint64(i)
+			ps.UpdatePairs(x, raise)
+		}
+	}
+	return nil
 }
 
 // stateLocked returns the state of b's stream, making it on its first
@@ -194,147 +240,6 @@ func feedPairs(ps PairSignaler, b Batch, out []Signal) []Signal {
 		ps.UpdatePairs(x, raise)
 	}
 	return out
-}
-
-// A signalRoom holds the signals of one Update call and the pairs of
-// their figures, in slices kept from call to call: when the sdk's server
-// has encoded a call's signals, it gives them back (recycleSignals), and
-// the next call raises its signals in the same memory. A detector that
-// warns at every value of a stream gone bad (DDM) raises tens of
-// thousands of signals a call; made anew for each call, their memory was
-// most of the plugin's work, in allocation and garbage collection.
-type signalRoom struct {
-	out    []Signal
-	pairs  []Detail // the pairs of out's signals, one after the other
-	counts []int32  // counts[i]: how many of pairs are out[i]'s
-	// raise appends a signal of stream, at index, to the room: made once
-	// per room, as a closure made per batch would be allocated.
-	raise  func(SignalType, []Detail)
-	stream string
-	index  uint64
-	slack  pluginwire.Slack
-}
-
-func newSignalRoom() *signalRoom {
-	r := &signalRoom{}
-	r.raise = func(typ SignalType, details []Detail) {
-		r.out = append(r.out, Signal{Stream: r.stream, Index: r.index, Type: typ})
-		r.pairs = append(r.pairs, details...)
-		r.counts = append(r.counts, int32(len(details)))
-	}
-	return r
-}
-
-// feed runs b through st, the room taking the signals it raised.
-func (r *signalRoom) feed(st StreamDetector, b Batch) {
-	ps, ok := st.(PairSignaler)
-	if !ok {
-		n := len(r.out)
-		r.out = Feed(st, b, r.out)
-		for range len(r.out) - n {
-			r.counts = append(r.counts, 0)
-		}
-		return
-	}
-	r.stream = b.Stream
-	for i, x := range b.Values {
-		r.index = b.Start + uint64(i)
-		ps.UpdatePairs(x, r.raise)
-	}
-	r.stream = ""
-}
-
-// signals returns the signals raised, their Pairs cut from the room's
-// pairs, now that those no longer move; nil for none.
-func (r *signalRoom) signals() []Signal {
-	if len(r.out) == 0 {
-		return nil
-	}
-	off := 0
-	for i, c := range r.counts {
-		if c > 0 {
-			r.out[i].Pairs = r.pairs[off : off+int(c) : off+int(c)]
-			off += int(c)
-		}
-	}
-	return r.out
-}
-
-// empty readies the room for another call. Slices far larger than calls
-// have needed for a while are let go: a backlog passed.
-func (r *signalRoom) empty() {
-	n := len(r.out)
-	clear(r.out)
-	clear(r.pairs)
-	r.out, r.pairs, r.counts = r.out[:0], r.pairs[:0], r.counts[:0]
-	if !r.slack.Keep(n, cap(r.out)) {
-		r.out, r.pairs, r.counts = nil, nil, nil
-	}
-}
-
-// maxLent bounds the rooms lent and not given back that Streams keeps
-// track of (calls at once, or callers that give nothing back); the
-// oldest is forgotten.
-const maxLent = 4
-
-// roomLocked returns a room for a call's signals, one given back if any.
-// s.mu is held.
-func (s *Streams) roomLocked() *signalRoom {
-	if n := len(s.spare); n > 0 {
-		r := s.spare[n-1]
-		s.spare[n-1] = nil
-		s.spare = s.spare[:n-1]
-		return r
-	}
-	return newSignalRoom()
-}
-
-// lendLocked counts r, whose signals a call returns, as lent; a room of
-// no signals is spare again at once. s.mu is held.
-func (s *Streams) lendLocked(r *signalRoom) {
-	if len(r.out) == 0 {
-		s.keepLocked(r)
-		return
-	}
-	if len(s.lent) == maxLent {
-		s.lent = slices.Delete(s.lent, 0, 1)
-	}
-	s.lent = append(s.lent, r)
-}
-
-// keepLocked keeps r, emptied, for the next calls, up to maxLent rooms.
-// s.mu is held.
-func (s *Streams) keepLocked(r *signalRoom) {
-	r.empty()
-	if len(s.spare) < maxLent {
-		s.spare = append(s.spare, r)
-	}
-}
-
-// signalRecycler is implemented by detectors built on Streams (the method
-// is promoted): the sdk's server gives back the signals of an Update once
-// it has encoded them.
-type signalRecycler interface {
-	recycleSignals(sigs []Signal)
-}
-
-// recycleSignals takes back the signals an Update returned, which are the
-// caller's, for the next calls to raise theirs in. Signals Streams did
-// not make (a detector whose own Update wraps Streams' may return others)
-// are left alone.
-func (s *Streams) recycleSignals(sigs []Signal) {
-	if len(sigs) == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, r := range s.lent {
-		if len(r.out) > 0 && &r.out[0] == &sigs[0] {
-			s.lent = slices.Delete(s.lent, i, i+1)
-			s.keepLocked(r)
-			return
-		}
-	}
 }
 
 // pairBlock is the most pairs of an array feedPairs copies figures into.

@@ -62,10 +62,37 @@ func wantWarnings(batches []Batch, last map[string]float64) []string {
 }
 
 // The sdk's server answers with the signals a Streams detector raised,
-// call after call, whatever their number: the memory of a call's signals
-// serves the next ones once they are sent.
-func TestServerAnswersFromReusedMemory(t *testing.T) {
-	srv := &detectorServer{impl: newWarner()}
+// call after call, whatever their number, the same whether they are
+// encoded as they are raised (Direct) or made into Signals first, and
+// whether the states give their figures as pairs or in maps.
+func TestServerAnswersWithTheSignalsRaised(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		for _, maps := range []bool{false, true} {
+			t.Run(fmt.Sprintf("direct=%v,maps=%v", direct, maps), func(t *testing.T) {
+				d := newWarner()
+				d.Direct = direct
+				if maps {
+					d.New = func() StreamDetector { return mapWarner{&warnerState{}} }
+				}
+				checkServerAnswers(t, &detectorServer{impl: d})
+			})
+		}
+	}
+}
+
+// mapWarner is warnerState giving its figures in maps.
+type mapWarner struct{ s *warnerState }
+
+func (m mapWarner) Update(x float64) (SignalType, map[string]float64) {
+	panic("UpdateMulti is called instead")
+}
+
+func (m mapWarner) UpdateMulti(x float64, raise func(SignalType, map[string]float64)) {
+	m.s.UpdatePairs(x, func(t SignalType, d []Detail) { raise(t, Signal{Pairs: d}.DetailsMap()) })
+}
+
+func checkServerAnswers(t *testing.T, srv *detectorServer) {
+	t.Helper()
 	last := map[string]float64{}
 	start := map[string]uint64{}
 	for call, shape := range [][2]int{{4096, 1}, {10, 2}, {4096, 2}, {0, 1}, {3000, 3}, {1, 1}, {5000, 1}} {
@@ -112,7 +139,7 @@ func TestStreamsSignalsOutliveLaterCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprint(first)
-	for range 2 * maxLent {
+	for range 8 {
 		if _, err := d.Update(context.Background(), []Batch{{Stream: "s", Values: []float64{0, 1, 2, 3, 4}}}); err != nil {
 			t.Fatal(err)
 		}
