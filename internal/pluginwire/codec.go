@@ -476,6 +476,9 @@ func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool 
 	if last != nil {
 		c := int(a.counts[i-1])
 		lastDetails = a.details[from-c : from]
+		if a.likeLast(b, s, last, lastDetails) {
+			return true
+		}
 	}
 	for len(b) > 0 {
 		num, typ, k := protowire.ConsumeTag(b)
@@ -534,6 +537,62 @@ func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool 
 			return false
 		}
 	}
+	return true
+}
+
+// likeLast decodes b into s, its details appended to a.details, when it
+// is a signal of last's stream, type and detail keys, in that order, each
+// field in its usual encoding, as a detector's signals are one after the
+// other: the bytes between its index and values are compared with last's
+// strings, not decoded. It reports false, having changed nothing, for any
+// other signal.
+func (a *Answer) likeLast(b []byte, s *Signal, last *Signal, lastDetails []Detail) bool {
+	p := 0
+	same := func(tag byte, str string) bool { // the field tag of str, in one byte of length
+		if str == "" {
+			return p >= len(b) || b[p] != tag
+		}
+		n := len(str)
+		if n >= 0x80 || p+2+n > len(b) || b[p] != tag || int(b[p+1]) != n || string(b[p+2:p+2+n]) != str {
+			return false
+		}
+		p += 2 + n
+		return true
+	}
+	if !same(0x0a, last.Stream) {
+		return false
+	}
+	var index uint64
+	if p < len(b) && b[p] == 0x10 {
+		v, k := protowire.ConsumeVarint(b[p+1:])
+		if k < 0 {
+			return false
+		}
+		index, p = v, p+1+k
+	}
+	if !same(0x1a, last.Type) {
+		return false
+	}
+	start := p
+	for _, d := range lastDetails {
+		k := len(d.Key)
+		// tag 4, length, key's tag, length and bytes, value's tag, value
+		if k >= 0x80-11 || p+13+k > len(b) || b[p] != 0x22 || int(b[p+1]) != 11+k || b[p+2] != 0x0a || int(b[p+3]) != k ||
+			string(b[p+4:p+4+k]) != d.Key || b[p+4+k] != 0x11 {
+			return false
+		}
+		p += 13 + k
+	}
+	if p != len(b) {
+		return false
+	}
+	p = start
+	for _, d := range lastDetails {
+		k := len(d.Key)
+		a.details = append(a.details, Detail{Key: d.Key, Value: math.Float64frombits(binary.LittleEndian.Uint64(b[p+5+k:]))})
+		p += 13 + k
+	}
+	s.Stream, s.Index, s.Type = last.Stream, index, last.Type
 	return true
 }
 

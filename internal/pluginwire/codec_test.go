@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/mem"
@@ -279,6 +281,27 @@ func TestUnmarshalAnswer(t *testing.T) {
 // call, as the daemon does: one op is one signal. The signals are of one
 // stream, or of 1,000 streams taking turns.
 func BenchmarkUnmarshalAnswer(b *testing.B) {
+	// As the sdk writes DDM's warnings: their details in one order.
+	b.Run("sdk", func(b *testing.B) {
+		var w AnswerWriter
+		for i := range 4096 {
+			w.Add("m/v1/error", uint64(1000+i), "warning", []Detail{{Key: "statistic", Value: 0.31}, {Key: "threshold", Value: 0.3}, {Key: "p", Value: 0.3},
+				{Key: "s", Value: 0.01}, {Key: "p_min", Value: 0.1}, {Key: "s_min", Value: 0.01}, {Key: "n", Value: float64(i)}})
+		}
+		bs, err := w.marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		data := bs.Materialize()
+		var a Answer
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += 4096 {
+			if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != 4096 {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, streams := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
 			var resp proto.UpdateResponse
@@ -458,5 +481,68 @@ func TestKeptBuffers(t *testing.T) {
 	}
 	if p.keep(100, 1<<16) {
 		t.Fatalf("a large buffer kept after %d small answers in a row", shrinkAfter)
+	}
+}
+
+// A signal like the one before (its stream, type and keys) is decoded by
+// comparing bytes; one that differs from it anywhere is decoded as any
+// other, and both as proto decodes them.
+func TestUnmarshalSignalsLikeTheLast(t *testing.T) {
+	base := Signal{Stream: "m/v1/error", Index: 7, Type: "warning", Details: []Detail{{Key: "p", Value: 0.5}, {Key: "s_min", Value: 2}}}
+	vary := map[string]func(s *Signal){
+		"same":         func(s *Signal) {},
+		"index 0":      func(s *Signal) { s.Index = 0 },
+		"large index":  func(s *Signal) { s.Index = 1 << 60 },
+		"stream":       func(s *Signal) { s.Stream = "m/v2/error" },
+		"no stream":    func(s *Signal) { s.Stream = "" },
+		"type":         func(s *Signal) { s.Type = "drift" },
+		"no type":      func(s *Signal) { s.Type = "" },
+		"key":          func(s *Signal) { s.Details = []Detail{{Key: "p", Value: 1}, {Key: "s_mim", Value: 3}} },
+		"longer key":   func(s *Signal) { s.Details = []Detail{{Key: "p", Value: 1}, {Key: "s_min2", Value: 3}} },
+		"keys swapped": func(s *Signal) { s.Details = []Detail{{Key: "s_min", Value: 1}, {Key: "p", Value: 3}} },
+		"one more":     func(s *Signal) { s.Details = append(slices.Clone(s.Details), Detail{Key: "n", Value: 4}) },
+		"one fewer":    func(s *Signal) { s.Details = s.Details[:1] },
+		"no details":   func(s *Signal) { s.Details = nil },
+		"a key twice":  func(s *Signal) { s.Details = []Detail{{Key: "p", Value: 1}, {Key: "p", Value: 3}} },
+		"value NaN": func(s *Signal) {
+			s.Details = []Detail{{Key: "p", Value: math.NaN()}, {Key: "s_min", Value: math.Inf(-1)}}
+		},
+		"empty key":   func(s *Signal) { s.Details = []Detail{{Key: "", Value: 1}, {Key: "s_min", Value: 3}} },
+		"long stream": func(s *Signal) { s.Stream = strings.Repeat("x", 200) },
+		"long key":    func(s *Signal) { s.Details = []Detail{{Key: strings.Repeat("k", 130), Value: 1}} },
+	}
+	for name, change := range vary {
+		for _, firstToo := range []bool{false, true} {
+			var w AnswerWriter
+			var want []Signal
+			for i := range 4 {
+				s := base
+				s.Index += uint64(i)
+				s.Details = slices.Clone(base.Details)
+				s.Details[0].Value += float64(i)
+				if i >= 2 || firstToo {
+					change(&s)
+				}
+				w.Add(s.Stream, s.Index, s.Type, s.Details)
+				want = append(want, s)
+			}
+			bs, err := w.marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bs.Materialize()
+			bs.Free()
+			var a Answer
+			if !unmarshalAnswer(b, &a) {
+				t.Fatalf("%s: not decoded", name)
+			}
+			var viaProto proto.UpdateResponse
+			if err := gproto.Unmarshal(b, &viaProto); err != nil {
+				t.Fatal(err)
+			}
+			if !sameSignals(signalsOf(&a), answerOf(&viaProto)) || fmt.Sprint(a.Signals) != fmt.Sprint(want) {
+				t.Errorf("%s (first too: %v): decoded %v, want %v", name, firstToo, a.Signals, want)
+			}
+		}
 	}
 }
