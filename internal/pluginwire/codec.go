@@ -315,7 +315,11 @@ type Answer struct {
 
 // Reset empties a, keeping its slices for reuse.
 func (a *Answer) Reset() {
+	// Cleared, the slices hold no pointers for the collector to follow
+	// until the next answer: a backlog's answer holds hundreds of
+	// thousands of details.
 	clear(a.Signals)
+	clear(a.details)
 	a.Signals, a.details, a.counts = a.Signals[:0], a.details[:0], a.counts[:0]
 }
 
