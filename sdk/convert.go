@@ -48,31 +48,27 @@ func batchesFromProto(ps []*proto.Batch) []Batch {
 	return out
 }
 
-// signalsToAnswer converts signals for the wire: figures given as pairs
-// go as they are; those of a map are taken into one array, a pass over
-// each map.
-func signalsToAnswer(ss []Signal) *pluginwire.Answer {
-	a := &pluginwire.Answer{Signals: make([]pluginwire.Signal, len(ss))}
-	n := 0
-	for _, s := range ss {
-		n += len(s.Details)
-	}
+// writeSignals encodes signals into w: figures given as pairs as they
+// are, those of a map through one array reused from signal to signal.
+func writeSignals(w *pluginwire.AnswerWriter, ss []Signal) {
 	var pairs []Detail
-	if n > 0 {
-		pairs = make([]Detail, 0, n)
-	}
-	for i, s := range ss {
-		w := &a.Signals[i]
-		w.Stream, w.Index, w.Type, w.Details = s.Stream, s.Index, string(s.Type), s.Pairs
+	for i := range ss {
+		s := &ss[i]
+		d := s.Pairs
 		if s.Details != nil {
-			from := len(pairs)
+			pairs = pairs[:0]
 			for k, v := range s.Details {
 				pairs = append(pairs, Detail{Key: k, Value: v})
 			}
-			w.Details = pairs[from:len(pairs):len(pairs)]
+			d = pairs
+		}
+		w.Add(s.Stream, s.Index, string(s.Type), d)
+		if i == 0 {
+			// The signals of a call are alike, as a rule: room for
+			// all of them at once, not grown and copied by degrees.
+			w.Reserve((len(ss) - 1) * w.Size())
 		}
 	}
-	return a
 }
 
 func jobFromProto(p *proto.Job) Job {

@@ -77,16 +77,17 @@ type detectorServer struct {
 // serves the service with detectorService, whose Update answers with
 // updateAnswer's Answer, encoded straight from the signals.
 func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (*proto.UpdateResponse, error) {
-	a, err := s.updateAnswer(ctx, req)
+	w, err := s.updateAnswer(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return a.ToProto(), nil
+	resp, err := w.ToProto()
+	return resp, toStatus(err)
 }
 
 // updateAnswer feeds the request's batches to the detector and returns
-// the signals they raised.
-func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequest) (*pluginwire.Answer, error) {
+// the signals they raised, encoded.
+func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequest) (*pluginwire.AnswerWriter, error) {
 	if len(req.GetHeads()) == 0 && len(req.GetStreams()) == 0 && len(req.GetValues()) == 0 {
 		return s.update(ctx, batchesFromProto(req.GetBatches()))
 	}
@@ -108,18 +109,28 @@ func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequ
 	return s.update(ctx, batches)
 }
 
-func (s *detectorServer) update(ctx context.Context, batches []Batch) (*pluginwire.Answer, error) {
+func (s *detectorServer) update(ctx context.Context, batches []Batch) (*pluginwire.AnswerWriter, error) {
+	w := new(pluginwire.AnswerWriter)
+	if d, ok := s.impl.(directUpdater); ok && d.direct() {
+		if err := d.updateInto(ctx, batches, w); err != nil {
+			w.Reset()
+			return nil, toStatus(ownError(ctx, err))
+		}
+		return w, nil
+	}
 	signals, err := s.impl.Update(ctx, batches)
 	if err != nil {
 		return nil, toStatus(ownError(ctx, err))
 	}
-	return signalsToAnswer(signals), nil
+	writeSignals(w, signals)
+	return w, nil
 }
 
 // detectorService is the Detector service as the sdk serves it: proto's,
-// but that Update answers with a *pluginwire.Answer, which the plugin
-// connection's codec encodes as the UpdateResponse of its signals straight
-// from their figures, with no message nor map per signal.
+// but that Update answers with a *pluginwire.AnswerWriter, the
+// UpdateResponse of its signals encoded straight from their figures, with
+// no message nor map per signal, which the plugin connection's codec hands
+// to gRPC as it is.
 var detectorService = grpc.ServiceDesc{
 	ServiceName: "driftd.plugin.v1.Detector",
 	HandlerType: (*proto.DetectorServer)(nil),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/driftd/driftd/internal/pluginwire"
 )
 
 // StreamDetector is one stream's detector state, the counterpart of a River
@@ -47,6 +49,16 @@ type Streams struct {
 	// the domain is declared: s.Domain = s.Info().Domain in Configure.
 	Domain Domain
 
+	// Direct has the sdk's server encode the signals of states that give
+	// their figures as pairs (PairSignaler) into its answer as they are
+	// raised, never made into Signals: a detector that warns at every
+	// value of a stream gone bad raises tens of thousands of signals a
+	// call, whose Signals and pairs cost the plugin more than the test
+	// (and, kept for the next call, a heap the collector scans). Set it
+	// only when the detector's Update is this one: one of the detector's
+	// own that wraps it would not see the signals.
+	Direct bool
+
 	mu      sync.Mutex
 	streams map[string]*streamSlot
 	byID    []*streamSlot // the slots of streams the daemon gave an ID, by Batch.ID
@@ -77,6 +89,50 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 		out = Feed(s.stateLocked(b), b, out)
 	}
 	return out, nil
+}
+
+// directUpdater is implemented by detectors built on Streams (the methods
+// are promoted): the sdk's server has those whose Streams are Direct
+// encode their signals as they raise them.
+type directUpdater interface {
+	direct() bool
+	updateInto(ctx context.Context, batches []Batch, w *pluginwire.AnswerWriter) error
+}
+
+func (s *Streams) direct() bool { return s.Direct }
+
+// updateInto is Update with the signals encoded into w: those of a
+// PairSignaler as they are raised, the others once their batch is done.
+func (s *Streams) updateInto(_ context.Context, batches []Batch, w *pluginwire.AnswerWriter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range batches {
+		if err := s.Domain.Check(b.Values); err != nil {
+			return fmt.Errorf("stream %q: %w", b.Stream, err)
+		}
+	}
+	var stream string
+	var index uint64
+	raise := func(typ SignalType, details []Detail) {
+		w.Add(stream, index, string(typ), details)
+	}
+	var other []Signal
+	for _, b := range batches {
+		st := s.stateLocked(b)
+		ps, ok := st.(PairSignaler)
+		if !ok {
+			other = Feed(st, b, other[:0])
+			writeSignals(w, other)
+			clear(other)
+			continue
+		}
+		stream = b.Stream
+		for i, x := range b.Values {
+			index = b.Start + uint64(i)
+			ps.UpdatePairs(x, raise)
+		}
+	}
+	return nil
 }
 
 // stateLocked returns the state of b's stream, making it on its first

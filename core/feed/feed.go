@@ -109,10 +109,11 @@ type Feed struct {
 
 	// The feed's goroutine only: the queue being sent, grouped, and the
 	// answer to it.
-	group  grouping
-	answer pluginhost.Answer
-	sigs   []Signal
-	index  batchIndex
+	group     grouping
+	answer    pluginhost.Answer
+	sigs      []Signal
+	sigsSlack pluginhost.Slack
+	index     batchIndex
 
 	// restarting: the plugin failed and is being restarted; values are
 	// held in the queue meanwhile.
@@ -714,8 +715,9 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 			clear(r.sigs)
 		}
 	}
-	// The room of a backlog's answer goes once calls need far less.
-	if n := len(r.answer.Signals); cap(r.sigs) > minKeptSignals && 4*n < cap(r.sigs) {
+	// The room of a backlog's answer goes once calls have needed far
+	// less for a while.
+	if !r.sigsSlack.Keep(len(r.answer.Signals), cap(r.sigs)) {
 		r.sigs = nil
 	}
 	r.sigs = r.sigs[:0]
@@ -799,10 +801,6 @@ func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error 
 	}
 	return nil
 }
-
-// minKeptSignals is the room for signals a feed keeps from call to call
-// whatever the calls need.
-const minKeptSignals = 1 << 10
 
 // withMeans appends to out each signal with its series, from refs, and the
 // window mean recorded with its value. A call of many batches has them

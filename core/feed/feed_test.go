@@ -658,3 +658,54 @@ func TestGroupingRunsAndGaps(t *testing.T) {
 		g.release()
 	}
 }
+
+// The room a feed keeps for a call's signals outlasts calls of few
+// signals between calls of many, as a detector that warns in runs answers:
+// it goes once calls have needed far less of it for a while.
+func TestFeedKeepsSignalRoomThroughQuietCalls(t *testing.T) {
+	up := &fakeUpdater{update: func(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+		var out []sdk.Signal
+		for _, b := range batches {
+			for i, v := range b.Values {
+				if v == 1 {
+					out = append(out, sdk.Signal{Stream: b.Stream, Index: b.Start + uint64(i), Type: sdk.SignalWarning})
+				}
+			}
+		}
+		return out, nil
+	}}
+	r := newTestFeed("fake.d", "error", up, 1<<20, time.Second, hclog.NewNullLogger())
+	got := 0
+	r.h.Signals = func(_ *Feed, sigs []Signal) { got += len(sigs) }
+	r.h.Failed = func(_ *Feed, err error, _ int) { t.Fatal(err) }
+	ctx := context.Background()
+	var index uint64
+	call := func(values, warnings int) {
+		t.Helper()
+		got = 0
+		for i := range values {
+			v := 0.0
+			if i < warnings {
+				v = 1
+			}
+			r.add("m/v/error", index, v, 0)
+			index++
+		}
+		r.flushOnce(ctx)
+		if got != warnings {
+			t.Fatalf("a call of %d warnings handed %d signals", warnings, got)
+		}
+	}
+	const many = 5000
+	call(many, many)
+	for k := range 15 {
+		call(100, 1)
+		if cap(r.sigs) < many {
+			t.Fatalf("the room for %d signals went after %d calls of one", many, k+1)
+		}
+	}
+	call(100, 1)
+	if cap(r.sigs) >= many {
+		t.Fatalf("the room for %d signals kept after 16 calls of one", many)
+	}
+}

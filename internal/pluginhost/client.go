@@ -137,6 +137,9 @@ type Signal = pluginwire.Signal
 // Detail is one of a signal's details in an Answer.
 type Detail = pluginwire.Detail
 
+// Slack decides when memory kept from call to call for signals goes.
+type Slack = pluginwire.Slack
+
 // AnswerUpdater is a detector whose Update answer can be decoded into an
 // Answer: a plugin in a process of its own.
 type AnswerUpdater interface {

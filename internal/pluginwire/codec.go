@@ -89,7 +89,10 @@ var _ encoding.CodecV2 = pluginCodec{}
 const pooledBytes = 1 << 10
 
 func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if a, ok := v.(*Answer); ok {
+	switch a := v.(type) {
+	case *AnswerWriter:
+		return a.marshal()
+	case *Answer:
 		return marshalAnswer(a)
 	}
 	m, ok := v.(gproto.Message)
@@ -119,13 +122,12 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if a, ok := v.(*Answer); ok {
-		buf := data.MaterializeToBuffer(pluginBuffers)
-		defer buf.Free()
-		if unmarshalAnswer(buf.ReadOnlyData(), a) {
+		b := a.gather(data)
+		if unmarshalAnswer(b, a) {
 			return nil
 		}
 		var resp proto.UpdateResponse
-		if err := gproto.Unmarshal(buf.ReadOnlyData(), &resp); err != nil {
+		if err := gproto.Unmarshal(b, &resp); err != nil {
 			return err
 		}
 		a.setFromProto(&resp)
@@ -307,25 +309,77 @@ type Answer struct {
 	// streams are the stream names met in earlier signals, shared by later
 	// ones: signals of many streams take turns in an answer.
 	streams map[string]string
+	raw     []byte // the encoded answer, when gRPC received it in pieces
+	slack   Slack
 }
 
 // Reset empties a, keeping its slices for reuse.
 func (a *Answer) Reset() {
+	// Cleared, the slices hold no pointers for the collector to follow
+	// until the next answer: a backlog's answer holds hundreds of
+	// thousands of details.
 	clear(a.Signals)
+	clear(a.details)
 	a.Signals, a.details, a.counts = a.Signals[:0], a.details[:0], a.counts[:0]
 }
 
-// Trim empties a as Reset does, and lets its slices go when they are far
-// larger than what it held needed: a backlog passed.
+// Trim empties a as Reset does, and lets its slices go once they have
+// been far larger than what calls needed for a while: a backlog passed.
 func (a *Answer) Trim() {
 	n, d := len(a.Signals), len(a.details)
 	a.Reset()
+	if a.slack.Keep(n, cap(a.Signals)) {
+		return
+	}
 	if cap(a.Signals) > minTrimmed && 4*n < cap(a.Signals) {
 		a.Signals, a.counts = nil, nil
 	}
 	if cap(a.details) > minTrimmed && 4*d < cap(a.details) {
 		a.details = nil
 	}
+	a.raw = nil
+}
+
+// Slack decides when the memory a call's signals were kept in, from call
+// to call, is let go: once shrinkAfter calls in a row have needed less
+// than a quarter of it. Calls of few signals between calls of many (a
+// detector warns in runs) leave it be, which spares the next call of many
+// growing it again from nothing.
+type Slack struct {
+	small int // the calls in a row that needed less than a quarter
+}
+
+// shrinkAfter is how many calls in a row must need less than a quarter of
+// the memory kept for it to go.
+const shrinkAfter = 16
+
+// Keep reports whether memory for c signals is kept after a call that
+// needed n of it: false when it goes.
+func (s *Slack) Keep(n, c int) bool {
+	if c <= minTrimmed || 4*n >= c {
+		s.small = 0
+		return true
+	}
+	if s.small++; s.small < shrinkAfter {
+		return true
+	}
+	s.small = 0
+	return false
+}
+
+// gather returns the bytes of data in one slice: data's own when it is
+// one piece, else a copy in a.raw, kept from call to call as the signals'
+// slices are (an answer of many signals comes in many pieces, and a
+// pooled buffer of its size would not outlive the next collection).
+// Nothing decoded refers to it.
+func (a *Answer) gather(data mem.BufferSlice) []byte {
+	if len(data) == 1 {
+		return data[0].ReadOnlyData()
+	}
+	n := data.Len()
+	a.raw = slices.Grow(a.raw[:0], n)[:n]
+	data.CopyTo(a.raw)
+	return a.raw
 }
 
 // keepStream keeps name for later signals to share, up to maxSharedStreams
@@ -396,6 +450,12 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 			return false
 		}
 		a.counts[i] = int32(len(a.details) - from)
+		if i == 0 {
+			// A detector's signals have as many details each, as a
+			// rule: the arena is made for them at once rather than
+			// grown and copied as it fills.
+			a.details = slices.Grow(a.details, (n-1)*len(a.details))
+		}
 		last = s
 	}
 	// The details are cut from the arena once it is complete: it may have
@@ -420,6 +480,9 @@ func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool 
 	if last != nil {
 		c := int(a.counts[i-1])
 		lastDetails = a.details[from-c : from]
+		if a.likeLast(b, s, last, lastDetails) {
+			return true
+		}
 	}
 	for len(b) > 0 {
 		num, typ, k := protowire.ConsumeTag(b)
@@ -478,6 +541,62 @@ func (a *Answer) unmarshalSignal(b []byte, s *Signal, last *Signal, i int) bool 
 			return false
 		}
 	}
+	return true
+}
+
+// likeLast decodes b into s, its details appended to a.details, when it
+// is a signal of last's stream, type and detail keys, in that order, each
+// field in its usual encoding, as a detector's signals are one after the
+// other: the bytes between its index and values are compared with last's
+// strings, not decoded. It reports false, having changed nothing, for any
+// other signal.
+func (a *Answer) likeLast(b []byte, s *Signal, last *Signal, lastDetails []Detail) bool {
+	p := 0
+	same := func(tag byte, str string) bool { // the field tag of str, in one byte of length
+		if str == "" {
+			return p >= len(b) || b[p] != tag
+		}
+		n := len(str)
+		if n >= 0x80 || p+2+n > len(b) || b[p] != tag || int(b[p+1]) != n || string(b[p+2:p+2+n]) != str {
+			return false
+		}
+		p += 2 + n
+		return true
+	}
+	if !same(0x0a, last.Stream) {
+		return false
+	}
+	var index uint64
+	if p < len(b) && b[p] == 0x10 {
+		v, k := protowire.ConsumeVarint(b[p+1:])
+		if k < 0 {
+			return false
+		}
+		index, p = v, p+1+k
+	}
+	if !same(0x1a, last.Type) {
+		return false
+	}
+	start := p
+	for _, d := range lastDetails {
+		k := len(d.Key)
+		// tag 4, length, key's tag, length and bytes, value's tag, value
+		if k >= 0x80-11 || p+13+k > len(b) || b[p] != 0x22 || int(b[p+1]) != 11+k || b[p+2] != 0x0a || int(b[p+3]) != k ||
+			string(b[p+4:p+4+k]) != d.Key || b[p+4+k] != 0x11 {
+			return false
+		}
+		p += 13 + k
+	}
+	if p != len(b) {
+		return false
+	}
+	p = start
+	for _, d := range lastDetails {
+		k := len(d.Key)
+		a.details = append(a.details, Detail{Key: d.Key, Value: math.Float64frombits(binary.LittleEndian.Uint64(b[p+5+k:]))})
+		p += 13 + k
+	}
+	s.Stream, s.Index, s.Type = last.Stream, index, last.Type
 	return true
 }
 
@@ -549,77 +668,237 @@ func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
 	return k, true
 }
 
-// The plugin's side of an Update call: the sdk answers with an Answer,
-// whose signals are encoded field by field straight from their details'
-// pairs, no proto message nor map per signal. The bytes are those
-// proto.Marshal writes for the UpdateResponse of the same signals, their
-// details in the order given (proto does not fix the order of map
-// entries).
+// The plugin's side of an Update call: the sdk answers with an
+// AnswerWriter, into which it wrote each signal as the detector raised it,
+// field by field straight from its details' pairs, no proto message nor
+// map per signal, into one buffer of the connection's pool that gRPC
+// gives back once it has sent it. The bytes are those proto.Marshal writes
+// for the UpdateResponse of the same signals, their details in the order
+// given (proto does not fix the order of map entries).
+
+// AnswerWriter encodes the signals of an Update answer as they are added.
+// The zero value is an empty answer. Once the codec has marshalled it, it
+// is empty again.
+type AnswerWriter struct {
+	buf        *[]byte // from answerBuffers; nil before the first signal
+	c          prefixCache
+	lastStream string // the strings of the signal before, known to be valid UTF-8
+	lastType   string
+	signals    int
+	bad        bool // a string was not valid UTF-8
+}
+
+// Len returns how many signals w holds.
+func (w *AnswerWriter) Len() int { return w.signals }
+
+// Add appends a signal. A string of invalid UTF-8 makes the answer fail
+// to marshal, as proto.Marshal does.
+func (w *AnswerWriter) Add(stream string, index uint64, typ string, details []Detail) {
+	if w.bad {
+		return
+	}
+	if (w.signals == 0 || stream != w.lastStream) && !utf8.ValidString(stream) ||
+		(w.signals == 0 || typ != w.lastType) && !utf8.ValidString(typ) {
+		w.bad = true
+		return
+	}
+	w.lastStream, w.lastType = stream, typ
+	n := 0
+	if stream != "" {
+		n += 1 + protowire.SizeBytes(len(stream))
+	}
+	if index != 0 {
+		n += 1 + protowire.SizeVarint(index)
+	}
+	if typ != "" {
+		n += 1 + protowire.SizeBytes(len(typ))
+	}
+	for j, d := range details {
+		p, ok := w.c.prefix(j, d.Key)
+		if !ok {
+			w.bad = true
+			return
+		}
+		n += len(p) + 8
+	}
+	b := w.room(1 + protowire.SizeVarint(uint64(n)) + n)
+	b = append(b, 1<<3|byte(protowire.BytesType))
+	b = protowire.AppendVarint(b, uint64(n))
+	if stream != "" {
+		b = append(b, 1<<3|byte(protowire.BytesType))
+		b = protowire.AppendString(b, stream)
+	}
+	if index != 0 {
+		b = append(b, 2<<3|byte(protowire.VarintType))
+		b = protowire.AppendVarint(b, index)
+	}
+	if typ != "" {
+		b = append(b, 3<<3|byte(protowire.BytesType))
+		b = protowire.AppendString(b, typ)
+	}
+	for j, d := range details {
+		b = append(b, w.c.encs[j]...)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Value))
+	}
+	*w.buf = b
+	w.signals++
+}
+
+// Reserve makes room for n more bytes of signals, as Add would have to
+// by degrees: a caller that knows how many signals come asks at once.
+func (w *AnswerWriter) Reserve(n int) {
+	if !w.bad {
+		w.room(n)
+	}
+}
+
+// Size returns how many bytes the signals of w take.
+func (w *AnswerWriter) Size() int {
+	if w.buf == nil {
+		return 0
+	}
+	return len(*w.buf)
+}
+
+// room returns the buffer, with room for n more bytes: a buffer too small
+// is copied into one of the next size class or larger.
+func (w *AnswerWriter) room(n int) []byte {
+	if w.buf == nil {
+		w.buf = answerBuffers.Get(max(n, firstAnswerBytes))
+		*w.buf = (*w.buf)[:0]
+	}
+	b := *w.buf
+	if len(b)+n <= cap(b) {
+		return b
+	}
+	grown := answerBuffers.Get(max(2*cap(b), len(b)+n))
+	*grown = append((*grown)[:0], b...)
+	answerBuffers.Put(w.buf)
+	w.buf = grown
+	return *grown
+}
+
+// firstAnswerBytes is the size of an answer's first buffer: room for a
+// few dozen signals.
+const firstAnswerBytes = 4 << 10
+
+// Reset empties w, giving its buffer back to the pool.
+func (w *AnswerWriter) Reset() {
+	if w.buf != nil {
+		answerBuffers.Put(w.buf)
+	}
+	*w = AnswerWriter{}
+}
+
+// marshal hands the encoded answer over, emptying w.
+func (w *AnswerWriter) marshal() (mem.BufferSlice, error) {
+	if w.bad {
+		w.Reset()
+		return nil, errors.New("proto: a signal's string is not valid UTF-8")
+	}
+	if w.buf == nil {
+		return nil, nil
+	}
+	buf := w.buf
+	*w = AnswerWriter{}
+	var pool mem.BufferPool = answerBuffers
+	if !answerBuffers.keep(len(*buf), cap(*buf)) {
+		pool = pluginBuffers
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// answerBuffers keeps the buffers of a plugin's answers from call to
+// call. A sync.Pool would not do: gRPC gives an answer's buffer back on
+// the goroutine that sent it, into that processor's private slot, which
+// the next call, on another processor, does not look into; an answer of
+// thousands of warnings (hundreds of KB) was allocated anew at most calls.
+var answerBuffers = &keptBuffers{}
+
+// keptBuffers keeps a few buffers, the largest given back, for the next
+// Gets; the others go to pluginBuffers. A buffer far larger than answers
+// have needed for a while is let go when it comes back.
+type keptBuffers struct {
+	mu    sync.Mutex
+	bufs  []*[]byte // at most maxKeptBuffers
+	slack Slack
+}
+
+// maxKeptBuffers is how many buffers keptBuffers keeps: one for the answer
+// being sent, one for the answer being written.
+const maxKeptBuffers = 2
+
+// Get returns a buffer of length n: the largest kept, when it is large
+// enough.
+func (p *keptBuffers) Get(n int) *[]byte {
+	p.mu.Lock()
+	best := -1
+	for i, b := range p.bufs {
+		if cap(*b) >= n && (best < 0 || cap(*b) > cap(*p.bufs[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		p.mu.Unlock()
+		return pluginBuffers.Get(n)
+	}
+	b := p.bufs[best]
+	p.bufs = slices.Delete(p.bufs, best, best+1)
+	p.mu.Unlock()
+	*b = (*b)[:n]
+	return b
+}
+
+// Put keeps b, or the smallest it keeps gives way to it, or it goes to
+// pluginBuffers.
+func (p *keptBuffers) Put(b *[]byte) {
+	p.mu.Lock()
+	if len(p.bufs) < maxKeptBuffers {
+		p.bufs = append(p.bufs, b)
+		p.mu.Unlock()
+		return
+	}
+	small := 0
+	for i := range p.bufs {
+		if cap(*p.bufs[i]) < cap(*p.bufs[small]) {
+			small = i
+		}
+	}
+	if cap(*p.bufs[small]) < cap(*b) {
+		p.bufs[small], b = b, p.bufs[small]
+	}
+	p.mu.Unlock()
+	pluginBuffers.Put(b)
+}
+
+// keep reports whether the buffer of an answer of n bytes, of capacity c,
+// comes back to p once sent.
+func (p *keptBuffers) keep(n, c int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.slack.Keep(n, c)
+}
+
+// ToProto returns the signals of w as an UpdateResponse, emptying w.
+func (w *AnswerWriter) ToProto() (*proto.UpdateResponse, error) {
+	bs, err := w.marshal()
+	if err != nil {
+		return nil, err
+	}
+	defer bs.Free()
+	resp := &proto.UpdateResponse{}
+	return resp, gproto.Unmarshal(bs.Materialize(), resp)
+}
 
 // marshalAnswer encodes a, or fails as proto.Marshal does when a string
 // is not valid UTF-8.
 func marshalAnswer(a *Answer) (mem.BufferSlice, error) {
-	var c prefixCache
-	sizes := make([]int, len(a.Signals))
-	size := 0
-	var last *Signal
+	var w AnswerWriter
 	for i := range a.Signals {
 		s := &a.Signals[i]
-		if !validSignal(s, last) {
-			_, err := gproto.Marshal(a.ToProto()) // its error
-			if err == nil {
-				err = errors.New("proto: a signal's string is not valid UTF-8")
-			}
-			return nil, err
-		}
-		n := signalHeadSize(s)
-		for j, d := range s.Details {
-			n += len(c.prefix(j, d.Key)) + 8
-		}
-		sizes[i] = n
-		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
-		last = s
+		w.Add(s.Stream, s.Index, s.Type, s.Details)
 	}
-	var buf *[]byte
-	var b []byte
-	if size < pooledBytes {
-		b = make([]byte, 0, size)
-	} else {
-		buf = pluginBuffers.Get(size)
-		b = (*buf)[:0]
-	}
-	for i := range a.Signals {
-		s := &a.Signals[i]
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizes[i]))
-		if s.Stream != "" {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, s.Stream)
-		}
-		if s.Index != 0 {
-			b = protowire.AppendTag(b, 2, protowire.VarintType)
-			b = protowire.AppendVarint(b, s.Index)
-		}
-		if s.Type != "" {
-			b = protowire.AppendTag(b, 3, protowire.BytesType)
-			b = protowire.AppendString(b, s.Type)
-		}
-		for j, d := range s.Details {
-			b = append(b, c.prefix(j, d.Key)...)
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Value))
-		}
-	}
-	if len(b) != size {
-		if buf != nil {
-			pluginBuffers.Put(buf)
-		}
-		return nil, errors.New("proto: an answer changed while it was marshalled")
-	}
-	if buf == nil {
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	*buf = b
-	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}, nil
+	return w.marshal()
 }
 
 // prefixCache keeps, for each place in a signal's details, the encoding of
@@ -633,10 +912,13 @@ type prefixCache struct {
 }
 
 // prefix returns the encoding of a details entry of key, the j-th of its
-// signal, up to its value.
-func (c *prefixCache) prefix(j int, key string) []byte {
+// signal, up to its value; false when key, met anew, is not valid UTF-8.
+func (c *prefixCache) prefix(j int, key string) ([]byte, bool) {
 	if j < len(c.keys) && c.keys[j] == key {
-		return c.encs[j]
+		return c.encs[j], true
+	}
+	if !utf8.ValidString(key) {
+		return nil, false
 	}
 	from := len(c.arena)
 	c.arena = protowire.AppendTag(c.arena, 4, protowire.BytesType)
@@ -649,28 +931,7 @@ func (c *prefixCache) prefix(j int, key string) []byte {
 		c.keys, c.encs = append(c.keys, ""), append(c.encs, nil)
 	}
 	c.keys[j], c.encs[j] = key, enc
-	return enc
-}
-
-// validSignal reports whether the strings of s are valid UTF-8. Those
-// equal to last's are not checked again: a detector names the same
-// stream, type and keys signal after signal.
-func validSignal(s, last *Signal) bool {
-	if (last == nil || s.Stream != last.Stream) && !utf8.ValidString(s.Stream) {
-		return false
-	}
-	if (last == nil || s.Type != last.Type) && !utf8.ValidString(s.Type) {
-		return false
-	}
-	for j, d := range s.Details {
-		if last != nil && j < len(last.Details) && d.Key == last.Details[j].Key {
-			continue
-		}
-		if !utf8.ValidString(d.Key) {
-			return false
-		}
-	}
-	return true
+	return enc, true
 }
 
 // ToProto returns the signals of a as an UpdateResponse.
@@ -687,21 +948,6 @@ func (a *Answer) ToProto() *proto.UpdateResponse {
 		resp.Signals[i] = p
 	}
 	return resp
-}
-
-// signalHeadSize is the encoded size of s but for its details.
-func signalHeadSize(s *Signal) int {
-	n := 0
-	if s.Stream != "" {
-		n += protowire.SizeTag(1) + protowire.SizeBytes(len(s.Stream))
-	}
-	if s.Index != 0 {
-		n += protowire.SizeTag(2) + protowire.SizeVarint(s.Index)
-	}
-	if s.Type != "" {
-		n += protowire.SizeTag(3) + protowire.SizeBytes(len(s.Type))
-	}
-	return n
 }
 
 // detailSize is the encoded size of a details entry of key k.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/mem"
@@ -198,7 +200,7 @@ func sameSignals(x, y []*proto.Signal) bool {
 func TestUnmarshalAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	keys := []string{"p", "s", "p_min", "s_min", "é"}
-	var got, viaCodec Answer // reused from round to round
+	var got, viaCodec, viaPieces Answer // reused from round to round
 	for round := range 2000 {
 		var want proto.UpdateResponse
 		for range rng.IntN(6) + rng.IntN(2)*100 {
@@ -224,6 +226,13 @@ func TestUnmarshalAnswer(t *testing.T) {
 		if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &viaCodec); err != nil || !sameSignals(signalsOf(&viaCodec), answerOf(&want)) {
 			t.Fatalf("round %d: the codec decoded %v, %v; want %v", round, signalsOf(&viaCodec), err, &want)
 		}
+		// As gRPC hands over an answer of many frames: in pieces.
+		third := len(b) / 3
+		pieces := mem.BufferSlice{mem.SliceBuffer(b[:third]), mem.SliceBuffer(b[third : 2*third]), mem.SliceBuffer(b[2*third:])}
+		if err := (pluginCodec{}).Unmarshal(pieces, &viaPieces); err != nil || !sameSignals(signalsOf(&viaPieces), answerOf(&want)) {
+			t.Fatalf("round %d: the codec decoded from pieces %v, %v; want %v", round, signalsOf(&viaPieces), err, &want)
+		}
+		viaPieces.Trim()
 	}
 	// A key sent twice in one signal (proto keeps the last value of a map
 	// key) and an entry without a key or value.
@@ -272,6 +281,27 @@ func TestUnmarshalAnswer(t *testing.T) {
 // call, as the daemon does: one op is one signal. The signals are of one
 // stream, or of 1,000 streams taking turns.
 func BenchmarkUnmarshalAnswer(b *testing.B) {
+	// As the sdk writes DDM's warnings: their details in one order.
+	b.Run("sdk", func(b *testing.B) {
+		var w AnswerWriter
+		for i := range 4096 {
+			w.Add("m/v1/error", uint64(1000+i), "warning", []Detail{{Key: "statistic", Value: 0.31}, {Key: "threshold", Value: 0.3}, {Key: "p", Value: 0.3},
+				{Key: "s", Value: 0.01}, {Key: "p_min", Value: 0.1}, {Key: "s_min", Value: 0.01}, {Key: "n", Value: float64(i)}})
+		}
+		bs, err := w.marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		data := bs.Materialize()
+		var a Answer
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += 4096 {
+			if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != 4096 {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, streams := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
 			var resp proto.UpdateResponse
@@ -360,7 +390,8 @@ func BenchmarkMarshalAnswer(b *testing.B) {
 }
 
 // An Answer keeps its room from call to call while the calls need a good
-// part of it, and lets it go once one needs far less: a backlog passed.
+// part of it, and lets it go once calls have needed far less for a while:
+// a backlog passed.
 func TestAnswerTrim(t *testing.T) {
 	answer := func(n int) []byte {
 		var resp proto.UpdateResponse
@@ -389,11 +420,129 @@ func TestAnswerTrim(t *testing.T) {
 	if cap(a.Signals) < 10*minTrimmed {
 		t.Fatalf("room let go after a call that needed half of it: %d signals", cap(a.Signals))
 	}
-	if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{Key: "s", Value: 2}) && a.Signals[2].Details[0] != (Detail{Key: "s", Value: 2}) {
-		t.Fatalf("decoded %v", signalsOf(&a))
+	small := func() {
+		t.Helper()
+		if !unmarshalAnswer(answer(3), &a) || len(a.Signals) != 3 || a.Signals[2].Details[1] != (Detail{Key: "s", Value: 2}) && a.Signals[2].Details[0] != (Detail{Key: "s", Value: 2}) {
+			t.Fatalf("decoded %v", signalsOf(&a))
+		}
+		a.Trim()
+	}
+	// Calls of few signals between calls of many leave the room be.
+	for range shrinkAfter - 1 {
+		small()
+	}
+	if cap(a.Signals) < 10*minTrimmed || cap(a.details) < 20*minTrimmed {
+		t.Fatalf("room let go after %d calls that needed far less: %d signals, %d details", shrinkAfter-1, cap(a.Signals), cap(a.details))
+	}
+	if !unmarshalAnswer(big, &a) {
+		t.Fatal("not decoded")
 	}
 	a.Trim()
-	if a.Signals != nil || a.details != nil || a.counts != nil {
-		t.Fatalf("room kept after a call that needed far less: %d signals, %d details", cap(a.Signals), cap(a.details))
+	for range shrinkAfter - 1 {
+		small()
+	}
+	if cap(a.Signals) < 10*minTrimmed {
+		t.Fatalf("room let go after a call of many and %d of few: %d signals", shrinkAfter-1, cap(a.Signals))
+	}
+	// Once shrinkAfter calls in a row needed far less, it goes.
+	small()
+	if a.Signals != nil || a.details != nil || a.counts != nil || a.raw != nil {
+		t.Fatalf("room kept after %d calls that needed far less: %d signals, %d details", shrinkAfter, cap(a.Signals), cap(a.details))
+	}
+}
+
+// keptBuffers hands out the largest buffer it keeps that is large enough,
+// keeps the largest of those given back, and lets the others go to the
+// pool.
+func TestKeptBuffers(t *testing.T) {
+	var p keptBuffers
+	small, large := pluginBuffers.Get(1<<10), pluginBuffers.Get(1<<16)
+	p.Put(small)
+	p.Put(large)
+	p.Put(pluginBuffers.Get(1 << 9)) // smaller than both: not kept
+	if len(p.bufs) != 2 {
+		t.Fatalf("kept %d buffers, want 2", len(p.bufs))
+	}
+	if b := p.Get(100); b != large || len(*b) != 100 {
+		t.Fatalf("Get(100) gave a buffer of capacity %d, length %d; want the largest kept", cap(*b), len(*b))
+	}
+	if b := p.Get(1 << 12); b == small || cap(*b) < 1<<12 {
+		t.Fatalf("Get(4096) gave a buffer of capacity %d", cap(*b))
+	}
+	if len(p.bufs) != 1 || p.bufs[0] != small {
+		t.Fatalf("kept %d buffers after two Gets, want the small one", len(p.bufs))
+	}
+	// An answer far smaller than its buffer, calls in a row: the buffer
+	// goes to the pool once sent.
+	for range shrinkAfter - 1 {
+		if !p.keep(100, 1<<16) {
+			t.Fatal("a large buffer let go after a few small answers")
+		}
+	}
+	if p.keep(100, 1<<16) {
+		t.Fatalf("a large buffer kept after %d small answers in a row", shrinkAfter)
+	}
+}
+
+// A signal like the one before (its stream, type and keys) is decoded by
+// comparing bytes; one that differs from it anywhere is decoded as any
+// other, and both as proto decodes them.
+func TestUnmarshalSignalsLikeTheLast(t *testing.T) {
+	base := Signal{Stream: "m/v1/error", Index: 7, Type: "warning", Details: []Detail{{Key: "p", Value: 0.5}, {Key: "s_min", Value: 2}}}
+	vary := map[string]func(s *Signal){
+		"same":         func(s *Signal) {},
+		"index 0":      func(s *Signal) { s.Index = 0 },
+		"large index":  func(s *Signal) { s.Index = 1 << 60 },
+		"stream":       func(s *Signal) { s.Stream = "m/v2/error" },
+		"no stream":    func(s *Signal) { s.Stream = "" },
+		"type":         func(s *Signal) { s.Type = "drift" },
+		"no type":      func(s *Signal) { s.Type = "" },
+		"key":          func(s *Signal) { s.Details = []Detail{{Key: "p", Value: 1}, {Key: "s_mim", Value: 3}} },
+		"longer key":   func(s *Signal) { s.Details = []Detail{{Key: "p", Value: 1}, {Key: "s_min2", Value: 3}} },
+		"keys swapped": func(s *Signal) { s.Details = []Detail{{Key: "s_min", Value: 1}, {Key: "p", Value: 3}} },
+		"one more":     func(s *Signal) { s.Details = append(slices.Clone(s.Details), Detail{Key: "n", Value: 4}) },
+		"one fewer":    func(s *Signal) { s.Details = s.Details[:1] },
+		"no details":   func(s *Signal) { s.Details = nil },
+		"a key twice":  func(s *Signal) { s.Details = []Detail{{Key: "p", Value: 1}, {Key: "p", Value: 3}} },
+		"value NaN": func(s *Signal) {
+			s.Details = []Detail{{Key: "p", Value: math.NaN()}, {Key: "s_min", Value: math.Inf(-1)}}
+		},
+		"empty key":   func(s *Signal) { s.Details = []Detail{{Key: "", Value: 1}, {Key: "s_min", Value: 3}} },
+		"long stream": func(s *Signal) { s.Stream = strings.Repeat("x", 200) },
+		"long key":    func(s *Signal) { s.Details = []Detail{{Key: strings.Repeat("k", 130), Value: 1}} },
+	}
+	for name, change := range vary {
+		for _, firstToo := range []bool{false, true} {
+			var w AnswerWriter
+			var want []Signal
+			for i := range 4 {
+				s := base
+				s.Index += uint64(i)
+				s.Details = slices.Clone(base.Details)
+				s.Details[0].Value += float64(i)
+				if i >= 2 || firstToo {
+					change(&s)
+				}
+				w.Add(s.Stream, s.Index, s.Type, s.Details)
+				want = append(want, s)
+			}
+			bs, err := w.marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bs.Materialize()
+			bs.Free()
+			var a Answer
+			if !unmarshalAnswer(b, &a) {
+				t.Fatalf("%s: not decoded", name)
+			}
+			var viaProto proto.UpdateResponse
+			if err := gproto.Unmarshal(b, &viaProto); err != nil {
+				t.Fatal(err)
+			}
+			if !sameSignals(signalsOf(&a), answerOf(&viaProto)) || fmt.Sprint(a.Signals) != fmt.Sprint(want) {
+				t.Errorf("%s (first too: %v): decoded %v, want %v", name, firstToo, a.Signals, want)
+			}
+		}
 	}
 }
