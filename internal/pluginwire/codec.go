@@ -310,7 +310,9 @@ type Answer struct {
 	// ones: signals of many streams take turns in an answer.
 	streams map[string]string
 	raw     []byte // the encoded answer, when gRPC received it in pieces
-	slack   Slack
+	// The slack of each of the slices Trim lets go: the signals (and
+	// their counts), the details, the raw bytes.
+	slack, detailSlack, rawSlack Slack
 }
 
 // Reset empties a, keeping its slices for reuse.
@@ -328,16 +330,15 @@ func (a *Answer) Reset() {
 func (a *Answer) Trim() {
 	n, d := len(a.Signals), len(a.details)
 	a.Reset()
-	if a.slack.Keep(n, cap(a.Signals)) {
-		return
-	}
-	if cap(a.Signals) > minTrimmed && 4*n < cap(a.Signals) {
+	if !a.slack.Keep(n, cap(a.Signals)) {
 		a.Signals, a.counts = nil, nil
 	}
-	if cap(a.details) > minTrimmed && 4*d < cap(a.details) {
+	if !a.detailSlack.Keep(d, cap(a.details)) {
 		a.details = nil
 	}
-	a.raw = nil
+	if !a.rawSlack.Keep(len(a.raw), cap(a.raw)) {
+		a.raw = nil
+	}
 }
 
 // Slack decides when the memory a call's signals were kept in, from call
@@ -374,6 +375,7 @@ func (s *Slack) Keep(n, c int) bool {
 // Nothing decoded refers to it.
 func (a *Answer) gather(data mem.BufferSlice) []byte {
 	if len(data) == 1 {
+		a.raw = a.raw[:0] // not needed by this answer
 		return data[0].ReadOnlyData()
 	}
 	n := data.Len()
@@ -393,6 +395,11 @@ func (a *Answer) keepStream(name string) {
 
 // maxSharedStreams bounds the stream names an Answer keeps to share.
 const maxSharedStreams = 1 << 12
+
+// minDetailBytes is the fewest bytes a detail takes in an encoded answer:
+// a map entry's tag and length, its key's tag and length, and its value's
+// tag and eight bytes.
+const minDetailBytes = 13
 
 // minTrimmed is the capacity up to which Trim keeps an Answer's slices
 // whatever they held.
@@ -453,8 +460,10 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 		if i == 0 {
 			// A detector's signals have as many details each, as a
 			// rule: the arena is made for them at once rather than
-			// grown and copied as it fills.
-			a.details = slices.Grow(a.details, (n-1)*len(a.details))
+			// grown and copied as it fills. No more than the answer's
+			// bytes can hold, though: the first signal may have
+			// many details and the others none.
+			a.details = slices.Grow(a.details, min((n-1)*len(a.details), len(b)/minDetailBytes))
 		}
 		last = s
 	}

@@ -546,3 +546,129 @@ func TestUnmarshalSignalsLikeTheLast(t *testing.T) {
 		}
 	}
 }
+
+// Random answers, written by AnswerWriter or by proto.Marshal (map order
+// random), of streams, types and keys that are prefixes of one another,
+// decode as proto decodes them, whole or split in two at any byte.
+func TestAnswerDecodesLikeProto(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	streams := []string{"", "a", "ab", "b", "a/b", "ab/"}
+	types := []string{"", "warning", "drift", "w", "warnin"}
+	keys := []string{"", "p", "pp", "s", "s_min", "s_mi"}
+	idx := []uint64{0, 1, 127, 128, 1 << 40}
+	for it := range 3000 {
+		var w AnswerWriter
+		var resp proto.UpdateResponse
+		n := 1 + rng.IntN(6)
+		for range n {
+			s := &proto.Signal{Stream: streams[rng.IntN(len(streams))], Index: idx[rng.IntN(len(idx))], Type: types[rng.IntN(len(types))]}
+			var ds []Detail
+			for range rng.IntN(4) {
+				d := Detail{Key: keys[rng.IntN(len(keys))], Value: float64(rng.IntN(5))}
+				ds = append(ds, d)
+				if s.Details == nil {
+					s.Details = map[string]float64{}
+				}
+				s.Details[d.Key] = d.Value
+			}
+			w.Add(s.Stream, s.Index, s.Type, ds)
+			resp.Signals = append(resp.Signals, s)
+		}
+		bs, err := w.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b1 := bs.Materialize()
+		bs.Free()
+		b2, _ := gproto.Marshal(&resp)
+		for _, b := range [][]byte{b1, b2} {
+			var want proto.UpdateResponse
+			if err := gproto.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			var a Answer
+			for cut := 0; cut <= len(b); cut += 1 + rng.IntN(3) {
+				data := mem.BufferSlice{mem.SliceBuffer(b[:cut]), mem.SliceBuffer(b[cut:])}
+				if err := (pluginCodec{}).Unmarshal(data, &a); err != nil {
+					t.Fatal(err)
+				}
+				if !sameSignals(signalsOf(&a), answerOf(&want)) {
+					t.Fatalf("it %d cut %d: decoded %v, proto %v", it, cut, a.Signals, want.GetSignals())
+				}
+				a.Trim()
+			}
+		}
+	}
+}
+
+// The details' arena is made for the answer's signals at once from the
+// first one's, but no larger than the answer's bytes hold: a first signal
+// of many figures followed by many of none asks for no more. And Trim lets
+// it go once calls of few signals have needed far less of it for a while.
+func TestAnswerArenaOfAFirstSignalOfManyDetails(t *testing.T) {
+	var w AnswerWriter
+	ds := make([]Detail, 1000)
+	for i := range ds {
+		ds[i] = Detail{Key: fmt.Sprint("k", i), Value: 1}
+	}
+	w.Add("m/v/x", 1, "drift", ds)
+	for i := range 1000 {
+		w.Add("m/v/x", uint64(i+2), "warning", nil)
+	}
+	bs, _ := w.marshal()
+	b := bs.Materialize()
+	bs.Free()
+	var a Answer
+	if !unmarshalAnswer(b, &a) {
+		t.Fatal("not decoded")
+	}
+	if cap(a.details) > 2*len(b)/minDetailBytes {
+		t.Errorf("arena of %d details for an answer of %d", cap(a.details), len(a.details))
+	}
+	var small AnswerWriter
+	small.Add("m/v/x", 1, "warning", []Detail{{Key: "p", Value: 1}})
+	sb, _ := small.marshal()
+	sm := sb.Materialize()
+	for range 40 {
+		a.Trim()
+		if !unmarshalAnswer(sm, &a) {
+			t.Fatal("not decoded")
+		}
+	}
+	a.Trim()
+	if cap(a.details) > 1<<12 {
+		t.Errorf("after 40 calls of 1 detail, the arena still holds %d details", cap(a.details))
+	}
+}
+
+// Trim lets the details' arena go on its own count, whatever the number
+// of signals: 100 signals of 200 details, then calls of none.
+func TestAnswerTrimLetsDetailsGo(t *testing.T) {
+	var resp proto.UpdateResponse
+	for i := range 100 {
+		m := map[string]float64{}
+		for k := range 200 {
+			m[fmt.Sprint("k", k)] = float64(i)
+		}
+		resp.Signals = append(resp.Signals, &proto.Signal{Stream: "s", Index: uint64(i), Type: "drift", Details: m})
+	}
+	big, _ := gproto.Marshal(&resp)
+	small, _ := gproto.Marshal(&proto.UpdateResponse{Signals: []*proto.Signal{{Stream: "s", Type: "warning"}}})
+	var a Answer
+	if !unmarshalAnswer(big, &a) {
+		t.Fatal("not decoded")
+	}
+	a.Trim()
+	for range shrinkAfter - 1 {
+		unmarshalAnswer(small, &a)
+		a.Trim()
+	}
+	if cap(a.details) < 100*200 {
+		t.Errorf("the arena went after %d calls of no details, want %d", shrinkAfter-1, shrinkAfter)
+	}
+	unmarshalAnswer(small, &a)
+	a.Trim()
+	if cap(a.details) > minTrimmed {
+		t.Errorf("after %d calls of no details, the arena still holds %d details", shrinkAfter, cap(a.details))
+	}
+}
