@@ -556,7 +556,7 @@ func TestAnswerDecodesLikeProto(t *testing.T) {
 	types := []string{"", "warning", "drift", "w", "warnin"}
 	keys := []string{"", "p", "pp", "s", "s_min", "s_mi"}
 	idx := []uint64{0, 1, 127, 128, 1 << 40}
-	for it := range 3000 {
+	for it := range 1000 {
 		var w AnswerWriter
 		var resp proto.UpdateResponse
 		n := 1 + rng.IntN(6)
