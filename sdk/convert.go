@@ -62,11 +62,17 @@ func writeSignals(w *pluginwire.AnswerWriter, ss []Signal) {
 			}
 			d = pairs
 		}
+		before := 0
+		if i == 0 {
+			before = w.Size() // w may hold signals written before ss
+		}
 		w.Add(s.Stream, s.Index, string(s.Type), d)
 		if i == 0 {
 			// The signals of a call are alike, as a rule: room for
-			// all of them at once, not grown and copied by degrees.
-			w.Reserve((len(ss) - 1) * w.Size())
+			// all of them at once, not grown and copied by degrees;
+			// but the first may be far larger than the rest (a drift
+			// of many figures before warnings of few).
+			w.Reserve(min((len(ss)-1)*(w.Size()-before), maxReserve))
 		}
 	}
 }
@@ -91,3 +97,7 @@ func fromUnixNano(n int64) time.Time {
 	}
 	return time.Unix(0, n).UTC()
 }
+
+// maxReserve bounds the room writeSignals makes at once from its first
+// signal; an answer larger still grows as it is written.
+const maxReserve = 4 << 20

@@ -34,6 +34,7 @@ type Plugin interface {
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	impl Plugin
+	opts serveOptions
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
@@ -41,7 +42,7 @@ var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	proto.RegisterPluginServer(s, &pluginServer{impl: p.impl})
 	if d, ok := p.impl.(Detector); ok {
-		s.RegisterService(&detectorService, &detectorServer{impl: d})
+		s.RegisterService(&detectorService, &detectorServer{impl: d, direct: p.opts.direct})
 	}
 	if k, ok := p.impl.(Sink); ok {
 		proto.RegisterSinkServer(s, &sinkServer{impl: k})
@@ -53,14 +54,14 @@ func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Clien
 	return nil, errors.New("the plugin's end of a connection has no client")
 }
 
-func pluginSet(impl Plugin) plugin.PluginSet {
-	return plugin.PluginSet{pluginwire.PluginName: &grpcPlugin{impl: impl}}
+func pluginSet(impl Plugin, o serveOptions) plugin.PluginSet {
+	return plugin.PluginSet{pluginwire.PluginName: &grpcPlugin{impl: impl, opts: o}}
 }
 
 // The daemon serves plugins inside its own process, in tests, with the
 // same servers as Serve.
 func init() {
-	pluginwire.Servers = func(impl any) (plugin.PluginSet, error) {
+	pluginwire.Servers = func(impl, opts any) (plugin.PluginSet, error) {
 		p, ok := impl.(Plugin)
 		if !ok {
 			return nil, fmt.Errorf("%T is not an sdk.Plugin", impl)
@@ -68,7 +69,13 @@ func init() {
 		if err := checkKind(p); err != nil {
 			return nil, err
 		}
-		return pluginSet(p), nil
+		var o serveOptions
+		if opts, ok := opts.([]ServeOption); ok {
+			for _, opt := range opts {
+				opt(&o)
+			}
+		}
+		return pluginSet(p, o), nil
 	}
 }
 

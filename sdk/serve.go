@@ -23,23 +23,50 @@ import (
 // plugin and exits, unless $DRIFTD_PLUGIN_DEBUG is 1: then it serves in
 // debug mode and prints the reattach config for $DRIFTD_PLUGIN_REATTACH,
 // with which a daemon attaches to it instead of running the binary.
-func Serve(impl Plugin) {
+func Serve(impl Plugin, opts ...ServeOption) {
+	var o serveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := checkKind(impl); err != nil {
 		fmt.Fprintf(os.Stderr, "driftd plugin: %v\n", err)
 		os.Exit(1)
 	}
 	if os.Getenv(pluginwire.DebugEnv) == "1" {
-		serveDebug(impl)
+		serveDebug(impl, o)
 		return
 	}
 	go exitWithParent(os.Getppid(), time.Second)
 	oneProc()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  pluginwire.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{pluginwire.ProtocolVersion: pluginSet(impl)},
+		VersionedPlugins: map[int]plugin.PluginSet{pluginwire.ProtocolVersion: pluginSet(impl, o)},
 		GRPCServer:       pluginwire.NewGRPCServer,
 		Logger:           Logger(),
 	})
+}
+
+// A ServeOption changes how Serve serves a plugin.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	direct *Streams // DirectSignals
+}
+
+// DirectSignals has Serve encode the signals of streams' states that give
+// their figures as pairs (PairSignaler) into each answer as they are
+// raised, never made into Signals: a detector that warns at every value
+// of a stream gone bad raises tens of thousands of signals a call, whose
+// Signals and pairs cost the plugin more than the test. Give it only when
+// the plugin served is a detector whose Update is streams' own: an Update
+// of its own that wraps it would not see the signals. A plugin's main
+// knows what it serves, so it is said there, not by the detector's type,
+// which another may embed (ddm's and eddm's mains give it):
+//
+//	d := &ddm.DDM{}
+//	sdk.Serve(d, sdk.DirectSignals(&d.Streams))
+func DirectSignals(streams *Streams) ServeOption {
+	return func(o *serveOptions) { o.direct = streams }
 }
 
 // oneProc runs the plugin's Go code on one OS thread at a time unless
@@ -58,14 +85,14 @@ func oneProc() {
 // hand or under a debugger: it prints the reattach config for
 // $DRIFTD_PLUGIN_REATTACH on stdout and serves one daemon, until that daemon
 // stops it or the process gets SIGINT or SIGTERM.
-func serveDebug(impl Plugin) {
+func serveDebug(impl Plugin, o serveOptions) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reattach := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
 	go plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  pluginwire.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{pluginwire.ProtocolVersion: pluginSet(impl)},
+		VersionedPlugins: map[int]plugin.PluginSet{pluginwire.ProtocolVersion: pluginSet(impl, o)},
 		GRPCServer:       pluginwire.NewGRPCServer,
 		Logger:           Logger(),
 		Test:             &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},

@@ -71,6 +71,9 @@ type detectorServer struct {
 	proto.UnimplementedDetectorServer
 	impl Detector
 	keys streamKeys // the stream ids of packed calls
+	// direct, when set, is impl's Streams, which encodes its signals
+	// into the answer as they are raised (DirectSignals).
+	direct *Streams
 }
 
 // Update is the Detector service's Update as proto declares it. The sdk
@@ -111,8 +114,8 @@ func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequ
 
 func (s *detectorServer) update(ctx context.Context, batches []Batch) (*pluginwire.AnswerWriter, error) {
 	w := new(pluginwire.AnswerWriter)
-	if d, ok := s.impl.(directUpdater); ok && d.direct() {
-		if err := d.updateInto(ctx, batches, w); err != nil {
+	if s.direct != nil {
+		if err := s.direct.updateInto(ctx, batches, w); err != nil {
 			w.Reset()
 			return nil, toStatus(ownError(ctx, err))
 		}

@@ -49,16 +49,6 @@ type Streams struct {
 	// the domain is declared: s.Domain = s.Info().Domain in Configure.
 	Domain Domain
 
-	// Direct has the sdk's server encode the signals of states that give
-	// their figures as pairs (PairSignaler) into its answer as they are
-	// raised, never made into Signals: a detector that warns at every
-	// value of a stream gone bad raises tens of thousands of signals a
-	// call, whose Signals and pairs cost the plugin more than the test
-	// (and, kept for the next call, a heap the collector scans). Set it
-	// only when the detector's Update is this one: one of the detector's
-	// own that wraps it would not see the signals.
-	Direct bool
-
 	mu      sync.Mutex
 	streams map[string]*streamSlot
 	byID    []*streamSlot // the slots of streams the daemon gave an ID, by Batch.ID
@@ -91,18 +81,9 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	return out, nil
 }
 
-// directUpdater is implemented by detectors built on Streams (the methods
-// are promoted): the sdk's server has those whose Streams are Direct
-// encode their signals as they raise them.
-type directUpdater interface {
-	direct() bool
-	updateInto(ctx context.Context, batches []Batch, w *pluginwire.AnswerWriter) error
-}
-
-func (s *Streams) direct() bool { return s.Direct }
-
 // updateInto is Update with the signals encoded into w: those of a
-// PairSignaler as they are raised, the others once their batch is done.
+// PairSignaler as they are raised, the others once their batch is done
+// (see DirectSignals).
 func (s *Streams) updateInto(_ context.Context, batches []Batch, w *pluginwire.AnswerWriter) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,7 +3,11 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"slices"
 	"testing"
+
+	"github.com/driftd/driftd/internal/pluginwire"
 )
 
 // warner warns at every value above its stream's last, with two figures,
@@ -63,18 +67,21 @@ func wantWarnings(batches []Batch, last map[string]float64) []string {
 
 // The sdk's server answers with the signals a Streams detector raised,
 // call after call, whatever their number, the same whether they are
-// encoded as they are raised (Direct) or made into Signals first, and
+// encoded as they are raised (DirectSignals) or made into Signals first, and
 // whether the states give their figures as pairs or in maps.
 func TestServerAnswersWithTheSignalsRaised(t *testing.T) {
 	for _, direct := range []bool{false, true} {
 		for _, maps := range []bool{false, true} {
 			t.Run(fmt.Sprintf("direct=%v,maps=%v", direct, maps), func(t *testing.T) {
 				d := newWarner()
-				d.Direct = direct
 				if maps {
 					d.New = func() StreamDetector { return mapWarner{&warnerState{}} }
 				}
-				checkServerAnswers(t, &detectorServer{impl: d})
+				srv := &detectorServer{impl: d}
+				if direct {
+					srv.direct = &d.Streams
+				}
+				checkServerAnswers(t, srv)
 			})
 		}
 	}
@@ -146,5 +153,74 @@ func TestStreamsSignalsOutliveLaterCalls(t *testing.T) {
 	}
 	if got := fmt.Sprint(first); got != want {
 		t.Errorf("the signals of a first call became %s, were %s", got, want)
+	}
+}
+
+// mapState warns at every value, its figures in a map.
+type mapState struct{}
+
+func (mapState) Update(x float64) (SignalType, map[string]float64) {
+	return SignalWarning, map[string]float64{"x": x}
+}
+
+// The room an answer makes for a batch's signals at once is sized from
+// the batch's first signal, not from all the answer holds before it:
+// signals of states that give their figures in maps, several batches, a
+// Streams served directly or not.
+func TestServerAnswerRoomOfManyBatches(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		d := &warner{}
+		d.New = func() StreamDetector { return mapState{} }
+		srv := &detectorServer{impl: d}
+		if direct {
+			srv.direct = &d.Streams
+		}
+		var batches []Batch
+		for _, s := range []string{"s0", "s1", "s2", "s3"} {
+			batches = append(batches, Batch{Stream: s, Values: make([]float64, 1000)})
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w, err := srv.update(context.Background(), batches)
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := after.TotalAlloc - before.TotalAlloc; a > 16<<20 {
+			t.Errorf("direct=%v: %d MB allocated for an answer of %d KB", direct, a>>20, w.Size()>>10)
+		}
+		w.Reset()
+	}
+}
+
+// quiet is a warner whose own Update drops its Streams' warnings.
+type quiet struct{ warner }
+
+func (q *quiet) Update(ctx context.Context, batches []Batch) ([]Signal, error) {
+	ss, err := q.warner.Update(ctx, batches)
+	return slices.DeleteFunc(ss, func(s Signal) bool { return s.Type == SignalWarning }), err
+}
+
+// A detector that embeds one served directly, with an Update of its own,
+// is served through that Update: direct encoding is given by the plugin's
+// main (DirectSignals), not found on the type, which embedding changes.
+func TestServerServesAnEmbeddingDetectorsOwnUpdate(t *testing.T) {
+	q := &quiet{*newWarner()}
+	set := pluginSet(q, serveOptions{})
+	srv := &detectorServer{impl: q, direct: set[pluginwire.PluginName].(*grpcPlugin).opts.direct}
+	w, err := srv.update(context.Background(), []Batch{{Stream: "s", Values: []float64{0, 3, 0, 3, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := w.ToProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]int{}
+	for _, sig := range resp.GetSignals() {
+		types[sig.GetType()]++
+	}
+	if types[string(SignalWarning)] != 0 || types[string(SignalDrift)] != 3 {
+		t.Errorf("answered %v, want 3 drifts and no warning: the detector's own Update drops them", types)
 	}
 }

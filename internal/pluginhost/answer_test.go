@@ -18,7 +18,8 @@ import (
 // decoded into a as the daemon does.
 func warningCalls(tb testing.TB, a *Answer, size int) func() {
 	ctx := context.Background()
-	p, err := ServeInProcess(ctx, &ddm.DDM{})
+	d := &ddm.DDM{}
+	p, err := ServeInProcess(ctx, d, sdk.DirectSignals(&d.Streams)) // as its main serves it
 	if err != nil {
 		tb.Fatal(err)
 	}

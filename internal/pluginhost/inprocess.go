@@ -16,9 +16,9 @@ import (
 // connection on a Unix socket, and connects to it as the daemon would: how
 // sdktest lets a plugin author test a plugin as the daemon reaches it, and
 // how the daemon's own tests run plugins without building binaries. Kill
-// stops the server.
-func ServeInProcess(ctx context.Context, impl sdk.Plugin) (*Instance, error) {
-	plugins, err := pluginwire.Servers(impl)
+// stops the server. opts are Serve's.
+func ServeInProcess(ctx context.Context, impl sdk.Plugin, opts ...sdk.ServeOption) (*Instance, error) {
+	plugins, err := pluginwire.Servers(impl, opts)
 	if err != nil {
 		return nil, err
 	}

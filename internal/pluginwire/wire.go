@@ -43,11 +43,11 @@ const MaxMessageBytes = 64 << 20
 const FeaturePackedUpdate = "packed_update"
 
 // Servers returns the go-plugin plugin set that serves impl, an sdk.Plugin,
-// or why impl cannot be served. Package sdk, which holds the server
-// adapters and imports this package, sets it when it is initialised; the
-// daemon's end calls it only to serve a plugin inside its own process, for
-// tests (pluginhost.ServeInProcess).
-var Servers func(impl any) (plugin.PluginSet, error)
+// with opts, its []sdk.ServeOption, or why impl cannot be served. Package
+// sdk, which holds the server adapters and imports this package, sets it
+// when it is initialised; the daemon's end calls it only to serve a plugin
+// inside its own process, for tests (pluginhost.ServeInProcess).
+var Servers func(impl, opts any) (plugin.PluginSet, error)
 
 // windowBytes is the HTTP/2 flow-control window of a plugin connection and
 // of each call on it, set on both ends. gRPC's default starts at 64 KiB and

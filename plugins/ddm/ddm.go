@@ -75,7 +75,6 @@ func (d *DDM) Configure(cfg sdk.Config) error {
 		return err
 	}
 	d.Domain = d.Info().Domain
-	d.Direct = true // Update is Streams' own
 	d.New = func() sdk.StreamDetector { return newDDMState(params) }
 	return nil
 }

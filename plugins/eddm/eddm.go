@@ -76,7 +76,6 @@ func (e *EDDM) Configure(cfg sdk.Config) error {
 		return err
 	}
 	e.Domain = e.Info().Domain
-	e.Direct = true // Update is Streams' own
 	e.New = func() sdk.StreamDetector { return newEDDMState(params) }
 	return nil
 }

@@ -6,4 +6,9 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-func main() { sdk.Serve(&ddm.DDM{}) }
+func main() {
+	// Served as itself, its Update is its Streams': their signals are
+	// encoded as they are raised.
+	d := &ddm.DDM{}
+	sdk.Serve(d, sdk.DirectSignals(&d.Streams))
+}

@@ -6,4 +6,9 @@ import (
 	"github.com/driftd/driftd/sdk"
 )
 
-func main() { sdk.Serve(&eddm.EDDM{}) }
+func main() {
+	// Served as itself, its Update is its Streams': their signals are
+	// encoded as they are raised.
+	d := &eddm.EDDM{}
+	sdk.Serve(d, sdk.DirectSignals(&d.Streams))
+}
