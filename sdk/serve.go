@@ -22,7 +22,8 @@ import (
 // stop, and exits if the daemon dies. Run by hand, it explains that it is a
 // plugin and exits, unless $DRIFTD_PLUGIN_DEBUG is 1: then it serves in
 // debug mode and prints the reattach config for $DRIFTD_PLUGIN_REATTACH,
-// with which a daemon attaches to it instead of running the binary.
+// with which a daemon attaches to it instead of running the binary. opts
+// change how impl is served (DirectSignals).
 func Serve(impl Plugin, opts ...ServeOption) {
 	var o serveOptions
 	for _, opt := range opts {
