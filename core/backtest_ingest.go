@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,11 @@ func (b *recordBatch) read(rd metricSource, n int) {
 // (ingestChunks), and a JSON array is decoded on one goroutine ahead of
 // ingestion (ingestDecodingAhead). BenchmarkBacktestIngest compares them.
 func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+	// Bad lines are reported a batch at a time (ingestBatch flushes),
+	// not a write each: a file of bad lines costs a write a batch.
+	reports := bufio.NewWriterSize(errOut, 32<<10)
+	defer reports.Flush()
+	errOut = reports
 	if runtime.GOMAXPROCS(0) < 2 {
 		return a.ingestInline(ctx, rd, opts, errOut, res)
 	}
@@ -158,6 +164,9 @@ func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *
 func (a *Agent) ingestBatch(ctx context.Context, b *recordBatch, last **window.Window, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) (done bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return true, err
+	}
+	if w, ok := errOut.(*bufio.Writer); ok {
+		defer w.Flush() // the batch's bad lines, at once
 	}
 	reject := func(line int, err error) {
 		res.Rejected++
