@@ -274,10 +274,7 @@ func (r *Feed) PushRun(s *window.Series, first uint64, vals, means []float64) {
 	sh.size.Store(int64(len(sh.queue)))
 	sh.mu.Unlock()
 	if n0 == 0 { // the first since the last flush: the feed may sleep
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.wakeUp()
 	}
 }
 
@@ -312,10 +309,16 @@ func (r *Feed) enqueue(e entry, id uint32) {
 	sh.size.Store(int64(n))
 	sh.mu.Unlock()
 	if n == 1 { // the first since the last flush: the feed may sleep
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.wakeUp()
+	}
+}
+
+// wakeUp has the feed's goroutine look at the queue, unless it is due to
+// already.
+func (r *Feed) wakeUp() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -677,12 +680,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 		return false
 	}
 	if capped {
-		defer func() {
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
-		}()
+		defer r.wakeUp()
 	}
 
 	r.group.group(r.taken)

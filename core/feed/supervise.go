@@ -112,10 +112,7 @@ func (r *Feed) recover(ctx context.Context) {
 		r.restarts++
 		r.mu.Unlock()
 		r.h.Restarted(pid, attempt)
-		select {
-		case r.wake <- struct{}{}: // send what was held
-		default:
-		}
+		r.wakeUp() // send what was held
 		return
 	}
 }
