@@ -55,19 +55,13 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 		if recs[n].bad != nil || m.Model != w.Model || m.Version != w.Version || len(m.Values) > len(targets) {
 			break
 		}
-		if len(m.Values) > 1 {
-			// Queued before takes looks at their queues' room; the
-			// values below spend p's room: counted anew after them.
-			p.flush()
-			p.t = nil
-		}
-		// A lone value's room is counted by p.
-		if !wr.takes(m.Values, targets[:], len(m.Values) > 1) {
-			break
-		}
 		if len(m.Values) == 1 {
 			// The common case, one value a line: gathered, and queued
-			// with the next of its stream at once.
+			// with the next of its stream at once, within the room p
+			// counts.
+			if !wr.takes(m.Values, targets[:], false) {
+				break
+			}
 			t := &wr.targets[targets[0]]
 			if p.t != t {
 				p.flush()
@@ -78,6 +72,13 @@ func (a *Agent) applyRun(ctx context.Context, recs []record, last *window.Window
 			}
 			p.add(m.Values[0].Value)
 			continue
+		}
+		// The values gathered are queued before takes looks at their
+		// queues' room; those below spend p's room: counted anew after.
+		p.flush()
+		p.t = nil
+		if !wr.takes(m.Values, targets[:], true) {
+			break
 		}
 		for i, v := range m.Values {
 			t := &wr.targets[targets[i]]
