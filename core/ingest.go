@@ -148,9 +148,9 @@ func (a *Agent) applyTo(ctx context.Context, m metric.Metric, last **window.Wind
 			s, feeds = w.SeriesLocked(v.Name), wr.rt.byMetric[v.Name]
 			s.KeepForReplaysLocked(wr.rt.replays(v.Name))
 		}
-		idx := s.Add(v.Value)
+		idx, mean := s.AddMean(v.Value)
 		for _, r := range feeds {
-			r.Push(s, idx, v.Value, s.Mean(idx))
+			r.Push(s, idx, v.Value, mean)
 		}
 		if wantMetrics {
 			metricEvents = append(metricEvents, event.Event{Type: event.Metric, Time: m.Time.UTC(),
