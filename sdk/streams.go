@@ -69,10 +69,8 @@ type streamSlot struct {
 func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, b := range batches {
-		if err := s.Domain.Check(b.Values); err != nil {
-			return nil, fmt.Errorf("stream %q: %w", b.Stream, err)
-		}
+	if err := s.checkLocked(batches); err != nil {
+		return nil, err
 	}
 	var out []Signal
 	for _, b := range batches {
@@ -81,16 +79,25 @@ func (s *Streams) Update(_ context.Context, batches []Batch) ([]Signal, error) {
 	return out, nil
 }
 
+// checkLocked checks every value of a call against the domain, before
+// any is applied.
+func (s *Streams) checkLocked(batches []Batch) error {
+	for _, b := range batches {
+		if err := s.Domain.Check(b.Values); err != nil {
+			return fmt.Errorf("stream %q: %w", b.Stream, err)
+		}
+	}
+	return nil
+}
+
 // updateInto is Update with the signals encoded into w: those of a
 // PairSignaler as they are raised, the others once their batch is done
 // (see DirectSignals).
 func (s *Streams) updateInto(_ context.Context, batches []Batch, w *pluginwire.AnswerWriter) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, b := range batches {
-		if err := s.Domain.Check(b.Values); err != nil {
-			return fmt.Errorf("stream %q: %w", b.Stream, err)
-		}
+	if err := s.checkLocked(batches); err != nil {
+		return err
 	}
 	var stream string
 	var index uint64
