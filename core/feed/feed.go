@@ -104,8 +104,13 @@ type Feed struct {
 	room    *sync.Cond // signalled when the queue shrinks or the feed stops
 	busy    bool       // a call is in flight
 	stopped bool
-	halted  bool      // the plugin is gone: values are counted as lost, not queued
-	taken   [][]entry // the feed's goroutine only: the shards' queues being sent
+	halted  bool // the plugin is gone: values are counted as lost, not queued
+
+	// The feed's goroutine only: the values of the call in flight, as
+	// taken from each shard (parts, by shard) and all of them in order
+	// (taken).
+	parts []takenPart
+	taken [][]entry
 
 	// The feed's goroutine only: the queue being sent, grouped, and the
 	// answer to it.
@@ -139,21 +144,24 @@ type Feed struct {
 // falls in it, in arrival order.
 type shard struct {
 	mu     sync.Mutex
-	queue  []entry
+	queue  ring
 	closed bool         // the feed takes no more values; they are counted in lost
 	lost   uint64       // values refused while closed
-	size   atomic.Int64 // len(queue), readable without the lock
-	spare  []entry      // the feed's goroutine only: the queue before, reused
-	idle   int          // the feed's goroutine only: calls in a row the spare was far larger than needed
+	size   atomic.Int64 // queue.n, readable without the lock
+	idle   int          // calls in a row its array was far larger than needed
 	_      [64]byte     // a cache line of its own
 }
 
-// maxSpare is the largest capacity, in entries, a shard keeps for reuse
-// when it was used far below it.
+// takenPart is what a call took from a shard: one or two runs of its
+// ring.
+type takenPart struct{ a, b []entry }
+
+// maxSpare is the largest array, in entries, a shard keeps for reuse when
+// it was used far below it.
 const maxSpare = 1 << 14
 
-// maxIdleSpare is how many calls in a row a shard keeps a spare larger
-// than maxSpare that held less than a quarter of its capacity.
+// maxIdleSpare is how many calls in a row a shard keeps an array larger
+// than maxSpare while it held less than a quarter of it.
 const maxIdleSpare = 64
 
 // queueShards is the number of shards of a feed's queue whose limit is
@@ -171,7 +179,7 @@ func New(c Config, up Updater) *Feed {
 	}
 	r := &Feed{
 		id: c.ID, metric: c.Metric, domain: c.Domain, born: c.Born, up: up, limit: c.Limit, log: c.Log,
-		shards: make([]shard, n), shardLimit: (c.Limit + n - 1) / n,
+		shards: make([]shard, n), shardLimit: (c.Limit + n - 1) / n, parts: make([]takenPart, n),
 		wake:   make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -266,16 +274,31 @@ func (r *Feed) PushRun(s *window.Series, first uint64, vals, means []float64) {
 		sh.mu.Unlock()
 		return
 	}
-	n0 := len(sh.queue)
-	sh.queue = roomFor(sh.queue, len(vals))
-	for i, v := range vals {
-		sh.queue = append(sh.queue, entry{s: s, index: first + uint64(i), v: v, mean: means[i]})
-	}
-	sh.size.Store(int64(len(sh.queue)))
+	n0 := sh.queue.n
+	a, b := sh.queue.room(len(vals), r.ringMost())
+	fill(a, s, first, vals, means)
+	k := len(a)
+	fill(b, s, first+uint64(k), vals[k:], means[k:])
+	sh.size.Store(int64(sh.queue.n))
 	sh.mu.Unlock()
 	if n0 == 0 { // the first since the last flush: the feed may sleep
 		r.wakeUp()
 	}
+}
+
+// fill writes the entries of vals, the values at indices first, first+1,
+// ... of series s, with their means, to dst, as many as it holds.
+func fill(dst []entry, s *window.Series, first uint64, vals, means []float64) {
+	for i := range dst {
+		dst[i] = entry{s: s, index: first + uint64(i), v: vals[i], mean: means[i]}
+	}
+}
+
+// ringMost is the size a shard's ring grows to at most, unless what it
+// queues needs more: the whole queue's limit, and a call's values in
+// flight.
+func (r *Feed) ringMost() int {
+	return max(r.limit, r.shardLimit) + maxCallValues
 }
 
 // Room returns how many values of stream id the queue takes now, one after
@@ -292,7 +315,7 @@ func (r *Feed) Room(id uint32) int {
 	if sh.closed {
 		return math.MaxInt
 	}
-	return max(r.shardLimit-len(sh.queue), 0)
+	return max(r.shardLimit-sh.queue.n, 0)
 }
 
 // enqueue appends e, a value of stream id, to its shard of the queue.
@@ -304,8 +327,8 @@ func (r *Feed) enqueue(e entry, id uint32) {
 		sh.mu.Unlock()
 		return
 	}
-	sh.queue = append(roomFor(sh.queue, 1), e)
-	n := len(sh.queue)
+	sh.queue.push(e, r.ringMost())
+	n := sh.queue.n
 	sh.size.Store(int64(n))
 	sh.mu.Unlock()
 	if n == 1 { // the first since the last flush: the feed may sleep
@@ -320,19 +343,6 @@ func (r *Feed) wakeUp() {
 	case r.wake <- struct{}{}:
 	default:
 	}
-}
-
-// roomFor returns q with room for n more entries, in an array twice as
-// large when it has not: a backlog of a million values is copied once as
-// it builds up, not four times over as append's growth of large slices
-// would.
-func roomFor(q []entry, n int) []entry {
-	if len(q)+n <= cap(q) {
-		return q
-	}
-	grown := make([]entry, len(q), max(2*cap(q), len(q)+n, 64))
-	copy(grown, q)
-	return grown
 }
 
 // shard returns the shard of stream id. The ids are hashed (Fibonacci
@@ -360,9 +370,7 @@ func (r *Feed) closeShards() int {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		sh.closed = true
-		n += len(sh.queue)
-		clear(sh.queue)
-		sh.queue = sh.queue[:0]
+		n += sh.queue.drop()
 		sh.size.Store(0)
 		sh.mu.Unlock()
 	}
@@ -485,7 +493,7 @@ func (r *Feed) HasRoom(id uint32) bool {
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return len(sh.queue) < r.shardLimit || sh.closed
+	return sh.queue.n < r.shardLimit || sh.closed
 }
 
 // WaitRoom waits until the queue has room for stream id, the feed
@@ -628,10 +636,6 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	r.mu.Lock()
 	r.busy = true
 	r.mu.Unlock()
-	r.taken = r.taken[:0]
-	for range r.shards {
-		r.taken = append(r.taken, nil) // nil: a shard not taken
-	}
 	n := 0
 	for k := range r.shards {
 		// From the shard the last call cut short: a backlog of one
@@ -639,32 +643,21 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 		i := (r.nextShard + k) % len(r.shards)
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		q := sh.queue
-		if room := maxCallValues - n; len(q) > room {
-			if rest := len(q) - room; rest <= room {
-				// The rest stays queued, moved to the shard's spare:
-				// the part taken is the spare after the call, so a
-				// short backlog that lasts takes turns between two
-				// arrays instead of growing new ones, and moves no
-				// more values than the call takes.
-				sh.queue, q = append(sh.spare[:0], q[room:]...), q[:room]
-				sh.spare = nil
-			} else {
-				// The rest stays queued where it is: new values are
-				// appended after it, and the part taken, its capacity
-				// cut to its length, never grows into it (as a spare
-				// either).
-				sh.queue, q = q[room:], q[:room:room]
-			}
-			sh.size.Store(int64(len(sh.queue)))
+		room := maxCallValues - n
+		if sh.queue.n > room {
+			// The rest stays queued where it is, for the next call.
 			r.nextShard, capped = i, true
-		} else {
-			sh.queue, sh.spare = sh.spare[:0], nil
-			sh.size.Store(0)
 		}
+		a, b := sh.queue.take(room)
+		sh.size.Store(int64(sh.queue.n))
 		sh.mu.Unlock()
-		r.taken[i] = q
-		n += len(q)
+		r.parts[i] = takenPart{a, b}
+		for _, p := range [2][]entry{a, b} {
+			if len(p) > 0 {
+				r.taken = append(r.taken, p)
+				n += len(p)
+			}
+		}
 		if capped {
 			break
 		}
@@ -676,7 +669,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	r.room.Broadcast()
 	r.mu.Unlock()
 	if n == 0 {
-		r.restoreSpares()
+		r.release()
 		return false
 	}
 	if capped {
@@ -726,7 +719,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	r.busy = false
 	r.calls++
 	if restart {
-		r.requeueLocked(r.taken)
+		r.requeueLocked()
 		r.restarting, r.lastErr = true, err.Error()
 		r.broken = err
 		r.room.Broadcast()
@@ -745,31 +738,34 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	}
 	r.room.Broadcast()
 	r.mu.Unlock()
-	r.restoreSpares()
+	r.release()
 	return capped
 }
 
-// restoreSpares keeps the queues just sent for reuse by their shards. They
-// are not cleared: the series they point to live as long as the windows,
-// and a write here would only take their cache lines from the ingesting
-// core.
-func (r *Feed) restoreSpares() {
-	for i, q := range r.taken {
-		if q == nil {
-			continue // not taken: the shard keeps its spare
+// release ends the call that took r.taken: the shards' rings may use
+// their room again. A shard's array far larger than its calls and queue
+// need goes once it has been for maxIdleSpare calls in a row (a backlog
+// passed); traffic in bursts keeps it, and does not grow one anew each
+// time.
+func (r *Feed) release() {
+	for i := range r.parts {
+		k := len(r.parts[i].a) + len(r.parts[i].b)
+		if k == 0 {
+			continue
 		}
+		r.parts[i] = takenPart{}
 		sh := &r.shards[i]
-		if cap(q) > maxSpare && cap(q) > 4*len(q) {
-			// Far larger than needed: once it has been for a while, a
-			// backlog passed, and its memory goes. Traffic in bursts
-			// keeps it, and queues without growing it anew each time.
+		sh.mu.Lock()
+		sh.queue.done()
+		if size := len(sh.queue.buf); size > maxSpare && size > 4*(k+sh.queue.n) {
 			if sh.idle++; sh.idle >= maxIdleSpare {
-				q, sh.idle = nil, 0
+				sh.queue.shrink()
+				sh.idle = 0
 			}
 		} else {
 			sh.idle = 0
 		}
-		sh.spare = q[:0]
+		sh.mu.Unlock()
 	}
 	clear(r.taken)
 	r.taken = r.taken[:0]

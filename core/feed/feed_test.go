@@ -554,7 +554,7 @@ func TestPushRunQueuesWhatPushDoes(t *testing.T) {
 		t.Errorf("queued %d by Push and %d by PushRun, want the same, more than %d", one.queued(), run.queued(), limit)
 	}
 	for i := range one.shards {
-		if got, want := fmt.Sprint(run.shards[i].queue), fmt.Sprint(one.shards[i].queue); got != want {
+		if got, want := fmt.Sprint(ringEntries(&run.shards[i].queue)), fmt.Sprint(ringEntries(&one.shards[i].queue)); got != want {
 			t.Errorf("shard %d: PushRun queued %s, Push %s", i, got, want)
 		}
 	}
@@ -563,34 +563,43 @@ func TestPushRunQueuesWhatPushDoes(t *testing.T) {
 	}
 }
 
-// A shard keeps a spare far larger than the calls need for maxIdleSpare
-// calls in a row, so that traffic in bursts does not grow a queue anew
-// each time, and then lets its memory go; a call that fills a quarter of
-// it starts the count over.
+// A shard keeps an array far larger than its calls and queue need for
+// maxIdleSpare calls in a row, so that traffic in bursts does not grow a
+// queue anew each time, and then lets its memory go; a call that takes a
+// quarter of it starts the count over.
 func TestSpareOfABacklogGoesAfterIdleCalls(t *testing.T) {
 	r := newTestFeed("fake.d", "accuracy", &fakeUpdater{}, 1<<20, time.Second, hclog.NewNullLogger())
-	big := make([]entry, 0, 4*maxSpare)
+	s := testSeries(r, "m/v/x")
+	sh := r.shard(s.StreamID())
 	call := func(n int) {
-		r.taken = append(r.taken[:0], big[:n])
-		for range len(r.shards) - 1 {
-			r.taken = append(r.taken, nil)
+		for range n {
+			r.Push(s, 0, 1, 1)
 		}
-		r.restoreSpares()
+		for i := range r.shards {
+			a, b := r.shards[i].queue.take(maxCallValues)
+			r.parts[i] = takenPart{a, b}
+		}
+		r.release()
+	}
+	call(4 * maxSpare) // a backlog grows the array
+	size := len(sh.queue.buf)
+	if size < 4*maxSpare {
+		t.Fatalf("an array of %d entries for a backlog of %d", size, 4*maxSpare)
 	}
 	for round := range 2 {
 		for k := range maxIdleSpare - 1 {
 			call(10)
-			if cap(r.shards[0].spare) != cap(big) {
-				t.Fatalf("round %d: the spare went after %d calls of few values, want %d", round, k+1, maxIdleSpare)
+			if len(sh.queue.buf) != size {
+				t.Fatalf("round %d: the array went after %d calls of few values, want %d", round, k+1, maxIdleSpare)
 			}
 		}
 		if round == 0 {
-			call(maxSpare + 1) // a quarter and more: the count starts over
+			call(size/4 + 1) // a quarter and more: the count starts over
 		}
 	}
 	call(10)
-	if r.shards[0].spare != nil {
-		t.Fatalf("the spare (capacity %d) stayed after %d calls of few values in a row", cap(r.shards[0].spare), maxIdleSpare)
+	if sh.queue.buf != nil {
+		t.Fatalf("the array (%d entries) stayed after %d calls of few values in a row", len(sh.queue.buf), maxIdleSpare)
 	}
 }
 

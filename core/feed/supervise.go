@@ -35,15 +35,21 @@ var restartBackoff = backoff.Backoff{Initial: restartMin, Max: restartMax, Stabl
 // requeueLocked puts the values of a failed call, taken from the shards,
 // back in front of them, so they are sent again before anything that came
 // after them. r.mu is held.
-func (r *Feed) requeueLocked(taken [][]entry) {
-	for i, q := range taken {
+func (r *Feed) requeueLocked() {
+	for i := range r.parts {
+		p := r.parts[i]
+		if len(p.a)+len(p.b) == 0 {
+			continue
+		}
+		r.parts[i] = takenPart{}
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		sh.queue = append(q, sh.queue...)
-		sh.size.Store(int64(len(sh.queue)))
+		sh.queue.requeue(p.a, p.b)
+		sh.size.Store(int64(sh.queue.n))
 		sh.mu.Unlock()
-		taken[i] = nil // not a spare: the shard holds it
 	}
+	clear(r.taken)
+	r.taken = r.taken[:0]
 }
 
 // Poke makes the feed check its plugin now, for instance because its
