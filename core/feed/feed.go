@@ -801,6 +801,7 @@ func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error 
 // found by their stream's key through idx.
 func withMeans(out []Signal, sigs []pluginhost.Signal, batch []sdk.Batch, refs []*window.Series, means [][]float64, idx *batchIndex) []Signal {
 	idx.build(batch)
+	out = slices.Grow(out, len(sigs))
 	for _, s := range sigs {
 		sig := Signal{Stream: s.Stream, Index: s.Index, Type: sdk.SignalType(s.Type), Details: s.Details}
 		// The batches of the signal's stream, in order.
