@@ -93,7 +93,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	}
 	rec := &backtestRecorder{types: opts.Types, raised: make(map[event.Type]int)}
 	a.events = rec
-	if err := a.startGeneration(ctx, buildOptions{only: only, noSinks: true}); err != nil {
+	if err := a.startGeneration(ctx, backtestBuild(only)); err != nil {
 		return res, err
 	}
 	g := a.gen.Load()
@@ -194,4 +194,10 @@ func (r *backtestRecorder) Count(t event.Type) {
 	r.mu.Lock()
 	r.raised[t]++
 	r.mu.Unlock()
+}
+
+// backtestBuild is how a backtest builds its detectors: those only names
+// (all when nil), no sinks, and queues of backtestQueueLimit values.
+func backtestBuild(only map[string]bool) buildOptions {
+	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit)}
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,13 @@ const callTimeout = 10 * time.Second // deadline of one Update call
 // feedQueueLimit is the values queued per detector before ingestion waits;
 // tests make it small.
 var feedQueueLimit = 1 << 20
+
+// backtestQueueLimit is feedQueueLimit in a backtest: two of a detector's
+// largest calls (65,536 values), one to send while the other is in flight.
+// A backtest waits for room rather than refusing, so a longer queue would
+// only let reading run further ahead of the detectors, into memory no
+// longer in the processor's caches when they get to it.
+const backtestQueueLimit = 1 << 17
 
 // PluginPath returns where the binary of a plugin lives.
 func PluginPath(pluginDir, name string) string {
@@ -263,6 +271,9 @@ type buildOptions struct {
 	socketDir string
 	// noSinks leaves the sink blocks out (backtest).
 	noSinks bool
+	// queueLimit is the values queued per detector before ingestion
+	// waits; feedQueueLimit when 0.
+	queueLimit int
 	// sinkRestarted reports a sink plugin started again after its
 	// process went away.
 	sinkRestarted func(s *sinkInstance, pid int, cause string)
@@ -490,7 +501,7 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 	}
 	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
 	d.feed = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
-		Limit: feedQueueLimit, Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil}, st.inst.Detector())
+		Limit: cmp.Or(opts.queueLimit, feedQueueLimit), Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil}, st.inst.Detector())
 	if st.relaunch != nil {
 		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
 			return st.relaunch(ctx, d.feed.Timeout())

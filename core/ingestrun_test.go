@@ -193,3 +193,52 @@ monitor "*" {
 		})
 	}
 }
+
+// A backtest's detector queues take backtestQueueLimit values, far fewer
+// than the daemon's: a reading ahead of a stuck detector stops there.
+func TestBacktestQueueLimit(t *testing.T) {
+	if backtestQueueLimit >= feedQueueLimit {
+		t.Fatalf("a backtest's queue limit %d, the daemon's %d", backtestQueueLimit, feedQueueLimit)
+	}
+	path := writeConfig(t, `
+plugin_dir = "."
+detector "blocking" "acc" {
+  metric = "accuracy"
+}
+monitor "*" {
+  detectors = ["blocking.acc"]
+}
+`)
+	plugin := &blocking{gate: make(chan struct{}), began: make(chan struct{}, 1)}
+	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
+		"blocking": func() sdk.Plugin { return plugin },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.startGeneration(context.Background(), backtestBuild(nil)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { close(plugin.gate); a.gen.Load().stop() }()
+	one := metric.Metric{Model: "m", Version: "v1", Values: []metric.Value{{Name: "accuracy", Value: 0.9}}}
+	if err := a.Ingest(context.Background(), one); err != nil {
+		t.Fatal(err)
+	}
+	select { // the detector's call holds its first value; its queue is empty
+	case <-plugin.began:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the detector was not called")
+	}
+	b := &recordBatch{}
+	for range backtestQueueLimit + 10 {
+		b.recs = append(b.recs, record{m: one, line: len(b.recs) + 2})
+	}
+	last := a.windows.Lookup("m", "v1")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var res BacktestResult
+	a.ingestBatch(ctx, b, &last, &BacktestOptions{}, io.Discard, &res) // the last ten wait in vain
+	if q := a.gen.Load().byID["blocking.acc"].feed.Status().Queued; q != backtestQueueLimit || res.Accepted != backtestQueueLimit {
+		t.Errorf("%d metrics taken, %d values queued, want %d of each: a backtest's queue limit", res.Accepted, q, backtestQueueLimit)
+	}
+}
