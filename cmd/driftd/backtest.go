@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -103,6 +104,7 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		defer f.Close()
 		in = f
 	}
+	defer batchGC(os.Getenv)()
 	res, err := core.Backtest(ctx, in, stdout, stderr, core.BacktestOptions{
 		Options:   core.Options{ConfigPath: cfgPath, LogOutput: stderr, LogLevel: "warn"},
 		Detectors: ids,
@@ -127,6 +129,24 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return exitFailure
 	}
 	return exitOK
+}
+
+// backtestGCPercent is the collector's GOGC in a backtest, unless $GOGC
+// says otherwise. A backtest is a batch whose heap holds little beyond what
+// it keeps (windows, each stream's values since its last drift, the answer
+// to a call), and it allocates mostly as that grows: collecting when the
+// heap has grown to five times it, not twice, spends far less of the run
+// collecting, for some more memory.
+const backtestGCPercent = 400
+
+// batchGC sets the collector's GOGC to backtestGCPercent unless
+// getenv("GOGC") is set, and returns what restores it.
+func batchGC(getenv func(string) string) (restore func()) {
+	if getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(backtestGCPercent)
+	return func() { debug.SetGCPercent(old) }
 }
 
 // raisedText says how many events of each type were raised, and which were
