@@ -295,10 +295,13 @@ func fill(dst []entry, s *window.Series, first uint64, vals, means []float64) {
 }
 
 // ringMost is the size a shard's ring grows to at most, unless what it
-// queues needs more: the whole queue's limit, and a call's values in
-// flight.
+// queues needs more: the whole queue's limit, a sixteenth of it for the
+// values of ingesters that saw room at once, past the limit (its checks
+// take no lock), and a call's values in flight. A ring of this size takes
+// such values without growing anew.
 func (r *Feed) ringMost() int {
-	return max(r.limit, r.shardLimit) + maxCallValues
+	limit := max(r.limit, r.shardLimit)
+	return limit + limit/16 + maxCallValues
 }
 
 // Room returns how many values of stream id the queue takes now, one after
@@ -745,14 +748,11 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 // release ends the call that took r.taken: the shards' rings may use
 // their room again. A shard's array far larger than its calls and queue
 // need goes once it has been for maxIdleSpare calls in a row (a backlog
-// passed); traffic in bursts keeps it, and does not grow one anew each
-// time.
+// passed), whether or not the calls took from it; traffic in bursts keeps
+// it, and does not grow one anew each time.
 func (r *Feed) release() {
 	for i := range r.parts {
 		k := len(r.parts[i].a) + len(r.parts[i].b)
-		if k == 0 {
-			continue
-		}
 		r.parts[i] = takenPart{}
 		sh := &r.shards[i]
 		sh.mu.Lock()

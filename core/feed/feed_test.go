@@ -718,3 +718,69 @@ func TestFeedKeepsSignalRoomThroughQuietCalls(t *testing.T) {
 		t.Fatalf("the room for %d signals kept after 16 calls of one", many)
 	}
 }
+
+// A shard whose stream went quiet lets the array of its past backlog go
+// while calls take values of other shards: its count of calls that needed
+// far less goes on with every call, whichever shards it took from.
+func TestIdleShardLetsItsArrayGo(t *testing.T) {
+	up := &fakeUpdater{update: func(context.Context, []sdk.Batch) ([]sdk.Signal, error) { return nil, nil }}
+	r := newTestFeed("fake.d", "accuracy", up, 1<<20, time.Second, hclog.NewNullLogger())
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(*Feed, error, int) {}
+	a, b := testSeries(r, "m/v/a"), (*window.Series)(nil)
+	for i := range 100 {
+		if s := testSeries(r, fmt.Sprintf("m/v/b%d", i)); r.shard(s.StreamID()) != r.shard(a.StreamID()) {
+			b = s
+			break
+		}
+	}
+	for i := range 200000 {
+		r.Push(a, uint64(i), 1, 1)
+	}
+	for r.queued() > 0 {
+		r.flushOnce(context.Background())
+	}
+	sh := r.shard(a.StreamID())
+	if len(sh.queue.buf) < 200000 {
+		t.Fatalf("an array of %d entries for a backlog of 200,000", len(sh.queue.buf))
+	}
+	for i := range maxIdleSpare {
+		r.Push(b, uint64(i), 1, 1)
+		r.flushOnce(context.Background())
+	}
+	if sh.queue.buf != nil {
+		t.Errorf("the quiet shard still holds an array of %d entries after %d calls", len(sh.queue.buf), maxIdleSpare)
+	}
+}
+
+// A shard's ring, once as large as the queue's limit and a call in flight
+// need, takes the values of ingesters that saw room at once, past the
+// limit, without moving its backlog to a new array.
+func TestRingTakesValuesPastTheLimitInPlace(t *testing.T) {
+	const limit = 1 << 20
+	r := newTestFeed("fake.d", "accuracy", &fakeUpdater{}, limit, time.Second, hclog.NewNullLogger())
+	s := testSeries(r, "m/v/x")
+	sh := r.shard(s.StreamID())
+	i := uint64(0)
+	fill := func() {
+		for r.HasRoom(s.StreamID()) {
+			r.Push(s, i, 1, 1)
+			i++
+		}
+	}
+	fill()
+	for range 2 { // a call in flight, the queue full again behind it
+		sh.queue.done()
+		sh.queue.take(maxCallValues)
+		sh.size.Store(int64(sh.queue.n))
+		fill()
+	}
+	buf := &sh.queue.buf[0]
+	for range 8 { // ingesters that all saw room
+		r.Push(s, i, 1, 1)
+		i++
+	}
+	if &sh.queue.buf[0] != buf {
+		t.Errorf("values past the limit moved %d queued entries to a new array of %d", sh.queue.n-8, len(sh.queue.buf))
+	}
+}
