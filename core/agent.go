@@ -72,6 +72,10 @@ type Agent struct {
 	windows *window.Store
 	bus     *event.Bus
 	gen     atomic.Pointer[generation]
+	// ingestWait bounds how long a metric waits for room in a full
+	// detector queue: IngestWait, or 0 for as long as it takes (a
+	// backtest, which refuses nothing for want of room).
+	ingestWait time.Duration
 
 	// applyMu makes loads and reloads one at a time; it guards genSeq and
 	// build.
@@ -120,9 +124,10 @@ func NewAgent(opts Options) (*Agent, error) {
 		return nil, &DiagnosticsError{Diags: diags}
 	}
 	a := &Agent{
-		opts:    opts,
-		windows: window.NewStore(retainLimit),
-		bus:     event.NewBus(f.Events.History),
+		opts:       opts,
+		windows:    window.NewStore(retainLimit),
+		bus:        event.NewBus(f.Events.History),
+		ingestWait: IngestWait,
 	}
 	a.file.Store(f)
 	a.metrics = newAgentMetrics(a, opts.Registry)

@@ -77,6 +77,10 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	if err != nil {
 		return res, err
 	}
+	// A detector that takes long with a call holds reading back, for as
+	// long as it takes: a plugin stuck past its timeout is restarted, one
+	// that cannot be is halted, and ctx ends the backtest.
+	a.ingestWait = 0
 	rd, err := openInput(in, opts, a.current().Ingest.ReaderLimits())
 	if err != nil {
 		return res, err

@@ -35,7 +35,7 @@ var feedQueueLimit = 1 << 20
 
 // backtestQueueLimit is feedQueueLimit in a backtest: two of a detector's
 // largest calls (65,536 values), one to send while the other is in flight.
-// A backtest waits for room rather than refusing, so a longer queue would
+// A backtest waits for room as long as it takes, so a longer queue would
 // only let reading run further ahead of the detectors, into memory no
 // longer in the processor's caches when they get to it.
 const backtestQueueLimit = 1 << 17

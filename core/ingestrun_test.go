@@ -70,7 +70,7 @@ monitor "*" {
 		}
 	}
 	defer func(limit int) { applyRuns, feedQueueLimit = true, limit }(feedQueueLimit)
-	for _, c := range []struct{ procs, queue int }{{1, 1 << 20}, {2, 1 << 20}, {2, 64}} {
+	for _, c := range []struct{ procs, queue int }{{1, backtestQueueLimit}, {2, backtestQueueLimit}, {2, 64}} {
 		// With a queue of 64 values, ingestion often outruns the
 		// detectors, and a run ends where their queues are full.
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d,queue=%d", c.procs, c.queue), func(t *testing.T) {
@@ -240,5 +240,33 @@ monitor "*" {
 	a.ingestBatch(ctx, b, &last, &BacktestOptions{}, io.Discard, &res) // the last ten wait in vain
 	if q := a.gen.Load().byID["blocking.acc"].feed.Status().Queued; q != backtestQueueLimit || res.Accepted != backtestQueueLimit {
 		t.Errorf("%d metrics taken, %d values queued, want %d of each: a backtest's queue limit", res.Accepted, q, backtestQueueLimit)
+	}
+}
+
+// A backtest waits for a detector that holds a call longer than a pushed
+// metric would wait for room (IngestWait), with its queue full, and loses
+// nothing.
+func TestBacktestWaitsOutASlowDetector(t *testing.T) {
+	path := writeConfig(t, `
+plugin_dir = "."
+detector "blocking" "acc" {
+  metric = "accuracy"
+}
+monitor "*" {
+  detectors = ["blocking.acc"]
+  window    = 100
+}
+`)
+	plugin := &blocking{gate: make(chan struct{}), began: make(chan struct{}, 1)}
+	time.AfterFunc(IngestWait+time.Second, func() { close(plugin.gate) })
+	const lines = backtestQueueLimit + 1000
+	in := strings.Repeat(`{"model":"m","version":"v1","accuracy":0.9}`+"\n", lines)
+	res, err := Backtest(context.Background(), strings.NewReader(in), io.Discard, io.Discard, BacktestOptions{
+		Options: Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
+			"blocking": func() sdk.Plugin { return plugin },
+		}},
+	})
+	if err != nil || res.Accepted != lines {
+		t.Fatalf("%d of %d metrics accepted: %v", res.Accepted, lines, err)
 	}
 }
