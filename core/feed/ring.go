@@ -22,12 +22,25 @@ const minRing = 64
 // they do not fit: to twice its size, at most most unless k needs more,
 // and to a new array, the entries in flight left to their call in the old.
 func (q *ring) room(k, most int) (a, b []entry) {
-	if q.out+q.n+k > len(q.buf) {
-		q.grow(max(min(2*len(q.buf), most), q.n+k, minRing))
-	}
+	q.reserve(k, most)
 	a, b = q.span(q.head+q.n, k)
 	q.n += k
 	return a, b
+}
+
+// reserve makes room for k more entries after the queued ones (see room).
+func (q *ring) reserve(k, most int) {
+	if q.out+q.n+k > len(q.buf) {
+		q.growFor(k, most)
+	}
+}
+
+// growFor is reserve's growth of the array, kept out of line so that
+// reserve, and push with it, inline where values are queued.
+//
+//go:noinline
+func (q *ring) growFor(k, most int) {
+	q.grow(max(min(2*len(q.buf), most), q.n+k, minRing))
 }
 
 // span returns the k entries of the array from i on, going round past its
@@ -45,12 +58,13 @@ func (q *ring) span(i, k int) (a, b []entry) {
 
 // push appends e.
 func (q *ring) push(e entry, most int) {
-	a, b := q.room(1, most)
-	if len(a) == 1 {
-		a[0] = e
-	} else {
-		b[0] = e
+	q.reserve(1, most)
+	i := q.head + q.n
+	if i >= len(q.buf) {
+		i -= len(q.buf)
 	}
+	q.buf[i] = e
+	q.n++
 }
 
 // grow moves the queued entries, oldest first, to the start of a new array
