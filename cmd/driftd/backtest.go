@@ -23,7 +23,8 @@ func runBacktest(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			"standard input) and print the drift and warning events they raise as NDJSON, ordered by model, version,\n"+
 			"metric and index. The detectors are those of -config, or plugins run with their defaults: -detector adwin.\n"+
 			"CSV has a header row naming the columns: model, version, timestamp (optional, RFC 3339) and a column\n"+
-			"per metric (accuracy, precision, recall, latency_ms or a name of its own); an empty cell is no value.", stdout, stderr)
+			"per metric (accuracy, precision, recall, latency_ms or a name of its own); an empty cell is no value.\n"+
+			"The Go collector runs at GOGC=400 unless GOGC is set (GOGC=100 uses less memory, more time).", stdout, stderr)
 	path := fs.String("config", "", "run the detectors of this config `file` (all, or those -detector names as plugin.name)")
 	var detectors, metrics, sets, types stringList
 	fs.Var(&detectors, "detector", "a configured detector (`plugin.name`), or a plugin NAME to run with its defaults and -set; repeatable")
