@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/driftd/driftd/internal/backoff"
 	"github.com/driftd/driftd/internal/pluginhost"
 	"github.com/driftd/driftd/sdk"
 )
@@ -394,5 +395,107 @@ func TestHistoryFromASeries(t *testing.T) {
 	}
 	if _, from := s.ReplayLocked(nil, 0, s.Next()); from != 6 {
 		t.Fatalf("the series keeps values from %d", from)
+	}
+}
+
+// Ingesters pushing at once, one value and runs of them, into a queue small
+// enough that its rings grow while calls are in flight and ingestion waits
+// for room, and calls that fail and are sent again after a restart: every
+// stream's values reach the detector once each, in order.
+func TestConcurrentPushesAndRestartsDeliverOnceInOrder(t *testing.T) {
+	var mu sync.Mutex
+	next := map[string]uint64{}
+	calls, failures := 0, 0
+	var errs []string
+	up := &fakeUpdater{update: func(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls%7 == 0 && failures < 15 {
+			failures++
+			return nil, pluginhost.ErrPluginUnavailable
+		}
+		for _, b := range batches {
+			e := next[b.Stream]
+			switch {
+			case b.Start+uint64(len(b.Values)) <= e: // replayed
+			case b.Start == e:
+				for i, v := range b.Values {
+					if v != float64(b.Start)+float64(i) {
+						errs = append(errs, fmt.Sprintf("%s: value %g at %d", b.Stream, v, b.Start+uint64(i)))
+					}
+				}
+				next[b.Stream] = e + uint64(len(b.Values))
+			default:
+				errs = append(errs, fmt.Sprintf("%s: batch at %d (%d values), want %d", b.Stream, b.Start, len(b.Values), e))
+			}
+		}
+		return nil, nil
+	}}
+	r := newTestFeed("fake.d", "accuracy", up, 1<<13, time.Second, hclog.NewNullLogger())
+	r.hist = newHistory()
+	r.restart = backoff.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Stable: time.Hour}
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(_ *Feed, err error, _ int) { t.Errorf("failed: %v", err) }
+	r.h.Revive = func(context.Context) (Updater, int, error) { return up, 1, nil }
+	r.h.Gone = func(error) {}
+	r.h.Restarting = func(int, time.Duration, error) {}
+	r.h.Restarted = func(int, int) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.run(ctx)
+	const per = 30000
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			ss := []string{fmt.Sprintf("m/v/s%da", g), fmt.Sprintf("m/v/s%db", g)}
+			for k, key := range ss {
+				s := testSeries(r, key)
+				for i := range per {
+					if err := r.WaitRoom(ctx, s.StreamID(), 10*time.Second); err != nil {
+						t.Error(err)
+						return
+					}
+					if (i/500)%2 == k {
+						r.PushRun(s, uint64(i), []float64{float64(i)}, []float64{0})
+					} else {
+						r.Push(s, uint64(i), float64(i), 0)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		done := 0
+		for _, e := range next {
+			if e == per {
+				done++
+			}
+		}
+		mu.Unlock()
+		if done == 8 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-r.done
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range errs[:min(len(errs), 10)] {
+		t.Error(e)
+	}
+	if len(next) != 8 {
+		t.Errorf("%d streams", len(next))
+	}
+	for s, e := range next {
+		if e != per {
+			t.Errorf("%s: %d values, want %d", s, e, per)
+		}
+	}
+	if failures == 0 {
+		t.Errorf("no call failed in %d calls", calls)
 	}
 }
