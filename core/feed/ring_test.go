@@ -41,6 +41,9 @@ func TestRingIsAQueue(t *testing.T) {
 			}
 			k := 0
 			for _, p := range parts {
+				if cap(p) != len(p) {
+					t.Fatalf("seed %d, after %s: a run in flight of %d entries has room for %d: appends to it would write over the ring", seed, op, len(p), cap(p))
+				}
 				for _, e := range p {
 					if e.index != flight[k] {
 						t.Fatalf("seed %d, after %s: entry %d in flight is %d, want %d: written over", seed, op, k, e.index, flight[k])
