@@ -8,7 +8,9 @@
 //
 // The backtest prints drifts only (-type drift): River's loop prints
 // nothing, and a detector's warnings (246,000 of them for DDM) are counted,
-// not printed.
+// not printed. Each detector runs -rounds times, the detectors in turn
+// round after round, and its median is printed: a shared machine slows
+// a single run now and then by several times.
 //
 // For the run with the most warnings, it then measures what a subscriber
 // to them would cost the daemon: BenchmarkEventsSubscriber of core/api
@@ -28,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -60,15 +63,20 @@ func main() {
 	plugins := flag.String("plugins", "bin/plugins", "directory of the plugin binaries")
 	only := flag.String("only", "", "run only the detectors whose plugin matches this regexp")
 	seed := flag.Uint64("seed", 1, "seed of the generated values")
+	rounds := flag.Int("rounds", 5, "runs of each detector, in turn; the median is printed")
 	subscriber := flag.Bool("subscriber", true, "measure a GET /v1/events subscriber to the warnings of the run with the most (go test of ./core/api, in the current directory)")
 	flag.Parse()
-	if err := run(*driftd, *plugins, *only, *seed, *subscriber); err != nil {
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "driftd-replay: -rounds: want 1 or more")
+		os.Exit(2)
+	}
+	if err := run(*driftd, *plugins, *only, *seed, *rounds, *subscriber); err != nil {
 		fmt.Fprintf(os.Stderr, "driftd-replay: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(driftd, plugins, only string, seed uint64, subscriber bool) error {
+func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool) error {
 	re, err := regexp.Compile(only)
 	if err != nil {
 		return err
@@ -86,6 +94,7 @@ func run(driftd, plugins, only string, seed uint64, subscriber bool) error {
 		warnings int
 		took     time.Duration
 	}
+	var runs []replay
 	for _, r := range replays {
 		if !re.MatchString(r.plugin) {
 			continue
@@ -97,24 +106,30 @@ func run(driftd, plugins, only string, seed uint64, subscriber bool) error {
 				return err
 			}
 		}
-		args := []string{"backtest", "-plugin-dir", plugins, "-detector", r.plugin, "-metric", r.metric, "-type", "drift"}
-		for _, s := range r.sets {
-			args = append(args, "-set", s)
+		runs = append(runs, r)
+	}
+	fmt.Fprintf(os.Stderr, "driftd-replay: %d runs of each detector, in turn; the median of each is printed\n", rounds)
+	took := make([][]time.Duration, len(runs))
+	counted := make([][2]string, len(runs)) // drifts and warnings of each
+	for round := range rounds {
+		for i, r := range runs {
+			d, drifts, warnings, err := backtest(driftd, plugins, r, files[fmt.Sprintf("%s-%d", r.metric, r.values)])
+			if err != nil {
+				return err
+			}
+			if c := [2]string{drifts, warnings}; round == 0 {
+				counted[i] = c
+			} else if c != counted[i] {
+				return fmt.Errorf("%s %s: %s drifts and %s warnings in round %d, %s and %s in the first",
+					r.plugin, strings.Join(r.sets, " "), drifts, warnings, round+1, counted[i][0], counted[i][1])
+			}
+			took[i] = append(took[i], d)
 		}
-		args = append(args, files[key])
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		cmd := exec.CommandContext(ctx, driftd, args...)
-		var stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = nil, &stderr
-		start := time.Now()
-		err := cmd.Run()
-		took := time.Since(start)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("driftd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-		}
-		drifts, warnings := counts(stderr.String())
-		ns := float64(took.Nanoseconds()) / float64(r.values)
+	}
+	for i, r := range runs {
+		slices.Sort(took[i])
+		median := took[i][len(took[i])/2]
+		ns := float64(median.Nanoseconds()) / float64(r.values)
 		settings := strings.Join(r.sets, " ")
 		if settings == "" {
 			settings = "defaults"
@@ -123,9 +138,10 @@ func run(driftd, plugins, only string, seed uint64, subscriber bool) error {
 		if r.river > 0 {
 			river, ratio = fmt.Sprintf("%.0f", r.river), fmt.Sprintf("%.2f", r.river/ns)
 		}
+		drifts, warnings := counted[i][0], counted[i][1]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.0f\t%s\t%s\t\n", r.plugin, settings, r.metric, r.values, drifts, warnings, ns, river, ratio)
 		if n, err := strconv.Atoi(warnings); err == nil && n > most.warnings {
-			most.name, most.warnings, most.took = fmt.Sprintf("%s on %s", r.plugin, r.metric), n, took
+			most.name, most.warnings, most.took = fmt.Sprintf("%s on %s", r.plugin, r.metric), n, median
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -141,6 +157,28 @@ func run(driftd, plugins, only string, seed uint64, subscriber bool) error {
 	fmt.Printf("a GET /v1/events subscriber receiving the %d warnings of %s (BenchmarkEventsSubscriber): %.2f s, %.2f s of CPU; %.1f%% of the backtest's %.2f s\n",
 		most.warnings, most.name, wall.Seconds(), cpu.Seconds(), 100*wall.Seconds()/most.took.Seconds(), most.took.Seconds())
 	return nil
+}
+
+// backtest runs driftd backtest of r over file, and returns how long it
+// took and the drifts and warnings it counted.
+func backtest(driftd, plugins string, r replay, file string) (took time.Duration, drifts, warnings string, err error) {
+	args := []string{"backtest", "-plugin-dir", plugins, "-detector", r.plugin, "-metric", r.metric, "-type", "drift"}
+	for _, s := range r.sets {
+		args = append(args, "-set", s)
+	}
+	args = append(args, file)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, driftd, args...)
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = nil, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, "", "", fmt.Errorf("driftd %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	took = time.Since(start)
+	drifts, warnings = counts(stderr.String())
+	return took, drifts, warnings, nil
 }
 
 // subscriberCost runs BenchmarkEventsSubscriber/subscriber of core/api for
