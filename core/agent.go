@@ -73,8 +73,8 @@ type Agent struct {
 	bus     *event.Bus
 	gen     atomic.Pointer[generation]
 	// ingestWait bounds how long a metric waits for room in a full
-	// detector queue: IngestWait, or 0 for as long as it takes (a
-	// backtest, which refuses nothing for want of room).
+	// detector queue: IngestWait, or 0 for as long as the detector
+	// evaluates values (a backtest: feed.WaitProgress).
 	ingestWait time.Duration
 
 	// applyMu makes loads and reloads one at a time; it guards genSeq and

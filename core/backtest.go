@@ -77,9 +77,10 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	if err != nil {
 		return res, err
 	}
-	// A detector that takes long with a call holds reading back, for as
-	// long as it takes: a plugin stuck past its timeout is restarted, one
-	// that cannot be is halted, and ctx ends the backtest.
+	// A detector that takes long with a call holds reading back for as
+	// long as it evaluates values (a plugin stuck past its timeout is
+	// restarted); one that evaluates none for long ends the backtest with
+	// an error, as ctx's end does.
 	a.ingestWait = 0
 	rd, err := openInput(in, opts, a.current().Ingest.ReaderLimits())
 	if err != nil {
@@ -201,7 +202,8 @@ func (r *backtestRecorder) Count(t event.Type) {
 }
 
 // backtestBuild is how a backtest builds its detectors: those only names
-// (all when nil), no sinks, and queues of backtestQueueLimit values.
+// (all when nil), no sinks, queues of backtestQueueLimit values, and
+// plugins given up after backtestGiveUp failures in a row.
 func backtestBuild(only map[string]bool) buildOptions {
-	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit)}
+	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), giveUp: backtestGiveUp}
 }

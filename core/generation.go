@@ -34,11 +34,17 @@ const callTimeout = 10 * time.Second // deadline of one Update call
 var feedQueueLimit = 1 << 20
 
 // backtestQueueLimit is feedQueueLimit in a backtest: two of a detector's
-// largest calls (65,536 values), one to send while the other is in flight.
+// largest calls (65,536 values), besides the one in flight.
 // A backtest waits for room as long as it takes, so a longer queue would
 // only let reading run further ahead of the detectors, into memory no
 // longer in the processor's caches when they get to it.
 const backtestQueueLimit = 1 << 17
+
+// backtestGiveUp is how many failures in a row of a plugin a backtest
+// restarts it after, with no value evaluated between them: a plugin that
+// fails at every start, or on a value it is sent again after each restart,
+// fails the backtest instead of holding it for ever.
+const backtestGiveUp = 3
 
 // PluginPath returns where the binary of a plugin lives.
 func PluginPath(pluginDir, name string) string {
@@ -274,6 +280,10 @@ type buildOptions struct {
 	// queueLimit is the values queued per detector before ingestion
 	// waits; feedQueueLimit when 0.
 	queueLimit int
+	// giveUp is how many failures in a row a detector's plugin is
+	// restarted after, with no value evaluated between them
+	// (feed.Config.GiveUp); 0: for ever.
+	giveUp int
 	// sinkRestarted reports a sink plugin started again after its
 	// process went away.
 	sinkRestarted func(s *sinkInstance, pid int, cause string)
@@ -501,7 +511,8 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 	}
 	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
 	d.feed = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
-		Limit: cmp.Or(opts.queueLimit, feedQueueLimit), Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil}, st.inst.Detector())
+		Limit: cmp.Or(opts.queueLimit, feedQueueLimit), Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil,
+		GiveUp: opts.giveUp}, st.inst.Detector())
 	if st.relaunch != nil {
 		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
 			return st.relaunch(ctx, d.feed.Timeout())

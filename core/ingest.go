@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/driftd/driftd/core/event"
@@ -17,7 +16,8 @@ import (
 // Ingest accepts one metric: every value goes into its window and to the
 // detectors of its metric. It waits while a detector's queue is full, and
 // gives up with ErrBusy when ctx ends or IngestWait passes first (a
-// backtest waits for as long as it takes); then nothing of m was taken. A metric that would make more streams than
+// backtest waits as long as the detector evaluates values: see
+// feed.WaitProgress); then nothing of m was taken. A metric that would make more streams than
 // ingest.max_streams is refused whole with a *window.StreamLimitError, its values
 // of streams that exist too: nothing of it is taken. While the outbox holds
 // its limit of jobs it could not write, it refuses m at once with
@@ -111,14 +111,16 @@ func (a *Agent) applyTo(ctx context.Context, m metric.Metric, last **window.Wind
 		}
 		// Wait for room without the window's lock, then start over.
 		w.Unlock()
-		wait := time.Duration(math.MaxInt64)
+		var err error
 		if a.ingestWait > 0 {
 			if deadline.IsZero() {
 				deadline = time.Now().Add(a.ingestWait)
 			}
-			wait = time.Until(deadline)
+			err = full.WaitRoom(ctx, id, time.Until(deadline))
+		} else {
+			err = full.WaitProgress(ctx, id)
 		}
-		if err := full.WaitRoom(ctx, id, wait); err != nil {
+		if err != nil {
 			w.Lock()
 			a.unlockRefused(w)
 			return err

@@ -69,6 +69,37 @@ monitor "*" {
 	}
 }
 
+// A backtest whose plugin hangs on a value every time it is sent it, past
+// plugin_timeout, after each restart, gives the plugin up after four
+// failures in a row and fails, naming it, instead of restarting it for
+// ever.
+func TestBacktestGivesUpAPluginThatKeepsHanging(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	if err := buildHang(); err != nil {
+		t.Fatal(err)
+	}
+	dir := tempDir(t)
+	cfg := writeFile(t, filepath.Join(dir, "hang.hcl"), []byte(fmt.Sprintf(`
+plugin_dir     = %q
+plugin_timeout = "100ms"
+detector "hang" "h" {
+  metric = "accuracy"
+}
+monitor "*" {
+  detectors = ["hang.h"]
+}
+`, pluginDir)))
+	metrics := writeFile(t, filepath.Join(dir, "m.ndjson"), accuracyNDJSON("m", "v1", []float64{0.9, 0.8, 0.123456, 0.9}))
+	code, stdout, stderr := run(t, dir, nil, "backtest", "-config", cfg, metrics)
+	if code != 1 || !strings.Contains(stderr, "hang.h") || !strings.Contains(stderr, "4 times in a row") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1, hang.h given up after 4 failures in a row", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("printed %q", stdout)
+	}
+}
+
 // copyFile copies src to dst, executable.
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()

@@ -41,6 +41,12 @@ type Config struct {
 	// starts (the values themselves stay in the windows): for a detector
 	// whose plugin can be restarted.
 	Replays bool
+	// GiveUp, when positive, is how many times in a row the plugin may
+	// fail (a call, or an attempt to start it again) with no value
+	// evaluated in between: the next failure halts the feed, as a plugin
+	// that cannot be restarted does. A backtest gives up; the daemon
+	// restarts for ever (0).
+	GiveUp int
 }
 
 // Handlers are what a feed tells its owner, and how it restarts a plugin.
@@ -89,6 +95,8 @@ type Feed struct {
 	broken      error           // the feed's goroutine only: the plugin failed
 	restart     backoff.Backoff // the feed's goroutine only
 	final       bool            // the feed's goroutine only: the last flush before a stop
+	giveUp      int             // Config.GiveUp
+	failures    int             // the feed's goroutine only: failures of the plugin since a value was last evaluated
 
 	// The queue, in shards by stream id, each with a lock of its own, so
 	// that ingestion of different streams seldom waits for one another.
@@ -178,7 +186,7 @@ func New(c Config, up Updater) *Feed {
 		n = queueShards
 	}
 	r := &Feed{
-		id: c.ID, metric: c.Metric, domain: c.Domain, born: c.Born, up: up, limit: c.Limit, log: c.Log,
+		id: c.ID, metric: c.Metric, domain: c.Domain, born: c.Born, up: up, limit: c.Limit, log: c.Log, giveUp: c.GiveUp,
 		shards: make([]shard, n), shardLimit: (c.Limit + n - 1) / n, parts: make([]takenPart, n),
 		wake:   make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
@@ -499,6 +507,34 @@ func (r *Feed) HasRoom(id uint32) bool {
 	return sh.queue.n < r.shardLimit || sh.closed
 }
 
+// WaitProgress waits, as WaitRoom does, for as long as the detector
+// evaluates values: it gives up with ErrBusy once it has evaluated none for
+// twice its call deadline and the longest wait between restarts of its
+// plugin (one that fails at every start, or on values it is sent again and
+// again), and returns ctx's error when ctx ends.
+func (r *Feed) WaitProgress(ctx context.Context, id uint32) error {
+	// restart.Max is set before the feed runs and never changes.
+	stall := 2*r.Timeout() + r.restart.Max
+	for {
+		r.mu.Lock()
+		before := r.values
+		r.mu.Unlock()
+		err := r.WaitRoom(ctx, id, stall)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.mu.Lock()
+		after := r.values
+		r.mu.Unlock()
+		if after == before {
+			return fmt.Errorf("%w: %s evaluated no value for %s", err, r.id, stall)
+		}
+	}
+}
+
 // WaitRoom waits until the queue has room for stream id, the feed
 // stopped, ctx ends or maxWait passes. It returns ErrBusy when it gave up.
 func (r *Feed) WaitRoom(ctx context.Context, id uint32, maxWait time.Duration) error {
@@ -691,6 +727,9 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 	cancel()
 	// A plugin gone or stuck is restarted, and the batch sent again.
 	restart := err != nil && Fatal(err) && r.h.Revive != nil && !r.final
+	if restart && r.failedTooOften() {
+		restart, err = false, r.givenUp(err)
+	}
 	// Report before the call counts as done, so idle means "evaluated and
 	// reported".
 	switch {
@@ -738,11 +777,24 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 		}
 	} else {
 		r.values += uint64(n)
+		r.failures = 0
 	}
 	r.room.Broadcast()
 	r.mu.Unlock()
 	r.release()
 	return capped
+}
+
+// failedTooOften counts a failure of the plugin, and reports whether the
+// feed gives it up (Config.GiveUp).
+func (r *Feed) failedTooOften() bool {
+	r.failures++
+	return r.giveUp > 0 && r.failures > r.giveUp
+}
+
+// givenUp is the error of the failure the feed gave its plugin up on.
+func (r *Feed) givenUp(err error) error {
+	return fmt.Errorf("the plugin failed %d times in a row with no value evaluated, given up: %w", r.failures, err)
 }
 
 // release ends the call that took r.taken: the shards' rings may use

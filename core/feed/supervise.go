@@ -109,6 +109,10 @@ func (r *Feed) recover(ctx context.Context) {
 				r.abandon()
 				return
 			}
+			if r.failedTooOften() {
+				r.halt(r.givenUp(err))
+				return
+			}
 			continue
 		}
 		r.up = up
@@ -121,6 +125,20 @@ func (r *Feed) recover(ctx context.Context) {
 		r.wakeUp() // send what was held
 		return
 	}
+}
+
+// halt stops a feed whose plugin is given up while it was down: what is
+// queued, the failed call's values first, is counted as lost and reported
+// as the call's failure, and values that come are lost too.
+func (r *Feed) halt(err error) {
+	lost := r.closeShards()
+	r.mu.Lock()
+	r.halted, r.restarting = true, false
+	r.lost += uint64(lost)
+	r.lastErr = err.Error()
+	r.room.Broadcast()
+	r.mu.Unlock()
+	r.h.Failed(r, err, lost)
 }
 
 // abandon counts what is queued as lost, for a feed stopped while its

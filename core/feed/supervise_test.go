@@ -2,9 +2,12 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/driftd/driftd/internal/backoff"
 	"github.com/driftd/driftd/internal/pluginhost"
+	"github.com/driftd/driftd/internal/testwait"
 	"github.com/driftd/driftd/sdk"
 )
 
@@ -401,7 +405,8 @@ func TestHistoryFromASeries(t *testing.T) {
 // Ingesters pushing at once, one value and runs of them, into a queue small
 // enough that its rings grow while calls are in flight and ingestion waits
 // for room, and calls that fail and are sent again after a restart: every
-// stream's values reach the detector once each, in order.
+// stream's values reach the detector once each, in order. A plugin that
+// fails now and then, with values evaluated in between, is never given up.
 func TestConcurrentPushesAndRestartsDeliverOnceInOrder(t *testing.T) {
 	var mu sync.Mutex
 	next := map[string]uint64{}
@@ -433,6 +438,7 @@ func TestConcurrentPushesAndRestartsDeliverOnceInOrder(t *testing.T) {
 		return nil, nil
 	}}
 	r := newTestFeed("fake.d", "accuracy", up, 1<<13, time.Second, hclog.NewNullLogger())
+	r.giveUp = 1 // never two failures in a row: not given up
 	r.hist = newHistory()
 	r.restart = backoff.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Stable: time.Hour}
 	r.h.Signals = func(*Feed, []Signal) {}
@@ -497,5 +503,100 @@ func TestConcurrentPushesAndRestartsDeliverOnceInOrder(t *testing.T) {
 	}
 	if failures == 0 {
 		t.Errorf("no call failed in %d calls", calls)
+	}
+}
+
+// stuckFeed runs a feed of a limit of 64 values over a summing detector
+// that fails on index 3, whose plugin revive brings back (or not), and
+// fills its queue. It returns the feed, its stream and the failures
+// reported.
+func stuckFeed(t *testing.T, giveUp int, revive func(context.Context) (Updater, int, error)) (*Feed, *window.Series, chan error) {
+	t.Helper()
+	const limit = 64
+	r := newTestFeed("sum.d", "accuracy", newSumming(1e9, 3), limit, 100*time.Millisecond, hclog.NewNullLogger())
+	r.giveUp = giveUp
+	r.hist = newHistory()
+	r.restart = backoff.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Stable: time.Minute}
+	failed := make(chan error, 100)
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(_ *Feed, err error, _ int) { failed <- err }
+	r.h.Revive = revive
+	r.h.Gone, r.h.Restarting, r.h.Restarted = func(error) {}, func(int, time.Duration, error) {}, func(int, int) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.run(ctx)
+	t.Cleanup(func() { cancel(); <-r.done })
+	s := testSeries(r, "m/v/x")
+	for i := 0; r.HasRoom(s.StreamID()); i++ {
+		r.Push(s, uint64(i), 1, 0)
+	}
+	return r, s, failed
+}
+
+// A feed told to give up (a backtest's) halts once its plugin has failed
+// more than GiveUp times in a row with no value evaluated, whether it fails
+// on a value it is sent again after each restart or fails to start, and
+// reports it; what is queued is lost, and ingestion waits no more. The
+// daemon's restarts for ever.
+func TestFeedGivesUpAPluginThatKeepsFailing(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		revive func(context.Context) (Updater, int, error)
+	}{
+		{"fails on a value", func(context.Context) (Updater, int, error) { return newSumming(1e9, 3), 1, nil }},
+		{"fails to start", func(context.Context) (Updater, int, error) { return nil, 0, errors.New("fork/exec: no such file") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, s, failed := stuckFeed(t, 3, c.revive)
+			select {
+			case err := <-failed:
+				if !strings.Contains(err.Error(), "failed 4 times in a row") {
+					t.Errorf("reported %v, want the plugin given up after 4 failures", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("not given up after 10 s: %+v", r.Status())
+			}
+			if st := r.Status(); !st.Halted || st.Lost == 0 {
+				t.Errorf("given up: %+v, want halted with values lost", st)
+			}
+			if err := r.WaitProgress(context.Background(), s.StreamID()); err != nil {
+				t.Errorf("WaitProgress of a halted feed: %v", err)
+			}
+		})
+		t.Run(c.name+", the daemon", func(t *testing.T) {
+			var attempts atomic.Int64
+			r, _, failed := stuckFeed(t, 0, func(ctx context.Context) (Updater, int, error) {
+				attempts.Add(1)
+				return c.revive(ctx)
+			})
+			testwait.For(t, 10*time.Second, "ten restarts", func() bool { return attempts.Load() >= 10 })
+			if st := r.Status(); st.Halted {
+				t.Errorf("halted after %d restarts: %+v", attempts.Load(), st)
+			}
+			select {
+			case err := <-failed:
+				t.Errorf("reported %v", err)
+			default:
+			}
+		})
+	}
+}
+
+// WaitProgress, a backtest's wait for room, gives up with ErrBusy once the
+// detector has evaluated no value for twice its call deadline and the
+// longest wait between restarts (a plugin that does not come back, and is
+// not given up), and returns ctx's error when ctx ends.
+func TestWaitProgress(t *testing.T) {
+	never := func(ctx context.Context) (Updater, int, error) { <-ctx.Done(); return nil, 0, ctx.Err() }
+	r, s, _ := stuckFeed(t, 0, never)
+	start := time.Now()
+	if err := r.WaitProgress(context.Background(), s.StreamID()); !errors.Is(err, ErrBusy) {
+		t.Errorf("WaitProgress with no progress: %v, want %v", err, ErrBusy)
+	} else if took, stall := time.Since(start), 2*r.Timeout()+r.restart.Max; took < stall {
+		t.Errorf("gave up after %v, before %v without progress", took, stall)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if err := r.WaitProgress(ctx, s.StreamID()); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitProgress as ctx ends: %v, want %v", err, context.Canceled)
 	}
 }

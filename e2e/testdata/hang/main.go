@@ -1,7 +1,8 @@
 // Command hang is a detector plugin that stops answering on purpose: the
 // first time it sees the value 0.123456 it sleeps forever in Update, unless
 // the file named by its marker setting exists, which it creates; so a
-// restarted process goes on. Otherwise it drifts on every value below its
+// restarted process goes on. Without a marker, every process that sees the
+// value sleeps forever. Otherwise it drifts on every value below its
 // floor.
 package main
 
@@ -28,7 +29,7 @@ func (h *hang) Info() sdk.Info {
 func (h *hang) Schema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "floor", Type: sdk.TypeNumber, Default: 0.5},
-		{Name: "marker", Type: sdk.TypeString, Required: true},
+		{Name: "marker", Type: sdk.TypeString, Default: ""},
 	}}
 }
 
@@ -44,15 +45,22 @@ func (h *hang) Update(ctx context.Context, batches []sdk.Batch) ([]sdk.Signal, e
 			if v != magic {
 				continue
 			}
+			if h.marker == "" {
+				hangForever()
+			}
 			if f, err := os.OpenFile(h.marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
 				f.Close()
-				for {
-					time.Sleep(time.Hour)
-				}
+				hangForever()
 			}
 		}
 	}
 	return h.Streams.Update(ctx, batches)
+}
+
+func hangForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 type state struct{ floor float64 }
