@@ -128,7 +128,8 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 	}
 	for i, r := range runs {
 		slices.Sort(took[i])
-		median := took[i][len(took[i])/2]
+		n := len(took[i])
+		median := (took[i][(n-1)/2] + took[i][n/2]) / 2
 		ns := float64(median.Nanoseconds()) / float64(r.values)
 		settings := strings.Join(r.sets, " ")
 		if settings == "" {
