@@ -145,7 +145,10 @@ type Feed struct {
 
 	// figures for status
 	calls, values, lost uint64
-	lastErr             string
+	// progress counts the steps of the feed's work: calls that evaluated
+	// values, a restart's attempts and its replay's calls (WaitProgress).
+	progress uint64
+	lastErr  string
 }
 
 // shard is part of a feed's queue: the values of the streams whose id
@@ -507,17 +510,18 @@ func (r *Feed) HasRoom(id uint32) bool {
 	return sh.queue.n < r.shardLimit || sh.closed
 }
 
-// WaitProgress waits, as WaitRoom does, for as long as the detector
-// evaluates values: it gives up with ErrBusy once it has evaluated none for
-// twice its call deadline and the longest wait between restarts of its
-// plugin (one that fails at every start, or on values it is sent again and
-// again), and returns ctx's error when ctx ends.
+// WaitProgress waits, as WaitRoom does, for as long as the feed gets on
+// with its work (a call evaluates values, its plugin is started again, a
+// restart's replay sends a call): it gives up with ErrBusy once it has got
+// on with none for twice its call deadline and the longest wait between
+// restarts of its plugin (one stuck in a way no deadline ends), and
+// returns ctx's error when ctx ends.
 func (r *Feed) WaitProgress(ctx context.Context, id uint32) error {
 	// restart.Max is set before the feed runs and never changes.
 	stall := 2*r.Timeout() + r.restart.Max
 	for {
 		r.mu.Lock()
-		before := r.values
+		before := r.progress
 		r.mu.Unlock()
 		err := r.WaitRoom(ctx, id, stall)
 		if err == nil {
@@ -527,12 +531,19 @@ func (r *Feed) WaitProgress(ctx context.Context, id uint32) error {
 			return ctx.Err()
 		}
 		r.mu.Lock()
-		after := r.values
+		after := r.progress
 		r.mu.Unlock()
 		if after == before {
-			return fmt.Errorf("%w: %s evaluated no value for %s", err, r.id, stall)
+			return fmt.Errorf("%w: no progress for %s", err, stall)
 		}
 	}
+}
+
+// progressed counts a step of a restart (WaitProgress).
+func (r *Feed) progressed() {
+	r.mu.Lock()
+	r.progress++
+	r.mu.Unlock()
 }
 
 // WaitRoom waits until the queue has room for stream id, the feed
@@ -777,6 +788,7 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 		}
 	} else {
 		r.values += uint64(n)
+		r.progress++
 		r.failures = 0
 	}
 	r.room.Broadcast()

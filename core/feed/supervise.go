@@ -67,6 +67,12 @@ func (r *Feed) checkHealth(ctx context.Context) {
 	if r.h.Health == nil || r.h.Revive == nil {
 		return
 	}
+	r.mu.Lock()
+	halted := r.halted
+	r.mu.Unlock()
+	if halted { // given up: its process is not revived
+		return
+	}
 	hctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	err := r.h.Health(hctx)
 	cancel()
@@ -97,6 +103,7 @@ func (r *Feed) recover(ctx context.Context) {
 			return
 		}
 		up, pid, err := r.h.Revive(ctx)
+		r.progressed()
 		if err == nil {
 			err = r.replay(ctx, up)
 		}
@@ -165,6 +172,7 @@ func (r *Feed) replay(ctx context.Context, up Updater) error {
 		if err != nil {
 			return err
 		}
+		r.progressed()
 		for _, b := range call {
 			n += len(b.Values)
 		}

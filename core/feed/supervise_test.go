@@ -510,7 +510,7 @@ func TestConcurrentPushesAndRestartsDeliverOnceInOrder(t *testing.T) {
 // that fails on index 3, whose plugin revive brings back (or not), and
 // fills its queue. It returns the feed, its stream and the failures
 // reported.
-func stuckFeed(t *testing.T, giveUp int, revive func(context.Context) (Updater, int, error)) (*Feed, *window.Series, chan error) {
+func stuckFeed(t *testing.T, giveUp int, revive func(context.Context) (Updater, int, error), health ...func(context.Context) error) (*Feed, *window.Series, chan error) {
 	t.Helper()
 	const limit = 64
 	r := newTestFeed("sum.d", "accuracy", newSumming(1e9, 3), limit, 100*time.Millisecond, hclog.NewNullLogger())
@@ -521,6 +521,9 @@ func stuckFeed(t *testing.T, giveUp int, revive func(context.Context) (Updater, 
 	r.h.Signals = func(*Feed, []Signal) {}
 	r.h.Failed = func(_ *Feed, err error, _ int) { failed <- err }
 	r.h.Revive = revive
+	if len(health) > 0 {
+		r.h.Health = health[0]
+	}
 	r.h.Gone, r.h.Restarting, r.h.Restarted = func(error) {}, func(int, time.Duration, error) {}, func(int, int) {}
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.run(ctx)
@@ -588,6 +591,17 @@ func TestFeedGivesUpAPluginThatKeepsFailing(t *testing.T) {
 func TestWaitProgress(t *testing.T) {
 	never := func(ctx context.Context) (Updater, int, error) { <-ctx.Done(); return nil, 0, ctx.Err() }
 	r, s, _ := stuckFeed(t, 0, never)
+	next := uint64(1 << 20)
+	testwait.For(t, 10*time.Second, "the plugin down and the queue full", func() bool {
+		if restarting, _ := r.Restarts(); !restarting {
+			return false
+		}
+		for r.HasRoom(s.StreamID()) { // the failed call's values were out of the queue
+			r.Push(s, next, 1, 0)
+			next++
+		}
+		return true
+	})
 	start := time.Now()
 	if err := r.WaitProgress(context.Background(), s.StreamID()); !errors.Is(err, ErrBusy) {
 		t.Errorf("WaitProgress with no progress: %v, want %v", err, ErrBusy)
@@ -598,5 +612,99 @@ func TestWaitProgress(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if err := r.WaitProgress(ctx, s.StreamID()); !errors.Is(err, context.Canceled) {
 		t.Errorf("WaitProgress as ctx ends: %v, want %v", err, context.Canceled)
+	}
+}
+
+// A feed that gave its plugin up is not revived by a failed health check
+// (its process is gone), nor reported again.
+func TestGivenUpFeedIsNotRevivedByHealth(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		revive func(context.Context) (Updater, int, error)
+	}{
+		{"fails on a value", func(context.Context) (Updater, int, error) { return newSumming(1e9, 3), 1, nil }},
+		{"fails to start", func(context.Context) (Updater, int, error) { return nil, 0, errors.New("fork/exec: no such file") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var attempts atomic.Int64
+			r, _, failed := stuckFeed(t, 3, func(ctx context.Context) (Updater, int, error) {
+				attempts.Add(1)
+				return c.revive(ctx)
+			}, func(context.Context) error { return fmt.Errorf("ping: %w", pluginhost.ErrPluginUnavailable) })
+			select {
+			case <-failed:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("not given up: %+v", r.Status())
+			}
+			n := attempts.Load()
+			for range 5 {
+				r.Poke()
+				time.Sleep(20 * time.Millisecond)
+			}
+			if a := attempts.Load(); a != n {
+				t.Errorf("revived %d more times after it was given up: %+v", a-n, r.Status())
+			}
+			select {
+			case err := <-failed:
+				t.Errorf("reported again: %v", err)
+			default:
+			}
+		})
+	}
+}
+
+// slowUp takes d with every call, and waits for the call's deadline on
+// the value at hangAt.
+type slowUp struct {
+	d      time.Duration
+	hangAt int64
+}
+
+func (u *slowUp) Update(ctx context.Context, bs []sdk.Batch) ([]sdk.Signal, error) {
+	for _, b := range bs {
+		for i := range b.Values {
+			if int64(b.Start)+int64(i) == u.hangAt {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+		}
+	}
+	time.Sleep(u.d)
+	return nil, nil
+}
+
+// WaitProgress counts a restart's steps as progress: a plugin that hangs
+// once, then starts and replays slowly, each step within its deadline,
+// holds ingestion back longer than the wait's limit without failing it.
+func TestWaitProgressDuringASlowRestart(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	r := newTestFeed("slow.d", "accuracy", &slowUp{hangAt: 3}, 64, timeout, hclog.NewNullLogger())
+	r.giveUp = 3
+	r.hist = newHistory()
+	r.restart = backoff.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Stable: time.Minute}
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(_ *Feed, err error, _ int) { t.Errorf("failed: %v", err) }
+	r.h.Revive = func(context.Context) (Updater, int, error) {
+		time.Sleep(timeout * 6 / 10)
+		return &slowUp{d: timeout * 6 / 10, hangAt: -1}, 1, nil
+	}
+	r.h.Gone, r.h.Restarting, r.h.Restarted = func(error) {}, func(int, time.Duration, error) {}, func(int, int) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.run(ctx)
+	defer func() { cancel(); <-r.done }()
+	s := testSeries(r, "m/v/x")
+	for i := range 3 {
+		r.Push(s, uint64(i), 1, 0)
+	}
+	if err := r.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i < 300; i++ {
+		if !r.HasRoom(s.StreamID()) {
+			if err := r.WaitProgress(context.Background(), s.StreamID()); err != nil {
+				t.Fatalf("at %d: %v; %+v", i, err, r.Status())
+			}
+		}
+		r.Push(s, uint64(i), 1, 0)
 	}
 }
