@@ -194,13 +194,8 @@ monitor "*" {
 	}
 }
 
-// A backtest's detector queues take backtestQueueLimit values, far fewer
-// than the daemon's: a reading ahead of a stuck detector stops there.
-func TestBacktestQueueLimit(t *testing.T) {
-	if backtestQueueLimit >= feedQueueLimit {
-		t.Fatalf("a backtest's queue limit %d, the daemon's %d", backtestQueueLimit, feedQueueLimit)
-	}
-	path := writeConfig(t, `
+// blockingConfig runs the blocking detector (in process) on accuracy.
+const blockingConfig = `
 plugin_dir = "."
 detector "blocking" "acc" {
   metric = "accuracy"
@@ -208,7 +203,15 @@ detector "blocking" "acc" {
 monitor "*" {
   detectors = ["blocking.acc"]
 }
-`)
+`
+
+// A backtest's detector queues take backtestQueueLimit values, far fewer
+// than the daemon's: a reading ahead of a stuck detector stops there.
+func TestBacktestQueueLimit(t *testing.T) {
+	if backtestQueueLimit >= feedQueueLimit {
+		t.Fatalf("a backtest's queue limit %d, the daemon's %d", backtestQueueLimit, feedQueueLimit)
+	}
+	path := writeConfig(t, blockingConfig)
 	plugin := &blocking{gate: make(chan struct{}), began: make(chan struct{}, 1)}
 	a, err := NewAgent(Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
 		"blocking": func() sdk.Plugin { return plugin },
@@ -247,16 +250,7 @@ monitor "*" {
 // metric would wait for room (IngestWait), with its queue full, and loses
 // nothing.
 func TestBacktestWaitsOutASlowDetector(t *testing.T) {
-	path := writeConfig(t, `
-plugin_dir = "."
-detector "blocking" "acc" {
-  metric = "accuracy"
-}
-monitor "*" {
-  detectors = ["blocking.acc"]
-  window    = 100
-}
-`)
+	path := writeConfig(t, blockingConfig)
 	plugin := &blocking{gate: make(chan struct{}), began: make(chan struct{}, 1)}
 	time.AfterFunc(IngestWait+time.Second, func() { close(plugin.gate) })
 	const lines = backtestQueueLimit + 1000

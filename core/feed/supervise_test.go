@@ -535,19 +535,24 @@ func stuckFeed(t *testing.T, giveUp int, revive func(context.Context) (Updater, 
 	return r, s, failed
 }
 
+// keepsFailing are plugins that fail again after every restart, as revive
+// brings them back for stuckFeed: on the value a restart sends again, or
+// at every start.
+var keepsFailing = []struct {
+	name   string
+	revive func(context.Context) (Updater, int, error)
+}{
+	{"fails on a value", func(context.Context) (Updater, int, error) { return newSumming(1e9, 3), 1, nil }},
+	{"fails to start", func(context.Context) (Updater, int, error) { return nil, 0, errors.New("fork/exec: no such file") }},
+}
+
 // A feed told to give up (a backtest's) halts once its plugin has failed
 // more than GiveUp times in a row with no value evaluated, whether it fails
 // on a value it is sent again after each restart or fails to start, and
 // reports it; what is queued is lost, and ingestion waits no more. The
 // daemon's restarts for ever.
 func TestFeedGivesUpAPluginThatKeepsFailing(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		revive func(context.Context) (Updater, int, error)
-	}{
-		{"fails on a value", func(context.Context) (Updater, int, error) { return newSumming(1e9, 3), 1, nil }},
-		{"fails to start", func(context.Context) (Updater, int, error) { return nil, 0, errors.New("fork/exec: no such file") }},
-	} {
+	for _, c := range keepsFailing {
 		t.Run(c.name, func(t *testing.T) {
 			r, s, failed := stuckFeed(t, 3, c.revive)
 			select {
@@ -618,13 +623,7 @@ func TestWaitProgress(t *testing.T) {
 // A feed that gave its plugin up is not revived by a failed health check
 // (its process is gone), nor reported again.
 func TestGivenUpFeedIsNotRevivedByHealth(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		revive func(context.Context) (Updater, int, error)
-	}{
-		{"fails on a value", func(context.Context) (Updater, int, error) { return newSumming(1e9, 3), 1, nil }},
-		{"fails to start", func(context.Context) (Updater, int, error) { return nil, 0, errors.New("fork/exec: no such file") }},
-	} {
+	for _, c := range keepsFailing {
 		t.Run(c.name, func(t *testing.T) {
 			var attempts atomic.Int64
 			r, _, failed := stuckFeed(t, 3, func(ctx context.Context) (Updater, int, error) {
