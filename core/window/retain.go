@@ -3,48 +3,69 @@ package window
 import (
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/driftd/driftd/core/snapshot"
 )
 
 // Retention: the values a detector feed may need again after its plugin
 // restarts (a replay) are read back from the series. The ring holds the
-// newest; values that leave it at or after keep go to old, a second ring,
-// as long as the store's retain budget lasts. Taking from the budget by
-// blocks and growing old by doubling keeps the cost linear in the values.
+// newest; values that leave it at or after keep go to blocks of
+// retainBlock values each, oldest first, as long as the store's retain
+// budget lasts: a block is taken from the budget when the last is full and
+// given back once none of its values is needed. What is kept is never
+// moved, and a series holds exactly the blocks it took. Blocks given back
+// go to a pool that the next ones come from: a stream that drifts again
+// and again reuses the memory of its last run of values.
 
-// evict drops the oldest held value, v, from the window, keeping it in old
-// when a replay may need it. old always holds the values right before the
+// block is retainBlock kept values: 4 KiB.
+type block [retainBlock]float64
+
+// blocks is the pool of blocks given back, shared by all stores.
+var blocks = sync.Pool{New: func() any { return new(block) }}
+
+// evict drops the oldest held value, v, from the window, keeping it when a
+// replay may need it. The kept values are always those right before the
 // ring's: [first-nOld, first).
 func (s *Series) evict(v float64) {
 	j := s.first
 	s.first++
 	if j < s.keep {
 		if s.nOld > 0 {
-			s.setKeep(s.keep) // below keep: nothing of old is needed
+			s.setKeep(s.keep) // below keep: nothing kept is needed
 		}
 		return
 	}
-	if s.nOld == s.reserved {
-		if s.takeBlock() {
-			// The budget grows by blocks, the ring by doubling: what it
-			// holds is copied O(1) times per value, not once per block.
-			if s.reserved += retainBlock; s.reserved > len(s.old) {
-				s.growOld(max(2*len(s.old), s.reserved))
-			}
-		} else {
-			if s.nOld == 0 { // the budget is spent: replays of j are not exact
-				return
-			}
-			s.dropOld(1) // make room by dropping the oldest kept
+	k := s.oldHead + s.nOld
+	if k == len(s.kept)*retainBlock {
+		if !s.addBlock() {
+			return // the budget is spent and nothing is kept: replays of j are not exact
 		}
+		k = s.oldHead + s.nOld
 	}
-	k := s.oldHead + s.nOld // < 2*len(old): a subtraction, not a division
-	if k >= len(s.old) {
-		k -= len(s.old)
-	}
-	s.old[k] = v
+	s.kept[k/retainBlock][k%retainBlock] = v
 	s.nOld++
+}
+
+// addBlock adds a block after the last: one taken from the budget, or,
+// when the budget is spent, the first, its values dropped (replays of
+// them are no longer exact). It reports false when there is neither.
+func (s *Series) addBlock() bool {
+	if s.takeBlock() {
+		s.kept = append(s.kept, blocks.Get().(*block))
+		return true
+	}
+	if s.nOld == 0 {
+		return false
+	}
+	b := s.kept[0]
+	s.nOld -= retainBlock - s.oldHead
+	s.oldHead = 0
+	// The slice of blocks moves on by one: it is copied, to a new array,
+	// only once its spare capacity is used up.
+	s.kept[0] = nil
+	s.kept = append(s.kept[1:], b)
+	return true
 }
 
 // takeBlock takes retainBlock values of the budget, if there are. It reads
@@ -66,50 +87,48 @@ func (s *Series) oldFirst() uint64 { return s.first - uint64(s.nOld) }
 
 // oldAt returns the kept value at index j, oldFirst <= j < first.
 func (s *Series) oldAt(j uint64) float64 {
-	return s.old[(s.oldHead+int(j-s.oldFirst()))%len(s.old)]
+	k := s.oldHead + int(j-s.oldFirst())
+	return s.kept[k/retainBlock][k%retainBlock]
 }
 
+// dropOld drops the n oldest kept values, and gives the blocks no longer
+// holding any back to the budget and the pool.
 func (s *Series) dropOld(n int) {
 	if n == 0 {
 		return
 	}
-	if s.oldHead += n; s.oldHead >= len(s.old) { // n <= nOld <= len(old)
-		s.oldHead -= len(s.old)
-	}
+	s.oldHead += n
 	s.nOld -= n
+	free := s.oldHead / retainBlock
+	if s.nOld == 0 {
+		free = len(s.kept)
+	}
+	if free == 0 {
+		return
+	}
+	for i, b := range s.kept[:free] {
+		blocks.Put(b)
+		s.kept[i] = nil
+	}
+	n = copy(s.kept, s.kept[free:])
+	clear(s.kept[n:])
+	s.kept = s.kept[:n]
+	s.oldHead -= free * retainBlock
+	if s.nOld == 0 {
+		s.oldHead = 0
+	}
+	s.budget.Add(int64(free * retainBlock)) // blocks were taken: budget is set
 }
 
-// growOld moves the kept values into a ring of size n >= nOld.
-func (s *Series) growOld(n int) {
-	old := make([]float64, n)
-	if s.nOld > 0 {
-		k := copy(old, s.old[s.oldHead:min(s.oldHead+s.nOld, len(s.old))])
-		copy(old[k:s.nOld], s.old)
-	}
-	s.old, s.oldHead = old, 0
-}
+// reserved is how many values of the budget the series holds.
+func (s *Series) reserved() int { return len(s.kept) * retainBlock }
 
 // setKeep changes the oldest index kept for replays, drops what is kept
-// below it, and gives back the budget it no longer needs.
+// below it, and gives back the blocks it no longer needs.
 func (s *Series) setKeep(keep uint64) {
 	s.keep = keep
 	if of := s.oldFirst(); keep > of {
 		s.dropOld(int(min(keep, s.first) - of))
-	}
-	need := (s.nOld + retainBlock - 1) / retainBlock * retainBlock
-	if need >= s.reserved {
-		return
-	}
-	if s.budget != nil {
-		s.budget.Add(int64(s.reserved - need))
-	}
-	s.reserved = need
-	if need == 0 {
-		s.old, s.oldHead = nil, 0
-		return
-	}
-	if len(s.old) > 2*need { // at most twice the budget held
-		s.growOld(need)
 	}
 }
 
@@ -176,16 +195,21 @@ func (s *Series) restoreKept(kept []float64) {
 		return
 	}
 	s.budget = &s.w.store.retain
-	for s.reserved < len(kept) && s.takeBlock() {
-		s.reserved += retainBlock
+	taken := 0
+	for taken < len(kept) && s.takeBlock() {
+		taken += retainBlock
 	}
-	if s.reserved == 0 {
+	if taken == 0 {
 		s.budget = nil
 		return
 	}
-	kept = kept[max(0, len(kept)-s.reserved):]
-	s.old = make([]float64, s.reserved)
-	s.oldHead, s.nOld = 0, copy(s.old, kept)
+	kept = kept[max(0, len(kept)-taken):]
+	for i := 0; i < len(kept); i += retainBlock {
+		b := blocks.Get().(*block)
+		copy(b[:], kept[i:])
+		s.kept = append(s.kept, b)
+	}
+	s.oldHead, s.nOld = 0, len(kept)
 	s.keep = s.oldFirst()
 }
 

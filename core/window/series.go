@@ -18,7 +18,7 @@ import (
 // a detector resets a stream after a drift, so the values since its last
 // drift on the stream rebuild its state exactly. While they are still in
 // the ring, nothing more is kept; values that leave the ring at or after
-// keep, the oldest index a replaying reader may need, go to old, within the
+// keep, the oldest index a replaying reader may need, are kept, within the
 // store's retain budget.
 //
 // All of it is under the window's lock.
@@ -39,10 +39,9 @@ type Series struct {
 
 	// Retention for replays.
 	keep     uint64          // values from this index on are kept when they leave the ring
-	old      []float64       // a ring of the values [first-nOld, first) that left the window's ring
-	oldHead  int             // where in old the oldest of them is
+	kept     []*block        // the values [first-nOld, first) that left the window's ring, oldest first
+	oldHead  int             // where in kept[0] the oldest of them is
 	nOld     int             // how many
-	reserved int             // values of budget taken, a multiple of retainBlock; len(old) is at least that, at most twice
 	budget   *atomic.Int64   // the store's retain budget, once a replaying reader reads the series
 	marks    []mark          // per replaying reader, the first index it needs
 	restored []snapshot.Mark // the marks of a snapshot, until the first routing takes them

@@ -202,7 +202,8 @@ func TestSeriesKeepsValuesForReplays(t *testing.T) {
 	if vals, from := x.ReplayLocked(nil, 7, 9); from != 7 || !reflect.DeepEqual(vals, []float64{7, 8}) {
 		t.Fatalf("replay from 7: %d %v", from, vals)
 	}
-	// A budget of one block: the oldest kept values make room.
+	// A budget of one block: when it is full, its values make room for
+	// the next.
 	ws.retain.Store(0)
 	x.setKeep(0)
 	for i := 10; i < 10+retainBlock+20; i++ {
@@ -212,17 +213,23 @@ func TestSeriesKeepsValuesForReplays(t *testing.T) {
 		t.Fatalf("no budget, yet %d kept", x.nOld)
 	}
 	ws.retain.Store(retainBlock)
-	for i := 10 + retainBlock + 20; i < 10+3*retainBlock; i++ {
-		x.Add(float64(i))
-	}
-	vals, from := x.ReplayLocked(nil, 0, x.next)
-	if x.nOld != retainBlock || from != x.first-retainBlock || len(vals) != retainBlock+4 || vals[0] != float64(from) {
-		t.Fatalf("%d kept, replay from %d of %d values starting %v", x.nOld, from, len(vals), vals[0])
-	}
-	for k, v := range vals {
-		if v != float64(from)+float64(k) {
-			t.Fatalf("value %d is %v", from+uint64(k), v)
+	for _, c := range []struct{ evict, kept int }{{retainBlock, retainBlock}, {1, 1}, {retainBlock - 1, retainBlock}, {10, 10}} {
+		for range c.evict {
+			x.Add(float64(x.next))
 		}
+		vals, from := x.ReplayLocked(nil, 0, x.next)
+		if x.nOld != c.kept || from != x.first-uint64(c.kept) || len(vals) != c.kept+4 || x.reserved() != retainBlock || ws.retain.Load() != 0 {
+			t.Fatalf("%d kept (want %d), replay from %d of %d values, budget taken %d, left %d", x.nOld, c.kept, from, len(vals), x.reserved(), ws.retain.Load())
+		}
+		for k, v := range vals {
+			if v != float64(from)+float64(k) {
+				t.Fatalf("value %d is %v", from+uint64(k), v)
+			}
+		}
+	}
+	x.ReleaseLocked()
+	if x.nOld != 0 || x.reserved() != 0 || ws.retain.Load() != retainBlock {
+		t.Fatalf("released: %d kept, budget taken %d, left %d", x.nOld, x.reserved(), ws.retain.Load())
 	}
 }
 
@@ -320,9 +327,9 @@ func TestStreamDriftState(t *testing.T) {
 	}
 }
 
-// Kept values grow in a ring that doubles while the budget is taken by
-// blocks; a replay reads them all back in order, and a drift gives the
-// budget back and shrinks the ring to at most twice what it still holds.
+// Kept values are held in blocks taken from the budget as they fill, and
+// never moved; a replay reads them all back in order, and a drift gives
+// back the blocks whose values are no longer needed.
 func TestSeriesKeepsManyValues(t *testing.T) {
 	ws := NewStore(retainLimit)
 	w := ws.Get("m", "v", 4)
@@ -333,11 +340,18 @@ func TestSeriesKeepsManyValues(t *testing.T) {
 	x := w.SeriesLocked("x")
 	x.KeepForReplaysLocked(true)
 	const n = 5000
-	for i := range n {
+	x.Add(0)
+	x.Add(1)
+	x.Add(2)
+	x.Add(3)
+	x.Add(4)
+	first := x.kept[0]
+	for i := 5; i < n; i++ {
 		x.Add(float64(i))
 	}
-	if x.reserved != 10*retainBlock || len(x.old) < x.reserved || len(x.old) > 2*x.reserved || ws.retain.Load() != retainLimit-int64(x.reserved) {
-		t.Fatalf("%d kept: budget taken %d, ring %d, budget left %d", x.nOld, x.reserved, len(x.old), ws.retain.Load())
+	// 4,996 kept: 10 blocks, the first where it was.
+	if x.nOld != n-4 || x.reserved() != 10*retainBlock || len(x.kept) != 10 || x.kept[0] != first || ws.retain.Load() != retainLimit-int64(x.reserved()) {
+		t.Fatalf("%d kept: budget taken %d, blocks %d, budget left %d", x.nOld, x.reserved(), len(x.kept), ws.retain.Load())
 	}
 	vals, from := x.ReplayLocked(nil, 0, n)
 	if from != 0 || len(vals) != n {
@@ -349,11 +363,22 @@ func TestSeriesKeepsManyValues(t *testing.T) {
 		}
 	}
 	x.MarkLocked(r, 4500) // a drift at 4499: 4500 on is needed
-	if x.nOld != 496 || x.reserved != retainBlock || len(x.old) > 2*x.reserved || ws.retain.Load() != retainLimit-retainBlock {
-		t.Fatalf("after a drift: %d kept, budget taken %d, ring %d, budget left %d", x.nOld, x.reserved, len(x.old), ws.retain.Load())
+	// 4500 to 4995 kept: the 9th block (4608 on) and the end of the 8th.
+	if x.nOld != 496 || x.oldHead != 4500-8*retainBlock || x.reserved() != 2*retainBlock || ws.retain.Load() != retainLimit-2*retainBlock {
+		t.Fatalf("after a drift: %d kept from %d, budget taken %d, budget left %d", x.nOld, x.oldHead, x.reserved(), ws.retain.Load())
 	}
 	if vals, from := x.ReplayLocked(nil, 4500, n); from != 4500 || len(vals) != 500 || vals[0] != 4500 || vals[499] != n-1 {
 		t.Fatalf("replay from 4500: from %d, %d values", from, len(vals))
+	}
+	x.MarkLocked(r, 4996) // a drift at 4995: all needed is in the ring
+	if x.nOld != 0 || x.reserved() != 0 || ws.retain.Load() != retainLimit {
+		t.Fatalf("after a drift in the ring: %d kept, budget taken %d, budget left %d", x.nOld, x.reserved(), ws.retain.Load())
+	}
+	for i := n; i < n+retainBlock+1; i++ {
+		x.Add(float64(i))
+	}
+	if vals, from := x.ReplayLocked(nil, 4996, n+retainBlock+1); from != 4996 || len(vals) != retainBlock+5 || vals[0] != 4996 || x.nOld != retainBlock+1 || x.reserved() != 2*retainBlock {
+		t.Fatalf("kept again: from %d, %d values, budget taken %d", from, len(vals), x.reserved())
 	}
 }
 
