@@ -69,8 +69,9 @@ func (s *Series) addBlock() bool {
 }
 
 // takeBlock takes retainBlock values of the budget, if there are. It reads
-// the budget first: once it is spent, every eviction of a series kept for replays
-// asks, and reads of a shared counter are cheap where writes contend.
+// the budget first: once it is spent, a series kept for replays that holds
+// no values asks at every eviction, and reads of a shared counter are
+// cheap where writes contend.
 func (s *Series) takeBlock() bool {
 	if s.budget == nil || s.budget.Load() < retainBlock {
 		return false
@@ -240,7 +241,7 @@ func (s *Series) EachFromLocked(from uint64, fn func(i uint64, v, mean float64))
 }
 
 // ReplayLocked appends to dst the values [from, to) of the series, from
-// old and the ring, and returns it with the index of its first value: from,
+// those kept and the ring, and returns it with the index of its first value: from,
 // or later when values before that were not kept. The window's lock is
 // held.
 func (s *Series) ReplayLocked(dst []float64, from, to uint64) ([]float64, uint64) {

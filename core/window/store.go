@@ -36,8 +36,9 @@ type Store struct {
 	removed uint64 // windows removed, ever (for Mark)
 
 	// retain is how many more values that left the windows the series may
-	// keep for replays (see Series.evict). Every eviction of a kept-for-replays
-	// series reads it: it has a cache line of its own.
+	// keep for replays (see Series.evict). Series kept for replays read it
+	// as their last block fills, and at every eviction once it is spent and
+	// they hold none: it has a cache line of its own.
 	_      [64]byte
 	retain atomic.Int64
 	_      [56]byte

@@ -363,7 +363,7 @@ func TestSeriesKeepsManyValues(t *testing.T) {
 		}
 	}
 	x.MarkLocked(r, 4500) // a drift at 4499: 4500 on is needed
-	// 4500 to 4995 kept: the 9th block (4608 on) and the end of the 8th.
+	// 4500 to 4995 kept: the end of the 9th block (4500 to 4607) and the 10th.
 	if x.nOld != 496 || x.oldHead != 4500-8*retainBlock || x.reserved() != 2*retainBlock || ws.retain.Load() != retainLimit-2*retainBlock {
 		t.Fatalf("after a drift: %d kept from %d, budget taken %d, budget left %d", x.nOld, x.oldHead, x.reserved(), ws.retain.Load())
 	}
