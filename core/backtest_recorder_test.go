@@ -102,14 +102,17 @@ func TestBacktestRecorderClosedLetsWaitersGo(t *testing.T) {
 				Details: map[string]float64{"p": float64(i) / 3}})
 		}
 	}()
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
 		r.mu.Lock()
 		full := len(r.pending) >= maxPending
 		r.mu.Unlock()
 		if full {
 			break
 		}
-		time.Sleep(100 * time.Microsecond)
+		if time.Now().After(deadline) {
+			r.close()
+			t.Fatal("the pending events never reached maxPending")
+		}
 	}
 	r.close()
 	select {
