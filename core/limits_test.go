@@ -152,3 +152,44 @@ func TestRestoreCountsStreams(t *testing.T) {
 		t.Errorf("Streams() = %d after restoring 2, want 2", n)
 	}
 }
+
+// A metric past the eight of a line whose targets are cached is routed
+// value by value; after a drift, its series keeps for replays only the
+// values since the drift, as one routed through the cache does, not the
+// window's worth it held when the drift was marked.
+func TestRetentionPastTheCachedTargets(t *testing.T) {
+	cfg := strings.Replace(testConfig, `metric = "accuracy"`, `metric = "m9"`, 1)
+	a := newTestAgent(t, cfg)
+	ctx := context.Background()
+	line := func(v float64) metric.Metric {
+		m := values("m", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9")
+		m.Values[8].Value = v
+		return m
+	}
+	for range 5 {
+		if err := a.Ingest(ctx, line(0.9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Ingest(ctx, line(0.1)); err != nil { // index 5: a drift
+		t.Fatal(err)
+	}
+	a.settle(t) // the drift is marked: index 6 on is needed
+	for range 10 {
+		if err := a.Ingest(ctx, line(0.9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.settle(t)
+	w := a.windows.Lookup("m", "v1")
+	w.Lock()
+	s := w.FindLocked("m9")
+	from := s.EachFromLocked(0, func(uint64, float64, float64) {})
+	w.Unlock()
+	if drifts := w.Status()["m9"].Drifts; drifts != 1 {
+		t.Fatalf("%d drifts, want 1", drifts)
+	}
+	if from != 6 {
+		t.Errorf("the series has values from index %d on, want from 6: what the drift at 5 made unneeded is kept", from)
+	}
+}

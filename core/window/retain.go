@@ -137,8 +137,14 @@ func (s *Series) setKeep(keep uint64) {
 // readers (a new route): when one of them may replay, the series starts
 // keeping what a replay may need from its oldest held value on (a reader
 // new to the series is given them first); when none may, it keeps nothing.
-// The window's lock is held.
+// It sets a series up once a routing of its window: called again before
+// the next, it does nothing, and a drift marked meanwhile still frees
+// what came before it. The window's lock is held.
 func (s *Series) KeepForReplaysLocked(replaying bool) {
+	if s.routedAt == s.w.routed && s.routedAt != 0 {
+		return
+	}
+	s.routedAt = s.w.routed
 	if replaying {
 		s.budget = &s.w.store.retain
 		s.keep = min(s.keep, s.first)

@@ -44,6 +44,7 @@ type Series struct {
 	nOld     int             // how many
 	budget   *atomic.Int64   // the store's retain budget, once a replaying reader reads the series
 	marks    []mark          // per replaying reader, the first index it needs
+	routedAt uint64          // the window's routing it was set up for (KeepForReplaysLocked); 0: none
 	restored []snapshot.Mark // the marks of a snapshot, until the first routing takes them
 
 	// The stream's drift state: drifting from a drift until the stream has

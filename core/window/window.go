@@ -32,6 +32,7 @@ type Window struct {
 	capacity int
 	series   map[string]*Series
 	routing  Routing
+	routed   uint64 // routings set (SetRoutingLocked): a series is set up for replays once a routing
 	store    *Store
 }
 
@@ -93,6 +94,7 @@ func (w *Window) RoutingLocked() Routing { return w.routing }
 // every series to capacity. w's lock is held.
 func (w *Window) SetRoutingLocked(r Routing, capacity int) {
 	w.routing = r
+	w.routed++
 	if capacity == w.capacity {
 		return
 	}

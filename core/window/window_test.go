@@ -432,3 +432,30 @@ func TestStoreSetSavedDroppedLoaded(t *testing.T) {
 	}
 	w.Unlock()
 }
+
+// A series is set up for replays once a routing: called again before the
+// next routing, KeepForReplaysLocked leaves keep where a drift's mark put
+// it; a new routing sets it up anew, from the oldest value held.
+func TestKeepForReplaysOnceARouting(t *testing.T) {
+	ws := NewStore(retainLimit)
+	w := ws.Get("m", "v", 4)
+	w.Lock()
+	defer w.Unlock()
+	r := &reader{1}
+	w.SetRoutingLocked(routing{"x": {r}}, 4)
+	x := w.SeriesLocked("x")
+	x.KeepForReplaysLocked(true)
+	for i := range 10 {
+		x.Add(float64(i))
+	}
+	x.MarkLocked(r, 9) // a drift at 8
+	x.KeepForReplaysLocked(true)
+	if x.keep != 9 {
+		t.Fatalf("keep %d after a second set-up in one routing, want 9", x.keep)
+	}
+	w.SetRoutingLocked(routing{"x": {r, &reader{2}}}, 4)
+	x.KeepForReplaysLocked(true)
+	if x.keep != x.first {
+		t.Fatalf("keep %d after a new routing, want %d", x.keep, x.first)
+	}
+}
