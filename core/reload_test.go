@@ -555,3 +555,23 @@ func TestReloadAppliesSettings(t *testing.T) {
 		t.Errorf("%d events held, want the history of 2", n)
 	}
 }
+
+// A reload that takes every detector off a metric lets its series give back
+// what it kept for replays at once, not with the metric's next value.
+func TestReloadReleasesWhatNoDetectorReplays(t *testing.T) {
+	src := counterConfig(4, []string{"a"}, map[string]string{"a": ""})
+	a, path := newReloadAgent(t, src)
+	full := a.windows.Retained()
+	ingestAll(t, a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	a.settle(t)
+	if a.windows.Retained() == full {
+		t.Fatal("nothing kept for replays: the test needs a detector that replays")
+	}
+	writeTestFile(t, path, counterConfig(4, nil, nil))
+	if res := a.reload(context.Background(), api.ReloadAPI); !res.OK {
+		t.Fatalf("reload %+v", res)
+	}
+	if got := a.windows.Retained(); got != full {
+		t.Errorf("retain budget %d after the reload, want all of it, %d", got, full)
+	}
+}

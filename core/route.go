@@ -186,12 +186,14 @@ func (a *Agent) routeLocked(w *window.Window, g *generation) *windowRoute {
 	if old == nil && w.LenLocked() == 0 {
 		return wr // a new window: nothing held
 	}
+	// Every series is set up for the route, those of metrics no detector
+	// reads any longer too: they keep nothing more for replays.
+	w.EachLocked(func(s *window.Series) { s.KeepForReplaysLocked(rt.replays(s.Metric())) })
 	for name, feeds := range rt.byMetric {
 		s := w.FindLocked(name)
 		if s == nil || s.Held() == 0 {
 			continue
 		}
-		s.KeepForReplaysLocked(rt.replays(name))
 		var marks []snapshot.Mark
 		if old == nil {
 			marks = s.RestoredMarksLocked()
