@@ -168,18 +168,28 @@ func TestSeriesSizeAtAcrossResizes(t *testing.T) {
 	}
 }
 
+// keptSeries returns a store, its window of 4 values, locked until the test
+// ends, routed to one replaying reader, and the window's series x, kept for
+// it.
+func keptSeries(t *testing.T) (*Store, *Window, *reader, *Series) {
+	t.Helper()
+	ws := NewStore(retainLimit)
+	w := ws.Get("m", "v", 4)
+	w.Lock()
+	t.Cleanup(w.Unlock)
+	r := &reader{1}
+	w.SetRoutingLocked(routing{"x": {r}}, 4)
+	x := w.SeriesLocked("x")
+	x.KeepForReplaysLocked(true)
+	return ws, w, r, x
+}
+
 // A series keeps the values that leave its ring from keep on, within the
 // windows' budget, for replays; a series no supervised detector watches
 // keeps none.
 func TestSeriesKeepsValuesForReplays(t *testing.T) {
-	ws := NewStore(retainLimit)
-	w := ws.Get("m", "v", 4)
-	w.Lock()
-	defer w.Unlock()
-	r := &reader{1}
-	w.SetRoutingLocked(routing{"x": {r}}, 4)
-	x, y := w.SeriesLocked("x"), w.SeriesLocked("y")
-	x.KeepForReplaysLocked(true)
+	ws, w, r, x := keptSeries(t)
+	y := w.SeriesLocked("y")
 	y.KeepForReplaysLocked(false)
 	for i := range 10 {
 		x.Add(float64(i))
@@ -331,14 +341,7 @@ func TestStreamDriftState(t *testing.T) {
 // never moved; a replay reads them all back in order, and a drift gives
 // back the blocks whose values are no longer needed.
 func TestSeriesKeepsManyValues(t *testing.T) {
-	ws := NewStore(retainLimit)
-	w := ws.Get("m", "v", 4)
-	w.Lock()
-	defer w.Unlock()
-	r := &reader{1}
-	w.SetRoutingLocked(routing{"x": {r}}, 4)
-	x := w.SeriesLocked("x")
-	x.KeepForReplaysLocked(true)
+	ws, _, r, x := keptSeries(t)
 	const n = 5000
 	x.Add(0)
 	x.Add(1)
@@ -437,14 +440,7 @@ func TestStoreSetSavedDroppedLoaded(t *testing.T) {
 // next routing, KeepForReplaysLocked leaves keep where a drift's mark put
 // it; a new routing sets it up anew, from the oldest value held.
 func TestKeepForReplaysOnceARouting(t *testing.T) {
-	ws := NewStore(retainLimit)
-	w := ws.Get("m", "v", 4)
-	w.Lock()
-	defer w.Unlock()
-	r := &reader{1}
-	w.SetRoutingLocked(routing{"x": {r}}, 4)
-	x := w.SeriesLocked("x")
-	x.KeepForReplaysLocked(true)
+	_, w, r, x := keptSeries(t)
 	for i := range 10 {
 		x.Add(float64(i))
 	}
