@@ -128,7 +128,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 		if e.err != nil {
 			return res, e.err
 		}
-		buf = append(append(buf[:0], `{"seq":`...), strconv.Itoa(i+1)...)
+		buf = strconv.AppendInt(append(buf[:0], `{"seq":`...), int64(i+1), 10)
 		buf = append(append(buf, e.text...), '\n')
 		if _, err := bw.Write(buf); err != nil {
 			return res, err
