@@ -18,7 +18,8 @@ type Bus struct {
 
 	mu      sync.Mutex
 	seq     uint64
-	history []Event // ring of the last cap(history) events
+	history []Event // ring of the last limit events, grown as it fills
+	limit   int     // how many events history keeps
 	start   int     // index of the oldest event in history when full
 	subs    map[*Subscription]struct{}
 	closed  bool
@@ -27,15 +28,14 @@ type Bus struct {
 	cutOff     atomic.Uint64
 }
 
-// NewBus returns a bus that keeps the last history events for replay.
+// NewBus returns a bus that keeps the last history events for replay. The
+// history's memory is taken as events come, not at once: a bus that sees
+// few, as in a backtest, which has a recorder of its own, holds little.
 func NewBus(history int) *Bus {
-	if history < 1 {
-		history = 1
-	}
 	return &Bus{
-		now:     time.Now,
-		history: make([]Event, 0, history),
-		subs:    make(map[*Subscription]struct{}),
+		now:   time.Now,
+		limit: max(history, 1),
+		subs:  make(map[*Subscription]struct{}),
 	}
 }
 
@@ -49,7 +49,7 @@ func (b *Bus) Publish(e Event) Event {
 	defer b.mu.Unlock()
 	b.seq++
 	e.Seq = b.seq
-	if len(b.history) < cap(b.history) {
+	if len(b.history) < b.limit {
 		b.history = append(b.history, e)
 	} else {
 		b.history[b.start] = e
@@ -77,16 +77,16 @@ func (b *Bus) SetHistory(n int) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if n == cap(b.history) {
+	if n == b.limit {
 		return
 	}
 	held := len(b.history)
 	keep := min(held, n)
-	h := make([]Event, keep, n)
+	h := make([]Event, keep)
 	for i := range keep {
 		h[i] = b.history[(b.start+held-keep+i)%held]
 	}
-	b.history, b.start = h, 0
+	b.history, b.start, b.limit = h, 0, n
 }
 
 // WantsMetrics reports whether a subscriber asked for metric events, so the

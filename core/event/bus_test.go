@@ -225,3 +225,35 @@ func TestSubscribeSinceBeyondNewest(t *testing.T) {
 		t.Fatalf("since = newest: restarted %v pending %d", s2.Restarted, s2.Pending())
 	}
 }
+
+// The history takes memory as events come, up to its limit, past which
+// the oldest go.
+func TestHistoryGrowsAsEventsCome(t *testing.T) {
+	b := NewBus(10_000)
+	if c := cap(b.history); c != 0 {
+		t.Fatalf("a new bus holds room for %d events", c)
+	}
+	for range 3 {
+		b.Publish(drift("a"))
+	}
+	if c := cap(b.history); c >= 1000 {
+		t.Errorf("3 events take room for %d", c)
+	}
+	for range 10_000 {
+		b.Publish(drift("a"))
+	}
+	if n := len(b.history); n != 10_000 {
+		t.Fatalf("holds %d events, want 10000", n)
+	}
+	s, err := b.Subscribe(Filter{}, true, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Pending() != 10_000 || s.Missed != 3 {
+		t.Errorf("replays %d, missed %d; want 10000 and 3", s.Pending(), s.Missed)
+	}
+	if e, _ := s.Next(nil); e.Seq != 4 {
+		t.Errorf("oldest held is %d, want 4", e.Seq)
+	}
+}
