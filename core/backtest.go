@@ -102,7 +102,7 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	rec := newBacktestRecorder(opts.Types)
 	defer rec.close()
 	a.events = rec
-	if err := a.startGeneration(ctx, backtestBuild(only)); err != nil {
+	if err := a.startGeneration(ctx, backtestBuild(only, opts.Types)); err != nil {
 		return res, err
 	}
 	g := a.gen.Load()
@@ -326,8 +326,15 @@ func (r *backtestRecorder) Count(t event.Type) {
 }
 
 // backtestBuild is how a backtest builds its detectors: those only names
-// (all when nil), no sinks, queues of backtestQueueLimit values, and
-// plugins given up after backtestGiveUp failures in a row.
-func backtestBuild(only map[string]bool) buildOptions {
-	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), giveUp: backtestGiveUp}
+// (all when nil), no sinks, queues of backtestQueueLimit values, plugins
+// given up after backtestGiveUp failures in a row, and asked for the
+// details of the signal types written only (all when types is empty).
+func backtestBuild(only map[string]bool, types []event.Type) buildOptions {
+	var omit []string
+	for _, t := range []event.Type{event.Drift, event.Warning} {
+		if len(types) > 0 && !slices.Contains(types, t) {
+			omit = append(omit, string(t))
+		}
+	}
+	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), giveUp: backtestGiveUp, omitDetails: omit}
 }

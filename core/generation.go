@@ -277,6 +277,9 @@ type buildOptions struct {
 	socketDir string
 	// noSinks leaves the sink blocks out (backtest).
 	noSinks bool
+	// omitDetails are the signal types whose details nothing uses: a
+	// backtest's types not written (feed.Config.OmitDetails).
+	omitDetails []string
 	// queueLimit is the values queued per detector before ingestion
 	// waits; feedQueueLimit when 0.
 	queueLimit int
@@ -512,7 +515,7 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
 	d.feed = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
 		Limit: cmp.Or(opts.queueLimit, feedQueueLimit), Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil,
-		GiveUp: opts.giveUp}, st.inst.Detector())
+		GiveUp: opts.giveUp, OmitDetails: opts.omitDetails}, st.inst.Detector())
 	if st.relaunch != nil {
 		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
 			return st.relaunch(ctx, d.feed.Timeout())

@@ -219,7 +219,7 @@ func TestBacktestQueueLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.startGeneration(context.Background(), backtestBuild(nil)); err != nil {
+	if err := a.startGeneration(context.Background(), backtestBuild(nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { close(plugin.gate); a.gen.Load().stop() }()

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -136,6 +137,38 @@ monitor "*" { detectors = ["pagehinkley.ph"] }
 		}
 		if !strings.Contains(stderr, fmt.Sprintf("%d drift, ", len(es))) || !strings.Contains(stderr, "(warning counted, not printed)") || strings.Contains(stderr, " 0 warning") {
 			t.Errorf("stderr does not count the drifts printed and the warnings left out: %s", stderr)
+		}
+		// The plugin is asked for the details of the type printed only
+		// (omit_details): the events printed are those of a backtest that
+		// prints both types, details and all.
+		code, all, stderr := run(t, dir, nil, "backtest", "-plugin-dir", pluginDir, "-detector", "ddm", "-metric", "error", file)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		code, warnings, stderr := run(t, dir, nil, "backtest", "-plugin-dir", pluginDir, "-detector", "ddm", "-metric", "error", "-type", "warning", file)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for _, typ := range []string{"drift", "warning"} {
+			printed := es
+			if typ == "warning" {
+				printed = parseEvents(t, warnings)
+			}
+			var want []event
+			for _, e := range parseEvents(t, all) {
+				if e.Type == typ {
+					want = append(want, e)
+				}
+			}
+			if len(printed) != len(want) || len(want) == 0 {
+				t.Fatalf("-type %s printed %d events; the backtest of both types %d", typ, len(printed), len(want))
+			}
+			for k, e := range printed {
+				w := want[k]
+				if len(e.Details) == 0 || !reflect.DeepEqual(e.Details, w.Details) || *e.Index != *w.Index || *e.WindowSize != *w.WindowSize || *e.WindowMean != *w.WindowMean {
+					t.Fatalf("-type %s printed %s; the backtest of both types %s", typ, e.raw, w.raw)
+				}
+			}
 		}
 	})
 

@@ -16,7 +16,7 @@ import (
 // of several per batch. The daemon's end is internal/pluginhost.
 
 // sdkFeatures are the wire features this sdk's plugins speak.
-var sdkFeatures = []string{pluginwire.FeaturePackedUpdate}
+var sdkFeatures = []string{pluginwire.FeaturePackedUpdate, pluginwire.FeatureOmitDetails}
 
 // streamKeys is the plugin's side: the key of each stream id.
 type streamKeys struct {

@@ -92,7 +92,7 @@ func (s *detectorServer) Update(ctx context.Context, req *proto.UpdateRequest) (
 // the signals they raised, encoded.
 func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequest) (*pluginwire.AnswerWriter, error) {
 	if len(req.GetHeads()) == 0 && len(req.GetStreams()) == 0 && len(req.GetValues()) == 0 {
-		return s.update(ctx, batchesFromProto(req.GetBatches()))
+		return s.update(ctx, batchesFromProto(req.GetBatches()), req.GetOmitDetails())
 	}
 	if len(req.GetBatches()) > 0 {
 		return nil, toStatus(fmt.Errorf("update: batches in both forms: %w", ErrBadRequest))
@@ -109,11 +109,14 @@ func (s *detectorServer) updateAnswer(ctx context.Context, req *proto.UpdateRequ
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return s.update(ctx, batches)
+	return s.update(ctx, batches, req.GetOmitDetails())
 }
 
-func (s *detectorServer) update(ctx context.Context, batches []Batch) (*pluginwire.AnswerWriter, error) {
+// update feeds batches to the detector and returns the signals they
+// raised, encoded without the details of the types in omit.
+func (s *detectorServer) update(ctx context.Context, batches []Batch, omit []string) (*pluginwire.AnswerWriter, error) {
 	w := new(pluginwire.AnswerWriter)
+	w.OmitDetails(omit)
 	if s.direct != nil {
 		if err := s.direct.updateInto(ctx, batches, w); err != nil {
 			w.Reset()

@@ -115,7 +115,7 @@ func checkServerAnswers(t *testing.T, srv *detectorServer) {
 			start[name] += uint64(n)
 		}
 		want := wantWarnings(batches, last)
-		w, err := srv.update(context.Background(), batches)
+		w, err := srv.update(context.Background(), batches, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestServerAnswerRoomOfManyBatches(t *testing.T) {
 		}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		w, err := srv.update(context.Background(), batches)
+		w, err := srv.update(context.Background(), batches, nil)
 		runtime.ReadMemStats(&after)
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +208,7 @@ func TestServerServesAnEmbeddingDetectorsOwnUpdate(t *testing.T) {
 	q := &quiet{*newWarner()}
 	set := pluginSet(q, serveOptions{})
 	srv := &detectorServer{impl: q, direct: set[pluginwire.PluginName].(*grpcPlugin).opts.direct}
-	w, err := srv.update(context.Background(), []Batch{{Stream: "s", Values: []float64{0, 3, 0, 3, 3}}})
+	w, err := srv.update(context.Background(), []Batch{{Stream: "s", Values: []float64{0, 3, 0, 3, 3}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

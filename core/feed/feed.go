@@ -47,6 +47,11 @@ type Config struct {
 	// that cannot be restarted does. A backtest gives up; the daemon
 	// restarts for ever (0).
 	GiveUp int
+	// OmitDetails are the signal types whose details the feed's owner
+	// does without (a backtest that writes drifts only: warnings): a
+	// plugin that takes it is asked to leave them out of its answers,
+	// whose signals of these types then come without details.
+	OmitDetails []string
 }
 
 // Handlers are what a feed tells its owner, and how it restarts a plugin.
@@ -199,6 +204,7 @@ func New(c Config, up Updater) *Feed {
 	if c.Replays {
 		r.hist = newHistory()
 	}
+	r.answer.OmitDetails = c.OmitDetails
 	r.callTimeout.Store(int64(c.Timeout))
 	r.room = sync.NewCond(&r.mu)
 	r.restart = restartBackoff

@@ -27,10 +27,11 @@ type client struct {
 	info     sdk.Info
 	schema   sdk.Schema
 
-	// packed: the plugin takes the packed form of Update; set once, when
-	// the connection is made. ids are its stream ids.
-	packed bool
-	ids    streamIDs
+	// packed: the plugin takes the packed form of Update; omits: it takes
+	// omit_details. Both set once, when the connection is made. ids are
+	// its stream ids.
+	packed, omits bool
+	ids           streamIDs
 }
 
 var (
@@ -89,6 +90,7 @@ func (c *client) hello(ctx context.Context) error {
 		return fromStatus("info", err)
 	}
 	c.packed = slices.Contains(p.GetFeatures(), pluginwire.FeaturePackedUpdate)
+	c.omits = slices.Contains(p.GetFeatures(), pluginwire.FeatureOmitDetails)
 	c.info = infoFromProto(p)
 	s, err := c.plugin.Schema(ctx, &proto.Empty{})
 	if err != nil {
@@ -144,7 +146,8 @@ type Slack = pluginwire.Slack
 // Answer: a plugin in a process of its own.
 type AnswerUpdater interface {
 	// UpdateInto is Update with the signals decoded into a, which it
-	// empties first and whose slices it reuses.
+	// empties first and whose slices it reuses. A plugin that takes it
+	// leaves out the details of the types in a.OmitDetails.
 	UpdateInto(ctx context.Context, batches []sdk.Batch, a *Answer) error
 }
 
@@ -154,13 +157,18 @@ var _ AnswerUpdater = (*client)(nil)
 // the signals into a.
 func (c *client) UpdateInto(ctx context.Context, batches []sdk.Batch, a *Answer) error {
 	a.Reset()
+	var omit []string // the types a's caller does without, to a plugin that takes them
+	if c.omits {
+		omit = a.OmitDetails
+	}
 	if !c.packed {
-		err := c.conn.Invoke(ctx, proto.Detector_Update_FullMethodName, &proto.UpdateRequest{Batches: batchesToProto(batches)}, a)
+		err := c.conn.Invoke(ctx, proto.Detector_Update_FullMethodName, &proto.UpdateRequest{Batches: batchesToProto(batches), OmitDetails: omit}, a)
 		return fromStatus("update", err)
 	}
 	p := packers.Get().(*packer)
 	defer p.release()
 	req := c.ids.pack(p, batches)
+	req.OmitDetails = omit
 	if err := c.conn.Invoke(ctx, proto.Detector_Update_FullMethodName, req, a); err != nil {
 		return fromStatus("update", err)
 	}

@@ -125,7 +125,7 @@ func (t *streamIDs) sent(req *proto.UpdateRequest) {
 func (p *packer) release() {
 	clear(p.names)
 	clear(p.req.Streams)
-	p.names, p.req.Streams = p.names[:0], p.req.Streams[:0]
+	p.names, p.req.Streams, p.req.OmitDetails = p.names[:0], p.req.Streams[:0], nil
 	if cap(p.req.Values) > 1<<20 { // a backlog passed: let its memory go
 		p.req.Values, p.req.Heads = nil, nil
 	}

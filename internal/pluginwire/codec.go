@@ -172,7 +172,10 @@ const maxKeptValues = 1 << 20
 func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
 	p := packedPool.Get().(*packedBufs)
 	heads, values := p.heads[:0], p.values[:0]
-	var streams []*proto.StreamName
+	var (
+		streams []*proto.StreamName
+		omit    []string
+	)
 	ok := func() bool {
 		for len(b) > 0 {
 			num, typ, n := protowire.ConsumeTag(b)
@@ -209,6 +212,11 @@ func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
 				for ; len(field) > 0; field = field[8:] {
 					values = append(values, math.Float64frombits(binary.LittleEndian.Uint64(field)))
 				}
+			case 5:
+				if !utf8.Valid(field) {
+					return false
+				}
+				omit = append(omit, string(field))
 			default:
 				return false
 			}
@@ -220,7 +228,7 @@ func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
 		packedPool.Put(p)
 		return false
 	}
-	req.Streams, req.Heads, req.Values = streams, heads, values
+	req.Streams, req.Heads, req.Values, req.OmitDetails = streams, heads, values, omit
 	p.heads, p.values = nil, nil // req holds them until ReleasePacked
 	packedPool.Put(p)
 	return true
@@ -229,7 +237,7 @@ func unmarshalPacked(b []byte, req *proto.UpdateRequest) bool {
 // isEmptyUpdate reports whether req is as new, as gRPC hands it to the
 // codec.
 func isEmptyUpdate(req *proto.UpdateRequest) bool {
-	return req.Batches == nil && req.Streams == nil && req.Heads == nil && req.Values == nil
+	return req.Batches == nil && req.Streams == nil && req.Heads == nil && req.Values == nil && req.OmitDetails == nil
 }
 
 // unmarshalStreamName decodes a StreamName holding only its id and key.
@@ -303,6 +311,11 @@ type Signal struct {
 // the next call is copied.
 type Answer struct {
 	Signals []Signal
+	// OmitDetails are the signal types whose details the caller does
+	// without: a call asks plugins that take it (FeatureOmitDetails) to
+	// leave them out. Reset and Trim keep it.
+	OmitDetails []string
+
 	details []Detail // the arena Signals' details are cut from
 	counts  []int32  // counts[i]: how many of details are Signals[i]'s
 	keys    []string // keys met in earlier signals, shared by later ones
@@ -689,7 +702,8 @@ func (a *Answer) sharedKey(key []byte, prev string) (string, bool) {
 // The zero value is an empty answer. Once the codec has marshalled it, it
 // is empty again.
 type AnswerWriter struct {
-	buf        *[]byte // from answerBuffers; nil before the first signal
+	buf        *[]byte  // from answerBuffers; nil before the first signal
+	omit       []string // the signal types whose details are left out
 	c          prefixCache
 	lastStream string // the strings of the signal before, known to be valid UTF-8
 	lastType   string
@@ -712,6 +726,9 @@ func (w *AnswerWriter) Add(stream string, index uint64, typ string, details []De
 		return
 	}
 	w.lastStream, w.lastType = stream, typ
+	if len(w.omit) > 0 && slices.Contains(w.omit, typ) {
+		details = nil
+	}
 	n := 0
 	if stream != "" {
 		n += 1 + protowire.SizeBytes(len(stream))
@@ -752,6 +769,10 @@ func (w *AnswerWriter) Add(stream string, index uint64, typ string, details []De
 	*w.buf = b
 	w.signals++
 }
+
+// OmitDetails makes Add leave out the details of signals of the types
+// given (UpdateRequest's omit_details), until Reset.
+func (w *AnswerWriter) OmitDetails(types []string) { w.omit = types }
 
 // Reserve makes room for n more bytes of signals, as Add would have to
 // by degrees: a caller that knows how many signals come asks at once.

@@ -127,6 +127,9 @@ func TestUnmarshalPacked(t *testing.T) {
 		for range rng.IntN(3000) {
 			req.Values = append(req.Values, rng.NormFloat64())
 		}
+		for range rng.IntN(3) {
+			req.OmitDetails = append(req.OmitDetails, []string{"warning", "drift", ""}[rng.IntN(3)])
+		}
 		wire, err := gproto.Marshal(req)
 		if err != nil {
 			t.Fatal(err)
@@ -155,6 +158,8 @@ func TestUnmarshalPacked(t *testing.T) {
 	badUTF8 := protowire.AppendTag(nil, 2, protowire.BytesType)
 	badUTF8 = protowire.AppendBytes(badUTF8, protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), []byte{0xff, 0xfe}))
 	check("a key that is not UTF-8", badUTF8, false)
+	badType := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), []byte{0xff})
+	check("an omitted type that is not UTF-8", badType, false)
 	short := protowire.AppendTag(nil, 4, protowire.BytesType)
 	short = protowire.AppendBytes(short, []byte{1, 2, 3})
 	check("values not a multiple of 8 bytes", short, false)

@@ -42,6 +42,11 @@ const MaxMessageBytes = 64 << 20
 // afterwards.
 const FeaturePackedUpdate = "packed_update"
 
+// FeatureOmitDetails is the PluginInfo feature of plugins that take
+// UpdateRequest's omit_details: the signal types whose details a call does
+// without, which the plugin then leaves out of its answer.
+const FeatureOmitDetails = "omit_details"
+
 // Servers returns the go-plugin plugin set that serves impl, an sdk.Plugin,
 // with opts, its []sdk.ServeOption, or why impl cannot be served. Package
 // sdk, which holds the server adapters and imports this package, sets it

@@ -693,12 +693,19 @@ func (x *StreamName) GetKey() string {
 // numbers the daemon gives each stream key, for the life of the plugin
 // process; streams names the ids the plugin may not know yet, and naming an
 // id again, with the same key, is allowed. A request uses one form.
+//
+// omit_details, sent only to plugins whose PluginInfo lists the feature
+// "omit_details", names the signal types whose details the daemon has no
+// use for in this call (a backtest that prints drifts only names
+// "warning"): the plugin may answer signals of these types without
+// details. The daemon takes details either way.
 type UpdateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Batches       []*Batch               `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
 	Streams       []*StreamName          `protobuf:"bytes,2,rep,name=streams,proto3" json:"streams,omitempty"`
 	Heads         []uint64               `protobuf:"varint,3,rep,packed,name=heads,proto3" json:"heads,omitempty"`
 	Values        []float64              `protobuf:"fixed64,4,rep,packed,name=values,proto3" json:"values,omitempty"`
+	OmitDetails   []string               `protobuf:"bytes,5,rep,name=omit_details,json=omitDetails,proto3" json:"omit_details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +764,13 @@ func (x *UpdateRequest) GetHeads() []uint64 {
 func (x *UpdateRequest) GetValues() []float64 {
 	if x != nil {
 		return x.Values
+	}
+	return nil
+}
+
+func (x *UpdateRequest) GetOmitDetails() []string {
+	if x != nil {
+		return x.OmitDetails
 	}
 	return nil
 }
@@ -1304,12 +1318,13 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"StreamName\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\xa8\x01\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xcb\x01\n" +
 	"\rUpdateRequest\x121\n" +
 	"\abatches\x18\x01 \x03(\v2\x17.driftd.plugin.v1.BatchR\abatches\x126\n" +
 	"\astreams\x18\x02 \x03(\v2\x1c.driftd.plugin.v1.StreamNameR\astreams\x12\x14\n" +
 	"\x05heads\x18\x03 \x03(\x04R\x05heads\x12\x16\n" +
-	"\x06values\x18\x04 \x03(\x01R\x06values\"\xc7\x01\n" +
+	"\x06values\x18\x04 \x03(\x01R\x06values\x12!\n" +
+	"\fomit_details\x18\x05 \x03(\tR\vomitDetails\"\xc7\x01\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +

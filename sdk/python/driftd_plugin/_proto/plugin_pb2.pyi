@@ -198,16 +198,18 @@ class StringMap(_message.Message):
     def __init__(self, entries: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
-    __slots__ = ["batches", "heads", "streams", "values"]
+    __slots__ = ["batches", "heads", "omit_details", "streams", "values"]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     HEADS_FIELD_NUMBER: _ClassVar[int]
+    OMIT_DETAILS_FIELD_NUMBER: _ClassVar[int]
     STREAMS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[Batch]
     heads: _containers.RepeatedScalarFieldContainer[int]
+    omit_details: _containers.RepeatedScalarFieldContainer[str]
     streams: _containers.RepeatedCompositeFieldContainer[StreamName]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ..., streams: _Optional[_Iterable[_Union[StreamName, _Mapping]]] = ..., heads: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ..., streams: _Optional[_Iterable[_Union[StreamName, _Mapping]]] = ..., heads: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., omit_details: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateResponse(_message.Message):
     __slots__ = ["signals"]
