@@ -33,12 +33,12 @@ const callTimeout = 10 * time.Second // deadline of one Update call
 // tests make it small.
 var feedQueueLimit = 1 << 20
 
-// backtestQueueLimit is feedQueueLimit in a backtest: two of a detector's
-// largest calls (65,536 values), besides the one in flight.
-// A backtest waits for room as long as it takes, so a longer queue would
-// only let reading run further ahead of the detectors, into memory no
-// longer in the processor's caches when they get to it.
-const backtestQueueLimit = 1 << 17
+// backtestQueueLimit is feedQueueLimit in a backtest: a detector's
+// largest call (65,536 values), besides the one in flight. A backtest
+// waits for room as long as it takes, so a longer queue would only let
+// reading run further ahead of the detectors, into memory no longer in the
+// processor's caches when they get to it, and take more of it.
+const backtestQueueLimit = 1 << 16
 
 // backtestGiveUp is how many failures in a row of a plugin a backtest
 // restarts it after, with no value evaluated between them: a plugin that
