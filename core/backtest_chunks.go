@@ -73,7 +73,11 @@ func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *Backte
 	todo := make(chan *chunkJob, jobs)    // to the decoders
 	inOrder := make(chan *chunkJob, jobs) // to ingestion, as they come in the body
 	for range jobs {
-		free <- &chunkJob{recs: recordBatch{recs: make([]record, 0, 1024)}, decoded: make(chan struct{}, 1)}
+		// Room for a chunk's most lines, one value each: a batch grows
+		// by copying, and the first jobs did, to 4,096 records each
+		// (some 4 MB of a backtest's memory).
+		recs := recordBatch{recs: make([]record, 0, metric.MaxChunkLines), vals: make([]metric.Value, 0, metric.MaxChunkLines)}
+		free <- &chunkJob{recs: recs, decoded: make(chan struct{}, 1)}
 	}
 	// The cutter and the decoders are owned by this call, which stops
 	// them (cancel) and waits for them before it returns. Stopping waits
