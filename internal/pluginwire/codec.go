@@ -76,6 +76,30 @@ func (p *bufferPool) Put(b *[]byte) {
 // pluginBuffers is the pool of this process's plugin connections.
 var pluginBuffers = new(bufferPool)
 
+// largeMessages keeps the buffers of large messages, an Update call's
+// values mostly, from call to call: the daemon's of the requests it
+// marshals, a plugin's of those it gathers to unmarshal. A sync.Pool lost
+// most (see answerBuffers), and each call of 65,536 values took a fresh
+// megabyte at both ends.
+var largeMessages = &keptBuffers{}
+
+// A message's buffer comes from largeMessages from largeMessageBytes up
+// to mostKeptMessageBytes: a call's values (65,536 at most, half a
+// megabyte), not a rare message of many megabytes, which would be kept
+// for ever.
+const (
+	largeMessageBytes    = 64 << 10
+	mostKeptMessageBytes = 4 << 20
+)
+
+// messagePool returns the pool of the buffer of a message of n bytes.
+func messagePool(n int) mem.BufferPool {
+	if n >= largeMessageBytes && n <= mostKeptMessageBytes {
+		return largeMessages
+	}
+	return pluginBuffers
+}
+
 // pluginCodec is gRPC's proto codec with buffers from pluginBuffers. Set
 // on a connection, a codec names the content type of its calls:
 // application/grpc+proto, the explicit form of gRPC's default that every
@@ -108,16 +132,17 @@ func (pluginCodec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
-	buf := pluginBuffers.Get(size)
+	pool := messagePool(size)
+	buf := pool.Get(size)
 	out, err := opts.MarshalAppend((*buf)[:0], m)
 	if err == nil && len(out) != size {
 		err = fmt.Errorf("proto: %T changed while it was marshalled", v)
 	}
 	if err != nil {
-		pluginBuffers.Put(buf)
+		pool.Put(buf)
 		return nil, err
 	}
-	return mem.BufferSlice{mem.NewBuffer(buf, pluginBuffers)}, nil
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
 func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -137,7 +162,7 @@ func (pluginCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("proto: cannot unmarshal into %T, not a proto message", v)
 	}
-	buf := data.MaterializeToBuffer(pluginBuffers)
+	buf := data.MaterializeToBuffer(messagePool(data.Len()))
 	defer buf.Free()
 	if req, ok := m.(*proto.UpdateRequest); ok && isEmptyUpdate(req) && unmarshalPacked(buf.ReadOnlyData(), req) {
 		return nil

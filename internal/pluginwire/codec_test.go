@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -675,5 +676,42 @@ func TestAnswerTrimLetsDetailsGo(t *testing.T) {
 	a.Trim()
 	if cap(a.details) > minTrimmed {
 		t.Errorf("after %d calls of no details, the arena still holds %d details", shrinkAfter, cap(a.details))
+	}
+}
+
+// A large message's buffer is kept for the next one whichever goroutine
+// gives it back (gRPC frees it on the one that wrote it) and whatever
+// collections run meanwhile; small and huge ones come from the pool.
+func TestLargeMessagesKeepTheirBuffers(t *testing.T) {
+	for n, want := range map[int]mem.BufferPool{
+		largeMessageBytes - 1: pluginBuffers, largeMessageBytes: largeMessages,
+		mostKeptMessageBytes: largeMessages, mostKeptMessageBytes + 1: pluginBuffers,
+	} {
+		if got := messagePool(n); got != want {
+			t.Errorf("a message of %d bytes takes its buffer from %v, want %v", n, got, want)
+		}
+	}
+	req := &proto.UpdateRequest{Heads: []uint64{0, 0, 100_000}, Values: make([]float64, 100_000)}
+	var c pluginCodec
+	first := func() *byte {
+		bs, err := c.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			done := make(chan struct{})
+			go func() { bs.Free(); close(done) }()
+			<-done
+		}()
+		if len(bs) != 1 || bs.Len() != gproto.Size(req) {
+			t.Fatalf("marshalled into %d buffers of %d bytes in all", len(bs), bs.Len())
+		}
+		return &bs[0].ReadOnlyData()[0]
+	}
+	a := first()
+	runtime.GC()
+	runtime.GC()
+	if b := first(); a != b {
+		t.Error("the second request was marshalled into a buffer of its own")
 	}
 }
