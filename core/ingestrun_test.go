@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/driftd/driftd/core/event"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/sdk"
 )
@@ -262,5 +264,23 @@ func TestBacktestWaitsOutASlowDetector(t *testing.T) {
 	})
 	if err != nil || res.Accepted != lines {
 		t.Fatalf("%d of %d metrics accepted: %v", res.Accepted, lines, err)
+	}
+}
+
+// A backtest asks its plugins for the details of the types it writes
+// only: all when -type is not given.
+func TestBacktestBuildOmitsTheDetailsOfTypesNotWritten(t *testing.T) {
+	for _, tc := range []struct {
+		types []event.Type
+		omit  []string
+	}{
+		{nil, nil},
+		{[]event.Type{event.Drift}, []string{"warning"}},
+		{[]event.Type{event.Warning}, []string{"drift"}},
+		{[]event.Type{event.Warning, event.Drift}, nil},
+	} {
+		if got := backtestBuild(nil, tc.types).omitDetails; !slices.Equal(got, tc.omit) {
+			t.Errorf("-type %v: the details of %q left out, want %q", tc.types, got, tc.omit)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -782,5 +783,54 @@ func TestRingTakesValuesPastTheLimitInPlace(t *testing.T) {
 	}
 	if &sh.queue.buf[0] != buf {
 		t.Errorf("values past the limit moved %d queued entries to a new array of %d", sh.queue.n-8, len(sh.queue.buf))
+	}
+}
+
+// omitRecorder is a plugin's client that records the types each call
+// asked it to leave the details out of.
+type omitRecorder struct {
+	mu    sync.Mutex
+	asked [][]string
+}
+
+func (o *omitRecorder) Update(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
+	panic("a plugin's client is called through UpdateInto")
+}
+
+func (o *omitRecorder) UpdateInto(_ context.Context, _ []sdk.Batch, a *pluginhost.Answer) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked = append(o.asked, slices.Clone(a.OmitDetails))
+	return nil
+}
+
+// Every call of a feed asks its plugin to leave out the details of the
+// types of Config.OmitDetails, the calls after the first too.
+func TestFeedAsksToOmitDetails(t *testing.T) {
+	up := &omitRecorder{}
+	r := New(Config{ID: "fake.d", Metric: "accuracy", Limit: 1 << 20, Timeout: time.Second, Log: hclog.NewNullLogger(), OmitDetails: []string{"warning"}}, up)
+	r.h.Signals = func(*Feed, []Signal) {}
+	r.h.Failed = func(*Feed, error, int) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.run(ctx)
+	t.Cleanup(func() { cancel(); <-r.done })
+	for i := range 3 {
+		r.add("a/v/x", uint64(i), 0.5, 0)
+		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := r.Idle(ictx)
+		icancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(up.asked) < 3 {
+		t.Fatalf("%d calls, want 3", len(up.asked))
+	}
+	for k, omit := range up.asked {
+		if !slices.Equal(omit, []string{"warning"}) {
+			t.Errorf("call %d asked to omit the details of %q, want warning", k, omit)
+		}
 	}
 }

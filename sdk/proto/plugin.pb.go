@@ -70,7 +70,8 @@ type PluginInfo struct {
 	Domain      string                 `protobuf:"bytes,5,opt,name=domain,proto3" json:"domain,omitempty"` // values a detector takes: "" any finite number, "binary" 0 or 1
 	// Wire features the plugin's kit speaks beyond the first form of each
 	// call; the daemon uses one only when the plugin lists it. Known:
-	// "packed_update", the packed form of UpdateRequest.
+	// "packed_update", the packed form of UpdateRequest, and
+	// "omit_details", UpdateRequest's omit_details.
 	Features      []string `protobuf:"bytes,6,rep,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
