@@ -193,6 +193,19 @@ func TestPythonPluginProtocol(t *testing.T) {
 	if _, err := d.Update(ctx, []sdk.Batch{{Stream: "a", Values: []float64{13}}}); !errors.As(err, &pe) || pe.Code != "Internal" || !strings.Contains(pe.Message, "unlucky 13") {
 		t.Errorf("a crash in update: %v, want an Internal plugin error", err)
 	}
+	// The kit takes omit_details: asked to, it leaves out the details of
+	// drifts, and only of drifts.
+	for _, omit := range [][]string{nil, {"drift"}, {"warning"}} {
+		a := pluginhost.Answer{OmitDetails: omit}
+		err := d.(pluginhost.AnswerUpdater).UpdateInto(ctx, []sdk.Batch{{Stream: "c", Values: []float64{4}}}, &a)
+		wantDetails := len(omit) == 0 || omit[0] != "drift"
+		if err != nil || len(a.Signals) != 1 || a.Signals[0].Type != "drift" || (len(a.Signals[0].Details) == 1) != wantDetails {
+			t.Errorf("update asking to omit the details of %v: %+v, %v; want a drift, with details %v", omit, a.Signals, err, wantDetails)
+		}
+		if err := d.(sdk.Resetter).Reset(ctx, "c"); err != nil {
+			t.Errorf("reset: %v", err)
+		}
+	}
 	if err := d.(sdk.Resetter).Reset(ctx, "a"); err != nil {
 		t.Errorf("reset: %v", err)
 	}

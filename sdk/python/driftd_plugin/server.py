@@ -85,6 +85,11 @@ def _call(context, op: str, fn, *args):
         _abort(context, grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
 
 
+# The wire features the kit speaks beyond the first form of each call (see
+# PluginInfo in plugin.proto): omit_details, not packed_update.
+FEATURES = ["omit_details"]
+
+
 class _PluginServicer(pb_grpc.PluginServicer):
     def __init__(self, impl: Detector, info, attrs):
         self.impl = impl
@@ -95,7 +100,9 @@ class _PluginServicer(pb_grpc.PluginServicer):
 
     def Info(self, request, context):
         i = self.info
-        return pb.PluginInfo(name=i.name, kind=i.kind, version=i.version, description=i.description, domain=i.domain)
+        return pb.PluginInfo(
+            name=i.name, kind=i.kind, version=i.version, description=i.description, domain=i.domain, features=FEATURES
+        )
 
     def Schema(self, request, context):
         out = pb.ConfigSchema()
@@ -142,9 +149,13 @@ class _DetectorServicer(pb_grpc.DetectorServicer):
     def Update(self, request, context):
         batches = [Batch(b.stream, b.start, b.values) for b in request.batches]
         signals = _call(context, "update", self.impl.update, batches)
+        omit = set(request.omit_details)  # types whose details the daemon does without
         resp = pb.UpdateResponse()
         for s in signals or ():
-            resp.signals.add(stream=s.stream, index=s.index, type=s.type, details=s.details)
+            if s.type in omit:
+                resp.signals.add(stream=s.stream, index=s.index, type=s.type)
+            else:
+                resp.signals.add(stream=s.stream, index=s.index, type=s.type, details=s.details)
         return resp
 
     def Reset(self, request, context):
