@@ -80,8 +80,9 @@ var pluginBuffers = new(bufferPool)
 // values mostly, from call to call: the daemon's of the requests it
 // marshals, a plugin's of those it gathers to unmarshal. A sync.Pool lost
 // most (see answerBuffers), and each call of 65,536 values took a fresh
-// megabyte at both ends.
-var largeMessages = &keptBuffers{}
+// megabyte at both ends. Once calls are far smaller for a while, a
+// backlog passed, the buffers go.
+var largeMessages = &keptBuffers{trim: true}
 
 // A message's buffer comes from largeMessages from largeMessageBytes up
 // to mostKeptMessageBytes: a call's values (65,536 at most, half a
@@ -871,12 +872,16 @@ func (w *AnswerWriter) marshal() (mem.BufferSlice, error) {
 var answerBuffers = &keptBuffers{}
 
 // keptBuffers keeps a few buffers, the largest given back, for the next
-// Gets; the others go to pluginBuffers. A buffer far larger than answers
-// have needed for a while is let go when it comes back.
+// Gets; the others go to pluginBuffers. A buffer far larger than what was
+// needed for a while is let go: by the owner of the buffers, who asks keep
+// before giving one back (answers), or, with trim, by Get.
 type keptBuffers struct {
 	mu    sync.Mutex
 	bufs  []*[]byte // at most maxKeptBuffers
 	slack Slack
+	// trim: Get lets the buffer it would hand out go once shrinkAfter
+	// Gets in a row have needed less than a quarter of it.
+	trim bool
 }
 
 // maxKeptBuffers is how many buffers keptBuffers keeps: one for the answer
@@ -899,6 +904,10 @@ func (p *keptBuffers) Get(n int) *[]byte {
 	}
 	b := p.bufs[best]
 	p.bufs = slices.Delete(p.bufs, best, best+1)
+	if p.trim && !p.slack.Keep(n, cap(*b)) {
+		p.mu.Unlock()
+		return pluginBuffers.Get(n) // b goes: a backlog passed
+	}
 	p.mu.Unlock()
 	*b = (*b)[:n]
 	return b

@@ -70,12 +70,13 @@ func TestPluginCodecRoundTrip(t *testing.T) {
 		if !gproto.Equal(req, &got) {
 			t.Fatalf("%d values: the message read back differs", n)
 		}
-		// Leave garbage in the pool for the next round.
-		b := pluginBuffers.Get(len(whole))
+		// Leave garbage in the pools for the next round.
+		pool := messagePool(len(whole))
+		b := pool.Get(len(whole))
 		for i := range *b {
 			(*b)[i] = 0xff
 		}
-		pluginBuffers.Put(b)
+		pool.Put(b)
 	}
 	if _, err := c.Marshal("not a message"); err == nil {
 		t.Error("Marshal of a string: no error")
@@ -713,5 +714,24 @@ func TestLargeMessagesKeepTheirBuffers(t *testing.T) {
 	runtime.GC()
 	if b := first(); a != b {
 		t.Error("the second request was marshalled into a buffer of its own")
+	}
+}
+
+// A trimming keptBuffers lets a kept buffer go once Gets in a row have
+// needed far less of it; one that does not keeps it.
+func TestKeptBuffersTrim(t *testing.T) {
+	for _, trim := range []bool{true, false} {
+		p := &keptBuffers{trim: trim}
+		large := pluginBuffers.Get(1 << 20)
+		p.Put(large)
+		kept := true
+		for range shrinkAfter {
+			b := p.Get(100 << 10) // far less than a quarter of it
+			kept = b == large
+			p.Put(b)
+		}
+		if kept == trim {
+			t.Errorf("trim %v: the large buffer kept after %d small Gets: %v", trim, shrinkAfter, kept)
+		}
 	}
 }
