@@ -318,17 +318,18 @@ func (r *backtestRecorder) CountsOnly(t event.Type) bool {
 	return len(r.types) > 0 && !slices.Contains(r.types, t)
 }
 
-// Count counts an event of type t left out.
-func (r *backtestRecorder) Count(t event.Type) {
+// Count counts n events of type t left out.
+func (r *backtestRecorder) Count(t event.Type, n int) {
 	r.mu.Lock()
-	r.raised[t]++
+	r.raised[t] += n
 	r.mu.Unlock()
 }
 
 // backtestBuild is how a backtest builds its detectors: those only names
 // (all when nil), no sinks, queues of backtestQueueLimit values, plugins
-// given up after backtestGiveUp failures in a row, and asked for the
-// details of the signal types written only (all when types is empty).
+// given up after backtestGiveUp failures in a row, asked for the details
+// of the signal types written only (all when types is empty), and their
+// warnings counted, not made, when they are not written.
 func backtestBuild(only map[string]bool, types []event.Type) buildOptions {
 	var omit []string
 	for _, t := range []event.Type{event.Drift, event.Warning} {
@@ -336,5 +337,6 @@ func backtestBuild(only map[string]bool, types []event.Type) buildOptions {
 			omit = append(omit, string(t))
 		}
 	}
-	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), giveUp: backtestGiveUp, omitDetails: omit}
+	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), giveUp: backtestGiveUp,
+		omitDetails: omit, countWarnings: slices.Contains(omit, string(event.Warning))}
 }

@@ -144,6 +144,7 @@ func (d *detectorInstance) alive() bool {
 // killed for not answering, and its restarts.
 type callbacks struct {
 	signals    func(*feed.Feed, []feed.Signal)
+	counted    func(*feed.Feed, int)
 	failed     func(*feed.Feed, error, int)
 	exited     func(*detectorInstance)
 	sinkExited func(s *sinkInstance, pid int)
@@ -158,7 +159,7 @@ type callbacks struct {
 // gone or stuck kills its process, without waiting for it.
 func (d *detectorInstance) start(ctx context.Context, cb callbacks) {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	h := feed.Handlers{Signals: cb.signals, Called: cb.called,
+	h := feed.Handlers{Signals: cb.signals, Counted: cb.counted, Called: cb.called,
 		Failed: func(r *feed.Feed, err error, lost int) {
 			cb.failed(r, err, lost)
 			if feed.Fatal(err) {
@@ -280,6 +281,9 @@ type buildOptions struct {
 	// omitDetails are the signal types whose details nothing uses: a
 	// backtest's types not written (feed.Config.OmitDetails).
 	omitDetails []string
+	// countWarnings has the detectors' warnings counted, not made
+	// (feed.Config.CountWarnings): a backtest that does not write them.
+	countWarnings bool
 	// queueLimit is the values queued per detector before ingestion
 	// waits; feedQueueLimit when 0.
 	queueLimit int
@@ -515,7 +519,7 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
 	d.feed = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
 		Limit: cmp.Or(opts.queueLimit, feedQueueLimit), Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil,
-		GiveUp: opts.giveUp, OmitDetails: opts.omitDetails}, st.inst.Detector())
+		GiveUp: opts.giveUp, OmitDetails: opts.omitDetails, CountWarnings: opts.countWarnings}, st.inst.Detector())
 	if st.relaunch != nil {
 		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
 			return st.relaunch(ctx, d.feed.Timeout())

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,7 +269,8 @@ func TestBacktestWaitsOutASlowDetector(t *testing.T) {
 }
 
 // A backtest asks its plugins for the details of the types it writes
-// only: all when -type is not given.
+// only: all when -type is not given. The warnings it does not write it
+// counts without making them.
 func TestBacktestBuildOmitsTheDetailsOfTypesNotWritten(t *testing.T) {
 	for _, tc := range []struct {
 		types []event.Type
@@ -279,8 +281,98 @@ func TestBacktestBuildOmitsTheDetailsOfTypesNotWritten(t *testing.T) {
 		{[]event.Type{event.Warning}, []string{"drift"}},
 		{[]event.Type{event.Warning, event.Drift}, nil},
 	} {
-		if got := backtestBuild(nil, tc.types).omitDetails; !slices.Equal(got, tc.omit) {
-			t.Errorf("-type %v: the details of %q left out, want %q", tc.types, got, tc.omit)
+		opts := backtestBuild(nil, tc.types)
+		if !slices.Equal(opts.omitDetails, tc.omit) {
+			t.Errorf("-type %v: the details of %q left out, want %q", tc.types, opts.omitDetails, tc.omit)
 		}
+		// Warnings not written are counted, not made.
+		if want := slices.Contains(tc.omit, "warning"); opts.countWarnings != want {
+			t.Errorf("-type %v: warnings counted only %v, want %v", tc.types, opts.countWarnings, want)
+		}
+	}
+}
+
+// countingPublisher takes the events of a backtest's detectors and counts
+// the warnings it is told of; it does not count any itself
+// (eventCounter.CountsOnly), so a warning that reaches it as an event was
+// made.
+type countingPublisher struct {
+	mu        sync.Mutex
+	published map[event.Type]int
+	counted   int
+}
+
+func (p *countingPublisher) Publish(e event.Event) event.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.published[e.Type]++
+	return e
+}
+
+func (p *countingPublisher) CountsOnly(event.Type) bool { return false }
+
+func (p *countingPublisher) Count(t event.Type, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t != event.Warning {
+		panic("counted " + string(t))
+	}
+	p.counted += n
+}
+
+// The detectors of a backtest that writes drifts only count their warnings
+// in their feeds, without making them: the warnings reach where events go
+// as a number; the drifts as events.
+func TestBacktestDetectorsCountWarnings(t *testing.T) {
+	cfg := `
+plugin_dir = "."
+detector "below" "floor" {
+  metric = "accuracy"
+  config {
+    warn = 0.7
+  }
+}
+monitor "*" {
+  detectors = ["below.floor"]
+}
+`
+	a, err := NewAgent(Options{ConfigPath: writeConfig(t, cfg), LogOutput: io.Discard,
+		InProcess: map[string]func() sdk.Plugin{"below": func() sdk.Plugin { return &below{} }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ingestWait = 0
+	pub := &countingPublisher{published: map[event.Type]int{}}
+	a.events = pub
+	ctx := context.Background()
+	if err := a.startGeneration(ctx, backtestBuild(nil, []event.Type{event.Drift})); err != nil {
+		t.Fatal(err)
+	}
+	g := a.gen.Load()
+	defer g.stop()
+	var in strings.Builder
+	drifts, warnings := 0, 0
+	for i := range 1000 {
+		v := 0.9
+		switch i % 10 {
+		case 3: // below warn (0.7)
+			v, warnings = 0.6, warnings+1
+		case 7: // below the floor (0.5)
+			v, drifts = 0.1, drifts+1
+		}
+		fmt.Fprintf(&in, `{"model":"m","version":"v1","accuracy":%g}`+"\n", v)
+	}
+	var res BacktestResult
+	if err := a.backtestIngest(ctx, metric.NewReader(strings.NewReader(in.String()), metric.Limits{}), &BacktestOptions{}, io.Discard, &res); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	if pub.published[event.Drift] != drifts || pub.published[event.Warning] != 0 || pub.counted != warnings {
+		t.Errorf("%d drifts and %d warnings published, %d warnings counted; want %d, 0 and %d",
+			pub.published[event.Drift], pub.published[event.Warning], pub.counted, drifts, warnings)
 	}
 }

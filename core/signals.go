@@ -37,7 +37,7 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 			continue
 		}
 		if cnt != nil && typ == event.Warning && cnt.CountsOnly(typ) {
-			cnt.Count(typ)
+			cnt.Count(typ, 1)
 			continue
 		}
 		w := s.Window()
@@ -84,8 +84,18 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 type eventCounter interface {
 	// CountsOnly reports whether events of type t are only counted.
 	CountsOnly(t event.Type) bool
-	// Count counts an event of type t, as Publish would have.
-	Count(t event.Type)
+	// Count counts n events of type t, as Publish would have.
+	Count(t event.Type, n int)
+}
+
+// onCounted counts the warnings a detector that counts them raised in a
+// call (feed.Config.CountWarnings, set where events go only count them).
+// They are not muted as signals are: a backtest, which counts them, restores
+// no state to mute them by.
+func (a *Agent) onCounted(_ *feed.Feed, warnings int) {
+	if cnt, ok := a.events.(eventCounter); ok {
+		cnt.Count(event.Warning, warnings)
+	}
 }
 
 // onFailed reports a call that failed. The values it carried reached the
@@ -103,7 +113,7 @@ func (a *Agent) onFailed(r *feed.Feed, err error, lost int) {
 
 // callbacks are the agent's side of its detectors.
 func (a *Agent) callbacks() callbacks {
-	return callbacks{signals: a.onSignals, failed: a.onFailed, exited: a.onExited, sinkExited: a.onSinkExited,
+	return callbacks{signals: a.onSignals, counted: a.onCounted, failed: a.onFailed, exited: a.onExited, sinkExited: a.onSinkExited,
 		killed: a.onKilled, restarting: a.onRestarting, restarted: a.onRestarted,
 		called: func(r *feed.Feed, took time.Duration) {
 			a.metrics.calls.WithLabelValues(r.ID()).Observe(took.Seconds())

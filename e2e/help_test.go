@@ -138,6 +138,7 @@ monitor "*" { detectors = ["pagehinkley.ph"] }
 		if !strings.Contains(stderr, fmt.Sprintf("%d drift, ", len(es))) || !strings.Contains(stderr, "(warning counted, not printed)") || strings.Contains(stderr, " 0 warning") {
 			t.Errorf("stderr does not count the drifts printed and the warnings left out: %s", stderr)
 		}
+		driftOnly := stderr
 		// The plugin is asked for the details of the type printed only
 		// (omit_details): the events printed are those of a backtest that
 		// prints both types, details and all.
@@ -162,6 +163,11 @@ monitor "*" { detectors = ["pagehinkley.ph"] }
 			}
 			if len(printed) != len(want) || len(want) == 0 {
 				t.Fatalf("-type %s printed %d events; the backtest of both types %d", typ, len(printed), len(want))
+			}
+			// The warnings -type drift counted, without making them, are
+			// those printed.
+			if counted := fmt.Sprintf("drift, %d warning events (warning counted, not printed)", len(want)); typ == "warning" && !strings.Contains(driftOnly, counted) {
+				t.Errorf("-type drift: %q, want %q", driftOnly, counted)
 			}
 			for k, e := range printed {
 				w := want[k]

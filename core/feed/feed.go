@@ -52,6 +52,10 @@ type Config struct {
 	// plugin that takes it is asked to leave them out of its answers,
 	// whose signals of these types then come without details.
 	OmitDetails []string
+	// CountWarnings has the warnings of each call counted, not made into
+	// signals: they reach Handlers.Counted as a number (a backtest that
+	// writes drifts only). Drifts always come as signals.
+	CountWarnings bool
 }
 
 // Handlers are what a feed tells its owner, and how it restarts a plugin.
@@ -62,6 +66,9 @@ type Handlers struct {
 	// (the next call reuses them): a handler copies what it keeps.
 	Signals func(f *Feed, sigs []Signal)
 	Failed  func(f *Feed, err error, lost int)
+	// Counted receives how many warnings a call raised, for a feed that
+	// counts them (Config.CountWarnings); it is required then.
+	Counted func(f *Feed, warnings int)
 	// Called is told how long each Update call took.
 	Called func(f *Feed, took time.Duration)
 
@@ -205,6 +212,9 @@ func New(c Config, up Updater) *Feed {
 		r.hist = newHistory()
 	}
 	r.answer.OmitDetails = c.OmitDetails
+	if c.CountWarnings {
+		r.answer.CountOnly = string(sdk.SignalWarning)
+	}
 	r.callTimeout.Store(int64(c.Timeout))
 	r.room = sync.NewCond(&r.mu)
 	r.restart = restartBackoff
@@ -764,6 +774,9 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 			r.h.Signals(r, r.sigs)
 			clear(r.sigs)
 		}
+		if r.answer.Counted > 0 {
+			r.h.Counted(r, r.answer.Counted)
+		}
 	}
 	// The room of a backlog's answer goes once calls have needed far
 	// less for a while.
@@ -854,6 +867,10 @@ func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error 
 		return err
 	}
 	for _, s := range sigs {
+		if r.answer.CountOnly != "" && string(s.Type) == r.answer.CountOnly {
+			r.answer.Counted++
+			continue
+		}
 		w := pluginhost.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Pairs}
 		if s.Details != nil {
 			w.Details = nil

@@ -834,3 +834,113 @@ func TestFeedAsksToOmitDetails(t *testing.T) {
 		}
 	}
 }
+
+// warner raises a warning at every value and a drift at every third, in
+// process.
+type warner struct{}
+
+func (warner) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+	var out []sdk.Signal
+	for _, b := range batches {
+		for i := range b.Values {
+			at := b.Start + uint64(i)
+			out = append(out, sdk.Signal{Stream: b.Stream, Index: at, Type: sdk.SignalWarning})
+			if at%3 == 0 {
+				out = append(out, sdk.Signal{Stream: b.Stream, Index: at, Type: sdk.SignalDrift})
+			}
+		}
+	}
+	return out, nil
+}
+
+// counter is a plugin's client whose answers count a warning a value, as
+// the codec counts them (pluginwire.Answer.CountOnly), and raise nothing
+// else; it records the type each call counted.
+type counter struct {
+	mu      sync.Mutex
+	counted []string
+}
+
+func (c *counter) Update(context.Context, []sdk.Batch) ([]sdk.Signal, error) {
+	panic("a plugin's client is called through UpdateInto")
+}
+
+func (c *counter) UpdateInto(_ context.Context, batches []sdk.Batch, a *pluginhost.Answer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a.Reset()
+	c.counted = append(c.counted, a.CountOnly)
+	if a.CountOnly == "warning" {
+		for _, b := range batches {
+			a.Counted += len(b.Values)
+		}
+	}
+	return nil
+}
+
+// A feed that counts warnings (Config.CountWarnings) hands its owner their
+// number and the drifts, of a plugin in process or in a process of its own;
+// one that does not hands over every signal and counts nothing.
+func TestFeedCountsWarnings(t *testing.T) {
+	const values = 100
+	for _, tc := range []struct {
+		name        string
+		up          Updater
+		count       bool
+		wantSignals int
+		wantCounted int
+	}{
+		{"in process", warner{}, true, 34, values},
+		{"in process, not counting", warner{}, false, values + 34, 0},
+		{"a process of its own", &counter{}, true, 0, values},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New(Config{ID: "fake.d", Metric: "accuracy", Limit: 1 << 20, Timeout: time.Second, Log: hclog.NewNullLogger(), CountWarnings: tc.count}, tc.up)
+			var mu sync.Mutex
+			var drifts, warnings, counted int
+			r.h.Signals = func(_ *Feed, sigs []Signal) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, s := range sigs {
+					switch s.Type {
+					case sdk.SignalDrift:
+						drifts++
+					case sdk.SignalWarning:
+						warnings++
+					}
+				}
+			}
+			r.h.Counted = func(_ *Feed, n int) {
+				mu.Lock()
+				counted += n
+				mu.Unlock()
+			}
+			r.h.Failed = func(_ *Feed, err error, _ int) { t.Errorf("call failed: %v", err) }
+			ctx, cancel := context.WithCancel(context.Background())
+			go r.run(ctx)
+			t.Cleanup(func() { cancel(); <-r.done })
+			for i := range values {
+				r.add("a/v/x", uint64(i), 0.5, 0)
+			}
+			ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer icancel()
+			if err := r.Idle(ictx); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if drifts+warnings != tc.wantSignals || counted != tc.wantCounted || tc.count && warnings > 0 {
+				t.Errorf("%d drifts and %d warnings handed over, %d warnings counted; want %d signals, %d counted", drifts, warnings, counted, tc.wantSignals, tc.wantCounted)
+			}
+			if c, ok := tc.up.(*counter); ok {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for k, typ := range c.counted {
+					if typ != "warning" {
+						t.Errorf("call %d counted %q, want warning", k, typ)
+					}
+				}
+			}
+		})
+	}
+}

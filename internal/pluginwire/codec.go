@@ -341,8 +341,15 @@ type Answer struct {
 	// without: a call asks plugins that take it (FeatureOmitDetails) to
 	// leave them out. Reset and Trim keep it.
 	OmitDetails []string
+	// CountOnly, when set, is a signal type the caller only counts: the
+	// signals of it are checked and counted in Counted, not decoded into
+	// Signals. Reset and Trim keep it.
+	CountOnly string
+	// Counted is how many signals of type CountOnly the answer held.
+	Counted int
 
 	details []Detail // the arena Signals' details are cut from
+	kept    [][]byte // the encoded signals decoded, when some are only counted
 	counts  []int32  // counts[i]: how many of details are Signals[i]'s
 	keys    []string // keys met in earlier signals, shared by later ones
 	// streams are the stream names met in earlier signals, shared by later
@@ -362,6 +369,7 @@ func (a *Answer) Reset() {
 	clear(a.Signals)
 	clear(a.details)
 	a.Signals, a.details, a.counts = a.Signals[:0], a.details[:0], a.counts[:0]
+	a.Counted = 0
 }
 
 // Trim empties a as Reset does, and lets its slices go once they have
@@ -451,6 +459,10 @@ const maxSharedKeys = 64
 func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
 	a.Reset()
 	for _, p := range resp.GetSignals() {
+		if a.CountOnly != "" && p.GetType() == a.CountOnly {
+			a.Counted++
+			continue
+		}
 		s := Signal{Stream: p.GetStream(), Index: p.GetIndex(), Type: p.GetType()}
 		if len(p.GetDetails()) > 0 {
 			s.Details = make([]Detail, 0, len(p.GetDetails()))
@@ -467,18 +479,40 @@ func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
 // left empty when it did not.
 func unmarshalAnswer(b []byte, a *Answer) bool {
 	a.Reset()
-	n := 0 // signals, counted first: they are allocated at once
-	for rest := b; len(rest) > 0; n++ {
+	// The signals are counted first, so that they are allocated at once;
+	// those of type a.CountOnly are checked and counted only, and the
+	// others kept to decode.
+	counting := a.CountOnly != ""
+	kept := a.kept[:0]
+	defer func() {
+		clear(kept) // nothing is kept of b
+		a.kept = kept[:0]
+	}()
+	n, counted := 0, 0
+	for rest := b; len(rest) > 0; {
 		num, typ, k := protowire.ConsumeTag(rest)
 		if k < 0 || num != 1 || typ != protowire.BytesType {
 			return false
 		}
-		rest = rest[k:]
-		if k = protowire.ConsumeFieldValue(num, typ, rest); k < 0 {
+		field, m := protowire.ConsumeBytes(rest[k:])
+		if m < 0 {
 			return false
 		}
-		rest = rest[k:]
+		rest = rest[k+m:]
+		if counting {
+			only, ok := isSignalOf(field, a.CountOnly)
+			if !ok {
+				return false
+			}
+			if only {
+				counted++
+				continue
+			}
+			kept = append(kept, field)
+		}
+		n++
 	}
+	a.Counted = counted
 	if n == 0 {
 		return true
 	}
@@ -486,9 +520,15 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 	a.counts = slices.Grow(a.counts, n)[:n]
 	var last *Signal
 	for i := range a.Signals {
-		_, _, k := protowire.ConsumeTag(b)
-		field, m := protowire.ConsumeBytes(b[k:])
-		b = b[k+m:]
+		var field []byte
+		if counting {
+			field = kept[i]
+		} else {
+			_, _, k := protowire.ConsumeTag(b)
+			var m int
+			field, m = protowire.ConsumeBytes(b[k:])
+			b = b[k+m:]
+		}
 		s := &a.Signals[i]
 		from := len(a.details)
 		if !a.unmarshalSignal(field, s, last, i) {
@@ -513,6 +553,77 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 		if c := int(a.counts[i]); c > 0 {
 			a.Signals[i].Details = a.details[off : off+c : off+c]
 			off += c
+		}
+	}
+	return true
+}
+
+// isSignalOf reports whether b is a signal of type typ, having checked it
+// as unmarshalSignal would decode it; ok is false for one it would refuse:
+// a signal only counted is still a signal.
+func isSignalOf(b []byte, typ string) (is, ok bool) {
+	for len(b) > 0 {
+		num, wt, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return false, false
+		}
+		b = b[k:]
+		switch {
+		case num == 2 && wt == protowire.VarintType:
+			if _, k = protowire.ConsumeVarint(b); k < 0 {
+				return false, false
+			}
+			b = b[k:]
+		case (num == 1 || num == 3 || num == 4) && wt == protowire.BytesType:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return false, false
+			}
+			b = b[k:]
+			switch {
+			case num == 4:
+				if !isDetail(v) {
+					return false, false
+				}
+			case num == 3 && string(v) == typ:
+				is = true
+			case num == 3:
+				is = false // the last type sent is the signal's
+				if !utf8.Valid(v) {
+					return false, false
+				}
+			case !utf8.Valid(v):
+				return false, false
+			}
+		default:
+			return false, false
+		}
+	}
+	return is, true
+}
+
+// isDetail reports whether b is a detail as unmarshalDetail decodes them.
+func isDetail(b []byte) bool {
+	for len(b) > 0 {
+		num, wt, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return false
+		}
+		b = b[k:]
+		switch {
+		case num == 1 && wt == protowire.BytesType:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 || !utf8.Valid(v) {
+				return false
+			}
+			b = b[k:]
+		case num == 2 && wt == protowire.Fixed64Type:
+			if _, k = protowire.ConsumeFixed64(b); k < 0 {
+				return false
+			}
+			b = b[k:]
+		default:
+			return false
 		}
 	}
 	return true

@@ -283,6 +283,120 @@ func TestUnmarshalAnswer(t *testing.T) {
 	}
 }
 
+// An Answer that counts the signals of one type (CountOnly) decodes the
+// others as one that does not, and counts those, whichever way it decodes
+// them: a signal counted is checked as one decoded, and an answer the
+// codec's own decoding does not take is left to proto.Unmarshal as before.
+func TestAnswerCountOnly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	keys := []string{"p", "s", "é"}
+	types := []string{"warning", "drift", "other", ""}
+	var got, viaPieces Answer // reused, counting or not, from round to round
+	for round := range 2000 {
+		var resp proto.UpdateResponse
+		for range rng.IntN(6) + rng.IntN(2)*100 {
+			s := &proto.Signal{Stream: fmt.Sprintf("m/v/%d", rng.IntN(2)), Index: rng.Uint64() >> rng.IntN(64), Type: types[rng.IntN(len(types))]}
+			if n := rng.IntN(3); n > 0 {
+				s.Details = map[string]float64{}
+				for range n {
+					s.Details[keys[rng.IntN(len(keys))]] = rng.NormFloat64()
+				}
+			}
+			resp.Signals = append(resp.Signals, s)
+		}
+		b, err := gproto.Marshal(&resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		only := types[rng.IntN(2)] // warning or drift
+		if round%3 == 2 {
+			only = "" // counting nothing, between answers that count
+		}
+		var want []*proto.Signal
+		counted := 0
+		for _, s := range answerOf(&resp) {
+			if only != "" && s.Type == only {
+				counted++
+			} else {
+				want = append(want, s)
+			}
+		}
+		got.CountOnly, viaPieces.CountOnly = only, only
+		if !unmarshalAnswer(b, &got) {
+			t.Fatalf("round %d: not decoded: %v", round, &resp)
+		}
+		if !sameSignals(signalsOf(&got), want) || got.Counted != counted {
+			t.Fatalf("round %d, counting %q: decoded %v and %d counted, want %v and %d", round, only, signalsOf(&got), got.Counted, want, counted)
+		}
+		third := len(b) / 3
+		pieces := mem.BufferSlice{mem.SliceBuffer(b[:third]), mem.SliceBuffer(b[third : 2*third]), mem.SliceBuffer(b[2*third:])}
+		if err := (pluginCodec{}).Unmarshal(pieces, &viaPieces); err != nil || !sameSignals(signalsOf(&viaPieces), want) || viaPieces.Counted != counted {
+			t.Fatalf("round %d, counting %q: the codec decoded from pieces %v and %d counted, %v; want %v and %d", round, only,
+				signalsOf(&viaPieces), viaPieces.Counted, err, want, counted)
+		}
+		viaPieces.Trim()
+		if viaPieces.Counted != 0 || viaPieces.CountOnly != only {
+			t.Fatalf("round %d: Trim left %d counted, counting %q; want 0, counting %q", round, viaPieces.Counted, viaPieces.CountOnly, only)
+		}
+	}
+
+	signal := func(fields ...[]byte) []byte { // field 1 of an answer: a signal of these fields
+		return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), slices.Concat(fields...))
+	}
+	str := func(num protowire.Number, v string) []byte {
+		return protowire.AppendString(protowire.AppendTag(nil, num, protowire.BytesType), v)
+	}
+	raw := func(num protowire.Number, v []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), v)
+	}
+	detail := func(key []byte) []byte {
+		return raw(4, slices.Concat(raw(1, key), protowire.AppendFixed64(protowire.AppendTag(nil, 2, protowire.Fixed64Type), 1)))
+	}
+	drift := signal(str(1, "m/v/x"), str(3, "drift"))
+	for _, tc := range []struct {
+		name    string
+		b       []byte
+		counted int // -1: left to proto.Unmarshal
+	}{
+		// The last type sent is the signal's, as proto.Unmarshal has it.
+		{"warning, then drift", slices.Concat(signal(str(1, "m/v/x"), str(3, "warning"), str(3, "drift")), drift), 0},
+		{"drift, then warning", slices.Concat(signal(str(1, "m/v/x"), str(3, "drift"), str(3, "warning")), drift), 1},
+		{"a detail of its own", slices.Concat(signal(str(1, "m/v/x"), str(3, "warning"), detail([]byte("p"))), drift), 1},
+		// A warning the codec would not decode is not counted either.
+		{"invalid UTF-8 stream", slices.Concat(signal(raw(1, []byte{0xff}), str(3, "warning")), drift), -1},
+		{"invalid UTF-8 detail key", slices.Concat(signal(str(1, "m/v/x"), str(3, "warning"), detail([]byte{0xff})), drift), -1},
+		{"invalid UTF-8 type before warning", slices.Concat(signal(str(1, "m/v/x"), raw(3, []byte{0xff}), str(3, "warning")), drift), -1},
+		{"unknown field", slices.Concat(signal(str(3, "warning"), protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1)), drift), -1},
+		{"unknown detail field", slices.Concat(signal(str(3, "warning"), raw(4, protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 1))), drift), -1},
+		{"truncated", slices.Concat(drift, signal(str(3, "warning"))[:4]), -1},
+		// Left to proto.Unmarshal, which reads it: counted there.
+		{"unknown response field", slices.Concat(signal(str(3, "warning")), drift, protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), 1)), -1},
+	} {
+		a := Answer{CountOnly: "warning"}
+		if ok := unmarshalAnswer(tc.b, &a); ok != (tc.counted >= 0) {
+			t.Errorf("%s: decoded %v (%v, %d counted), want %v", tc.name, ok, signalsOf(&a), a.Counted, tc.counted >= 0)
+		} else if ok && a.Counted != tc.counted {
+			t.Errorf("%s: %d counted, want %d", tc.name, a.Counted, tc.counted)
+		}
+		var resp proto.UpdateResponse
+		werr := gproto.Unmarshal(tc.b, &resp)
+		var want []*proto.Signal
+		counted := 0
+		for _, s := range answerOf(&resp) {
+			if s.Type == "warning" {
+				counted++
+			} else {
+				want = append(want, s)
+			}
+		}
+		a = Answer{CountOnly: "warning"}
+		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(tc.b)}, &a)
+		if (werr == nil) != (gerr == nil) || werr == nil && (!sameSignals(signalsOf(&a), want) || a.Counted != counted) {
+			t.Errorf("%s: codec %v and %d counted, %v; proto.Unmarshal %v, %v", tc.name, signalsOf(&a), a.Counted, gerr, &resp, werr)
+		}
+	}
+}
+
 // BenchmarkUnmarshalAnswer decodes an answer of DDM's warnings, 4096 of
 // them with its seven details each, into an Answer reused from call to
 // call, as the daemon does: one op is one signal. The signals are of one
