@@ -322,9 +322,10 @@ func (p *countingPublisher) Count(t event.Type, n int) {
 
 // The detectors of a backtest that writes drifts only count their warnings
 // in their feeds, without making them: the warnings reach where events go
-// as a number; the drifts as events.
+// as a number; the drifts as events. So they do of a plugin called in
+// process and of one over go-plugin's gRPC, whose answers the codec counts.
 func TestBacktestDetectorsCountWarnings(t *testing.T) {
-	cfg := `
+	cfg := writeConfig(t, `
 plugin_dir = "."
 detector "below" "floor" {
   metric = "accuracy"
@@ -335,44 +336,59 @@ detector "below" "floor" {
 monitor "*" {
   detectors = ["below.floor"]
 }
-`
-	a, err := NewAgent(Options{ConfigPath: writeConfig(t, cfg), LogOutput: io.Discard,
-		InProcess: map[string]func() sdk.Plugin{"below": func() sdk.Plugin { return &below{} }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.ingestWait = 0
-	pub := &countingPublisher{published: map[event.Type]int{}}
-	a.events = pub
-	ctx := context.Background()
-	if err := a.startGeneration(ctx, backtestBuild(nil, []event.Type{event.Drift})); err != nil {
-		t.Fatal(err)
-	}
-	g := a.gen.Load()
-	defer g.stop()
-	var in strings.Builder
-	drifts, warnings := 0, 0
-	for i := range 1000 {
-		v := 0.9
-		switch i % 10 {
-		case 3: // below warn (0.7)
-			v, warnings = 0.6, warnings+1
-		case 7: // below the floor (0.5)
-			v, drifts = 0.1, drifts+1
-		}
-		fmt.Fprintf(&in, `{"model":"m","version":"v1","accuracy":%g}`+"\n", v)
-	}
-	var res BacktestResult
-	if err := a.backtestIngest(ctx, metric.NewReader(strings.NewReader(in.String()), metric.Limits{}), &BacktestOptions{}, io.Discard, &res); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.idle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
-	if pub.published[event.Drift] != drifts || pub.published[event.Warning] != 0 || pub.counted != warnings {
-		t.Errorf("%d drifts and %d warnings published, %d warnings counted; want %d, 0 and %d",
-			pub.published[event.Drift], pub.published[event.Warning], pub.counted, drifts, warnings)
+`)
+	plugins := map[string]func() sdk.Plugin{"below": func() sdk.Plugin { return &below{} }}
+	for _, overRPC := range []bool{false, true} {
+		t.Run(fmt.Sprint("over RPC ", overRPC), func(t *testing.T) {
+			opts := Options{ConfigPath: cfg, LogOutput: io.Discard, InProcess: plugins}
+			if overRPC {
+				opts.InProcess = nil
+			}
+			a, err := NewAgent(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.ingestWait = 0
+			pub := &countingPublisher{published: map[event.Type]int{}}
+			a.events = pub
+			ctx := context.Background()
+			build := backtestBuild(nil, []event.Type{event.Drift})
+			if overRPC {
+				build.start = inProcess(plugins)
+			}
+			if err := a.startGeneration(ctx, build); err != nil {
+				t.Fatal(err)
+			}
+			g := a.gen.Load()
+			defer g.stop()
+			drifts, warnings := 0, 0
+			// Batches of lines with the detector's calls in between.
+			for range 5 {
+				var in strings.Builder
+				for i := range 1000 {
+					v := 0.9
+					switch i % 10 {
+					case 3: // below warn (0.7)
+						v, warnings = 0.6, warnings+1
+					case 7: // below the floor (0.5)
+						v, drifts = 0.1, drifts+1
+					}
+					fmt.Fprintf(&in, `{"model":"m","version":"v1","accuracy":%g}`+"\n", v)
+				}
+				var res BacktestResult
+				if err := a.backtestIngest(ctx, metric.NewReader(strings.NewReader(in.String()), metric.Limits{}), &BacktestOptions{}, io.Discard, &res); err != nil {
+					t.Fatal(err)
+				}
+				if err := g.idle(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pub.mu.Lock()
+			defer pub.mu.Unlock()
+			if pub.published[event.Drift] != drifts || pub.published[event.Warning] != 0 || pub.counted != warnings {
+				t.Errorf("%d drifts and %d warnings published, %d warnings counted; want %d, 0 and %d",
+					pub.published[event.Drift], pub.published[event.Warning], pub.counted, drifts, warnings)
+			}
+		})
 	}
 }

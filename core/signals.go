@@ -13,7 +13,8 @@ import (
 
 // onSignals turns what a detector raised into events. Where events go
 // only counts those of a type (a backtest that prints drifts counts the
-// warnings), they are counted without being made.
+// warnings), they are counted without being made; its detectors' feeds
+// count warnings themselves (onCounted), and those of other feeds here.
 func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 	cnt, _ := a.events.(eventCounter)
 	debug := a.log.IsDebug()

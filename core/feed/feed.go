@@ -774,8 +774,8 @@ func (r *Feed) flushOnce(ctx context.Context) (capped bool) {
 			r.h.Signals(r, r.sigs)
 			clear(r.sigs)
 		}
-		if r.answer.Counted > 0 {
-			r.h.Counted(r, r.answer.Counted)
+		if n := r.counted(batch); n > 0 {
+			r.h.Counted(r, n)
 		}
 	}
 	// The room of a backlog's answer goes once calls have needed far
@@ -856,7 +856,7 @@ func (r *Feed) release() {
 
 // update calls up with batch and leaves the signals it raised in
 // r.answer: decoded there by a plugin in a process, copied there from the
-// signals of any other Updater.
+// signals of any other Updater; those of r.answer.CountOnly counted there.
 func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error {
 	if au, ok := up.(pluginhost.AnswerUpdater); ok {
 		return au.UpdateInto(ctx, batch, &r.answer)
@@ -868,7 +868,7 @@ func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error 
 	}
 	for _, s := range sigs {
 		if r.answer.CountOnly != "" && string(s.Type) == r.answer.CountOnly {
-			r.answer.Counted++
+			r.answer.Count(s.Stream)
 			continue
 		}
 		w := pluginhost.Signal{Stream: s.Stream, Index: s.Index, Type: string(s.Type), Details: s.Pairs}
@@ -881,6 +881,26 @@ func (r *Feed) update(ctx context.Context, up Updater, batch []sdk.Batch) error 
 		r.answer.Signals = append(r.answer.Signals, w)
 	}
 	return nil
+}
+
+// counted returns how many warnings the call of batch counted
+// (Config.CountWarnings) of the streams it carried; those of others are
+// dropped, as signals of them are by the feed's owner.
+func (r *Feed) counted(batch []sdk.Batch) int {
+	if len(r.answer.Counted) == 0 {
+		return 0
+	}
+	r.index.build(batch)
+	defer r.index.release()
+	n := 0
+	for _, c := range r.answer.Counted {
+		if r.index.first(batch, c.Stream) < 0 {
+			r.log.Warn("plugin raised a signal for an unknown stream", "type", r.answer.CountOnly, "stream", c.Stream, "signals", c.N)
+			continue
+		}
+		n += c.N
+	}
+	return n
 }
 
 // withMeans appends to out each signal with its series, from refs, and the

@@ -836,11 +836,11 @@ func TestFeedAsksToOmitDetails(t *testing.T) {
 }
 
 // warner raises a warning at every value and a drift at every third, in
-// process.
+// process, and a warning of a stream it was not sent in every call.
 type warner struct{}
 
 func (warner) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
-	var out []sdk.Signal
+	out := []sdk.Signal{{Stream: "ghost/v/x", Index: 1, Type: sdk.SignalWarning}}
 	for _, b := range batches {
 		for i := range b.Values {
 			at := b.Start + uint64(i)
@@ -854,8 +854,9 @@ func (warner) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, erro
 }
 
 // counter is a plugin's client whose answers count a warning a value, as
-// the codec counts them (pluginwire.Answer.CountOnly), and raise nothing
-// else; it records the type each call counted.
+// the codec counts them (pluginwire.Answer.CountOnly), and one of a stream
+// it was not sent, and raise nothing else; it records the type each call
+// counted.
 type counter struct {
 	mu      sync.Mutex
 	counted []string
@@ -871,16 +872,21 @@ func (c *counter) UpdateInto(_ context.Context, batches []sdk.Batch, a *pluginho
 	a.Reset()
 	c.counted = append(c.counted, a.CountOnly)
 	if a.CountOnly == "warning" {
+		a.Count("ghost/v/x")
 		for _, b := range batches {
-			a.Counted += len(b.Values)
+			for range b.Values {
+				a.Count(b.Stream)
+			}
 		}
 	}
 	return nil
 }
 
 // A feed that counts warnings (Config.CountWarnings) hands its owner their
-// number and the drifts, of a plugin in process or in a process of its own;
-// one that does not hands over every signal and counts nothing.
+// number and the drifts, of a plugin in process or in a process of its own,
+// call after call; one that does not hands over every signal and counts
+// nothing. Warnings of streams a call did not carry are dropped, counted or
+// not.
 func TestFeedCountsWarnings(t *testing.T) {
 	const values = 100
 	for _, tc := range []struct {
@@ -902,10 +908,11 @@ func TestFeedCountsWarnings(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, s := range sigs {
-					switch s.Type {
-					case sdk.SignalDrift:
+					switch {
+					case s.Series == nil: // dropped by the owner: a stream not sent
+					case s.Type == sdk.SignalDrift:
 						drifts++
-					case sdk.SignalWarning:
+					case s.Type == sdk.SignalWarning:
 						warnings++
 					}
 				}
@@ -919,13 +926,17 @@ func TestFeedCountsWarnings(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			go r.run(ctx)
 			t.Cleanup(func() { cancel(); <-r.done })
+			// Ten calls at least.
 			for i := range values {
 				r.add("a/v/x", uint64(i), 0.5, 0)
-			}
-			ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer icancel()
-			if err := r.Idle(ictx); err != nil {
-				t.Fatal(err)
+				if i%10 == 9 {
+					ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
+					err := r.Idle(ictx)
+					icancel()
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()

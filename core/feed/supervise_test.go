@@ -30,7 +30,8 @@ type summing struct {
 	limit   float64
 	crashAt int64
 	sums    map[string]float64
-	seen    int // values it was fed, replays included
+	seen    int  // values it was fed, replays included
+	warns   bool // it warns at every value that raises no drift
 }
 
 func newSumming(limit float64, crashAt int64) *summing {
@@ -51,6 +52,8 @@ func (s *summing) Update(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, 
 			if s.sums[b.Stream] += v; s.sums[b.Stream] >= s.limit {
 				out = append(out, sdk.Signal{Stream: b.Stream, Index: idx, Type: sdk.SignalDrift})
 				s.sums[b.Stream] = 0
+			} else if s.warns {
+				out = append(out, sdk.Signal{Stream: b.Stream, Index: idx, Type: sdk.SignalWarning})
 			}
 		}
 	}
@@ -69,7 +72,7 @@ type supervised struct {
 	failures int           // revive fails this many times first
 }
 
-func startSupervised(t *testing.T, first *summing, next func() *summing) *supervised {
+func startSupervised(t *testing.T, first *summing, next func() *summing, setup ...func(*Feed)) *supervised {
 	t.Helper()
 	sv := &supervised{procs: []*summing{first}}
 	r := newTestFeed("sum.d", "accuracy", first, 1<<20, time.Second, hclog.NewNullLogger())
@@ -107,6 +110,9 @@ func startSupervised(t *testing.T, first *summing, next func() *summing) *superv
 	}
 	r.h.Restarted = func(pid, _ int) { sv.event(fmt.Sprintf("restarted %d", pid)) }
 	sv.r = r
+	for _, f := range setup {
+		f(r)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go r.run(ctx)
 	t.Cleanup(func() { cancel(); <-r.done })
@@ -180,6 +186,35 @@ func TestRestartReplaysAndLosesNothing(t *testing.T) {
 			// the crash, then the rest.
 			if got, want := sv.procs[1].seen, int(crashAt)%limit+n-int(crashAt); got != want {
 				t.Errorf("the new process was fed %d values, want %d", got, want)
+			}
+		})
+	}
+}
+
+// A feed that counts warnings counts each value's once whatever the plugin
+// restarts: not those of a call that failed, nor those raised again by a
+// replay. Drifts come as signals.
+func TestRestartCountsWarningsOnce(t *testing.T) {
+	const n, limit = 200, 7
+	for _, crashAt := range []int64{-1, 0, 3, 50, 199} {
+		t.Run(fmt.Sprint(crashAt), func(t *testing.T) {
+			warning := func(s *summing) *summing { s.warns = true; return s }
+			var counted atomic.Int64
+			sv := startSupervised(t, warning(newSumming(limit, crashAt)), func() *summing { return warning(newSumming(limit, -1)) },
+				func(r *Feed) {
+					r.answer.CountOnly = string(sdk.SignalWarning)
+					r.h.Counted = func(_ *Feed, k int) { counted.Add(int64(k)) }
+				})
+			sv.feed(t, 0, max(int(crashAt), 0))
+			sv.settle(t)
+			sv.feed(t, max(int(crashAt), 0), n)
+			sv.settle(t)
+			drifts := sv.drifts()
+			if want := int64(n - len(drifts)); counted.Load() != want || len(drifts) != n/limit {
+				t.Errorf("%d warnings counted, %d drifts; want %d and %d", counted.Load(), len(drifts), want, n/limit)
+			}
+			if restarts := map[bool]int{true: 1}[crashAt >= 0]; sv.r.restarts != restarts {
+				t.Errorf("%d restarts, want %d", sv.r.restarts, restarts)
 			}
 		})
 	}

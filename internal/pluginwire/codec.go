@@ -345,8 +345,9 @@ type Answer struct {
 	// signals of it are checked and counted in Counted, not decoded into
 	// Signals. Reset and Trim keep it.
 	CountOnly string
-	// Counted is how many signals of type CountOnly the answer held.
-	Counted int
+	// Counted counts the signals of type CountOnly the answer held, by
+	// stream, a run of signals of one stream at a time.
+	Counted []StreamCount
 
 	details []Detail // the arena Signals' details are cut from
 	kept    [][]byte // the encoded signals decoded, when some are only counted
@@ -357,8 +358,9 @@ type Answer struct {
 	streams map[string]string
 	raw     []byte // the encoded answer, when gRPC received it in pieces
 	// The slack of each of the slices Trim lets go: the signals (and
-	// their counts), the details, the raw bytes.
-	slack, detailSlack, rawSlack Slack
+	// their counts, and the encoded signals kept), the details, the raw
+	// bytes, the counts by stream.
+	slack, detailSlack, rawSlack, countSlack Slack
 }
 
 // Reset empties a, keeping its slices for reuse.
@@ -369,16 +371,50 @@ func (a *Answer) Reset() {
 	clear(a.Signals)
 	clear(a.details)
 	a.Signals, a.details, a.counts = a.Signals[:0], a.details[:0], a.counts[:0]
-	a.Counted = 0
+	clear(a.Counted)
+	a.Counted = a.Counted[:0]
+}
+
+// StreamCount is a number of signals of one stream.
+type StreamCount struct {
+	Stream string
+	N      int
+}
+
+// Count counts a signal of type CountOnly of stream, after the others.
+func (a *Answer) Count(stream string) {
+	if n := len(a.Counted); n > 0 && a.Counted[n-1].Stream == stream {
+		a.Counted[n-1].N++
+		return
+	}
+	a.Counted = append(a.Counted, StreamCount{Stream: stream, N: 1})
+}
+
+// count is Count of an encoded stream name, shared with the names met
+// before.
+func (a *Answer) count(stream []byte) {
+	if n := len(a.Counted); n > 0 && a.Counted[n-1].Stream == string(stream) {
+		a.Counted[n-1].N++
+		return
+	}
+	s, ok := a.streams[string(stream)]
+	if !ok {
+		s = string(stream)
+		a.keepStream(s)
+	}
+	a.Counted = append(a.Counted, StreamCount{Stream: s, N: 1})
 }
 
 // Trim empties a as Reset does, and lets its slices go once they have
 // been far larger than what calls needed for a while: a backlog passed.
 func (a *Answer) Trim() {
-	n, d := len(a.Signals), len(a.details)
+	n, d, c := len(a.Signals), len(a.details), len(a.Counted)
 	a.Reset()
 	if !a.slack.Keep(n, cap(a.Signals)) {
-		a.Signals, a.counts = nil, nil
+		a.Signals, a.counts, a.kept = nil, nil, nil
+	}
+	if !a.countSlack.Keep(c, cap(a.Counted)) {
+		a.Counted = nil
 	}
 	if !a.detailSlack.Keep(d, cap(a.details)) {
 		a.details = nil
@@ -460,7 +496,7 @@ func (a *Answer) setFromProto(resp *proto.UpdateResponse) {
 	a.Reset()
 	for _, p := range resp.GetSignals() {
 		if a.CountOnly != "" && p.GetType() == a.CountOnly {
-			a.Counted++
+			a.Count(p.GetStream())
 			continue
 		}
 		s := Signal{Stream: p.GetStream(), Index: p.GetIndex(), Type: p.GetType()}
@@ -488,31 +524,34 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 		clear(kept) // nothing is kept of b
 		a.kept = kept[:0]
 	}()
-	n, counted := 0, 0
+	n, keptBytes := 0, 0
 	for rest := b; len(rest) > 0; {
 		num, typ, k := protowire.ConsumeTag(rest)
 		if k < 0 || num != 1 || typ != protowire.BytesType {
+			a.Reset()
 			return false
 		}
 		field, m := protowire.ConsumeBytes(rest[k:])
 		if m < 0 {
+			a.Reset()
 			return false
 		}
 		rest = rest[k+m:]
 		if counting {
-			only, ok := isSignalOf(field, a.CountOnly)
+			stream, only, ok := isSignalOf(field, a.CountOnly)
 			if !ok {
+				a.Reset()
 				return false
 			}
 			if only {
-				counted++
+				a.count(stream)
 				continue
 			}
 			kept = append(kept, field)
+			keptBytes += len(field)
 		}
 		n++
 	}
-	a.Counted = counted
 	if n == 0 {
 		return true
 	}
@@ -539,10 +578,14 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 		if i == 0 {
 			// A detector's signals have as many details each, as a
 			// rule: the arena is made for them at once rather than
-			// grown and copied as it fills. No more than the answer's
-			// bytes can hold, though: the first signal may have
-			// many details and the others none.
-			a.details = slices.Grow(a.details, min((n-1)*len(a.details), len(b)/minDetailBytes))
+			// grown and copied as it fills. No more than the other
+			// signals' bytes can hold, though: the first signal may
+			// have many details and the others none.
+			rest := len(b)
+			if counting {
+				rest = keptBytes - len(field)
+			}
+			a.details = slices.Grow(a.details, min((n-1)*len(a.details), rest/minDetailBytes))
 		}
 		last = s
 	}
@@ -558,51 +601,52 @@ func unmarshalAnswer(b []byte, a *Answer) bool {
 	return true
 }
 
-// isSignalOf reports whether b is a signal of type typ, having checked it
-// as unmarshalSignal would decode it; ok is false for one it would refuse:
-// a signal only counted is still a signal.
-func isSignalOf(b []byte, typ string) (is, ok bool) {
+// isSignalOf reports whether b is a signal of type typ, and of which
+// stream, having checked it as unmarshalSignal would decode it; ok is false
+// for one it would refuse: a signal only counted is still a signal.
+func isSignalOf(b []byte, typ string) (stream []byte, is, ok bool) {
 	for len(b) > 0 {
 		num, wt, k := protowire.ConsumeTag(b)
 		if k < 0 {
-			return false, false
+			return nil, false, false
 		}
 		b = b[k:]
 		switch {
 		case num == 2 && wt == protowire.VarintType:
 			if _, k = protowire.ConsumeVarint(b); k < 0 {
-				return false, false
+				return nil, false, false
 			}
 			b = b[k:]
 		case (num == 1 || num == 3 || num == 4) && wt == protowire.BytesType:
 			v, k := protowire.ConsumeBytes(b)
 			if k < 0 {
-				return false, false
+				return nil, false, false
 			}
 			b = b[k:]
 			switch {
 			case num == 4:
 				if !isDetail(v) {
-					return false, false
+					return nil, false, false
 				}
 			case num == 3 && string(v) == typ:
-				is = true
-			case num == 3:
-				is = false // the last type sent is the signal's
-				if !utf8.Valid(v) {
-					return false, false
-				}
+				is = true // the last type sent is the signal's
 			case !utf8.Valid(v):
-				return false, false
+				return nil, false, false
+			case num == 3:
+				is = false
+			default:
+				stream = v // the last sent is the signal's
 			}
 		default:
-			return false, false
+			return nil, false, false
 		}
 	}
-	return is, true
+	return stream, is, true
 }
 
-// isDetail reports whether b is a detail as unmarshalDetail decodes them.
+// isDetail reports whether b is a detail as unmarshalDetail decodes them
+// (it checks every key sent, where unmarshalDetail takes the last: an entry
+// that sends its key twice goes to proto.Unmarshal).
 func isDetail(b []byte) bool {
 	for len(b) > 0 {
 		num, wt, k := protowire.ConsumeTag(b)

@@ -312,31 +312,23 @@ func TestAnswerCountOnly(t *testing.T) {
 		if round%3 == 2 {
 			only = "" // counting nothing, between answers that count
 		}
-		var want []*proto.Signal
-		counted := 0
-		for _, s := range answerOf(&resp) {
-			if only != "" && s.Type == only {
-				counted++
-			} else {
-				want = append(want, s)
-			}
-		}
+		want, counted := countedOf(&resp, only)
 		got.CountOnly, viaPieces.CountOnly = only, only
 		if !unmarshalAnswer(b, &got) {
 			t.Fatalf("round %d: not decoded: %v", round, &resp)
 		}
-		if !sameSignals(signalsOf(&got), want) || got.Counted != counted {
-			t.Fatalf("round %d, counting %q: decoded %v and %d counted, want %v and %d", round, only, signalsOf(&got), got.Counted, want, counted)
+		if !sameSignals(signalsOf(&got), want) || !slices.Equal(got.Counted, counted) {
+			t.Fatalf("round %d, counting %q: decoded %v and counted %v, want %v and %v", round, only, signalsOf(&got), got.Counted, want, counted)
 		}
 		third := len(b) / 3
 		pieces := mem.BufferSlice{mem.SliceBuffer(b[:third]), mem.SliceBuffer(b[third : 2*third]), mem.SliceBuffer(b[2*third:])}
-		if err := (pluginCodec{}).Unmarshal(pieces, &viaPieces); err != nil || !sameSignals(signalsOf(&viaPieces), want) || viaPieces.Counted != counted {
-			t.Fatalf("round %d, counting %q: the codec decoded from pieces %v and %d counted, %v; want %v and %d", round, only,
+		if err := (pluginCodec{}).Unmarshal(pieces, &viaPieces); err != nil || !sameSignals(signalsOf(&viaPieces), want) || !slices.Equal(viaPieces.Counted, counted) {
+			t.Fatalf("round %d, counting %q: the codec decoded from pieces %v and counted %v, %v; want %v and %v", round, only,
 				signalsOf(&viaPieces), viaPieces.Counted, err, want, counted)
 		}
 		viaPieces.Trim()
-		if viaPieces.Counted != 0 || viaPieces.CountOnly != only {
-			t.Fatalf("round %d: Trim left %d counted, counting %q; want 0, counting %q", round, viaPieces.Counted, viaPieces.CountOnly, only)
+		if len(viaPieces.Counted) != 0 || viaPieces.CountOnly != only {
+			t.Fatalf("round %d: Trim left %v counted, counting %q; want none, counting %q", round, viaPieces.Counted, viaPieces.CountOnly, only)
 		}
 	}
 
@@ -358,6 +350,7 @@ func TestAnswerCountOnly(t *testing.T) {
 		b       []byte
 		counted int // -1: left to proto.Unmarshal
 	}{
+		{"no stream", slices.Concat(signal(str(3, "warning")), drift), 1},
 		// The last type sent is the signal's, as proto.Unmarshal has it.
 		{"warning, then drift", slices.Concat(signal(str(1, "m/v/x"), str(3, "warning"), str(3, "drift")), drift), 0},
 		{"drift, then warning", slices.Concat(signal(str(1, "m/v/x"), str(3, "drift"), str(3, "warning")), drift), 1},
@@ -374,27 +367,45 @@ func TestAnswerCountOnly(t *testing.T) {
 	} {
 		a := Answer{CountOnly: "warning"}
 		if ok := unmarshalAnswer(tc.b, &a); ok != (tc.counted >= 0) {
-			t.Errorf("%s: decoded %v (%v, %d counted), want %v", tc.name, ok, signalsOf(&a), a.Counted, tc.counted >= 0)
-		} else if ok && a.Counted != tc.counted {
-			t.Errorf("%s: %d counted, want %d", tc.name, a.Counted, tc.counted)
+			t.Errorf("%s: decoded %v (%v, counted %v), want %v", tc.name, ok, signalsOf(&a), a.Counted, tc.counted >= 0)
+		} else if !ok && (len(a.Counted) != 0 || len(a.Signals) != 0) {
+			t.Errorf("%s: not decoded, yet counted %v and holds %v", tc.name, a.Counted, signalsOf(&a))
+		} else if ok && total(a.Counted) != tc.counted {
+			t.Errorf("%s: counted %v, want %d", tc.name, a.Counted, tc.counted)
 		}
 		var resp proto.UpdateResponse
 		werr := gproto.Unmarshal(tc.b, &resp)
-		var want []*proto.Signal
-		counted := 0
-		for _, s := range answerOf(&resp) {
-			if s.Type == "warning" {
-				counted++
-			} else {
-				want = append(want, s)
-			}
-		}
+		want, counted := countedOf(&resp, "warning")
 		a = Answer{CountOnly: "warning"}
 		gerr := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(tc.b)}, &a)
-		if (werr == nil) != (gerr == nil) || werr == nil && (!sameSignals(signalsOf(&a), want) || a.Counted != counted) {
-			t.Errorf("%s: codec %v and %d counted, %v; proto.Unmarshal %v, %v", tc.name, signalsOf(&a), a.Counted, gerr, &resp, werr)
+		if (werr == nil) != (gerr == nil) || werr == nil && (!sameSignals(signalsOf(&a), want) || !slices.Equal(a.Counted, counted)) {
+			t.Errorf("%s: codec %v and counted %v, %v; proto.Unmarshal %v, %v", tc.name, signalsOf(&a), a.Counted, gerr, &resp, werr)
 		}
 	}
+}
+
+// countedOf returns the signals of resp not of type only, and those of it
+// counted by stream, a run at a time.
+func countedOf(resp *proto.UpdateResponse, only string) (kept []*proto.Signal, counted []StreamCount) {
+	for _, s := range answerOf(resp) {
+		switch n := len(counted); {
+		case only == "" || s.Type != only:
+			kept = append(kept, s)
+		case n > 0 && counted[n-1].Stream == s.Stream:
+			counted[n-1].N++
+		default:
+			counted = append(counted, StreamCount{Stream: s.Stream, N: 1})
+		}
+	}
+	return kept, counted
+}
+
+func total(counted []StreamCount) int {
+	n := 0
+	for _, c := range counted {
+		n += c.N
+	}
+	return n
 }
 
 // BenchmarkUnmarshalAnswer decodes an answer of DDM's warnings, 4096 of
