@@ -124,16 +124,18 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 	var buf []byte
-	for i, e := range rec.sorted() {
-		if e.err != nil {
-			return res, e.err
+	for _, block := range rec.sorted() {
+		for _, e := range block {
+			if e.err != nil {
+				return res, e.err
+			}
+			buf = strconv.AppendInt(append(buf[:0], `{"seq":`...), int64(res.Events+1), 10)
+			buf = append(append(buf, e.text...), '\n')
+			if _, err := bw.Write(buf); err != nil {
+				return res, err
+			}
+			res.Events++
 		}
-		buf = strconv.AppendInt(append(buf[:0], `{"seq":`...), int64(i+1), 10)
-		buf = append(append(buf, e.text...), '\n')
-		if _, err := bw.Write(buf); err != nil {
-			return res, err
-		}
-		res.Events++
 	}
 	return res, bw.Flush()
 }
@@ -157,9 +159,15 @@ type backtestRecorder struct {
 
 	done chan struct{} // closed once the encoder returned
 
+	// maps are the details maps of events encoded, emptied, for the
+	// events to come (detailsRecycler).
+	maps sync.Pool
+
 	// The encoder's, then, once done, the caller of close's.
 	kept [][]keptEvent // in blocks of keptBlock, in the order they came
 	text []byte        // the block the next event's JSON goes to
+	keys map[eventKey]*eventKey
+	last *eventKey // of the event kept before
 	enc  event.Encoder
 	buf  []byte
 }
@@ -167,11 +175,14 @@ type backtestRecorder struct {
 // keptEvent is a drift or warning a backtest writes: what it is sorted by,
 // and its JSON from its type on, which its seq goes before once sorted.
 type keptEvent struct {
-	model, version, metric, detector string
-	index                            uint64
-	text                             []byte // in one of the recorder's text blocks
-	err                              error  // why it could not be encoded
+	key   *eventKey // shared by the events of its stream and detector
+	index uint64
+	text  []byte // in one of the recorder's text blocks
+	err   error  // why it could not be encoded
 }
+
+// eventKey is the stream and detector of kept events.
+type eventKey struct{ model, version, metric, detector string }
 
 const (
 	// encodeBatch is how many events the encoder takes at a time: its
@@ -196,8 +207,13 @@ func newBacktestRecorder(types []event.Type) *backtestRecorder {
 	return r
 }
 
-var _ eventCounter = (*backtestRecorder)(nil)
+var (
+	_ eventCounter    = (*backtestRecorder)(nil)
+	_ detailsRecycler = (*backtestRecorder)(nil)
+)
 
+// Publish keeps a drift or warning of a type written, to be encoded; the
+// event it returns has no details, whose map is the recorder's.
 func (r *backtestRecorder) Publish(e event.Event) event.Event {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
@@ -222,12 +238,19 @@ func (r *backtestRecorder) Publish(e event.Event) event.Event {
 		if len(r.pending) == encodeBatch {
 			r.ready.Signal()
 		}
+		e.Details = nil
 	case e.Type == event.Plugin && e.Action == event.PluginFailed:
 		r.mu.Lock()
 		r.failures = append(r.failures, e.Detector+": "+e.Message)
 		r.mu.Unlock()
 	}
 	return e
+}
+
+// DetailsMap returns the details map of an event encoded, emptied, or nil.
+func (r *backtestRecorder) DetailsMap() map[string]float64 {
+	m, _ := r.maps.Get().(map[string]float64)
+	return m
 }
 
 // close keeps no more events, and returns once those before are encoded.
@@ -266,7 +289,7 @@ func (r *backtestRecorder) encode() {
 
 // keep encodes e and keeps it.
 func (r *backtestRecorder) keep(e *event.Event) {
-	k := keptEvent{model: e.Model, version: e.Version, metric: e.Metric, detector: e.Detector, index: e.Index}
+	k := keptEvent{key: r.key(e), index: e.Index}
 	e.Seq = 0 // written once sorted
 	var err error
 	if r.buf, err = r.enc.Append(r.buf[:0], e); err != nil {
@@ -276,10 +299,33 @@ func (r *backtestRecorder) keep(e *event.Event) {
 	} else {
 		k.err = fmt.Errorf("%s of %s at index %d: encoded as %.20q", e.Type, e.Detector, e.Index, r.buf)
 	}
+	if e.Details != nil {
+		clear(e.Details)
+		r.maps.Put(e.Details)
+	}
 	if n := len(r.kept); n == 0 || len(r.kept[n-1]) == keptBlock {
 		r.kept = append(r.kept, make([]keptEvent, 0, keptBlock))
 	}
 	r.kept[len(r.kept)-1] = append(r.kept[len(r.kept)-1], k)
+}
+
+// key returns the key of e's stream and detector, the one of the event
+// before when it is the same.
+func (r *backtestRecorder) key(e *event.Event) *eventKey {
+	k := eventKey{e.Model, e.Version, e.Metric, e.Detector}
+	if r.last != nil && *r.last == k {
+		return r.last
+	}
+	p, ok := r.keys[k]
+	if !ok {
+		if r.keys == nil {
+			r.keys = make(map[eventKey]*eventKey)
+		}
+		p = &k
+		r.keys[k] = p
+	}
+	r.last = p
+	return p
 }
 
 // store copies text into the text blocks and returns the copy.
@@ -295,21 +341,46 @@ func (r *backtestRecorder) store(text []byte) []byte {
 // sorted returns the kept events ordered by model, version, metric, index
 // and detector, those alike in the order they came. The recorder is
 // closed.
-func (r *backtestRecorder) sorted() []keptEvent {
+func (r *backtestRecorder) sorted() [][]keptEvent {
+	kept := r.kept
+	r.kept = nil
+	// Events of one stream and detector, as a replay raises them, come
+	// in order: they are given back in the blocks they were kept in.
+	var last *keptEvent
+	inOrder := true
+	for _, b := range kept {
+		for i := range b {
+			if last != nil && compareKept(last, &b[i]) > 0 {
+				inOrder = false
+				break
+			}
+			last = &b[i]
+		}
+	}
+	if inOrder {
+		return kept
+	}
 	n := 0
-	for _, b := range r.kept {
+	for _, b := range kept {
 		n += len(b)
 	}
 	all := make([]keptEvent, 0, n)
-	for _, b := range r.kept {
+	for _, b := range kept {
 		all = append(all, b...)
 	}
-	r.kept = nil
-	slices.SortStableFunc(all, func(x, y keptEvent) int {
-		return cmp.Or(strings.Compare(x.model, y.model), strings.Compare(x.version, y.version),
-			strings.Compare(x.metric, y.metric), cmp.Compare(x.index, y.index), strings.Compare(x.detector, y.detector))
-	})
-	return all
+	slices.SortStableFunc(all, func(x, y keptEvent) int { return compareKept(&x, &y) })
+	return [][]keptEvent{all}
+}
+
+// compareKept orders kept events by model, version, metric, index and
+// detector.
+func compareKept(x, y *keptEvent) int {
+	a, b := x.key, y.key
+	if a == b {
+		return cmp.Compare(x.index, y.index)
+	}
+	return cmp.Or(strings.Compare(a.model, b.model), strings.Compare(a.version, b.version),
+		strings.Compare(a.metric, b.metric), cmp.Compare(x.index, y.index), strings.Compare(a.detector, b.detector))
 }
 
 // CountsOnly reports whether drifts or warnings of type t are left out of

@@ -3,7 +3,11 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,8 +54,9 @@ func TestBacktestRecorderKeepsEveryEvent(t *testing.T) {
 				if i%1000 == 999 {
 					typ = event.Drift
 				}
+				// Publish takes the map, as the recorder's own.
 				r.Publish(event.Event{Type: typ, Model: "m", Version: "v1", Metric: "error", Detector: fmt.Sprint("ddm.d", d),
-					Index: uint64(each - i), WindowSize: 100, WindowMean: float64(i) / 7, Details: details})
+					Index: uint64(each - i), WindowSize: 100, WindowMean: float64(i) / 7, Details: maps.Clone(details)})
 			}
 		})
 	}
@@ -71,7 +76,7 @@ func TestBacktestRecorderKeepsEveryEvent(t *testing.T) {
 	if r.raised[event.Warning] != detectors*(each-each/1000) || r.raised[event.Drift] != detectors*each/1000 {
 		t.Errorf("raised %v", r.raised)
 	}
-	all := r.sorted()
+	all := slices.Concat(r.sorted()...)
 	if len(all) != detectors*each {
 		t.Fatalf("%d events kept, want %d", len(all), detectors*each)
 	}
@@ -84,7 +89,7 @@ func TestBacktestRecorderKeepsEveryEvent(t *testing.T) {
 		}
 		i := each - int(index)
 		if e.index != index || got.Index != index || got.Detector != fmt.Sprint("ddm.d", d) || got.WindowMean != float64(i)/7 || len(got.Details) != len(details) {
-			t.Fatalf("event %d: kept %d %s, encoded %+v; want index %d of ddm.d%d", k, e.index, e.detector, got, index, d)
+			t.Fatalf("event %d: kept %d %s, encoded %+v; want index %d of ddm.d%d", k, e.index, e.key.detector, got, index, d)
 		}
 	}
 }
@@ -120,7 +125,7 @@ func TestBacktestRecorderClosedLetsWaitersGo(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a detector still waits for a closed recorder")
 	}
-	if kept := len(r.sorted()); r.raised[event.Warning] != n || kept == 0 || kept == n {
+	if kept := len(slices.Concat(r.sorted()...)); r.raised[event.Warning] != n || kept == 0 || kept == n {
 		t.Errorf("%d raised, %d kept: want %d raised, some but not all kept", r.raised[event.Warning], kept, n)
 	}
 }
@@ -134,11 +139,45 @@ func TestBacktestRecorderCountsAndFails(t *testing.T) {
 		Details: map[string]float64{"p": math.NaN()}})
 	r.Publish(event.Event{Type: event.Drift, Model: "m", Version: "v1", Metric: "error", Detector: "ddm.error", Index: 3})
 	r.close()
-	all := r.sorted()
+	all := slices.Concat(r.sorted()...)
 	if len(all) != 2 || r.raised[event.Warning] != 1 || r.raised[event.Drift] != 2 {
 		t.Fatalf("%d kept, raised %v", len(all), r.raised)
 	}
 	if all[0].index != 2 || all[0].err == nil || all[1].index != 3 || all[1].err != nil {
 		t.Errorf("kept %+v", all)
+	}
+}
+
+// Events that come in order, as those of one stream and detector do, are
+// given back in the blocks they were kept in, not copied; one out of order
+// has them all sorted. A details map encoded is handed out again, empty.
+func TestBacktestRecorderInOrder(t *testing.T) {
+	// No collection empties the pool of maps meanwhile.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	for _, late := range []bool{false, true} {
+		r := newBacktestRecorder(nil)
+		const n = 2*keptBlock + 100
+		for i := range n {
+			r.Publish(event.Event{Type: event.Warning, Model: "m", Version: "v1", Metric: "error", Detector: "ddm.error",
+				Index: uint64(i + 1), Details: map[string]float64{"p": float64(i)}})
+		}
+		if late {
+			r.Publish(event.Event{Type: event.Drift, Model: "m", Version: "v1", Metric: "error", Detector: "ddm.error", Index: 7})
+		}
+		r.close()
+		blocks := r.sorted()
+		all := slices.Concat(blocks...)
+		if want := map[bool]int{false: 3, true: 1}[late]; len(blocks) != want {
+			t.Errorf("late %v: %d blocks given back, want %d", late, len(blocks), want)
+		}
+		if !slices.IsSortedFunc(all, func(x, y keptEvent) int { return compareKept(&x, &y) }) || len(all) != n+map[bool]int{true: 1}[late] {
+			t.Errorf("late %v: %d events, in order %v", late, len(all), slices.IsSortedFunc(all, func(x, y keptEvent) int { return compareKept(&x, &y) }))
+		}
+		if late && (all[7].index != 7 || !strings.Contains(string(all[7].text), `"drift"`)) {
+			t.Errorf("the late drift is not after the warning of its index: %s", all[7].text)
+		}
+		if m := r.DetailsMap(); m == nil || len(m) != 0 {
+			t.Errorf("details map handed out again: %v, want an empty map", m)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 // count warnings themselves (onCounted), and those of other feeds here.
 func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 	cnt, _ := a.events.(eventCounter)
+	maps, _ := a.events.(detailsRecycler)
 	debug := a.log.IsDebug()
 	for i := range sigs {
 		sig := &sigs[i]
@@ -55,8 +56,14 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 			size = s.SizeAt(sig.Index)
 		}
 		w.Unlock()
+		var details map[string]float64
+		if maps != nil && len(sig.Details) > 0 {
+			details = sig.DetailsInto(maps.DetailsMap())
+		} else {
+			details = sig.DetailsMap()
+		}
 		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
-			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.DetailsMap(), Repeat: repeat, Born: w.Born})
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: details, Repeat: repeat, Born: w.Born})
 		// A model that stays bad is said once, at its first drift; a
 		// warning, which some detectors raise on most values of a bad
 		// stream, only at debug: its event says it to whoever listens.
@@ -87,6 +94,16 @@ type eventCounter interface {
 	CountsOnly(t event.Type) bool
 	// Count counts n events of type t, as Publish would have.
 	Count(t event.Type, n int)
+}
+
+// detailsRecycler is a Publisher that keeps nothing of the events it is
+// given but their JSON, and takes their details maps back for the next
+// events' details: a backtest's recorder, to which a warning at every value
+// would otherwise cost a map each. The event Publish returns has no details.
+type detailsRecycler interface {
+	// DetailsMap returns an empty map for an event's details, or nil for
+	// none to reuse.
+	DetailsMap() map[string]float64
 }
 
 // onCounted counts the warnings a detector that counts them raised in a

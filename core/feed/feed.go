@@ -259,10 +259,18 @@ type Signal struct {
 // DetailsMap returns the details as a map, a key sent twice with its last
 // value; nil when there are none.
 func (s *Signal) DetailsMap() map[string]float64 {
+	return s.DetailsInto(nil)
+}
+
+// DetailsInto is DetailsMap into m, an empty map, or a new one when m is
+// nil.
+func (s *Signal) DetailsInto(m map[string]float64) map[string]float64 {
 	if len(s.Details) == 0 {
 		return nil
 	}
-	m := make(map[string]float64, len(s.Details))
+	if m == nil {
+		m = make(map[string]float64, len(s.Details))
+	}
 	for _, d := range s.Details {
 		m[d.Key] = d.Value
 	}
