@@ -212,8 +212,10 @@ var (
 	_ detailsRecycler = (*backtestRecorder)(nil)
 )
 
-// Publish keeps a drift or warning of a type written, to be encoded; the
-// event it returns has no details, whose map is the recorder's.
+// Publish keeps a drift or warning of a type written, to be encoded. It
+// takes e.Details when it keeps e: the caller does not use the map after,
+// nor share it with another event (it is emptied and handed out again by
+// DetailsMap), and the event returned then has none.
 func (r *backtestRecorder) Publish(e event.Event) event.Event {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
@@ -339,20 +341,20 @@ func (r *backtestRecorder) store(text []byte) []byte {
 }
 
 // sorted returns the kept events ordered by model, version, metric, index
-// and detector, those alike in the order they came. The recorder is
-// closed.
+// and detector, those alike in the order they came, in blocks: the
+// recorder's own when they came in that order, as the events of one stream
+// and detector do, else one block of them all. The recorder is closed.
 func (r *backtestRecorder) sorted() [][]keptEvent {
 	kept := r.kept
 	r.kept = nil
-	// Events of one stream and detector, as a replay raises them, come
-	// in order: they are given back in the blocks they were kept in.
 	var last *keptEvent
 	inOrder := true
+check:
 	for _, b := range kept {
 		for i := range b {
 			if last != nil && compareKept(last, &b[i]) > 0 {
 				inOrder = false
-				break
+				break check
 			}
 			last = &b[i]
 		}

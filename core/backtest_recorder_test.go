@@ -149,35 +149,43 @@ func TestBacktestRecorderCountsAndFails(t *testing.T) {
 }
 
 // Events that come in order, as those of one stream and detector do, are
-// given back in the blocks they were kept in, not copied; one out of order
-// has them all sorted. A details map encoded is handed out again, empty.
+// given back in the blocks they were kept in, not copied; one out of order,
+// within a block or at the start of one, has them all sorted. A details
+// map encoded is handed out again, empty.
 func TestBacktestRecorderInOrder(t *testing.T) {
 	// No collection empties the pool of maps meanwhile.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	for _, late := range []bool{false, true} {
+	const n = 2*keptBlock + 100
+	inOrder := func(all []keptEvent) bool {
+		return slices.IsSortedFunc(all, func(x, y keptEvent) int { return compareKept(&x, &y) })
+	}
+	for _, tc := range []struct {
+		name   string
+		blocks int
+	}{{"in order", 3}, {"a late drift", 1}, {"a block that starts back", 1}} {
 		r := newBacktestRecorder(nil)
-		const n = 2*keptBlock + 100
 		for i := range n {
+			index := uint64(i + 1)
+			if tc.name == "a block that starts back" && i >= keptBlock {
+				index -= 10 // the second block's first is before the first's last
+			}
 			r.Publish(event.Event{Type: event.Warning, Model: "m", Version: "v1", Metric: "error", Detector: "ddm.error",
-				Index: uint64(i + 1), Details: map[string]float64{"p": float64(i)}})
+				Index: index, Details: map[string]float64{"p": float64(i)}})
 		}
-		if late {
+		if tc.name == "a late drift" {
 			r.Publish(event.Event{Type: event.Drift, Model: "m", Version: "v1", Metric: "error", Detector: "ddm.error", Index: 7})
 		}
 		r.close()
 		blocks := r.sorted()
 		all := slices.Concat(blocks...)
-		if want := map[bool]int{false: 3, true: 1}[late]; len(blocks) != want {
-			t.Errorf("late %v: %d blocks given back, want %d", late, len(blocks), want)
+		if len(blocks) != tc.blocks || !inOrder(all) || len(all) < n {
+			t.Errorf("%s: %d events in %d blocks, in order %v; want %d blocks in order", tc.name, len(all), len(blocks), inOrder(all), tc.blocks)
 		}
-		if !slices.IsSortedFunc(all, func(x, y keptEvent) int { return compareKept(&x, &y) }) || len(all) != n+map[bool]int{true: 1}[late] {
-			t.Errorf("late %v: %d events, in order %v", late, len(all), slices.IsSortedFunc(all, func(x, y keptEvent) int { return compareKept(&x, &y) }))
-		}
-		if late && (all[7].index != 7 || !strings.Contains(string(all[7].text), `"drift"`)) {
+		if tc.name == "a late drift" && (all[7].index != 7 || !strings.Contains(string(all[7].text), `"drift"`)) {
 			t.Errorf("the late drift is not after the warning of its index: %s", all[7].text)
 		}
 		if m := r.DetailsMap(); m == nil || len(m) != 0 {
-			t.Errorf("details map handed out again: %v, want an empty map", m)
+			t.Errorf("%s: details map handed out again: %v, want an empty map", tc.name, m)
 		}
 	}
 }

@@ -97,9 +97,11 @@ type eventCounter interface {
 }
 
 // detailsRecycler is a Publisher that keeps nothing of the events it is
-// given but their JSON, and takes their details maps back for the next
-// events' details: a backtest's recorder, to which a warning at every value
-// would otherwise cost a map each. The event Publish returns has no details.
+// given but their JSON, and takes the details map of each event it keeps,
+// to hand it out again for the next events' details: a backtest's
+// recorder, to which a warning at every value would otherwise cost a map
+// each. The caller does not use an event's map once published, nor share
+// one between events.
 type detailsRecycler interface {
 	// DetailsMap returns an empty map for an event's details, or nil for
 	// none to reuse.

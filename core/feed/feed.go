@@ -53,8 +53,10 @@ type Config struct {
 	// whose signals of these types then come without details.
 	OmitDetails []string
 	// CountWarnings has the warnings of each call counted, not made into
-	// signals: they reach Handlers.Counted as a number (a backtest that
-	// writes drifts only). Drifts always come as signals.
+	// signals: those of the streams the call carried reach
+	// Handlers.Counted as a number (a backtest that writes drifts only);
+	// the others are dropped, as signals of them are. Drifts always come
+	// as signals.
 	CountWarnings bool
 }
 
@@ -66,8 +68,9 @@ type Handlers struct {
 	// (the next call reuses them): a handler copies what it keeps.
 	Signals func(f *Feed, sigs []Signal)
 	Failed  func(f *Feed, err error, lost int)
-	// Counted receives how many warnings a call raised, for a feed that
-	// counts them (Config.CountWarnings); it is required then.
+	// Counted receives how many warnings a call raised of the streams it
+	// carried, for a feed that counts them (Config.CountWarnings); it is
+	// required then.
 	Counted func(f *Feed, warnings int)
 	// Called is told how long each Update call took.
 	Called func(f *Feed, took time.Duration)

@@ -351,6 +351,7 @@ func TestAnswerCountOnly(t *testing.T) {
 		counted int // -1: left to proto.Unmarshal
 	}{
 		{"no stream", slices.Concat(signal(str(3, "warning")), drift), 1},
+		{"stream sent twice", slices.Concat(signal(str(1, "ghost/v/x"), str(1, "m/v/x"), str(3, "warning")), drift), 1},
 		// The last type sent is the signal's, as proto.Unmarshal has it.
 		{"warning, then drift", slices.Concat(signal(str(1, "m/v/x"), str(3, "warning"), str(3, "drift")), drift), 0},
 		{"drift, then warning", slices.Concat(signal(str(1, "m/v/x"), str(3, "drift"), str(3, "warning")), drift), 1},
