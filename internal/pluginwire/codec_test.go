@@ -411,7 +411,8 @@ func total(counted []StreamCount) int {
 
 // BenchmarkUnmarshalAnswer decodes an answer of DDM's warnings, 4096 of
 // them with its seven details each, into an Answer reused from call to
-// call, as the daemon does: one op is one signal. The signals are of one
+// call, as the daemon does: one op is one signal. counted counts them
+// instead, sent without details. The signals are of one
 // stream, or of 1,000 streams taking turns.
 func BenchmarkUnmarshalAnswer(b *testing.B) {
 	// As the sdk writes DDM's warnings: their details in one order.
@@ -432,6 +433,28 @@ func BenchmarkUnmarshalAnswer(b *testing.B) {
 		for i := 0; i < b.N; i += 4096 {
 			if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != 4096 {
 				b.Fatal(err)
+			}
+		}
+	})
+	// Warnings only counted (Answer.CountOnly), as a backtest that writes
+	// drifts only has them, sent without their details (omit_details).
+	b.Run("counted", func(b *testing.B) {
+		var w AnswerWriter
+		w.OmitDetails([]string{"warning"})
+		for i := range 4096 {
+			w.Add("m/v1/error", uint64(1000+i), "warning", []Detail{{Key: "p", Value: 0.3}})
+		}
+		bs, err := w.marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		data := bs.Materialize()
+		a := Answer{CountOnly: "warning"}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += 4096 {
+			if err := (pluginCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &a); err != nil || len(a.Signals) != 0 || len(a.Counted) != 1 || a.Counted[0].N != 4096 {
+				b.Fatal(err, a.Counted)
 			}
 		}
 	})
