@@ -56,14 +56,12 @@ func (a *Agent) onSignals(r *feed.Feed, sigs []feed.Signal) {
 			size = s.SizeAt(sig.Index)
 		}
 		w.Unlock()
-		var details map[string]float64
+		var reuse map[string]float64 // one of where events go, for the details
 		if maps != nil && len(sig.Details) > 0 {
-			details = sig.DetailsInto(maps.DetailsMap())
-		} else {
-			details = sig.DetailsMap()
+			reuse = maps.DetailsMap()
 		}
 		e := a.publish(event.Event{Type: typ, Model: w.Model, Version: w.Version, Metric: s.Metric(), Detector: r.ID(),
-			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: details, Repeat: repeat, Born: w.Born})
+			Index: sig.Index, WindowSize: size, WindowMean: sig.WindowMean, Details: sig.DetailsInto(reuse), Repeat: repeat, Born: w.Born})
 		// A model that stays bad is said once, at its first drift; a
 		// warning, which some detectors raise on most values of a bad
 		// stream, only at debug: its event says it to whoever listens.

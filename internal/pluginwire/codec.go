@@ -402,7 +402,7 @@ func (a *Answer) count(stream []byte) {
 		s = string(stream)
 		a.keepStream(s)
 	}
-	a.Counted = append(a.Counted, StreamCount{Stream: s, N: 1})
+	a.Count(s)
 }
 
 // Trim empties a as Reset does, and lets its slices go once they have
