@@ -88,9 +88,11 @@ bench-fleet: build nats-server
 	$(GO) run ./cmd/driftd-load -driftd $(BIN)/driftd -plugins $(BIN)/plugins -nats-server $(BIN)/nats-server $(FLEET_FLAGS) $(LOAD_FLAGS)
 
 ## bench-replay: driftd backtest of every detector over a generated stream of 1,000,000 values
-## (kswin 100,000), whole command, in ns per value beside River 0.26's Python loop
+## (kswin 100,000), whole command, in ns per value beside River 0.26's Python loop; RIVER, a
+## Python with River installed, times River's loop in the same rounds, e.g. make bench-replay RIVER=python3
+RIVER ?=
 bench-replay: build
-	$(GO) run ./cmd/driftd-replay -driftd bin/driftd -plugins bin/plugins
+	$(GO) run ./cmd/driftd-replay -driftd bin/driftd -plugins bin/plugins $(if $(RIVER),-river '$(RIVER)')
 
 ## detectors-doc: rerun the detector evaluation and update its table in docs/detectors.md
 detectors-doc:

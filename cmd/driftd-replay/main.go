@@ -6,6 +6,12 @@
 //
 //	go run ./cmd/driftd-replay -driftd bin/driftd -plugins bin/plugins
 //
+// With -river PYTHON, a Python with River installed (pip install
+// river==0.26), River's loop runs in the same rounds instead, each
+// detector's right after driftd's over the same values, and both must
+// count the same drifts and warnings: the ratio then compares the two on
+// the same machine in the same minutes (river_loop.py).
+//
 // The backtest prints drifts only (-type drift): River's loop prints
 // nothing, and a detector's warnings (246,000 of them for DDM) are counted,
 // not printed. Each detector runs -rounds times, the detectors in turn
@@ -27,6 +33,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -57,7 +64,7 @@ var replays = []replay{
 	{"fhddm", nil, "correct", 1_000_000, 193},
 	{"hddm_a", nil, "error", 1_000_000, 1821},
 	{"hddm_w", nil, "error", 1_000_000, 2548},
-	{"kswin", nil, "accuracy", 100_000, 56352},
+	{"kswin", []string{"seed=0"}, "accuracy", 100_000, 56352}, // driftd's default seed; River's (None) draws from the OS
 }
 
 func main() {
@@ -67,18 +74,19 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed of the generated values")
 	rounds := flag.Int("rounds", 5, "runs of each detector, in turn; the median is printed")
 	subscriber := flag.Bool("subscriber", true, "measure a GET /v1/events subscriber to the warnings of the run with the most (go test of ./core/api, in the current directory)")
+	python := flag.String("river", "", "a Python interpreter with River installed: time River's loop over the same values in the same rounds, rather than print the reference figures")
 	flag.Parse()
 	if *rounds < 1 {
 		fmt.Fprintln(os.Stderr, "driftd-replay: -rounds: want 1 or more")
 		os.Exit(2)
 	}
-	if err := run(*driftd, *plugins, *only, *seed, *rounds, *subscriber); err != nil {
+	if err := run(*driftd, *plugins, *only, *python, *seed, *rounds, *subscriber); err != nil {
 		fmt.Fprintf(os.Stderr, "driftd-replay: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool) error {
+func run(driftd, plugins, only, python string, seed uint64, rounds int, subscriber bool) error {
 	re, err := regexp.Compile(only)
 	if err != nil {
 		return err
@@ -88,6 +96,15 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 		return err
 	}
 	defer os.RemoveAll(dir)
+	var rv *riverLoop
+	if python != "" {
+		if rv, err = newRiverLoop(python, dir); err != nil {
+			return err
+		}
+		fmt.Printf("River %s (%s), its loop over values in memory timed in the same rounds, each detector's right after driftd's\n", rv.version, python)
+	} else {
+		fmt.Println("River 0.26's figures as measured when the target was set, on streams of the same length (-river PYTHON times River here)")
+	}
 	files := map[string]string{}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "detector\tsettings\tmetric\tvalues\tdrifts\twarnings\tdriftd ns/value\tRiver ns/value\tRiver / driftd\t")
@@ -105,7 +122,7 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 		key := fmt.Sprintf("%s-%d", r.metric, r.values)
 		if files[key] == "" {
 			files[key] = filepath.Join(dir, key+".ndjson")
-			if err := generate(files[key], r.metric, r.values, seed); err != nil {
+			if err := generate(files[key], r.metric, r.values, seed, rv != nil); err != nil {
 				return err
 			}
 		}
@@ -113,10 +130,12 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 	}
 	fmt.Fprintf(os.Stderr, "driftd-replay: %d runs of each detector, in turn; the median of each is printed\n", rounds)
 	took := make([][]time.Duration, len(runs))
+	riverNs := make([][]float64, len(runs))
 	counted := make([][2]string, len(runs)) // drifts and warnings of each
 	for round := range rounds {
 		for i, r := range runs {
-			d, drifts, warnings, err := backtest(driftd, plugins, r, files[fmt.Sprintf("%s-%d", r.metric, r.values)], false)
+			file := files[fmt.Sprintf("%s-%d", r.metric, r.values)]
+			d, drifts, warnings, err := backtest(driftd, plugins, r, file, false)
 			if err != nil {
 				return err
 			}
@@ -127,6 +146,17 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 					r.plugin, strings.Join(r.sets, " "), drifts, warnings, round+1, counted[i][0], counted[i][1])
 			}
 			took[i] = append(took[i], d)
+			if rv == nil {
+				continue
+			}
+			res, err := rv.run(r, valuesFile(file))
+			if err != nil {
+				return err
+			}
+			if err := res.agrees(drifts, warnings); err != nil {
+				return fmt.Errorf("%s %s over %d values: %v", r.plugin, strings.Join(r.sets, " "), r.values, err)
+			}
+			riverNs[i] = append(riverNs[i], res.NsPerValue)
 		}
 	}
 	for i, r := range runs {
@@ -137,8 +167,12 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 			settings = "defaults"
 		}
 		river, ratio := "-", "-"
-		if r.river > 0 {
-			river, ratio = fmt.Sprintf("%.0f", r.river), fmt.Sprintf("%.2f", r.river/ns)
+		riverPerValue := r.river
+		if rv != nil {
+			riverPerValue = medianFloat(riverNs[i])
+		}
+		if riverPerValue > 0 {
+			river, ratio = fmt.Sprintf("%.0f", riverPerValue), fmt.Sprintf("%.2f", riverPerValue/ns)
 		}
 		drifts, warnings := counted[i][0], counted[i][1]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%.0f\t%s\t%s\t\n", r.plugin, settings, r.metric, r.values, drifts, warnings, ns, river, ratio)
@@ -190,6 +224,12 @@ func run(driftd, plugins, only string, seed uint64, rounds int, subscriber bool)
 func median(d []time.Duration) time.Duration {
 	slices.Sort(d)
 	return (d[(len(d)-1)/2] + d[len(d)/2]) / 2
+}
+
+// medianFloat returns the median of f, as median does. It sorts f.
+func medianFloat(f []float64) float64 {
+	slices.Sort(f)
+	return (f[(len(f)-1)/2] + f[len(f)/2]) / 2
 }
 
 // backtest runs driftd backtest of r over file, writing drifts only or,
@@ -254,13 +294,31 @@ func counts(stderr string) (drifts, warnings string) {
 // generate writes n values of metric for model m, version v1: an accuracy
 // N(0.92, 0.01) that drops to N(0.80, 0.01) half way, or per-prediction
 // outcomes whose error rate rises from 0.1 to 0.3 half way (error: 1 for an
-// error; correct: 1 for a correct prediction).
-func generate(path, metric string, n int, seed uint64) error {
+// error; correct: 1 for a correct prediction). With values, it writes the
+// same values one a line to valuesFile(path) as well, for River's loop.
+func generate(path, metric string, n int, seed uint64, values bool) (err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
+	vw := bufio.NewWriter(io.Discard)
+	if values {
+		vf, err := os.Create(valuesFile(path))
+		if err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			if ferr := vw.Flush(); err == nil {
+				err = ferr
+			}
+			if cerr := vf.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		vw = bufio.NewWriterSize(vf, 1<<20)
+	}
 	rng := rand.New(rand.NewPCG(seed, seed))
 	var b []byte
 	for i := range n {
@@ -290,7 +348,10 @@ func generate(path, metric string, n int, seed uint64) error {
 			b = append(b, metric...)
 			b = append(b, `":`...)
 		}
+		at := len(b)
 		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		vw.Write(b[at:])
+		vw.WriteByte('\n')
 		if metric != "accuracy" {
 			b = append(b, '}')
 		}
