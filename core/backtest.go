@@ -399,10 +399,10 @@ func (r *backtestRecorder) Count(t event.Type, n int) {
 }
 
 // backtestBuild is how a backtest builds its detectors: those only names
-// (all when nil), no sinks, queues of backtestQueueLimit values, plugins
-// given up after backtestGiveUp failures in a row, asked for the details
-// of the signal types written only (all when types is empty), and their
-// warnings counted, not made, when they are not written.
+// (all when nil), no sinks, eager queues of backtestQueueLimit values,
+// plugins given up after backtestGiveUp failures in a row, asked for the
+// details of the signal types written only (all when types is empty), and
+// their warnings counted, not made, when they are not written.
 func backtestBuild(only map[string]bool, types []event.Type) buildOptions {
 	var omit []string
 	for _, t := range []event.Type{event.Drift, event.Warning} {
@@ -410,6 +410,6 @@ func backtestBuild(only map[string]bool, types []event.Type) buildOptions {
 			omit = append(omit, string(t))
 		}
 	}
-	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), giveUp: backtestGiveUp,
+	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), eager: true, giveUp: backtestGiveUp,
 		omitDetails: omit, countWarnings: slices.Contains(omit, string(event.Warning))}
 }

@@ -33,12 +33,14 @@ const callTimeout = 10 * time.Second // deadline of one Update call
 // tests make it small.
 var feedQueueLimit = 1 << 20
 
-// backtestQueueLimit is feedQueueLimit in a backtest: a detector's
-// largest call (65,536 values), besides the one in flight. A backtest
-// waits for room as long as it takes, so a longer queue would only let
-// reading run further ahead of the detectors, into memory no longer in the
-// processor's caches when they get to it, and take more of it.
-const backtestQueueLimit = 1 << 16
+// backtestQueueLimit is feedQueueLimit in a backtest, besides the call in
+// flight. A backtest waits for room as long as it takes, so a longer queue
+// would only let reading run further ahead of the detectors, into memory
+// no longer in the processor's caches when they get to it, and take more
+// of it: each page of it touched for the first time costs a page fault.
+// Its feeds are eager (feed.Config.Eager), so that calls of one stream,
+// of up to this many values, follow one another unspaced.
+const backtestQueueLimit = 1 << 15
 
 // backtestGiveUp is how many failures in a row of a plugin a backtest
 // restarts it after, with no value evaluated between them: a plugin that
@@ -287,6 +289,9 @@ type buildOptions struct {
 	// queueLimit is the values queued per detector before ingestion
 	// waits; feedQueueLimit when 0.
 	queueLimit int
+	// eager has calls of full batches follow one another unspaced
+	// (feed.Config.Eager): a backtest.
+	eager bool
 	// giveUp is how many failures in a row a detector's plugin is
 	// restarted after, with no value evaluated between them
 	// (feed.Config.GiveUp); 0: for ever.
@@ -519,7 +524,7 @@ func startDetector(ctx context.Context, f *config.File, b *config.Detector, id u
 	d := &detectorInstance{block: b, inst: st.inst, info: st.info, schema: st.schema, cfg: st.cfg, binary: st.binary, sha256: st.sha256, born: id}
 	d.feed = feed.New(feed.Config{ID: b.ID(), Metric: b.Metric, Domain: st.info.Domain, Born: id,
 		Limit: cmp.Or(opts.queueLimit, feedQueueLimit), Timeout: f.PluginTimeout, Log: opts.log.Named(b.ID()), Replays: st.relaunch != nil,
-		GiveUp: opts.giveUp, OmitDetails: opts.omitDetails, CountWarnings: opts.countWarnings}, st.inst.Detector())
+		GiveUp: opts.giveUp, OmitDetails: opts.omitDetails, CountWarnings: opts.countWarnings, Eager: opts.eager}, st.inst.Detector())
 	if st.relaunch != nil {
 		d.launch = func(ctx context.Context) (*pluginhost.Instance, error) {
 			return st.relaunch(ctx, d.feed.Timeout())

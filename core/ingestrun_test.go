@@ -209,7 +209,8 @@ monitor "*" {
 `
 
 // A backtest's detector queues take backtestQueueLimit values, far fewer
-// than the daemon's: a reading ahead of a stuck detector stops there.
+// than the daemon's: a reading ahead of a stuck detector stops there. Its
+// feeds are eager.
 func TestBacktestQueueLimit(t *testing.T) {
 	if backtestQueueLimit >= feedQueueLimit {
 		t.Fatalf("a backtest's queue limit %d, the daemon's %d", backtestQueueLimit, feedQueueLimit)
@@ -226,6 +227,9 @@ func TestBacktestQueueLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { close(plugin.gate); a.gen.Load().stop() }()
+	if !a.gen.Load().byID["blocking.acc"].feed.Eager() {
+		t.Error("a backtest's feed is not eager")
+	}
 	one := metric.Metric{Model: "m", Version: "v1", Values: []metric.Value{{Name: "accuracy", Value: 0.9}}}
 	if err := a.Ingest(context.Background(), one); err != nil {
 		t.Fatal(err)
@@ -288,6 +292,10 @@ func TestBacktestBuildOmitsTheDetailsOfTypesNotWritten(t *testing.T) {
 		// Warnings not written are counted, not made.
 		if want := slices.Contains(tc.omit, "warning"); opts.countWarnings != want {
 			t.Errorf("-type %v: warnings counted only %v, want %v", tc.types, opts.countWarnings, want)
+		}
+		// Short queues, calls of full batches unspaced.
+		if !opts.eager || opts.queueLimit != backtestQueueLimit {
+			t.Errorf("-type %v: eager %v, queue of %d values, want eager, %d", tc.types, opts.eager, opts.queueLimit, backtestQueueLimit)
 		}
 	}
 }

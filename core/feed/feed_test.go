@@ -376,6 +376,70 @@ func TestRunnerCallSpacing(t *testing.T) {
 	}
 }
 
+// An eager feed does not space a call after one of full batches, as it
+// spaces a call after one of smaller batches, and as a feed that is not
+// eager spaces every call.
+func TestEagerCallSpacing(t *testing.T) {
+	for _, tt := range []struct {
+		eager           bool
+		values, batches int
+		want            time.Duration
+	}{
+		{true, busyCall, 1, 0},
+		{true, 2 * eagerBatch, 2, 0},
+		{true, 3*eagerBatch - 1, 3, busySpacing},
+		{true, 3 * eagerBatch, 4, busySpacing},
+		{true, eagerBatch, 1, 0},
+		{true, eagerBatch - 1, 1, callSpacing},
+		{true, 0, 0, callSpacing},
+		{false, busyCall, 1, busySpacing},
+		{false, eagerBatch, 1, callSpacing},
+	} {
+		r := New(Config{ID: "fake.d", Metric: "accuracy", Limit: 100, Timeout: time.Second, Log: hclog.NewNullLogger(), Eager: tt.eager}, &fakeUpdater{})
+		r.lastValues, r.lastBatches = tt.values, tt.batches
+		if got := r.callSpacing(); got != tt.want {
+			t.Errorf("eager %v, after a call of %d values in %d batches: %v, want %v", tt.eager, tt.values, tt.batches, got, tt.want)
+		}
+	}
+}
+
+// A call notes how many values it carries and in how many batches, which
+// the spacing of the next depends on.
+func TestCallNotesItsBatches(t *testing.T) {
+	type noted struct{ values, batches, sent int }
+	calls := make(chan noted, 2)
+	release := make(chan struct{})
+	var r *Feed
+	r, _ = startRunner(t, &fakeUpdater{update: func(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
+		calls <- noted{r.lastValues, r.lastBatches, len(batches)} // on the feed's goroutine
+		<-release
+		return nil, nil
+	}}, 1<<20)
+	wait := func() noted {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no call")
+		}
+		return noted{}
+	}
+	r.add("a/v/x", 0, 1, 0)
+	if c := wait(); c != (noted{1, 1, 1}) {
+		t.Fatalf("first call: %+v, want 1 value in 1 batch", c)
+	}
+	// In flight until released: what comes meanwhile queues for the next.
+	r.add("a/v/x", 1, 1, 0)
+	r.add("b/v/x", 0, 1, 0)
+	r.add("a/v/x", 2, 1, 0)
+	r.add("c/v/x", 0, 1, 0)
+	close(release)
+	if c := wait(); c != (noted{4, 3, 3}) {
+		t.Fatalf("second call: %+v, want 4 values in 3 batches", c)
+	}
+}
+
 // resettingUpdater records Update and Reset calls in the order the plugin
 // gets them.
 type resettingUpdater struct {
