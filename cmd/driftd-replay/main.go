@@ -154,7 +154,7 @@ func run(driftd, plugins, only, python string, seed uint64, rounds int, subscrib
 				return err
 			}
 			if err := res.agrees(drifts, warnings); err != nil {
-				return fmt.Errorf("%s %s over %d values: %v", r.plugin, strings.Join(r.sets, " "), r.values, err)
+				return fmt.Errorf("%s (%s) over %d values: %v", r.plugin, r.settings(), r.values, err)
 			}
 			riverNs[i] = append(riverNs[i], res.NsPerValue)
 		}
@@ -162,10 +162,7 @@ func run(driftd, plugins, only, python string, seed uint64, rounds int, subscrib
 	for i, r := range runs {
 		median := median(took[i])
 		ns := float64(median.Nanoseconds()) / float64(r.values)
-		settings := strings.Join(r.sets, " ")
-		if settings == "" {
-			settings = "defaults"
-		}
+		settings := r.settings()
 		river, ratio := "-", "-"
 		riverPerValue := r.river
 		if rv != nil {
@@ -224,6 +221,14 @@ func run(driftd, plugins, only, python string, seed uint64, rounds int, subscrib
 func median(d []time.Duration) time.Duration {
 	slices.Sort(d)
 	return (d[(len(d)-1)/2] + d[len(d)/2]) / 2
+}
+
+// settings returns r's settings as the table shows them.
+func (r replay) settings() string {
+	if len(r.sets) == 0 {
+		return "defaults"
+	}
+	return strings.Join(r.sets, " ")
 }
 
 // medianFloat returns the median of f, as median does. It sorts f.
@@ -304,10 +309,10 @@ func generate(path, metric string, n int, seed uint64, values bool) (err error) 
 	w := bufio.NewWriterSize(f, 1<<20)
 	vw := bufio.NewWriter(io.Discard)
 	if values {
-		vf, err := os.Create(valuesFile(path))
-		if err != nil {
+		vf, cerr := os.Create(valuesFile(path))
+		if cerr != nil {
 			f.Close()
-			return err
+			return cerr
 		}
 		defer func() {
 			if ferr := vw.Flush(); err == nil {

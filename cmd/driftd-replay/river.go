@@ -30,6 +30,9 @@ type riverLoop struct {
 // newRiverLoop writes river_loop.py into dir and checks that python
 // imports River, whose version it keeps.
 func newRiverLoop(python, dir string) (*riverLoop, error) {
+	if _, err := exec.LookPath(python); err != nil {
+		return nil, fmt.Errorf("-river: %v", err)
+	}
 	script := filepath.Join(dir, "river_loop.py")
 	if err := os.WriteFile(script, riverLoopPy, 0o644); err != nil {
 		return nil, err

@@ -5,8 +5,9 @@
 DETECTOR is a driftd plugin name, VALUES a file of one value a line. The
 values are read into a list first; only the loop over them is timed, each
 value given to River's detector and its drift (and, for a binary
-detector, warning) flag read, as a user's loop would. name=value pairs go
-to the detector's constructor. Prints one JSON object: the detector,
+detector, warning) flag read, as driftd counts both. The update method is
+looked up once, before the loop, which if anything favours River.
+name=value pairs go to the detector's constructor. Prints one JSON object: the detector,
 River's version, values, drifts, warnings (null for a detector that has
 none) and ns_per_value.
 """
@@ -32,7 +33,9 @@ DETECTORS = {
 
 
 def setting(text):
-    """A constructor argument from its text: a whole number, a number or a string."""
+    """A constructor argument from its text: true or false, a whole number, a number or a string."""
+    if text in ("true", "false"):
+        return text == "true"
     for parse in (int, float):
         try:
             return parse(text)

@@ -118,6 +118,10 @@ func TestRiverLoopWithoutRiver(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "River does not import") {
 		t.Errorf("a Python without River: %v", err)
 	}
+	missing := filepath.Join(t.TempDir(), "python3")
+	if _, err := newRiverLoop(missing, t.TempDir()); err == nil || !strings.Contains(err.Error(), missing) || strings.Contains(err.Error(), "River does not import") {
+		t.Errorf("a Python that is not there: %v", err)
+	}
 }
 
 // The values River's loop reads are the NDJSON's, bit for bit.

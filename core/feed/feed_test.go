@@ -409,12 +409,15 @@ func TestCallNotesItsBatches(t *testing.T) {
 	type noted struct{ values, batches, sent int }
 	calls := make(chan noted, 2)
 	release := make(chan struct{})
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
 	var r *Feed
 	r, _ = startRunner(t, &fakeUpdater{update: func(_ context.Context, batches []sdk.Batch) ([]sdk.Signal, error) {
 		calls <- noted{r.lastValues, r.lastBatches, len(batches)} // on the feed's goroutine
 		<-release
 		return nil, nil
 	}}, 1<<20)
+	t.Cleanup(releaseAll) // before the feed's stop, which waits for the call
 	wait := func() noted {
 		t.Helper()
 		select {
@@ -434,7 +437,7 @@ func TestCallNotesItsBatches(t *testing.T) {
 	r.add("b/v/x", 0, 1, 0)
 	r.add("a/v/x", 2, 1, 0)
 	r.add("c/v/x", 0, 1, 0)
-	close(release)
+	releaseAll()
 	if c := wait(); c != (noted{4, 3, 3}) {
 		t.Fatalf("second call: %+v, want 4 values in 3 batches", c)
 	}
