@@ -312,6 +312,20 @@ func TestWithMeansManyBatches(t *testing.T) {
 	}
 }
 
+// nextCall returns what a fake plugin tells of its next call, failing t
+// when none comes.
+func nextCall[T any](t *testing.T, calls <-chan T) T {
+	t.Helper()
+	select {
+	case c := <-calls:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no call")
+	}
+	var zero T
+	return zero
+}
+
 // TestRunnerSpacesBusyCalls checks that a call carrying busyCall values or
 // more is followed by the next only busySpacing after it began.
 func TestRunnerSpacesBusyCalls(t *testing.T) {
@@ -337,16 +351,7 @@ func TestRunnerSpacesBusyCalls(t *testing.T) {
 			next++
 		}
 	}
-	wait := func() call {
-		t.Helper()
-		select {
-		case c := <-calls:
-			return c
-		case <-time.After(10 * time.Second):
-			t.Fatal("no call")
-		}
-		return call{}
-	}
+	wait := func() call { t.Helper(); return nextCall(t, calls) }
 	push(1)
 	wait() // in flight until release is closed: what comes meanwhile queues
 	push(busyCall)
@@ -418,16 +423,7 @@ func TestCallNotesItsBatches(t *testing.T) {
 		return nil, nil
 	}}, 1<<20)
 	t.Cleanup(releaseAll) // before the feed's stop, which waits for the call
-	wait := func() noted {
-		t.Helper()
-		select {
-		case c := <-calls:
-			return c
-		case <-time.After(10 * time.Second):
-			t.Fatal("no call")
-		}
-		return noted{}
-	}
+	wait := func() noted { t.Helper(); return nextCall(t, calls) }
 	r.add("a/v/x", 0, 1, 0)
 	if c := wait(); c != (noted{1, 1, 1}) {
 		t.Fatalf("first call: %+v, want 1 value in 1 batch", c)
