@@ -58,8 +58,8 @@ type Config struct {
 	// the others are dropped, as signals of them are. Drifts always come
 	// as signals.
 	CountWarnings bool
-	// Eager starts a call as soon as the last one began, unspaced, when
-	// that one's batches held eagerBatch values or more on average: for a
+	// Eager starts a call right after the last one, unspaced, when that
+	// one's batches held eagerBatch values or more on average: for a
 	// backtest, whose short queue holds reading back while a call waits,
 	// and whose calls of one stream are full batches already. Calls of
 	// smaller batches are spaced as ever, so that each stream's grows.
