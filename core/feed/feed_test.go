@@ -444,7 +444,7 @@ func TestCallNotesItsBatches(t *testing.T) {
 type resettingUpdater struct {
 	mu      sync.Mutex
 	calls   []string
-	entered chan struct{} // Update tells it began
+	entered chan struct{} // Update tells it began (buffered: nobody may be receiving yet)
 	block   chan struct{} // then waits for it
 }
 
@@ -472,7 +472,7 @@ func (f *resettingUpdater) Reset(_ context.Context, stream string) error {
 // A reset comes after every value of the stream queued before it, even
 // values queued while a call was in flight.
 func TestRunnerResetAfterQueuedValues(t *testing.T) {
-	up := &resettingUpdater{entered: make(chan struct{}), block: make(chan struct{})}
+	up := &resettingUpdater{entered: make(chan struct{}, 1), block: make(chan struct{})}
 	r, _ := startRunner(t, up, 1<<10)
 	s := window.NewStore(testRetain).Get("m", "v", 10).SeriesLocked("accuracy")
 	r.Push(s, s.Add(0.5), 0.5, 0.5)
