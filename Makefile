@@ -8,18 +8,22 @@ BIN     ?= bin
 # grpcnotrace leaves gRPC's request tracing (golang.org/x/net/trace), which
 # nothing turns on, out of the binaries: they are smaller and start sooner.
 TAGS    ?= grpcnotrace
+# Built binaries are static: no dynamic loader runs at each start, of the
+# daemon, of a backtest, of every plugin process (some 4 ms each here).
+# Nothing in them needs cgo: name lookups are Go's own.
+CGO_ENABLED ?= 0
 
 .PHONY: all build run install test test-deps nats-server test-short vet fmt-check bench bench-fleet bench-replay proto detectors-doc clean
 
 all: build
 
-## build: the daemon as bin/driftd and every plugin as bin/plugins/driftd-plugin-<name>
-## (BIN=DIR builds into DIR instead of bin; TAGS sets the build tags)
+## build: the daemon as bin/driftd and every plugin as bin/plugins/driftd-plugin-<name>, static
+## (BIN=DIR builds into DIR instead of bin; TAGS sets the build tags; CGO_ENABLED=1 links with libc)
 build:
-	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN)/driftd ./cmd/driftd
+	CGO_ENABLED=$(CGO_ENABLED) $(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN)/driftd ./cmd/driftd
 	@for p in $(PLUGINS); do \
-		echo "$(GO) build -tags \"$(TAGS)\" -o $(BIN)/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p"; \
-		$(GO) build -tags "$(TAGS)" -o $(BIN)/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p || exit 1; \
+		echo "CGO_ENABLED=$(CGO_ENABLED) $(GO) build -tags \"$(TAGS)\" -o $(BIN)/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p"; \
+		CGO_ENABLED=$(CGO_ENABLED) $(GO) build -tags "$(TAGS)" -o $(BIN)/plugins/driftd-plugin-$$p ./plugins/$$p/cmd/driftd-plugin-$$p || exit 1; \
 	done
 
 ## run: build, then run the agent on examples/config.hcl (socket ./driftd.sock)
