@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,13 +103,25 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	rec := newBacktestRecorder(opts.Types)
 	defer rec.close()
 	a.events = rec
+	// A file is read and decoded while the plugins start; a pipe only
+	// once they run, so that a backtest whose plugins fail ends at once,
+	// not once a read of the pipe returns.
+	var src batchSource
+	if regularFile(in) {
+		src = decodeInput(ctx, rd)
+		defer src.stop()
+	}
 	if err := a.startGeneration(ctx, backtestBuild(only, opts.Types)); err != nil {
 		return res, err
 	}
 	g := a.gen.Load()
 	defer g.stop()
+	if src == nil {
+		src = decodeInput(ctx, rd)
+		defer src.stop()
+	}
 
-	if err := a.backtestIngest(ctx, rd, &opts, errOut, &res); err != nil {
+	if err := a.backtestIngest(ctx, src, &opts, errOut, &res); err != nil {
 		return res, err
 	}
 	if err := g.idle(ctx); err != nil {
@@ -412,4 +425,15 @@ func backtestBuild(only map[string]bool, types []event.Type) buildOptions {
 	}
 	return buildOptions{only: only, noSinks: true, queueLimit: min(feedQueueLimit, backtestQueueLimit), eager: true, giveUp: backtestGiveUp,
 		omitDetails: omit, countWarnings: slices.Contains(omit, string(event.Warning))}
+}
+
+// regularFile reports whether in is a regular file, whose reads return at
+// once.
+func regularFile(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
 }

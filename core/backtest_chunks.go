@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/driftd/driftd/core/metric"
-	"github.com/driftd/driftd/core/window"
 )
 
 const (
@@ -23,7 +22,8 @@ const (
 	maxDecoders = 4
 )
 
-// A chunkJob is a chunk of the body, and its records once decoded.
+// A chunkJob is a batch of records decoded ahead of ingestion: a chunk of
+// the body and its records, or records read one after another.
 type chunkJob struct {
 	ch      metric.Chunk
 	buf     []byte // the memory of ch.Data, kept from job to job
@@ -44,76 +44,60 @@ var (
 	_ chunkedSource = (*metric.CSVReader)(nil)
 )
 
-// ingestChunks reads the first record of the body with rd, which then
-// tells whether the rest can be cut into chunks of whole lines
-// (metric.Reader.Chunks). It can unless the body is a JSON array or a
-// pretty-printed object; those are read on by ingestDecodingAhead. The
-// chunks are decoded by up to maxDecoders goroutines at once, and their
-// records ingested on the calling goroutine in input order: what is
-// ingested and what is reported is what one reader would give.
-func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
-	first := &recordBatch{recs: make([]record, 0, 1)}
-	first.fill(rd)
-	var last *window.Window
-	if done, err := a.ingestBatch(ctx, first, &last, opts, errOut, res); done || err != nil {
-		return err
-	}
-	c, ok := rd.Chunks()
-	if !ok {
-		return a.ingestDecodingAhead(ctx, rd, opts, errOut, res)
-	}
+// aheadSource decodes on goroutines of its own, ahead of ingestion, which
+// takes the batches in input order. A goroutine reads the first record
+// with rd, which then tells whether the rest can be cut into chunks of
+// whole lines (metric.Reader.Chunks). It can unless the body is a JSON
+// array or a pretty-printed object, which that goroutine reads on, a batch
+// at a time. The chunks are decoded by up to maxDecoders goroutines at
+// once: what is ingested and what is reported is what one reader would
+// give.
+type aheadSource struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	free    chan *chunkJob
+	inOrder chan *chunkJob // to ingestion, as they come in the body
+	held    *chunkJob      // the batch next returned last
+}
 
+// decodeAhead starts decoding rd (see aheadSource) until ctx ends or the
+// source stops.
+func decodeAhead(ctx context.Context, rd metricSource) *aheadSource {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // before the wait: stops the goroutines
 	decoders := min(runtime.GOMAXPROCS(0), maxDecoders)
 	jobs := 2 * decoders
-	free := make(chan *chunkJob, jobs)
-	todo := make(chan *chunkJob, jobs)    // to the decoders
-	inOrder := make(chan *chunkJob, jobs) // to ingestion, as they come in the body
+	s := &aheadSource{cancel: cancel, free: make(chan *chunkJob, jobs), inOrder: make(chan *chunkJob, jobs)}
 	for range jobs {
 		// Room for a chunk's most lines, one value each: a batch grows
 		// by copying, and the first jobs did, to 4,096 records each
 		// (some 4 MB of a backtest's memory).
 		recs := recordBatch{recs: make([]record, 0, metric.MaxChunkLines), vals: make([]metric.Value, 0, metric.MaxChunkLines)}
-		free <- &chunkJob{recs: recs, decoded: make(chan struct{}, 1)}
+		s.free <- &chunkJob{recs: recs, decoded: make(chan struct{}, 1)}
 	}
-	// The cutter and the decoders are owned by this call, which stops
-	// them (cancel) and waits for them before it returns. Stopping waits
-	// out a read of the body in progress: from a pipe that sends nothing,
-	// until it does or closes.
-	wg.Go(func() {
+	todo := make(chan *chunkJob, jobs) // to the decoders
+	// The goroutines are the source's, which stop stops (cancel) and
+	// waits for. Stopping waits out a read of the body in progress: from
+	// a pipe that sends nothing, until it does or closes.
+	cs, chunked := rd.(chunkedSource)
+	s.wg.Go(func() {
 		defer close(todo)
-		for {
-			var j *chunkJob
-			select {
-			case j = <-free:
-			case <-ctx.Done():
-				return
-			}
-			if ctx.Err() != nil { // both were ready: stop, read no more
-				return
-			}
-			ch, err := c.Next(j.buf, chunkBytes)
-			if err != nil { // io.EOF: past the last chunk, never asked for
-				return
-			}
-			j.ch, j.buf = ch, ch.Data[:0]
-			if cap(j.buf) > 4*chunkBytes {
-				j.buf = nil // a long line passed: let its memory go
-			}
-			// Neither blocks: there are only jobs chunkJobs.
-			inOrder <- j
-			todo <- j
-			if ch.End != nil {
+		if !s.readFirst(ctx, rd) {
+			return
+		}
+		if chunked {
+			if c, ok := cs.Chunks(); ok {
+				s.cut(ctx, c, todo)
 				return
 			}
 		}
+		s.readOn(ctx, rd)
 	})
+	if !chunked {
+		return s
+	}
 	for range decoders {
-		wg.Go(func() {
-			r := rd.ChunkReader()
+		s.wg.Go(func() {
+			r := cs.ChunkReader()
 			for j := range todo {
 				r.ReadChunk(j.ch)
 				j.recs.fillChunk(r, j.ch.End)
@@ -121,23 +105,104 @@ func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *Backte
 			}
 		})
 	}
-	for {
-		var j *chunkJob
-		select {
-		case j = <-inOrder:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case <-j.decoded:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if done, err := a.ingestBatch(ctx, &j.recs, &last, opts, errOut, res); done || err != nil {
-			return err
-		}
-		free <- j
+	return s
+}
+
+// take returns a job for the next batch, or nil once ctx ends.
+func (s *aheadSource) take(ctx context.Context) *chunkJob {
+	var j *chunkJob
+	select {
+	case j = <-s.free:
+	case <-ctx.Done():
+		return nil
 	}
+	if ctx.Err() != nil { // both were ready: stop, read no more
+		return nil
+	}
+	return j
+}
+
+// readFirst reads the first record with rd, as a batch of its own, and
+// reports whether there is more to read: the input did not end, nor ctx.
+func (s *aheadSource) readFirst(ctx context.Context, rd metricSource) bool {
+	j := s.take(ctx)
+	if j == nil {
+		return false
+	}
+	j.recs.readOnly(rd, 1)
+	s.ready(j)
+	return j.recs.end == nil
+}
+
+// ready hands j, decoded, to ingestion. Neither send blocks: there are
+// only as many jobs as room in the channels.
+func (s *aheadSource) ready(j *chunkJob) {
+	j.decoded <- struct{}{}
+	s.inOrder <- j
+}
+
+// readOn reads the rest of rd a batch at a time, on this goroutine.
+func (s *aheadSource) readOn(ctx context.Context, rd metricSource) {
+	for {
+		j := s.take(ctx)
+		if j == nil {
+			return
+		}
+		j.recs.readOnly(rd, batchLen)
+		s.ready(j)
+		if j.recs.end != nil {
+			return
+		}
+	}
+}
+
+// cut cuts the rest of the body into chunks, which the decoders take from
+// todo, and hands their jobs to ingestion in body order.
+func (s *aheadSource) cut(ctx context.Context, c *metric.Chunker, todo chan<- *chunkJob) {
+	for {
+		j := s.take(ctx)
+		if j == nil {
+			return
+		}
+		ch, err := c.Next(j.buf, chunkBytes)
+		if err != nil { // io.EOF: past the last chunk, never asked for
+			return
+		}
+		j.ch, j.buf = ch, ch.Data[:0]
+		if cap(j.buf) > 4*chunkBytes {
+			j.buf = nil // a long line passed: let its memory go
+		}
+		s.inOrder <- j // neither blocks (see ready)
+		todo <- j
+		if ch.End != nil {
+			return
+		}
+	}
+}
+
+func (s *aheadSource) next(ctx context.Context) (*recordBatch, error) {
+	if s.held != nil {
+		s.free <- s.held // never blocks: it has room for every job
+		s.held = nil
+	}
+	var j *chunkJob
+	select {
+	case j = <-s.inOrder:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-j.decoded:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.held = j
+	return &j.recs, nil
+}
+
+func (s *aheadSource) stop() {
+	s.cancel()
+	s.wg.Wait()
 }
 
 // fillChunk reads all the records of a chunk from rd, which reads it
@@ -145,8 +210,7 @@ func (a *Agent) ingestChunks(ctx context.Context, rd chunkedSource, opts *Backte
 // after the chunk, if anything. A chunk that is not the last ends with
 // io.EOF from rd, which is not the input's end.
 func (b *recordBatch) fillChunk(rd metricSource, end error) {
-	b.recs, b.vals, b.end = b.recs[:0], b.vals[:0], nil
-	b.read(rd, math.MaxInt)
+	b.readOnly(rd, math.MaxInt)
 	if b.end == io.EOF && end == nil {
 		b.end = nil
 	}

@@ -7,19 +7,18 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
 
 	"github.com/driftd/driftd/core/feed"
 	"github.com/driftd/driftd/core/metric"
 	"github.com/driftd/driftd/core/window"
 )
 
-// A recordBatch is up to batchLen records read in a row, in input order.
+// A recordBatch is records read in a row, in input order.
 // end, when set, is what ended the input after them: io.EOF, or the error
 // that stopped reading.
 type recordBatch struct {
 	recs []record
-	vals []metric.Value // the records' values: reused by the next fill
+	vals []metric.Value // the records' values: reused by the next batch
 	end  error
 }
 
@@ -31,22 +30,17 @@ type record struct {
 	bad  error
 }
 
-const (
-	// batchLen is the records handed from decoding to ingestion at once:
-	// enough that the handoff (two channel operations, often a goroutine
-	// wakeup) is a few nanoseconds a record, few enough that the records
-	// in flight stay in the CPU's caches.
-	batchLen = 256
-	// batchesInFlight is how many batches decoding may be ahead of
-	// ingestion, plus the one being ingested.
-	batchesInFlight = 4
-)
+// batchLen is the records decoded at once when they are not cut into
+// chunks: enough that a handoff between goroutines (two channel
+// operations, often a goroutine wakeup) is a few nanoseconds a record, few
+// enough that the records in flight stay in the CPU's caches.
+const batchLen = 256
 
-// fill reads the next records of rd into b, until b is full or the input
-// ends.
-func (b *recordBatch) fill(rd metricSource) {
+// readOnly reads the next records of rd into b, in place of those it
+// held, until b holds n or the input ends.
+func (b *recordBatch) readOnly(rd metricSource, n int) {
 	b.recs, b.vals, b.end = b.recs[:0], b.vals[:0], nil
-	b.read(rd, cap(b.recs))
+	b.read(rd, n)
 }
 
 // read appends the next records of rd to b, until b holds n or the input
@@ -74,84 +68,62 @@ func (b *recordBatch) read(rd metricSource, n int) {
 	}
 }
 
-// backtestIngest gives every metric rd reads to a.Ingest, in input order,
-// and reports each bad line to errOut, in input order too: a record rd
-// reports as a *metric.RecordError, and a metric Ingest refuses. With one
-// CPU it decodes and ingests in turn (ingestInline). With more, an NDJSON
-// or CSV body is cut into chunks decoded on several goroutines at once
-// (ingestChunks), and a JSON array is decoded on one goroutine ahead of
-// ingestion (ingestDecodingAhead). BenchmarkBacktestIngest compares them.
-func (a *Agent) backtestIngest(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
+// A batchSource gives ingestion a backtest's records a batch at a time,
+// in input order.
+type batchSource interface {
+	// next returns the next batch, the caller's until the next call; the
+	// last ends the input (recordBatch.end). ctx's end ends the wait.
+	next(ctx context.Context) (*recordBatch, error)
+	// stop stops the goroutines decoding ahead, if any, and waits for
+	// them.
+	stop()
+}
+
+// decodeInput returns the source of rd's records. With one CPU, it decodes
+// a batch when ingestion asks for it (inlineSource). With more, it decodes
+// ahead of ingestion on goroutines of its own, from now until ctx ends or
+// it stops (aheadSource): an NDJSON or CSV body is cut into chunks decoded
+// on several goroutines at once, a JSON array decoded on one.
+// BenchmarkBacktestIngest compares them.
+func decodeInput(ctx context.Context, rd metricSource) batchSource {
+	if runtime.GOMAXPROCS(0) < 2 {
+		return &inlineSource{rd: rd, b: recordBatch{recs: make([]record, 0, batchLen)}}
+	}
+	return decodeAhead(ctx, rd)
+}
+
+// inlineSource decodes a batch of records when ingestion asks for it, on
+// ingestion's goroutine.
+type inlineSource struct {
+	rd metricSource
+	b  recordBatch
+}
+
+func (s *inlineSource) next(ctx context.Context) (*recordBatch, error) {
+	s.b.readOnly(s.rd, batchLen)
+	return &s.b, nil
+}
+
+func (s *inlineSource) stop() {}
+
+// backtestIngest gives every metric src decodes to a.Ingest, in input
+// order, and reports each bad line to errOut, in input order too: a record
+// the reader reports as a *metric.RecordError, and a metric Ingest
+// refuses.
+func (a *Agent) backtestIngest(ctx context.Context, src batchSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
 	// Bad lines are reported a batch at a time (ingestBatch flushes),
 	// not a write each: a file of bad lines costs a write a batch.
 	reports := bufio.NewWriterSize(errOut, 32<<10)
 	defer reports.Flush()
-	errOut = reports
-	if runtime.GOMAXPROCS(0) < 2 {
-		return a.ingestInline(ctx, rd, opts, errOut, res)
-	}
-	if r, ok := rd.(chunkedSource); ok {
-		return a.ingestChunks(ctx, r, opts, errOut, res)
-	}
-	return a.ingestDecodingAhead(ctx, rd, opts, errOut, res)
-}
-
-// ingestInline decodes a batch of records, ingests it, and so on, on the
-// calling goroutine.
-func (a *Agent) ingestInline(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
-	b := &recordBatch{recs: make([]record, 0, batchLen)}
 	var last *window.Window
 	for {
-		b.fill(rd)
-		if done, err := a.ingestBatch(ctx, b, &last, opts, errOut, res); done || err != nil {
+		b, err := src.next(ctx)
+		if err != nil {
 			return err
 		}
-	}
-}
-
-// ingestDecodingAhead decodes on a goroutine of its own, up to
-// batchesInFlight-1 batches ahead of the calling goroutine, which ingests
-// them in order.
-func (a *Agent) ingestDecodingAhead(ctx context.Context, rd metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // before the wait: stops the decoding goroutine
-	free := make(chan *recordBatch, batchesInFlight)
-	full := make(chan *recordBatch, batchesInFlight)
-	for range batchesInFlight {
-		free <- &recordBatch{recs: make([]record, 0, batchLen)}
-	}
-	// Owned by this call, which stops it (cancel) and waits for it before
-	// it returns. Stopping waits out a read of rd in progress: from a pipe
-	// that sends nothing, until it does or closes.
-	wg.Go(func() {
-		for {
-			var b *recordBatch
-			select {
-			case b = <-free:
-			case <-ctx.Done():
-				return
-			}
-			b.fill(rd)
-			full <- b // never blocks: there are only batchesInFlight batches
-			if b.end != nil {
-				return
-			}
-		}
-	})
-	var last *window.Window
-	for {
-		var b *recordBatch
-		select {
-		case b = <-full:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if done, err := a.ingestBatch(ctx, b, &last, opts, errOut, res); done || err != nil {
+		if done, err := a.ingestBatch(ctx, b, &last, opts, reports, res); done || err != nil {
 			return err
 		}
-		free <- b
 	}
 }
 

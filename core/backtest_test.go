@@ -231,7 +231,7 @@ func TestBacktestBatchAllocs(t *testing.T) {
 	opts := &BacktestOptions{}
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(runs, func() {
-		b.fill(rd)
+		b.readOnly(rd, batchLen)
 		if _, err := a.ingestBatch(ctx, b, &last, opts, io.Discard, &res); err != nil {
 			t.Fatal(err)
 		}
@@ -286,5 +286,71 @@ func TestBacktestEndsAtALineTooLongOfAPipe(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A backtest reads and decodes a file while its plugins start: the file
+// has been read from before the detector's plugin is made.
+func TestBacktestReadsAFileWhileThePluginsStart(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // one CPU decodes in turn
+	path := writeConfig(t, shortLinesConfig)
+	in, err := os.Create(filepath.Join(t.TempDir(), "metrics.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	const lines = 1000
+	for i := range lines {
+		fmt.Fprintf(in, `{"model":"m","version":"v1","accuracy":%g}`+"\n", 0.9-float64(i%2)*0.1)
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var readFirst bool
+	res, err := Backtest(context.Background(), in, io.Discard, io.Discard, BacktestOptions{
+		Options: Options{ConfigPath: path, LogOutput: io.Discard, InProcess: map[string]func() sdk.Plugin{
+			"below": func() sdk.Plugin {
+				deadline := time.Now().Add(10 * time.Second)
+				for !readFirst && time.Now().Before(deadline) {
+					at, err := in.Seek(0, io.SeekCurrent)
+					readFirst = err == nil && at > 0
+					time.Sleep(time.Millisecond)
+				}
+				return &below{}
+			},
+		}},
+	})
+	if err != nil || res.Accepted != lines {
+		t.Fatalf("backtest: %+v, %v; want %d lines accepted", res, err, lines)
+	}
+	if !readFirst {
+		t.Error("the file was not read from while the plugin started")
+	}
+}
+
+// A backtest of a pipe reads nothing before its plugins run: when one
+// fails to start, the backtest ends at once, without waiting for the pipe.
+func TestBacktestOfAPipeEndsAtOnceWhenAPluginFails(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	path := writeConfig(t, strings.ReplaceAll(shortLinesConfig, "below", "missing"))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close() // only once the backtest ended: the pipe sends nothing
+	done := make(chan error, 1)
+	go func() {
+		_, err := Backtest(context.Background(), pr, io.Discard, io.Discard, BacktestOptions{Options: Options{ConfigPath: path, LogOutput: io.Discard}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "Plugin not found") {
+			t.Errorf("backtest: %v, want the missing plugin", err)
+		}
+	case <-time.After(20 * time.Second):
+		pw.Close()
+		t.Fatalf("no end while the pipe stays open (once closed: %v)", <-done)
 	}
 }

@@ -198,11 +198,12 @@ func BenchmarkHandleMetrics(b *testing.B) {
 
 // BenchmarkBacktestIngest replays NDJSON lines of one model version through
 // backtest's loop, decoding and ingesting in turn on one goroutine
-// (inline), decoding on a goroutine of its own (ahead) or cutting the body
-// into chunks decoded on several (chunks), with the detectors in process
-// or over gRPC: one op is one line. With -cpu 1,2 it shows which is
-// fastest on one CPU and on two; backtestIngest picks by GOMAXPROCS. The whole command, plugin processes included, is
-// timed by cmd/driftd-replay (make bench-replay).
+// (inline), decoding on a goroutine of its own (ahead, as for a JSON
+// array) or cutting the body into chunks decoded on several (chunks), with
+// the detectors in process or over gRPC: one op is one line. With -cpu 1,2
+// it shows which is fastest on one CPU and on two; decodeInput picks by
+// GOMAXPROCS. The whole command, plugin processes included, is timed by
+// cmd/driftd-replay (make bench-replay).
 func BenchmarkBacktestIngest(b *testing.B) {
 	var lines [][]byte
 	for i := range 100 {
@@ -216,19 +217,21 @@ func BenchmarkBacktestIngest(b *testing.B) {
 			b.Run(detectors.name+"/"+loop, func(b *testing.B) {
 				a := newBenchAgent(b, detectors.overGRPC)
 				rd := metric.NewReader(&cycleLines{lines: lines, n: b.N}, metric.Limits{})
-				ingest := func(ctx context.Context, _ metricSource, opts *BacktestOptions, errOut io.Writer, res *BacktestResult) error {
-					return a.ingestChunks(ctx, rd, opts, errOut, res)
-				}
+				ctx := context.Background()
+				b.ResetTimer()
+				var src batchSource
 				switch loop {
 				case "inline":
-					ingest = a.ingestInline
+					src = &inlineSource{rd: rd, b: recordBatch{recs: make([]record, 0, batchLen)}}
 				case "ahead":
-					ingest = a.ingestDecodingAhead
+					src = decodeAhead(ctx, struct{ metricSource }{rd}) // not cut into chunks
+				default:
+					src = decodeAhead(ctx, rd)
 				}
+				defer src.stop()
 				var res BacktestResult
 				b.ReportAllocs()
-				b.ResetTimer()
-				if err := ingest(context.Background(), rd, &BacktestOptions{}, io.Discard, &res); err != nil {
+				if err := a.backtestIngest(ctx, src, &BacktestOptions{}, io.Discard, &res); err != nil {
 					b.Fatal(err)
 				}
 				settleBench(b, a)

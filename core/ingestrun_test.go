@@ -384,7 +384,10 @@ monitor "*" {
 					fmt.Fprintf(&in, `{"model":"m","version":"v1","accuracy":%g}`+"\n", v)
 				}
 				var res BacktestResult
-				if err := a.backtestIngest(ctx, metric.NewReader(strings.NewReader(in.String()), metric.Limits{}), &BacktestOptions{}, io.Discard, &res); err != nil {
+				src := decodeInput(ctx, metric.NewReader(strings.NewReader(in.String()), metric.Limits{}))
+				err := a.backtestIngest(ctx, src, &BacktestOptions{}, io.Discard, &res)
+				src.stop()
+				if err != nil {
 					t.Fatal(err)
 				}
 				if err := g.idle(ctx); err != nil {
