@@ -103,9 +103,10 @@ func Backtest(ctx context.Context, in io.Reader, out, errOut io.Writer, opts Bac
 	rec := newBacktestRecorder(opts.Types)
 	defer rec.close()
 	a.events = rec
-	// A file is read and decoded while the plugins start; a pipe only
-	// once they run, so that a backtest whose plugins fail ends at once,
-	// not once a read of the pipe returns.
+	// With two CPUs or more, a file is read and decoded while the plugins
+	// start (decodeInput); a pipe only once they run, so that a backtest
+	// whose plugins fail ends at once, not once a read of the pipe
+	// returns.
 	var src batchSource
 	if regularFile(in) {
 		src = decodeInput(ctx, rd)

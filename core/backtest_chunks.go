@@ -68,11 +68,7 @@ func decodeAhead(ctx context.Context, rd metricSource) *aheadSource {
 	jobs := 2 * decoders
 	s := &aheadSource{cancel: cancel, free: make(chan *chunkJob, jobs), inOrder: make(chan *chunkJob, jobs)}
 	for range jobs {
-		// Room for a chunk's most lines, one value each: a batch grows
-		// by copying, and the first jobs did, to 4,096 records each
-		// (some 4 MB of a backtest's memory).
-		recs := recordBatch{recs: make([]record, 0, metric.MaxChunkLines), vals: make([]metric.Value, 0, metric.MaxChunkLines)}
-		s.free <- &chunkJob{recs: recs, decoded: make(chan struct{}, 1)}
+		s.free <- &chunkJob{decoded: make(chan struct{}, 1)}
 	}
 	todo := make(chan *chunkJob, jobs) // to the decoders
 	// The goroutines are the source's, which stop stops (cancel) and
@@ -97,8 +93,11 @@ func decodeAhead(ctx context.Context, rd metricSource) *aheadSource {
 	}
 	for range decoders {
 		s.wg.Go(func() {
-			r := cs.ChunkReader()
+			var r metric.ChunkReader // once the body is known to be cut (Chunks)
 			for j := range todo {
+				if r == nil {
+					r = cs.ChunkReader()
+				}
 				r.ReadChunk(j.ch)
 				j.recs.fillChunk(r, j.ch.End)
 				j.decoded <- struct{}{}
@@ -167,6 +166,12 @@ func (s *aheadSource) cut(ctx context.Context, c *metric.Chunker, todo chan<- *c
 		ch, err := c.Next(j.buf, chunkBytes)
 		if err != nil { // io.EOF: past the last chunk, never asked for
 			return
+		}
+		if cap(j.recs.recs) < metric.MaxChunkLines {
+			// Room for a chunk's most lines, one value each: a batch
+			// grows by copying, and the first jobs did, to 4,096
+			// records each (some 4 MB of a backtest's memory).
+			j.recs.recs, j.recs.vals = make([]record, 0, metric.MaxChunkLines), make([]metric.Value, 0, metric.MaxChunkLines)
 		}
 		j.ch, j.buf = ch, ch.Data[:0]
 		if cap(j.buf) > 4*chunkBytes {

@@ -328,29 +328,46 @@ func TestBacktestReadsAFileWhileThePluginsStart(t *testing.T) {
 	}
 }
 
-// A backtest of a pipe reads nothing before its plugins run: when one
-// fails to start, the backtest ends at once, without waiting for the pipe.
-func TestBacktestOfAPipeEndsAtOnceWhenAPluginFails(t *testing.T) {
+// A backtest whose plugin fails to start ends at once: of a file, which
+// it has begun reading, and of a pipe, which it reads nothing of before
+// its plugins run, so that it does not wait for the pipe.
+func TestBacktestEndsAtOnceWhenAPluginFails(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	path := writeConfig(t, strings.ReplaceAll(shortLinesConfig, "below", "missing"))
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close() // only once the backtest ended: the pipe sends nothing
-	done := make(chan error, 1)
-	go func() {
-		_, err := Backtest(context.Background(), pr, io.Discard, io.Discard, BacktestOptions{Options: Options{ConfigPath: path, LogOutput: io.Discard}})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "Plugin not found") {
-			t.Errorf("backtest: %v, want the missing plugin", err)
-		}
-	case <-time.After(20 * time.Second):
-		pw.Close()
-		t.Fatalf("no end while the pipe stays open (once closed: %v)", <-done)
+	for _, input := range []string{"file", "pipe"} {
+		t.Run(input, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			defer pw.Close() // only once the backtest ended: the pipe sends nothing
+			in := pr
+			if input == "file" {
+				name := filepath.Join(t.TempDir(), "metrics.ndjson")
+				line := `{"model":"m","version":"v1","accuracy":0.9}` + "\n"
+				if err := os.WriteFile(name, []byte(strings.Repeat(line, 100000)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if in, err = os.Open(name); err != nil {
+					t.Fatal(err)
+				}
+				defer in.Close()
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := Backtest(context.Background(), in, io.Discard, io.Discard, BacktestOptions{Options: Options{ConfigPath: path, LogOutput: io.Discard}})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "Plugin not found") {
+					t.Errorf("backtest: %v, want the missing plugin", err)
+				}
+			case <-time.After(20 * time.Second):
+				pw.Close()
+				t.Fatalf("no end while the pipe stays open (once closed: %v)", <-done)
+			}
+		})
 	}
 }

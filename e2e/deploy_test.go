@@ -120,7 +120,9 @@ func TestMakeInstall(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "install", "BIN="+filepath.Join(tmp, "bin"), "DESTDIR="+destdir, "PREFIX="+prefix)
 	cmd.Dir = moduleRoot
-	cmd.Env = slices.DeleteFunc(cleanEnv(), func(kv string) bool { return strings.HasPrefix(kv, "CGO_ENABLED=") })
+	cmd.Env = slices.DeleteFunc(cleanEnv(), func(kv string) bool { // make's default, not this run's
+		return strings.HasPrefix(kv, "CGO_ENABLED=") || strings.HasPrefix(kv, "MAKEFLAGS=") || strings.HasPrefix(kv, "MFLAGS=")
+	})
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
